@@ -1,0 +1,1 @@
+"""irtool's dialects, one per module (installed as `irtool.dialects`)."""

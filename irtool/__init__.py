@@ -1,0 +1,3 @@
+"""irtool: a multi-level xDSL compiler for small transformer language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Frontends: llama2.c checkpoints and ONNX files to the `transformer` dialect."""

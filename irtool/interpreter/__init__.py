@@ -1,0 +1,1 @@
+"""The numpy interpreter that executes every irtool IR level."""

@@ -1,0 +1,90 @@
+"""Reading and writing a module together with its weight store.
+
+Parse and verify failures become IrtoolError with the file name, the location and the
+message, so drivers report them in one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import DiagnosticException, ParseError
+
+from irtool.context import make_context
+from irtool.errors import IrtoolError
+from irtool.weights import (
+    WeightStore,
+    absolutize_store_reference,
+    check_store,
+    set_store_reference,
+    store_path_for,
+    store_reference,
+)
+
+
+def parse_module(text: str, name: str, ctx: Context | None = None) -> ModuleOp:
+    ctx = ctx or make_context()
+    try:
+        module = Parser(ctx, text, name=name).parse_module()
+    except ParseError as e:
+        raise IrtoolError(f"cannot parse {name}:\n{e}") from None
+    verify_module(module, name)
+    return module
+
+
+def verify_module(module: ModuleOp, name: str) -> None:
+    try:
+        module.verify()
+    except DiagnosticException as e:
+        raise IrtoolError(f"{name} does not verify: {e}") from None
+
+
+def read_module(path: str | os.PathLike[str], ctx: Context | None = None) -> ModuleOp:
+    """Parse a `.mlir` file; its store reference becomes absolute."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise IrtoolError(f"cannot read '{path}': {e.strerror}") from None
+    module = parse_module(text, str(path), ctx)
+    absolutize_store_reference(module, Path(path).parent)
+    return module
+
+
+def load_store(module: ModuleOp, name: str) -> WeightStore:
+    """Load and check the store a module names (an empty store when it names none)."""
+    ref = store_reference(module)
+    if ref is None:
+        store = WeightStore()
+    else:
+        store = WeightStore.load(ref)
+    check_store(module, store, ref or f"(none: {name} has no irtool.weights attribute)")
+    return store
+
+
+def load_module(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
+    module = read_module(path)
+    return module, load_store(module, str(path))
+
+
+def module_text(module: ModuleOp) -> str:
+    out = io.StringIO()
+    Printer(stream=out).print_op(module)
+    out.write("\n")
+    return out.getvalue()
+
+
+def write_module(module: ModuleOp, store: WeightStore, path: str | os.PathLike[str]) -> Path:
+    """Write `path` and its store `<stem>.weights.npz` beside it; returns the store path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store_path = store_path_for(path)
+    store.save(store_path)
+    set_store_reference(module, store_path.name)
+    path.write_text(module_text(module))
+    return store_path

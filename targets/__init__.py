@@ -1,0 +1,1 @@
+"""Target descriptions and emitters (installed as `irtool.targets`)."""
