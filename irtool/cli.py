@@ -1,0 +1,99 @@
+"""`irtool`: the user-facing commands.
+
+    irtool import MODEL -o OUT.mlir          # ONNX or llama2.c -> IR + OUT.weights.npz
+    irtool generate [MODEL_OR_MLIR] --prompt TEXT --steps N [--tokenizer FILE]
+
+With no MODEL, `generate` uses the example model bundled with irtool (stories260K).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from irtool.diagnostics import run_reporting_errors, wants_debug
+from irtool.errors import IrtoolError
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from irtool.frontend.load import import_model
+    from irtool.module_io import module_text, write_module
+
+    module, store = import_model(args.model)
+    store_path = write_module(module, store, args.output)
+    print(f"wrote {args.output} ({len(module_text(module))} bytes of IR) and {store_path} "
+          f"({len(store.arrays)} weights, {store.nbytes} bytes)")
+
+
+def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
+    """--tokenizer, else one beside the model that fits its vocabulary, else the bundled one."""
+    from irtool.frontend.load import DEFAULT_TOKENIZER
+    from irtool.tokenizer import load_tokenizer
+
+    if explicit:
+        return load_tokenizer(explicit)
+    candidates = [model.parent / "vocab.json"]
+    if vocab_size:
+        candidates.insert(0, model.parent / f"tok{vocab_size}.bin")
+        if vocab_size == 512:
+            candidates.append(DEFAULT_TOKENIZER)
+    for c in candidates:
+        if c.is_file():
+            tok = load_tokenizer(c)
+            if vocab_size is None or tok.vocab_size == vocab_size:
+                return tok
+    raise IrtoolError(f"no tokenizer found for '{model}' (vocabulary {vocab_size}): pass "
+                      "--tokenizer FILE (a llama2.c tok*.bin or a vocab.json)")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from irtool.frontend.load import DEFAULT_MODEL, import_model
+    from irtool.interpreter.runner import ModelRunner
+
+    model = Path(args.model) if args.model else DEFAULT_MODEL
+    runner = ModelRunner(*import_model(model))
+    tok = find_tokenizer(model, runner.vocab_size, args.tokenizer)
+    prompt = tok.encode(args.prompt)
+    if not prompt:
+        raise IrtoolError("the prompt is empty for this tokenizer: give some text with --prompt")
+    start = time.perf_counter()
+    new = runner.generate(prompt, args.steps)
+    elapsed = time.perf_counter() - start
+    print(tok.decode(prompt + new))
+    print(f"tokens: {','.join(str(t) for t in prompt + new)}")
+    if new:
+        print(f"({len(new)} tokens in {elapsed:.2f} s, {len(new) / elapsed:.1f} tokens/s, "
+              "interpreter, full-sequence recomputation)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="irtool", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import", help="import an ONNX or llama2.c model to irtool IR")
+    imp.add_argument("model")
+    imp.add_argument("-o", "--output", required=True, metavar="OUT.mlir")
+    imp.set_defaults(func=cmd_import)
+    gen = sub.add_parser("generate", help="greedy text generation with the interpreter")
+    gen.add_argument("model", nargs="?", help="model or .mlir (default: bundled stories260K)")
+    gen.add_argument("--prompt", default="Once upon a time")
+    gen.add_argument("--steps", type=int, default=64)
+    gen.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
+    gen.set_defaults(func=cmd_generate)
+    for sp in (imp, gen):
+        sp.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    run_reporting_errors(lambda: args.func(args), wants_debug(argv))
+
+
+if __name__ == "__main__":
+    main()

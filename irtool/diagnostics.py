@@ -1,0 +1,45 @@
+"""How every irtool driver reports failure: one line `error: ...`, exit code 1.
+
+A traceback is for irtool's developers, not its users; `--debug` brings it back.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from xdsl.utils.exceptions import DiagnosticException, ParseError
+
+from irtool.errors import IrtoolError
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def run_reporting_errors(body: Callable[[], None], debug: bool) -> None:
+    """Run `body`; turn any failure into `error: ...` and exit code 1 unless `debug`."""
+    if debug:
+        body()
+        return
+    try:
+        body()
+    except IrtoolError as e:
+        fail(str(e))
+    except ParseError as e:
+        fail(f"cannot parse the input:\n{e}")
+    except DiagnosticException as e:
+        fail(f"the IR does not verify: {e}")
+    except KeyboardInterrupt:
+        fail("interrupted")
+    except (SystemExit, BrokenPipeError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - the last line of defence for users
+        fail(f"{type(e).__name__}: {e} (this is a bug in irtool; rerun with --debug for the "
+             "traceback and report it)")
+
+
+def wants_debug(argv: list[str]) -> bool:
+    return "--debug" in argv

@@ -1,0 +1,47 @@
+"""One entry point for every model format irtool reads.
+
+`.mlir` is an irtool module with its weight store; `.onnx` goes through the ONNX raiser;
+anything else is tried as a llama2.c checkpoint (whose reader checks the header and size).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from xdsl.dialects.builtin import ModuleOp
+
+from irtool.errors import IrtoolError
+from irtool.weights import WeightStore
+
+PACKAGE_DATA = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_MODEL = PACKAGE_DATA / "stories260K.bin"
+DEFAULT_TOKENIZER = PACKAGE_DATA / "tok512.bin"
+
+
+def import_llama2c(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
+    from irtool.frontend.llama import LlamaShape, build_llama
+    from irtool.frontend.llama2c import read_llama2c_checkpoint
+
+    ckpt = read_llama2c_checkpoint(path)
+    c = ckpt.config
+    shape = LlamaShape(dim=c.dim, hidden_dim=c.hidden_dim, n_layers=c.n_layers,
+                       n_heads=c.n_heads, n_kv_heads=c.n_kv_heads, vocab_size=c.vocab_size,
+                       seq_len=c.seq_len, norm_eps=c.norm_eps, rope_theta=c.rope_theta)
+    return build_llama(shape, ckpt.weights)
+
+
+def import_model(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
+    """The `transformer`-level module (and its store) of a model file of any known format."""
+    p = Path(path)
+    if not p.is_file():
+        raise IrtoolError(f"model file '{path}' not found")
+    if p.suffix == ".mlir":
+        from irtool.module_io import load_module
+
+        return load_module(p)
+    if p.suffix == ".onnx":
+        from irtool.frontend.onnx_import import import_onnx
+
+        return import_onnx(p)
+    return import_llama2c(p)

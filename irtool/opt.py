@@ -1,0 +1,91 @@
+"""`irtool-opt`: xDSL's opt driver with irtool's dialects, passes and named pipelines.
+
+Everything xdsl-opt offers keeps working (`-p`, `-o`, `--split-input-file`,
+`--verify-diagnostics`, `--print-op-generic`, ...). irtool adds `--pipeline=NAME` (run a
+named sequence before any `-p` passes), keeps the weight store reachable when the module is
+written elsewhere (its path is rewritten relative to `-o`), and reports errors on one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import IO
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.transforms import get_all_passes as xdsl_passes
+from xdsl.utils.exceptions import ArgSpecParseError
+from xdsl.xdsl_opt_main import xDSLOptMain
+
+from irtool.context import register_dialects
+from irtool.diagnostics import run_reporting_errors, wants_debug
+from irtool.errors import IrtoolError
+from irtool.passes import get_all_passes as irtool_passes
+from irtool.pipelines import PIPELINES
+from irtool.weights import absolutize_store_reference, relativize_store_reference
+
+XDSL_PASSES = ("canonicalize", "cse", "dce", "licm", "constant-fold-interp")
+
+
+class IrToolOptMain(xDSLOptMain):
+    def register_all_dialects(self) -> None:
+        # Not super(): that would register xDSL's CIRCT `hw`, which clashes with ours.
+        register_dialects(self.ctx)
+
+    def register_all_passes(self) -> None:
+        available = xdsl_passes()
+        for name in XDSL_PASSES:
+            self.register_pass(name, available[name])
+        for name, factory in irtool_passes().items():
+            self.register_pass(name, factory)
+
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        super().register_all_arguments(arg_parser)
+        arg_parser.add_argument("--pipeline", choices=sorted(PIPELINES),
+                                help="named pass pipeline, run before the -p passes")
+        arg_parser.add_argument("--debug", action="store_true",
+                                help="show Python tracebacks instead of one-line errors")
+
+    def setup_pipeline(self) -> None:
+        if self.args.pipeline:
+            self.args.passes = ",".join(
+                p for p in (PIPELINES[self.args.pipeline], self.args.passes) if p)
+        try:
+            super().setup_pipeline()
+        except (ValueError, ArgSpecParseError) as e:  # ArgSpecParseError is a BaseException
+            raise IrtoolError(f"bad pass pipeline '{self.args.passes}': {e}") from None
+
+    def parse_chunk(self, chunk: IO[bytes], file_extension: str,
+                    start_offset: int = 0) -> ModuleOp | None:
+        module = super().parse_chunk(chunk, file_extension, start_offset)
+        if module is not None and self.args.input_file:
+            absolutize_store_reference(module, os.path.dirname(self.args.input_file))
+        return module
+
+    def prepare_output(self) -> IO[str]:
+        if self.args.output_file:
+            out_dir = os.path.dirname(self.args.output_file)
+            try:
+                if out_dir:
+                    os.makedirs(out_dir, exist_ok=True)
+                return open(self.args.output_file, "w")
+            except OSError as e:
+                raise IrtoolError(f"cannot write '{self.args.output_file}': {e.strerror}") from None
+        return super().prepare_output()
+
+    def output_resulting_program(self, prog: ModuleOp) -> str:
+        if self.args.output_file:
+            relativize_store_reference(prog, os.path.dirname(self.args.output_file) or ".")
+        return super().output_resulting_program(prog)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    run_reporting_errors(lambda: IrToolOptMain(description=__doc__, args=args).run(),
+                         wants_debug(args))
+
+
+if __name__ == "__main__":
+    main()

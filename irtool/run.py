@@ -1,0 +1,70 @@
+"""`irtool-run`: execute a module at any IR level with the numpy interpreter.
+
+    irtool-run model.mlir --tokens 1,403,407 [--dump-logits out.npy] [--generate N]
+
+Prints the argmax of the last position, saves the float32 logits of every position
+(`[T, vocab]`) with `--dump-logits`, and with `--generate N` prints the N greedy ids on a line
+`tokens: id,id,...`. A model file (.onnx, llama2.c .bin) is imported on the fly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from irtool.diagnostics import run_reporting_errors, wants_debug
+from irtool.errors import IrtoolError
+
+
+def parse_token_list(text: str) -> list[int]:
+    try:
+        ids = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise IrtoolError(f"--tokens expects comma-separated integers, got '{text}'") from None
+    if not ids:
+        raise IrtoolError("--tokens is empty: give at least one token id")
+    return ids
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="irtool-run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("module", help="an irtool .mlir module (or a model file to import)")
+    p.add_argument("--tokens", required=True, help="comma-separated token ids, e.g. 1,403,407")
+    p.add_argument("--dump-logits", metavar="OUT.npy",
+                   help="save the float32 logits of every position, shape [T, vocab]")
+    p.add_argument("--generate", type=int, default=0, metavar="N",
+                   help="greedily generate N tokens and print them on a line 'tokens: ...'")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+
+    tokens = parse_token_list(args.tokens)
+    if args.generate < 0:
+        raise IrtoolError("--generate must be >= 0")
+    runner = ModelRunner(*import_model(args.module))
+    logits = runner.forward(tokens)
+    if args.dump_logits:
+        np.save(args.dump_logits, logits)
+    print(f"positions: {logits.shape[0]}, vocab: {logits.shape[1]}, "
+          f"next token: {int(np.argmax(logits[-1]))}")
+    if args.generate:
+        new = runner.generate(tokens, args.generate)
+        print("tokens: " + ",".join(str(t) for t in new))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    run_reporting_errors(lambda: run(args), wants_debug(argv))
+
+
+if __name__ == "__main__":
+    main()

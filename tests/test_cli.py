@@ -1,0 +1,56 @@
+"""The console scripts, run as a user runs them (subprocesses), checked against the goldens."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+BIN = __import__("pathlib").Path(sys.executable).parent
+
+
+def run(*args, ok=True):
+    proc = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True,
+                          text=True)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_main_job_prints_the_golden_story(shared_models):
+    golden = json.loads((shared_models / "stories260K" / "golden.json").read_text())
+    out = run("irtool", "generate", "--prompt", "Once upon a time", "--steps", "64").stdout
+    assert golden["text"] in out
+    assert "tokens: " + ",".join(map(str, golden["all_ids"])) in out
+
+
+def test_generate_with_char_tokenizer_on_onnx(shared_models):
+    golden = json.loads((shared_models / "nanogpt-tiny" / "golden.json").read_text())
+    out = run("irtool", "generate", shared_models / "nanogpt-tiny" / "nanogpt.onnx",
+              "--prompt", golden["prompt"], "--steps", "64").stdout
+    assert golden["text"] in out
+
+
+def test_import_then_run_dumps_golden_logits(shared_models, tmp_path):
+    model = shared_models / "stories260K" / "stories260K.bin"
+    run("irtool", "import", model, "-o", tmp_path / "m.mlir")
+    golden = np.load(shared_models / "stories260K" / "golden_logits.npz")
+    ids = ",".join(map(str, golden["input_ids"][0]))
+    out = run("irtool-run", tmp_path / "m.mlir", "--tokens", ids, "--dump-logits",
+              tmp_path / "l.npy", "--generate", "3").stdout
+    logits = np.load(tmp_path / "l.npy")
+    assert logits.dtype == np.float32 and logits.shape == golden["logits"].shape[1:]
+    assert np.abs(logits - golden["logits"][0]).max() < 1e-4
+    assert "tokens: " in out
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "bad.mlir"
+    bad.write_text("func.func @forward(%x: tensor<?xi32>) {\n  %y = transformer.nope %x\n}\n")
+    for cmd in (["irtool-run", bad, "--tokens", "1"], ["irtool-opt", bad],
+                ["irtool", "import", tmp_path / "missing.onnx", "-o", tmp_path / "o.mlir"]):
+        proc = run(*cmd, ok=False)
+        assert proc.returncode == 1, proc
+        assert proc.stderr.startswith("error: "), proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert "transformer.nope" in run("irtool-run", bad, "--tokens", "1", ok=False).stderr
