@@ -23,7 +23,14 @@ def _transformer() -> Dialect:
     return Transformer
 
 
-IRTOOL_DIALECTS: dict[str, Callable[[], Dialect]] = {"transformer": _transformer}
+def _memory() -> Dialect:
+    from irtool.dialects.memory import Memory
+
+    return Memory
+
+
+IRTOOL_DIALECTS: dict[str, Callable[[], Dialect]] = {"transformer": _transformer,
+                                                     "memory": _memory}
 
 
 def fresh_builtin() -> Dialect:

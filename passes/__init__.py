@@ -9,5 +9,27 @@ from collections.abc import Callable
 from xdsl.passes import ModulePass
 
 
+def _extract_kv_cache() -> type[ModulePass]:
+    from irtool.passes.extract_kv_cache import ExtractKVCachePass
+
+    return ExtractKVCachePass
+
+
+def _bufferize() -> type[ModulePass]:
+    from irtool.passes.bufferize import BufferizePass
+
+    return BufferizePass
+
+
+def _allocate() -> type[ModulePass]:
+    from irtool.passes.allocate import AllocatePass
+
+    return AllocatePass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
-    return {}
+    return {
+        "extract-kv-cache": _extract_kv_cache,
+        "bufferize": _bufferize,
+        "allocate": _allocate,
+    }
