@@ -12,6 +12,10 @@ Conventions shared by all ops:
   the first token. The whole-sequence forward leaves it out (start 0); a decode step passes it.
 * `attention` with `causal` aligns the *ends* of the query and key sequences: query `i` of `T`
   sees keys `j <= i + (S - T)`, so a one-token decode step over a cache of `S` keys sees all.
+  An optional `window = W` restricts query `i` further to the last `W` keys up to its own.
+* A KV cache is a tensor `[layers, kv_heads, capacity, head_dim]` threaded through the decode
+  step as a value: `kv_write` returns the updated cache and `cached_attention` reads it. Position
+  `p` lives in slot `p` (linear cache) or slot `p % capacity` (`ring`, for window mode).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from xdsl.dialects.builtin import (
     IntegerType,
     StringAttr,
     TensorType,
+    UnitAttr,
     i64,
 )
 from xdsl.ir import Attribute, Dialect, SSAValue
@@ -366,7 +371,7 @@ class RopeOp(_ActivationOp):
                                   f"(0, head_dim = {hd}]")
         for what, table in (("cos", self.cos), ("sin", self.sin)):
             _, half = _expect_rank(self, what, table, 2)
-            if half != rd // 2:
+            if not _dims_agree(half, rd // 2):
                 raise VerifyException(f"{self.name}: {what} table has {half} columns, "
                                       f"expected rotary_dim / 2 = {rd // 2}")
         _expect_same(self, "sin", _shape(self, "sin", self.sin), _shape(self, "cos", self.cos))
@@ -379,7 +384,8 @@ class AttentionOp(IRDLOperation):
 
     `q: [T, heads * head_dim]`, `k, v: [S, kv_heads * head_dim]` -> `[T, heads * head_dim]`.
     Query head `h` reads key/value head `h // (heads / kv_heads)`. `causal` masks keys after
-    each query, aligning the ends of the two sequences (see the module docstring).
+    each query, aligning the ends of the two sequences (see the module docstring); `window = W`
+    (sliding-window attention, needs `causal`) also masks the keys more than `W - 1` before it.
     """
 
     name = "transformer.attention"
@@ -391,22 +397,30 @@ class AttentionOp(IRDLOperation):
     head_dim = prop_def(IntegerAttr)
     scale = prop_def(FloatAttr[AnyFloat])
     causal = opt_prop_def(BoolAttr)
+    window = opt_prop_def(IntegerAttr)
     result = result_def(TensorType)
     traits = traits_def(Pure())
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$query `,` $key `,` $value attr-dict `:` functional-type(operands, results)"
 
     def __init__(self, q: SSAValue, k: SSAValue, v: SSAValue, *, heads: int, kv_heads: int,
-                 head_dim: int, scale: float, causal: bool = True):
+                 head_dim: int, scale: float, causal: bool = True, window: int | None = None):
         props: dict[str, Attribute] = {"heads": _i64(heads), "kv_heads": _i64(kv_heads),
                                        "head_dim": _i64(head_dim), "scale": _f32(scale)}
         if causal:
             props["causal"] = BoolAttr.from_bool(True)
+        if window is not None:
+            props["window"] = _i64(window)
         super().__init__(operands=[q, k, v], properties=props, result_types=[q.type])
 
     @property
     def is_causal(self) -> bool:
         return self.causal is not None and bool(self.causal.value.data)
+
+    @property
+    def window_size(self) -> int | None:
+        """The sliding-window length `W`, or None for attention over all earlier keys."""
+        return None if self.window is None else self.window.value.data
 
     def verify_(self) -> None:
         t, dq = _expect_rank(self, "query", self.query, 2)
@@ -425,6 +439,144 @@ class AttentionOp(IRDLOperation):
             raise VerifyException(f"{self.name}: key has {dk} features, expected kv_heads * "
                                   f"head_dim = {kvh * hd}")
         _expect_same(self, "value", _shape(self, "value", self.value), (s, dk))
+        _expect_same(self, "result", _expect_rank(self, "result", self.result, 2), (t, dq))
+        w = self.window_size
+        if w is not None:
+            if w <= 0:
+                raise VerifyException(f"{self.name}: window must be positive, got {w}")
+            if not self.is_causal:
+                raise VerifyException(f"{self.name}: window {w} needs causal attention (a "
+                                      "sliding window looks back from each query)")
+
+
+def _cache_shape(op: IRDLOperation, what: str, value: SSAValue) -> tuple[int, int, int, int]:
+    """`[layers, kv_heads, capacity, head_dim]` of a KV cache, which must be fully static:
+    the cache is a fixed buffer that later levels place in memory."""
+    shape = _expect_rank(op, what, value, 4)
+    if DYNAMIC in shape:
+        raise VerifyException(f"{op.name}: {what} must have a static shape "
+                              f"[layers, kv_heads, capacity, head_dim], got {_fmt(shape)}")
+    layers, kvh, cap, hd = shape
+    if min(shape) <= 0:
+        raise VerifyException(f"{op.name}: {what} has an empty dimension: {_fmt(shape)}")
+    return layers, kvh, cap, hd
+
+
+def _check_layer(op: IRDLOperation, layer: int, layers: int) -> None:
+    if not 0 <= layer < layers:
+        raise VerifyException(f"{op.name}: layer {layer} is outside the cache's {layers} layers")
+
+
+@irdl_op_definition
+class KVWriteOp(IRDLOperation):
+    """Stores new key (or value) rows into one layer of a KV cache; returns the updated cache.
+
+    `cache: [L, KV, C, hd]`, `new: [T, KV * hd]`; `pos` is the position of `new`'s first row.
+    Row `t` goes to slot `pos + t` of layer `layer` (a linear cache, which must not overflow
+    `C`), or to slot `(pos + t) % C` with `ring` (window mode keeps the last `C` positions).
+    The cache is a value: the op returns a new one, so state is explicit in the IR.
+    """
+
+    name = "transformer.kv_write"
+    cache = operand_def(TensorType)
+    new = operand_def(TensorType)
+    pos = operand_def(IndexType)
+    layer = prop_def(IntegerAttr)
+    ring = opt_prop_def(UnitAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = ("$cache `,` $new `,` $pos attr-dict `:` "
+                       "type($cache) `,` type($new) `->` type($result)")
+
+    def __init__(self, cache: SSAValue, new: SSAValue, pos: SSAValue, *, layer: int,
+                 ring: bool = False):
+        props: dict[str, Attribute] = {"layer": _i64(layer)}
+        if ring:
+            props["ring"] = UnitAttr()
+        super().__init__(operands=[cache, new, pos], properties=props,
+                         result_types=[cache.type])
+
+    @property
+    def is_ring(self) -> bool:
+        return self.ring is not None
+
+    def verify_(self) -> None:
+        layers, kvh, _, hd = _cache_shape(self, "cache", self.cache)
+        _check_layer(self, self.layer.value.data, layers)
+        _, d = _expect_rank(self, "new", self.new, 2)
+        if d != DYNAMIC and d != kvh * hd:
+            raise VerifyException(f"{self.name}: new rows have {d} features, the cache holds "
+                                  f"kv_heads * head_dim = {kvh} * {hd} = {kvh * hd}")
+        if self.new.type.element_type != self.cache.type.element_type:
+            raise VerifyException(f"{self.name}: new rows are {self.new.type.element_type} but "
+                                  f"the cache holds {self.cache.type.element_type}")
+        if self.result.type != self.cache.type:
+            raise VerifyException(f"{self.name}: result type {self.result.type} differs from "
+                                  f"the cache type {self.cache.type}")
+
+
+@irdl_op_definition
+class CachedAttentionOp(IRDLOperation):
+    """Attention of new query rows over the keys and values held in a KV cache.
+
+    `q: [T, heads * head_dim]`, `kcache, vcache: [L, kv_heads, C, head_dim]` -> like `q`. The
+    `T` query rows are the positions `end - T .. end - 1`; each attends causally to the cached
+    positions up to its own, i.e. to what the cache holds: positions `max(0, end - C) .. p`, in
+    slot `p` (linear) or `p % C` (`ring`). Heads are grouped as in `attention`.
+    """
+
+    name = "transformer.cached_attention"
+    query = operand_def(TensorType)
+    kcache = operand_def(TensorType)
+    vcache = operand_def(TensorType)
+    end = operand_def(IndexType)
+    layer = prop_def(IntegerAttr)
+    heads = prop_def(IntegerAttr)
+    kv_heads = prop_def(IntegerAttr)
+    head_dim = prop_def(IntegerAttr)
+    scale = prop_def(FloatAttr[AnyFloat])
+    ring = opt_prop_def(UnitAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = ("$query `,` $kcache `,` $vcache `,` $end attr-dict `:` "
+                       "type($query) `,` type($kcache) `,` type($vcache) `->` type($result)")
+
+    def __init__(self, q: SSAValue, kcache: SSAValue, vcache: SSAValue, end: SSAValue, *,
+                 layer: int, heads: int, kv_heads: int, head_dim: int, scale: float,
+                 ring: bool = False):
+        props: dict[str, Attribute] = {"layer": _i64(layer), "heads": _i64(heads),
+                                       "kv_heads": _i64(kv_heads), "head_dim": _i64(head_dim),
+                                       "scale": _f32(scale)}
+        if ring:
+            props["ring"] = UnitAttr()
+        super().__init__(operands=[q, kcache, vcache, end], properties=props,
+                         result_types=[q.type])
+
+    @property
+    def is_ring(self) -> bool:
+        return self.ring is not None
+
+    def verify_(self) -> None:
+        h, kvh, hd = self.heads.value.data, self.kv_heads.value.data, self.head_dim.value.data
+        if h <= 0 or kvh <= 0 or hd <= 0:
+            raise VerifyException(f"{self.name}: heads, kv_heads and head_dim must be positive")
+        if h % kvh:
+            raise VerifyException(f"{self.name}: heads ({h}) must be a multiple of kv_heads "
+                                  f"({kvh})")
+        t, dq = _expect_rank(self, "query", self.query, 2)
+        if dq != DYNAMIC and dq != h * hd:
+            raise VerifyException(f"{self.name}: query has {dq} features, expected heads * "
+                                  f"head_dim = {h * hd}")
+        layers, ckvh, _, chd = _cache_shape(self, "kcache", self.kcache)
+        if (ckvh, chd) != (kvh, hd):
+            raise VerifyException(f"{self.name}: kcache has {ckvh} kv heads of {chd} dims, "
+                                  f"expected kv_heads = {kvh} and head_dim = {hd}")
+        if self.vcache.type != self.kcache.type:
+            raise VerifyException(f"{self.name}: vcache type {self.vcache.type} differs from "
+                                  f"kcache type {self.kcache.type}")
+        _check_layer(self, self.layer.value.data, layers)
         _expect_same(self, "result", _expect_rank(self, "result", self.result, 2), (t, dq))
 
 
@@ -492,6 +644,6 @@ class SiluOp(_ActivationOp):
 Transformer = Dialect(
     "transformer",
     [WeightOp, EmbeddingOp, PositionEmbeddingOp, LinearOp, MatmulOp, AddOp, MulOp, RMSNormOp,
-     LayerNormOp, RopeOp, AttentionOp, SoftmaxOp, GeluOp, SiluOp],
+     LayerNormOp, RopeOp, AttentionOp, KVWriteOp, CachedAttentionOp, SoftmaxOp, GeluOp, SiluOp],
     [],
 )

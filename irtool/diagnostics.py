@@ -5,11 +5,12 @@ A traceback is for irtool's developers, not its users; `--debug` brings it back.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from xdsl.utils.exceptions import DiagnosticException, ParseError
+from xdsl.utils.exceptions import DiagnosticException, InterpretationError, ParseError
 
 from irtool.errors import IrtoolError
 
@@ -30,11 +31,17 @@ def run_reporting_errors(body: Callable[[], None], debug: bool) -> None:
         fail(str(e))
     except ParseError as e:
         fail(f"cannot parse the input:\n{e}")
+    except InterpretationError as e:
+        fail(f"the interpreter failed: {e}")
     except DiagnosticException as e:
         fail(f"the IR does not verify: {e}")
     except KeyboardInterrupt:
         fail("interrupted")
-    except (SystemExit, BrokenPipeError):
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say, and nobody to say it to.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
+    except SystemExit:
         raise
     except BaseException as e:  # noqa: BLE001 - the last line of defence for users
         fail(f"{type(e).__name__}: {e} (this is a bug in irtool; rerun with --debug for the "

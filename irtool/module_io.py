@@ -34,6 +34,8 @@ def parse_module(text: str, name: str, ctx: Context | None = None) -> ModuleOp:
         module = Parser(ctx, text, name=name).parse_module()
     except ParseError as e:
         raise IrtoolError(f"cannot parse {name}:\n{e}") from None
+    except DiagnosticException as e:  # a type constraint checked while parsing an op
+        raise IrtoolError(f"cannot parse {name}: {e}") from None
     verify_module(module, name)
     return module
 
