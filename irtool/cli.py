@@ -2,6 +2,7 @@
 
     irtool import MODEL -o OUT.mlir          # ONNX or llama2.c -> IR + OUT.weights.npz
     irtool generate [MODEL_OR_MLIR] --prompt TEXT --steps N [--tokenizer FILE]
+                    [--level decode [--capacity N | --window W]]
 
 With no MODEL, `generate` uses the example model bundled with irtool (stories260K).
 """
@@ -49,12 +50,47 @@ def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
                       "--tokenizer FILE (a llama2.c tok*.bin or a vocab.json)")
 
 
+def module_at_level(model: Path, args: argparse.Namespace):
+    """The imported module and store, lowered to the `--level` generation runs at.
+
+    `decode` applies extract-kv-cache (batched prefill), so generation carries a KV cache.
+    """
+    from irtool.frontend.load import import_model
+
+    module, store = import_model(model)
+    cache_options = args.window is not None or args.capacity is not None
+    if _is_decode_level(module):  # runs as it is, with the cache it was given
+        if cache_options:
+            raise IrtoolError(f"'{model}' already has a KV cache (it has @decode): --window "
+                              "and --capacity apply only to a model with @forward")
+        return module, store
+    if args.level == "forward":
+        if cache_options:
+            raise IrtoolError("--window and --capacity size the KV cache: use them with "
+                              "--level decode")
+        return module, store
+    from irtool.context import make_context
+    from irtool.passes.extract_kv_cache import ExtractKVCachePass
+
+    ExtractKVCachePass(capacity=args.capacity, window=args.window).apply(make_context(), module)
+    module.verify()
+    return module, store
+
+
+def _is_decode_level(module) -> bool:
+    """A module extract-kv-cache was already applied to (e.g. written by irtool-opt)."""
+    from xdsl.dialects import func
+
+    return any(isinstance(op, func.FuncOp) and op.sym_name.data == "decode"
+               for op in module.body.block.ops)
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
-    from irtool.frontend.load import DEFAULT_MODEL, import_model
+    from irtool.frontend.load import DEFAULT_MODEL
     from irtool.interpreter.runner import ModelRunner
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
-    runner = ModelRunner(*import_model(model))
+    runner = ModelRunner(*module_at_level(model, args))
     tok = find_tokenizer(model, runner.vocab_size, args.tokenizer)
     prompt = tok.encode(args.prompt)
     if not prompt:
@@ -65,8 +101,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
     print(tok.decode(prompt + new))
     print(f"tokens: {','.join(str(t) for t in prompt + new)}")
     if new:
+        how = ("KV cache" if runner.uses_cache else "full-sequence recomputation")
         print(f"({len(new)} tokens in {elapsed:.2f} s, {len(new) / elapsed:.1f} tokens/s, "
-              "interpreter, full-sequence recomputation)")
+              f"interpreter, {how})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompt", default="Once upon a time")
     gen.add_argument("--steps", type=int, default=64)
     gen.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
+    gen.add_argument("--level", choices=("forward", "decode"), default="forward",
+                     help="forward: recompute the whole sequence per token; decode: run "
+                          "extract-kv-cache and generate by decode steps with a KV cache")
+    gen.add_argument("--capacity", type=int, metavar="N",
+                     help="(decode) KV cache positions (default: the model's maximum length)")
+    gen.add_argument("--window", type=int, metavar="W",
+                     help="(decode) sliding window: a ring cache of the last W positions")
     gen.set_defaults(func=cmd_generate)
     for sp in (imp, gen):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")

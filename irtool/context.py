@@ -29,8 +29,14 @@ def _memory() -> Dialect:
     return Memory
 
 
+def _hw() -> Dialect:
+    from irtool.dialects.hw import HW
+
+    return HW
+
+
 IRTOOL_DIALECTS: dict[str, Callable[[], Dialect]] = {"transformer": _transformer,
-                                                     "memory": _memory}
+                                                     "memory": _memory, "hw": _hw}
 
 
 def fresh_builtin() -> Dialect:

@@ -27,9 +27,16 @@ def _allocate() -> type[ModulePass]:
     return AllocatePass
 
 
+def _lower_to_hw() -> type[ModulePass]:
+    from irtool.passes.lower_to_hw import LowerToHwPass
+
+    return LowerToHwPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return {
         "extract-kv-cache": _extract_kv_cache,
         "bufferize": _bufferize,
         "allocate": _allocate,
+        "lower-to-hw": _lower_to_hw,
     }

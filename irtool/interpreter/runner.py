@@ -1,7 +1,15 @@
-"""Running a module: the forward function over a token sequence, and greedy generation.
+"""Running a module: logits over a token sequence, and greedy generation, at any IR level.
 
 This is what `irtool-run`, `irtool generate` and the tests call. It registers the stock xDSL
 implementations the modules use (func, arith) next to irtool's own dialects.
+
+A module is run through the entry points it has:
+* `@forward(tokens) -> logits`: the whole sequence is recomputed for every new token;
+* `@decode(tok, pos, *state) -> (logits, *state)` (after extract-kv-cache), with an optional
+  `@prefill(tokens, *state) -> (logits, *state)`: the prompt goes through prefill (or through
+  decode token by token), then each new token through one decode step. `state` is whatever
+  decode takes after `pos` (the KV caches at the transformer level, nothing once a lower level
+  keeps the state in memory); it starts as zeros of those argument types.
 """
 
 from __future__ import annotations
@@ -9,7 +17,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    Float16Type,
+    Float32Type,
+    Float64Type,
+    IntegerType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+)
 from xdsl.interpreter import Interpreter
 from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
@@ -17,7 +35,28 @@ from xdsl.interpreters.func import FuncFunctions
 from irtool.errors import IrtoolError
 from irtool.frontend.builder import FORWARD, MAX_SEQ_LEN_ATTR, VOCAB_ATTR
 from irtool.interpreter.transformer import TransformerFunctions
+from irtool.passes.extract_kv_cache import DECODE, PREFILL, PREFILL_ATTR
 from irtool.weights import WeightStore
+
+State = tuple[np.ndarray, ...]
+
+
+def _dtype(element_type) -> np.dtype:
+    """The numpy dtype of a tensor element type (for building the initial state)."""
+    if isinstance(element_type, IntegerType):
+        return np.dtype(f"int{element_type.width.data}")
+    for xdsl_type, dtype in ((Float32Type, np.float32), (Float16Type, np.float16),
+                             (Float64Type, np.float64)):
+        if isinstance(element_type, xdsl_type):
+            return np.dtype(dtype)
+    raise IrtoolError(f"cannot build an initial state of element type {element_type}")
+
+
+def _zeros(t) -> np.ndarray:
+    if not isinstance(t, TensorType) or DYNAMIC_INDEX in t.get_shape():
+        raise IrtoolError(f"@{DECODE} state argument of type {t}: the runner can only start a "
+                          "state of statically shaped tensors")
+    return np.zeros(t.get_shape(), _dtype(t.element_type))
 
 
 class ModelRunner:
@@ -28,6 +67,13 @@ class ModelRunner:
         self.interpreter = Interpreter(module)
         for functions in (FuncFunctions(), ArithFunctions(), TransformerFunctions(store)):
             self.interpreter.register_implementations(functions)
+        funcs = {op.sym_name.data: op for op in module.body.block.ops
+                 if isinstance(op, func.FuncOp)}
+        self._decode = funcs.get(DECODE)
+        self._prefill = funcs.get(PREFILL)
+        if self._decode is None and FORWARD not in funcs:
+            raise IrtoolError(f"the module has neither @{FORWARD} nor @{DECODE}: nothing to run "
+                              f"(functions: {', '.join('@' + n for n in funcs) or 'none'})")
 
     def _int_attr(self, name: str) -> int | None:
         attr = self.module.attributes.get(name)
@@ -40,6 +86,18 @@ class ModelRunner:
     @property
     def vocab_size(self) -> int | None:
         return self._int_attr(VOCAB_ATTR)
+
+    @property
+    def uses_cache(self) -> bool:
+        """True when the module runs by decode steps (extract-kv-cache was applied)."""
+        return self._decode is not None
+
+    @property
+    def batched_prefill(self) -> bool:
+        """The prompt goes through one @prefill call (else through @decode, token by token)."""
+        mode = self.module.attributes.get(PREFILL_ATTR)
+        by_token = isinstance(mode, StringAttr) and mode.data == "token-by-token"
+        return self._prefill is not None and not by_token
 
     def check_tokens(self, tokens: Sequence[int]) -> np.ndarray:
         ids = np.asarray(tokens, dtype=np.int32).reshape(-1)
@@ -58,11 +116,56 @@ class ModelRunner:
     def forward(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits `[T, vocab]` (float32) of every position."""
         ids = self.check_tokens(tokens)
-        (logits,) = self.interpreter.call_op(FORWARD, (ids,))
-        return np.asarray(logits, dtype=np.float32)
+        if not self.uses_cache:
+            (logits,) = self.interpreter.call_op(FORWARD, (ids,))
+            return np.asarray(logits, dtype=np.float32)
+        logits, _ = self.prefill(ids)
+        return logits
+
+    def initial_state(self) -> State:
+        """Zeros of the types of @decode's arguments after the token and the position."""
+        return tuple(_zeros(arg.type) for arg in self._decode.args[2:])
+
+    def prefill(self, ids: np.ndarray) -> tuple[np.ndarray, State]:
+        """Logits of every prompt position and the state after the prompt (decode levels)."""
+        state = self.initial_state()
+        if self.batched_prefill:
+            logits, *rest = self.interpreter.call_op(PREFILL, (ids, *state))
+            return np.asarray(logits, dtype=np.float32), tuple(rest)
+        rows = []
+        for pos, tok in enumerate(ids):
+            row, state = self.decode_step(int(tok), pos, state)
+            rows.append(row)
+        return np.concatenate(rows), state
+
+    def decode_step(self, token: int, pos: int, state: State) -> tuple[np.ndarray, State]:
+        """One @decode call: logits `[1, vocab]` of `token` at `pos`, and the next state."""
+        tok = np.array([token], dtype=np.int32)
+        logits, *rest = self.interpreter.call_op(DECODE, (tok, pos, *state))
+        return np.asarray(logits, dtype=np.float32), tuple(rest)
 
     def generate(self, tokens: Sequence[int], steps: int) -> list[int]:
-        """Greedy continuation: `steps` new ids, recomputing the whole sequence each step."""
+        """Greedy continuation: `steps` new ids (fewer if the model's maximum length is hit).
+
+        With @forward the whole sequence is recomputed for each token; with @decode the prompt
+        is prefilled once and each new token costs one decode step with the state carried.
+        """
+        if not self.uses_cache:
+            return self._generate_full(tokens, steps)
+        ids = [int(t) for t in self.check_tokens(tokens)]
+        logits, state = self.prefill(np.asarray(ids, dtype=np.int32))
+        new: list[int] = []
+        for _ in range(steps):
+            if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
+                break
+            if new:
+                logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
+            nxt = int(np.argmax(logits[-1]))
+            ids.append(nxt)
+            new.append(nxt)
+        return new
+
+    def _generate_full(self, tokens: Sequence[int], steps: int) -> list[int]:
         ids = list(int(t) for t in tokens)
         new: list[int] = []
         for _ in range(steps):

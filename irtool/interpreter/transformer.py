@@ -72,7 +72,9 @@ def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, start: int, heads: int
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads: int,
-              head_dim: int, scale: float, causal: bool) -> np.ndarray:
+              head_dim: int, scale: float, causal: bool, window: int | None = None) -> np.ndarray:
+    """Grouped-query attention; with `causal` the ends of queries and keys are aligned, and a
+    `window` W further hides keys W or more positions before the query (sliding window)."""
     t, s = q.shape[0], k.shape[0]
     group = heads // kv_heads
     qh = q.reshape(t, kv_heads, group, head_dim).transpose(1, 2, 0, 3)  # [KV, G, T, hd]
@@ -80,10 +82,61 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads:
     vh = v.reshape(s, kv_heads, head_dim).transpose(1, 0, 2)[:, None]
     scores = (qh @ kh.transpose(0, 1, 3, 2)) * F32(scale)  # [KV, G, T, S]
     if causal:
-        visible = np.arange(s)[None, :] <= np.arange(t)[:, None] + (s - t)
+        last = np.arange(t)[:, None] + (s - t)  # the key at the query's own position
+        visible = np.arange(s)[None, :] <= last
+        if window is not None:
+            visible &= np.arange(s)[None, :] > last - window
         scores = np.where(visible, scores, F32(-np.inf))
     out = softmax(scores) @ vh  # [KV, G, T, hd]
     return out.transpose(2, 0, 1, 3).reshape(t, heads * head_dim)
+
+
+def kv_write(cache: np.ndarray, new: np.ndarray, pos: int, layer: int, ring: bool) -> np.ndarray:
+    """A copy of `cache` with the rows of `new` (positions pos, pos+1, ...) in layer `layer`.
+
+    The copy keeps value semantics: the caller's cache is never modified behind its back.
+    """
+    _, kv_heads, capacity, head_dim = cache.shape
+    t = new.shape[0]
+    if pos < 0:
+        raise IrtoolError(f"transformer.kv_write (layer {layer}): negative position {pos}")
+    if not ring and pos + t > capacity:
+        raise IrtoolError(
+            f"transformer.kv_write (layer {layer}): positions {pos}..{pos + t - 1} exceed the "
+            f"KV cache capacity of {capacity} positions (a linear cache): give extract-kv-cache "
+            "a larger capacity, or a window to keep only the last positions (irtool generate "
+            "--capacity N / --window W)")
+    rows = new.reshape(t, kv_heads, head_dim).transpose(1, 0, 2)  # [KV, T, hd]
+    if t > capacity:  # a ring keeps only the last `capacity` rows
+        rows, pos = rows[:, t - capacity:], pos + t - capacity
+    out = cache.copy()
+    out[layer][:, (pos + np.arange(rows.shape[1])) % capacity] = rows
+    return out
+
+
+def cached_attention(q: np.ndarray, kcache: np.ndarray, vcache: np.ndarray, end: int,
+                     layer: int, heads: int, kv_heads: int, head_dim: int, scale: float,
+                     ring: bool) -> np.ndarray:
+    """Queries at positions end-T..end-1 over the cached positions max(0, end-C)..end-1.
+
+    The held positions are gathered in position order, so plain end-aligned causal attention
+    over them is exactly "each query sees the cached positions up to its own".
+    """
+    capacity = kcache.shape[2]
+    t = q.shape[0]
+    if not ring and end > capacity:
+        raise IrtoolError(f"transformer.cached_attention (layer {layer}): position {end - 1} "
+                          f"is past the KV cache capacity of {capacity} positions")
+    first = max(0, end - capacity)
+    if end - first < t:
+        raise IrtoolError(f"transformer.cached_attention (layer {layer}): {t} query rows "
+                          f"ending at position {end - 1}, but the cache holds only positions "
+                          f"{first}..{end - 1}")
+    slots = np.arange(first, end) % capacity
+    s = slots.size
+    k = kcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
+    v = vcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
+    return attention(q, k, v, heads, kv_heads, head_dim, scale, causal=True)
 
 
 @register_impls
@@ -154,7 +207,20 @@ class TransformerFunctions(InterpreterFunctions):
     @impl(tf.AttentionOp)
     def run_attention(self, interpreter: Interpreter, op: tf.AttentionOp, args):
         return (attention(*args, op.heads.value.data, op.kv_heads.value.data,
-                          op.head_dim.value.data, op.scale.value.data, op.is_causal),)
+                          op.head_dim.value.data, op.scale.value.data, op.is_causal,
+                          op.window_size),)
+
+    @impl(tf.KVWriteOp)
+    def run_kv_write(self, interpreter: Interpreter, op: tf.KVWriteOp, args):
+        cache, new, pos = args
+        return (kv_write(cache, new, int(pos), op.layer.value.data, op.is_ring),)
+
+    @impl(tf.CachedAttentionOp)
+    def run_cached_attention(self, interpreter: Interpreter, op: tf.CachedAttentionOp, args):
+        q, kcache, vcache, end = args
+        return (cached_attention(q, kcache, vcache, int(end), op.layer.value.data,
+                                 op.heads.value.data, op.kv_heads.value.data,
+                                 op.head_dim.value.data, op.scale.value.data, op.is_ring),)
 
     @impl(tf.SoftmaxOp)
     def run_softmax(self, interpreter: Interpreter, op: tf.SoftmaxOp, args):

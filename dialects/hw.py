@@ -1,0 +1,177 @@
+"""The `hw` dialect: what runs on the target, call by call.
+
+* `hw.call @kernel(args)` calls a kernel of the target's runtime with its arguments in the
+  kernel's C order: buffers (memrefs, already placed) and run-time scalars (`index`) as
+  operands, compile-time parameters (sizes, flags, eps) in the `params` dictionary. The
+  kernel table (`irtool.targets.kernels`) says which operand a kernel writes.
+* `hw.parallel` runs its region on `cores` cores of a cluster (fork/join); the interpreter
+  runs it once, as a single core would.
+* `hw.accel` hands a kernel call to an accelerator `engine` of the target description.
+* The target itself is named by the module attribute `hw.target` (`#hw.target<riscv-ulp>`).
+
+Our `hw` is not CIRCT's `hw` that xDSL also ships: irtool's context never loads xDSL's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    FloatAttr,
+    IntegerAttr,
+    StringAttr,
+    SymbolRefAttr,
+)
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, Region, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    opt_prop_def,
+    prop_def,
+    region_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.traits import NoTerminator
+from xdsl.utils.exceptions import VerifyException
+
+TARGET_ATTR = "hw.target"
+
+
+@irdl_attr_definition
+class TargetAttr(ParametrizedAttribute):
+    """The target description a module is compiled for: `#hw.target<riscv-ulp>`."""
+
+    name = "hw.target"
+    target: StringAttr
+
+    def __init__(self, target: str | StringAttr):
+        super().__init__(StringAttr(target) if isinstance(target, str) else target)
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            name = parser.parse_optional_identifier()
+            if name is None:
+                name = parser.parse_str_literal()
+            return (StringAttr(name),)
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string(self.target.data)
+
+
+def _params_attr(params: Mapping[str, int | float | str]) -> DictionaryAttr:
+    from xdsl.dialects.builtin import Float32Type, i64
+
+    out: dict[str, Attribute] = {}
+    for k, v in params.items():
+        if isinstance(v, bool) or isinstance(v, int):
+            out[k] = IntegerAttr(int(v), i64)
+        elif isinstance(v, float):
+            out[k] = FloatAttr(v, Float32Type())
+        else:
+            out[k] = StringAttr(str(v))
+    return DictionaryAttr(out)
+
+
+@irdl_op_definition
+class CallOp(IRDLOperation):
+    """A call of a runtime kernel; operands in the kernel's C argument order."""
+
+    name = "hw.call"
+    callee = prop_def(SymbolRefAttr)
+    args = var_operand_def()
+    params = opt_prop_def(DictionaryAttr)
+    assembly_format = ("$callee `(` $args `)` (`params` $params^)? attr-dict `:` "
+                       "type($args)")
+
+    def __init__(self, callee: str, args: Sequence[SSAValue],
+                 params: Mapping[str, int | float | str] | None = None):
+        props: dict[str, Attribute] = {"callee": SymbolRefAttr(callee)}
+        if params:
+            props["params"] = _params_attr(params)
+        super().__init__(operands=[list(args)], properties=props)
+
+    @property
+    def kernel(self) -> str:
+        return self.callee.root_reference.data
+
+    def param(self, key: str):
+        """A compile-time parameter as a Python value."""
+        if self.params is None or key not in self.params.data:
+            raise KeyError(f"hw.call @{self.kernel}: no parameter '{key}'")
+        a = self.params.data[key]
+        if isinstance(a, IntegerAttr | FloatAttr):
+            return a.value.data
+        return a.data
+
+    def verify_(self) -> None:
+        from irtool.targets.kernels import KERNELS
+
+        spec = KERNELS.get(self.kernel)
+        if spec is None:
+            raise VerifyException(f"{self.name}: unknown kernel @{self.kernel} (known: "
+                                  f"{', '.join(sorted(KERNELS))})")
+        if len(self.args) != len(spec.operands):
+            raise VerifyException(f"{self.name} @{self.kernel}: takes {len(spec.operands)} "
+                                  f"operands ({', '.join(a for a in spec.operands)}), got "
+                                  f"{len(self.args)}")
+        have = set(self.params.data) if self.params is not None else set()
+        missing = [p for p in spec.params if p not in have]
+        if missing:
+            raise VerifyException(f"{self.name} @{self.kernel}: missing parameter(s) "
+                                  f"{', '.join(missing)}")
+
+
+@irdl_op_definition
+class ParallelOp(IRDLOperation):
+    """Fork/join over `cores` cores of a cluster; the region is the per-core body."""
+
+    name = "hw.parallel"
+    cores = prop_def(IntegerAttr)
+    body = region_def("single_block")
+    traits = traits_def(NoTerminator())
+    assembly_format = "`cores` `(` $cores `)` $body attr-dict"
+
+    def __init__(self, cores: int, body: Region):
+        from xdsl.dialects.builtin import i64
+
+        super().__init__(properties={"cores": IntegerAttr(cores, i64)}, regions=[body])
+
+    def verify_(self) -> None:
+        if self.cores.value.data <= 0:
+            raise VerifyException(f"{self.name}: cores must be positive, got "
+                                  f"{self.cores.value.data}")
+
+
+@irdl_op_definition
+class AccelOp(IRDLOperation):
+    """A kernel call offloaded to the accelerator `engine` of the target."""
+
+    name = "hw.accel"
+    engine = prop_def(StringAttr)
+    callee = prop_def(SymbolRefAttr)
+    args = var_operand_def()
+    params = opt_prop_def(DictionaryAttr)
+    assembly_format = ("$engine $callee `(` $args `)` (`params` $params^)? attr-dict `:` "
+                       "type($args)")
+
+    def __init__(self, engine: str, callee: str, args: Sequence[SSAValue],
+                 params: Mapping[str, int | float | str] | None = None):
+        props: dict[str, Attribute] = {"engine": StringAttr(engine),
+                                       "callee": SymbolRefAttr(callee)}
+        if params:
+            props["params"] = _params_attr(params)
+        super().__init__(operands=[list(args)], properties=props)
+
+    def verify_(self) -> None:
+        if not self.engine.data:
+            raise VerifyException(f"{self.name}: the engine name is empty")
+
+
+HW = Dialect("hw", [CallOp, ParallelOp, AccelOp], [TargetAttr])

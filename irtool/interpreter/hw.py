@@ -1,0 +1,37 @@
+"""Interpreter implementations of the `hw` dialect.
+
+A `hw.call` runs the numpy reference of its kernel from the kernel table, the same reference
+the C kernels are tested against; buffers are the numpy arrays (arena views once placed) that
+the memory-level interpreter hands out.
+"""
+
+from __future__ import annotations
+
+from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
+
+from irtool.dialects import hw
+from irtool.targets.kernels import KERNELS
+
+
+@register_impls
+class HwFunctions(InterpreterFunctions):
+    @impl(hw.CallOp)
+    def run_call(self, interpreter: Interpreter, op: hw.CallOp, args):
+        spec = KERNELS[op.kernel]
+        operands = dict(zip(spec.operands, args))
+        params = {k: op.param(k) for k in spec.params}
+        spec.reference(operands, params)
+        return ()
+
+    @impl(hw.ParallelOp)
+    def run_parallel(self, interpreter: Interpreter, op: hw.ParallelOp, args):
+        interpreter.run_ssacfg_region(op.body, (), "hw.parallel")
+        return ()
+
+    @impl(hw.AccelOp)
+    def run_accel(self, interpreter: Interpreter, op: hw.AccelOp, args):
+        spec = KERNELS[op.callee.root_reference.data]
+        params = {k: op.params.data[k].value.data if hasattr(op.params.data[k], "value")
+                  else op.params.data[k].data for k in spec.params}
+        spec.reference(dict(zip(spec.operands, args)), params)
+        return ()

@@ -1,0 +1,298 @@
+"""The C emitter: a placed `hw`-level module -> a self-contained bare-metal C project.
+
+Input: a module after `extract-kv-cache`, `bufferize`, `allocate` and `lower-to-hw`: memory
+globals (weights, KV-cache state) and buffers with a memory space and an offset, and a
+`@decode(tok, pos) -> logits` function made of `hw.call`s. Output (one folder):
+
+* `model.h` / `model.c`: `irt_init()` (copies the initial contents of writable spaces, clears
+  the state) and `irt_decode(tok, pos)`, one kernel call per `hw.call`, every buffer a fixed
+  address `arena + offset` chosen by the allocator;
+* `weights.c`: one static arena per memory space, in a section named after the space
+  (`.flash`, `.sram`, `.dtim`), sized exactly as planned; read-only spaces hold their weights
+  as initialised `const` data at the planned offsets;
+* `main.c`: the prompt (embedded as token ids), greedy generation through `irt_decode`, the
+  text, a `tokens:` line and instruction counts (RISC-V `minstret`) per prompt/generated token;
+  natively it can also write the float32 logits of every position to a file;
+* `irt_memory.ld`: the target's memories as linker regions; `Makefile` with `run` (qemu) and
+  `host` (native, optional sanitizers); `runtime/`: the kernel runtime sources.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects import arith, func
+from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp
+from xdsl.ir import Operation, SSAValue
+
+from irtool.dialects import hw, memory
+from irtool.errors import IrtoolError
+from irtool.targets.description import TargetDescription
+from irtool.targets.kernels import KERNELS
+from irtool.weights import WeightStore, numpy_dtype
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+_C_TYPES = {"f32": "float", "i32": "int32_t", "i8": "int8_t", "ui8": "uint8_t", "i16": "int16_t"}
+ARENA_ALIGN = 64
+
+
+def c_identifier(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def c_float(x: float) -> str:
+    v = float(np.float32(x))
+    if math.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    return f"{v!r}f" if "e" in repr(v) or "." in repr(v) else f"{v!r}.0f"
+
+
+def nbytes(t: MemRefType) -> int:
+    return math.prod(t.get_shape()) * numpy_dtype(t).itemsize
+
+
+@dataclass
+class Placed:
+    """A buffer with its home: the space and the byte offset inside that space's arena."""
+
+    space: str
+    offset: int
+    type: MemRefType
+
+    @property
+    def end(self) -> int:
+        return self.offset + nbytes(self.type)
+
+    def pointer(self) -> str:
+        ctype = _C_TYPES[str(self.type.element_type)]
+        return f"(({ctype} *)(irt_arena_{c_identifier(self.space)} + {self.offset}))"
+
+
+def placement(op: Operation, what: str) -> Placed:
+    space, offset = op.placement
+    if space is None or offset is None:
+        raise IrtoolError(f"C emitter: {what} has no memory placement; run the allocate pass "
+                          "before emitting C (e.g. irtool-opt --pipeline=riscv-ulp)")
+    t = op.type if isinstance(op, memory.GlobalOp) else op.results[0].type
+    return Placed(space, offset, t)
+
+
+@dataclass
+class TokenTable:
+    """What main.c needs to print text: the bytes of every token, and the BOS rule."""
+
+    pieces: list[bytes]
+    bos: int  # -1 when the vocabulary has no BOS
+    strip_after_bos: list[bool]
+
+    @classmethod
+    def from_tokenizer(cls, tok, vocab: int) -> TokenTable:
+        from irtool.tokenizer import Llama2cTokenizer
+
+        if isinstance(tok, Llama2cTokenizer):
+            bos = tok.BOS
+            pieces = [tok.decode_token(None, i) for i in range(vocab)]
+            strip = [tok.decode_token(bos, i) != pieces[i] for i in range(vocab)]
+            return cls(pieces, bos, strip)
+        return cls([tok.decode([i]).encode("utf-8") for i in range(vocab)], -1, [False] * vocab)
+
+
+class CProject:
+    """Builds the text of every file of the project from one placed module."""
+
+    def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription):
+        self.module = module
+        self.store = store
+        self.target = target
+        self.globals = {op.sym_name.data: op for op in module.ops
+                        if isinstance(op, memory.GlobalOp)}
+        self.decode = self._function("decode")
+        self.arena_size: dict[str, int] = {}
+        for name, g in self.globals.items():
+            self._grow(placement(g, f"memory.global @{name}"))
+        for op in self.decode.walk():
+            if isinstance(op, memory.AllocOp):
+                self._grow(placement(op, "a memory.alloc in @decode"))
+        self.scratch_floats = max(
+            [KERNELS[c.kernel].scratch({k: c.param(k) for k in KERNELS[c.kernel].params})
+             for c in self.decode.walk()
+             if isinstance(c, hw.CallOp) and KERNELS[c.kernel].scratch] or [1])
+        ret = self.decode.function_type.outputs.data
+        if len(ret) != 1 or len(self.decode.args) != 2:
+            raise IrtoolError("C emitter: @decode must be (tok, pos) -> logits with its KV cache "
+                              "in memory globals; run bufferize after extract-kv-cache")
+        self.vocab = ret[0].get_shape()[-1]
+
+    def _function(self, name: str) -> func.FuncOp:
+        for op in self.module.ops:
+            if isinstance(op, func.FuncOp) and op.sym_name.data == name:
+                return op
+        raise IrtoolError(f"C emitter: the module has no @{name} function; run "
+                          "extract-kv-cache{prefill=token-by-token}, bufferize, allocate and "
+                          "lower-to-hw first")
+
+    def _grow(self, p: Placed) -> None:
+        self.arena_size[p.space] = max(self.arena_size.get(p.space, 0), p.end)
+
+    def read_only(self, space: str) -> bool:
+        return self.target.memory(space).read_only
+
+    def has_initial_weights(self, space: str) -> bool:
+        """A writable space holding weights needs a copy of them in Flash and a memcpy."""
+        return not self.read_only(space) and any(
+            g.kind.data == "weight" and placement(g, n).space == space
+            for n, g in self.globals.items())
+
+    # -- weights.c ---------------------------------------------------------------------------
+
+    def _image(self, space: str, kinds: Sequence[str]) -> bytearray:
+        img = bytearray(self.padded(space))
+        for name, g in self.globals.items():
+            p = placement(g, name)
+            if p.space == space and g.kind.data in kinds and g.weight is not None:
+                data = np.ascontiguousarray(self.store[g.weight.data],
+                                            dtype=numpy_dtype(g.type)).tobytes()
+                img[p.offset:p.offset + len(data)] = data
+        return img
+
+    def padded(self, space: str) -> int:
+        return (self.arena_size[space] + 3) // 4 * 4
+
+    def weights_c(self) -> str:
+        out = ["/* Generated by irtool: one arena per memory space, at the planned offsets. */",
+               "#include <stdint.h>", '#include "model.h"', ""]
+        for space in sorted(self.arena_size):
+            ident = c_identifier(space)
+            words = self.padded(space) // 4
+            attr = f'__attribute__((section(".{space}"), aligned({ARENA_ALIGN})))'
+            if self.read_only(space):
+                out.append(f"const uint32_t irt_arena_{ident}_words[{words}] {attr} = {{")
+                out.extend(_word_lines(self._image(space, ("weight",))))
+                out.append("};")
+            else:
+                out.append(f"uint32_t irt_arena_{ident}_words[{words}] {attr};")
+                if self.has_initial_weights(space):
+                    img = self._image(space, ("weight",))
+                    out.append(f"static const uint32_t irt_init_{ident}[{words}] = {{")
+                    out.extend(_word_lines(img))
+                    out.append("};")
+                    out.append(f"const uint32_t *const irt_init_{ident}_ptr = irt_init_{ident};")
+            out.append("")
+        return "\n".join(out) + "\n"
+
+    # -- model.c -----------------------------------------------------------------------------
+
+    def model_h(self) -> str:
+        lines = ["/* Generated by irtool. */", "#ifndef IRT_MODEL_H", "#define IRT_MODEL_H",
+                 "#include <stdint.h>", "", f"#define IRT_VOCAB {self.vocab}",
+                 f"#define IRT_MAX_POSITIONS {self.max_positions()}",
+                 f"#define IRT_RING {1 if self.ring() else 0}", ""]
+        for space in sorted(self.arena_size):
+            ident = c_identifier(space)
+            const = "const " if self.read_only(space) else ""
+            lines += [f"extern {const}uint32_t irt_arena_{ident}_words[];",
+                      f"#define irt_arena_{ident} (({const}uint8_t *)irt_arena_{ident}_words)",
+                      f"#define IRT_ARENA_{ident.upper()}_BYTES {self.padded(space)}u"]
+        lines += ["", "/* Reset: initial contents of writable memories, an empty KV cache. */",
+                  "void irt_init(void);",
+                  "/* One decode step: token `tok` at position `pos`; returns the logits. */",
+                  "const float *irt_decode(const int32_t *tok, int32_t pos);", "", "#endif", ""]
+        return "\n".join(lines)
+
+    def max_positions(self) -> int:
+        attr = self.module.attributes.get("irtool.kv_capacity")
+        return attr.value.data if isinstance(attr, IntegerAttr) else 1 << 30
+
+    def ring(self) -> bool:
+        return "irtool.kv_window" in self.module.attributes
+
+    def model_c(self) -> str:
+        body, names = [], {}
+        tok_arg, pos_arg = self.decode.args
+        names[tok_arg] = "tok"
+        names[pos_arg] = "pos"
+
+        def name(v: SSAValue) -> str:
+            if v not in names:
+                raise IrtoolError(f"C emitter: value {v} of @decode is not emitted")
+            return names[v]
+
+        for op in self.decode.body.block.ops:
+            match op:
+                case memory.GetGlobalOp():
+                    g = self.globals[op.global_name.root_reference.data]
+                    names[op.result] = placement(g, g.sym_name.data).pointer()
+                case memory.AllocOp():
+                    names[op.result] = placement(op, "memory.alloc").pointer()
+                case arith.ConstantOp():
+                    names[op.result] = str(op.value.value.data)
+                case arith.AddiOp():
+                    names[op.result] = f"({name(op.lhs)} + {name(op.rhs)})"
+                case hw.CallOp():
+                    body.append(f"  {self.call(op, name)};")
+                case func.ReturnOp():
+                    body.append(f"  return {name(op.arguments[0])};")
+                case memory.DeallocOp():
+                    pass
+                case _:
+                    raise IrtoolError(f"C emitter: cannot emit {op.name} in @decode")
+        init = []
+        for space in sorted(self.arena_size):
+            ident = c_identifier(space)
+            if self.has_initial_weights(space):
+                init.append(f"  memcpy(irt_arena_{ident}, irt_init_{ident}_ptr, "
+                            f"IRT_ARENA_{ident.upper()}_BYTES);")
+        for name_, g in self.globals.items():
+            if g.kind.data == "state":
+                p = placement(g, name_)
+                init.append(f"  memset(irt_arena_{c_identifier(p.space)} + {p.offset}, 0, "
+                            f"{nbytes(p.type)}u); /* @{name_} */")
+        externs = [f"extern const uint32_t *const irt_init_{c_identifier(s)}_ptr;"
+                   for s in sorted(self.arena_size) if self.has_initial_weights(s)]
+        return "\n".join([
+            "/* Generated by irtool from the hw-level @decode: one kernel call per hw.call. */",
+            "#include <math.h>", "#include <stddef.h>", "#include <string.h>",
+            '#include "model.h"', '#include "irt_kernels.h"', "", *externs,
+            f"static float irt_scratch[{self.scratch_floats}];", "",
+            "void irt_init(void)", "{", *init, "}", "",
+            "const float *irt_decode(const int32_t *tok, int32_t pos)", "{", *body, "}", ""])
+
+    def call(self, op: hw.CallOp, name) -> str:
+        spec = KERNELS[op.kernel]
+        operands = dict(zip(spec.operands, op.args))
+        args = []
+        for a in spec.c_args:
+            if a == "NULL":
+                args.append("NULL")
+            elif a == "SCRATCH":
+                args.append("irt_scratch")
+            elif a.startswith("op:"):
+                args.append(name(operands[a[3:]]))
+            else:
+                v = op.param(a[2:])
+                args.append(c_float(v) if isinstance(v, float) else str(v))
+        return f"{spec.c_name}({', '.join(args)})"
+
+    def write(self, out_dir: Path, main_c: str, makefile: str, linker: str) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rt = out_dir / "runtime"
+        if rt.exists():
+            shutil.rmtree(rt)
+        shutil.copytree(RUNTIME_DIR, rt, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+        files = {"model.h": self.model_h(), "model.c": self.model_c(),
+                 "weights.c": self.weights_c(), "main.c": main_c, "Makefile": makefile,
+                 "irt_memory.ld": linker}
+        for fname, text in files.items():
+            (out_dir / fname).write_text(text)
+
+
+def _word_lines(img: bytearray) -> list[str]:
+    words = struct.unpack(f"<{len(img) // 4}I", bytes(img))
+    return ["  " + ", ".join(f"0x{w:08x}u" for w in words[i:i + 8]) + ","
+            for i in range(0, len(words), 8)]
