@@ -1,4 +1,3 @@
-// XFAIL: *
 // RUN: not irtool-run %s --tokens 1 2>&1 | filecheck %s --check-prefix=ARGS
 // RUN: not irtool-run %S/../Inputs/main-only.mlir --tokens 1 2>&1 | filecheck %s --check-prefix=NOFWD
 

@@ -59,6 +59,14 @@ def _zeros(t) -> np.ndarray:
     return np.zeros(t.get_shape(), _dtype(t.element_type))
 
 
+def _check_signature(fn: func.FuncOp, n_args: int, want: str, at_least: bool = False) -> None:
+    """A function the runner calls must take what the runner passes."""
+    got = len(fn.function_type.inputs.data)
+    if got < n_args if at_least else got != n_args:
+        raise IrtoolError(f"@{fn.sym_name.data} takes {got} argument(s) but irtool-run calls it "
+                          f"as {want}")
+
+
 class ModelRunner:
     """Executes one module with its weight store."""
 
@@ -74,6 +82,11 @@ class ModelRunner:
         if self._decode is None and FORWARD not in funcs:
             raise IrtoolError(f"the module has neither @{FORWARD} nor @{DECODE}: nothing to run "
                               f"(functions: {', '.join('@' + n for n in funcs) or 'none'})")
+        if self._decode is None:
+            _check_signature(funcs[FORWARD], 1, "(tokens: tensor<?xi32>) -> tensor<?xVxf32>")
+        else:
+            _check_signature(self._decode, 2, "(tok, pos: index, state...) -> (logits, state...)",
+                             at_least=True)
 
     def _int_attr(self, name: str) -> int | None:
         attr = self.module.attributes.get(name)
