@@ -20,13 +20,13 @@ from the target description: `flash`, `sram`, `dtim`, `l1`, `hbm0`, ...), and it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
 
 from xdsl.dialects.builtin import (
-    IndexType,
+    DenseArrayBase,
     IntegerAttr,
     MemRefType,
     StringAttr,
+    SymbolNameConstraint,
     SymbolRefAttr,
     TensorType,
     i64,
@@ -44,8 +44,6 @@ from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
     ParsePropInAttrDict,
-    VarConstraint,
-    base,
     irdl_attr_definition,
     irdl_op_definition,
     lazy_traits_def,
@@ -59,7 +57,7 @@ from xdsl.irdl import (
 )
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
-from xdsl.traits import HasParent, IsTerminator, SymbolOpInterface
+from xdsl.traits import HasParent, IsTerminator, SymbolOpInterface, SymbolTable
 from xdsl.utils.exceptions import VerifyException
 
 GLOBAL_KINDS = ("weight", "state")
@@ -99,6 +97,27 @@ def space_of(t: Attribute) -> str | None:
     return None
 
 
+def verify_placement(where: str, buffer_type: Attribute, offset: IntegerAttr | None,
+                     alignment: IntegerAttr | None) -> None:
+    """Checks shared by everything that creates storage (allocs and globals).
+
+    `where` names the op in the message (`memory.alloc`, `memory.global @kv`).
+    """
+    if alignment is not None:
+        a = alignment.value.data
+        if a <= 0 or a & (a - 1):
+            raise VerifyException(f"{where}: alignment {a} is not a power of two")
+    if offset is not None:
+        off = offset.value.data
+        if off < 0:
+            raise VerifyException(f"{where}: negative offset {off}")
+        if space_of(buffer_type) is None:
+            raise VerifyException(f"{where}: an offset needs a memory space in the buffer type")
+        if alignment is not None and off % alignment.value.data:
+            raise VerifyException(f"{where}: offset {off} is not a multiple of the alignment "
+                                  f"{alignment.value.data}")
+
+
 class _PlacedOp(IRDLOperation):
     """Ops that create storage carry its static placement once `allocate` has run."""
 
@@ -109,22 +128,6 @@ class _PlacedOp(IRDLOperation):
     def placement(self) -> tuple[str | None, int | None]:
         return (space_of(self.results[0].type),
                 None if self.offset is None else self.offset.value.data)
-
-    def _verify_placement(self, what: str) -> None:
-        if self.alignment is not None:
-            a = self.alignment.value.data
-            if a <= 0 or a & (a - 1):
-                raise VerifyException(f"{self.name} {what}: alignment {a} is not a power of two")
-        if self.offset is not None:
-            off = self.offset.value.data
-            if off < 0:
-                raise VerifyException(f"{self.name} {what}: negative offset {off}")
-            if space_of(self.results[0].type) is None:
-                raise VerifyException(f"{self.name} {what}: an offset needs a memory space in "
-                                      "the buffer type")
-            if self.alignment is not None and off % self.alignment.value.data:
-                raise VerifyException(f"{self.name} {what}: offset {off} is not a multiple of "
-                                      f"the alignment {self.alignment.value.data}")
 
 
 def _placement_props(offset: int | None, alignment: int | None) -> dict[str, Attribute]:
@@ -141,7 +144,7 @@ class GlobalOp(IRDLOperation):
     """Module-level storage: a weight (read-only, from the store) or persistent state."""
 
     name = "memory.global"
-    sym_name = prop_def(StringAttr)
+    sym_name = prop_def(SymbolNameConstraint())
     type = prop_def(MemRefType)
     kind = prop_def(StringAttr)
     weight = opt_prop_def(StringAttr)
@@ -172,14 +175,8 @@ class GlobalOp(IRDLOperation):
         if (self.kind.data == "weight") != (self.weight is not None):
             raise VerifyException(f"{self.name} @{self.sym_name.data}: a weight global names "
                                   "its store entry with `weight`, and only a weight does")
-        if self.offset is not None and space_of(self.type) is None:
-            raise VerifyException(f"{self.name} @{self.sym_name.data}: an offset needs a "
-                                  "memory space in the buffer type")
-        if (self.offset is not None and self.alignment is not None
-                and self.offset.value.data % self.alignment.value.data):
-            raise VerifyException(f"{self.name} @{self.sym_name.data}: offset "
-                                  f"{self.offset.value.data} is not a multiple of the alignment "
-                                  f"{self.alignment.value.data}")
+        verify_placement(f"{self.name} @{self.sym_name.data}", self.type, self.offset,
+                         self.alignment)
 
 
 @irdl_op_definition
@@ -193,6 +190,18 @@ class GetGlobalOp(IRDLOperation):
 
     def __init__(self, name: str, result_type: MemRefType):
         super().__init__(properties={"name": SymbolRefAttr(name)}, result_types=[result_type])
+
+    def verify_(self) -> None:
+        try:
+            target = SymbolTable.lookup_symbol(self, self.global_name)
+        except ValueError:
+            return  # not inside a module yet: checked once it is
+        name = self.global_name.string_value()
+        if not isinstance(target, GlobalOp):
+            raise VerifyException(f"{self.name}: @{name} is not a memory.global of this module")
+        if target.type != self.result.type:
+            raise VerifyException(f"{self.name} @{name}: result type {self.result.type} "
+                                  f"differs from the global's {target.type}")
 
 
 @irdl_op_definition
@@ -213,7 +222,7 @@ class AllocOp(_PlacedOp):
         if any(d < 0 for d in self.result.type.get_shape()):
             raise VerifyException(f"{self.name}: buffers need a static shape, got "
                                   f"{self.result.type}")
-        self._verify_placement("")
+        verify_placement(self.name, self.result.type, self.offset, self.alignment)
 
 
 @irdl_op_definition
@@ -234,14 +243,12 @@ class SubviewOp(IRDLOperation):
 
     name = "memory.subview"
     source = operand_def(MemRefType)
-    offsets = prop_def(base(Attribute))
+    offsets = prop_def(DenseArrayBase)
     result = result_def(MemRefType)
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
 
     def __init__(self, source: SSAValue, offsets: Sequence[int], sizes: Sequence[int]):
-        from xdsl.dialects.builtin import DenseArrayBase
-
         t = source.type
         assert isinstance(t, MemRefType)
         super().__init__(operands=[source],
@@ -399,15 +406,17 @@ class KernelOp(IRDLOperation):
                                       f"not fit out buffer {o.type}")
 
     def print(self, printer: Printer) -> None:
-        printer.print_string(" ins(")
-        printer.print_list(self.ins, printer.print_operand)
-        printer.print_string(" : ")
-        printer.print_list((v.type for v in self.ins), printer.print_attribute)
-        printer.print_string(") outs(")
-        printer.print_list(self.outs, printer.print_operand)
-        printer.print_string(" : ")
-        printer.print_list((v.type for v in self.outs), printer.print_attribute)
-        printer.print_string(") ")
+        def operand_list(keyword: str, values) -> None:
+            printer.print_string(f" {keyword}(")
+            if values:  # an empty list prints as `ins()`
+                printer.print_list(values, printer.print_operand)
+                printer.print_string(" : ")
+                printer.print_list((v.type for v in values), printer.print_attribute)
+            printer.print_string(")")
+
+        operand_list("ins", self.ins)
+        operand_list("outs", self.outs)
+        printer.print_string(" ")
         printer.print_region(self.body)
         if self.attributes:
             printer.print_op_attributes(self.attributes, print_keyword=True)
@@ -416,6 +425,8 @@ class KernelOp(IRDLOperation):
     def parse(cls, parser) -> KernelOp:
         def operand_list():
             parser.parse_punctuation("(")
+            if parser.parse_optional_punctuation(")") is not None:
+                return []
             vals = parser.parse_optional_undelimited_comma_separated_list(
                 parser.parse_optional_unresolved_operand, parser.parse_unresolved_operand) or []
             parser.parse_punctuation(":")

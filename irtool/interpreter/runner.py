@@ -34,6 +34,8 @@ from xdsl.interpreters.func import FuncFunctions
 
 from irtool.errors import IrtoolError
 from irtool.frontend.builder import FORWARD, MAX_SEQ_LEN_ATTR, VOCAB_ATTR
+from irtool.interpreter.hw import HwFunctions
+from irtool.interpreter.memory import MemoryFunctions
 from irtool.interpreter.transformer import TransformerFunctions
 from irtool.passes.extract_kv_cache import DECODE, PREFILL, PREFILL_ATTR
 from irtool.weights import WeightStore
@@ -68,12 +70,18 @@ def _check_signature(fn: func.FuncOp, n_args: int, want: str, at_least: bool = F
 
 
 class ModelRunner:
-    """Executes one module with its weight store."""
+    """Executes one module with its weight store.
+
+    Logits are always copied out: at the memory level the returned buffer is reused by the
+    next call.
+    """
 
     def __init__(self, module: ModuleOp, store: WeightStore):
         self.module = module
         self.interpreter = Interpreter(module)
-        for functions in (FuncFunctions(), ArithFunctions(), TransformerFunctions(store)):
+        # Every level: the tensor graph, buffers in memory spaces, runtime kernel calls.
+        for functions in (FuncFunctions(), ArithFunctions(), TransformerFunctions(store),
+                          MemoryFunctions(store), HwFunctions()):
             self.interpreter.register_implementations(functions)
         funcs = {op.sym_name.data: op for op in module.body.block.ops
                  if isinstance(op, func.FuncOp)}
@@ -131,7 +139,7 @@ class ModelRunner:
         ids = self.check_tokens(tokens)
         if not self.uses_cache:
             (logits,) = self.interpreter.call_op(FORWARD, (ids,))
-            return np.asarray(logits, dtype=np.float32)
+            return np.array(logits, dtype=np.float32)
         logits, _ = self.prefill(ids)
         return logits
 
@@ -144,7 +152,7 @@ class ModelRunner:
         state = self.initial_state()
         if self.batched_prefill:
             logits, *rest = self.interpreter.call_op(PREFILL, (ids, *state))
-            return np.asarray(logits, dtype=np.float32), tuple(rest)
+            return np.array(logits, dtype=np.float32), tuple(rest)
         rows = []
         for pos, tok in enumerate(ids):
             row, state = self.decode_step(int(tok), pos, state)
@@ -155,7 +163,7 @@ class ModelRunner:
         """One @decode call: logits `[1, vocab]` of `token` at `pos`, and the next state."""
         tok = np.array([token], dtype=np.int32)
         logits, *rest = self.interpreter.call_op(DECODE, (tok, pos, *state))
-        return np.asarray(logits, dtype=np.float32), tuple(rest)
+        return np.array(logits, dtype=np.float32), tuple(rest)
 
     def generate(self, tokens: Sequence[int], steps: int) -> list[int]:
         """Greedy continuation: `steps` new ids (fewer if the model's maximum length is hit).

@@ -1,0 +1,208 @@
+"""Interpreter implementations of the `memory` dialect: buffers are numpy arrays.
+
+The point of this level is to check where data lives, so buffers are modelled as the hardware
+sees them. A buffer with a placement (a `#memory.space<name>` in its type and an `offset`) is a
+numpy view into ONE bytearray per memory space, at exactly that byte offset: two buffers the
+allocator overlaps share bytes and corrupt each other here as they would on the chip, so a
+wrong allocation plan breaks the numbers instead of passing silently. Unplaced buffers are
+ordinary arrays.
+
+Like a loader, the first time a module runs in an interpreter its weight globals are copied
+from the store (into their arena bytes when placed) and its state globals are zeroed; state
+then persists across calls of that interpreter (a KV cache between decode steps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.dialects.builtin import MemRefType, ModuleOp
+from xdsl.interpreter import (
+    Interpreter,
+    InterpreterFunctions,
+    ReturnedValues,
+    impl,
+    impl_terminator,
+    register_impls,
+)
+
+from irtool.dialects import memory as mem
+from irtool.errors import IrtoolError
+from irtool.weights import WeightStore, numpy_dtype
+
+
+def buffer_nbytes(t: MemRefType) -> int:
+    """Bytes of a static buffer of type `t`."""
+    return math.prod(t.get_shape()) * numpy_dtype(t).itemsize
+
+
+def _placed_ops(module: ModuleOp):
+    """Every op of `module` that creates storage at a fixed (space, offset)."""
+    for op in module.walk():
+        if isinstance(op, (mem.GlobalOp, mem.AllocOp)):
+            space, offset = op.placement
+            if space is not None and offset is not None:
+                yield op, space, offset
+
+
+def _storage_type(op: mem.GlobalOp | mem.AllocOp) -> MemRefType:
+    return op.type if isinstance(op, mem.GlobalOp) else op.result.type
+
+
+def arena_sizes(module: ModuleOp) -> dict[str, int]:
+    """Bytes each memory space needs: the furthest end of a buffer placed in it."""
+    sizes: dict[str, int] = {}
+    for op, space, offset in _placed_ops(module):
+        end = offset + buffer_nbytes(_storage_type(op))
+        sizes[space] = max(sizes.get(space, 0), end)
+    return sizes
+
+
+@dataclass
+class DmaToken:
+    """The handle `memory.dma_start` returns; transfers complete at once in the interpreter."""
+
+    source: np.ndarray
+    dest: np.ndarray
+    waited: bool = False
+
+
+@dataclass
+class MemoryState:
+    """The memories of one running module: an arena per space and the globals' buffers."""
+
+    arenas: dict[str, bytearray]
+    globals: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def view(self, t: MemRefType, space: str, offset: int) -> np.ndarray:
+        """The buffer of type `t` at byte `offset` of `space`'s arena (shares its bytes)."""
+        dtype = numpy_dtype(t)
+        shape = tuple(t.get_shape())
+        return np.frombuffer(self.arenas[space], dtype=dtype, count=math.prod(shape),
+                             offset=offset).reshape(shape)
+
+    def buffer(self, t: MemRefType, placement: tuple[str | None, int | None]) -> np.ndarray:
+        """A placed buffer is an arena view; an unplaced one is a fresh zeroed array."""
+        space, offset = placement
+        if space is not None and offset is not None:
+            return self.view(t, space, offset)
+        return np.zeros(tuple(t.get_shape()), dtype=numpy_dtype(t))
+
+    @classmethod
+    def load(cls, module: ModuleOp, store: WeightStore) -> MemoryState:
+        """Size the arenas from the placements, then copy weights in and zero the state."""
+        state = cls({space: bytearray(n) for space, n in arena_sizes(module).items()})
+        for op in module.ops:
+            if isinstance(op, mem.GlobalOp):
+                state.globals[op.sym_name.data] = state._init_global(op, store)
+        return state
+
+    def _init_global(self, op: mem.GlobalOp, store: WeightStore) -> np.ndarray:
+        buf = self.buffer(op.type, op.placement)
+        if op.kind.data == "state":
+            buf[...] = 0
+            return buf
+        name = op.weight.data
+        if name not in store:
+            raise IrtoolError(f"memory.global @{op.sym_name.data}: the weight store has no "
+                              f"weight \"{name}\" (the store does not belong to this module)")
+        data = store[name]
+        if tuple(data.shape) != buf.shape or data.dtype != buf.dtype:
+            raise IrtoolError(f"memory.global @{op.sym_name.data}: weight \"{name}\" is "
+                              f"{data.dtype}{list(data.shape)} in the store but {op.type} in "
+                              "the IR")
+        buf[...] = data  # a copy: the running program may never write into the store
+        return buf
+
+
+@register_impls
+class MemoryFunctions(InterpreterFunctions):
+    """Runs `memory` ops on numpy buffers; weights come from the module's store.
+
+    The memories live in the interpreter (`interpreter.get_data`), so one MemoryFunctions can
+    serve several interpreters, each with its own arenas and state.
+    """
+
+    def __init__(self, store: WeightStore):
+        self.store = store
+
+    def memory(self, interpreter: Interpreter) -> MemoryState:
+        """This interpreter's memories, loaded on first use."""
+        return interpreter.get_data(MemoryFunctions, "memory",
+                                    lambda: MemoryState.load(interpreter.module, self.store))
+
+    @impl(mem.GlobalOp)
+    def run_global(self, interpreter: Interpreter, op: mem.GlobalOp, args):
+        return ()  # a declaration: its buffer is made when the module is loaded
+
+    @impl(mem.GetGlobalOp)
+    def run_get_global(self, interpreter: Interpreter, op: mem.GetGlobalOp, args):
+        name = op.global_name.root_reference.data
+        globals_ = self.memory(interpreter).globals
+        if name not in globals_:
+            raise IrtoolError(f"memory.get_global: no memory.global @{name} in the module")
+        return (globals_[name],)
+
+    @impl(mem.AllocOp)
+    def run_alloc(self, interpreter: Interpreter, op: mem.AllocOp, args):
+        return (self.memory(interpreter).buffer(op.result.type, op.placement),)
+
+    @impl(mem.DeallocOp)
+    def run_dealloc(self, interpreter: Interpreter, op: mem.DeallocOp, args):
+        return ()  # arena bytes are reused by the plan, plain arrays by the garbage collector
+
+    @impl(mem.KernelOp)
+    def run_kernel(self, interpreter: Interpreter, op: mem.KernelOp, args):
+        n_ins = len(op.ins)
+        ins = tuple(_read_only(v) for v in args[:n_ins])
+        outs = args[n_ins:]
+        values = interpreter.run_ssacfg_region(op.body, ins, "memory.kernel")
+        for i, (out, value) in enumerate(zip(outs, values)):
+            value = np.asarray(value)
+            if value.shape != out.shape:
+                raise IrtoolError(f"memory.kernel: yielded value {i} has shape "
+                                  f"{list(value.shape)}, its out buffer {list(out.shape)}")
+            out[...] = value  # numpy copes with overlap, so in-place outs are safe
+        return ()
+
+    @impl_terminator(mem.YieldOp)
+    def run_yield(self, interpreter: Interpreter, op: mem.YieldOp, args):
+        return ReturnedValues(args), ()
+
+    @impl(mem.CopyOp)
+    def run_copy(self, interpreter: Interpreter, op: mem.CopyOp, args):
+        source, dest = args
+        dest[...] = source
+        return ()
+
+    @impl(mem.SubviewOp)
+    def run_subview(self, interpreter: Interpreter, op: mem.SubviewOp, args):
+        (source,) = args
+        window = tuple(slice(o, o + n) for o, n in zip(op.static_offsets,
+                                                       op.result.type.get_shape()))
+        return (source[window],)
+
+    @impl(mem.DmaStartOp)
+    def run_dma_start(self, interpreter: Interpreter, op: mem.DmaStartOp, args):
+        source, dest = args
+        dest[...] = source
+        return (DmaToken(source, dest),)
+
+    @impl(mem.DmaWaitOp)
+    def run_dma_wait(self, interpreter: Interpreter, op: mem.DmaWaitOp, args):
+        (token,) = args
+        if not isinstance(token, DmaToken):
+            raise IrtoolError(f"memory.dma_wait: {token!r} is not a DMA token")
+        token.waited = True
+        return ()
+
+
+def _read_only(value):
+    """A kernel reads its ins: give them as read-only views, so only `outs` can change."""
+    if isinstance(value, np.ndarray):
+        view = value.view()
+        view.flags.writeable = False
+        return view
+    return value
