@@ -50,7 +50,7 @@ def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
 def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt: Sequence[int],
                  steps: int, tokenizer, opts: CompileOptions) -> Path:
     from irtool.targets.c.emit import CProject, TokenTable
-    from irtool.targets.c.project_files import QemuLayout, linker_script, main_c, makefile
+    from irtool.targets.c.project_files import QemuLayout, main_c, makefile
     from irtool.targets.description import load_target
 
     target = load_target(opts.target)
@@ -63,6 +63,5 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     system_space = max(writable, key=lambda m: m.size).name
     layout = QemuLayout()
     project.write(out_dir, main_c(prompt, steps, table.pieces, table.bos, table.strip_after_bos),
-                  makefile(target, layout, system_space),
-                  linker_script(target, layout, system_space))
+                  makefile(target, layout, system_space))
     return out_dir

@@ -146,7 +146,7 @@ class Llama2cTokenizer:
     # -- encoding -----------------------------------------------------------------------------
 
     def _initial_tokens(self, text: str) -> list[int]:
-        """One token per UTF-8 character, or one byte token per byte when the character is absent."""
+        """One token per UTF-8 character; byte tokens for characters missing from the vocab."""
         ids: list[int] = []
         for ch in text:
             try:
@@ -339,7 +339,7 @@ class CharTokenizer:
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Llama2cTokenizer | CharTokenizer:
-    """Load a tokenizer by extension: ``.json`` is a character vocabulary, anything else llama2.c."""
+    """Pick the tokenizer by extension: ``.json`` is a character vocabulary, else llama2.c."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         return CharTokenizer.from_file(path)

@@ -1,0 +1,149 @@
+/*
+ * irt_elementwise.c - embeddings, element-wise arithmetic, activations, softmax, argmax.
+ *
+ * The element-wise kernels allow y == a / y == b / y == x: each element is read before
+ * the same element is written (the unrolled bodies load all four before storing).
+ */
+#include "irt_internal.h"
+
+#include <stddef.h>
+
+static void irt__copy(const float *restrict src, float *restrict dst, int n)
+{
+    int i;
+    for (i = 0; i < n; ++i)
+        dst[i] = src[i];
+}
+
+void irt_embedding_f32(const int32_t *restrict tokens, const float *restrict table,
+                       float *restrict y, int T, int D)
+{
+    int t;
+    for (t = 0; t < T; ++t)
+        irt__copy(table + (ptrdiff_t)tokens[t] * D, y + t * D, D);
+}
+
+void irt_position_embedding_f32(const float *restrict table, float *restrict y, int T,
+                                int D, int start)
+{
+    irt__copy(table + start * D, y, T * D);
+}
+
+void irt_add_f32(const float *a, const float *b, float *y, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float s0 = a[i] + b[i], s1 = a[i + 1] + b[i + 1];
+        const float s2 = a[i + 2] + b[i + 2], s3 = a[i + 3] + b[i + 3];
+        y[i] = s0;
+        y[i + 1] = s1;
+        y[i + 2] = s2;
+        y[i + 3] = s3;
+    }
+    for (; i < n; ++i)
+        y[i] = a[i] + b[i];
+}
+
+void irt_mul_f32(const float *a, const float *b, float *y, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float p0 = a[i] * b[i], p1 = a[i + 1] * b[i + 1];
+        const float p2 = a[i + 2] * b[i + 2], p3 = a[i + 3] * b[i + 3];
+        y[i] = p0;
+        y[i + 1] = p1;
+        y[i + 2] = p2;
+        y[i + 3] = p3;
+    }
+    for (; i < n; ++i)
+        y[i] = a[i] * b[i];
+}
+
+void irt_silu_f32(const float *x, float *y, int n)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        const float v = x[i];
+        y[i] = v / (1.0f + expf(-v));
+    }
+}
+
+void irt_gelu_f32(const float *x, float *y, int n, int tanh_approx)
+{
+    int i;
+    if (tanh_approx) {
+        const float k0 = 0.7978845608028654f; /* sqrt(2 / pi) */
+        const float k1 = 0.044715f;
+        for (i = 0; i < n; ++i) {
+            const float v = x[i];
+            const float inner = k0 * (v + k1 * v * v * v);
+            y[i] = 0.5f * v * (1.0f + tanhf(inner));
+        }
+    } else {
+        /* 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2); the erfc form keeps the
+         * relative accuracy for negative x, where 1 + erf(.) cancels. */
+        const float r = 0.7071067811865476f; /* 1 / sqrt(2) */
+        for (i = 0; i < n; ++i) {
+            const float v = x[i];
+            y[i] = 0.5f * v * erfcf(-v * r);
+        }
+    }
+}
+
+float irt__softmax_numerators_f32(float *s, int J, float scale)
+{
+    float mx, sum = 0.0f;
+    int j;
+    s[0] *= scale;
+    mx = s[0];
+    for (j = 1; j < J; ++j) {
+        const float v = s[j] * scale;
+        s[j] = v;
+        if (v > mx)
+            mx = v;
+    }
+    for (j = 0; j < J; ++j) {
+        const float e = expf(s[j] - mx);
+        s[j] = e;
+        sum += e;
+    }
+    return sum;
+}
+
+void irt_softmax_f32(const float *x, float *y, int T, int N)
+{
+    int t, j;
+    if (N <= 0)
+        return;
+    for (t = 0; t < T; ++t) {
+        const float *xr = x + t * N;
+        float *yr = y + t * N;
+        float mx = xr[0], sum = 0.0f, inv;
+        for (j = 1; j < N; ++j)
+            if (xr[j] > mx)
+                mx = xr[j];
+        for (j = 0; j < N; ++j) {
+            const float e = expf(xr[j] - mx);
+            yr[j] = e;
+            sum += e;
+        }
+        inv = 1.0f / sum;
+        for (j = 0; j < N; ++j)
+            yr[j] *= inv;
+    }
+}
+
+int irt_argmax_f32(const float *x, int n)
+{
+    int i, best = 0;
+    float mx;
+    if (n <= 0)
+        return -1;
+    mx = x[0];
+    for (i = 1; i < n; ++i)
+        if (x[i] > mx) {
+            mx = x[i];
+            best = i;
+        }
+    return best;
+}
