@@ -3,6 +3,8 @@
     irtool import MODEL -o OUT.mlir          # ONNX or llama2.c -> IR + OUT.weights.npz
     irtool generate [MODEL_OR_MLIR] --prompt TEXT --steps N [--tokenizer FILE]
                     [--level decode [--capacity N | --window W]]
+    irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
+                   [--steps N] [--window W | --capacity N]   # then: make -C DIR run
 
 With no MODEL, `generate` uses the example model bundled with irtool (stories260K).
 """
@@ -106,6 +108,29 @@ def cmd_generate(args: argparse.Namespace) -> None:
               f"interpreter, {how})")
 
 
+def cmd_compile(args: argparse.Namespace) -> None:
+    from irtool.compile import CompileOptions, compile_to_c
+    from irtool.frontend.load import DEFAULT_MODEL, import_model
+    from irtool.run import parse_token_list
+
+    model = Path(args.model) if args.model else DEFAULT_MODEL
+    module, store = import_model(model)
+    vocab = module.attributes["irtool.vocab_size"].value.data
+    tok = find_tokenizer(model, vocab, args.tokenizer)
+    prompt = (parse_token_list(args.prompt_tokens) if args.prompt_tokens
+              else tok.encode(args.prompt))
+    if not prompt:
+        raise IrtoolError("the prompt is empty: give --prompt TEXT or --prompt-tokens IDS")
+    if args.steps < 1:
+        raise IrtoolError("--steps must be at least 1")
+    opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
+                          time_limit=args.time_limit)
+    out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
+                       tokenizer=tok, opts=opts)
+    print(f"wrote the C project for {args.target} to {out}: run it with 'make -C {out} run' "
+          f"(qemu) or 'make -C {out} host'")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irtool", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,7 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--window", type=int, metavar="W",
                      help="(decode) sliding window: a ring cache of the last W positions")
     gen.set_defaults(func=cmd_generate)
-    for sp in (imp, gen):
+    comp = sub.add_parser("compile", help="compile a model to a C project for a target")
+    comp.add_argument("model", nargs="?", help="model or .mlir (default: bundled stories260K)")
+    comp.add_argument("--target", default="riscv-ulp", help="target description (name or .json)")
+    comp.add_argument("-o", "--output", required=True, metavar="DIR")
+    group = comp.add_mutually_exclusive_group()
+    group.add_argument("--prompt", default="Once upon a time")
+    group.add_argument("--prompt-tokens", metavar="IDS", help="comma-separated token ids")
+    comp.add_argument("--steps", type=int, default=64, help="tokens to generate")
+    comp.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
+    kv = comp.add_mutually_exclusive_group()
+    kv.add_argument("--window", type=int, metavar="W", help="sliding-window KV cache of W positions")
+    kv.add_argument("--capacity", type=int, metavar="N", help="KV cache of N positions")
+    comp.add_argument("--time-limit", type=float, default=10.0,
+                      help="seconds for the CP-SAT memory allocator")
+    comp.set_defaults(func=cmd_compile)
+    for sp in (imp, gen, comp):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")
     return p
 
