@@ -41,6 +41,22 @@ class IrToolOptMain(xDSLOptMain):
         for name, factory in irtool_passes().items():
             self.register_pass(name, factory)
 
+    def register_all_targets(self) -> None:
+        super().register_all_targets()
+
+        def c_target():
+            from irtool.targets.c.opt_targets import CTarget
+
+            return CTarget
+
+        def c_project_target():
+            from irtool.targets.c.opt_targets import CProjectTarget
+
+            return CProjectTarget
+
+        self.available_targets["c"] = c_target
+        self.available_targets["c-project"] = c_project_target
+
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
         arg_parser.add_argument("--pipeline", choices=sorted(PIPELINES),
