@@ -7,7 +7,7 @@
 * `hw.parallel` runs its region on `cores` cores of a cluster (fork/join); the interpreter
   runs it once, as a single core would.
 * `hw.accel` hands a kernel call to an accelerator `engine` of the target description.
-* The target itself is named by the module attribute `hw.target` (`#hw.target<riscv-ulp>`).
+* The target itself is named by the module attribute `hw.target` (`#hw.target<"riscv-ulp">`).
 
 Our `hw` is not CIRCT's `hw` that xDSL also ships: irtool's context never loads xDSL's.
 """
@@ -55,14 +55,11 @@ class TargetAttr(ParametrizedAttribute):
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
         with parser.in_angle_brackets():
-            name = parser.parse_optional_identifier()
-            if name is None:
-                name = parser.parse_str_literal()
-            return (StringAttr(name),)
+            return (StringAttr(parser.parse_str_literal()),)
 
     def print_parameters(self, printer: Printer) -> None:
         with printer.in_angle_brackets():
-            printer.print_string(self.target.data)
+            printer.print_string_literal(self.target.data)
 
 
 def _params_attr(params: Mapping[str, int | float | str]) -> DictionaryAttr:

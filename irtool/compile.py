@@ -26,6 +26,8 @@ class CompileOptions:
     capacity: int | None = None
     window: int | None = None
     time_limit: float = 10.0
+    copy_weights: bool = False
+    """Weights stay in Flash and are read in place unless this is set (RAM is the scarce part)."""
 
 
 def kv_options(opts: CompileOptions) -> str:
@@ -40,7 +42,8 @@ def kv_options(opts: CompileOptions) -> str:
 def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
     """Run the target pipeline in place; returns the hw-level module."""
     spec = (f"extract-kv-cache{{{kv_options(opts)}}},bufferize,"
-            f"allocate{{target={opts.target} time_limit={opts.time_limit}}},"
+            f"allocate{{target={opts.target} time_limit={opts.time_limit} "
+            f"copy_weights={str(opts.copy_weights).lower()}}},"
             f"lower-to-hw{{target={opts.target}}}")
     PassPipeline.parse_spec(get_all_passes(), spec).apply(make_context(), module)
     module.verify()
@@ -59,9 +62,6 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     if any(not 0 <= t < project.vocab for t in prompt):
         raise IrtoolError(f"prompt token outside the vocabulary (0..{project.vocab - 1})")
     table = TokenTable.from_tokenizer(tokenizer, project.vocab)
-    writable = [m for m in target.memories if not m.read_only]
-    system_space = max(writable, key=lambda m: m.size).name
-    layout = QemuLayout()
     project.write(out_dir, main_c(prompt, steps, table.pieces, table.bos, table.strip_after_bos),
-                  makefile(target, layout, system_space))
+                  makefile(target, QemuLayout()))
     return out_dir

@@ -62,9 +62,7 @@ class CProjectTarget(Target):
         else:  # without a tokenizer the program prints token ids as text
             table = TokenTable([f"<{i}>".encode() for i in range(project.vocab)], -1,
                                [False] * project.vocab)
-        system = max((m for m in project.target.memories if not m.read_only),
-                     key=lambda m: m.size).name
         project.write(Path(self.dir), main_c(self.prompt, self.steps, table.pieces, table.bos,
                                              table.strip_after_bos),
-                      makefile(project.target, QemuLayout(), system))
+                      makefile(project.target, QemuLayout()))
         output.write(f"wrote the C project to {self.dir}\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from irtool.errors import IrtoolError
 from irtool.targets.description import TargetDescription
 
 
@@ -118,12 +119,11 @@ int main(int argc, char **argv)
 class QemuLayout:
     """Where the target's memories sit on qemu's `virt` machine (RAM from 0x80000000).
 
-    The C library's own RAM (stack, .data, .bss) is carved from the top of the largest
-    writable memory: `system_reserve` bytes that the allocator does not plan.
+    The C library's own RAM (stack, .data, .bss) is the `reserved` top of the memory that the
+    target description reserves for it, bytes the allocator does not plan.
     """
 
     base: int = 0x80000000
-    system_reserve: int = 16 * 1024
     stack: int = 8 * 1024
 
 
@@ -136,15 +136,24 @@ def memory_origins(target: TargetDescription, layout: QemuLayout) -> dict[str, i
     return out
 
 
-def makefile(target: TargetDescription, layout: QemuLayout, system_space: str) -> str:
+def system_memory(target: TargetDescription):
+    """The memory whose `reserved` bytes hold the stack and C library data."""
+    for m in target.memories:
+        if m.reserved and not m.read_only:
+            return m
+    raise IrtoolError(f"target {target.name}: no writable memory reserves bytes for the stack "
+                      "and C library data (set 'reserved' on one memory of the description)")
+
+
+def makefile(target: TargetDescription, layout: QemuLayout) -> str:
     origins = memory_origins(target, layout)
     flash = next(m for m in target.memories if m.read_only)
-    sys_mem = target.memory(system_space)
-    ram = origins[system_space] + sys_mem.size - layout.system_reserve
+    sys_mem = system_memory(target)
+    ram = origins[sys_mem.name] + sys_mem.capacity
     defsyms = ",".join([f"--defsym=__flash=0x{origins[flash.name]:08x}",
                         f"--defsym=__flash_size={flash.size}",
                         f"--defsym=__ram=0x{ram:08x}",
-                        f"--defsym=__ram_size={layout.system_reserve}",
+                        f"--defsym=__ram_size={sys_mem.reserved}",
                         f"--defsym=__stack_size={layout.stack}"])
     # The arenas of the writable memories sit at their memory's address; the read-only arena
     # (section .flash, const data) follows the code in picolibc's flash region.
