@@ -10,7 +10,12 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from xdsl.utils.exceptions import DiagnosticException, InterpretationError, ParseError
+from xdsl.utils.exceptions import (
+    ArgSpecParseError,
+    DiagnosticException,
+    InterpretationError,
+    ParseError,
+)
 
 from irtool.errors import IrtoolError
 
@@ -31,6 +36,9 @@ def run_reporting_errors(body: Callable[[], None], debug: bool) -> None:
         fail(str(e))
     except ParseError as e:
         fail(f"cannot parse the input:\n{e}")
+    except ArgSpecParseError as e:
+        fail(f"bad pass or target options (values with '/' or spaces need quotes: "
+             f"dir=\"out/x\"):\n{e}")
     except InterpretationError as e:
         fail(f"the interpreter failed: {e}")
     except DiagnosticException as e:

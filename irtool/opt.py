@@ -23,7 +23,7 @@ from irtool.context import register_dialects
 from irtool.diagnostics import run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.passes import get_all_passes as irtool_passes
-from irtool.pipelines import PIPELINES
+from irtool.pipelines import PIPELINES, expand_pipeline
 from irtool.weights import absolutize_store_reference, relativize_store_reference
 
 XDSL_PASSES = ("canonicalize", "cse", "dce", "licm", "constant-fold-interp")
@@ -59,15 +59,17 @@ class IrToolOptMain(xDSLOptMain):
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
-        arg_parser.add_argument("--pipeline", choices=sorted(PIPELINES),
-                                help="named pass pipeline, run before the -p passes")
+        arg_parser.add_argument(
+            "--pipeline", metavar="NAME[{options}]",
+            help="named pass pipeline, run before the -p passes: "
+                 f"{', '.join(sorted(PIPELINES))} (e.g. riscv-ulp{{capacity=128}})")
         arg_parser.add_argument("--debug", action="store_true",
                                 help="show Python tracebacks instead of one-line errors")
 
     def setup_pipeline(self) -> None:
         if self.args.pipeline:
             self.args.passes = ",".join(
-                p for p in (PIPELINES[self.args.pipeline], self.args.passes) if p)
+                p for p in (expand_pipeline(self.args.pipeline), self.args.passes) if p)
         try:
             super().setup_pipeline()
         except (ValueError, ArgSpecParseError) as e:  # ArgSpecParseError is a BaseException
