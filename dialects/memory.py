@@ -275,6 +275,13 @@ class SubviewOp(IRDLOperation):
             raise VerifyException(f"{self.name}: element types differ")
 
 
+def _verify_same_shape(op: IRDLOperation, src: MemRefType, dst: MemRefType) -> None:
+    """A transfer moves a whole buffer: both ends have one shape and element type."""
+    if src.get_shape() != dst.get_shape() or src.element_type != dst.element_type:
+        raise VerifyException(f"{op.name}: source {src} and destination {dst} differ in "
+                              "shape or element type")
+
+
 @irdl_op_definition
 class CopyOp(IRDLOperation):
     """Synchronous copy between two buffers of one shape (possibly in different spaces)."""
@@ -288,10 +295,7 @@ class CopyOp(IRDLOperation):
         super().__init__(operands=[source, dest])
 
     def verify_(self) -> None:
-        s, d = self.source.type, self.dest.type
-        if s.get_shape() != d.get_shape() or s.element_type != d.element_type:
-            raise VerifyException(f"{self.name}: source {s} and destination {d} differ in "
-                                  "shape or element type")
+        _verify_same_shape(self, self.source.type, self.dest.type)
 
 
 @irdl_op_definition
@@ -308,10 +312,7 @@ class DmaStartOp(IRDLOperation):
         super().__init__(operands=[source, dest], result_types=[DmaTokenType()])
 
     def verify_(self) -> None:
-        s, d = self.source.type, self.dest.type
-        if s.get_shape() != d.get_shape() or s.element_type != d.element_type:
-            raise VerifyException(f"{self.name}: source {s} and destination {d} differ in "
-                                  "shape or element type")
+        _verify_same_shape(self, self.source.type, self.dest.type)
 
 
 @irdl_op_definition
