@@ -1,0 +1,259 @@
+/*
+ * irt_quant_test_driver.c - runs one quantized kernel (irt_quant.h) on inputs read from
+ * files, for tests/test_c_quant_kernels.py.
+ *
+ *   irt_quant_test_driver KERNEL DIR
+ *
+ * DIR/params.txt holds "name value" lines (integers, or floats for scale); every array
+ * input NAME is DIR/NAME.bin, raw little-endian data of the kernel's element type
+ * (float32, int8, uint8 or int32) holding exactly the number of elements the kernel reads.
+ * Each output NAME goes to DIR/NAME.out (same element type as in the kernel; `int`
+ * exponents as int32).  Every buffer is allocated with exactly its size (so
+ * AddressSanitizer flags any access past it); float outputs start as NaN and integer
+ * outputs as a fill pattern, so elements a kernel forgets to write show up.  Exit status 0
+ * on success.
+ *
+ * This is test code: unlike the runtime it may allocate and do I/O.
+ */
+#include "irt_quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *g_dir;
+
+static void die(const char *what, const char *name)
+{
+    fprintf(stderr, "irt_quant_test_driver: %s %s\n", what, name);
+    exit(2);
+}
+
+static void path_of(char *buf, size_t size, const char *file)
+{
+    if ((size_t)snprintf(buf, size, "%s/%s", g_dir, file) >= size)
+        die("path too long:", file);
+}
+
+static int find_param(const char *name, char *value, size_t size)
+{
+    char path[4096], key[128], val[128];
+    FILE *f;
+    int found = 0;
+    path_of(path, sizeof path, "params.txt");
+    f = fopen(path, "r");
+    if (!f)
+        die("cannot open", path);
+    while (fscanf(f, "%127s %127s", key, val) == 2) {
+        if (strcmp(key, name) == 0) {
+            if (strlen(val) + 1 > size)
+                die("parameter too long:", name);
+            strcpy(value, val);
+            found = 1;
+            break;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static int geti(const char *name)
+{
+    char v[128];
+    if (!find_param(name, v, sizeof v))
+        die("missing parameter", name);
+    return (int)strtol(v, NULL, 10);
+}
+
+static float getf(const char *name)
+{
+    char v[128];
+    if (!find_param(name, v, sizeof v))
+        die("missing parameter", name);
+    return strtof(v, NULL);
+}
+
+/* Exactly `count` elements of `size` bytes from DIR/NAME.bin, in a buffer of exactly that
+ * size. */
+static void *load(const char *name, size_t count, size_t size)
+{
+    char file[256], path[4096];
+    void *buf = malloc(count * size + (count == 0)); /* malloc(0) may return NULL */
+    FILE *f;
+    long bytes;
+    if (!buf)
+        die("out of memory for", name);
+    snprintf(file, sizeof file, "%s.bin", name);
+    path_of(path, sizeof path, file);
+    f = fopen(path, "rb");
+    if (!f)
+        die("cannot open", path);
+    fseek(f, 0, SEEK_END);
+    bytes = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (bytes != (long)(count * size))
+        die("wrong size of", path);
+    if (count && fread(buf, size, count, f) != count)
+        die("cannot read", path);
+    fclose(f);
+    return buf;
+}
+
+static float *loadf(const char *name, size_t count)
+{
+    return (float *)load(name, count, 4);
+}
+
+/* NULL unless the parameter has_bias is nonzero. */
+static float *load_bias(size_t count)
+{
+    return geti("has_bias") ? loadf("bias", count) : NULL;
+}
+
+/* An output buffer of exactly `count` elements of `size` bytes: floats NaN, else 0x5a. */
+static void *output(size_t count, size_t size, int is_float)
+{
+    void *buf = malloc(count * size + (count == 0));
+    size_t i;
+    if (!buf)
+        die("out of memory for", "output");
+    if (is_float) {
+        for (i = 0; i < count; ++i)
+            ((float *)buf)[i] = NAN;
+    } else {
+        memset(buf, 0x5a, count * size);
+    }
+    return buf;
+}
+
+static float *outputf(size_t count)
+{
+    return (float *)output(count, 4, 1);
+}
+
+static void save(const char *name, const void *data, size_t count, size_t size)
+{
+    char file[256], path[4096];
+    FILE *f;
+    snprintf(file, sizeof file, "%s.out", name);
+    path_of(path, sizeof path, file);
+    f = fopen(path, "wb");
+    if (!f)
+        die("cannot create", path);
+    if (count && fwrite(data, size, count, f) != count)
+        die("cannot write", path);
+    fclose(f);
+}
+
+static int run(const char *kernel)
+{
+    if (strcmp(kernel, "quantize_act_i8") == 0) {
+        const int n = geti("n");
+        float *x = loadf("x", n);
+        int8_t *xq = (int8_t *)output(n, 1, 0);
+        irt_quantize_act_i8(x, xq, n, getf("scale"), geti("zero_point"));
+        save("xq", xq, n, 1);
+        free(x), free(xq);
+    } else if (strcmp(kernel, "matvec_i8_acc") == 0 || strcmp(kernel, "linear_w8a8") == 0) {
+        const int T = geti("T"), K = geti("K"), N = geti("N"), zx = geti("zx");
+        int8_t *xq = (int8_t *)load("xq", (size_t)T * K, 1);
+        int8_t *wq = (int8_t *)load("wq", (size_t)N * K, 1);
+        if (kernel[0] == 'm') {
+            int32_t *acc = (int32_t *)output((size_t)T * N, 4, 0);
+            irt_matvec_i8_acc(xq, zx, wq, acc, T, K, N);
+            save("acc", acc, (size_t)T * N, 4);
+            free(acc);
+        } else {
+            float *m = loadf("m", N), *b = load_bias(N), *y = outputf((size_t)T * N);
+            irt_linear_w8a8(xq, zx, wq, m, b, y, T, K, N);
+            save("y", y, (size_t)T * N, 4);
+            free(m), free(b), free(y);
+        }
+        free(xq), free(wq);
+    } else if (strcmp(kernel, "linear_w8") == 0) {
+        const int T = geti("T"), K = geti("K"), N = geti("N"), per_tensor = geti("per_tensor");
+        float *x = loadf("x", (size_t)T * K);
+        int8_t *wq = (int8_t *)load("wq", (size_t)N * K, 1);
+        float *s = loadf("s", per_tensor ? 1 : N), *b = load_bias(N);
+        float *y = outputf((size_t)T * N);
+        irt_linear_w8(x, wq, s, b, y, T, K, N, per_tensor);
+        save("y", y, (size_t)T * N, 4);
+        free(x), free(wq), free(s), free(b), free(y);
+    } else if (strcmp(kernel, "linear_w4g") == 0) {
+        const int T = geti("T"), K = geti("K"), N = geti("N"), G = geti("group");
+        float *x = loadf("x", (size_t)T * K);
+        uint8_t *w = (uint8_t *)load("w", (size_t)N * ((K + 1) / 2), 1);
+        float *s = loadf("scales", (size_t)N * ((K + G - 1) / G)), *b = load_bias(N);
+        float *y = outputf((size_t)T * N);
+        irt_linear_w4g(x, w, s, b, y, T, K, N, G);
+        save("y", y, (size_t)T * N, 4);
+        free(x), free(w), free(s), free(b), free(y);
+    } else if (strcmp(kernel, "linear_w1") == 0 || strcmp(kernel, "linear_w1a4") == 0) {
+        const int T = geti("T"), K = geti("K"), N = geti("N");
+        float *x = loadf("x", (size_t)T * K);
+        uint8_t *w = (uint8_t *)load("w", (size_t)N * ((K + 7) / 8), 1);
+        float *alpha = loadf("alpha", N), *b = load_bias(N);
+        float *y = outputf((size_t)T * N);
+        if (strcmp(kernel, "linear_w1") == 0)
+            irt_linear_w1(x, w, alpha, b, y, T, K, N);
+        else
+            irt_linear_w1a4(x, w, alpha, b, y, T, K, N, geti("group"));
+        save("y", y, (size_t)T * N, 4);
+        free(x), free(w), free(alpha), free(b), free(y);
+    } else if (strcmp(kernel, "quantize_act_a4") == 0) {
+        /* T rows, one call per row. */
+        const int T = geti("T"), K = geti("K"), G = geti("group");
+        const int ng = (K + G - 1) / G;
+        float *x = loadf("x", (size_t)T * K);
+        int8_t *xq = (int8_t *)output((size_t)T * K, 1, 0);
+        int *e = (int *)output((size_t)T * ng, sizeof(int), 0);
+        int32_t *e32 = (int32_t *)output((size_t)T * ng, 4, 0);
+        int t, i;
+        for (t = 0; t < T; ++t)
+            irt_quantize_act_a4(x + (size_t)t * K, xq + (size_t)t * K, e + (size_t)t * ng, K,
+                                G);
+        for (i = 0; i < T * ng; ++i)
+            e32[i] = (int32_t)e[i];
+        save("xq", xq, (size_t)T * K, 1);
+        save("exponents", e32, (size_t)T * ng, 4);
+        free(x), free(xq), free(e), free(e32);
+    } else if (strcmp(kernel, "kv_write_i8") == 0) {
+        const int KV = geti("kv_heads"), cap = geti("capacity"), hd = geti("head_dim");
+        const int T = geti("T");
+        const size_t rows = (size_t)geti("layers") * KV * cap;
+        int8_t *cache = (int8_t *)load("cache", rows * hd, 1);
+        float *scales = loadf("scales", rows), *rows_in = loadf("new", (size_t)T * KV * hd);
+        irt_kv_write_i8(cache, scales, rows_in, geti("layer"), KV, cap, hd, T, geti("pos"),
+                        geti("ring"));
+        save("cache", cache, rows * hd, 1);
+        save("scales", scales, rows, 4);
+        free(cache), free(scales), free(rows_in);
+    } else if (strcmp(kernel, "cached_attention_i8") == 0) {
+        const int H = geti("heads"), KV = geti("kv_heads"), hd = geti("head_dim");
+        const int cap = geti("capacity"), T = geti("T");
+        const size_t rows = (size_t)geti("layers") * KV * cap;
+        float *q = loadf("q", (size_t)T * H * hd);
+        int8_t *kc = (int8_t *)load("kcache", rows * hd, 1);
+        int8_t *vc = (int8_t *)load("vcache", rows * hd, 1);
+        float *ks = loadf("kscales", rows), *vs = loadf("vscales", rows);
+        float *out = outputf((size_t)T * H * hd), *scratch = outputf(cap);
+        irt_cached_attention_i8(q, kc, ks, vc, vs, out, scratch, geti("layer"), H, KV, hd, cap,
+                                T, geti("end"), geti("ring"), getf("scale"));
+        save("out", out, (size_t)T * H * hd, 4);
+        free(q), free(kc), free(vc), free(ks), free(vs), free(out), free(scratch);
+    } else {
+        die("unknown kernel", kernel);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s KERNEL DIR\n", argv[0]);
+        return 2;
+    }
+    g_dir = argv[2];
+    return run(argv[1]);
+}
