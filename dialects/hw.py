@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from xdsl.dialects.builtin import (
+    I64,
     DictionaryAttr,
     FloatAttr,
     IntegerAttr,
@@ -130,7 +131,7 @@ class ParallelOp(IRDLOperation):
     """Fork/join over `cores` cores of a cluster; the region is the per-core body."""
 
     name = "hw.parallel"
-    cores = prop_def(IntegerAttr)
+    cores = prop_def(IntegerAttr[I64])
     body = region_def("single_block")
     traits = traits_def(NoTerminator())
     assembly_format = "`cores` `(` $cores `)` $body attr-dict"

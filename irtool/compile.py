@@ -41,10 +41,12 @@ def kv_options(opts: CompileOptions) -> str:
 
 def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
     """Run the target pipeline in place; returns the hw-level module."""
+    # quoted: a target may be the path of a description (`/`, `.` are not bare-word chars)
+    target = '"' + opts.target.replace("\\", "\\\\").replace('"', '\\"') + '"'
     spec = (f"extract-kv-cache{{{kv_options(opts)}}},bufferize,"
-            f"allocate{{target={opts.target} time_limit={opts.time_limit} "
+            f"allocate{{target={target} time_limit={opts.time_limit} "
             f"copy_weights={str(opts.copy_weights).lower()}}},"
-            f"lower-to-hw{{target={opts.target}}}")
+            f"lower-to-hw{{target={target}}}")
     PassPipeline.parse_spec(get_all_passes(), spec).apply(make_context(), module)
     module.verify()
     return module
