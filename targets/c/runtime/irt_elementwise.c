@@ -64,7 +64,7 @@ void irt_silu_f32(const float *x, float *y, int n)
     int i;
     for (i = 0; i < n; ++i) {
         const float v = x[i];
-        y[i] = v / (1.0f + expf(-v));
+        y[i] = v / (1.0f + irt__expf(-v));
     }
 }
 
@@ -103,7 +103,7 @@ float irt__softmax_numerators_f32(float *s, int J, float scale)
             mx = v;
     }
     for (j = 0; j < J; ++j) {
-        const float e = expf(s[j] - mx);
+        const float e = irt__expf(s[j] - mx);
         s[j] = e;
         sum += e;
     }
@@ -123,7 +123,7 @@ void irt_softmax_f32(const float *x, float *y, int T, int N)
             if (xr[j] > mx)
                 mx = xr[j];
         for (j = 0; j < N; ++j) {
-            const float e = expf(xr[j] - mx);
+            const float e = irt__expf(xr[j] - mx);
             yr[j] = e;
             sum += e;
         }

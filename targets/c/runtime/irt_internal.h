@@ -33,4 +33,41 @@ void irt__weighted_rows_f32(const float *restrict p, const float *restrict v, in
  * Returns the sum of the new s[j]. */
 float irt__softmax_numerators_f32(float *s, int J, float scale);
 
+/* exp(x) in single precision without a libm call, within 2 ulp of expf on [-87, 88].
+ * Why: softmax and SiLU call exp once per score or element, and picolibc's expf costs about a
+ * hundred instructions on an FPU-only core; this is about twenty.
+ * x = n*ln2 + r with n = round(x/ln2) (Cody-Waite split of ln2, so r is exact to float
+ * precision), |r| <= ln2/2; exp(r) by its Taylor polynomial of degree 7 (truncation error
+ * below 7e-9 relative); 2^n built in the exponent bits. Below -87.3 the result is 0 (softmax
+ * weights that small vanish in float32 sums anyway), above 88.7 it is +inf. */
+static inline float irt__expf(float x)
+{
+    union { float f; uint32_t u; } scale;
+    float t, n, r, p;
+    int32_t ni;
+    if (x < -87.3f)
+        return 0.0f;
+    if (x > 88.7f)
+        return INFINITY;
+    t = x * 1.44269504088896341f + 12582912.0f; /* + 1.5 * 2^23 rounds to an integer */
+    n = t - 12582912.0f;
+    ni = (int32_t)n;
+    r = x - n * 0.693145751953125f;   /* ln2, high part: exact product for |n| < 2^9 */
+    r = r - n * 1.42860682030941723e-6f; /* ln2, low part */
+    p = 1.98412698412698413e-4f;          /* 1/7! */
+    p = IRT_FMA(p, r, 1.38888888888888889e-3f);
+    p = IRT_FMA(p, r, 8.33333333333333333e-3f);
+    p = IRT_FMA(p, r, 4.16666666666666667e-2f);
+    p = IRT_FMA(p, r, 1.66666666666666667e-1f);
+    p = IRT_FMA(p, r, 0.5f);
+    p = IRT_FMA(p, r, 1.0f);
+    p = IRT_FMA(p, r, 1.0f);
+    if (ni > 127) { /* x just below 88.7: 2^128 overflows the exponent field */
+        p *= 2.0f;
+        ni -= 1;
+    }
+    scale.u = (uint32_t)(ni + 127) << 23;
+    return p * scale.f;
+}
+
 #endif /* IRT_INTERNAL_H */
