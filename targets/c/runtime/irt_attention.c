@@ -81,6 +81,9 @@ void irt_kv_write_f32(float *restrict cache, const float *restrict new_rows, int
     }
 }
 
+/* Queries up to this head size are pre-scaled in a stack buffer. */
+#define IRT_PRESCALE_MAX 256
+
 void irt_cached_attention_f32(const float *restrict q, const float *restrict kcache,
                               const float *restrict vcache, float *restrict out,
                               float *restrict scratch, int layer, int heads, int kv_heads,
@@ -104,6 +107,17 @@ void irt_cached_attention_f32(const float *restrict q, const float *restrict kca
             const float *qi = q + i * ldq + h * head_dim;
             float *oi = out + i * ldq + h * head_dim;
             const int n = (end - T + i) - first + 1; /* positions first .. p */
+            float qs[IRT_PRESCALE_MAX];
+            float score_scale = scale;
+            if (head_dim <= IRT_PRESCALE_MAX) {
+                /* Scale the query once instead of every score: one multiply per head, not
+                 * one per cached position. */
+                int d;
+                for (d = 0; d < head_dim; ++d)
+                    qs[d] = qi[d] * scale;
+                qi = qs;
+                score_scale = 1.0f;
+            }
             /* Positions first.. are slots slot0.., wrapping to slot 0 in a ring. */
             const int n1 = n < capacity - slot0 ? n : capacity - slot0;
             const int n2 = n - n1;
@@ -113,7 +127,7 @@ void irt_cached_attention_f32(const float *restrict q, const float *restrict kca
                               head_dim);
             if (n2 > 0)
                 irt__dot_rows_f32(qi, kh, head_dim, NULL, scratch + n1, n2, head_dim);
-            sum = irt__softmax_numerators_f32(scratch, n, scale);
+            sum = irt__softmax_numerators_f32(scratch, n, score_scale);
             irt__weighted_rows_f32(scratch, vh + slot0 * head_dim, head_dim, oi, n1, head_dim,
                                    0);
             if (n2 > 0)

@@ -94,14 +94,14 @@ float irt__softmax_numerators_f32(float *s, int J, float scale)
 {
     float mx, sum = 0.0f;
     int j;
-    s[0] *= scale;
-    mx = s[0];
-    for (j = 1; j < J; ++j) {
-        const float v = s[j] * scale;
-        s[j] = v;
-        if (v > mx)
-            mx = v;
+    if (scale != 1.0f) {
+        for (j = 0; j < J; ++j)
+            s[j] *= scale;
     }
+    mx = s[0];
+    for (j = 1; j < J; ++j)
+        if (s[j] > mx)
+            mx = s[j];
     for (j = 0; j < J; ++j) {
         const float e = irt__expf(s[j] - mx);
         s[j] = e;
