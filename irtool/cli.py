@@ -5,6 +5,8 @@
                     [--level decode [--capacity N | --window W]]
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
                    [--steps N] [--window W | --capacity N]   # then: make -C DIR run
+    irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8]
+                    [--calibration FILE] -o OUT.mlir [--report [--eval FILE]]
 
 With no MODEL, `generate` uses the example model bundled with irtool (stories260K).
 """
@@ -131,6 +133,12 @@ def cmd_compile(args: argparse.Namespace) -> None:
           f"(qemu) or 'make -C {out} host'")
 
 
+def cmd_quantize(args: argparse.Namespace) -> None:
+    from irtool.quantize_cmd import run
+
+    run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irtool", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=cmd_compile)
     for sp in (imp, gen, comp):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    from irtool.quantize_cmd import add_arguments as add_quantize_arguments
+
+    quant = sub.add_parser("quantize", help="quantize a model (int8/int4/1-bit weights, int8 "
+                           "activations or KV cache) and report its quality")
+    add_quantize_arguments(quant)
+    quant.set_defaults(func=cmd_quantize)
     return p
 
 

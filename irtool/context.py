@@ -29,6 +29,12 @@ def _memory() -> Dialect:
     return Memory
 
 
+def _quant() -> Dialect:
+    from irtool.dialects.quant import Quant
+
+    return Quant
+
+
 def _hw() -> Dialect:
     from irtool.dialects.hw import HW
 
@@ -36,7 +42,8 @@ def _hw() -> Dialect:
 
 
 IRTOOL_DIALECTS: dict[str, Callable[[], Dialect]] = {"transformer": _transformer,
-                                                     "memory": _memory, "hw": _hw}
+                                                     "memory": _memory, "hw": _hw,
+                                                     "quant": _quant}
 
 
 def fresh_builtin() -> Dialect:

@@ -33,10 +33,24 @@ def _lower_to_hw() -> type[ModulePass]:
     return LowerToHwPass
 
 
+def _calibrate() -> type[ModulePass]:
+    from irtool.passes.calibrate import CalibratePass
+
+    return CalibratePass
+
+
+def _quantize() -> type[ModulePass]:
+    from irtool.passes.quantize import QuantizePass
+
+    return QuantizePass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return {
         "extract-kv-cache": _extract_kv_cache,
         "bufferize": _bufferize,
         "allocate": _allocate,
         "lower-to-hw": _lower_to_hw,
+        "calibrate": _calibrate,
+        "quantize": _quantize,
     }

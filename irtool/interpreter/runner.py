@@ -36,6 +36,7 @@ from irtool.errors import IrtoolError
 from irtool.frontend.builder import FORWARD, MAX_SEQ_LEN_ATTR, VOCAB_ATTR
 from irtool.interpreter.hw import HwFunctions
 from irtool.interpreter.memory import MemoryFunctions
+from irtool.interpreter.quant import QuantFunctions
 from irtool.interpreter.transformer import TransformerFunctions
 from irtool.passes.extract_kv_cache import DECODE, PREFILL, PREFILL_ATTR
 from irtool.weights import WeightStore
@@ -81,7 +82,7 @@ class ModelRunner:
         self.interpreter = Interpreter(module)
         # Every level: the tensor graph, buffers in memory spaces, runtime kernel calls.
         for functions in (FuncFunctions(), ArithFunctions(), TransformerFunctions(store),
-                          MemoryFunctions(store), HwFunctions()):
+                          QuantFunctions(), MemoryFunctions(store), HwFunctions()):
             self.interpreter.register_implementations(functions)
         funcs = {op.sym_name.data: op for op in module.body.block.ops
                  if isinstance(op, func.FuncOp)}
