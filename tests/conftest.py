@@ -1,5 +1,12 @@
 """Shared fixtures: the reference models in ../shared/models (beside the checkout)."""
 
+import os
+
+# The models are tiny: BLAS threads only add contention on a 2-core machine (10-20x slower
+# attention under load). Set before numpy is imported by any test module.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from pathlib import Path
 
 import pytest
