@@ -199,6 +199,8 @@ class CProject:
             lines += [f"extern {const}uint32_t irt_arena_{ident}_words[];",
                       f"#define irt_arena_{ident} (({const}uint8_t *)irt_arena_{ident}_words)",
                       f"#define IRT_ARENA_{ident.upper()}_BYTES {self.padded(space)}u"]
+        summary = ", ".join(f"{space} {self.padded(space)} B" for space in sorted(self.arena_size))
+        lines += [f'#define IRT_MEMORY_SUMMARY "{summary}"']
         lines += ["", "/* Reset: initial contents of writable memories, an empty KV cache. */",
                   "void irt_init(void);",
                   "/* One decode step: token `tok` at position `pos`; returns the logits. */",

@@ -109,6 +109,7 @@ int main(int argc, char **argv)
     if (decode_calls)
         printf("instructions per generated token: %lu\\n",
                (unsigned long)(decode_instr / (uint64_t)decode_calls));
+    printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);
     if (logits_out) fclose(logits_out);
     return 0;
 }}
