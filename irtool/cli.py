@@ -5,6 +5,7 @@
                     [--level decode [--capacity N | --window W]]
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
                    [--steps N] [--window W | --capacity N]   # then: make -C DIR run
+                   [--quant w8|w8a8|w4g32|w1|w1a4] [--kv int8] [--calibration FILE]
     irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8]
                     [--calibration FILE] -o OUT.mlir [--report [--eval FILE]]
 
@@ -113,6 +114,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def cmd_compile(args: argparse.Namespace) -> None:
     from irtool.compile import CompileOptions, compile_to_c
     from irtool.frontend.load import DEFAULT_MODEL, import_model
+    from irtool.quality import EVAL_FILE
     from irtool.run import parse_token_list
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
@@ -125,12 +127,27 @@ def cmd_compile(args: argparse.Namespace) -> None:
         raise IrtoolError("the prompt is empty: give --prompt TEXT or --prompt-tokens IDS")
     if args.steps < 1:
         raise IrtoolError("--steps must be at least 1")
+    calibration = args.calibration
+    if args.quant == "w8a8" and calibration is None:
+        default = model.parent / EVAL_FILE
+        if not default.is_file():
+            raise IrtoolError(f"--quant w8a8 needs calibration data for the activation ranges: "
+                              f"pass --calibration FILE (no {EVAL_FILE} beside '{model}' to "
+                              "use by default)")
+        calibration = str(default)
+        print(f"calibrating w8a8 on the 'calib' stories of {default}")
     opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
-                          time_limit=args.time_limit)
+                          time_limit=args.time_limit, quant=args.quant, kv=args.kv,
+                          calibration=calibration)
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts)
-    print(f"wrote the C project for {args.target} to {out}: run it with 'make -C {out} run' "
-          f"(qemu) or 'make -C {out} host'")
+    what = ""
+    if opts.quantized:
+        parts = [] if opts.quant == "none" else [opts.quant]
+        parts += ["int8 KV cache"] if opts.kv == "int8" else []
+        what = f" ({', '.join(parts)})"
+    print(f"wrote the C project for {args.target}{what} to {out}: run it with "
+          f"'make -C {out} run' (qemu) or 'make -C {out} host'")
 
 
 def cmd_quantize(args: argparse.Namespace) -> None:
@@ -175,6 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
     kv.add_argument("--capacity", type=int, metavar="N", help="KV cache of N positions")
     comp.add_argument("--time-limit", type=float, default=10.0,
                       help="seconds for the CP-SAT memory allocator")
+    comp.add_argument("--quant", default="none",
+                      choices=("none", "w8", "w8a8", "w4g32", "w1", "w1a4"),
+                      help="quantize the linear layers (lm_head stays float): w8 int8 weights, "
+                           "w8a8 int8 weights and activations (calibrated), w4g32 4-bit "
+                           "weights in groups of 32, w1 sign weights, w1a4 sign weights and "
+                           "4-bit activations (default: none, float32)")
+    comp.add_argument("--kv", default="none", choices=("none", "int8"),
+                      help="KV cache element type: int8 (one scale per cached row) or none "
+                           "(float32)")
+    comp.add_argument("--calibration", metavar="FILE",
+                      help="(--quant w8a8) calibration token sequences for the activation "
+                           "ranges: an eval_tokens.json (its 'calib' list), a token-id file or "
+                           "a JSON list of id lists; default: eval_tokens.json beside the model "
+                           "if there is one (stories260K has it)")
     comp.set_defaults(func=cmd_compile)
     for sp in (imp, gen, comp):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")

@@ -10,12 +10,17 @@ a buffer:
   per position, shared by all functions of the module, so `@prefill` and `@decode` fill the
   same caches; the function loses those arguments and results;
 * other tensor arguments and results become memrefs of the same shape;
-* every other `transformer` op becomes a `memory.kernel` whose body is the op itself, reading
-  the buffers of its operands and writing a `memory.alloc`ed buffer, or one it may overwrite
-  (see `_out_buffer` for the in-place rules).
+* every other `transformer` or `quant` op becomes a `memory.kernel` whose body is the op
+  itself, reading the buffers of its operands and writing a `memory.alloc`ed buffer, or one it
+  may overwrite (see `_out_buffer` for the in-place rules), one out buffer per result: an op
+  with several results (`quant.kv_write` returns the int8 cache and its scales) writes them
+  all from one kernel.
 
-Ops are handled generically (by dialect and types), so ops added to `transformer` later, such
-as those of `extract-kv-cache`, bufferize without changes here. Buffers stay unplaced: choosing
+Quantized data needs nothing special: weights of integer element types (`i8`, `ui8`, `i32`)
+become `memory.global`s of that element type, and an int8 KV cache with its scales is state
+like any other. Ops are handled generically (by dialect and types), so ops added to
+`transformer` or `quant` later, such as those of `extract-kv-cache`, bufferize without changes
+here. Buffers stay unplaced: choosing
 memory spaces and offsets is the job of `allocate`.
 """
 
@@ -36,6 +41,7 @@ from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 
 TRANSFORMER = "transformer."
+KERNEL_DIALECTS = (TRANSFORMER, "quant.")
 
 # Ops whose output element (or row) depends only on the same element (row) of their inputs:
 # their kernels read what they need of a row before writing it, so the result may overwrite
@@ -257,11 +263,11 @@ class FunctionBufferizer:
     def _op(self, op: Operation) -> None:
         if isinstance(op, tf.WeightOp):
             self._weight(op)
-        elif op.name.startswith(TRANSFORMER):
+        elif op.name.startswith(KERNEL_DIALECTS):
             self._kernel(op)
         elif any(isinstance(t, TensorType) for t in (*op.operand_types, *op.result_types)):
             raise IrtoolError(f"bufferize: function @{self.name}: {op.name} computes on tensors "
-                              "but is not a transformer op; only transformer ops are "
+                              "but is not a transformer or quant op; only those are "
                               "bufferized")
         else:
             new = self._emit(op.clone(value_mapper=self.buf))

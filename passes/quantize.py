@@ -237,7 +237,10 @@ class _Quantizer:
                 Rewriter.insert_op(xq, _before(op))
                 acts[op.input] = (xq.result, z_val, sx)
             xq_val, z_val, sx = acts[op.input]
-            m = ref.w8a8_multiplier(sx, entries["scale"])
+            # one multiplier per output channel even with a per-tensor weight scale: the
+            # integer kernel (irt_linear_w8a8) reads m[n] for every n
+            n_out = op.weight.type.get_shape()[0]
+            m = np.broadcast_to(ref.w8a8_multiplier(sx, entries["scale"]), (n_out,)).copy()
             m_val = self.weight_value(weights, self.add_array(f"{name}.m", m), op)
             new: Operation = q.QLinearOp(xq_val, wq, m_val, z_val, bias)
         else:

@@ -3,8 +3,10 @@
 For each kernel it records the operands (buffers and run-time scalars, in C order), the
 compile-time parameters, which operands it writes, the full C argument list (operands,
 parameters, `NULL` and the shared scratch buffer interleaved as the C prototype in
-`targets/c/runtime/irt_kernels.h` wants them), and the numpy reference that the interpreter
-runs for a `hw.call` and that the C kernels are tested against.
+`targets/c/runtime/irt_kernels.h` and `irt_quant.h` want them), and the numpy reference that
+the interpreter runs for a `hw.call` and that the C kernels are tested against (for the
+quantized kernels: the reference of the quantization contract, `irtool.interpreter.quant`,
+the very functions the quant-level interpreter runs, so quant level == hw level exactly).
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from irtool.interpreter import quant as qref
 from irtool.interpreter import transformer as ref
 
-# A C argument is "op:<name>" (an operand), "p:<name>" (a parameter), "NULL" or "SCRATCH".
+# A C argument is "op:<name>" (an operand: a buffer's pointer, or a run-time scalar),
+# "val:<name>" (an operand buffer holding one value that the C function takes by value, such
+# as a per-tensor scale tensor<1xf32> or zero point tensor<1xi32>: its first element, of the
+# buffer's element type), "p:<name>" (a parameter), "NULL" or "SCRATCH".
 Reference = Callable[[dict, dict], None]
 
 
@@ -115,6 +121,95 @@ _SPECS = [
           "layer heads kv_heads head_dim capacity T ring scale", "out",
           "op:q op:kcache op:vcache op:out SCRATCH p:layer p:heads p:kv_heads p:head_dim "
           "p:capacity p:T op:end p:ring p:scale", _cached_attention,
+          scratch=lambda p: p["capacity"]),
+]
+
+
+
+# Quantized kernels (irt_quant.h) ---------------------------------------------------------------
+
+def _scalar(a: np.ndarray):
+    return np.asarray(a).reshape(-1)[0]
+
+
+def _bias(o):
+    return o.get("b")
+
+
+def _quantize_i8(o, p):
+    zp = o.get("zp")
+    _store(o["xq"], qref.quantize(o["x"], o["scale"], zp, -128, 127).astype(np.int8))
+
+
+def _w8a8(o, p):
+    _store(o["y"], qref.w8a8_linear(o["xq"].reshape(p["T"], p["K"]), _scalar(o["zx"]), o["w"],
+                                    o["m"], _bias(o)))
+
+
+def _w8(o, p):
+    _store(o["y"], qref.w8_linear(o["x"].reshape(p["T"], p["K"]), o["w"], o["s"], _bias(o)))
+
+
+def _w4g(o, p):
+    _store(o["y"], qref.w4_linear(o["x"].reshape(p["T"], p["K"]), o["w"], o["s"], _bias(o),
+                                  p["group"]))
+
+
+def _w1(o, p):
+    _store(o["y"], qref.w1_linear(o["x"].reshape(p["T"], p["K"]), o["w"], o["alpha"], _bias(o)))
+
+
+def _w1a4(o, p):
+    _store(o["y"], qref.w1a4_linear(o["x"].reshape(p["T"], p["K"]), o["w"], o["alpha"],
+                                    _bias(o), p["group"]))
+
+
+def _kv_write_i8(o, p):
+    cache, scales = qref.kv_write_int8(o["cache"], o["scales"], o["new"].reshape(p["T"], -1),
+                                       int(o["pos"]), p["layer"], bool(p["ring"]))
+    o["cache"][...] = cache
+    o["scales"][...] = scales
+
+
+def _cached_attention_i8(o, p):
+    _store(o["out"], qref.cached_attention_int8(
+        o["q"].reshape(p["T"], -1), o["kcache"], o["kscales"], o["vcache"], o["vscales"],
+        int(o["end"]), p["layer"], p["heads"], p["kv_heads"], p["head_dim"], p["scale"],
+        bool(p["ring"])))
+
+
+def _linear_specs(name: str, inputs: str, params: str, reference) -> list:
+    """A quantized linear kernel `name(inputs..., bias_or_null, y, params...)` and its `_bias`
+    variant (the same C function with a bias). `inputs` are operand names, `val:`-prefixed
+    for one passed by value."""
+    c_params = " ".join(f"p:{k}" for k in params.split())
+    c_ins = " ".join(k if ":" in k else f"op:{k}" for k in inputs.split())
+    names = [k.split(":")[-1] for k in inputs.split()]
+    return [
+        _spec(name, " ".join(names + ["y"]), params, "y", f"{c_ins} NULL op:y {c_params}",
+              reference),
+        _spec(f"{name}_bias", " ".join(names + ["b", "y"]), params, "y",
+              f"{c_ins} op:b op:y {c_params}", reference, c_name=name),
+    ]
+
+
+_SPECS += [
+    _spec("irt_quantize_act_i8", "x scale zp xq", "n", "xq",
+          "op:x op:xq p:n val:scale val:zp", _quantize_i8),
+    _spec("irt_quantize_act_i8_sym", "x scale xq", "n zero_point", "xq",
+          "op:x op:xq p:n val:scale p:zero_point", _quantize_i8, c_name="irt_quantize_act_i8"),
+    *_linear_specs("irt_linear_w8a8", "xq val:zx w m", "T K N", _w8a8),
+    *_linear_specs("irt_linear_w8", "x w s", "T K N per_tensor", _w8),
+    *_linear_specs("irt_linear_w4g", "x w s", "T K N group", _w4g),
+    *_linear_specs("irt_linear_w1", "x w alpha", "T K N", _w1),
+    *_linear_specs("irt_linear_w1a4", "x w alpha", "T K N group", _w1a4),
+    _spec("irt_kv_write_i8", "cache scales new pos", "layer kv_heads capacity head_dim T ring",
+          "cache scales", "op:cache op:scales op:new p:layer p:kv_heads p:capacity p:head_dim "
+          "p:T op:pos p:ring", _kv_write_i8),
+    _spec("irt_cached_attention_i8", "q kcache kscales vcache vscales end out",
+          "layer heads kv_heads head_dim capacity T ring scale", "out",
+          "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads "
+          "p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale", _cached_attention_i8,
           scratch=lambda p: p["capacity"]),
 ]
 

@@ -139,3 +139,52 @@ def test_moving_a_buffer_to_free_bytes_keeps_the_tokens(hw_module, golden):
 def _nbytes(op: memory.AllocOp | memory.GlobalOp) -> int:
     t = op.type if isinstance(op, memory.GlobalOp) else op.result.type
     return numpy_dtype(t).itemsize * int(np.prod(t.get_shape()))
+
+
+# --- quantized modules: quant level == hw level, exactly ----------------------------------------
+
+QUANT_CAPACITY = 64
+
+
+@pytest.mark.parametrize("scheme,kv,per_tensor", [
+    ("w8", "none", True), ("w8a8", "int8", False), ("w4g32", "none", False),
+    ("w1", "int8", False), ("w1a4", "none", False)])
+def test_quantized_hw_level_equals_the_quant_level(shared_models, golden, scheme, kv,
+                                                   per_tensor):
+    """The quantized stories260K after extract-kv-cache (the quant level) and after bufferize,
+    allocate and lower-to-hw (the kernels of irt_quant.h on placed buffers, each run by its
+    numpy reference from the kernel table) give the same logits bit for bit: the hw level
+    runs the quantization contract's very functions, on arena views."""
+    from xdsl.passes import PassPipeline
+
+    from irtool.compile import CompileOptions, lower_for_target
+    from irtool.context import make_context
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+    from irtool.passes import get_all_passes
+    from irtool.passes.calibrate import calibrate_module
+    from irtool.passes.quantize import QuantOptions, quantize_module
+    from irtool.quality import load_sequences
+
+    d = shared_models / "stories260K"
+    module, store = import_model(d / "stories260K.bin")
+    if scheme == "w8a8":
+        calibrate_module(module, store, load_sequences(d / "eval_tokens.json", "calib")[:8])
+    PassPipeline.parse_spec(
+        get_all_passes(),
+        f"extract-kv-cache{{prefill=token-by-token capacity={QUANT_CAPACITY}}}").apply(
+        make_context(), module)
+    module, store = quantize_module(module, store, QuantOptions(scheme, kv, per_tensor))
+    ids = golden["prompt_ids"] + golden["new_ids"][:16]
+    want = ModelRunner(module.clone(), store).forward(ids)
+    lower_for_target(module, CompileOptions(capacity=QUANT_CAPACITY, time_limit=5))
+    decode = _decode(module)
+    kernels = {op.kernel for op in decode.walk() if isinstance(op, hw.CallOp)}
+    expected = {"w8": "irt_linear_w8", "w8a8": "irt_linear_w8a8", "w4g32": "irt_linear_w4g",
+                "w1": "irt_linear_w1", "w1a4": "irt_linear_w1a4"}[scheme]
+    assert expected in kernels
+    assert ("irt_kv_write_i8" in kernels) == (kv == "int8")
+    assert not any(op.name.startswith("quant.") for op in decode.walk())
+    assert check_plan(module, target_memories("riscv-ulp")) == []
+    got = ModelRunner(module, store).forward(ids)
+    assert np.array_equal(got, want)

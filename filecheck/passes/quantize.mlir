@@ -55,15 +55,16 @@
 // W1A4-NOT:   transformer.linear
 
 // w8a8 after calibration: each distinct linear input is quantized once (q, k and v share it),
-// the integer linears take the multiplier m = sx * s (per tensor here: [1]).
+// the integer linears take the multiplier m = sx * s, one per output channel even with a
+// per-tensor weight scale (the C kernel reads m[n] for every n).
 // W8A8:       irtool.weights = "{{.*}}m.w8a8-pt.weights.npz", irtool.calibrated_sequences = 2 : i64, irtool.quant = {scheme = "w8a8", kv = "none", per_tensor = true, lm_head = "float"}
 // W8A8:       %[[N:.*]] = transformer.rms_norm
 // W8A8-NEXT:  %[[W:.*]] = transformer.weight "layers.0.wq.q8" : tensor<64x64xi8>
 // W8A8-NEXT:  %[[SX:.*]] = transformer.weight "layers.0.wq.in_scale" : tensor<1xf32>
 // W8A8-NEXT:  %[[ZX:.*]] = transformer.weight "layers.0.wq.in_zero_point" : tensor<1xi32>
 // W8A8-NEXT:  %[[XQ:.*]] = quant.quantize %[[N]], %[[SX]] zero_point %[[ZX]] : tensor<?x64xf32>, tensor<1xf32>, tensor<1xi32> -> tensor<?x64xi8>
-// W8A8-NEXT:  %[[M:.*]] = transformer.weight "layers.0.wq.m" : tensor<1xf32>
-// W8A8-NEXT:  quant.qlinear %[[XQ]], %[[W]], %[[M]], %[[ZX]] : tensor<?x64xi8>, tensor<64x64xi8>, tensor<1xf32>, tensor<1xi32> -> tensor<?x64xf32>
+// W8A8-NEXT:  %[[M:.*]] = transformer.weight "layers.0.wq.m" : tensor<64xf32>
+// W8A8-NEXT:  quant.qlinear %[[XQ]], %[[W]], %[[M]], %[[ZX]] : tensor<?x64xi8>, tensor<64x64xi8>, tensor<64xf32>, tensor<1xi32> -> tensor<?x64xf32>
 // W8A8-NEXT:  transformer.weight "layers.0.wk.q8"
 // W8A8-NEXT:  transformer.weight "layers.0.wk.m"
 // W8A8-NEXT:  quant.qlinear %[[XQ]]
