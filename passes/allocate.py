@@ -765,7 +765,8 @@ def _quantize_suggestion(problem: Problem, d: Demand) -> str | None:
         return None
     total = sum(b.size for b in f32)
     if fits_with(problem, {b.name: b.size // 4 for b in f32}):
-        return (f"int8 weights (quantize): the f32 weights would take {total // 4} bytes "
+        return (f"int8 weights (quantize{{scheme=w8}}, irtool compile --quant w8): the f32 "
+                f"weights would take {total // 4} bytes "
                 f"instead of {total}, and the model would fit")
     if d.total_over > 0:
         return (f"int8 weights alone would not be enough (they would save "

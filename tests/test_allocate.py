@@ -375,7 +375,7 @@ def test_over_budget_weights_suggest_int8(tmp_path):
     msg = str(err.value)
     assert "weights (262144 bytes)" in msg
     assert "all memories hold 81920 bytes" in msg and "bytes over" in msg
-    assert "int8 weights (quantize)" in msg and "65536 bytes instead of 262144" in msg
+    assert "int8 weights (quantize{scheme=w8}, irtool compile --quant w8)" in msg and "65536 bytes instead of 262144" in msg
     assert "@w0 (weight, 65536 bytes)" in msg
 
 
