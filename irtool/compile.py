@@ -154,7 +154,7 @@ def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
 def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt: Sequence[int],
                  steps: int, tokenizer, opts: CompileOptions) -> Path:
     from irtool.targets.c.emit import CProject, TokenTable
-    from irtool.targets.c.project_files import QemuLayout, main_c, makefile
+    from irtool.targets.c.project_files import QemuLayout, linker_script, main_c, makefile
     from irtool.targets.description import load_target
 
     target = load_target(opts.target)
@@ -165,5 +165,5 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
         raise IrtoolError(f"prompt token outside the vocabulary (0..{project.vocab - 1})")
     table = TokenTable.from_tokenizer(tokenizer, project.vocab)
     project.write(out_dir, main_c(prompt, steps, table.pieces, table.bos, table.strip_after_bos),
-                  makefile(target, QemuLayout()))
+                  makefile(target, QemuLayout()), linker_script(target, QemuLayout()))
     return out_dir

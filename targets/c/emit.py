@@ -15,8 +15,9 @@ globals (weights, KV-cache state) and buffers with a memory space and an offset,
 * `main.c`: the prompt (embedded as token ids), greedy generation through `irt_decode`, the
   text, a `tokens:` line and instruction counts (RISC-V `minstret`) per prompt/generated token;
   natively it can also write the float32 logits of every position to a file;
-* `Makefile` with `run` (qemu; the arenas' sections start at their memories' addresses) and
-  `host` (native, optional sanitizers); `runtime/`: the kernel runtime sources.
+* `irt_memory.ld`: the target's writable memories as linker regions holding the arenas;
+  `Makefile` with `run` (qemu) and `host` (native, optional sanitizers); `runtime/`: the
+  kernel runtime sources.
 """
 
 from __future__ import annotations
@@ -290,14 +291,15 @@ class CProject:
                 args.append(c_float(v) if isinstance(v, float) else str(v))
         return f"{spec.c_name}({', '.join(args)})"
 
-    def write(self, out_dir: Path, main_c: str, makefile: str) -> None:
+    def write(self, out_dir: Path, main_c: str, makefile: str, linker: str) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         rt = out_dir / "runtime"
         if rt.exists():
             shutil.rmtree(rt)
         shutil.copytree(RUNTIME_DIR, rt, ignore=shutil.ignore_patterns("tests", "__pycache__"))
         files = {"model.h": self.model_h(), "model.c": self.model_c(),
-                 "weights.c": self.weights_c(), "main.c": main_c, "Makefile": makefile}
+                 "weights.c": self.weights_c(), "main.c": main_c, "Makefile": makefile,
+                 "irt_memory.ld": linker}
         for fname, text in files.items():
             (out_dir / fname).write_text(text)
 

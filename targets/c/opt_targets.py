@@ -52,7 +52,7 @@ class CProjectTarget(Target):
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from irtool.module_io import load_store
         from irtool.targets.c.emit import TokenTable
-        from irtool.targets.c.project_files import QemuLayout, main_c, makefile
+        from irtool.targets.c.project_files import QemuLayout, linker_script, main_c, makefile
         from irtool.tokenizer import load_tokenizer
 
         store = load_store(module, "the module")
@@ -64,5 +64,6 @@ class CProjectTarget(Target):
                                [False] * project.vocab)
         project.write(Path(self.dir), main_c(self.prompt, self.steps, table.pieces, table.bos,
                                              table.strip_after_bos),
-                      makefile(project.target, QemuLayout()))
+                      makefile(project.target, QemuLayout()),
+                      linker_script(project.target, QemuLayout()))
         output.write(f"wrote the C project to {self.dir}\n")
