@@ -18,16 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import (
-    DYNAMIC_INDEX,
-    Float16Type,
-    Float32Type,
-    Float64Type,
-    IntegerType,
-    ModuleOp,
-    StringAttr,
-    TensorType,
-)
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, StringAttr, TensorType
 from xdsl.interpreter import Interpreter
 from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
@@ -39,27 +30,16 @@ from irtool.interpreter.memory import MemoryFunctions
 from irtool.interpreter.quant import QuantFunctions
 from irtool.interpreter.transformer import TransformerFunctions
 from irtool.passes.extract_kv_cache import DECODE, PREFILL, PREFILL_ATTR
-from irtool.weights import WeightStore
+from irtool.weights import WeightStore, numpy_dtype
 
 State = tuple[np.ndarray, ...]
-
-
-def _dtype(element_type) -> np.dtype:
-    """The numpy dtype of a tensor element type (for building the initial state)."""
-    if isinstance(element_type, IntegerType):
-        return np.dtype(f"int{element_type.width.data}")
-    for xdsl_type, dtype in ((Float32Type, np.float32), (Float16Type, np.float16),
-                             (Float64Type, np.float64)):
-        if isinstance(element_type, xdsl_type):
-            return np.dtype(dtype)
-    raise IrtoolError(f"cannot build an initial state of element type {element_type}")
 
 
 def _zeros(t) -> np.ndarray:
     if not isinstance(t, TensorType) or DYNAMIC_INDEX in t.get_shape():
         raise IrtoolError(f"@{DECODE} state argument of type {t}: the runner can only start a "
                           "state of statically shaped tensors")
-    return np.zeros(t.get_shape(), _dtype(t.element_type))
+    return np.zeros(t.get_shape(), numpy_dtype(t))
 
 
 def _check_signature(fn: func.FuncOp, n_args: int, want: str, at_least: bool = False) -> None:
