@@ -8,7 +8,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+# pip's and setuptools' chatter goes to a log, shown only when the install fails.
+if ! .venv/bin/python -m pip install --quiet -e '.[test]' > .venv/install.log 2>&1; then
+  cat .venv/install.log >&2
+  echo "error: installing irtool failed (log above, also in .venv/install.log)" >&2
+  exit 1
+fi
 
 # The riscv-ulp target's toolchain (cross gcc, picolibc, qemu) from Debian's packages, for
 # `irtool compile --target riscv-ulp` projects and tests/test_riscv_ulp.py. Installed only
@@ -36,5 +41,19 @@ if ! riscv_tools_present; then
            "skipped" >&2
     fi
   fi
+fi
+# PyTorch, only for tests/test_torch_exports.py (models of other shapes exported with
+# torch.onnx.export), and only when a CPU build lies on this machine (pip's find-links): a
+# download from the index would be a multi-GB CUDA build. Otherwise that test is skipped.
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  probe=$(mktemp -d)
+  if .venv/bin/python -m pip download --quiet --no-deps --no-index -d "$probe" "torch==2.13.0" \
+       >/dev/null 2>&1; then
+    .venv/bin/python -m pip install --quiet "torch==2.13.0" >> .venv/install.log 2>&1 ||
+      echo "note: installing torch failed; the torch-export tests will be skipped"
+  else
+    echo "note: no local CPU build of torch; the torch-export tests will be skipped"
+  fi
+  rm -rf "$probe"
 fi
 .venv/bin/python -c "import irtool, xdsl, onnxruntime, ortools; print('irtool set up with xdsl', xdsl.__version__ if hasattr(xdsl, '__version__') else '0.74.0')"
