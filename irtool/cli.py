@@ -120,9 +120,18 @@ def cmd_compile(args: argparse.Namespace) -> None:
     model = Path(args.model) if args.model else DEFAULT_MODEL
     module, store = import_model(model)
     vocab = module.attributes["irtool.vocab_size"].value.data
-    tok = find_tokenizer(model, vocab, args.tokenizer)
-    prompt = (parse_token_list(args.prompt_tokens) if args.prompt_tokens
-              else tok.encode(args.prompt))
+    if args.prompt_tokens:
+        prompt = parse_token_list(args.prompt_tokens)
+        try:  # a tokenizer only makes the program print text; ids are printed without one
+            tok = find_tokenizer(model, vocab, args.tokenizer)
+        except IrtoolError:
+            if args.tokenizer:
+                raise
+            tok = None
+            print(f"no tokenizer for '{model}': the program prints token ids as <id>")
+    else:
+        tok = find_tokenizer(model, vocab, args.tokenizer)
+        prompt = tok.encode(args.prompt)
     if not prompt:
         raise IrtoolError("the prompt is empty: give --prompt TEXT or --prompt-tokens IDS")
     if args.steps < 1:

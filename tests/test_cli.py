@@ -54,3 +54,12 @@ def test_errors_are_one_line_without_traceback(tmp_path):
         assert proc.stderr.startswith("error: "), proc.stderr
         assert "Traceback" not in proc.stderr
     assert "transformer.nope" in run("irtool-run", bad, "--tokens", "1", ok=False).stderr
+
+
+def test_compile_without_tokenizer_prints_ids(shared_models, tmp_path):
+    """A model with no tokenizer still compiles from token ids; the program prints `<id>`."""
+    out = run("irtool", "compile", shared_models / "phi-tiny" / "phi.onnx", "--prompt-tokens",
+              "47,211,38", "--steps", "4", "-o", tmp_path / "phi").stdout
+    assert "prints token ids as <id>" in out
+    main_c = (tmp_path / "phi" / "main.c").read_text()
+    assert '{"\\x3c\\x31\\x32\\x37\\x3e", 5, 0}' in main_c  # the piece of token 127: "<127>"

@@ -95,8 +95,16 @@ class TokenTable:
     strip_after_bos: list[bool]
 
     @classmethod
+    def for_ids(cls, vocab: int) -> TokenTable:
+        """Without a tokenizer the program prints every token as `<id>`."""
+        return cls([f"<{i}>".encode() for i in range(vocab)], -1, [False] * vocab)
+
+    @classmethod
     def from_tokenizer(cls, tok, vocab: int) -> TokenTable:
         from irtool.tokenizer import Llama2cTokenizer
+
+        if tok is None:
+            return cls.for_ids(vocab)
 
         if isinstance(tok, Llama2cTokenizer):
             bos = tok.BOS

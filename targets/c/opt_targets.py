@@ -59,9 +59,8 @@ class CProjectTarget(Target):
         project = _project(module, store)
         if self.tokenizer:
             table = TokenTable.from_tokenizer(load_tokenizer(self.tokenizer), project.vocab)
-        else:  # without a tokenizer the program prints token ids as text
-            table = TokenTable([f"<{i}>".encode() for i in range(project.vocab)], -1,
-                               [False] * project.vocab)
+        else:
+            table = TokenTable.for_ids(project.vocab)
         project.write(Path(self.dir), main_c(self.prompt, self.steps, table.pieces, table.bos,
                                              table.strip_after_bos),
                       makefile(project.target, QemuLayout()),
