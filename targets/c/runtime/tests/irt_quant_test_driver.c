@@ -22,88 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *g_dir;
+#include "irt_test_io.h"
 
-static void die(const char *what, const char *name)
-{
-    fprintf(stderr, "irt_quant_test_driver: %s %s\n", what, name);
-    exit(2);
-}
-
-static void path_of(char *buf, size_t size, const char *file)
-{
-    if ((size_t)snprintf(buf, size, "%s/%s", g_dir, file) >= size)
-        die("path too long:", file);
-}
-
-static int find_param(const char *name, char *value, size_t size)
-{
-    char path[4096], key[128], val[128];
-    FILE *f;
-    int found = 0;
-    path_of(path, sizeof path, "params.txt");
-    f = fopen(path, "r");
-    if (!f)
-        die("cannot open", path);
-    while (fscanf(f, "%127s %127s", key, val) == 2) {
-        if (strcmp(key, name) == 0) {
-            if (strlen(val) + 1 > size)
-                die("parameter too long:", name);
-            strcpy(value, val);
-            found = 1;
-            break;
-        }
-    }
-    fclose(f);
-    return found;
-}
-
-static int geti(const char *name)
-{
-    char v[128];
-    if (!find_param(name, v, sizeof v))
-        die("missing parameter", name);
-    return (int)strtol(v, NULL, 10);
-}
-
-static float getf(const char *name)
-{
-    char v[128];
-    if (!find_param(name, v, sizeof v))
-        die("missing parameter", name);
-    return strtof(v, NULL);
-}
-
-/* Exactly `count` elements of `size` bytes from DIR/NAME.bin, in a buffer of exactly that
- * size. */
-static void *load(const char *name, size_t count, size_t size)
-{
-    char file[256], path[4096];
-    void *buf = malloc(count * size + (count == 0)); /* malloc(0) may return NULL */
-    FILE *f;
-    long bytes;
-    if (!buf)
-        die("out of memory for", name);
-    snprintf(file, sizeof file, "%s.bin", name);
-    path_of(path, sizeof path, file);
-    f = fopen(path, "rb");
-    if (!f)
-        die("cannot open", path);
-    fseek(f, 0, SEEK_END);
-    bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (bytes != (long)(count * size))
-        die("wrong size of", path);
-    if (count && fread(buf, size, count, f) != count)
-        die("cannot read", path);
-    fclose(f);
-    return buf;
-}
-
-static float *loadf(const char *name, size_t count)
-{
-    return (float *)load(name, count, 4);
-}
 
 /* NULL unless the parameter has_bias is nonzero. */
 static float *load_bias(size_t count)
@@ -254,6 +174,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s KERNEL DIR\n", argv[0]);
         return 2;
     }
+    g_driver = "irt_quant_test_driver";
     g_dir = argv[2];
     return run(argv[1]);
 }

@@ -19,93 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *g_dir;
+#include "irt_test_io.h"
 
-static void die(const char *what, const char *name)
-{
-    fprintf(stderr, "irt_test_driver: %s %s\n", what, name);
-    exit(2);
-}
-
-static void path_of(char *buf, size_t size, const char *file)
-{
-    if ((size_t)snprintf(buf, size, "%s/%s", g_dir, file) >= size)
-        die("path too long:", file);
-}
-
-static int find_param(const char *name, char *value, size_t size)
-{
-    char path[4096], key[128], val[128];
-    FILE *f;
-    int found = 0;
-    path_of(path, sizeof path, "params.txt");
-    f = fopen(path, "r");
-    if (!f)
-        die("cannot open", path);
-    while (fscanf(f, "%127s %127s", key, val) == 2) {
-        if (strcmp(key, name) == 0) {
-            if (strlen(val) + 1 > size)
-                die("parameter too long:", name);
-            strcpy(value, val);
-            found = 1;
-            break;
-        }
-    }
-    fclose(f);
-    return found;
-}
-
-static int geti(const char *name)
-{
-    char v[128];
-    if (!find_param(name, v, sizeof v))
-        die("missing parameter", name);
-    return (int)strtol(v, NULL, 10);
-}
-
-static int geti_or(const char *name, int fallback)
-{
-    char v[128];
-    return find_param(name, v, sizeof v) ? (int)strtol(v, NULL, 10) : fallback;
-}
-
-static float getf(const char *name)
-{
-    char v[128];
-    if (!find_param(name, v, sizeof v))
-        die("missing parameter", name);
-    return strtof(v, NULL);
-}
-
-/* Exactly `count` elements of 4 bytes from DIR/NAME.bin, in a buffer of exactly that size. */
-static void *load(const char *name, size_t count)
-{
-    char file[256], path[4096];
-    void *buf = malloc(count * 4 + (count == 0)); /* malloc(0) may return NULL */
-    FILE *f;
-    long size;
-    if (!buf)
-        die("out of memory for", name);
-    snprintf(file, sizeof file, "%s.bin", name);
-    path_of(path, sizeof path, file);
-    f = fopen(path, "rb");
-    if (!f)
-        die("cannot open", path);
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (size != (long)(count * 4))
-        die("wrong size of", path);
-    if (count && fread(buf, 4, count, f) != count)
-        die("cannot read", path);
-    fclose(f);
-    return buf;
-}
-
-static float *loadf(const char *name, size_t count)
-{
-    return (float *)load(name, count);
-}
 
 /* An output buffer of exactly `count` floats, filled with NaN. */
 static float *output(size_t count)
@@ -185,7 +100,7 @@ static int run(const char *kernel)
         free(x), free(c), free(s);
     } else if (strcmp(kernel, "embedding") == 0) {
         const int T = geti("T"), D = geti("D");
-        int32_t *tok = (int32_t *)load("tokens", T);
+        int32_t *tok = (int32_t *)load("tokens", T, 4);
         float *table = loadf("table", (size_t)geti("vocab") * D), *y = output((size_t)T * D);
         irt_embedding_f32(tok, table, y, T, D);
         save(y, (size_t)T * D);
