@@ -7,6 +7,7 @@
 #include "irt_kernels.h"
 
 #include <math.h>
+#include <stddef.h>
 
 /* a * b + c, fused where the target has a fast fused multiply-add (rv32 F: fmadd.s).
  * __builtin_fmaf stays inline even under -ffreestanding / -fno-builtin.  Elsewhere (e.g. a
@@ -32,6 +33,22 @@ void irt__weighted_rows_f32(const float *restrict p, const float *restrict v, in
 /* In place: s[j] = exp(scale * s[j] - max_j(scale * s[j])), j < J (J >= 1).
  * Returns the sum of the new s[j]. */
 float irt__softmax_numerators_f32(float *s, int J, float scale);
+
+/* The end of a 4-output pass of a linear kernel: y[0..3] = a0..a3 (+ bias[0..3] unless NULL). */
+static inline void irt__store4_bias(float *y, const float *bias, float a0, float a1, float a2,
+                                    float a3)
+{
+    if (bias != NULL) {
+        a0 += bias[0];
+        a1 += bias[1];
+        a2 += bias[2];
+        a3 += bias[3];
+    }
+    y[0] = a0;
+    y[1] = a1;
+    y[2] = a2;
+    y[3] = a3;
+}
 
 /* exp(x) in single precision without a libm call, within 2 ulp of expf on [-87, 88].
  * Why: softmax and SiLU call exp once per score or element, and picolibc's expf costs about a

@@ -70,16 +70,7 @@ void irt__dot_rows_f32(const float *restrict x, const float *restrict w, int ldw
             IRT_DOT4_STEP(0);
             IRT_DOT4_BUMP(1);
         }
-        if (bias != NULL) {
-            a0 += bias[n];
-            a1 += bias[n + 1];
-            a2 += bias[n + 2];
-            a3 += bias[n + 3];
-        }
-        y[n] = a0;
-        y[n + 1] = a1;
-        y[n + 2] = a2;
-        y[n + 3] = a3;
+        irt__store4_bias(y + n, bias == NULL ? NULL : bias + n, a0, a1, a2, a3);
     }
 
     /* The last N % 4 rows, one at a time. */

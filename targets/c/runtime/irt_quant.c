@@ -243,16 +243,7 @@ static void irt__dot_rows_i8(const float *restrict x, const int8_t *restrict w, 
         a1 *= s[scale_step];
         a2 *= s[2 * scale_step];
         a3 *= s[3 * scale_step];
-        if (bias != NULL) {
-            a0 += bias[n];
-            a1 += bias[n + 1];
-            a2 += bias[n + 2];
-            a3 += bias[n + 3];
-        }
-        y[n] = a0;
-        y[n + 1] = a1;
-        y[n + 2] = a2;
-        y[n + 3] = a3;
+        irt__store4_bias(y + n, bias == NULL ? NULL : bias + n, a0, a1, a2, a3);
     }
 
     for (; n < N; ++n) {
@@ -359,16 +350,7 @@ static void irt__w4g_row(const float *restrict x, const int8_t *restrict wp, int
             a2 = IRT_FMA(s2[g], d2, a2);
             a3 = IRT_FMA(s3[g], d3, a3);
         }
-        if (bias != NULL) {
-            a0 += bias[n];
-            a1 += bias[n + 1];
-            a2 += bias[n + 2];
-            a3 += bias[n + 3];
-        }
-        y[n] = a0;
-        y[n + 1] = a1;
-        y[n + 2] = a2;
-        y[n + 3] = a3;
+        irt__store4_bias(y + n, bias == NULL ? NULL : bias + n, a0, a1, a2, a3);
     }
 
     for (; n < N; ++n) {
@@ -478,16 +460,7 @@ static void irt__w1_row(const float *restrict x, const uint8_t *restrict wb, int
         a1 *= alpha[n + 1];
         a2 *= alpha[n + 2];
         a3 *= alpha[n + 3];
-        if (bias != NULL) {
-            a0 += bias[n];
-            a1 += bias[n + 1];
-            a2 += bias[n + 2];
-            a3 += bias[n + 3];
-        }
-        y[n] = a0;
-        y[n + 1] = a1;
-        y[n + 2] = a2;
-        y[n + 3] = a3;
+        irt__store4_bias(y + n, bias == NULL ? NULL : bias + n, a0, a1, a2, a3);
     }
 
     for (; n < N; ++n) {
