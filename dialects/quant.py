@@ -55,6 +55,8 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
+from irtool.dialects.transformer import verify_heads
+
 DYNAMIC = DYNAMIC_INDEX
 
 WEIGHT_BITS = (8, 4, 1)
@@ -686,17 +688,8 @@ class CachedAttentionOp(IRDLOperation):
         return self.ring is not None
 
     def verify_(self) -> None:
-        h, kvh, hd = self.heads.value.data, self.kv_heads.value.data, self.head_dim.value.data
-        if h <= 0 or kvh <= 0 or hd <= 0:
-            raise VerifyException(f"{self.name}: heads, kv_heads and head_dim must be positive")
-        if h % kvh:
-            raise VerifyException(f"{self.name}: heads ({h}) must be a multiple of kv_heads "
-                                  f"({kvh})")
         _expect_f32(self, "query", self.query)
-        t, dq = _shape(self, "query", self.query, 2)
-        if dq != DYNAMIC and dq != h * hd:
-            raise VerifyException(f"{self.name}: query has {dq} features, expected heads * "
-                                  f"head_dim = {h * hd}")
+        t, dq, _, kvh, hd = verify_heads(self, self.query)
         shape = _cache_shape(self, "kcache", self.kcache)
         if shape[1] != kvh or shape[3] != hd:
             raise VerifyException(f"{self.name}: kcache has {shape[1]} kv heads of {shape[3]} "

@@ -95,6 +95,21 @@ def _i64(value: int) -> IntegerAttr:
     return IntegerAttr(value, i64)
 
 
+def verify_heads(op: IRDLOperation, query: SSAValue) -> tuple[int, int, int, int, int]:
+    """The head attributes of an attention op against its `[T, heads * head_dim]` query;
+    returns (T, query features, heads, kv_heads, head_dim)."""
+    h, kvh, hd = (op.heads.value.data, op.kv_heads.value.data, op.head_dim.value.data)
+    if h <= 0 or kvh <= 0 or hd <= 0:
+        raise VerifyException(f"{op.name}: heads, kv_heads and head_dim must be positive")
+    if h % kvh:
+        raise VerifyException(f"{op.name}: heads ({h}) must be a multiple of kv_heads ({kvh})")
+    t, dq = _expect_rank(op, "query", query, 2)
+    if dq != DYNAMIC and dq != h * hd:
+        raise VerifyException(f"{op.name}: query has {dq} features, expected heads * "
+                              f"head_dim = {h * hd}")
+    return t, dq, h, kvh, hd
+
+
 class _ActivationOp(IRDLOperation):
     """Base of the ops whose output is shaped like their first operand."""
 
@@ -423,18 +438,8 @@ class AttentionOp(IRDLOperation):
         return None if self.window is None else self.window.value.data
 
     def verify_(self) -> None:
-        t, dq = _expect_rank(self, "query", self.query, 2)
+        t, dq, _, kvh, hd = verify_heads(self, self.query)
         s, dk = _expect_rank(self, "key", self.key, 2)
-        h, kvh, hd = (self.heads.value.data, self.kv_heads.value.data,
-                      self.head_dim.value.data)
-        if h <= 0 or kvh <= 0 or hd <= 0:
-            raise VerifyException(f"{self.name}: heads, kv_heads and head_dim must be positive")
-        if h % kvh:
-            raise VerifyException(f"{self.name}: heads ({h}) must be a multiple of kv_heads "
-                                  f"({kvh})")
-        if dq != DYNAMIC and dq != h * hd:
-            raise VerifyException(f"{self.name}: query has {dq} features, expected heads * "
-                                  f"head_dim = {h * hd}")
         if dk != DYNAMIC and dk != kvh * hd:
             raise VerifyException(f"{self.name}: key has {dk} features, expected kv_heads * "
                                   f"head_dim = {kvh * hd}")
@@ -559,16 +564,7 @@ class CachedAttentionOp(IRDLOperation):
         return self.ring is not None
 
     def verify_(self) -> None:
-        h, kvh, hd = self.heads.value.data, self.kv_heads.value.data, self.head_dim.value.data
-        if h <= 0 or kvh <= 0 or hd <= 0:
-            raise VerifyException(f"{self.name}: heads, kv_heads and head_dim must be positive")
-        if h % kvh:
-            raise VerifyException(f"{self.name}: heads ({h}) must be a multiple of kv_heads "
-                                  f"({kvh})")
-        t, dq = _expect_rank(self, "query", self.query, 2)
-        if dq != DYNAMIC and dq != h * hd:
-            raise VerifyException(f"{self.name}: query has {dq} features, expected heads * "
-                                  f"head_dim = {h * hd}")
+        t, dq, h, kvh, hd = verify_heads(self, self.query)
         layers, ckvh, _, chd = _cache_shape(self, "kcache", self.kcache)
         if (ckvh, chd) != (kvh, hd):
             raise VerifyException(f"{self.name}: kcache has {ckvh} kv heads of {chd} dims, "
