@@ -215,6 +215,27 @@ class _ScaledOp(IRDLOperation):
                            self.channel_axis)
 
 
+class _ToIntegerOp(_ScaledOp):
+    """quantize / requantize: an integer result of `bits` bits (default: its width), the
+    symmetric range with `narrow`."""
+
+    bits = opt_prop_def(IntegerAttr)
+    narrow = opt_prop_def(UnitAttr)
+
+    @property
+    def range(self) -> tuple[int, int]:
+        et = self.results[0].type.element_type
+        bits = _int(self.bits) or et.width.data
+        return int_range(bits, is_unsigned(et), self.narrow is not None)
+
+    def _verify_integer_result(self) -> None:
+        data, result = self.operands[0], self.results[0]
+        et = _int_type(self, "result", result)
+        _expect_shape(self, "result", _shape(self, "result", result), _shape(self, "input", data))
+        _check_bits(self, _int(self.bits) or et.width.data, et, self.narrow is not None)
+        self._check_scales(data, self.operands[1], self.zero_point)
+
+
 def _scaled_props(bits: int | None = None, narrow: bool = False, group: int | None = None,
                   axis: int | None = None) -> dict[str, Attribute]:
     props: dict[str, Attribute] = {}
@@ -230,7 +251,7 @@ def _scaled_props(bits: int | None = None, narrow: bool = False, group: int | No
 
 
 @irdl_op_definition
-class QuantizeOp(_ScaledOp):
+class QuantizeOp(_ToIntegerOp):
     """`q = clip(round(x / scale) + zero_point, lo, hi)`: floats to integers.
 
     `x / scale` is one float32 division, round is half-to-even; `[lo, hi]` is the range of
@@ -241,8 +262,6 @@ class QuantizeOp(_ScaledOp):
     input = operand_def(TensorType)
     scale = operand_def(TensorType)
     zero_point = opt_operand_def(TensorType)
-    bits = opt_prop_def(IntegerAttr)
-    narrow = opt_prop_def(UnitAttr)
     result = result_def(TensorType)
     traits = traits_def(Pure())
     irdl_options = (ParsePropInAttrDict(),)
@@ -257,19 +276,9 @@ class QuantizeOp(_ScaledOp):
                          result_types=[result_type],
                          properties=_scaled_props(bits, narrow, group, axis))
 
-    @property
-    def range(self) -> tuple[int, int]:
-        et = self.result.type.element_type
-        bits = _int(self.bits) or et.width.data
-        return int_range(bits, is_unsigned(et), self.narrow is not None)
-
     def verify_(self) -> None:
         _expect_f32(self, "input", self.input)
-        et = _int_type(self, "result", self.result)
-        _expect_shape(self, "result", _shape(self, "result", self.result),
-                      _shape(self, "input", self.input))
-        _check_bits(self, _int(self.bits) or et.width.data, et, self.narrow is not None)
-        self._check_scales(self.input, self.scale, self.zero_point)
+        self._verify_integer_result()
 
 
 @irdl_op_definition
@@ -304,7 +313,7 @@ class DequantizeOp(_ScaledOp):
 
 
 @irdl_op_definition
-class RequantizeOp(_ScaledOp):
+class RequantizeOp(_ToIntegerOp):
     """`out = clip(round(float32(q) * multiplier) + zero_point, lo, hi)`: an integer tensor
     (typically int32 accumulators, whose input zero point is already removed) to a narrower
     one; `multiplier = in_scale / out_scale`, float32, per tensor, channel or group."""
@@ -313,8 +322,6 @@ class RequantizeOp(_ScaledOp):
     input = operand_def(TensorType)
     scale = operand_def(TensorType)
     zero_point = opt_operand_def(TensorType)
-    bits = opt_prop_def(IntegerAttr)
-    narrow = opt_prop_def(UnitAttr)
     result = result_def(TensorType)
     traits = traits_def(Pure())
     irdl_options = (ParsePropInAttrDict(),)
@@ -329,19 +336,9 @@ class RequantizeOp(_ScaledOp):
                          result_types=[result_type],
                          properties=_scaled_props(bits, narrow, group, axis))
 
-    @property
-    def range(self) -> tuple[int, int]:
-        et = self.result.type.element_type
-        bits = _int(self.bits) or et.width.data
-        return int_range(bits, is_unsigned(et), self.narrow is not None)
-
     def verify_(self) -> None:
         _int_type(self, "input", self.input)
-        et = _int_type(self, "result", self.result)
-        _expect_shape(self, "result", _shape(self, "result", self.result),
-                      _shape(self, "input", self.input))
-        _check_bits(self, _int(self.bits) or et.width.data, et, self.narrow is not None)
-        self._check_scales(self.input, self.scale, self.zero_point)
+        self._verify_integer_result()
 
 
 @irdl_op_definition
