@@ -42,7 +42,7 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_i
 
 from irtool.dialects import quant as q
 from irtool.errors import IrtoolError
-from irtool.interpreter.transformer import attention
+from irtool.interpreter.transformer import attention, held_slots
 from irtool.weights import numpy_dtype
 
 F32 = np.float32
@@ -371,17 +371,8 @@ def cached_attention_int8(qry: np.ndarray, kcache: np.ndarray, kscales: np.ndarr
                           ring: bool) -> np.ndarray:
     """Queries at positions end-T..end-1 over the dequantized cached rows
     max(0, end-C)..end-1, then float32 attention exactly as transformer.cached_attention."""
-    capacity = kcache.shape[2]
-    t = qry.shape[0]
-    if not ring and end > capacity:
-        raise IrtoolError(f"quant.cached_attention (layer {layer}): position {end - 1} is past "
-                          f"the KV cache capacity of {capacity} positions")
-    first = max(0, end - capacity)
-    if end - first < t:
-        raise IrtoolError(f"quant.cached_attention (layer {layer}): {t} query rows ending at "
-                          f"position {end - 1}, but the cache holds only positions "
-                          f"{first}..{end - 1}")
-    slots = np.arange(first, end) % capacity
+    slots = held_slots("quant.cached_attention", layer, end, qry.shape[0], kcache.shape[2],
+                       ring)
     s = slots.size
     k = kv_dequantize_rows(kcache[layer][:, slots], kscales[layer][:, slots])
     v = kv_dequantize_rows(vcache[layer][:, slots], vscales[layer][:, slots])

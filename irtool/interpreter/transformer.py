@@ -114,6 +114,19 @@ def kv_write(cache: np.ndarray, new: np.ndarray, pos: int, layer: int, ring: boo
     return out
 
 
+def held_slots(op: str, layer: int, end: int, t: int, capacity: int, ring: bool) -> np.ndarray:
+    """Cache slots of the positions max(0, end-C)..end-1, in position order, for t queries
+    ending at position end-1; an error when the cache cannot hold what they must see."""
+    if not ring and end > capacity:
+        raise IrtoolError(f"{op} (layer {layer}): position {end - 1} is past the KV cache "
+                          f"capacity of {capacity} positions")
+    first = max(0, end - capacity)
+    if end - first < t:
+        raise IrtoolError(f"{op} (layer {layer}): {t} query rows ending at position {end - 1}, "
+                          f"but the cache holds only positions {first}..{end - 1}")
+    return np.arange(first, end) % capacity
+
+
 def cached_attention(q: np.ndarray, kcache: np.ndarray, vcache: np.ndarray, end: int,
                      layer: int, heads: int, kv_heads: int, head_dim: int, scale: float,
                      ring: bool) -> np.ndarray:
@@ -122,17 +135,8 @@ def cached_attention(q: np.ndarray, kcache: np.ndarray, vcache: np.ndarray, end:
     The held positions are gathered in position order, so plain end-aligned causal attention
     over them is exactly "each query sees the cached positions up to its own".
     """
-    capacity = kcache.shape[2]
-    t = q.shape[0]
-    if not ring and end > capacity:
-        raise IrtoolError(f"transformer.cached_attention (layer {layer}): position {end - 1} "
-                          f"is past the KV cache capacity of {capacity} positions")
-    first = max(0, end - capacity)
-    if end - first < t:
-        raise IrtoolError(f"transformer.cached_attention (layer {layer}): {t} query rows "
-                          f"ending at position {end - 1}, but the cache holds only positions "
-                          f"{first}..{end - 1}")
-    slots = np.arange(first, end) % capacity
+    slots = held_slots("transformer.cached_attention", layer, end, q.shape[0],
+                       kcache.shape[2], ring)
     s = slots.size
     k = kcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
     v = vcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
