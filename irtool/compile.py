@@ -23,10 +23,9 @@ from xdsl.passes import PassPipeline
 from irtool.context import make_context
 from irtool.errors import IrtoolError
 from irtool.passes import get_all_passes
+from irtool.passes.quantize import KV_MODES
+from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
 from irtool.weights import WeightStore
-
-QUANT_SCHEMES = ("none", "w8", "w8a8", "w4g32", "w1", "w1a4")
-KV_MODES = ("none", "int8")
 
 
 @dataclass(frozen=True)
