@@ -77,8 +77,25 @@ def _params_attr(params: Mapping[str, int | float | str]) -> DictionaryAttr:
     return DictionaryAttr(out)
 
 
+class _KernelParams:
+    """The callee and compile-time parameters of hw.call and hw.accel as Python values."""
+
+    @property
+    def kernel(self) -> str:
+        return self.callee.root_reference.data
+
+    def param(self, key: str):
+        """A compile-time parameter as a Python value."""
+        if self.params is None or key not in self.params.data:
+            raise KeyError(f"{self.name} @{self.kernel}: no parameter '{key}'")
+        a = self.params.data[key]
+        if isinstance(a, IntegerAttr | FloatAttr):
+            return a.value.data
+        return a.data
+
+
 @irdl_op_definition
-class CallOp(IRDLOperation):
+class CallOp(_KernelParams, IRDLOperation):
     """A call of a runtime kernel; operands in the kernel's C argument order."""
 
     name = "hw.call"
@@ -95,18 +112,7 @@ class CallOp(IRDLOperation):
             props["params"] = _params_attr(params)
         super().__init__(operands=[list(args)], properties=props)
 
-    @property
-    def kernel(self) -> str:
-        return self.callee.root_reference.data
 
-    def param(self, key: str):
-        """A compile-time parameter as a Python value."""
-        if self.params is None or key not in self.params.data:
-            raise KeyError(f"hw.call @{self.kernel}: no parameter '{key}'")
-        a = self.params.data[key]
-        if isinstance(a, IntegerAttr | FloatAttr):
-            return a.value.data
-        return a.data
 
     def verify_(self) -> None:
         from irtool.targets.kernels import KERNELS
@@ -148,7 +154,7 @@ class ParallelOp(IRDLOperation):
 
 
 @irdl_op_definition
-class AccelOp(IRDLOperation):
+class AccelOp(_KernelParams, IRDLOperation):
     """A kernel call offloaded to the accelerator `engine` of the target."""
 
     name = "hw.accel"

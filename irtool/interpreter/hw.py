@@ -30,8 +30,6 @@ class HwFunctions(InterpreterFunctions):
 
     @impl(hw.AccelOp)
     def run_accel(self, interpreter: Interpreter, op: hw.AccelOp, args):
-        spec = KERNELS[op.callee.root_reference.data]
-        params = {k: op.params.data[k].value.data if hasattr(op.params.data[k], "value")
-                  else op.params.data[k].data for k in spec.params}
-        spec.reference(dict(zip(spec.operands, args)), params)
+        spec = KERNELS[op.kernel]
+        spec.reference(dict(zip(spec.operands, args)), {k: op.param(k) for k in spec.params})
         return ()
