@@ -60,9 +60,9 @@ def _reads_and_writes(op) -> tuple[list, list]:
     """(read, written) buffer values of a kernel or a kernel call."""
     if isinstance(op, memory.KernelOp):
         return list(op.ins), list(op.outs)
-    from irtool.targets.kernels import KERNELS
+    from irtool.kernels import checked_signature
 
-    spec = KERNELS[op.kernel]
+    spec = checked_signature(op)
     named = list(zip(spec.operands, op.args))
     return ([v for n, v in named if n not in spec.writes],
             [v for n, v in named if n in spec.writes])

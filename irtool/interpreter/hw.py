@@ -1,11 +1,12 @@
 """Interpreter implementations of the `hw` dialect.
 
-A `hw.call` runs the numpy reference of its kernel from the kernel table, the same reference
-the C kernels are tested against; buffers are the numpy arrays (arena views once placed) that
-the memory-level interpreter hands out. Before a kernel runs, the parts of the operands it
-writes that overlap an operand it only reads, of another buffer, are poisoned (see
+A `hw.call` runs the numpy reference of its kernel signature (`irtool.kernels`), the same
+reference the C kernels are tested against; buffers are the numpy arrays (arena views once
+placed) that the memory-level interpreter hands out. Before a kernel runs, the parts of the
+operands it writes that overlap an operand it only reads, of another buffer, are poisoned (see
 `irtool.interpreter.memory.poison_overlapping_outs`): a plan that puts a kernel's output on its
-own still-needed input fails here as it would in C.
+own still-needed input fails here as it would in C. (`may_alias` in a signature allows the
+written operand to BE the read one, the same value; that is never poisoned.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_i
 
 from irtool.dialects import hw
 from irtool.interpreter.memory import poison_overlapping_outs
-from irtool.targets.kernels import KERNELS
+from irtool.kernels import checked_signature
 
 
 @register_impls
@@ -37,7 +38,7 @@ class HwFunctions(InterpreterFunctions):
 
 def _run(op: hw.CallOp | hw.AccelOp, args) -> None:
     """Run the kernel's numpy reference on the operands, after poisoning (module docstring)."""
-    spec = KERNELS[op.kernel]
+    spec = checked_signature(op)
     named = list(zip(spec.operands, op.args, args))
     poison_overlapping_outs([(v, a) for n, v, a in named if n in spec.writes],
                             [(v, a) for n, v, a in named if n not in spec.writes])
