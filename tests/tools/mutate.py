@@ -67,6 +67,12 @@ MUTATIONS = [
              (("data = np.ascontiguousarray(self.store[g.weight.data],",
                "data = np.ascontiguousarray(np.asarray(self.store[g.weight.data]).T,"),),
              ("tests/test_riscv_ulp.py", "-k", "host_build")),
+    Mutation("no-poisoning",
+             "the memory interpreter stops poisoning an out buffer that overlaps another in",
+             "irtool/interpreter/memory.py",
+             (("        poison_overlapping_outs(zip(op.outs, outs), zip(op.ins, args[:n_ins]))\n",
+               ""),),
+             ("tests/test_memory_interpreter.py", "tests/test_plan_poisoning.py")),
     Mutation("liveness-end",
              "liveness ends a buffer's range at its last use, exclusive (an output may land "
              "on the input its kernel is still reading)",
