@@ -22,6 +22,8 @@ from pathlib import Path
 
 from irtool.diagnostics import run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
+from irtool.sampling import add_arguments as add_sampling_arguments
+from irtool.sampling import options_from_args
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -100,8 +102,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
     prompt = tok.encode(args.prompt)
     if not prompt:
         raise IrtoolError("the prompt is empty for this tokenizer: give some text with --prompt")
+    sampling = options_from_args(args, tok)
+    sampling.check_stop(runner.vocab_size or tok.vocab_size)
     start = time.perf_counter()
-    new = runner.generate(prompt, args.steps)
+    new = runner.generate(prompt, args.steps, sampling)
     elapsed = time.perf_counter() - start
     print(tok.decode(prompt + new))
     print(f"tokens: {','.join(str(t) for t in prompt + new)}")
@@ -145,11 +149,12 @@ def cmd_compile(args: argparse.Namespace) -> None:
                               "use by default)")
         calibration = str(default)
         print(f"calibrating w8a8 on the 'calib' stories of {default}")
+    sampling = options_from_args(args, tok)
     opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
                           calibration=calibration)
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
-                       tokenizer=tok, opts=opts)
+                       tokenizer=tok, opts=opts, sampling=sampling)
     what = ""
     if opts.quantized:
         parts = [] if opts.quant == "none" else [opts.quant]
@@ -175,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("model")
     imp.add_argument("-o", "--output", required=True, metavar="OUT.mlir")
     imp.set_defaults(func=cmd_import)
-    gen = sub.add_parser("generate", help="greedy text generation with the interpreter")
+    gen = sub.add_parser("generate", help="text generation with the interpreter (greedy, or "
+                         "sampled: --temperature --top-k --top-p --seed)")
     gen.add_argument("model", nargs="?", help="model or .mlir (default: bundled stories260K)")
     gen.add_argument("--prompt", default="Once upon a time")
     gen.add_argument("--steps", type=int, default=64)
@@ -187,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="(decode) KV cache positions (default: the model's maximum length)")
     gen.add_argument("--window", type=int, metavar="W",
                      help="(decode) sliding window: a ring cache of the last W positions")
+    add_sampling_arguments(gen)
     gen.set_defaults(func=cmd_generate)
     comp = sub.add_parser("compile", help="compile a model to a C project for a target")
     comp.add_argument("model", nargs="?", help="model or .mlir (default: bundled stories260K)")
@@ -216,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "ranges: an eval_tokens.json (its 'calib' list), a token-id file or "
                            "a JSON list of id lists; default: eval_tokens.json beside the model "
                            "if there is one (stories260K has it)")
+    add_sampling_arguments(comp)
     comp.set_defaults(func=cmd_compile)
     for sp in (imp, gen, comp):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")

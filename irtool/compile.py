@@ -153,9 +153,11 @@ def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
 
 
 def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt: Sequence[int],
-                 steps: int, tokenizer, opts: CompileOptions) -> Path:
+                 steps: int, tokenizer, opts: CompileOptions, sampling=None) -> Path:
     """The whole path to the target's project in `out_dir` (the name stays for the C
-    targets' sake; a target with another emitter writes its own kind of project)."""
+    targets' sake; a target with another emitter writes its own kind of project).
+    `sampling` (irtool.sampling.SamplingOptions, default greedy) is how the program chooses
+    tokens."""
     target = opts.load_target()
     module, store = prepare_for_target(module, store, opts)
     lower_for_target(module, opts)
@@ -164,5 +166,6 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     if vocab is not None and any(not 0 <= t < vocab for t in prompt):
         bad = next(t for t in prompt if not 0 <= t < vocab)
         raise IrtoolError(f"prompt token {bad} is outside the vocabulary (0..{vocab - 1})")
+    extra = {} if sampling is None else {"sampling": sampling}
     return target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
-                                tokenizer=tokenizer, project=project)
+                                tokenizer=tokenizer, project=project, **extra)

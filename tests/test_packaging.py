@@ -26,6 +26,8 @@ def test_wheel_contains_mapped_packages_and_data(tmp_path):
                    "irtool/targets/host/description.json",
                    "irtool/targets/c/runtime/irt_kernels.h",
                    "irtool/targets/c/runtime/irt_linear.c",
+                   "irtool/targets/c/runtime/irt_sample.c",
+                   "irtool/targets/c/library/irt_generate.c",
                    "irtool/targets/riscv_ulp/description.json",
                    "irtool/data/stories260K.bin", "irtool/data/tok512.bin"):
         assert needed in names, needed

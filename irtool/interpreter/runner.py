@@ -30,6 +30,7 @@ from irtool.interpreter.memory import MemoryFunctions
 from irtool.interpreter.quant import QuantFunctions
 from irtool.interpreter.transformer import TransformerFunctions
 from irtool.passes.extract_kv_cache import DECODE, PREFILL, PREFILL_ATTR
+from irtool.sampling import GREEDY, Sampler, SamplingOptions
 from irtool.weights import WeightStore, numpy_dtype
 
 State = tuple[np.ndarray, ...]
@@ -146,14 +147,17 @@ class ModelRunner:
         logits, *rest = self.interpreter.call_op(DECODE, (tok, pos, *state))
         return np.array(logits, dtype=np.float32), tuple(rest)
 
-    def generate(self, tokens: Sequence[int], steps: int) -> list[int]:
-        """Greedy continuation: `steps` new ids (fewer if the model's maximum length is hit).
+    def generate(self, tokens: Sequence[int], steps: int,
+                 sampling: SamplingOptions = GREEDY) -> list[int]:
+        """`steps` new ids (fewer at a stop token or the model's maximum length), greedy by
+        default, else drawn as `sampling` says (irtool/sampling.py: as the C runtime does).
 
         With @forward the whole sequence is recomputed for each token; with @decode the prompt
         is prefilled once and each new token costs one decode step with the state carried.
         """
         if not self.uses_cache:
-            return self._generate_full(tokens, steps)
+            return self._generate_full(tokens, steps, sampling)
+        choose, stop = Sampler(sampling), set(sampling.stop)
         ids = [int(t) for t in self.check_tokens(tokens)]
         logits, state = self.prefill(np.asarray(ids, dtype=np.int32))
         new: list[int] = []
@@ -162,18 +166,24 @@ class ModelRunner:
                 break
             if new:
                 logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
-            nxt = int(np.argmax(logits[-1]))
+            nxt = choose(logits[-1])
+            if nxt in stop:
+                break
             ids.append(nxt)
             new.append(nxt)
         return new
 
-    def _generate_full(self, tokens: Sequence[int], steps: int) -> list[int]:
+    def _generate_full(self, tokens: Sequence[int], steps: int,
+                       sampling: SamplingOptions) -> list[int]:
+        choose, stop = Sampler(sampling), set(sampling.stop)
         ids = list(int(t) for t in tokens)
         new: list[int] = []
         for _ in range(steps):
             if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
                 break
-            nxt = int(np.argmax(self.forward(ids)[-1]))
+            nxt = choose(self.forward(ids)[-1])
+            if nxt in stop:
+                break
             ids.append(nxt)
             new.append(nxt)
         return new

@@ -14,12 +14,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from irtool.lowering import LoweringRules
+from irtool.sampling import GREEDY, SamplingOptions
 from irtool.targets.c import project_files
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.c.emit import RUNTIME_DIR, CProject, TokenTable
 from irtool.targets.c.rules import PORTABLE_RULES
 from irtool.targets.description import TargetDescription, load_description
 from irtool.targets.target import Target
+
+LIBRARY_DIR = Path(__file__).resolve().parent / "library"
+"""The generation loop over model.h (irt_generate.h/.c), part of every project's library."""
 
 
 class CTarget(Target):
@@ -67,15 +71,20 @@ class CTarget(Target):
         files = {"main.c": self.main_c(prompt, steps, table),
                  "Makefile": project_files.makefile(self.description),
                  "irt_target.h": project_files.target_header(self.description)}
+        for name in ("irt_generate.h", "irt_generate.c"):  # the generation loop of the library
+            files[name] = (LIBRARY_DIR / name).read_text()
         linker = project_files.linker_script(self.description)
         if linker is not None:
             files["irt_memory.ld"] = linker
         return files
 
     def write_project(self, module, store, out_dir: Path, *, prompt: Sequence[int],
-                      steps: int, tokenizer=None, project: CProject | None = None) -> Path:
+                      steps: int, tokenizer=None, project: CProject | None = None,
+                      sampling: SamplingOptions = GREEDY) -> Path:
+        """The project; main.c chooses tokens as `sampling` says (its irt_run.h)."""
         project = project or self.project(module, store)
         table = TokenTable.from_tokenizer(tokenizer, project.vocab)
-        project.write(Path(out_dir), self.project_files(prompt, steps, table),
-                      self.runtime_dirs)
+        files = self.project_files(prompt, steps, table)
+        files["irt_run.h"] = project_files.run_header(sampling, project.vocab)
+        project.write(Path(out_dir), files, self.runtime_dirs)
         return Path(out_dir)
