@@ -13,7 +13,6 @@ Stop tokens end a generation: the stop token itself is neither returned nor prin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,6 +86,8 @@ def xorshift32(state: int) -> int:
 def sample_exp(x: np.ndarray) -> np.ndarray:
     """exp(x) for float32 x <= 0 in the C runtime's float32 steps (0 below -87 and for NaN)."""
     x = np.asarray(x, dtype=F)
+    ok = x >= F(-87.0)
+    x = np.where(ok, x, F(0))  # -inf and NaN become 0 below, without invalid arithmetic
     t = x * F(1.44269504) + F(12582912.0)
     n = t - F(12582912.0)
     r = x - n * F(0.693145751953125)
@@ -94,8 +95,7 @@ def sample_exp(x: np.ndarray) -> np.ndarray:
     p = np.full_like(x, _EXP_POLY[0])
     for c in _EXP_POLY[1:]:
         p = p * r + c
-    ok = x >= F(-87.0)
-    ni = np.where(ok, n, F(0)).astype(np.int32)
+    ni = n.astype(np.int32)
     scale = ((ni + 127).astype(np.uint32) << np.uint32(23)).view(F)
     return np.where(ok, p * scale, F(0)).astype(F)
 
@@ -176,8 +176,3 @@ def add_arguments(p) -> None:
 def options_from_args(args, tokenizer) -> SamplingOptions:
     return SamplingOptions(args.temperature, args.top_k, args.top_p, args.seed,
                            parse_stop(args.stop, tokenizer))
-
-
-__all__: Sequence[str] = ("SamplingOptions", "GREEDY", "Sampler", "sample_exp", "seed_state",
-                          "xorshift32", "end_tokens", "parse_stop", "add_arguments",
-                          "options_from_args")

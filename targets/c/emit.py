@@ -218,10 +218,10 @@ class CProject:
     def model_h(self) -> str:
         lines = [MODEL_H_INTRO, "#ifndef IRT_MODEL_H", "#define IRT_MODEL_H",
                  "#include <stdint.h>", "",
-                 "/* Vocabulary: irt_decode returns IRT_VOCAB float32 logits. */",
+                 "/* IRT_VOCAB: irt_decode returns that many float32 logits. IRT_MAX_POSITIONS:",
+                 " * what the KV cache holds (a linear cache: pos < IRT_MAX_POSITIONS; a ring,",
+                 " * IRT_RING 1: any pos, attending to the last IRT_MAX_POSITIONS). */",
                  f"#define IRT_VOCAB {self.vocab}",
-                 "/* Positions the KV cache holds (a linear cache: pos < IRT_MAX_POSITIONS; "
-                 "a ring, IRT_RING 1: any pos, attending to the last IRT_MAX_POSITIONS). */",
                  f"#define IRT_MAX_POSITIONS {self.max_positions()}",
                  f"#define IRT_RING {1 if self.ring() else 0}", "",
                  "/* The arenas: one per memory, every buffer at its planned offset. Built with",
@@ -239,11 +239,11 @@ class CProject:
         lines += [f'#define IRT_MEMORY_SUMMARY "{summary}"']
         lines += ["", "/* Reset: initial contents of writable memories, an empty KV cache. */",
                   "void irt_init(void);",
-                  "/* One decode step: token `tok` at position `pos` (0, 1, 2, ... in order); "
-                  "returns", " * the logits, valid until the next call. */",
+                  "/* One decode step: token `tok` at position `pos` (0, 1, 2, ... in order);",
+                  " * returns the logits, valid until the next call. */",
                   "const float *irt_decode(const int32_t *tok, int32_t pos);", "",
-                  "/* Sampling (irt_sample.h) and the generation loop with a callback per token "
-                  "*/", '#include "irt_generate.h"', "", "#endif", ""]
+                  "/* Sampling (irt_sample.h), the generation loop with a callback per token */",
+                  '#include "irt_generate.h"', "", "#endif", ""]
         return "\n".join(lines)
 
     def max_positions(self) -> int:

@@ -1,0 +1,145 @@
+"""Sampling: the interpreter's sampler (irtool/sampling.py) against the definition in float64,
+and the C runtime's irt_sample against the interpreter's, bit for bit.
+
+* xorshift32 gives Marsaglia's published first number (2463534242 -> 723471715).
+* Over many draws the frequencies are those of softmax(logits / T) restricted to the top k and
+  to the nucleus of mass p, computed here in float64 (an independent reference).
+* The C sampler, built with fused multiply-adds allowed (-mfma -ffp-contract=fast where the
+  CPU has FMA), chooses exactly the tokens of the interpreter's for every option set, seed and
+  logit row (ties, -inf, vocabularies of 5, 70 and 512, top-k on both C paths).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from irtool.errors import IrtoolError
+from irtool.sampling import Sampler, SamplingOptions, parse_stop, xorshift32
+from tests.requirements import need
+
+RUNTIME = Path(__file__).resolve().parents[1] / "targets" / "c" / "runtime"
+
+
+def test_xorshift32_is_marsaglias():
+    assert xorshift32(2463534242) == 723471715
+
+
+def _reference_distribution(logits: np.ndarray, o: SamplingOptions) -> np.ndarray:
+    """float64: softmax(l / T) over the top k, then the smallest prefix of mass >= p."""
+    order = sorted(range(logits.size), key=lambda i: (-logits[i], i))
+    if o.top_k:
+        order = order[:o.top_k]
+    w = np.exp((logits[order].astype(np.float64) - logits.max()) / o.temperature)
+    c = np.cumsum(w) / w.sum()
+    n = int(np.searchsorted(c, o.top_p - 1e-12)) + 1 if o.top_p < 1 else len(order)
+    probs = np.zeros(logits.size)
+    probs[order[:n]] = w[:n] / w[:n].sum()
+    return probs
+
+
+@pytest.mark.parametrize("options", [SamplingOptions(1.0, seed=3),
+                                     SamplingOptions(0.7, top_k=3, seed=4),
+                                     SamplingOptions(1.5, top_p=0.8, seed=5),
+                                     SamplingOptions(0.9, top_k=5, top_p=0.9, seed=6)])
+def test_frequencies_follow_the_definition(options):
+    logits = np.array([1.0, 2.5, 0.3, 2.4, -1.0, 1.7, 0.0, 2.0], dtype=np.float32)
+    sampler, n = Sampler(options), 20_000
+    counts = np.bincount([sampler(logits) for _ in range(n)], minlength=logits.size)
+    want = _reference_distribution(logits, options)
+    assert np.all(counts[want == 0] == 0), (counts, want)
+    assert np.abs(counts / n - want).max() < 0.012, (counts / n, want)
+
+
+def test_greedy_is_argmax_and_draws_nothing():
+    logits = np.array([0.5, 3.0, 3.0, -1.0], dtype=np.float32)
+    s = Sampler(SamplingOptions(0.0, seed=9))
+    assert [s(logits) for _ in range(3)] == [1, 1, 1]
+    assert s.state == Sampler(SamplingOptions(0.0, seed=9)).state
+    assert Sampler(SamplingOptions(2.0, top_k=1))(logits) == 1
+
+
+def test_bad_options_and_stop_are_one_line_errors():
+    with pytest.raises(IrtoolError, match="--top-p"):
+        SamplingOptions(0.8, top_p=0.0)
+    with pytest.raises(IrtoolError, match="--temperature"):
+        SamplingOptions(-1.0)
+    with pytest.raises(IrtoolError, match="--stop"):
+        parse_stop("2,x", None)
+    with pytest.raises(IrtoolError, match="outside the vocabulary"):
+        SamplingOptions(stop=(600,)).check_stop(512)
+
+
+DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "irt_sample.h"
+/* argv: vocab rows temperature top_k top_p seed; stdin: rows x vocab float32 */
+int main(int argc, char **argv)
+{
+    int vocab = atoi(argv[1]), rows = atoi(argv[2]);
+    if (argc != 7) return 2;
+    irt_sampling_t o = {strtof(argv[3], NULL), atoi(argv[4]), strtof(argv[5], NULL),
+                        (uint32_t)strtoul(argv[6], NULL, 10)};
+    float *logits = malloc(sizeof(float) * (size_t)vocab * (size_t)rows);
+    int32_t need = irt_sample_work_size(&o, vocab);
+    irt_candidate_t *work = malloc(sizeof(irt_candidate_t) * (size_t)(need ? need : 1));
+    irt_sampler_t s;
+    if (fread(logits, sizeof(float), (size_t)vocab * (size_t)rows, stdin)
+        != (size_t)vocab * (size_t)rows)
+        return 2;
+    irt_sampler_init(&s, &o, work, need);
+    printf("%d\n", (int)need);
+    for (int r = 0; r < rows; r++)
+        printf("%d\n", (int)irt_sample(&s, logits + (size_t)r * (size_t)vocab, vocab));
+    return 0;
+}
+"""
+
+CASES = [SamplingOptions(0.8, seed=1), SamplingOptions(0.8, top_k=40, seed=2),
+         SamplingOptions(1.0, top_p=0.9, seed=3), SamplingOptions(0.7, 40, 0.9, seed=4),
+         SamplingOptions(1.3, top_k=100, top_p=0.95, seed=5),  # k > 64: the qsort path
+         SamplingOptions(0.5, top_k=5, seed=0), SamplingOptions(2.0, top_k=3, seed=4294967295),
+         SamplingOptions(0.0), SamplingOptions(1.0, top_k=1, seed=8)]
+
+
+@pytest.fixture(scope="module")
+def c_sampler(tmp_path_factory) -> Path:
+    need("cc")
+    d = tmp_path_factory.mktemp("sampler")
+    (d / "driver.c").write_text(DRIVER)
+    fma = ["-mfma", "-ffp-contract=fast"] if " fma " in Path("/proc/cpuinfo").read_text() \
+        else []
+    exe = d / "driver"
+    subprocess.run(["gcc", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", *fma,
+                    f"-I{RUNTIME}", str(d / "driver.c"), str(RUNTIME / "irt_sample.c"),
+                    "-o", str(exe)], check=True)
+    return exe
+
+
+def _logit_rows(vocab: int, rows: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 3, size=(rows, vocab)).astype(np.float32)
+    x[::3] = np.round(x[::3] * 4) / 4  # ties between candidates
+    x[1::5, :: 7] = -np.inf            # masked tokens
+    return x
+
+
+@pytest.mark.parametrize("vocab", [5, 70, 512])
+@pytest.mark.parametrize("options", CASES, ids=str)
+def test_c_sampler_chooses_exactly_the_interpreters_tokens(c_sampler, vocab, options):
+    rows = _logit_rows(vocab, 300, seed=vocab)
+    proc = subprocess.run([str(c_sampler), str(vocab), str(len(rows)),
+                           repr(float(np.float32(options.temperature))), str(options.top_k),
+                           repr(float(np.float32(options.top_p))), str(options.seed)],
+                          input=rows.tobytes(), capture_output=True, check=True)
+    work, *got = [int(t) for t in proc.stdout.split()]
+    sampler = Sampler(options)
+    want = [sampler(r) for r in rows]
+    assert work == options.work_size(vocab)
+    assert got == want
+    if not options.greedy and vocab > 5:
+        assert len(set(want)) > 10  # really sampled, not one token
