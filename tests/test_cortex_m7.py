@@ -153,3 +153,29 @@ def test_a_smaller_part_gets_the_does_not_fit_error(tmp_path):
     assert "need 166144 bytes live at once" in proc.stderr and "51456 bytes over" in proc.stderr
     m = re.search(r"at most (\d+) positions", proc.stderr)
     assert m and 0 < int(m.group(1)) < 128
+
+
+def figure(output: str, pattern: str) -> float:
+    m = re.search(pattern, output, re.M)
+    assert m, f"no match for {pattern!r} in:\n{output[-3000:]}"
+    return float(m.group(1))
+
+
+def test_the_program_reports_modelled_time_and_the_sram_map(fp32):
+    out, output = fp32
+    instr = figure(output, r"^instructions per generated token: (\d+)$")
+    assert 5e5 < instr < 2e6  # 0.87 M on riscv-ulp for the same kernels
+    # every xflash weight is read once per token, plus one 64-float row of the embedding
+    # table (the classifier reads all of it): the ELF's .xflash section + 256 B
+    xflash = sections(out / "model.elf")[".xflash"][0]
+    streamed = figure(output, r"^external Flash read per generated token: (\d+) B in place")
+    assert streamed == xflash + 64 * 4
+    cycles = figure(output, r"^modelled cycles per generated token: (\d+) ")
+    assert cycles == pytest.approx(instr * 1.0 + streamed * 480e6 / 38e6, rel=1e-3)
+    assert figure(output, r"^modelled tokens/s at 480 MHz: ([\d.]+)$") == pytest.approx(
+        480e6 / cycles, rel=1e-3)
+    rows = dict(re.findall(r"^\| (.+?) +\| +(\d+) \| +[\d.]+% \|$", output, re.M))
+    # 2 caches x 5 layers x 128 positions x 4 KV heads x 8 dims x 4 B
+    assert int(rows["KV cache"]) == 2 * 5 * 128 * 4 * 8 * 4
+    assert int(rows["stack"]) == 8192
+    assert sum(int(v) for v in rows.values()) == SRAM_BYTES

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irtool.errors import IrtoolError
-from irtool.targets.c.emit import ARENA_ALIGN, TokenTable
+from irtool.targets.c.emit import ARENA_ALIGN, CProject, TokenTable
 from irtool.targets.c.target import CTarget
+from irtool.targets.cortex_m7_256k.report import PlanFacts
 from irtool.targets.description import TargetDescription
 
 ADDRESSES = {"flash": 0x00000000, "sram": 0x20000000, "xflash": 0x60000000}
@@ -71,10 +72,45 @@ def linker_script(target: TargetDescription) -> str:
     return "\n".join(lines)
 
 
+REPORT_AT = '    printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);\n'
+REPORT = """#if IRT_HAS_INSTRUCTION_COUNTER
+    irt_m7_report(decode_calls ? decode_instr / (uint64_t)decode_calls : 0);
+#else
+    irt_m7_report(0);
+#endif
+"""
+
+
 class M7Target(CTarget):
+    """The portable C target with this board's layout and report."""
+
+    _facts: PlanFacts | None = None
+
+    def write_project(self, module, store, out_dir: Path, *, prompt: Sequence[int],
+                      steps: int, tokenizer=None, project: CProject | None = None) -> Path:
+        project = project or self.project(module, store)
+        self._facts = PlanFacts.of(project)
+        try:
+            return super().write_project(module, store, out_dir, prompt=prompt, steps=steps,
+                                         tokenizer=tokenizer, project=project)
+        finally:
+            self._facts = None
+
+    def main_c(self, prompt: Sequence[int], steps: int, table: TokenTable) -> str:
+        text = super().main_c(prompt, steps, table)
+        if REPORT_AT not in text or '#include "irt_target.h"\n' not in text:
+            raise IrtoolError("cortex-m7-256k: the generic main.c changed shape; update "
+                              "targets/cortex_m7_256k/target.py")
+        text = text.replace('#include "irt_target.h"\n',
+                            '#include "irt_target.h"\n#include "irt_m7_report.h"\n', 1)
+        return text.replace(REPORT_AT, REPORT + REPORT_AT, 1)
+
     def project_files(self, prompt: Sequence[int], steps: int,
                       table: TokenTable) -> dict[str, str]:
         files = super().project_files(prompt, steps, table)
+        if self._facts is None:
+            raise IrtoolError("cortex-m7-256k: project files are written by write_project")
+        files["irt_m7_plan.h"] = self._facts.header(self.description)
         makefile, n = re.subn(r"^TARGET_LDFLAGS = .*$",
                               lambda _: f"TARGET_LDFLAGS = {ldflags(self.description)}",
                               files["Makefile"], count=1, flags=re.M)

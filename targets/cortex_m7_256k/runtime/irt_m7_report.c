@@ -1,0 +1,49 @@
+/*
+ * irt_m7_report.c - modelled time per token and the SRAM map of the cortex-m7-256k program.
+ *
+ * Time is a model, not a measurement (qemu has no cycle model): the counted instructions at
+ * the core's assumed CPI, plus the external-Flash bytes of one token at the link's cycles per
+ * byte where nothing hides them (weights read in place).  The SRAM map adds picolibc's
+ * linker symbols (data, bss, stack, heap) to the planned arena.
+ */
+#include <stdio.h>
+
+#include "irt_m7_plan.h"
+#include "irt_m7_report.h"
+#include "irt_target.h"
+
+#if defined(__PICOLIBC__)
+extern char __data_start[], __bss_end[], __heap_start[], __heap_end[], __stack[];
+#endif
+
+static void row(const char *what, unsigned long bytes)
+{
+    printf("| %-40s | %9lu | %5.1f%% |\n", what, bytes, 100.0 * (double)bytes / IRT_SRAM_BYTES);
+}
+
+void irt_m7_report(uint64_t instructions)
+{
+    double compute = (double)instructions * IRT_CPI;
+    double flash = (double)IRT_XFLASH_BYTES_PER_TOKEN * IRT_LINK_CYCLES_PER_BYTE;
+    printf("external Flash read per generated token: %lu B in place (%.0f cycles at %.1f "
+           "cycles/B, not hidden)\n",
+           (unsigned long)IRT_XFLASH_BYTES_PER_TOKEN, flash, IRT_LINK_CYCLES_PER_BYTE);
+    if (instructions) {
+        double total = compute + flash;
+        printf("modelled cycles per generated token: %.0f (compute %.0f at CPI %.2f + Flash "
+               "%.0f)\n", total, compute, IRT_CPI, flash);
+        printf("modelled tokens/s at %.0f MHz: %.2f\n", IRT_CLOCK_HZ / 1e6,
+               IRT_CLOCK_HZ / total);
+    }
+    printf("SRAM map (%u B):\n", IRT_SRAM_BYTES);
+    printf("| %-40s | %9s | %6s |\n", "what", "bytes", "share");
+    row("KV cache", IRT_SRAM_KV_BYTES);
+    row("activations and scratch (planned)", IRT_SRAM_ARENA_BYTES - IRT_SRAM_KV_BYTES);
+    row("arena free", IRT_SRAM_ARENA_CAPACITY - IRT_SRAM_ARENA_BYTES);
+#if defined(__PICOLIBC__)
+    row("C library and main.c data (.data+.bss)",
+        (unsigned long)(__bss_end - __data_start));
+    row("stack", (unsigned long)(__stack - __heap_end));
+    row("free (heap)", (unsigned long)(__heap_end - __heap_start));
+#endif
+}

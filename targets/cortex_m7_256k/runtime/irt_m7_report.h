@@ -1,0 +1,11 @@
+/* irt_m7_report.h - the cortex-m7-256k program's report: Flash traffic, modelled cycles and
+ * tokens/s at the core's clock, and the SRAM map (see irt_m7_report.c). */
+#ifndef IRT_M7_REPORT_H
+#define IRT_M7_REPORT_H
+
+#include <stdint.h>
+
+/* Print the report for `instructions` per generated token (0: no counter). */
+void irt_m7_report(uint64_t instructions);
+
+#endif /* IRT_M7_REPORT_H */
