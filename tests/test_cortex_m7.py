@@ -179,3 +179,40 @@ def test_the_program_reports_modelled_time_and_the_sram_map(fp32):
     assert int(rows["KV cache"]) == 2 * 5 * 128 * 4 * 8 * 4
     assert int(rows["stack"]) == 8192
     assert sum(int(v) for v in rows.values()) == SRAM_BYTES
+
+
+QUANT_STEPS = 16
+
+
+@functools.cache
+def interpreter_tokens(quant: str, kv: str) -> list[int]:
+    """The quant-level interpreter's greedy tokens for the module the compiler quantizes
+    (its own first half, prepare_for_target, with the same options)."""
+    from irtool.compile import CompileOptions, prepare_for_target
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+
+    opts = CompileOptions(target="cortex-m7-256k", capacity=128, quant=quant, kv=kv)
+    module, store = import_model(MODELS / "stories260K" / "stories260K.bin")
+    module, store = prepare_for_target(module, store, opts)
+    return ModelRunner(module, store).generate(GOLDEN["prompt_ids"], QUANT_STEPS)
+
+
+@pytest.mark.parametrize("quant", ["w8", "w4g32", "w1", "w1a4"])
+def test_quantized_schemes_with_int8_kv_print_the_interpreter_tokens(quant, tmp_path):
+    out = tmp_path / quant
+    proc = irtool("compile", "--target", "cortex-m7-256k", "-o", out, "--capacity", 128,
+                  "--steps", QUANT_STEPS, "--prompt", GOLDEN["prompt"], "--quant", quant,
+                  "--kv", "int8")
+    assert proc.returncode == 0, proc.stderr
+    output = make(out, "run").stdout
+    assert generated_tokens(output) == interpreter_tokens(quant, "int8")
+    model_c = (out / "model.c").read_text()
+    assert "irt_cached_attention_i8(" in model_c
+    kernel = {"w8": "irt_linear_w8(", "w4g32": "irt_linear_w4g(", "w1": "irt_linear_w1(",
+              "w1a4": "irt_linear_w1a4("}[quant]
+    assert model_c.count(kernel) == 35  # 7 linears x 5 layers; the classifier stays float
+    # int8 K and V (5 layers x 128 positions x 4 KV heads x 8 dims), one float scale per
+    # layer, position and KV head each
+    rows = dict(re.findall(r"^\| (.+?) +\| +(\d+) \| +[\d.]+% \|$", output, re.M))
+    assert int(rows["KV cache"]) == 2 * (5 * 128 * 4 * 8 + 5 * 128 * 4 * 4)
