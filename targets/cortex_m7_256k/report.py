@@ -2,9 +2,10 @@
 token, the modelled cycles and tokens/s at 480 MHz, and the SRAM map (`irt_m7_plan.h`, read
 by runtime/irt_m7_report.c).
 
-The traffic is read off the placed module: every weight in `xflash` that a kernel reads is
-read whole once per token, except the embedding table under a lookup (one row). Weights read
-in place pay the link's cycles per byte with nothing to hide them behind.
+The in-place traffic is read off the placed module: every weight in `xflash` that a kernel
+reads directly is read whole once per token, except the embedding table under a lookup (one
+row). Weights read in place pay the link's cycles per byte with nothing to hide them behind;
+the streamed ones (the `tile` pass) are timed at run time by the DMA HAL (runtime/irt_dma.c).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from irtool.dialects import hw, memory
+from irtool.passes.tile import STREAM_ATTR
 from irtool.targets.c.emit import CProject, nbytes, placement
 from irtool.targets.description import TargetDescription
 
@@ -26,6 +28,10 @@ class PlanFacts:
     xflash_bytes_per_token: int
     sram_arena: int
     sram_kv_cache: int
+    window: int = 0
+    """Bytes of each of the two weight windows in SRAM (0: nothing streamed)."""
+    streamed: int = 0
+    """Weight bytes streamed per token."""
 
     @classmethod
     def of(cls, project: CProject) -> PlanFacts:
@@ -51,7 +57,10 @@ class PlanFacts:
         kv = sum(nbytes(placement(g, n).type) for n, g in project.globals.items()
                  if g.kind.data == "state" and placement(g, n).space == SRAM)
         arena = project.padded(SRAM) if SRAM in project.arena_size else 0
-        return cls(traffic, arena, kv)
+        stream = project.module.attributes.get(STREAM_ATTR)
+        window = stream.data["window"].value.data if stream is not None else 0
+        streamed = stream.data["bytes"].value.data if stream is not None else 0
+        return cls(traffic, arena, kv, window, streamed)
 
     def header(self, target: TargetDescription) -> str:
         link = target.link(EXTERNAL, SRAM)
@@ -66,4 +75,6 @@ class PlanFacts:
             f"#define IRT_SRAM_ARENA_BYTES {self.sram_arena}u",
             f"#define IRT_SRAM_ARENA_CAPACITY {sram.capacity}u",
             f"#define IRT_SRAM_KV_BYTES {self.sram_kv_cache}u",
+            f"#define IRT_WINDOW_BYTES {self.window}u",
+            f"#define IRT_STREAMED_BYTES {self.streamed}u",
             "#endif", ""])

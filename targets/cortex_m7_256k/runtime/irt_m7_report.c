@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 
+#include "irt_dma.h"
 #include "irt_m7_plan.h"
 #include "irt_m7_report.h"
 #include "irt_target.h"
@@ -21,24 +22,45 @@ static void row(const char *what, unsigned long bytes)
     printf("| %-40s | %9lu | %5.1f%% |\n", what, bytes, 100.0 * (double)bytes / IRT_SRAM_BYTES);
 }
 
-void irt_m7_report(uint64_t instructions)
+void irt_m7_report(uint64_t instructions, int calls)
 {
-    double compute = (double)instructions * IRT_CPI;
     double flash = (double)IRT_XFLASH_BYTES_PER_TOKEN * IRT_LINK_CYCLES_PER_BYTE;
-    printf("external Flash read per generated token: %lu B in place (%.0f cycles at %.1f "
+    double copies = 0, stall = 0;
+    printf("external Flash read in place per generated token: %lu B (%.0f cycles at %.1f "
            "cycles/B, not hidden)\n",
            (unsigned long)IRT_XFLASH_BYTES_PER_TOKEN, flash, IRT_LINK_CYCLES_PER_BYTE);
+#if IRT_STREAMED_BYTES
+    const irt_dma_stats_t *dma = irt_dma_stats();
+    if (calls > 0) {
+        double n = (double)calls;
+        copies = (double)dma->copy_instructions / n;
+        stall = dma->stall_cycles / n;
+        double link = dma->link_cycles / n;
+        printf("external Flash streamed per token: %.0f B in %.1f DMA transfers through 2 "
+               "windows of %u B in SRAM\n", (double)dma->bytes / n,
+               (double)dma->transfers / n, IRT_WINDOW_BYTES);
+        printf("link busy per token: %.0f cycles; core stalled: %.0f cycles; transfer hidden "
+               "by double buffering: %.1f%%\n", link, stall,
+               link > 0 ? 100.0 * (1.0 - stall / link) : 100.0);
+    }
+#else
+    (void)calls;
+#endif
     if (instructions) {
-        double total = compute + flash;
-        printf("modelled cycles per generated token: %.0f (compute %.0f at CPI %.2f + Flash "
-               "%.0f)\n", total, compute, IRT_CPI, flash);
+        double compute = ((double)instructions - copies) * IRT_CPI;
+        double total = compute + stall + flash;
+        printf("modelled cycles per generated token: %.0f (compute %.0f at CPI %.2f, without "
+               "the %.0f instructions of qemu's stand-in memcpy; + stalls %.0f + Flash read in "
+               "place %.0f)\n", total, compute, IRT_CPI, copies, stall, flash);
         printf("modelled tokens/s at %.0f MHz: %.2f\n", IRT_CLOCK_HZ / 1e6,
                IRT_CLOCK_HZ / total);
     }
     printf("SRAM map (%u B):\n", IRT_SRAM_BYTES);
     printf("| %-40s | %9s | %6s |\n", "what", "bytes", "share");
     row("KV cache", IRT_SRAM_KV_BYTES);
-    row("activations and scratch (planned)", IRT_SRAM_ARENA_BYTES - IRT_SRAM_KV_BYTES);
+    row("weight windows (2, double-buffered)", 2u * IRT_WINDOW_BYTES);
+    row("activations and scratch (planned)",
+        IRT_SRAM_ARENA_BYTES - IRT_SRAM_KV_BYTES - 2u * IRT_WINDOW_BYTES);
     row("arena free", IRT_SRAM_ARENA_CAPACITY - IRT_SRAM_ARENA_BYTES);
 #if defined(__PICOLIBC__)
     row("C library and main.c data (.data+.bss)",

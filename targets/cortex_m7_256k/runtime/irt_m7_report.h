@@ -5,7 +5,8 @@
 
 #include <stdint.h>
 
-/* Print the report for `instructions` per generated token (0: no counter). */
-void irt_m7_report(uint64_t instructions);
+/* Print the report for `instructions` per generated token (0: no counter) after `calls`
+ * decode calls (prompt and generated tokens: the DMA counters cover them all). */
+void irt_m7_report(uint64_t instructions, int calls);
 
 #endif /* IRT_M7_REPORT_H */
