@@ -34,7 +34,7 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from irtool.dialects import memory
+from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.targets.description import MemorySpec, TargetDescription
@@ -59,12 +59,16 @@ def _align_up(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
+LINEARS = (tf.LinearOp, quant.WLinearOp)
+"""Float and weight-quantized linears: `[N, row]` weights whose rows are output channels."""
+
+
 @dataclass(frozen=True)
 class Streamed:
     """One linear whose weight is streamed: its kernel, weight and where the windows go."""
 
     kernel: memory.KernelOp
-    linear: tf.LinearOp
+    linear: Operation
     weight: SSAValue
     source: MemorySpec
     window_space: MemorySpec
@@ -73,6 +77,34 @@ class Streamed:
     def row_bytes(self) -> int:
         t = self.weight.type
         return nbytes(t) // t.get_shape()[0]
+
+    def operand(self, inner: SSAValue) -> SSAValue:
+        """The kernel's buffer for an operand of the linear."""
+        return dict(zip(self.kernel.body.block.args, self.kernel.ins))[inner]
+
+    def tile_kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue
+                    ) -> tuple[list[Operation], memory.KernelOp]:
+        """The kernel computing output rows [row, row+rows) from the weight tile in `window`:
+        the ops it needs first (views of per-row scales) and the kernel."""
+        x = self.operand(self.linear.input)
+        if isinstance(self.linear, tf.LinearOp):
+            kernel, body = memory.KernelOp.build([x, window], [out])
+            lin = tf.LinearOp(body.args[0], body.args[1])
+            body.add_ops([lin, memory.YieldOp(lin.result)])
+            return [], kernel
+        scale = self.operand(self.linear.scale)
+        pre = []
+        if scale.type.get_shape()[0] == self.weight.type.get_shape()[0]:  # per output row
+            view = _rows(scale, row, rows)
+            pre.append(view)
+            scale = view.result
+        kernel, body = memory.KernelOp.build([x, window, scale], [out])
+        q = self.linear
+        lin = quant.WLinearOp(body.args[0], body.args[1], body.args[2], bits=q.weight_bits,
+                              group=q.group_size, act_bits=q.activation_bits,
+                              act_group=q.activation_group)
+        body.add_ops([lin, memory.YieldOp(lin.result)])
+        return pre, kernel
 
 
 def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streamed]:
@@ -83,7 +115,7 @@ def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streame
         if not isinstance(op, memory.KernelOp):
             continue
         body = op.computation
-        if len(body) != 1 or not isinstance(body[0], tf.LinearOp) or body[0].bias is not None:
+        if len(body) != 1 or not isinstance(body[0], LINEARS) or body[0].bias is not None:
             continue
         linear = body[0]
         arg_of = dict(zip(op.body.block.args, op.ins))
@@ -92,6 +124,8 @@ def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streame
         if weight is None or x is None or not isinstance(weight.type, MemRefType):
             continue
         if len(weight.type.get_shape()) != 2 or len(op.outs) != 1:
+            continue
+        if not isinstance(weight.owner, memory.GetGlobalOp):
             continue
         space = memory.space_of(weight.type)
         if space is None:
@@ -127,10 +161,10 @@ def choose_window(free: int, alignment: int, cap: int, streams: list[Streamed]) 
     return window
 
 
-def _subview_rows(source: SSAValue, row: int, rows: int) -> memory.SubviewOp:
-    """Rows [row, row+rows) of a 2-D buffer (the leading dimension: contiguous)."""
+def _rows(source: SSAValue, row: int, rows: int) -> memory.SubviewOp:
+    """Rows [row, row+rows) of a buffer (its leading dimension: contiguous)."""
     shape = source.type.get_shape()
-    return memory.SubviewOp(source, [row, 0], [rows, shape[1]])
+    return memory.SubviewOp(source, [row, *[0] * (len(shape) - 1)], [rows, *shape[1:]])
 
 
 def _subview_cols(source: SSAValue, col: int, cols: int) -> memory.SubviewOp:
@@ -191,7 +225,7 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         Rewriter.insert_op(win, InsertPoint.before(first))
         # the weight fetched again here: its own get_global may come later in the function
         weight = memory.GetGlobalOp(_global_name(s.weight), s.weight.type)
-        src = _subview_rows(weight.result, row, rows)
+        src = _rows(weight.result, row, rows)
         dma = memory.DmaStartOp(src.result, win.result)
         Rewriter.insert_op([weight, src, dma], InsertPoint.before(before))
         tokens[j], windows[j] = dma.token, win.result
@@ -202,7 +236,6 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         by_kernel.setdefault(s.kernel, []).append(j)
     for kernel, js in by_kernel.items():
         s = tiles[js[0]][0]
-        x = dict(zip(kernel.body.block.args, kernel.ins))[s.linear.input]
         y = kernel.outs[0]
         for j in js:
             _, row, rows = tiles[j]
@@ -210,15 +243,15 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
             if j + 1 < len(tiles):
                 start(j + 1, kernel)
             out = _subview_cols(y, row, rows)
-            new, body = memory.KernelOp.build([x, windows[j]], [out.result])
-            lin = tf.LinearOp(body.args[0], body.args[1])
-            body.add_ops([lin, memory.YieldOp(lin.result)])
-            Rewriter.insert_op([out, new], InsertPoint.before(kernel))
+            pre, new = s.tile_kernel(windows[j], row, rows, out.result)
+            Rewriter.insert_op([out, *pre, new], InsertPoint.before(kernel))
         Rewriter.erase_op(kernel)
     streamed = sum(nbytes(s.weight.type) for s in streams)
+    used = max(offsets[j % 2] + nbytes(windows[j].type) for j in range(len(tiles)))
     module.attributes[STREAM_ATTR] = DictionaryAttr({
         "space": memory.SpaceAttr(fast.name),
         "window": IntegerAttr(window, i64), "offset": IntegerAttr(base, i64),
+        "end": IntegerAttr(used, i64),
         "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64)})
 
 

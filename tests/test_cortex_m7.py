@@ -89,8 +89,11 @@ def test_stories260k_fp32_prints_the_golden_tokens_on_qemu(fp32):
     out, output = fp32
     assert generated_tokens(output) == golden_prefix(STEPS)
     assert GOLDEN["text"][:40] in output
-    # the weights live in the external Flash (the internal Flash is for code)
+    # the weights live in the external Flash (the internal Flash is for code) and reach
+    # the linears through the DMA windows
     assert "xflash" in (out / "model.h").read_text()
+    model_c = (out / "model.c").read_text()
+    assert model_c.count("irt_dma_start(") == model_c.count("irt_dma_wait(") > 20
 
 
 def sections(elf: Path) -> dict[str, tuple[int, int]]:
@@ -222,6 +225,10 @@ def test_quantized_schemes_with_int8_kv_print_the_interpreter_tokens(quant, tmp_
     assert generated_tokens(output) == interpreter_tokens(quant, "int8")
     model_c = (out / "model.c").read_text()
     assert "irt_cached_attention_i8(" in model_c
+    assert "irt_dma_start(" in model_c  # the weights left in xflash are streamed
+    streamed = figure(output, r"^external Flash streamed per token: (\d+) B")
+    in_place = figure(output, r"^external Flash read in place per generated token: (\d+) B")
+    assert streamed + in_place == sections(out / "model.elf")[".xflash"][0] + 64 * 4
     kernel = {"w8": "irt_linear_w8(", "w4g32": "irt_linear_w4g(", "w1": "irt_linear_w1(",
               "w1a4": "irt_linear_w1a4("}[quant]
     assert model_c.count(kernel) == 35  # 7 linears x 5 layers; the classifier stays float

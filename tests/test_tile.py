@@ -20,18 +20,22 @@ TARGET = "cortex-m7-256k"
 TOKENS = [1, 403, 407, 261, 376]
 
 
-@pytest.fixture(scope="module")
-def allocated(shared_models):
+def _allocated(models, quant: str = "none", kv: str = "none"):
     """stories260K after bufferize and allocate for the target (before tile)."""
     from irtool.compile import CompileOptions, _run, prepare_for_target
     from irtool.frontend.load import import_model
 
-    opts = CompileOptions(target=TARGET, capacity=128)
-    module, store = import_model(shared_models / "stories260K" / "stories260K.bin")
+    opts = CompileOptions(target=TARGET, capacity=128, quant=quant, kv=kv)
+    module, store = import_model(models / "stories260K" / "stories260K.bin")
     module, store = prepare_for_target(module, store, opts)
     _run(f'bufferize{{target="{TARGET}"}},'
          f'allocate{{target="{TARGET}" copy_weights=false}}', module)
     return module, store
+
+
+@pytest.fixture(scope="module")
+def allocated(shared_models):
+    return _allocated(shared_models)
 
 
 def tiled(module: ModuleOp, window: int) -> ModuleOp:
@@ -45,15 +49,16 @@ def tiled(module: ModuleOp, window: int) -> ModuleOp:
 
 def streamed_weights(module: ModuleOp) -> dict[str, tuple[int, int]]:
     """Weight globals in xflash that a linear reads: name -> (rows, row bytes)."""
-    from irtool.dialects import transformer as tf
+    from irtool.passes.tile import LINEARS
 
     out = {}
     for op in module.walk():
-        if isinstance(op, memory.KernelOp) and isinstance(op.computation[0], tf.LinearOp):
+        if isinstance(op, memory.KernelOp) and isinstance(op.computation[0], LINEARS):
             w = dict(zip(op.body.block.args, op.ins))[op.computation[0].weight]
             if memory.space_of(w.type) == "xflash":
                 rows, cols = w.type.get_shape()
-                out[w.owner.global_name.string_value()] = (rows, cols * 4)
+                out[w.owner.global_name.string_value()] = (
+                    rows, cols * w.type.element_type.bitwidth // 8)
     return out
 
 
@@ -107,3 +112,17 @@ def test_without_a_link_the_weights_are_read_in_place(allocated, tmp_path):
     _run(f'tile{{target="{path}"}}', out)
     assert not any(isinstance(op, memory.DmaStartOp) for op in out.walk())
     assert len(streamed_weights(out)) == len(streamed_weights(module))
+
+
+@pytest.mark.parametrize("quant", ["w8", "w4g32"])
+def test_quantized_linears_stream_with_their_row_scales(shared_models, quant):
+    """Weight-quantized linears: the packed rows go through the windows, their per-row (or
+    per-row-and-group) scales are read in place through views of the same rows."""
+    module, store = _allocated(shared_models, quant, "int8")
+    weights = streamed_weights(module)
+    assert weights
+    out = tiled(module, 4096)
+    starts = [op for op in out.walk() if isinstance(op, memory.DmaStartOp)]
+    assert len(starts) == sum(math.ceil(rows / (4096 // row)) for rows, row in weights.values())
+    assert streamed_weights(out) == {}
+    np.testing.assert_allclose(logits(out, store), logits(module, store), atol=2e-5, rtol=0)

@@ -29,28 +29,32 @@ class PlanFacts:
     sram_arena: int
     sram_kv_cache: int
     window: int = 0
-    """Bytes of each of the two weight windows in SRAM (0: nothing streamed)."""
+    """Bytes of the larger weight window in SRAM (0: nothing streamed)."""
+    windows: int = 0
+    """Bytes of SRAM the two windows span."""
     streamed: int = 0
     """Weight bytes streamed per token."""
 
     @classmethod
     def of(cls, project: CProject) -> PlanFacts:
-        got = {}
+        got = {}  # value -> (its global, bytes a kernel reading it reads)
         for op in project.decode.walk():
             if isinstance(op, memory.GetGlobalOp):
-                got[op.result] = project.globals[op.global_name.root_reference.data]
+                g = project.globals[op.global_name.root_reference.data]
+                got[op.result] = (g, nbytes(op.result.type))
+            elif isinstance(op, memory.SubviewOp) and op.source in got:
+                got[op.result] = (got[op.source][0], nbytes(op.result.type))
         traffic = 0
         for op in project.decode.walk():
             if not isinstance(op, hw.CallOp):
                 continue
             for arg in op.args:
-                g = got.get(arg)
+                g, size = got.get(arg, (None, 0))
                 if g is None or g.kind.data != "weight":
                     continue
                 p = placement(g, g.sym_name.data)
                 if p.space != EXTERNAL:
                     continue
-                size = nbytes(p.type)
                 if op.kernel in LOOKUP_KERNELS:
                     size //= p.type.get_shape()[0]
                 traffic += size
@@ -58,9 +62,12 @@ class PlanFacts:
                  if g.kind.data == "state" and placement(g, n).space == SRAM)
         arena = project.padded(SRAM) if SRAM in project.arena_size else 0
         stream = project.module.attributes.get(STREAM_ATTR)
-        window = stream.data["window"].value.data if stream is not None else 0
-        streamed = stream.data["bytes"].value.data if stream is not None else 0
-        return cls(traffic, arena, kv, window, streamed)
+        window = windows = streamed = 0
+        if stream is not None:
+            window = stream.data["window"].value.data
+            windows = stream.data["end"].value.data - stream.data["offset"].value.data
+            streamed = stream.data["bytes"].value.data
+        return cls(traffic, arena, kv, window, windows, streamed)
 
     def header(self, target: TargetDescription) -> str:
         link = target.link(EXTERNAL, SRAM)
@@ -76,5 +83,6 @@ class PlanFacts:
             f"#define IRT_SRAM_ARENA_CAPACITY {sram.capacity}u",
             f"#define IRT_SRAM_KV_BYTES {self.sram_kv_cache}u",
             f"#define IRT_WINDOW_BYTES {self.window}u",
+            f"#define IRT_WINDOWS_SPAN_BYTES {self.windows}u",
             f"#define IRT_STREAMED_BYTES {self.streamed}u",
             "#endif", ""])
