@@ -35,6 +35,7 @@ DEFAULT_TARGET = "host"
 _BUILTIN = {
     "riscv-ulp": "irtool.targets.riscv_ulp",
     "host": "irtool.targets.host",
+    "matrix8x8": "irtool.targets.matrix8x8",
 }
 _LOADED: dict[str, Target] = {}
 
