@@ -251,12 +251,12 @@ class CoreCostModel:
         return self.elementwise(op, tokens)
 
     def assumptions(self) -> list[str]:
-        return [f"core '{self.description.core.name}' at {self.clock_hz / 1e6:g} MHz, CPI "
+        return [(f"core '{self.description.core.name}' at {self.clock_hz / 1e6:g} MHz, CPI "
                 f"{self.cpi:g}; instructions/MAC {INSTRUCTIONS_PER_MAC} (linears), "
                 f"{ATTENTION_INSTRUCTIONS_PER_MAC} (attention), {ELEMENTWISE_INSTRUCTIONS} "
-                "per elementwise value (from the C kernels' stated counts)",
-                f"weights read from {self.weights_memory.name}, activations and KV cache from "
-                f"{self.data_memory.name}; slower memories stall per word by their read_cost"]
+                "per elementwise value (from the C kernels' stated counts)"),
+                (f"weights read from {self.weights_memory.name}, activations and KV cache from "
+                f"{self.data_memory.name}; slower memories stall per word by their read_cost")]
 
 
 def cost_model_of(target, schedule: str | None = None):
@@ -302,6 +302,10 @@ class Phase:
         for o in self.ops:
             for m, n in o.bytes.items():
                 mem[m] = mem.get(m, 0) + n
+        if extra.get("mac_cycles"):  # an accelerator: its share of MAC slots used
+            extra["utilisation"] = extra.get("unit_macs", 0) / extra["mac_cycles"]
+        if "axi_cycles" in extra and self.cycles:
+            extra["axi_share"] = extra["axi_cycles"] / self.cycles
         return {"tokens": self.tokens, "start": self.start, "cycles": self.cycles,
                 "cycles_per_token": self.cycles_per_token, "tokens_per_s": self.tokens_per_s,
                 "seconds_per_token": self.cycles_per_token / self.clock_hz,
@@ -357,14 +361,15 @@ def report_table(workload: Workload, target_name: str, models: dict, phases_by: 
             t = ph.totals()
             what = (f"{ph.tokens} tokens" if name == "prefill"
                     else f"1 token at position {ph.start}")
-            extras = ", ".join(f"{k} {_fmt(v)}" for k, v in t.items()
+            extras = ", ".join(f"{k} {v:.1%}" if k in ("utilisation", "axi_share")
+                               else f"{k} {_fmt(v)}" for k, v in t.items()
                                if k not in ("tokens", "start", "cycles", "cycles_per_token",
                                             "tokens_per_s", "seconds_per_token", "macs",
                                             "bytes"))
             lines.append(f"  {name} ({what}): {_fmt(ph.cycles_per_token)} cycles/token, "
                          f"{t['seconds_per_token'] * 1e3:,.3f} ms/token, "
                          f"{ph.tokens_per_s:,.3f} tokens/s; MACs/token "
-                         f"{_fmt(t['macs'] / ph.tokens)}" + (f"; {extras}" if extras else ""))
+                         f"{_fmt(t['macs'] / ph.tokens)}" + (f"; whole pass: {extras}" if extras else ""))
     return "\n".join(lines)
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 
-from irtool.estimate import CoreCostModel, OpCost, WorkOp
 from irtool.targets.description import TargetDescription
+
+from irtool.estimate import CoreCostModel, OpCost, WorkOp
 
 SCHEDULES = ("irtool", "naive")
 
@@ -85,7 +86,7 @@ class MxuCostModel:
                if self.schedule == "naive" else
                f"8 tokens per A tile, A reused across {self.slots} B tiles, partial sums kept "
                "in the unit's store")
-        return [f"unit '{self.engine.name}': {self.tile_cycles} cycles per 8x8x8 tile, "
+        return [(f"unit '{self.engine.name}': {self.tile_cycles} cycles per 8x8x8 tile, "
                 f"{self.word_cycles:g} cycles per AXI-Lite word, {self.clock_hz / 1e6:g} MHz; "
-                f"{how}; W8A8 linears on the unit, unit and port time add",
+                f"{how}; W8A8 linears on the unit, unit and port time add"),
                 *self.host.assumptions()]

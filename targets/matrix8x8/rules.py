@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from irtool.dialects import quant as q
-from irtool.lowering import ArgMap, KernelCall
 from irtool.targets.c.rules import PORTABLE_RULES, cols, rows, with_bias
+
+from irtool.lowering import ArgMap, KernelCall
 
 ENGINE = "mxu"
 
@@ -18,7 +19,7 @@ def qlinear_on_unit(op: q.QLinearOp, arg: ArgMap, outs) -> KernelCall | None:
     name, args = with_bias("mxu_linear_w8a8", [arg(op.input), arg(op.input_zero_point),
                                                arg(op.weight), arg(op.multiplier)],
                            op, arg, outs[0])
-    return KernelCall(name, tuple(args), dict(T=t, K=k, N=n), engine=ENGINE)
+    return KernelCall(name, tuple(args), {"T": t, "K": k, "N": n}, engine=ENGINE)
 
 
 RULES = PORTABLE_RULES.extended([(q.QLinearOp, qlinear_on_unit)])
