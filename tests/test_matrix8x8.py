@@ -354,3 +354,25 @@ def test_qemu_prints_the_interpreter_tokens_and_the_estimated_counts(w8a8, share
     # and, independently, from the shapes: 720 tiles per layer (wq wo 8x8, wk wv 8x4,
     # w1 w3 w2 8x22 tiles), the lm_head on the host
     assert tiles == calls * 5 * (2 * 64 + 2 * 32 + 3 * 176)
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in RV_TOOLS),
+                    reason="RISC-V toolchain or qemu missing (bash scripts/setup.sh)")
+def test_riscv_ulp_instruction_model_is_near_the_count_on_qemu(shared_models, tmp_path):
+    """The core model's instructions per decode token against minstret on qemu (float32
+    stories260K), at the mean position of the generated tokens: within 25 %."""
+    d = shared_models / "stories260K"
+    golden = json.loads((d / "golden.json").read_text())
+    steps = 24
+    proc = irtool("compile", d / "stories260K.bin", "--target", "riscv-ulp", "-o", tmp_path,
+                  "--capacity", 64, "--steps", steps, "--prompt", golden["prompt"])
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run(["make", "-s", "run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    m = re.search(r"^instructions per generated token: (\d+)$", run.stdout, re.MULTILINE)
+    assert m, run.stdout[-2000:]
+    n_prompt = len(golden["prompt_ids"])
+    mean_pos = (n_prompt + n_prompt + steps - 2) // 2
+    est = estimate_json(d / "stories260K.bin", "--target", "riscv-ulp", "--positions",
+                        mean_pos)["schedules"]["core"]["decode"]["instructions"]
+    assert est == pytest.approx(int(m.group(1)), rel=0.25)
