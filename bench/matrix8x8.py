@@ -19,8 +19,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from irtool.estimate import estimate, load_workload
 from irtool.targets.registry import load_target
+
+from irtool.estimate import estimate, load_workload
 
 MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K"
 

@@ -219,9 +219,27 @@ class CoreCostModel:
         compute = instructions * self.cpi
         movement = (self._stall(self.weights_memory, weight_bytes)
                     + self._stall(self.data_memory, data_bytes))
+        extra = {"instructions": round(instructions)}
+        energy = self.energy_pj(instructions=instructions, nbytes=nbytes)
+        if energy is not None:
+            extra["energy_pj"] = energy
         return OpCost(op.layer, op.name, engine or self.description.core.name, macs, nbytes,
-                      compute, movement, compute + movement,
-                      {"instructions": round(instructions)})
+                      compute, movement, compute + movement, extra)
+
+    def energy_pj(self, *, instructions: float = 0, nbytes: dict[str, int] | None = None,
+                  engine=None, **counts: float) -> float | None:
+        """Energy where the description states it: an engine's `cost` may give
+        `energy_pj_per_instruction` (a core), `energy_pj_per_<count>` for the counts passed
+        (an accelerator's `mac`, `axi_word`, ...) and `energy_pj_per_byte` {memory: pJ} for
+        the bytes accessed in each memory. None when the description gives no energy."""
+        cost = (engine or self.description.core).cost
+        per_byte = cost.get("energy_pj_per_byte") or {}
+        if not any(k.startswith("energy_pj_per_") for k in cost):
+            return None
+        total = instructions * float(cost.get("energy_pj_per_instruction", 0))
+        total += sum(n * float(cost.get(f"energy_pj_per_{k}", 0)) for k, n in counts.items())
+        total += sum(n * float(per_byte.get(m, 0)) for m, n in (nbytes or {}).items())
+        return total
 
     def linear(self, op: WorkOp, tokens: int) -> OpCost:
         macs = tokens * op.K * op.N
@@ -304,6 +322,8 @@ class Phase:
                 mem[m] = mem.get(m, 0) + n
         if extra.get("mac_cycles"):  # an accelerator: its share of MAC slots used
             extra["utilisation"] = extra.get("unit_macs", 0) / extra["mac_cycles"]
+        if "energy_pj" in extra:
+            extra["energy_uj_per_token"] = extra["energy_pj"] / 1e6 / self.tokens
         if "axi_cycles" in extra and self.cycles:
             extra["axi_share"] = extra["axi_cycles"] / self.cycles
         return {"tokens": self.tokens, "start": self.start, "cycles": self.cycles,
@@ -362,6 +382,7 @@ def report_table(workload: Workload, target_name: str, models: dict, phases_by: 
             what = (f"{ph.tokens} tokens" if name == "prefill"
                     else f"1 token at position {ph.start}")
             extras = ", ".join(f"{k} {v:.1%}" if k in ("utilisation", "axi_share")
+                               else f"{k} {v:,.3f}" if k == "energy_uj_per_token"
                                else f"{k} {_fmt(v)}" for k, v in t.items()
                                if k not in ("tokens", "start", "cycles", "cycles_per_token",
                                             "tokens_per_s", "seconds_per_token", "macs",

@@ -376,3 +376,36 @@ def test_riscv_ulp_instruction_model_is_near_the_count_on_qemu(shared_models, tm
     est = estimate_json(d / "stories260K.bin", "--target", "riscv-ulp", "--positions",
                         mean_pos)["schedules"]["core"]["decode"]["instructions"]
     assert est == pytest.approx(int(m.group(1)), rel=0.25)
+
+
+def test_energy_per_token_where_the_description_states_it(tmp_path):
+    """A description with energy per instruction, per MAC slot, per AXI word and per byte of
+    each memory gets energy per token; the shipped ones state none and print none."""
+    desc = json.loads((ROOT / "targets" / "matrix8x8" / "description.json").read_text())
+    core, mxu = desc["engines"]
+    core["cost"] = {"energy_pj_per_instruction": 10.0,
+                    "energy_pj_per_byte": {"flash": 2.0, "sram": 1.0}}
+    mxu["cost"].update(energy_pj_per_mac=0.5, energy_pj_per_axi_word=4.0)
+    folder = tmp_path / "chip"
+    shutil.copytree(ROOT / "targets" / "matrix8x8", folder)
+    (folder / "description.json").write_text(json.dumps(desc))
+    (folder / "target.py").write_text(
+        "from irtool.targets.matrix8x8 import Matrix8x8Target, make_target as _make\n"
+        "from irtool.targets.description import load_description\n"
+        "def make_target(folder):\n"
+        "    base = _make()\n"
+        "    return Matrix8x8Target(load_description(folder / 'description.json'), base.rules,\n"
+        "                           calls=base.calls, kernels=base.kernels)\n")
+    r = estimate_json(ROOT / "irtool" / "data" / "stories260K.bin", "--target", folder,
+                      "--schedule", "irtool", "--positions", 3)["schedules"]["irtool"]["decode"]
+    want = 0.0
+    for o in r["ops"]:
+        want += o["extra"].get("instructions", 0) * 10.0
+        want += o["bytes"].get("flash", 0) * 2.0 + o["bytes"].get("sram", 0) * 1.0
+        if o["engine"] == "mxu":
+            want += o["extra"]["tiles"] * 512 * 0.5
+            want += (o["extra"]["words_in"] + o["extra"]["words_out"]) * 4.0
+    assert r["energy_uj_per_token"] == pytest.approx(want / 1e6)
+    plain = estimate_json(ROOT / "irtool" / "data" / "stories260K.bin", "--target", "matrix8x8",
+                          "--schedule", "irtool")["schedules"]["irtool"]["decode"]
+    assert "energy_uj_per_token" not in plain

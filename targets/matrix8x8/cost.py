@@ -73,6 +73,12 @@ class MxuCostModel:
         nbytes = {wm: reads * op.K * op.N, dm: tokens * (op.K + op.N * 4), "mxu_axi": words * 4}
         extra = {**n, "unit_cycles": unit, "axi_cycles": axi,
                  "mac_cycles": n["tiles"] * self.mac_cycles, "unit_macs": tokens * op.K * op.N}
+        host_bytes = {m: b for m, b in nbytes.items() if m != "mxu_axi"}
+        energy = [self.host.energy_pj(nbytes=host_bytes),
+                  self.host.energy_pj(engine=self.engine, mac=n["tiles"] * self.mac_cycles,
+                                      axi_word=words)]
+        if any(e is not None for e in energy):
+            extra["energy_pj"] = sum(e or 0 for e in energy)
         return OpCost(op.layer, op.name, self.engine.name, tokens * op.K * op.N, nbytes,
                       unit, axi, unit + axi, extra)
 
