@@ -36,7 +36,8 @@ from irtool.context import make_context  # noqa: E402
 from irtool.errors import IrtoolError  # noqa: E402
 from irtool.liveness import Buffer, analyze, peak_live_bytes  # noqa: E402
 from irtool.passes import get_all_passes  # noqa: E402
-from irtool.passes.allocate import KV_CAPACITY_ATTR, first_fit_offsets, plan_memory  # noqa: E402
+from irtool.ir_names import KV_CAPACITY_ATTR  # noqa: E402
+from irtool.passes.allocate import first_fit_offsets, plan_memory  # noqa: E402
 from irtool.targets.description import load_target  # noqa: E402
 from tests.plan_checker import layered_module_text, parse_module  # noqa: E402
 

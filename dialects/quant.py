@@ -20,7 +20,7 @@ symmetric `[-(2^(b-1) - 1), 2^(b-1) - 1]` with `narrow`; unsigned ones in `[0, 2
 Sub-byte weights are stored packed in `ui8` rows (see `wlinear`).
 
 The arithmetic of every op is fixed by the quantization contract shared with the C kernels;
-the numpy reference is `irtool.interpreter.quant`, which spells it out operation by operation.
+the numpy reference is `irtool.numerics.quant`, which spells it out operation by operation.
 """
 
 from __future__ import annotations

@@ -17,8 +17,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 
 from irtool.errors import IrtoolError
-
-WEIGHTS_ATTR = "irtool.weights"
+from irtool.ir_names import WEIGHTS_ATTR
 STORE_SUFFIX = ".weights.npz"
 
 

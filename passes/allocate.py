@@ -58,13 +58,11 @@ from xdsl.rewriter import Rewriter
 
 from irtool.dialects import memory
 from irtool.errors import IrtoolError
+from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
 from irtool.targets.description import MemorySpec, TargetDescription, load_target
 
-PLAN_ATTR = "irtool.memory_plan"
 NUM_WORKERS = 8
-KV_CAPACITY_ATTR = "irtool.kv_capacity"
-KV_WINDOW_ATTR = "irtool.kv_window"
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ class AllocatePass(ModulePass):
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
                            kv_option=kv_option, copy_weights=self.copy_weights)
         write_plan(op, live, plan)
-        op.attributes[PLAN_ATTR] = plan.as_attribute()
+        op.attributes[MEMORY_PLAN_ATTR] = plan.as_attribute()
         if self.report:
             print(plan.summary(), file=sys.stderr)
 

@@ -34,9 +34,7 @@ from xdsl.passes import ModulePass
 
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
-
-ACT_RANGE_ATTR = "irtool.act_range"
-CALIBRATED_ATTR = "irtool.calibrated_sequences"
+from irtool.ir_names import ACT_RANGE_ATTR, CALIBRATED_ATTR
 
 
 def act_range(op: tf.LinearOp) -> tuple[np.float32, np.float32] | None:

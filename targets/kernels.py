@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from irtool.interpreter import quant as qref
-from irtool.interpreter import transformer as ref
+from irtool.numerics import quant as qref
+from irtool.numerics import transformer as ref
 
 # A C argument is "op:<name>" (an operand: a buffer's pointer, or a run-time scalar),
 # "val:<name>" (an operand buffer holding one value that the C function takes by value, such

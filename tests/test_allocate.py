@@ -18,7 +18,8 @@ from irtool.context import make_context
 from irtool.errors import IrtoolError
 from irtool.liveness import analyze, peak_live_bytes
 from irtool.passes import get_all_passes
-from irtool.passes.allocate import PLAN_ATTR, AllocatePass, first_fit_offsets
+from irtool.ir_names import MEMORY_PLAN_ATTR
+from irtool.passes.allocate import AllocatePass, first_fit_offsets
 from irtool.targets.description import DESCRIPTIONS, known_targets, load_target, parse_target
 from tests.plan_checker import (
     assert_valid_plan,
@@ -38,7 +39,7 @@ def allocate(text_or_module, target: str = "riscv-ulp", **options):
 
 
 def plan_of(module) -> dict:
-    return {k: v for k, v in module.attributes[PLAN_ATTR].data.items()}
+    return {k: v for k, v in module.attributes[MEMORY_PLAN_ATTR].data.items()}
 
 
 def space_peak(module, space: str) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 A test driver (targets/c/runtime/tests/irt_quant_test_driver.c) is built once per session
 with AddressSanitizer and UBSan (buffers exactly sized, float outputs start as NaN, integer
 outputs as a fill pattern).  The references here are written from the quantization contract
-(irt_quant.h; irtool/interpreter/quant.py is the project's numpy reference of the same
+(irt_quant.h; irtool/numerics/quant.py is the project's numpy reference of the same
 contract) independently of both: plain numpy / Python, float32 where the contract says
 float32.  What the contract makes bit-exact is compared bit for bit (int8 codes, int32
 accumulators, exponents, the w8a8 and w1a4 outputs, KV rows and scales); float-accumulation
@@ -11,8 +11,7 @@ kernels within a tolerance relative to the magnitude of their terms, and bit-exa
 inputs chosen so that every float sum is exact (small integers and power-of-two scales),
 which pins down the packing / unpacking interpretation.
 
-At the end, when irtool.interpreter.quant exposes the reference functions, the kernels are
-also compared with it directly.
+At the end the kernels are also compared directly with irtool.numerics.quant.
 """
 
 from __future__ import annotations
@@ -128,7 +127,7 @@ def ceil_div(a, b):
 
 
 # ------------------------------------------------------------------------- references
-# Written from the contract, independently of irtool.interpreter.quant.
+# Written from the contract, independently of irtool.numerics.quant.
 
 def ref_round_clip(v, lo, hi):
     """clip(round half to even(v), lo, hi) as int64, for a float32 array v."""
@@ -1046,18 +1045,9 @@ def test_bit_exact_on_rv32_qemu(tmp_path):
 # ------------------------------------------------------------------------- vs quant.py
 
 def quant_reference():
-    """irtool.interpreter.quant, when it exposes the reference functions used below."""
-    try:
-        import irtool.interpreter.quant as qref
-    except Exception as exc:  # missing, or not importable in this checkout
-        pytest.skip(f"irtool.interpreter.quant not importable: {exc}")
-    needed = ["activation_params", "quantize_activations", "w8a8_accumulate", "w8a8_linear",
-              "quantize_weights_w8", "quantize_weights_w4", "quantize_weights_w1", "pack_int4",
-              "pack_bits", "w4_linear", "w1_linear", "quantize_a4", "w1a4_linear",
-              "kv_write_int8"]
-    missing = [name for name in needed if not hasattr(qref, name)]
-    if missing:
-        pytest.skip(f"irtool.interpreter.quant lacks {missing}")
+    """The project's numpy reference of the contract, irtool.numerics.quant."""
+    import irtool.numerics.quant as qref
+
     return qref
 
 
