@@ -233,7 +233,8 @@ int munmap(void *addr, size_t length);
 #endif
 """
 
-SHIM_C = r"""/* What picolibc on bare metal lacks for run.c, its arguments, and instruction counters. */
+SHIM_C = r"""/* What picolibc on bare metal lacks for run.c, its arguments, and instruction
+ * counters. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

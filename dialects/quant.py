@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
-    AnyFloat,
     DYNAMIC_INDEX,
+    AnyFloat,
     Float32Type,
     FloatAttr,
     IndexType,
@@ -89,7 +89,7 @@ def _agree(a: int, b: int) -> bool:
 
 
 def _expect_shape(op: IRDLOperation, what: str, got: Sequence[int], want: Sequence[int]) -> None:
-    if len(got) != len(want) or not all(_agree(a, b) for a, b in zip(got, want)):
+    if len(got) != len(want) or not all(_agree(a, b) for a, b in zip(got, want, strict=True)):
         raise VerifyException(f"{op.name}: {what} is {_fmt(got)}, expected {_fmt(want)}")
 
 

@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--steps", type=int, default=64, help="tokens to generate")
     comp.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
     kv = comp.add_mutually_exclusive_group()
-    kv.add_argument("--window", type=int, metavar="W", help="sliding-window KV cache of W positions")
+    kv.add_argument("--window", type=int, metavar="W",
+                    help="sliding-window KV cache of W positions")
     kv.add_argument("--capacity", type=int, metavar="N", help="KV cache of N positions")
     comp.add_argument("--time-limit", type=float, default=10.0,
                       help="seconds for the CP-SAT memory allocator")

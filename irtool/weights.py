@@ -18,6 +18,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 
 from irtool.errors import IrtoolError
 from irtool.ir_names import WEIGHTS_ATTR
+
 STORE_SUFFIX = ".weights.npz"
 
 

@@ -854,7 +854,7 @@ def _sync_call_results(funcs: Mapping[str, func.FuncOp], calls: list[func.CallOp
         callee = funcs.get(call.callee.string_value())
         if callee is None:
             continue
-        for r, t in zip(call.results, callee.function_type.outputs.data):
+        for r, t in zip(call.results, callee.function_type.outputs.data, strict=False):
             if r.type != t:
                 _retype(r, t)
                 changed = True

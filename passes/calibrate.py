@@ -158,7 +158,7 @@ def _propagate(module: ModuleOp, found: dict) -> None:
         for src in done:
             src_ops = _linears(src)
             if _weight_names(src_ops) == _weight_names(ops):
-                for a, b in zip(src_ops, ops):
+                for a, b in zip(src_ops, ops, strict=True):
                     b.attributes[ACT_RANGE_ATTR] = a.attributes[ACT_RANGE_ATTR]
                 break
 

@@ -122,7 +122,7 @@ class _StepBuilder:
     # The copy ------------------------------------------------------------------------------
 
     def build(self) -> func.FuncOp:
-        for arg, name in zip(self.block.args, self.arg_names()):
+        for arg, name in zip(self.block.args, self.arg_names(), strict=True):
             arg.name_hint = name
         for op in self.forward.body.block.ops:
             if isinstance(op, func.ReturnOp):
@@ -156,7 +156,7 @@ class _StepBuilder:
             result_types=[self.refine(r.type) for r in op.results],
             properties=dict(op.properties) | (properties or {}),
             attributes=dict(op.attributes))
-        for old, res in zip(op.results, new.results):
+        for old, res in zip(op.results, new.results, strict=True):
             res.name_hint = old.name_hint
             self.values[old] = res
         return self.insert(new)

@@ -59,8 +59,8 @@ from xdsl.rewriter import Rewriter
 from irtool.dialects import quant as q
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
-from irtool.numerics import quant as ref
 from irtool.ir_names import ACT_RANGE_ATTR, QUANT_ATTR
+from irtool.numerics import quant as ref
 from irtool.passes.calibrate import act_range
 from irtool.weights import STORE_SUFFIX, WeightStore
 

@@ -26,8 +26,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.c_kernel_harness import (HOST_CC, HOST_FLAGS, RUNTIME, TARGET_CC, TARGET_FLAGS,
-                                    have_tool, runtime_sources)
+from tests.c_kernel_harness import (
+    HOST_CC,
+    HOST_FLAGS,
+    RUNTIME,
+    TARGET_CC,
+    TARGET_FLAGS,
+    have_tool,
+    runtime_sources,
+)
 
 F32 = np.float32
 DRIVER_SOURCE = RUNTIME / "tests" / "irt_quant_test_driver.c"
@@ -754,7 +761,7 @@ def test_cached_attention_i8(qrunner, layers, layer, heads, kv_heads, hd, capaci
         sim.write(want[2], want[3], layer, vpos[layer, pos:pos + n], pos)
         kc, ks = kv_write(qrunner, sim, kc, ks, layer, kpos[layer, pos:pos + n], pos)
         vc, vs = kv_write(qrunner, sim, vc, vs, layer, vpos[layer, pos:pos + n], pos)
-    for got, w in zip((kc, ks, vc, vs), want):
+    for got, w in zip((kc, ks, vc, vs), want, strict=True):
         assert_bits_equal(got, w)
 
     # The held positions first .. end-1 in order, dequantized as float32(q) * s.
@@ -1000,7 +1007,8 @@ def build_target_program(rng) -> TargetProgram:
             prog.call(f"irt_kv_write_i8({names[ci]}, {names[si]}, {prog.array(rows)}, {layer}, "
                       f"{kv_heads}, {capacity}, {hd}, {n}, {pos}, {ring})")
         end = pos + n
-    for label, name, want in zip(("kcache", "kscales", "vcache", "vscales"), names, caches):
+    labels = ("kcache", "kscales", "vcache", "vscales")
+    for label, name, want in zip(labels, names, caches, strict=True):
         prog.expect(f"kv_write_i8 {label}", name, want)
     T = 2
     first = max(0, end - capacity)

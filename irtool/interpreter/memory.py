@@ -159,7 +159,7 @@ class MemoryFunctions(InterpreterFunctions):
         ins = tuple(_read_only(v) for v in args[:n_ins])
         outs = args[n_ins:]
         values = interpreter.run_ssacfg_region(op.body, ins, "memory.kernel")
-        for i, (out, value) in enumerate(zip(outs, values)):
+        for i, (out, value) in enumerate(zip(outs, values, strict=True)):
             value = np.asarray(value)
             if value.shape != out.shape:
                 raise IrtoolError(f"memory.kernel: yielded value {i} has shape "
@@ -181,7 +181,7 @@ class MemoryFunctions(InterpreterFunctions):
     def run_subview(self, interpreter: Interpreter, op: mem.SubviewOp, args):
         (source,) = args
         window = tuple(slice(o, o + n) for o, n in zip(op.static_offsets,
-                                                       op.result.type.get_shape()))
+                                                       op.result.type.get_shape(), strict=True))
         return (source[window],)
 
     @impl(mem.DmaStartOp)

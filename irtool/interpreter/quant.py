@@ -32,8 +32,8 @@ def _cast(values: np.ndarray, result_type) -> np.ndarray:
 
 @register_impls
 class QuantFunctions(InterpreterFunctions):
-    """Runs `quant` ops with the reference functions of `irtool.numerics.quant` (weights come through
-    `transformer.weight`, so this needs no store of its own)."""
+    """Runs `quant` ops with the reference functions of `irtool.numerics.quant` (weights come
+    through `transformer.weight`, so this needs no store of its own)."""
 
     @impl(q.QuantizeOp)
     def run_quantize(self, interpreter: Interpreter, op: q.QuantizeOp, args):
