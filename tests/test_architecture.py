@@ -16,14 +16,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.requirements import need
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
 
 
 def _packages() -> list[str]:
-    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10 reads TOML with tomli
+        need("tomli")
+        import tomli as tomllib
     with PYPROJECT.open("rb") as f:
         return tomllib.load(f)["tool"]["setuptools"]["packages"]
 
@@ -45,7 +49,7 @@ def lay_out_installed(dest: Path) -> Path:
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess:
     """lint-imports with this checkout's contracts on the package laid out in `tree`."""
-    pytest.importorskip("importlinter")
+    need("importlinter")
     env = {**os.environ, "PYTHONPATH": str(tree)}
     code = ("import sys; from importlinter.cli import lint_imports; "
             f"sys.exit(lint_imports(config_filename={str(PYPROJECT)!r}, no_cache=True))")
