@@ -42,6 +42,8 @@ CALIBRATED_ATTR = "irtool.calibrated_sequences"
 """Number of calibration sequences the activation ranges were recorded on (calibrate)."""
 MEMORY_PLAN_ATTR = "irtool.memory_plan"
 """The allocator's report: peak bytes per memory space (allocate)."""
+STREAM_ATTR = "irtool.stream"
+"""The streaming report: window bytes, tiles and bytes streamed per call (tile)."""
 
 # Operation attributes -----------------------------------------------------------------------
 
