@@ -150,6 +150,10 @@ def cmd_compile(args: argparse.Namespace) -> None:
                           calibration=calibration)
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts, sampling=sampling)
+    if args.report:
+        from irtool.report import load_report_data, write_report
+
+        print(f"wrote {write_report(load_report_data(out), out / 'report.html')}")
     what = ""
     if opts.quantized:
         parts = [] if opts.quant == "none" else [opts.quant]
@@ -158,6 +162,12 @@ def cmd_compile(args: argparse.Namespace) -> None:
     print(f"wrote the project for {args.target}{what} to {out}: run it with "
           f"'make -C {out} run' ({opts.load_target().description.toolchain.run.split()[0]}) or "
           f"'make -C {out} host' (natively)")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from irtool.report import load_report_data, write_report
+
+    print(f"wrote {write_report(load_report_data(Path(args.project)), Path(args.output))}")
 
 
 def cmd_quantize(args: argparse.Namespace) -> None:
@@ -250,9 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
                            "a JSON list of id lists; default: eval_tokens.json beside the model "
                            "if there is one (stories260K has it)")
     add_sampling_arguments(comp)
+    comp.add_argument("--report", action="store_true",
+                      help="also write DIR/report.html (irtool report: the memory map)")
     comp.set_defaults(func=cmd_compile)
     est = add_estimate_parser(sub)
-    for sp in (imp, gen, comp, est):
+    rep = sub.add_parser("report", help="one HTML page with the memory plan as pictures")
+    rep.add_argument("project", metavar="PROJECT_OR_MLIR",
+                     help="a project written by irtool compile, or a placed .mlir")
+    rep.add_argument("-o", "--output", required=True, metavar="report.html")
+    rep.set_defaults(func=cmd_report)
+    for sp in (imp, gen, comp, est, rep):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")
     from irtool.quantize_cmd import add_arguments as add_quantize_arguments
 

@@ -15,7 +15,7 @@ interpreter can run), `lower_for_target` the second.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from xdsl.dialects import func
@@ -157,6 +157,7 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     `sampling` (irtool.sampling.SamplingOptions, default greedy) is how the program chooses
     tokens."""
     target = opts.load_target()
+    workload = _workload(module, opts)  # before the module is lowered in place
     module, store = prepare_for_target(module, store, opts)
     lower_for_target(module, opts)
     project = target.project(module, store) if hasattr(target, "project") else None
@@ -165,5 +166,35 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
         bad = next(t for t in prompt if not 0 <= t < vocab)
         raise IrtoolError(f"prompt token {bad} is outside the vocabulary (0..{vocab - 1})")
     extra = {} if sampling is None else {"sampling": sampling}
-    return target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
-                                tokenizer=tokenizer, project=project, **extra)
+    out = target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
+                               tokenizer=tokenizer, project=project, **extra)
+    _record(out, module, target, opts, prompt, steps, sampling, workload)
+    return out
+
+
+def _workload(module: ModuleOp, opts: CompileOptions):
+    """What `irtool estimate` models, from the @forward function (None without one, or for
+    schemes the estimate does not model)."""
+    from irtool.estimate import workload_from_module
+
+    if has_decode(module) or opts.quant not in ("none", "w8a8"):
+        return None
+    return workload_from_module(module, "model", quantized=opts.quant == "w8a8")
+
+
+def _record(out: Path, module: ModuleOp, target: Target, opts: CompileOptions,
+            prompt: Sequence[int], steps: int, sampling, workload) -> None:
+    """What `irtool report DIR` reads: the placed module with the options, the estimate."""
+    from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR
+    from irtool.report import decode_estimate, record_project
+
+    options = {k: v for k, v in asdict(opts).items() if v is not None}
+    options.update(prompt_tokens=len(prompt), steps=steps)
+    if sampling is not None:
+        options.update({k: v for k, v in asdict(sampling).items()})
+    cap = module.attributes.get(KV_CAPACITY_ATTR)
+    positions = len(prompt) + steps - 1
+    if isinstance(cap, IntegerAttr) and KV_WINDOW_ATTR not in module.attributes:
+        positions = min(positions, cap.value.data - 1)
+    record_project(out, module, options,
+                   decode_estimate(workload, target, len(prompt), positions))
