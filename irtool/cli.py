@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irtool.diagnostics import run_reporting_errors, wants_debug
+from irtool import progress
 from irtool.errors import IrtoolError
 from irtool.ir_names import VOCAB_ATTR, has_decode
 from irtool.sampling import add_arguments as add_sampling_arguments
@@ -92,7 +93,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from irtool.interpreter.runner import ModelRunner
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
-    runner = ModelRunner(*module_at_level(model, args))
+    with progress.step(f"importing {model.name}"):
+        runner = ModelRunner(*module_at_level(model, args))
     tok = find_tokenizer(model, runner.vocab_size, args.tokenizer)
     prompt = tok.encode(args.prompt)
     if not prompt:
@@ -100,7 +102,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     sampling = options_from_args(args, tok)
     sampling.check_stop(runner.vocab_size or tok.vocab_size)
     start = time.perf_counter()
-    new = runner.generate(prompt, args.steps, sampling)
+    with progress.TokenBar(args.steps) as bar:
+        new = runner.generate(prompt, args.steps, sampling, on_token=bar)
     elapsed = time.perf_counter() - start
     print(tok.decode(prompt + new))
     print(f"tokens: {','.join(str(t) for t in prompt + new)}")
@@ -117,7 +120,8 @@ def cmd_compile(args: argparse.Namespace) -> None:
     from irtool.run import parse_token_list
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
-    module, store = import_model(model)
+    with progress.step(f"importing {model.name}"):
+        module, store = import_model(model)
     vocab = module.attributes[VOCAB_ATTR].value.data
     if args.prompt_tokens:
         prompt = parse_token_list(args.prompt_tokens)
@@ -210,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irtool", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--quiet", action="store_true", help="no progress on the terminal")
     sub = p.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="import an ONNX or llama2.c model to irtool IR")
     imp.add_argument("model")
@@ -271,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     for sp in (imp, gen, comp, est, rep):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")
+        sp.add_argument("--quiet", action="store_true", help="no progress on the terminal")
     from irtool.quantize_cmd import add_arguments as add_quantize_arguments
 
     quant = sub.add_parser("quantize", help="quantize a model (int8/int4/1-bit weights, int8 "
@@ -283,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    progress.set_quiet("--quiet" in argv)
     run_reporting_errors(lambda: args.func(args), wants_debug(argv))
 
 

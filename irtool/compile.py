@@ -22,6 +22,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 from xdsl.passes import PassPipeline
 
+from irtool import progress
 from irtool.context import make_context
 from irtool.errors import IrtoolError
 from irtool.ir_names import has_decode
@@ -158,16 +159,19 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     tokens."""
     target = opts.load_target()
     workload = _workload(module, opts)  # before the module is lowered in place
-    module, store = prepare_for_target(module, store, opts)
-    lower_for_target(module, opts)
+    with progress.step("quantizing" if opts.quantized else "extracting the KV cache"):
+        module, store = prepare_for_target(module, store, opts)
+    with progress.step(f"compiling for {target.name} (bufferize, allocate, lower-to-hw)"):
+        lower_for_target(module, opts)
     project = target.project(module, store) if hasattr(target, "project") else None
     vocab = project.vocab if project is not None else None
     if vocab is not None and any(not 0 <= t < vocab for t in prompt):
         bad = next(t for t in prompt if not 0 <= t < vocab)
         raise IrtoolError(f"prompt token {bad} is outside the vocabulary (0..{vocab - 1})")
     extra = {} if sampling is None else {"sampling": sampling}
-    out = target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
-                               tokenizer=tokenizer, project=project, **extra)
+    with progress.step(f"writing the project to {out_dir}"):
+        out = target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
+                                   tokenizer=tokenizer, project=project, **extra)
     _record(out, module, target, opts, prompt, steps, sampling, workload)
     return out
 

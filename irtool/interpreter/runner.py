@@ -155,15 +155,16 @@ class ModelRunner:
         return np.array(logits, dtype=np.float32), tuple(rest)
 
     def generate(self, tokens: Sequence[int], steps: int,
-                 sampling: SamplingOptions = GREEDY) -> list[int]:
+                 sampling: SamplingOptions = GREEDY, on_token=None) -> list[int]:
         """`steps` new ids (fewer at a stop token or the model's maximum length), greedy by
         default, else drawn as `sampling` says (irtool/sampling.py: as the C runtime does).
+        `on_token(id)` is called with each new id as soon as it is chosen.
 
         With @forward the whole sequence is recomputed for each token; with @decode the prompt
         is prefilled once and each new token costs one decode step with the state carried.
         """
         if not self.uses_cache:
-            return self._generate_full(tokens, steps, sampling)
+            return self._generate_full(tokens, steps, sampling, on_token)
         choose, stop = Sampler(sampling), set(sampling.stop)
         ids = [int(t) for t in self.check_tokens(tokens)]
         logits, state = self.prefill(np.asarray(ids, dtype=np.int32))
@@ -178,10 +179,12 @@ class ModelRunner:
                 break
             ids.append(nxt)
             new.append(nxt)
+            if on_token is not None:
+                on_token(nxt)
         return new
 
     def _generate_full(self, tokens: Sequence[int], steps: int,
-                       sampling: SamplingOptions) -> list[int]:
+                       sampling: SamplingOptions, on_token=None) -> list[int]:
         choose, stop = Sampler(sampling), set(sampling.stop)
         ids = list(int(t) for t in tokens)
         new: list[int] = []
@@ -193,4 +196,6 @@ class ModelRunner:
                 break
             ids.append(nxt)
             new.append(nxt)
+            if on_token is not None:
+                on_token(nxt)
         return new
