@@ -22,8 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtool.diagnostics import run_reporting_errors, wants_debug
 from irtool import progress
+from irtool.diagnostics import run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.ir_names import VOCAB_ATTR, has_decode
 from irtool.sampling import add_arguments as add_sampling_arguments
