@@ -137,11 +137,15 @@ class Sampler:
 
 
 def end_tokens(tokenizer) -> tuple[int, ...]:
-    """The tokens that end a text for this tokenizer: its EOS, and its BOS where the training
-    data separates texts with BOS (llama2.c's TinyStories; run.c stops there too)."""
+    """The tokens that end a text for this tokenizer: its EOS, and for llama2.c's tokenizer
+    also BOS, which separates the TinyStories training texts (run.c stops there too)."""
+    from irtool.tokenizer import Llama2cTokenizer
+
     if tokenizer is None:
         return ()
-    ids = [getattr(tokenizer, "eos_id", None), getattr(tokenizer, "bos_id", None)]
+    ids = [getattr(tokenizer, "eos_id", None)]
+    if isinstance(tokenizer, Llama2cTokenizer):
+        ids.append(tokenizer.bos_id)
     return tuple(sorted({int(i) for i in ids if i is not None}))
 
 

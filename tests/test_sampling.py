@@ -143,3 +143,13 @@ def test_c_sampler_chooses_exactly_the_interpreters_tokens(c_sampler, vocab, opt
     assert got == want
     if not options.greedy and vocab > 5:
         assert len(set(want)) > 10  # really sampled, not one token
+
+
+def test_default_stop_tokens_come_from_the_tokenizer(shared_models):
+    from irtool.tokenizer import load_tokenizer
+
+    llama = load_tokenizer(shared_models / "stories260K" / "tok512.bin")
+    chars = load_tokenizer(shared_models / "nanogpt-tiny" / "vocab.json")
+    assert parse_stop("eos", llama) == (1, 2)  # EOS, and BOS between TinyStories texts
+    assert parse_stop(None, chars) == (0,)     # vocab.json's end_of_text is character 0
+    assert parse_stop("none", llama) == () and parse_stop("7, 9", llama) == (7, 9)
