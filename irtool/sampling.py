@@ -106,6 +106,7 @@ class Sampler:
     def __init__(self, options: SamplingOptions = GREEDY):
         self.options = options
         self.state = seed_state(options.seed)
+        self.cumulative: np.ndarray | None = None
 
     def draw(self) -> np.float32:
         """u in [0, 1): the top 24 bits of the next number, times 2^-24 (exact)."""
@@ -127,6 +128,7 @@ class Sampler:
             if 0 < o.top_k < vocab:
                 order = order[:o.top_k]
         c = np.cumsum(sample_exp((logits[order] - m) * inv_t), dtype=F)
+        self.cumulative = c  # the running sums, as C leaves them in its work area
         n = order.size
         if F(o.top_p) < 1:  # the first j with c_j >= top_p * c_last ends the nucleus
             reached = np.flatnonzero(c >= F(o.top_p) * c[-1])

@@ -77,7 +77,13 @@ DRIVER = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include "irt_sample.h"
-/* argv: vocab rows temperature top_k top_p seed; stdin: rows x vocab float32 */
+/* argv: vocab rows temperature top_k top_p seed; stdin: rows x vocab float32.
+ * Prints the work size, then per row the token and the running sums left in the work area. */
+static int k_of(const irt_sampling_t *o, int vocab)
+{
+    return o->top_k > 0 && o->top_k < vocab ? o->top_k : vocab;
+}
+
 int main(int argc, char **argv)
 {
     int vocab = atoi(argv[1]), rows = atoi(argv[2]);
@@ -93,8 +99,14 @@ int main(int argc, char **argv)
         return 2;
     irt_sampler_init(&s, &o, work, need);
     printf("%d\n", (int)need);
-    for (int r = 0; r < rows; r++)
-        printf("%d\n", (int)irt_sample(&s, logits + (size_t)r * (size_t)vocab, vocab));
+    for (int r = 0; r < rows; r++) {
+        printf("%d", (int)irt_sample(&s, logits + (size_t)r * (size_t)vocab, vocab));
+        for (int i = 0; i < need && i < k_of(&o, vocab); i++) { /* the running sums, bits */
+            union { float f; uint32_t u; } v = {work[i].value};
+            printf(" %08x", (unsigned)v.u);
+        }
+        printf("\n");
+    }
     return 0;
 }
 """
@@ -136,11 +148,16 @@ def test_c_sampler_chooses_exactly_the_interpreters_tokens(c_sampler, vocab, opt
                            repr(float(np.float32(options.temperature))), str(options.top_k),
                            repr(float(np.float32(options.top_p))), str(options.seed)],
                           input=rows.tobytes(), capture_output=True, check=True)
-    work, *got = [int(t) for t in proc.stdout.split()]
+    work, *lines = proc.stdout.decode().splitlines()
     sampler = Sampler(options)
-    want = [sampler(r) for r in rows]
-    assert work == options.work_size(vocab)
-    assert got == want
+    want = []
+    for row, line in zip(rows, lines):
+        token, *sums = line.split()
+        want.append(sampler(row))
+        assert int(token) == want[-1]
+        if sums:  # the float32 running sums agree bit for bit, not just the choice
+            assert [int(b, 16) for b in sums] == sampler.cumulative.view(np.uint32).tolist()
+    assert int(work) == options.work_size(vocab) and len(lines) == len(rows)
     if not options.greedy and vocab > 5:
         assert len(set(want)) > 10  # really sampled, not one token
 

@@ -110,6 +110,17 @@ MUTATIONS = [
              (("        float r = v + magic;\n        r = r - magic;\n        return (int32_t)r;",
                "        (void)magic;\n        return (int32_t)(v + (v >= 0 ? 0.5f : -0.5f));"),),
              ("tests/test_c_quant_kernels.py",)),
+    Mutation("c-sample-fma",
+             "the C sampler lets the compiler fuse a*b+c (its sums then differ from numpy's)",
+             "targets/c/runtime/irt_sample.c",
+             (('#pragma GCC optimize("fp-contract=off")', "/* contraction allowed */"),),
+             ("tests/test_sampling.py",)),
+    Mutation("c-sample-ties",
+             "the C sampler puts the larger index first among equal logits",
+             "targets/c/runtime/irt_sample.c",
+             (("(a->value == b->value && a->index < b->index)",
+               "(a->value == b->value && a->index > b->index)"),),
+             ("tests/test_sampling.py",)),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
