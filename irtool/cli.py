@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtool.diagnostics import run_reporting_errors, wants_debug
+from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 
 
@@ -117,6 +117,9 @@ def cmd_compile(args: argparse.Namespace) -> None:
     from irtool.quality import EVAL_FILE
     from irtool.run import parse_token_list
 
+    from irtool.output_safety import check_project_dir
+
+    check_project_dir(Path(args.output), args.force)  # before the work, not after it
     model = Path(args.model) if args.model else DEFAULT_MODEL
     module, store = import_model(model)
     vocab = module.attributes["irtool.vocab_size"].value.data
@@ -166,7 +169,7 @@ def cmd_quantize(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="irtool", description=__doc__,
+    p = ArgumentParser(prog="irtool", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
@@ -215,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "ranges: an eval_tokens.json (its 'calib' list), a token-id file or "
                            "a JSON list of id lists; default: eval_tokens.json beside the model "
                            "if there is one (stories260K has it)")
+    comp.add_argument("--force", action="store_true",
+                      help="write into a non-empty directory irtool did not create (its other "
+                           "files are kept; files of the project's names are replaced)")
     comp.set_defaults(func=cmd_compile)
     for sp in (imp, gen, comp):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")
@@ -224,13 +230,28 @@ def build_parser() -> argparse.ArgumentParser:
                            "activations or KV cache) and report its quality")
     add_quantize_arguments(quant)
     quant.set_defaults(func=cmd_quantize)
+    for sp in (imp, gen, comp, quant):
+        sp.add_argument("--allow-nonfinite", action="store_true",
+                        help="accept NaN/Inf (and overflowing) weight values")
     return p
+
+
+def run_command(args: argparse.Namespace) -> None:
+    """One command as one output transaction (irtool.output_safety): its files appear only
+    if it succeeds, never over what it reads."""
+    from irtool.output_safety import writing
+    from irtool.weights import nonfinite_allowed
+
+    primary = args.output if args.command in ("import", "quantize") else None
+    with writing(force=getattr(args, "force", False), primary=primary), \
+            nonfinite_allowed(args.allow_nonfinite):
+        args.func(args)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    run_reporting_errors(lambda: args.func(args), wants_debug(argv))
+    run_reporting_errors(lambda: run_command(args), wants_debug(argv))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ A traceback is for irtool's developers, not its users; `--debug` brings it back.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -54,6 +55,19 @@ def run_reporting_errors(body: Callable[[], None], debug: bool) -> None:
     except BaseException as e:  # noqa: BLE001 - the last line of defence for users
         fail(f"{type(e).__name__}: {e} (this is a bug in irtool; rerun with --debug for the "
              "traceback and report it)")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is a bad input like any other: `error: ...`, exit 1
+    (argparse's own convention is exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (usage: {self.format_usage().strip().removeprefix('usage: ')})")
+
+
+def exit_1_on_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """Make an existing parser (xDSL's) report usage errors as `ArgumentParser` does."""
+    parser.error = ArgumentParser.error.__get__(parser)  # type: ignore[method-assign]
 
 
 def wants_debug(argv: list[str]) -> bool:

@@ -35,7 +35,9 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import hw, memory
+from irtool.emission_checks import check_before_emission
 from irtool.errors import IrtoolError
+from irtool.output_safety import project_directory
 from irtool.targets.description import TargetDescription
 from irtool.targets.kernels import KERNELS
 from irtool.weights import WeightStore, numpy_dtype
@@ -118,6 +120,7 @@ class CProject:
     """Builds the text of every file of the project from one placed module."""
 
     def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription):
+        check_before_emission(module, store, target)  # irtool.emission_checks (issue 15)
         self.module = module
         self.store = store
         self.target = target
@@ -300,16 +303,16 @@ class CProject:
         return f"{spec.c_name}({', '.join(args)})"
 
     def write(self, out_dir: Path, main_c: str, makefile: str, linker: str) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        rt = out_dir / "runtime"
-        if rt.exists():
-            shutil.rmtree(rt)
-        shutil.copytree(RUNTIME_DIR, rt, ignore=shutil.ignore_patterns("tests", "__pycache__"))
-        files = {"model.h": self.model_h(), "model.c": self.model_c(),
-                 "weights.c": self.weights_c(), "main.c": main_c, "Makefile": makefile,
-                 "irt_memory.ld": linker}
-        for fname, text in files.items():
-            (out_dir / fname).write_text(text)
+        # built in a temporary directory, merged into out_dir when the command succeeds
+        with project_directory(out_dir) as out_dir:  # irtool.output_safety (issue 15)
+            rt = out_dir / "runtime"
+            shutil.copytree(RUNTIME_DIR, rt,
+                            ignore=shutil.ignore_patterns("tests", "__pycache__"))
+            files = {"model.h": self.model_h(), "model.c": self.model_c(),
+                     "weights.c": self.weights_c(), "main.c": main_c, "Makefile": makefile,
+                     "irt_memory.ld": linker}
+            for fname, text in files.items():
+                (out_dir / fname).write_text(text)
 
 
 def _word_lines(img: bytearray) -> list[str]:
