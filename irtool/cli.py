@@ -37,10 +37,12 @@ def cmd_import(args: argparse.Namespace) -> None:
 def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
     """--tokenizer, else one beside the model that fits its vocabulary, else the bundled one."""
     from irtool.frontend.load import DEFAULT_TOKENIZER
-    from irtool.tokenizer import load_tokenizer
+    from irtool.tokenizer import check_agreement, load_tokenizer
 
     if explicit:
-        return load_tokenizer(explicit)
+        tok = load_tokenizer(explicit)
+        check_agreement(tok, explicit, vocab_size, model)
+        return tok
     candidates = [model.parent / "vocab.json"]
     if vocab_size:
         candidates.insert(0, model.parent / f"tok{vocab_size}.bin")
@@ -50,6 +52,7 @@ def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
         if c.is_file():
             tok = load_tokenizer(c)
             if vocab_size is None or tok.vocab_size == vocab_size:
+                check_agreement(tok, c, vocab_size, model)  # a truncated tok<N>.bin
                 return tok
     raise IrtoolError(f"no tokenizer found for '{model}' (vocabulary {vocab_size}): pass "
                       "--tokenizer FILE (a llama2.c tok*.bin or a vocab.json)")
@@ -90,16 +93,29 @@ def _is_decode_level(module) -> bool:
                for op in module.body.block.ops)
 
 
+def _int_attr(module, name: str) -> int | None:
+    from xdsl.dialects.builtin import IntegerAttr
+
+    a = module.attributes.get(name)
+    return a.value.data if isinstance(a, IntegerAttr) else None
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
     from irtool.frontend.load import DEFAULT_MODEL
     from irtool.interpreter.runner import ModelRunner
+    from irtool.run_limits import check_generation, check_steps
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
+    check_steps(args.steps)
     runner = ModelRunner(*module_at_level(model, args))
     tok = find_tokenizer(model, runner.vocab_size, args.tokenizer)
     prompt = tok.encode(args.prompt)
     if not prompt:
         raise IrtoolError("the prompt is empty for this tokenizer: give some text with --prompt")
+    capacity = None if runner.module.attributes.get("irtool.kv_window") else \
+        _int_attr(runner.module, "irtool.kv_capacity")
+    prompt, _ = check_generation(prompt, args.steps, runner.vocab_size, runner.max_seq_len,
+                                 capacity, "the prompt")
     start = time.perf_counter()
     new = runner.generate(prompt, args.steps)
     elapsed = time.perf_counter() - start
@@ -111,13 +127,31 @@ def cmd_generate(args: argparse.Namespace) -> None:
               f"interpreter, {how})")
 
 
+def _check_compile_request(module, prompt: list[int], args: argparse.Namespace) -> None:
+    """The checks `-t c-project` makes too (irtool.run_limits), before any work is done."""
+    from irtool.run_limits import (
+        check_c_generation,
+        check_cache_positions,
+        check_time_limit,
+    )
+
+    check_time_limit(args.time_limit)
+    context = _int_attr(module, "irtool.max_seq_len")
+    for what, value in (("--window", args.window), ("--capacity", args.capacity)):
+        if value is not None:
+            check_cache_positions(value, what, context)
+    ring = args.window is not None or _int_attr(module, "irtool.kv_window") is not None
+    capacity = _int_attr(module, "irtool.kv_capacity") or args.capacity or context
+    check_c_generation(prompt, args.steps, _int_attr(module, "irtool.vocab_size"), context,
+                       capacity, ring, "the prompt")
+
+
 def cmd_compile(args: argparse.Namespace) -> None:
     from irtool.compile import CompileOptions, compile_to_c
     from irtool.frontend.load import DEFAULT_MODEL, import_model
+    from irtool.output_safety import check_project_dir
     from irtool.quality import EVAL_FILE
     from irtool.run import parse_token_list
-
-    from irtool.output_safety import check_project_dir
 
     check_project_dir(Path(args.output), args.force)  # before the work, not after it
     model = Path(args.model) if args.model else DEFAULT_MODEL
@@ -139,6 +173,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
         raise IrtoolError("the prompt is empty: give --prompt TEXT or --prompt-tokens IDS")
     if args.steps < 1:
         raise IrtoolError("--steps must be at least 1")
+    _check_compile_request(module, prompt, args)
     calibration = args.calibration
     if args.quant == "w8a8" and calibration is None:
         default = model.parent / EVAL_FILE

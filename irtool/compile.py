@@ -154,14 +154,14 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
                  steps: int, tokenizer, opts: CompileOptions) -> Path:
     from irtool.targets.c.emit import CProject, TokenTable
     from irtool.targets.c.project_files import QemuLayout, linker_script, main_c, makefile
+    from irtool.run_limits import check_c_program_inputs
     from irtool.targets.description import load_target
 
     target = load_target(opts.target)
     module, store = prepare_for_target(module, store, opts)
     lower_for_target(module, opts)
     project = CProject(module, store, target)
-    if any(not 0 <= t < project.vocab for t in prompt):
-        raise IrtoolError(f"prompt token outside the vocabulary (0..{project.vocab - 1})")
+    check_c_program_inputs(module, prompt, steps, project.vocab)  # irtool.run_limits (issue 15)
     table = TokenTable.from_tokenizer(tokenizer, project.vocab)
     project.write(out_dir, main_c(prompt, steps, table.pieces, table.bos, table.strip_after_bos),
                   makefile(target, QemuLayout()), linker_script(target, QemuLayout()))

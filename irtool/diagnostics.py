@@ -44,6 +44,9 @@ def run_reporting_errors(body: Callable[[], None], debug: bool) -> None:
         fail(f"the interpreter failed: {e}")
     except DiagnosticException as e:
         fail(f"the IR does not verify: {e}")
+    except RecursionError:
+        fail("the input nests too deeply for irtool (Python's recursion limit was reached "
+             "while reading or walking it); flatten it")
     except KeyboardInterrupt:
         fail("interrupted")
     except BrokenPipeError:
@@ -62,7 +65,7 @@ class ArgumentParser(argparse.ArgumentParser):
     (argparse's own convention is exit code 2)."""
 
     def error(self, message: str) -> NoReturn:
-        fail(f"{message} (usage: {self.format_usage().strip().removeprefix('usage: ')})")
+        fail(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
 def exit_1_on_usage_errors(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, BlockArgument, Operation
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException, ParseError
@@ -47,6 +48,46 @@ def verify_module(module: ModuleOp, name: str) -> None:
         module.verify()
     except DiagnosticException as e:
         raise IrtoolError(f"{name} does not verify: {e}") from None
+    check_defined_before_use(module, name)
+
+
+def check_defined_before_use(module: ModuleOp, name: str) -> None:
+    """Every value is defined before its uses (xDSL's verifier does not check dominance, and
+    the interpreter and the passes would fail on a use before its definition)."""
+    position: dict[Operation, int] = {}
+    for op in module.walk():
+        block = op.parent_block()
+        if block is not None and op not in position:
+            for i, o in enumerate(block.ops):
+                position[o] = i
+    for op in module.walk():
+        for v in op.operands:
+            if isinstance(v, BlockArgument):
+                ok = _encloses(v.block, op)
+            else:
+                user = _ancestor_in(v.owner.parent_block(), op)
+                ok = user is not None and position[v.owner] < position[user]
+            if not ok:
+                where = f"{v.name_hint or 'a value'} of type {v.type}"
+                raise IrtoolError(f"{name} does not verify: {op.name} uses {where} before it is "
+                                  "defined (or outside the region that defines it)")
+
+
+def _ancestor_in(block: Block | None, op: Operation) -> Operation | None:
+    """`op` or its ancestor whose block is `block`."""
+    cur: Operation | None = op
+    while cur is not None and cur.parent_block() is not block:
+        cur = cur.parent_op()
+    return cur
+
+
+def _encloses(block: Block, op: Operation) -> bool:
+    cur: Operation | None = op
+    while cur is not None:
+        if cur.parent_block() is block:
+            return True
+        cur = cur.parent_op()
+    return False
 
 
 def read_module(path: str | os.PathLike[str], ctx: Context | None = None) -> ModuleOp:

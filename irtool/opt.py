@@ -23,13 +23,15 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 from irtool.context import register_dialects
 from irtool.diagnostics import exit_1_on_usage_errors, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
-from irtool.output_safety import current, writing
+from irtool.module_io import check_defined_before_use
+from irtool.output_safety import current, note_input, writing
 from irtool.passes import get_all_passes as irtool_passes
 from irtool.pipelines import PIPELINES, expand_pipeline
 from irtool.weights import (
     absolutize_store_reference,
     nonfinite_allowed,
     relativize_store_reference,
+    store_reference,
 )
 
 XDSL_PASSES = ("canonicalize", "cse", "dce", "licm", "constant-fold-interp")
@@ -110,11 +112,25 @@ class IrToolOptMain(xDSLOptMain):
             _verify_plan(prog, "in the input")
         super().apply_passes(prog)
 
+    def prepare_input(self):
+        try:
+            return super().prepare_input()
+        except OSError as e:
+            raise IrtoolError(f"cannot read '{self.args.input_file}': {e.strerror or e}") from None
+        except ValueError as e:  # an extension no frontend reads
+            raise IrtoolError(f"cannot read '{self.args.input_file}': {e} (irtool-opt reads "
+                              ".mlir text; pass -f mlir for another extension)") from None
+
     def parse_chunk(self, chunk: IO[bytes], file_extension: str,
                     start_offset: int = 0) -> ModuleOp | None:
         module = super().parse_chunk(chunk, file_extension, start_offset)
         if module is not None and self.args.input_file:
             absolutize_store_reference(module, os.path.dirname(self.args.input_file))
+        if module is not None:
+            check_defined_before_use(module, self.args.input_file or "the input")
+        ref = store_reference(module) if module is not None else None
+        if ref is not None:  # an input too: never an output of this run
+            note_input(ref, "weight store")
         return module
 
     def prepare_output(self) -> IO[str]:

@@ -52,7 +52,7 @@ class _Names:
         if self._values is None:
             printer = Printer(stream=io.StringIO())
             printer.print_op(self.module)
-            self._values = printer._ssa_values  # noqa: SLF001 - the printer's numbering
+            self._values = printer._ssa_values
         name = self._values.get(b.op.results[0], "?")
         return f"memory.alloc %{name} in @{b.function}"
 
@@ -118,8 +118,8 @@ def plan_errors(module: ModuleOp, target: TargetDescription | None = None) -> li
 def _memory_errors(p: _Placed, target: TargetDescription) -> list[str]:
     spec = next((m for m in target.memories if m.name == p.space), None)
     if spec is None:
-        return [f"{p.buffer.name} is placed in '{p.space}', which target '{target.name}' does "
-                f"not have (it has {', '.join(m.name for m in target.memories)})"]
+        return [(f"{p.describe()} is in '{p.space}', which target '{target.name}' does not "
+                 f"have (it has {', '.join(m.name for m in target.memories)})")]
     errors = []
     if p.end > spec.capacity:
         errors.append(f"{p.describe()} ends beyond the {spec.capacity} bytes of {p.space} the "

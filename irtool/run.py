@@ -50,11 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from irtool.frontend.load import import_model
-    from irtool.interpreter.runner import ModelRunner
+    from irtool.interpreter.runner import ModelRunner, greedy
+
+    from irtool.run_limits import check_steps
 
     tokens = parse_token_list(args.tokens)
-    if args.generate < 0:
-        raise IrtoolError("--generate must be >= 0")
+    check_steps(args.generate, "--generate")
     module, store = import_model(args.module)
     if not args.no_verify_plan:
         from irtool.plan_verifier import verify_module_plan
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> None:
         with output_file(args.dump_logits, "logits file") as tmp, open(tmp, "wb") as f:
             np.save(f, logits)
     print(f"positions: {logits.shape[0]}, vocab: {logits.shape[1]}, "
-          f"next token: {int(np.argmax(logits[-1]))}")
+          f"next token: {greedy(logits[-1], logits.shape[0] - 1)}")
     if args.generate:
         new = runner.generate(tokens, args.generate)
         print("tokens: " + ",".join(str(t) for t in new))

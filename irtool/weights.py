@@ -177,6 +177,10 @@ def nonfinite_allowed(allow: bool = True) -> Iterator[None]:
         _ALLOW_NONFINITE.reset(token)
 
 
+def nonfinite_is_allowed() -> bool:
+    return _ALLOW_NONFINITE.get()
+
+
 def check_finite(name: str, array: np.ndarray, where: str) -> None:
     """A float weight must be finite and below LARGEST_WEIGHT; the error names the first bad
     element."""

@@ -51,12 +51,15 @@ class CProjectTarget(Target):
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from irtool.module_io import load_store
+        from irtool.run_limits import check_c_program_inputs
         from irtool.targets.c.emit import TokenTable
         from irtool.targets.c.project_files import QemuLayout, linker_script, main_c, makefile
         from irtool.tokenizer import load_tokenizer
 
         store = load_store(module, "the module")
         project = _project(module, store)
+        check_c_program_inputs(module, self.prompt, self.steps, project.vocab,  # issue 15
+                               self.tokenizer)
         if self.tokenizer:
             table = TokenTable.from_tokenizer(load_tokenizer(self.tokenizer), project.vocab)
         else:

@@ -68,6 +68,19 @@ int main(int argc, char **argv)
         }}
     }}
 #endif
+    /* The inputs are data baked into this file: check them before trusting them. */
+    for (int i = 0; i < N_PROMPT; i++) {{
+        if (prompt[i] < 0 || prompt[i] >= IRT_VOCAB) {{
+            fprintf(stderr, "error: prompt token %d is %ld, outside the vocabulary 0..%d\\n", i,
+                    (long)prompt[i], IRT_VOCAB - 1);
+            return 1;
+        }}
+    }}
+    if (!IRT_RING && N_PROMPT > IRT_MAX_POSITIONS) {{
+        fprintf(stderr, "error: the prompt has %d tokens but the KV cache holds %d positions\\n",
+                N_PROMPT, IRT_MAX_POSITIONS);
+        return 1;
+    }}
     static int32_t generated[STEPS];
     int n_generated = 0;
     uint64_t prefill_instr = 0, decode_instr = 0;
