@@ -104,7 +104,7 @@ def _sh(cmd, cwd=None, timeout=QEMU_TIMEOUT) -> str:
 
 def target_for(case: Case, work: Path) -> Path:
     """The description to compile for: the shipped one, or a copy with a larger SRAM."""
-    shipped = ROOT / "targets" / "descriptions" / f"{TARGET}.json"
+    shipped = ROOT / "targets" / TARGET.replace("-", "_") / "description.json"
     if case.sram is None:
         return shipped
     data = json.loads(shipped.read_text())
@@ -134,12 +134,10 @@ def compile_case(case: Case, out: Path, target: Path, time_limit: float):
 def decode_macs(module) -> tuple[int, list[tuple[int, int]]]:
     """(MACs of the linear/matmul calls of one decode step, [(MACs per cached position,
     positions the cache holds)] of its cached_attention calls)."""
-    from xdsl.dialects import func
-
     from irtool.dialects import hw
+    from irtool.ir_names import DECODE, entry_points
 
-    decode = next(op for op in module.ops
-                  if isinstance(op, func.FuncOp) and op.sym_name.data == "decode")
+    decode = entry_points(module)[DECODE]
     linear, attention = 0, []
     for op in decode.walk():
         if not isinstance(op, hw.CallOp):
@@ -235,7 +233,8 @@ int munmap(void *addr, size_t length);
 #endif
 """
 
-SHIM_C = r"""/* What picolibc on bare metal lacks for run.c, its arguments, and instruction counters. */
+SHIM_C = r"""/* What picolibc on bare metal lacks for run.c, its arguments, and instruction
+ * counters. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,7 +492,7 @@ def main(argv=None) -> int:
                   "toolchain and qemu)", file=sys.stderr)
             return 1
     target = {m["name"]: m for m in json.loads(
-        (ROOT / "targets" / "descriptions" / f"{TARGET}.json").read_text())["memories"]}
+        (ROOT / "targets" / TARGET.replace("-", "_") / "description.json").read_text())["memories"]}
     work_ctx = None
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,10 @@
 
 Everything xdsl-opt offers keeps working (`-p`, `-o`, `--split-input-file`,
 `--verify-diagnostics`, `--print-op-generic`, ...). irtool adds `--pipeline=NAME` (run a
-named sequence before any `-p` passes), keeps the weight store reachable when the module is
-written elsewhere (its path is rewritten relative to `-o`), and reports errors on one line.
+named sequence before any `-p` passes), `--check-numerics[=TOL] [--tokens IDS]` (run the
+interpreter after every pass and stop at the first that changes the logits: see
+irtool.check_numerics), keeps the weight store reachable when the module is written elsewhere
+(its path is rewritten relative to `-o`), and reports errors on one line.
 """
 
 from __future__ import annotations
@@ -16,25 +18,24 @@ from collections.abc import Sequence
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.transforms import get_all_passes as xdsl_passes
 from xdsl.utils.exceptions import ArgSpecParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from irtool import check_numerics
 from irtool.context import register_dialects
 from irtool.diagnostics import exit_1_on_usage_errors, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.module_io import check_defined_before_use
 from irtool.output_safety import current, note_input, writing
 from irtool.passes import get_all_passes as irtool_passes
-from irtool.pipelines import PIPELINES, expand_pipeline
+from irtool.pipelines import expand_pipeline, pipeline_names
+from irtool.run import parse_token_list
 from irtool.weights import (
     absolutize_store_reference,
     nonfinite_allowed,
     relativize_store_reference,
     store_reference,
 )
-
-XDSL_PASSES = ("canonicalize", "cse", "dce", "licm", "constant-fold-interp")
 
 
 class IrToolOptMain(xDSLOptMain):
@@ -43,34 +44,22 @@ class IrToolOptMain(xDSLOptMain):
         register_dialects(self.ctx)
 
     def register_all_passes(self) -> None:
-        available = xdsl_passes()
-        for name in XDSL_PASSES:
-            self.register_pass(name, available[name])
         for name, factory in irtool_passes().items():
             self.register_pass(name, factory)
 
     def register_all_targets(self) -> None:
+        """xDSL's output formats plus the emitters of every registered target."""
+        from irtool.targets.registry import all_emitters
+
         super().register_all_targets()
-
-        def c_target():
-            from irtool.targets.c.opt_targets import CTarget
-
-            return CTarget
-
-        def c_project_target():
-            from irtool.targets.c.opt_targets import CProjectTarget
-
-            return CProjectTarget
-
-        self.available_targets["c"] = c_target
-        self.available_targets["c-project"] = c_project_target
+        self.available_targets.update(all_emitters())
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
         arg_parser.add_argument(
             "--pipeline", metavar="NAME[{options}]",
             help="named pass pipeline, run before the -p passes: "
-                 f"{', '.join(sorted(PIPELINES))} (e.g. riscv-ulp{{capacity=128}})")
+                 f"{', '.join(pipeline_names())} (e.g. riscv-ulp{{capacity=128}})")
         arg_parser.add_argument("--debug", action="store_true",
                                 help="show Python tracebacks instead of one-line errors")
         arg_parser.add_argument("--no-verify-plan", action="store_true",
@@ -82,6 +71,7 @@ class IrToolOptMain(xDSLOptMain):
                                 help="(-t c-project) write into a non-empty directory that "
                                      "irtool did not create (other files there are kept)")
         exit_1_on_usage_errors(arg_parser)
+        check_numerics.add_arguments(arg_parser)
 
     def setup_pipeline(self) -> None:
         if self.args.pipeline:
@@ -95,11 +85,14 @@ class IrToolOptMain(xDSLOptMain):
             verify_after = self.pipeline.callback
 
             def callback(previous, module, next_pass):
-                verify_after(previous, module, next_pass)
+                if verify_after is not None:
+                    verify_after(previous, module, next_pass)
                 if previous is not None:
                     _verify_plan(module, f"after the pass {previous.name}")
 
             self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
+
+        self._add_numerics_check()
 
     def run(self) -> None:
         inputs = [self.args.input_file] if self.args.input_file else []
@@ -120,6 +113,23 @@ class IrToolOptMain(xDSLOptMain):
         except ValueError as e:  # an extension no frontend reads
             raise IrtoolError(f"cannot read '{self.args.input_file}': {e} (irtool-opt reads "
                               ".mlir text; pass -f mlir for another extension)") from None
+
+    def _add_numerics_check(self) -> None:
+        """--check-numerics: the interpreter runs after xDSL's verification between passes."""
+        if self.args.check_numerics is None:
+            if self.args.tokens is not None:
+                raise IrtoolError("--tokens is the probe of --check-numerics: give both")
+            return
+        tokens = None if self.args.tokens is None else parse_token_list(self.args.tokens)
+        check = check_numerics.NumericsCheck(self.args.check_numerics, tokens)
+        verify = self.pipeline.callback
+
+        def callback(previous, module, following) -> None:
+            if verify is not None:
+                verify(previous, module, following)
+            check(previous, module, following)
+
+        self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
 
     def parse_chunk(self, chunk: IO[bytes], file_extension: str,
                     start_offset: int = 0) -> ModuleOp | None:
@@ -153,7 +163,7 @@ def _verify_plan(module: ModuleOp, when: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = check_numerics.with_default_tolerance(sys.argv[1:] if argv is None else argv)
     run_reporting_errors(lambda: IrToolOptMain(description=__doc__, args=args).run(),
                          wants_debug(args))
 

@@ -33,7 +33,7 @@ from xdsl.printer import Printer
 from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
 from irtool.liveness import Buffer, analyze
-from irtool.targets.description import TargetDescription, load_target
+from irtool.targets.description import TargetDescription
 
 PLAN_ATTR = "irtool.memory_plan"
 
@@ -81,15 +81,17 @@ def is_placed(module: ModuleOp) -> bool:
 
 def module_target(module: ModuleOp) -> TargetDescription | None:
     """The target a placed module was planned for, or None when it names none."""
+    from irtool.targets.registry import load_target
+
     attr = module.attributes.get(hw.TARGET_ATTR)
     if isinstance(attr, hw.TargetAttr):
-        return load_target(attr.target.data)
+        return load_target(attr.target.data).description
     plan = module.attributes.get(PLAN_ATTR)
     if isinstance(plan, DictionaryAttr):
         name = plan.data.get("target")
         if isinstance(name, StringAttr):
             try:
-                return load_target(name.data)
+                return load_target(name.data).description
             except IrtoolError:
                 return None  # a description given by path: only its name was recorded
     return None

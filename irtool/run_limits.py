@@ -78,7 +78,7 @@ def check_generation(prompt: Sequence[object], steps: object, vocab: int | None,
     return ids, n
 
 
-def check_c_generation(prompt: Sequence[object], steps: object, vocab: int,
+def check_c_generation(prompt: Sequence[object], steps: object, vocab: int | None,
                        context: int | None, capacity: int | None, ring: bool,
                        what: str = "the prompt") -> tuple[list[int], int]:
     """A generation the C program runs: as `check_generation`, and with a linear KV cache the
@@ -92,11 +92,16 @@ def check_c_generation(prompt: Sequence[object], steps: object, vocab: int,
     return ids, n
 
 
-def check_c_program_inputs(module, prompt: Sequence[object], steps: object, vocab: int,
+def check_c_program_inputs(module, prompt: Sequence[object], steps: object,
+                           vocab: int | None = None,
                            tokenizer: str | None = None) -> tuple[list[int], int]:
-    """`check_c_generation` with the context and cache read from a decode-level module, and
-    the tokenizer (a path) checked to agree with the model's vocabulary."""
+    """`check_c_generation` with the context, the cache and (unless given) the vocabulary read
+    from a decode-level module, and the tokenizer (a path) checked to agree with the model."""
     from xdsl.dialects.builtin import IntegerAttr
+
+    if vocab is None:
+        a = module.attributes.get("irtool.vocab_size")
+        vocab = a.value.data if isinstance(a, IntegerAttr) else None
 
     if tokenizer is not None:
         from irtool.tokenizer import check_agreement, load_tokenizer

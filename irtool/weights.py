@@ -21,8 +21,8 @@ import numpy as np
 from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, TensorType
 
 from irtool.errors import IrtoolError
+from irtool.ir_names import WEIGHTS_ATTR
 
-WEIGHTS_ATTR = "irtool.weights"
 STORE_SUFFIX = ".weights.npz"
 
 

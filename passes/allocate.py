@@ -58,13 +58,12 @@ from xdsl.rewriter import Rewriter
 
 from irtool.dialects import memory
 from irtool.errors import IrtoolError
+from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
-from irtool.targets.description import MemorySpec, TargetDescription, load_target
+from irtool.targets.description import MemorySpec, TargetDescription
+from irtool.targets.registry import load_target
 
-PLAN_ATTR = "irtool.memory_plan"
 NUM_WORKERS = 8
-KV_CAPACITY_ATTR = "irtool.kv_capacity"
-KV_WINDOW_ATTR = "irtool.kv_window"
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class AllocatePass(ModulePass):
     name = "allocate"
 
     target: str = "host"
-    """A shipped target name or the path of a target description (.json)."""
+    """A registered target name, or the path of a target folder or description (.json)."""
     time_limit: float | int = 10.0
     """Seconds for CP-SAT; the best plan found by then is used (`int` too, so that
     `time-limit=5` parses as well as `time-limit=5.0`)."""
@@ -92,13 +91,13 @@ class AllocatePass(ModulePass):
             raise IrtoolError("allocate: the module has no memory.global or memory.alloc to "
                               "place: it is not at the memory level; run bufferize first "
                               "(e.g. -p 'extract-kv-cache{...},bufferize,allocate')")
-        target = load_target(self.target)
+        target = load_target(self.target).description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
                            kv_option=kv_option, copy_weights=self.copy_weights)
         write_plan(op, live, plan)
-        op.attributes[PLAN_ATTR] = plan.as_attribute()
+        op.attributes[MEMORY_PLAN_ATTR] = plan.as_attribute()
         if self.report:
             print(plan.summary(), file=sys.stderr)
 
@@ -215,9 +214,12 @@ class Problem:
         self.scale = _cost_scale(target)
         self.options: dict[str, list[MemorySpec]] = {}
         in_place = not copy_weights and any(m.read_only for m in target.memories)
+        # the program's core reads and writes its buffers directly: only its memories
+        direct = set(target.core.reads)
         for b in self.buffers:
             allowed = [m for m in target.memories
-                       if m.capacity >= b.size and (not b.writable or not m.read_only)
+                       if m.name in direct and m.capacity >= b.size
+                       and (not b.writable or not m.read_only)
                        and not (in_place and b.kind == "weight" and not m.read_only)]
             allowed.sort(key=lambda m: (self.cost(b, m), m.capacity))
             self.options[b.name] = allowed
@@ -863,7 +865,7 @@ def _sync_call_results(funcs: Mapping[str, func.FuncOp], calls: list[func.CallOp
         callee = funcs.get(call.callee.string_value())
         if callee is None:
             continue
-        for r, t in zip(call.results, callee.function_type.outputs.data):
+        for r, t in zip(call.results, callee.function_type.outputs.data, strict=False):
             if r.type != t:
                 _retype(r, t)
                 changed = True

@@ -32,26 +32,19 @@ from dataclasses import dataclass, field
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, ModuleOp, TensorType
-from xdsl.ir import Attribute, Block, OpResult, Operation, SSAValue
+from xdsl.ir import Attribute, Block, Operation, OpResult, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.traits import SymbolOpInterface
 
 from irtool.dialects import memory as mem
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
+from irtool.kernels import kernel_signature
+from irtool.lowering import LoweringRules
+from irtool.targets.registry import DEFAULT_TARGET, load_target
 
 TRANSFORMER = "transformer."
 KERNEL_DIALECTS = (TRANSFORMER, "quant.")
-
-# Ops whose output element (or row) depends only on the same element (row) of their inputs:
-# their kernels read what they need of a row before writing it, so the result may overwrite
-# an input of the same type. Every other op (linear, attention, embedding, ...) reads inputs
-# after it has started writing, and gets a buffer of its own.
-INPLACE_OPS = frozenset({
-    "transformer.add", "transformer.mul", "transformer.silu", "transformer.gelu",
-    "transformer.softmax", "transformer.rms_norm", "transformer.layer_norm",
-    "transformer.rope",
-})
 
 DYNAMIC_HINT = ("use extract-kv-cache{prefill=token-by-token}, whose decode step is static, or "
                 "give the prompt a fixed length")
@@ -106,7 +99,8 @@ def state_positions(fn: func.FuncOp) -> list[int]:
     if k <= 0 or k >= len(ins):
         return []
     first = len(ins) - k
-    if all(isinstance(a, TensorType) and a == r for a, r in zip(ins[first:], outs[1:])):
+    pairs = zip(ins[first:], outs[1:], strict=False)
+    if all(isinstance(a, TensorType) and a == r for a, r in pairs):
         return list(range(first, len(ins)))
     return []
 
@@ -187,8 +181,9 @@ def _last_uses(block: Block) -> dict[SSAValue, int]:
 class FunctionBufferizer:
     """Rewrites one function into a new block on buffers, then swaps the bodies."""
 
-    def __init__(self, fn: func.FuncOp, globals_: ModuleGlobals):
+    def __init__(self, fn: func.FuncOp, globals_: ModuleGlobals, rules: LoweringRules):
         self.fn = fn
+        self.rules = rules
         self.name = fn.sym_name.data
         self.globals = globals_
         self.old = fn.body.block
@@ -271,7 +266,7 @@ class FunctionBufferizer:
                               "bufferized")
         else:
             new = self._emit(op.clone(value_mapper=self.buf))
-            self.buf.update(zip(op.results, new.results))
+            self.buf.update(zip(op.results, new.results, strict=False))
 
     def _weight(self, op: tf.WeightOp) -> None:
         name = op.weight_name.data
@@ -296,8 +291,8 @@ class FunctionBufferizer:
             if out in self.held:
                 self.held[out] = r
         kernel, body = mem.KernelOp.build(ins, outs)
-        inner = dict(zip(ins, body.args))
-        for v, a in zip(ins, body.args):
+        inner = dict(zip(ins, body.args, strict=False))
+        for v, a in zip(ins, body.args, strict=False):
             a.name_hint = v.name_hint
         clone = op.clone(value_mapper={v: inner[self.buf[v]] for v in op.operands})
         body.add_ops([clone, mem.YieldOp(*clone.results)])
@@ -309,9 +304,11 @@ class FunctionBufferizer:
         1. a state global, when `r` is a version of that state (see `_lineage`) and nothing
            reads the value the global holds after `op`: a chain of kv_writes, one per layer,
            then updates the cache in place without a single copy;
-        2. the buffer of an operand of the same type, when `op` is elementwise/row-wise
-           (INPLACE_OPS), `op` is the operand's last use, and the buffer was allocated here
-           (never a weight, state, or argument: their contents outlive the value);
+        2. the buffer of an operand of the same type, when the kernel the target's rules
+           choose for `op` may write that result over that operand (`may_alias` of its
+           signature: elementwise and row-wise kernels read an element before writing it),
+           `op` is the operand's last use, and the buffer was allocated here (never a
+           weight, state, or argument: their contents outlive the value);
         3. a new `memory.alloc`.
         """
         i = self.index[op]
@@ -319,13 +316,26 @@ class FunctionBufferizer:
             if (r in self.lineage[pos] and buffer not in taken
                     and self.last_use.get(self.held[buffer], -1) <= i):
                 return buffer
-        if op.name in INPLACE_OPS:
-            for v in op.operands:
-                b = self.buf[v]
-                if (v.type == r.type and b in self.owned and b not in taken
-                        and self.last_use.get(v) == i):
-                    return b
+        for v in self._may_alias(op, r):
+            b = self.buf[v]
+            if (v.type == r.type and b in self.owned and b not in taken
+                    and self.last_use.get(v) == i):
+                return b
         return self._alloc(r)
+
+    def _may_alias(self, op: Operation, r: SSAValue) -> list[SSAValue]:
+        """The operands of `op` whose buffer result `r` may reuse, from the signature of the
+        kernel the rules choose (none when no rule applies yet, e.g. before extract-kv-cache
+        gives rope its start position)."""
+        try:
+            call = self.rules.choose(op, lambda v: v, list(op.results))
+            sig = kernel_signature(call.kernel)
+        except IrtoolError:
+            return []
+        roles = dict(zip(sig.operands, call.args, strict=False))
+        out = [role for role, v in roles.items() if v is r]
+        return [roles[read] for w in out for read in sig.aliases(w)
+                if roles.get(read) in op.operands]
 
     def _alloc(self, like: SSAValue) -> SSAValue:
         alloc = self._emit(mem.AllocOp(memref_of(like.type)))
@@ -361,8 +371,11 @@ class BufferizePass(ModulePass):
     """Tensors -> buffers for every function of the module (see the module docstring)."""
 
     name = "bufferize"
+    target: str | None = None
+    """Whose lowering rules (and so kernels' aliasing) decide in-place reuse."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        rules = load_target(self.target or DEFAULT_TARGET).rules
         functions = [f for f in op.ops if isinstance(f, func.FuncOp) and not f.is_declaration
                      and _has_tensors(f)]
         for fn in functions:  # check them all before changing anything
@@ -373,5 +386,5 @@ class BufferizePass(ModulePass):
             check_static(fn)
         globals_ = ModuleGlobals(op)
         for fn in functions:
-            FunctionBufferizer(fn, globals_).run()
+            FunctionBufferizer(fn, globals_, rules).run()
         globals_.insert()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -16,16 +17,27 @@ from xdsl.passes import PassPipeline
 
 from irtool.context import make_context
 from irtool.errors import IrtoolError
+from irtool.ir_names import MEMORY_PLAN_ATTR
 from irtool.liveness import analyze, peak_live_bytes
 from irtool.passes import get_all_passes
-from irtool.passes.allocate import PLAN_ATTR, AllocatePass, first_fit_offsets
-from irtool.targets.description import DESCRIPTIONS, known_targets, load_target, parse_target
+from irtool.passes.allocate import AllocatePass, first_fit_offsets
+from irtool.targets.description import load_description, parse_target
+from irtool.targets.registry import known_targets
+from irtool.targets.registry import load_target as load_plugin
 from tests.plan_checker import (
     assert_valid_plan,
     layered_module_text,
     parse_module,
     target_memories,
 )
+
+TARGETS = Path(__file__).resolve().parents[1] / "targets"
+
+
+def load_target(name_or_path):
+    """The description of a registered target or of a description file."""
+    return load_plugin(name_or_path).description
+
 
 TIME = 3.0  # seconds of CP-SAT per test case: every case here is solved well within it
 
@@ -38,7 +50,7 @@ def allocate(text_or_module, target: str = "riscv-ulp", **options):
 
 
 def plan_of(module) -> dict:
-    return {k: v for k, v in module.attributes[PLAN_ATTR].data.items()}
+    return {k: v for k, v in module.attributes[MEMORY_PLAN_ATTR].data.items()}
 
 
 def space_peak(module, space: str) -> tuple[int, int]:
@@ -62,7 +74,7 @@ def placements(module) -> dict[str, tuple[str, int]]:
 
 def write_target(tmp_path: Path, memories: list[dict], name: str = "tiny") -> str:
     path = tmp_path / f"{name}.json"
-    full = [{"alignment": 4, "read_cost": 1, "write_cost": 1, "executable": False,
+    full = [{"alignment": 4, "read_cost": 1, "write_cost": 1,
              "read_only": False, "description": "", **m} for m in memories]
     path.write_text(json.dumps({"name": name, "memories": full}))
     return str(path)
@@ -112,13 +124,13 @@ def test_unknown_target_lists_known_ones():
     (lambda d: d.update(name=5), "name"),
 ])
 def test_malformed_description_names_the_field(tmp_path, change, field):
-    data = json.loads((DESCRIPTIONS / "host.json").read_text())
+    data = json.loads((TARGETS / "host" / "description.json").read_text())
     change(data)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     with pytest.raises(IrtoolError, match=rf"malformed target description .* field "
                                           rf"'{re.escape(field)}'"):
-        load_target(str(path))
+        load_description(path)
 
 
 def test_description_that_is_not_json(tmp_path):
@@ -252,7 +264,7 @@ def test_cpsat_peak_equals_the_lower_bound_and_beats_greedy_by_size():
     module = allocate(chain_module(sizes), "host")
     assert_valid_plan(module, target_memories("host"))
     peak, bound = space_peak(module, "ram")
-    assert peak == bound == max(4 * (a + b) for a, b in zip(sizes, sizes[1:]))
+    assert peak == bound == max(4 * (a + b) for a, b in pairwise(sizes))
     live = analyze(parse_module(chain_module(sizes)))
     by_size = sorted(live.buffers, key=lambda b: -b.size)
     greedy = first_fit_offsets(by_size, lambda b: 64)
@@ -375,7 +387,8 @@ def test_over_budget_weights_suggest_int8(tmp_path):
     msg = str(err.value)
     assert "weights (262144 bytes)" in msg
     assert "all memories hold 81920 bytes" in msg and "bytes over" in msg
-    assert "int8 weights (quantize{scheme=w8}, irtool compile --quant w8)" in msg and "65536 bytes instead of 262144" in msg
+    assert "int8 weights (quantize{scheme=w8}, irtool compile --quant w8)" in msg
+    assert "65536 bytes instead of 262144" in msg
     assert "@w0 (weight, 65536 bytes)" in msg
 
 

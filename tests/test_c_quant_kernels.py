@@ -3,7 +3,7 @@
 A test driver (targets/c/runtime/tests/irt_quant_test_driver.c) is built once per session
 with AddressSanitizer and UBSan (buffers exactly sized, float outputs start as NaN, integer
 outputs as a fill pattern).  The references here are written from the quantization contract
-(irt_quant.h; irtool/interpreter/quant.py is the project's numpy reference of the same
+(irt_quant.h; irtool/numerics/quant.py is the project's numpy reference of the same
 contract) independently of both: plain numpy / Python, float32 where the contract says
 float32.  What the contract makes bit-exact is compared bit for bit (int8 codes, int32
 accumulators, exponents, the w8a8 and w1a4 outputs, KV rows and scales); float-accumulation
@@ -11,8 +11,7 @@ kernels within a tolerance relative to the magnitude of their terms, and bit-exa
 inputs chosen so that every float sum is exact (small integers and power-of-two scales),
 which pins down the packing / unpacking interpretation.
 
-At the end, when irtool.interpreter.quant exposes the reference functions, the kernels are
-also compared with it directly.
+At the end the kernels are also compared directly with irtool.numerics.quant.
 """
 
 from __future__ import annotations
@@ -27,8 +26,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.c_kernel_harness import (HOST_CC, HOST_FLAGS, RUNTIME, TARGET_CC, TARGET_FLAGS,
-                                    have_tool, runtime_sources)
+from tests.c_kernel_harness import (
+    HOST_CC,
+    HOST_FLAGS,
+    RUNTIME,
+    TARGET_CC,
+    TARGET_FLAGS,
+    have_tool,
+    runtime_sources,
+)
+from tests.requirements import need
 
 F32 = np.float32
 DRIVER_SOURCE = RUNTIME / "tests" / "irt_quant_test_driver.c"
@@ -71,8 +78,7 @@ class QuantRunner:
 
 @pytest.fixture(scope="session")
 def qrunner(tmp_path_factory) -> QuantRunner:
-    if not have_tool(HOST_CC):
-        pytest.skip("no host gcc")
+    need("cc")
     build = tmp_path_factory.mktemp("irt_quant_build")
     exe = build / "irt_quant_test_driver"
     cmd = [HOST_CC, *HOST_FLAGS, f"-I{RUNTIME}", str(DRIVER_SOURCE),
@@ -128,7 +134,7 @@ def ceil_div(a, b):
 
 
 # ------------------------------------------------------------------------- references
-# Written from the contract, independently of irtool.interpreter.quant.
+# Written from the contract, independently of irtool.numerics.quant.
 
 def ref_round_clip(v, lo, hi):
     """clip(round half to even(v), lo, hi) as int64, for a float32 array v."""
@@ -755,7 +761,7 @@ def test_cached_attention_i8(qrunner, layers, layer, heads, kv_heads, hd, capaci
         sim.write(want[2], want[3], layer, vpos[layer, pos:pos + n], pos)
         kc, ks = kv_write(qrunner, sim, kc, ks, layer, kpos[layer, pos:pos + n], pos)
         vc, vs = kv_write(qrunner, sim, vc, vs, layer, vpos[layer, pos:pos + n], pos)
-    for got, w in zip((kc, ks, vc, vs), want):
+    for got, w in zip((kc, ks, vc, vs), want, strict=True):
         assert_bits_equal(got, w)
 
     # The held positions first .. end-1 in order, dequantized as float32(q) * s.
@@ -783,8 +789,7 @@ def test_cached_attention_i8(qrunner, layers, layer, heads, kv_heads, hd, capaci
 
 def test_host_pedantic_build(tmp_path):
     """-O2 -pedantic on the host, and the header alone in C99 and C++."""
-    if not have_tool(HOST_CC):
-        pytest.skip("no host gcc")
+    need("cc")
     proc = subprocess.run([HOST_CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
                            "-pedantic", "-c", str(QUANT_SOURCE), "-o", str(tmp_path / "q.o")],
                           capture_output=True, text=True)
@@ -806,25 +811,23 @@ def test_host_pedantic_build(tmp_path):
 QUANT_EXTERNALS = {"memcpy", "memset", "memmove"}
 
 
-@pytest.mark.skipif(not have_tool(TARGET_CC), reason=f"{TARGET_CC} not found")
+@pytest.mark.needs("riscv")
 def test_target_build(tmp_path):
     obj = tmp_path / "irt_quant.o"
     proc = subprocess.run([TARGET_CC, *TARGET_FLAGS, "-c", str(QUANT_SOURCE), "-o", str(obj)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, f"irt_quant.c for rv32imafc:\n{proc.stderr}"
     nm = TARGET_CC.replace("gcc", "nm")
-    if have_tool(nm):
-        out = subprocess.run([nm, "-u", str(obj)], capture_output=True, text=True,
-                             check=True).stdout
-        undefined = {line.split()[-1] for line in out.splitlines() if line.strip()}
-        foreign = {s for s in undefined if not s.startswith("irt_")} - QUANT_EXTERNALS
-        assert not foreign, foreign
+    out = subprocess.run([nm, "-u", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    undefined = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    foreign = {s for s in undefined if not s.startswith("irt_")} - QUANT_EXTERNALS
+    assert not foreign, foreign
     objdump = TARGET_CC.replace("gcc", "objdump")
-    if have_tool(objdump):
-        dis = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True,
-                             check=True).stdout
-        # the rounding is one fcvt.w.s with a static round-to-nearest-even
-        assert "fcvt.w.s" in dis and ",rne" in dis.replace(", ", ",")
+    dis = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    # the rounding is one fcvt.w.s with a static round-to-nearest-even
+    assert "fcvt.w.s" in dis and ",rne" in dis.replace(", ", ",")
 
 
 # ------------------------------------------------------------------------- on the target
@@ -1001,7 +1004,8 @@ def build_target_program(rng) -> TargetProgram:
             prog.call(f"irt_kv_write_i8({names[ci]}, {names[si]}, {prog.array(rows)}, {layer}, "
                       f"{kv_heads}, {capacity}, {hd}, {n}, {pos}, {ring})")
         end = pos + n
-    for label, name, want in zip(("kcache", "kscales", "vcache", "vscales"), names, caches):
+    labels = ("kcache", "kscales", "vcache", "vscales")
+    for label, name, want in zip(labels, names, caches, strict=True):
         prog.expect(f"kv_write_i8 {label}", name, want)
     T = 2
     first = max(0, end - capacity)
@@ -1025,8 +1029,7 @@ def build_target_program(rng) -> TargetProgram:
     return prog
 
 
-@pytest.mark.skipif(not (have_tool(TARGET_CC) and have_tool(QEMU)),
-                    reason=f"{TARGET_CC} or {QEMU} not found")
+@pytest.mark.needs("riscv", "qemu")
 def test_bit_exact_on_rv32_qemu(tmp_path):
     prog = build_target_program(rng_for("qemu"))
     src = tmp_path / "quant_check.c"
@@ -1046,18 +1049,10 @@ def test_bit_exact_on_rv32_qemu(tmp_path):
 # ------------------------------------------------------------------------- vs quant.py
 
 def quant_reference():
-    """irtool.interpreter.quant, when it exposes the reference functions used below."""
-    try:
-        import irtool.interpreter.quant as qref
-    except Exception as exc:  # missing, or not importable in this checkout
-        pytest.skip(f"irtool.interpreter.quant not importable: {exc}")
-    needed = ["activation_params", "quantize_activations", "w8a8_accumulate", "w8a8_linear",
-              "quantize_weights_w8", "quantize_weights_w4", "quantize_weights_w1", "pack_int4",
-              "pack_bits", "w4_linear", "w1_linear", "quantize_a4", "w1a4_linear",
-              "kv_write_int8"]
-    missing = [name for name in needed if not hasattr(qref, name)]
-    if missing:
-        pytest.skip(f"irtool.interpreter.quant lacks {missing}")
+    """The quantization contract's numpy reference, irtool.numerics.quant: a renamed or
+    missing function fails the tests below (AttributeError), it never skips them."""
+    import irtool.numerics.quant as qref
+
     return qref
 
 

@@ -38,11 +38,15 @@ from irtool.dialects import hw, memory
 from irtool.emission_checks import check_before_emission
 from irtool.errors import IrtoolError
 from irtool.output_safety import project_directory
+from irtool.ir_names import DECODE, KV_CAPACITY_ATTR, KV_WINDOW_ATTR
+from irtool.kernels import checked_signature, kernel_signature
+from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
-from irtool.targets.kernels import KERNELS
 from irtool.weights import WeightStore, numpy_dtype
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+"""The portable C kernels every C target ships (a target may add a runtime folder of its
+own)."""
 _C_TYPES = {"f32": "float", "i32": "int32_t", "i8": "int8_t", "ui8": "uint8_t", "i16": "int16_t"}
 ARENA_ALIGN = 64
 
@@ -56,6 +60,23 @@ def c_float(x: float) -> str:
     if math.isinf(v):
         return "INFINITY" if v > 0 else "-INFINITY"
     return f"{v!r}f" if "e" in repr(v) or "." in repr(v) else f"{v!r}.0f"
+
+
+def subview_pointer(op: memory.SubviewOp, base: str) -> str:
+    """A contiguous window of a buffer as a pointer into it: only the first dimension that
+    is cut may start past 0, the dimensions before it hold one index, those after it whole."""
+    src, sizes, offs = op.source.type.get_shape(), op.result.type.get_shape(), op.static_offsets
+    cut = next((i for i, (n, s) in enumerate(zip(src, sizes, strict=False)) if n != s), len(src))
+    if cut < len(src) and (any(s != 1 for s in sizes[:cut]) or any(o for o in offs[cut + 1:])):
+        raise IrtoolError(f"C emitter: memory.subview {list(offs)} of {op.source.type} -> "
+                          f"{op.result.type} is not contiguous; only leading windows are emitted")
+    stride, elements = 1, 0
+    for n, o in zip(reversed(src), reversed(offs), strict=False):
+        elements += o * stride
+        stride *= n
+    ctype = _C_TYPES[str(op.result.type.element_type)]
+    size = nbytes(op.result.type) // math.prod(sizes) if math.prod(sizes) else 0
+    return f"(({ctype} *)((const uint8_t *)({base}) + {elements * size}))"
 
 
 def nbytes(t: MemRefType) -> int:
@@ -119,24 +140,24 @@ class TokenTable:
 class CProject:
     """Builds the text of every file of the project from one placed module."""
 
-    def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription):
+    def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription,
+                 calls: CCalls = PORTABLE_CALLS):
         check_before_emission(module, store, target)  # irtool.emission_checks (issue 15)
         self.module = module
         self.store = store
         self.target = target
+        self.calls = calls
         self.globals = {op.sym_name.data: op for op in module.ops
                         if isinstance(op, memory.GlobalOp)}
-        self.decode = self._function("decode")
+        self.decode = self._function(DECODE)
         self.arena_size: dict[str, int] = {}
         for name, g in self.globals.items():
             self._grow(placement(g, f"memory.global @{name}"))
         for op in self.decode.walk():
             if isinstance(op, memory.AllocOp):
                 self._grow(placement(op, "a memory.alloc in @decode"))
-        self.scratch_floats = max(
-            [KERNELS[c.kernel].scratch({k: c.param(k) for k in KERNELS[c.kernel].params})
-             for c in self.decode.walk()
-             if isinstance(c, hw.CallOp) and KERNELS[c.kernel].scratch] or [1])
+        self.scratch_floats = max([_scratch(c) for c in self.decode.walk()
+                                   if isinstance(c, hw.CallOp)] or [1])
         ret = self.decode.function_type.outputs.data
         if len(ret) != 1 or len(self.decode.args) != 2:
             raise IrtoolError("C emitter: @decode must be (tok, pos) -> logits with its KV cache "
@@ -222,11 +243,11 @@ class CProject:
         return "\n".join(lines)
 
     def max_positions(self) -> int:
-        attr = self.module.attributes.get("irtool.kv_capacity")
+        attr = self.module.attributes.get(KV_CAPACITY_ATTR)
         return attr.value.data if isinstance(attr, IntegerAttr) else 1 << 30
 
     def ring(self) -> bool:
-        return "irtool.kv_window" in self.module.attributes
+        return KV_WINDOW_ATTR in self.module.attributes
 
     def model_c(self) -> str:
         body, names = [], {}
@@ -250,11 +271,20 @@ class CProject:
                     names[op.result] = str(op.value.value.data)
                 case arith.AddiOp():
                     names[op.result] = f"({name(op.lhs)} + {name(op.rhs)})"
-                case hw.CallOp():
+                case hw.CallOp() | hw.AccelOp():  # an accelerator's driver is C too
                     body.append(f"  {self.call(op, name)};")
                 case memory.CopyOp():
                     body.append(f"  memcpy({name(op.dest)}, {name(op.source)}, "
                                 f"{nbytes(op.source.type)}u);")
+                case memory.SubviewOp():
+                    names[op.result] = subview_pointer(op, name(op.source))
+                case memory.DmaStartOp():
+                    token = f"dma{len(names)}"
+                    names[op.token] = token
+                    body.append(f"  irt_dma_token_t {token} = irt_dma_start({name(op.dest)}, "
+                                f"{name(op.source)}, {nbytes(op.source.type)}u);")
+                case memory.DmaWaitOp():
+                    body.append(f"  irt_dma_wait({name(op.token)});")
                 case func.ReturnOp():
                     body.append(f"  return {name(op.arguments[0])};")
                 case memory.DeallocOp():
@@ -272,22 +302,24 @@ class CProject:
                 p = placement(g, name_)
                 init.append(f"  memset(irt_arena_{c_identifier(p.space)} + {p.offset}, 0, "
                             f"{nbytes(p.type)}u); /* @{name_} */")
+        dma = any(isinstance(op, memory.DmaStartOp) for op in self.decode.walk())
         externs = [f"extern const uint32_t *const irt_init_{c_identifier(s)}_ptr;"
                    for s in sorted(self.arena_size) if self.has_initial_weights(s)]
         return "\n".join([
             "/* Generated by irtool from the hw-level @decode: one kernel call per hw.call. */",
             "#include <math.h>", "#include <stddef.h>", "#include <string.h>",
-            '#include "model.h"', '#include "irt_kernels.h"', '#include "irt_quant.h"', "",
+            '#include "model.h"', *(f'#include "{h}"' for h in self.calls.headers),
+            *(['#include "irt_dma.h" /* the target\'s DMA HAL */'] if dma else []), "",
             *externs,
             f"static float irt_scratch[{self.scratch_floats}];", "",
             "void irt_init(void)", "{", *init, "}", "",
             "const float *irt_decode(const int32_t *tok, int32_t pos)", "{", *body, "}", ""])
 
     def call(self, op: hw.CallOp, name) -> str:
-        spec = KERNELS[op.kernel]
-        operands = dict(zip(spec.operands, op.args))
+        sig, c_call = checked_signature(op), self.calls[op.kernel]
+        operands = dict(zip(sig.operands, op.args, strict=False))
         args = []
-        for a in spec.c_args:
+        for a in c_call.args:
             if a == "NULL":
                 args.append("NULL")
             elif a == "SCRATCH":
@@ -300,19 +332,31 @@ class CProject:
             else:
                 v = op.param(a[2:])
                 args.append(c_float(v) if isinstance(v, float) else str(v))
-        return f"{spec.c_name}({', '.join(args)})"
+        return f"{c_call.function}({', '.join(args)})"
 
-    def write(self, out_dir: Path, main_c: str, makefile: str, linker: str) -> None:
+    def write(self, out_dir: Path, files: dict[str, str],
+              runtime_dirs: Sequence[Path] = (RUNTIME_DIR,)) -> None:
+        """The model's files, the project files given (main.c, Makefile, ...) and the runtime
+        sources (the portable kernels, then a target's own, which may replace a file)."""
         # built in a temporary directory, merged into out_dir when the command succeeds
         with project_directory(out_dir) as out_dir:  # irtool.output_safety (issue 15)
             rt = out_dir / "runtime"
-            shutil.copytree(RUNTIME_DIR, rt,
-                            ignore=shutil.ignore_patterns("tests", "__pycache__"))
+            rt.mkdir()
+            for src in runtime_dirs:
+                for f in sorted(src.iterdir()):
+                    if f.is_file() and f.suffix in (".c", ".h", ".S"):
+                        shutil.copyfile(f, rt / f.name)
             files = {"model.h": self.model_h(), "model.c": self.model_c(),
-                     "weights.c": self.weights_c(), "main.c": main_c, "Makefile": makefile,
-                     "irt_memory.ld": linker}
+                     "weights.c": self.weights_c(), **files}
             for fname, text in files.items():
                 (out_dir / fname).write_text(text)
+
+
+def _scratch(call: hw.CallOp) -> int:
+    sig = kernel_signature(call.kernel)
+    if sig.scratch is None:
+        return 0
+    return sig.scratch({k: call.param(k) for k in sig.params})
 
 
 def _word_lines(img: bytearray) -> list[str]:
