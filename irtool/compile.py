@@ -152,11 +152,13 @@ def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
 
 
 def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt: Sequence[int],
-                 steps: int, tokenizer, opts: CompileOptions, sampling=None) -> Path:
+                 steps: int, tokenizer, opts: CompileOptions, sampling=None,
+                 report: bool = False) -> Path:
     """The whole path to the target's project in `out_dir` (the name stays for the C
     targets' sake; a target with another emitter writes its own kind of project).
     `sampling` (irtool.sampling.SamplingOptions, default greedy) is how the program chooses
-    tokens."""
+    tokens; the project also keeps model.hw.mlir and estimate.json (and with `report`,
+    report.html) for `irtool report`."""
     target = opts.load_target()
     workload = _workload(module, opts)  # before the module is lowered in place
     with progress.step("quantizing" if opts.quantized else "extracting the KV cache"):
@@ -165,15 +167,17 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
         lower_for_target(module, opts)
     project = target.project(module, store) if hasattr(target, "project") else None
     vocab = project.vocab if project is not None else None
-    if vocab is not None and any(not 0 <= t < vocab for t in prompt):
-        bad = next(t for t in prompt if not 0 <= t < vocab)
-        raise IrtoolError(f"prompt token {bad} is outside the vocabulary (0..{vocab - 1})")
+    if vocab is not None:  # irtool.run_limits (issue 15)
+        from irtool.run_limits import check_c_program_inputs
+
+        check_c_program_inputs(module, prompt, steps, vocab)
     extra = {} if sampling is None else {"sampling": sampling}
+    if project is not None:  # a C project keeps what irtool report reads
+        extra["extra_files"] = _record(module, target, opts, prompt, steps, sampling,
+                                       workload, str(out_dir), report)
     with progress.step(f"writing the project to {out_dir}"):
-        out = target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
-                                   tokenizer=tokenizer, project=project, **extra)
-    _record(out, module, target, opts, prompt, steps, sampling, workload)
-    return out
+        return target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
+                                    tokenizer=tokenizer, project=project, **extra)
 
 
 def _workload(module: ModuleOp, opts: CompileOptions):
@@ -186,11 +190,11 @@ def _workload(module: ModuleOp, opts: CompileOptions):
     return workload_from_module(module, "model", quantized=opts.quant == "w8a8")
 
 
-def _record(out: Path, module: ModuleOp, target: Target, opts: CompileOptions,
-            prompt: Sequence[int], steps: int, sampling, workload) -> None:
+def _record(module: ModuleOp, target: Target, opts: CompileOptions, prompt: Sequence[int],
+            steps: int, sampling, workload, name: str, report: bool) -> dict[str, str]:
     """What `irtool report DIR` reads: the placed module with the options, the estimate."""
     from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR
-    from irtool.report import decode_estimate, record_project
+    from irtool.report import decode_estimate, project_record
 
     options = {k: v for k, v in asdict(opts).items() if v is not None}
     options.update(prompt_tokens=len(prompt), steps=steps)
@@ -200,5 +204,6 @@ def _record(out: Path, module: ModuleOp, target: Target, opts: CompileOptions,
     positions = len(prompt) + steps - 1
     if isinstance(cap, IntegerAttr) and KV_WINDOW_ATTR not in module.attributes:
         positions = min(positions, cap.value.data - 1)
-    record_project(out, module, options,
-                   decode_estimate(workload, target, len(prompt), positions))
+    return project_record(module, options,
+                          decode_estimate(workload, target, len(prompt), positions), name,
+                          with_report=report)

@@ -35,6 +35,7 @@ OPTIONS_ATTR = "irtool.compile_options"
 QUALITY_ATTR = "irtool.quality"
 PROJECT_MODULE = "model.hw.mlir"
 PROJECT_ESTIMATE = "estimate.json"
+PROJECT_REPORT = "report.html"
 BAR_WIDTH = 900
 BAR_HEIGHT = 36
 CHART_HEIGHT = 220
@@ -300,12 +301,10 @@ def render_html(data: ReportData) -> str:
 
 
 def write_report(data: ReportData, out: Path) -> Path:
-    out = Path(out)
-    try:
-        out.write_text(render_html(data))
-    except OSError as e:
-        raise IrtoolError(f"cannot write the report '{out}': {e.strerror}") from None
-    return out
+    from irtool.output_safety import write_text
+
+    write_text(out, render_html(data), "the report")
+    return Path(out)
 
 
 # -- what irtool compile records for the report ------------------------------------------------
@@ -326,12 +325,17 @@ def decode_estimate(workload, target, prefill: int, positions: int) -> dict | No
     return report_json(workload, target.name, {name: model}, {name: phases})
 
 
-def record_project(out_dir: Path, module, options: dict, estimate: dict | None) -> None:
-    """model.hw.mlir (the placed module, with the compile options) and estimate.json."""
+def project_record(module, options: dict, estimate: dict | None, name: str,
+                   with_report: bool = False) -> dict[str, str]:
+    """The files a project keeps for `irtool report DIR`: model.hw.mlir (the placed module,
+    with the compile options), estimate.json, and report.html itself when asked."""
     from irtool.module_io import module_text
 
     module.attributes[OPTIONS_ATTR] = DictionaryAttr(
         {k: StringAttr(_fmt(v) if not isinstance(v, str) else v) for k, v in options.items()})
-    (Path(out_dir) / PROJECT_MODULE).write_text(module_text(module))
+    files = {PROJECT_MODULE: module_text(module)}
     if estimate is not None:
-        (Path(out_dir) / PROJECT_ESTIMATE).write_text(json.dumps(estimate, indent=1))
+        files[PROJECT_ESTIMATE] = json.dumps(estimate, indent=1)
+    if with_report:
+        files[PROJECT_REPORT] = render_html(report_data(module, name, estimate))
+    return files

@@ -38,8 +38,9 @@ from irtool.ir_names import (
     VOCAB_ATTR,
     entry_points,
 )
+from irtool.run_limits import check_token_ids
 from irtool.sampling import GREEDY, Sampler, SamplingOptions
-from irtool.weights import WeightStore, numpy_dtype
+from irtool.weights import WeightStore, nonfinite_is_allowed, numpy_dtype
 
 State = tuple[np.ndarray, ...]
 
@@ -110,14 +111,9 @@ class ModelRunner:
         return self._prefill is not None and not by_token
 
     def check_tokens(self, tokens: Sequence[int]) -> np.ndarray:
-        ids = np.asarray(tokens, dtype=np.int32).reshape(-1)
-        if ids.size == 0:
-            raise IrtoolError("no tokens given: pass at least one token id")
-        vocab = self.vocab_size
-        if vocab is not None:
-            bad = [int(t) for t in ids if not 0 <= t < vocab]
-            if bad:
-                raise IrtoolError(f"token id {bad[0]} is outside the vocabulary (0..{vocab - 1})")
+        """The ids as int32, each in the vocabulary, no more than the context (run_limits)."""
+        given = [int(t) for t in np.ravel(np.asarray(tokens, dtype=object))]
+        ids = np.asarray(check_token_ids(given, self.vocab_size, "tokens"), dtype=np.int32)
         if self.max_seq_len is not None and ids.size > self.max_seq_len:
             raise IrtoolError(f"{ids.size} tokens exceed the model's maximum sequence length "
                               f"of {self.max_seq_len}")
@@ -174,7 +170,7 @@ class ModelRunner:
                 break
             if new:
                 logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
-            nxt = choose(logits[-1])
+            nxt = choose(finite(logits[-1], len(ids) - 1))
             if nxt in stop:
                 break
             ids.append(nxt)
@@ -191,7 +187,7 @@ class ModelRunner:
         for _ in range(steps):
             if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
                 break
-            nxt = choose(self.forward(ids)[-1])
+            nxt = choose(finite(self.forward(ids)[-1], len(ids) - 1))
             if nxt in stop:
                 break
             ids.append(nxt)
@@ -199,3 +195,18 @@ class ModelRunner:
             if on_token is not None:
                 on_token(nxt)
         return new
+
+
+def finite(logits: np.ndarray, pos: int) -> np.ndarray:
+    """One row of logits to choose from; NaN/Inf logits are an error, not token 0 (what argmax
+    returns for them), unless --allow-nonfinite was given."""
+    if not nonfinite_is_allowed() and not np.isfinite(logits).all():
+        raise IrtoolError(f"the model computed NaN/Inf logits at position {pos}: its weights "
+                          "overflow float32 (values near 3.4e38?), so no token can be chosen; "
+                          "pass --allow-nonfinite to pick one anyway")
+    return logits
+
+
+def greedy(logits: np.ndarray, pos: int) -> int:
+    """The argmax of one row of finite logits (see `finite`)."""
+    return int(np.argmax(finite(logits, pos)))

@@ -80,11 +80,15 @@ class CTarget(Target):
 
     def write_project(self, module, store, out_dir: Path, *, prompt: Sequence[int],
                       steps: int, tokenizer=None, project: CProject | None = None,
-                      sampling: SamplingOptions = GREEDY) -> Path:
-        """The project; main.c chooses tokens as `sampling` says (its irt_run.h)."""
+                      sampling: SamplingOptions = GREEDY,
+                      extra_files: dict[str, str] | None = None) -> Path:
+        """The project; main.c chooses tokens as `sampling` says (its irt_run.h);
+        `extra_files` (name -> text) are written with it (irtool compile's record for
+        irtool report)."""
         project = project or self.project(module, store)
         table = TokenTable.from_tokenizer(tokenizer, project.vocab)
         files = self.project_files(prompt, steps, table)
         files["irt_run.h"] = project_files.run_header(sampling, project.vocab)
+        files.update(extra_files or {})
         project.write(Path(out_dir), files, self.runtime_dirs)
         return Path(out_dir)
