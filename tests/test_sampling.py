@@ -151,7 +151,7 @@ def test_c_sampler_chooses_exactly_the_interpreters_tokens(c_sampler, vocab, opt
     work, *lines = proc.stdout.decode().splitlines()
     sampler = Sampler(options)
     want = []
-    for row, line in zip(rows, lines):
+    for row, line in zip(rows, lines, strict=True):
         token, *sums = line.split()
         want.append(sampler(row))
         assert int(token) == want[-1]
