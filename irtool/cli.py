@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "activations or KV cache) and report its quality")
     add_quantize_arguments(quant)
     quant.set_defaults(func=cmd_quantize)
-    for sp in (imp, gen, comp, quant, est):
+    for sp in (imp, gen, comp, quant, est, rep):
         sp.add_argument("--allow-nonfinite", action="store_true",
                         help="accept NaN/Inf (and overflowing) weight values")
     return p
