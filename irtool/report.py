@@ -269,8 +269,7 @@ def render_html(data: ReportData) -> str:
              f"{html.escape(data.name)}</title><style>{CSS}</style></head><body>",
              f"<h1>Memory plan: {html.escape(data.name)}</h1>",
              f"<p>target <b>{html.escape(plan['target'])}</b>, {len(data.buffers)} buffers, "
-             f"solver {html.escape(str(plan.get('status')))} in "
-             f"{plan.get('solve_time_ms', 0):,} ms, access cost "
+             f"solver {html.escape(str(plan.get('status')))}, access cost "
              f"{_fmt(plan.get('access_cost', 0.0))}</p>",
              _table(["memory", "size B", "reserved B", "plannable B", "peak B", "lower bound B",
                      "no reuse B", "buffers"], summary, "plan"),
@@ -333,7 +332,13 @@ def project_record(module, options: dict, estimate: dict | None, name: str,
 
     module.attributes[OPTIONS_ATTR] = DictionaryAttr(
         {k: StringAttr(_fmt(v) if not isinstance(v, str) else v) for k, v in options.items()})
+    plan = module.attributes.get(PLAN_ATTR)
+    if isinstance(plan, DictionaryAttr):  # the same project twice is the same bytes
+        module.attributes[PLAN_ATTR] = DictionaryAttr(
+            {k: v for k, v in plan.data.items() if k != "solve_time_ms"})
     files = {PROJECT_MODULE: module_text(module)}
+    if plan is not None:
+        module.attributes[PLAN_ATTR] = plan
     if estimate is not None:
         files[PROJECT_ESTIMATE] = json.dumps(estimate, indent=1)
     if with_report:
