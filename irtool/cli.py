@@ -1,6 +1,6 @@
 """`irtool`: the user-facing commands.
 
-    irtool import MODEL -o OUT.mlir          # ONNX or llama2.c -> IR + OUT.weights.npz
+    irtool import MODEL -o OUT.mlir          # ONNX, HF folder or llama2.c -> IR + OUT.weights.npz
     irtool generate [MODEL_OR_MLIR] --prompt TEXT --steps N [--tokenizer FILE]
                     [--level decode [--capacity N | --window W]]
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
@@ -41,6 +41,8 @@ def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
 
     if explicit:
         return load_tokenizer(explicit)
+    if model.is_dir():  # a Hugging Face checkpoint folder: its tokenizer.json
+        return load_tokenizer(model)
     candidates = [model.parent / "vocab.json"]
     if vocab_size:
         candidates.insert(0, model.parent / f"tok{vocab_size}.bin")
@@ -170,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
-    imp = sub.add_parser("import", help="import an ONNX or llama2.c model to irtool IR")
+    imp = sub.add_parser("import", help="import an ONNX file, a Hugging Face checkpoint "
+                         "folder or a llama2.c model to irtool IR")
     imp.add_argument("model")
     imp.add_argument("-o", "--output", required=True, metavar="OUT.mlir")
     imp.set_defaults(func=cmd_import)

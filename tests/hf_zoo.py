@@ -1,0 +1,133 @@
+"""A zoo of small random-weight Hugging Face decoders, one per family and variant.
+
+Each entry is a seeded `transformers` config (hidden 32-64, 2 layers, vocab 96-256, context
+64) of a family users bring; `build` makes the torch model, `save_folder` writes the
+checkpoint folder `save_pretrained` writes, and `export_onnx` the ONNX exports. torch and
+transformers are test-only dependencies: this module is imported by tests that skip without
+them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CONTEXT = 64  # every zoo model's max_position_embeddings
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    config_class: str
+    kwargs: dict = field(default_factory=dict)
+    seed: int = 0
+
+    def config(self):
+        import transformers
+
+        return getattr(transformers, self.config_class)(**self.kwargs)
+
+
+def _llama_kw(**extra) -> dict:
+    kw = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+              num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=CONTEXT,
+              tie_word_embeddings=False)
+    kw.update(extra)
+    return kw
+
+
+ZOO = [
+    ZooModel("llama", "LlamaConfig", _llama_kw()),
+    ZooModel("llama-gqa", "LlamaConfig", _llama_kw(num_key_value_heads=2, rope_theta=500000.0)),
+    ZooModel("smollm-tied", "LlamaConfig", _llama_kw(num_key_value_heads=1,
+                                                      tie_word_embeddings=True)),
+    ZooModel("mistral-window8", "MistralConfig", _llama_kw(num_key_value_heads=2,
+                                                           sliding_window=8)),
+    ZooModel("qwen2", "Qwen2Config", _llama_kw(num_key_value_heads=2, tie_word_embeddings=True)),
+    ZooModel("qwen3", "Qwen3Config", _llama_kw(num_key_value_heads=2, head_dim=16)),
+    ZooModel("gemma", "GemmaConfig", _llama_kw(num_key_value_heads=1, head_dim=16,
+                                               tie_word_embeddings=True)),
+    ZooModel("gpt2", "GPT2Config", dict(vocab_size=160, n_embd=32, n_layer=2, n_head=4,
+                                        n_positions=CONTEXT)),
+    ZooModel("phi", "PhiConfig", dict(vocab_size=128, hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4,
+                                      max_position_embeddings=CONTEXT,
+                                      partial_rotary_factor=0.5)),
+    ZooModel("gpt-neox", "GPTNeoXConfig", dict(vocab_size=128, hidden_size=32,
+                                               intermediate_size=64, num_hidden_layers=2,
+                                               num_attention_heads=4,
+                                               max_position_embeddings=CONTEXT, rotary_pct=0.5)),
+    ZooModel("gpt-j", "GPTJConfig", dict(vocab_size=128, n_embd=32, n_layer=2, n_head=4,
+                                         n_positions=CONTEXT, rotary_dim=4)),
+    ZooModel("opt-gelu", "OPTConfig", dict(vocab_size=128, hidden_size=32, ffn_dim=64,
+                                           num_hidden_layers=2, num_attention_heads=4,
+                                           max_position_embeddings=CONTEXT,
+                                           word_embed_proj_dim=32, activation_function="gelu")),
+]
+BY_NAME = {m.name: m for m in ZOO}
+
+
+def build(model: ZooModel):
+    """The torch model of `model`, seeded, in eval mode; weights drawn wider than the
+    default init (std 0.02 makes every logit near zero and greedy tokens meaningless)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(model.seed)
+    m = transformers.AutoModelForCausalLM.from_config(model.config(), attn_implementation="eager")
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.endswith("bias") or "norm" in name or "ln" in name.split(".")[-2]:
+                p.add_(torch.randn_like(p) * 0.1)
+            else:
+                p.copy_(torch.randn_like(p) * 0.3)
+    return m.eval()
+
+
+def save_folder(m, folder: Path) -> Path:
+    m.save_pretrained(folder)
+    return folder
+
+
+def torch_logits(m, ids) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        out = m(torch.tensor([list(ids)], dtype=torch.long))
+    return out.logits[0].numpy()
+
+
+def torch_greedy(m, prompt, steps: int) -> list[int]:
+    ids = list(prompt)
+    for _ in range(steps):
+        ids.append(int(np.argmax(torch_logits(m, ids)[-1])))
+    return ids[len(prompt):]
+
+
+TOKENIZER_TEXT = ("once upon a time there was a little fox who lived in the green forest . "
+                  "every day the fox ran to the river to drink and to play with the fish . ") * 4
+
+
+def save_tokenizer(folder: Path, vocab_size: int) -> Path:
+    """A SentencePiece-style BPE (Metaspace) trained on a fixed text, at most `vocab_size`
+    ids, saved as the folder's tokenizer.json with a <s> BOS added by its post-processor."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"])
+    tok.train_from_iterator([TOKENIZER_TEXT], trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    path = folder / "tokenizer.json"
+    tok.save(str(path))
+    return path
