@@ -131,3 +131,70 @@ def save_tokenizer(folder: Path, vocab_size: int) -> Path:
     path = folder / "tokenizer.json"
     tok.save(str(path))
     return path
+
+
+# --- ONNX exports ------------------------------------------------------------------------------
+
+EXPORTERS = ("dynamo", "dynamo-eager", "legacy")
+EXPORT_IDS = [1, 5, 7, 9, 11, 13, 2, 4, 6, 8, 10]  # the example input the export traces
+
+
+def export_onnx(z: ZooModel, exporter: str, folder: Path) -> Path:
+    """`torch.onnx.export` of the zoo model `z`, the stock ways, into `folder/model.onnx`
+    with the model's config.json beside it (as optimum writes it):
+    * dynamo: `dynamo=True` (today's default exporter), the default (SDPA) attention,
+      input_ids only;
+    * dynamo-eager: the same with `attn_implementation="eager"`;
+    * legacy: `dynamo=False`, opset 17, with optimum's inputs (input_ids, attention_mask,
+      position_ids): without an attention_mask transformers' packed-sequence check uses
+      aten::diff, which the legacy exporter cannot export."""
+    import torch
+
+    m = build(z)
+    m.set_attn_implementation("eager" if exporter == "dynamo-eager" else "sdpa")
+    folder.mkdir(parents=True, exist_ok=True)
+    m.config.save_pretrained(folder)
+    path = folder / "model.onnx"
+    ids = torch.tensor([EXPORT_IDS], dtype=torch.long)
+    if exporter.startswith("dynamo"):
+        torch.onnx.export(
+            _LogitsOf(m).eval(), (ids,), str(path), input_names=["input_ids"],
+            output_names=["logits"], dynamo=True, verbose=False,
+            dynamic_shapes={"input_ids": {1: torch.export.Dim("T", min=2, max=CONTEXT)}})
+    elif exporter == "legacy":
+        feeds = (ids, torch.ones_like(ids), torch.arange(ids.shape[1])[None])
+        axes = {n: {1: "T"} for n in ("input_ids", "attention_mask", "position_ids", "logits")}
+        torch.onnx.export(_LogitsOf(m).eval(), feeds, str(path), dynamo=False, opset_version=17,
+                          input_names=["input_ids", "attention_mask", "position_ids"],
+                          output_names=["logits"], dynamic_axes=axes)
+    else:
+        raise ValueError(exporter)
+    return path
+
+
+def _LogitsOf(m):
+    import torch
+
+    class LogitsOf(torch.nn.Module):
+        """The logits alone, no cache: what a single-sequence forward returns."""
+
+        def __init__(self):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask=None, position_ids=None):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=position_ids, use_cache=False).logits
+
+    return LogitsOf()
+
+
+def onnxruntime_logits(path: Path, ids) -> np.ndarray:
+    """Logits of the ONNX file for one sequence, its extra inputs fed like irtool binds them."""
+    import onnxruntime as ort
+
+    ids = np.asarray([list(ids)], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+             "position_ids": np.arange(ids.shape[1], dtype=np.int64)[None]}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0][0]

@@ -24,14 +24,21 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
-from xdsl.dialects.builtin import ModuleOp
+from onnx import numpy_helper
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import SSAValue
 
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.frontend import onnx_patterns as pat
 from irtool.frontend.builder import ModelBuilder
-from irtool.frontend.onnx_shapes import OnnxGraph, ShapeEvaluator, UnsupportedNode, attr
+from irtool.frontend.onnx_shapes import (
+    PROBES,
+    OnnxGraph,
+    ShapeEvaluator,
+    UnsupportedNode,
+    attr,
+)
 from irtool.weights import WeightStore
 
 # Without RoPE tables or a learned position table the graph sets no length limit; the module
@@ -53,13 +60,17 @@ PASSTHROUGH = {"Reshape", "Squeeze", "Unsqueeze", "Identity", "Cast", "Dropout"}
 def import_onnx(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
     """Load the ONNX LM at `path` and raise it to a `transformer` module and its weights."""
     model = _load(path)
-    input_name, output_name, vocab = _interface(model, path)
+    input_name, output_name, vocab, extra = _interface(model, path)
+    bound = _bind_inputs(model, input_name, extra) if extra else ""
     model = _clean(model, path)
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))  # demand-driven raising recurses per layer
     try:
         graph = OnnxGraph(model.graph, input_name, output_name)
-        return _Raiser(graph, vocab).run()
+        module, store = _Raiser(graph, vocab, _context_length(path, graph)).run()
+        if bound:
+            module.attributes[BOUND_INPUTS_ATTR] = StringAttr(bound)
+        return module, store
     except UnsupportedNode as e:
         raise IrtoolError(unsupported_message(e.node, e.reason)) from None
     finally:
@@ -96,16 +107,39 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
             for d in value.type.tensor_type.shape.dim]
 
 
-def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int]:
-    """The token-id input, the logits output and the vocabulary size; clear errors else."""
+# Inputs a single-sequence, no-cache run gives one obvious value: (description, builder).
+BINDABLE = {
+    "attention_mask": "ones [1, T]",
+    "position_ids": "0..T-1 [1, T]",
+    "cache_position": "0..T-1 [T]",
+    "token_type_ids": "zeros [1, T]",
+}
+BOUND_INPUTS_ATTR = "irtool.onnx_bound_inputs"
+
+
+def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int, list[onnx.ValueInfoProto]]:
+    """The token-id input, the logits output, the vocabulary size and the extra inputs to
+    bind; clear errors else."""
     g = model.graph
     inits = {t.name for t in g.initializer}
     inputs = [i for i in g.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise IrtoolError(f"'{path}' has {len(inputs)} inputs "
-                          f"({', '.join(i.name for i in inputs)}); irtool imports models with "
-                          "one input, the token ids [1, T]")
-    x = inputs[0]
+    cached = [i.name for i in inputs if "past" in i.name or "cache" in i.name.split(".")[0]
+              and i.name != "cache_position"]
+    if cached:
+        raise IrtoolError(f"'{path}' takes a KV cache as input ({', '.join(cached[:3])}"
+                          f"{', ...' if len(cached) > 3 else ''}); irtool builds its own cache: "
+                          "export the model without cache (use_cache=False; optimum: the "
+                          "'text-generation' task, not 'text-generation-with-past')")
+    ids = [i for i in inputs if i.name == "input_ids"] or inputs[:1]
+    if not ids:
+        raise IrtoolError(f"'{path}' has no inputs; irtool needs the token ids [1, T]")
+    x = ids[0]
+    extra = [i for i in inputs if i is not x]
+    unknown = [i.name for i in extra if i.name not in BINDABLE]
+    if unknown:
+        raise IrtoolError(f"'{path}' has inputs irtool cannot bind: {', '.join(unknown)}; "
+                          f"besides the token ids it binds {', '.join(BINDABLE)} to their "
+                          "values for one unpadded sequence")
     elem = x.type.tensor_type.elem_type
     dims = _dims(x)
     if elem not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) or len(dims) != 2:
@@ -114,10 +148,10 @@ def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int]:
     if isinstance(dims[0], int) and dims[0] != 1:
         raise IrtoolError(f"input '{x.name}' of '{path}' has a fixed batch of {dims[0]}; "
                           "irtool runs one sequence at a time: export with batch 1")
-    if isinstance(dims[1], int):
-        raise IrtoolError(f"input '{x.name}' of '{path}' has a fixed length of {dims[1]} tokens;"
-                          " export with a dynamic sequence axis (dynamic_axes={'"
-                          f"{x.name}': {{1: 'T'}}}})")
+    for i in [x, *extra]:
+        d = _dims(i)
+        if d and isinstance(d[-1], int) and d[-1] > 1:
+            raise IrtoolError(_fixed_length_message(path, d[-1], f"input '{i.name}'"))
     outputs = [o for o in g.output if o.name == "logits"] or list(g.output)
     if len(outputs) != 1:
         raise IrtoolError(f"'{path}' has {len(g.output)} outputs and none is named 'logits'")
@@ -126,7 +160,59 @@ def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int]:
     if len(odims) not in (2, 3) or not isinstance(odims[-1], int) or not odims[-1]:
         raise IrtoolError(f"output '{out.name}' of '{path}' is {_describe(out)}; irtool needs "
                           "logits [1, T, vocab] with a fixed vocab")
-    return x.name, out.name, odims[-1]
+    return x.name, out.name, odims[-1], extra
+
+
+def _fixed_length_message(path, length: int, where: str) -> str:
+    return (f"'{path}': this graph fixes the sequence length to {length} ({where}); irtool "
+            "imports a model for every length up to its context: export with a dynamic axis "
+            "(torch.onnx.export(..., dynamic_axes={'input_ids': {1: 'T'}, ...}) or, with "
+            "dynamo=True, dynamic_shapes=...)")
+
+
+def _bind_inputs(model: onnx.ModelProto, ids: str, extra: list[onnx.ValueInfoProto]) -> str:
+    """Replace each extra input by nodes computing its single-sequence value from the length
+    of the token ids; returns the binding as it is recorded in the IR."""
+    from onnx import helper
+
+    g = model.graph
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+
+    def const(name: str, value) -> str:
+        full = f"irtool_bind_{name}"
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.int64), full))
+        return full
+
+    shape = "irtool_bind_ids_shape"
+    nodes.append(helper.make_node("Shape", [ids], [shape]))
+    for x in extra:
+        tmp = f"irtool_bind_{x.name}_int64"
+        if x.name in ("position_ids", "cache_position"):
+            length = "irtool_bind_length"
+            if not any(n.output[0] == length for n in nodes):
+                nodes.append(helper.make_node("Gather", [shape, const("one_index", 1)],
+                                              [length], axis=0))
+            rng = f"irtool_bind_{x.name}_range"
+            nodes.append(helper.make_node("Range", [const("zero", 0), length, const("step", 1)],
+                                          [rng]))
+            target = const(f"{x.name}_shape", [1, -1] if x.name == "position_ids" else [-1])
+            nodes.append(helper.make_node("Reshape", [rng, target], [tmp]))
+        else:
+            fill = 1 if x.name == "attention_mask" else 0
+            nodes.append(helper.make_node(
+                "ConstantOfShape", [shape], [tmp],
+                value=numpy_helper.from_array(np.array([fill], dtype=np.int64))))
+        nodes.append(helper.make_node("Cast", [tmp], [x.name],
+                                      to=x.type.tensor_type.elem_type))
+    keep = [i for i in g.input if i not in extra]
+    del g.input[:]
+    g.input.extend(keep)
+    g.initializer.extend(inits)
+    old = list(g.node)
+    del g.node[:]
+    g.node.extend(nodes + old)
+    return "; ".join(f"{x.name} = {BINDABLE[x.name]}" for x in extra)
 
 
 def _describe(value: onnx.ValueInfoProto) -> str:
@@ -146,6 +232,35 @@ def _clean(model: onnx.ModelProto, path) -> onnx.ModelProto:
         detail = (str(e).strip().splitlines() or [""])[0]
         raise IrtoolError(f"'{path}' is not a valid ONNX model ({type(e).__name__}: "
                           f"{detail})") from None
+
+
+def _context_length(path, graph: OnnxGraph) -> int:
+    """The longest sequence to import the model for: the config.json an export tool wrote
+    beside the file (optimum, save_pretrained), else the rows of the constant tables the
+    graph indexes by position, else DEFAULT_MAX_SEQ_LEN."""
+    import json
+
+    config = os.path.join(os.path.dirname(os.fspath(path)), "config.json")
+    try:
+        with open(config, encoding="utf-8") as f:
+            cfg = json.load(f)
+        for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_len"):
+            if isinstance(cfg.get(key), int) and cfg[key] > 0:
+                return cfg[key]
+    except (OSError, ValueError, AttributeError):
+        pass
+    ev = ShapeEvaluator(graph)
+    rows = []
+    for node in graph.nodes:
+        table = graph.constants.get(node.input[0]) if node.input else None
+        if table is None or table.ndim < 2 or not ev.is_static(node.output[0]):
+            continue
+        if node.op_type == "Gather" and node.input[1] not in graph.constants:
+            rows.append(table.shape[attr(node, "axis", 0)])  # rows picked by position
+        elif node.op_type == "Slice":  # rows 0..T-1 of a table
+            a, b = (ev.shape(node.output[0], t) for t in PROBES)
+            rows += [table.shape[k] for k, (x, y) in enumerate(zip(a, b)) if (x, y) == PROBES]
+    return min(rows) if rows else DEFAULT_MAX_SEQ_LEN
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,10 +322,11 @@ class _Weights:
 class _Raiser:
     """Demand-driven raising from the logits backwards, one memoized ONNX value at a time."""
 
-    def __init__(self, graph: OnnxGraph, vocab: int):
+    def __init__(self, graph: OnnxGraph, vocab: int, context: int):
         self.g = graph
         self.ev = ShapeEvaluator(graph)
-        self.b = ModelBuilder(vocab_size=vocab, max_seq_len=DEFAULT_MAX_SEQ_LEN)
+        self.ev.context = context
+        self.b = ModelBuilder(vocab_size=vocab, max_seq_len=context)
         self.w = _Weights(self.b)
         self.memo: dict[str, SSAValue] = {}
         self.covered: set[int] = set()
@@ -231,8 +347,7 @@ class _Raiser:
     def run(self) -> tuple[ModuleOp, WeightStore]:
         logits = self.activation(self.g.output_name)
         self._check_coverage()
-        if self.table_rows:
-            self.b.max_seq_len = min(self.table_rows)
+        self.b.max_seq_len = min([self.b.max_seq_len, *self.table_rows])
         return self.b.finish(logits)
 
     # -- dispatch ------------------------------------------------------------------------
@@ -411,7 +526,7 @@ class _Raiser:
         v = self.activation(att.v.source)
         return self.b.value(tf.AttentionOp(q, k, v, heads=att.heads, kv_heads=att.kv_heads,
                                            head_dim=att.head_dim, scale=att.scale,
-                                           causal=att.causal))
+                                           causal=att.causal, window=att.window))
 
     def _rope(self, path: pat.HeadPath, head_dim: int, x: SSAValue) -> SSAValue:
         rope = path.rope

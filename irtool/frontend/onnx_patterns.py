@@ -455,6 +455,7 @@ class Attention:
     head_dim: int
     scale: float
     causal: bool
+    window: int | None  # sliding window of the last `window` keys (with causal)
     nodes: list[int]
 
 
@@ -469,14 +470,17 @@ def match_attention(ev: ShapeEvaluator, value: str) -> Attention | None:
         return None
     tr = producer(ev, reshape.input[0], "Transpose")
     pv = producer(ev, tr.input[0], "MatMul") if tr is not None else None
-    sm = producer(ev, pv.input[0], "Softmax") if pv is not None else None
+    probs, guard = (pv.input[0], []) if pv is not None else (None, [])
+    if pv is not None and (g := _nan_guard(ev, probs)) is not None:
+        probs, guard = g
+    sm = producer(ev, probs, "Softmax") if pv is not None else None
     if sm is None or not all(ev.is_data(i) for i in pv.input):
         return None
     rank = len(ev.shape(pv.output[0], PROBES[0]))
     if list(attr(tr, "perm", [])) != ([0, 2, 1, 3] if rank == 4 else [1, 0, 2]) \
             or attr(sm, "axis", -1) % rank != rank - 1:
         return None
-    qk, scale, causal, nodes = _scores(ev, sm.input[0])
+    qk, scale, causal, window, nodes = _scores(ev, sm.input[0])
     qh, kt = qk.input
     shape = _head_dims(ev, qh, transposed=False)
     if shape is None or _head_dims(ev, kt, transposed=True) != shape \
@@ -494,9 +498,25 @@ def match_attention(ev: ShapeEvaluator, value: str) -> Attention | None:
     for path, start, transposed in ((q, qh, False), (k, kt, True), (v, pv.input[1], False)):
         _verify_path(ev, path, start, heads, head_dim, transposed, sm)
     nodes += node_ids(ev, value, tr.output[0], pv.output[0], sm.output[0], qk.output[0])
+    nodes += guard
     nodes += q.nodes + k.nodes + v.nodes
     return Attention(q, k, v, heads, k.heads, head_dim, scale * q.factor * k.factor, causal,
-                     nodes)
+                     window, nodes)
+
+
+def _nan_guard(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]] | None:
+    """Where(IsNaN(p), 0, p): the guard torch's SDPA export puts after the Softmax for rows
+    whose keys are all masked. With the causal (or sliding-window) masks irtool accepts every
+    query sees at least its own key, so no row is all masked and the guard is the identity:
+    (p, the guard's nodes), else None."""
+    where = producer(ev, value, "Where")
+    if where is None:
+        return None
+    cond, fill, p = where.input
+    isnan = producer(ev, cond, "IsNaN")
+    if isnan is None or isnan.input[0] != p or scalar(ev, fill) != 0.0:
+        return None
+    return p, node_ids(ev, value, cond)
 
 
 def _layout_error(ev: ShapeEvaluator, softmax: onnx.NodeProto, why: str) -> IrtoolError:
@@ -543,29 +563,52 @@ def _scores(ev: ShapeEvaluator, value: str):
             raise UnsupportedNode(node, "between the attention scores and their Softmax")
         if masked is not None:
             mask_nodes.append(ev.g.index(node.output[0]))
-            vis = [_key_visibility(~m, t, node) for m, t in zip(masked, PROBES)]
+            vis = [_key_visibility(~m, t, node) for m, t in zip(masked, _mask_lengths(ev))]
             visible = vis if visible is None else [a & b for a, b in zip(visible, vis)]
     causal = visible is not None
-    if causal and not all(np.array_equal(v, np.tril(np.ones((t, t), bool)))
-                          for v, t in zip(visible, PROBES)):
-        raise IrtoolError(f"the attention mask applied by node '{ev.g.label(mask_nodes[0])}' "
-                          "is not causal; irtool raises causal or unmasked self-attention")
-    return node, scale, causal, nodes
+    window = classify_mask(visible, ev.g.label(mask_nodes[0]), ev.context) if causal else None
+    return node, scale, causal, window, nodes
+
+
+def _mask_lengths(ev: ShapeEvaluator) -> tuple[int, ...]:
+    """Where masks are evaluated: the probes and the full context (a sliding window shows
+    only at lengths beyond it)."""
+    return (*PROBES, ev.context)
+
+
+def sliding_window_mask(t: int, window: int | None) -> np.ndarray:
+    """[t, t] keys visible to each query: causal, and the last `window` keys if given."""
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    visible = j <= i
+    return visible & (j > i - window) if window is not None else visible
+
+
+def classify_mask(visible: list[np.ndarray], node: str, context: int) -> int | None:
+    """None for a causal mask, W for a causal sliding window of W keys (both exactly, at
+    every evaluated length including the full context); anything else is refused."""
+    full = visible[-1]
+    window = int(full[-1].sum())
+    window = None if window >= full.shape[0] else window
+    if all(np.array_equal(v, sliding_window_mask(v.shape[0], window)) for v in visible):
+        return window
+    raise IrtoolError(f"the attention mask applied by node '{node}' is neither causal nor a "
+                      f"causal sliding window (evaluated at {context} tokens); irtool raises "
+                      "causal, sliding-window or unmasked self-attention")
 
 
 def _where_mask(ev: ShapeEvaluator, node: onnx.NodeProto):
-    """Where(cond, fill, scores) or Where(cond, scores, fill): (scores, masked per probe)."""
+    """Where(cond, fill, scores) or Where(cond, scores, fill): (scores, masked per length)."""
     cond, a, b = node.input
     for fill, data, hide_when in ((a, b, True), (b, a, False)):
         f = scalar(ev, fill)
         if f is not None and f <= MASKED and ev.is_data(data):
-            return data, [c.astype(bool) == hide_when for c in ev.values(cond)]
+            return data, [ev.value(cond, t).astype(bool) == hide_when for t in _mask_lengths(ev)]
     raise UnsupportedNode(node, "a Where that is not a -inf attention mask")
 
 
 def _additive_mask(ev: ShapeEvaluator, value: str, node: onnx.NodeProto) -> list[np.ndarray]:
     """An added mask must be 0 (visible) or very negative (hidden): no biases like ALiBi."""
-    values = ev.values(value)
+    values = [ev.value(value, t) for t in _mask_lengths(ev)]
     if not all(((m == 0) | (m <= MASKED)).all() for m in values):
         raise UnsupportedNode(node, "adding a bias to the attention scores")
     return [m <= MASKED for m in values]
@@ -636,10 +679,8 @@ def _rope(ev: ShapeEvaluator, path: HeadPath, role: str, head_dim: int) -> Rope:
             raise IrtoolError(f"the attention {role} path multiplies by '{name}' (dims "
                               f"{dims}), which is not a [T, width] rotary table")
         table_name = find_row_table(ev, name, width)
-        if table_name is None:
-            raise IrtoolError(f"the rotary table '{name}' of the attention {role} is not rows "
-                              "0..T-1 of a constant table")
-        table = ev.g.constants[table_name]
+        table = ev.g.constants[table_name] if table_name is not None \
+            else evaluated_table(ev, name, width, f"rotary table of the attention {role}")
         kind = "cos" if np.allclose(table[0], 1.0) else "sin" if np.allclose(table[0], 0.0) \
             else None
         if kind is None:
@@ -666,6 +707,20 @@ def _rope(ev: ShapeEvaluator, path: HeadPath, role: str, head_dim: int) -> Rope:
         raise IrtoolError(f"the RoPE tables of the attention {role} rotate {rope.rotary_dim} "
                           f"dims but a head has {head_dim}")
     return rope
+
+
+def evaluated_table(ev: ShapeEvaluator, name: str, width: int, what: str) -> np.ndarray:
+    """A [T, width] value that depends on the length only (cos/sin computed at run time from
+    the positions, any RoPE variant or scaling), evaluated at the full context length: row p
+    is position p's. It must be a table: its rows at a short length are the same rows."""
+    full = np.asarray(ev.value(name, ev.context)).reshape(ev.context, width)
+    for t in PROBES:
+        short = np.asarray(ev.value(name, t)).reshape(t, width)
+        if not np.allclose(short, full[:t], rtol=1e-6, atol=1e-7):
+            raise IrtoolError(f"the {what} '{name}' changes with the sequence length (its "
+                              f"first {t} rows differ at lengths {t} and {ev.context}): "
+                              "a length-dependent RoPE scaling irtool cannot precompute")
+    return full.astype(np.float32)
 
 
 def _verify_path(ev: ShapeEvaluator, path: HeadPath, start: str, heads: int, head_dim: int,
