@@ -335,11 +335,13 @@ class _Raiser:
         self.patterns: dict[str, list[Callable[[str], SSAValue | None]]] = {
             "Gather": [self._embedding],
             "MatMul": [self._linear],
+            "Gemm": [self._linear],
             "Add": [self._linear, self._binary],
             "Split": [self._split_linear],
-            "Mul": [self._rms_norm, self._gelu, self._silu, self._binary],
-            "Div": [self._rms_norm],
+            "Mul": [self._rms_norm, self._gelu, self._silu, self._binary, self._scaled],
+            "Div": [self._rms_norm, self._scaled],
             "LayerNormalization": [self._layer_norm],
+            "Gelu": [self._gelu],
             "Reshape": [self._attention, self._passthrough],
             **{op: [self._passthrough] for op in PASSTHROUGH - {"Reshape"}},
         }
@@ -398,11 +400,11 @@ class _Raiser:
         return self.b.value(tf.EmbeddingOp(self.b.tokens, w))
 
     def _position_embedding(self, name: str) -> SSAValue:
-        table = pat.match_position_table(self.ev, name)
-        if table is None:
+        hit = pat.match_position_table(self.ev, name)
+        if hit is None:
             raise IrtoolError(f"the constant '{name}' (dims {self.ev.dims(name)}) is used as an "
-                              "activation but is not a learned position table sliced to 0..T-1")
-        array = self.g.constants[table]
+                              "activation but is not a table of the positions 0..T-1")
+        table, array = hit
         self.table_rows.append(array.shape[0])
         w = self.w.get(("raw", table), _readable(table) or "pos_embeddings", lambda: array)
         return self.b.value(tf.PositionEmbeddingOp(self.b.tokens, w))
@@ -419,6 +421,40 @@ class _Raiser:
             return None
         lin, part = hit
         return self._emit_linear(lin, name, self.roles.get(name, str(part)))
+
+    def _scaled(self, name: str) -> SSAValue | None:
+        """x * c for a scalar constant c, folded into what computes x: a linear (weight and
+        bias scaled) or an embedding (a scaled copy of the table). The transformer dialect
+        has no scalar multiply, so a constant factor elsewhere is refused."""
+        hit = pat.match_scaled(self.ev, name)
+        if hit is None or self._features(name) is None:
+            return None
+        x, c = hit
+        node = self.g.node(name)
+        if not pat.single_use(self.ev, x):
+            raise UnsupportedNode(node, f"multiplying by the constant {c:g} a value that is "
+                                        "also used unscaled")
+        lin = pat.match_linear(self.ev, x)
+        if lin is not None:
+            self._cover([self.g.index(name)])
+            scaled = pat.Linear(lin.x, lin.weight * np.float32(c),
+                                None if lin.bias is None else lin.bias * np.float32(c),
+                                lin.name, f"{lin.weight_source}*{c!r}",
+                                None if lin.bias_source is None else f"{lin.bias_source}*{c!r}",
+                                lin.nodes)
+            return self._emit_linear(scaled, x, "")
+        emb = pat.match_embedding(self.ev, x)
+        if emb is not None:
+            table, nodes = emb
+            self._cover(nodes + [self.g.index(name)])
+            w = self.w.get(("scaled", table, c), f"{_readable(table) or 'tok_embeddings'}.scaled",
+                           lambda: self.g.constants[table] * np.float32(c))
+            return self.b.value(tf.EmbeddingOp(self.b.tokens, w))
+        raise UnsupportedNode(node, f"multiplying by the constant {c:g}: irtool folds a "
+                                    "constant factor into the linear or embedding that computes "
+                                    "its operand (the transformer dialect has no scalar multiply)"
+                                    ", here the operand comes from "
+                                    f"'{self.g.node(x).op_type if self.g.node(x) else x}'")
 
     def _emit_linear(self, lin: pat.Linear, name: str, part: str) -> SSAValue | None:
         if self._features(lin.x) != lin.weight.shape[0] or self._features(name) is None:

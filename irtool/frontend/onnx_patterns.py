@@ -166,6 +166,9 @@ def match_linear(ev: ShapeEvaluator, value: str) -> Linear | None:
 
 
 def _matmul(ev: ShapeEvaluator, value: str) -> Linear | None:
+    gemm = _gemm(ev, value)
+    if gemm is not None:
+        return gemm
     node = producer(ev, value, "MatMul")
     if node is None or not ev.is_data(node.input[0]):
         return None
@@ -174,6 +177,29 @@ def _matmul(ev: ShapeEvaluator, value: str) -> Linear | None:
         return None
     return Linear(node.input[0], w, None, scope_name(node.name), node.input[1], None,
                   [ev.g.index(value)])
+
+
+def _gemm(ev: ShapeEvaluator, value: str) -> Linear | None:
+    """Gemm(x, W, C) on a [T, in] activation, W and C constant: `alpha * x @ op(W) + beta * C`
+    (the exporters' addmm / nn.Linear; onnxscript's Gemm rewrite only covers a Reshape-wrapped
+    Gemm without transB)."""
+    node = producer(ev, value, "Gemm")
+    if node is None or attr(node, "transA", 0) or not ev.is_data(node.input[0]):
+        return None
+    w = constant(ev, node.input[1])
+    if w is None or w.ndim != 2:
+        return None
+    w = (w.T if attr(node, "transB", 0) else w) * np.float32(attr(node, "alpha", 1.0))
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        c = constant(ev, node.input[2])
+        if c is None or c.size not in (1, w.shape[1]):
+            return None
+        bias = np.broadcast_to(c.reshape(-1) * np.float32(attr(node, "beta", 1.0)),
+                               (w.shape[1],)).astype(np.float32)
+    return Linear(node.input[0], np.ascontiguousarray(w, dtype=np.float32), bias,
+                  scope_name(node.name), node.input[1], node.input[2] if bias is not None
+                  else None, [ev.g.index(value)])
 
 
 def match_split_linear(ev: ShapeEvaluator, value: str) -> tuple[Linear, int] | None:
@@ -191,6 +217,20 @@ def match_split_linear(ev: ShapeEvaluator, value: str) -> tuple[Linear, int] | N
     bias = None if lin.bias is None else lin.bias[lo:hi]
     return Linear(lin.x, lin.weight[:, lo:hi], bias, lin.name, lin.weight_source,
                   lin.bias_source, lin.nodes + [ev.g.index(value)]), part
+
+
+def match_scaled(ev: ShapeEvaluator, value: str) -> tuple[str, float] | None:
+    """Mul(x, c) or Div(x, c) with a scalar constant c (embedding scales, q scaling, logit
+    scales, residual multipliers): (x, the factor)."""
+    node = producer(ev, value, "Mul", "Div")
+    pair = split_static(ev, node) if node is not None else None
+    if pair is None or (c := scalar(ev, pair[0])) is None:
+        return None
+    if node.op_type == "Div":
+        if pair[0] != node.input[1] or c == 0.0:
+            return None
+        return pair[1], 1.0 / c
+    return pair[1], c
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +360,13 @@ def match_silu(ev: ShapeEvaluator, value: str) -> Activation | None:
 
 
 def match_gelu(ev: ShapeEvaluator, value: str) -> Activation | None:
-    """0.5 * x * (1 + erf(x / sqrt 2)) or 0.5 * x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    """0.5 * x * (1 + erf(x / sqrt 2)) or 0.5 * x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+    or the opset-20 Gelu op itself (dynamo exports)."""
+    op = producer(ev, value, "Gelu")
+    if op is not None and ev.is_data(op.input[0]):
+        approximate = attr(op, "approximate", b"none")
+        kind = {b"none": "gelu", b"tanh": "gelu_tanh"}.get(approximate)
+        return Activation(op.input[0], kind, [ev.g.index(value)]) if kind else None
     prod = flatten_product(ev, value)
     if not close(prod.coefficient, 0.5) or prod.arrays or len(prod.factors) != 2:
         return None
@@ -385,26 +431,34 @@ def match_embedding(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]] | N
     if node is None or attr(node, "axis", 0) != 0:
         return None
     ids = node.input[1]
-    while (cast := producer(ev, ids, "Cast")) is not None:
-        ids = cast.input[0]
+    # through Casts and reshapes of the ids (GPT-2 gathers by input_ids.view(-1, T))
+    while (op := producer(ev, ids, "Cast", "Reshape", "Squeeze", "Unsqueeze", "Identity")) \
+            is not None and ev.dims(op.input[0])[-1:] == (SEQ,) \
+            and ev.dims(ids)[-1:] == (SEQ,):
+        ids = op.input[0]
     table = constant(ev, node.input[0])
     if ids != ev.g.input_name or table is None or table.ndim != 2:
         return None
     return node.input[0], node_ids(ev, value, node.input[1])
 
 
-def match_position_table(ev: ShapeEvaluator, value: str) -> str | None:
-    """A constant-only value equal to rows 0..T-1 of a 2-D table (wpe[Range(0, T)]).
+def match_position_table(ev: ShapeEvaluator, value: str) -> tuple[str, np.ndarray] | None:
+    """A token-independent [1, T, D] value: a function of the positions only, so a table.
 
-    Returns the table's name. Matching on values, not nodes, accepts Gather(wpe, Range),
-    Slice(wpe, 0, T) and the like.
+    Returns (a name for the table, the table). Rows 0..T-1 of a constant table keep that
+    table (and its name); anything else (OPT's offset positions computed by CumSum, sinusoids)
+    is evaluated at the full context length. Matching on values, not nodes, accepts
+    Gather(wpe, Range), Slice(wpe, 0, T) and the like.
     """
     if not ev.is_static(value) or constant(ev, value) is not None:
         return None
     dims = ev.dims(value)
     if dims[-2:-1] != (SEQ,) or not isinstance(dims[-1], int) or dims[:-2] not in ((), (1,)):
         return None
-    return find_row_table(ev, value, dims[-1])
+    name = find_row_table(ev, value, dims[-1])
+    if name is not None:
+        return name, ev.g.constants[name]
+    return value, evaluated_table(ev, value, dims[-1], "position table")
 
 
 def find_row_table(ev: ShapeEvaluator, value: str, width: int) -> str | None:
@@ -469,7 +523,9 @@ def match_attention(ev: ShapeEvaluator, value: str) -> Attention | None:
     if reshape is None or not is_activation(ev, value):
         return None
     tr = producer(ev, reshape.input[0], "Transpose")
-    pv = producer(ev, tr.input[0], "MatMul") if tr is not None else None
+    pv_value, same = (_through_identity_reshapes(ev, tr.input[0]) if tr is not None
+                      else (None, []))
+    pv = producer(ev, pv_value, "MatMul") if tr is not None else None
     probs, guard = (pv.input[0], []) if pv is not None else (None, [])
     if pv is not None and (g := _nan_guard(ev, probs)) is not None:
         probs, guard = g
@@ -498,10 +554,21 @@ def match_attention(ev: ShapeEvaluator, value: str) -> Attention | None:
     for path, start, transposed in ((q, qh, False), (k, kt, True), (v, pv.input[1], False)):
         _verify_path(ev, path, start, heads, head_dim, transposed, sm)
     nodes += node_ids(ev, value, tr.output[0], pv.output[0], sm.output[0], qk.output[0])
-    nodes += guard
+    nodes += guard + same
     nodes += q.nodes + k.nodes + v.nodes
     return Attention(q, k, v, heads, k.heads, head_dim, scale * q.factor * k.factor, causal,
                      window, nodes)
+
+
+def _through_identity_reshapes(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]]:
+    """Past Reshapes that keep the shape (the legacy SDPA export reshapes its output to
+    itself): (the value before them, their nodes)."""
+    nodes = []
+    while (node := producer(ev, value, "Reshape")) is not None and all(
+            ev.shape(node.input[0], t) == ev.shape(value, t) for t in PROBES):
+        nodes.append(ev.g.index(value))
+        value = node.input[0]
+    return value, nodes
 
 
 def _nan_guard(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]] | None:

@@ -393,6 +393,11 @@ def _matmul_shape(ev: ShapeEvaluator, node, name, t):
     return tuple(np.broadcast_shapes(a[:-2], b[:-2])) + (a[-2], b[-1])
 
 
+def _gemm_shape(ev: ShapeEvaluator, node, name, t):
+    a, b = (ev.shape(i, t) for i in node.input[:2])
+    return (a[1] if attr(node, "transA", 0) else a[0], b[0] if attr(node, "transB", 0) else b[1])
+
+
 def _gather_shape(ev: ShapeEvaluator, node, name, t):
     data, idx = ev.shape(node.input[0], t), ev.shape(node.input[1], t)
     axis = attr(node, "axis", 0) % len(data)
@@ -470,6 +475,7 @@ def _shape_of_shape(ev: ShapeEvaluator, node, name, t):
 
 _SHAPE_RULES: dict[str, Callable] = {
     "MatMul": _matmul_shape,
+    "Gemm": _gemm_shape,
     "Gather": _gather_shape,
     "Reshape": _reshape_shape,
     "Transpose": _transpose_shape,
