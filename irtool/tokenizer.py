@@ -17,6 +17,7 @@ corrupt file, unknown character, id out of range) raises :class:`~irtool.errors.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import operator
@@ -379,7 +380,31 @@ class HFTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """The text of `ids`; an id the file does not define (a model's embedding table is
-        often padded past its tokenizer) is shown as `<id>`."""
+        often padded past its tokenizer) is shown as `<id>`. One id decodes to its text as it
+        appears after other text (decoders such as Metaspace drop a leading space at the
+        start of a text): what a program printing token by token needs."""
+        ids = list(ids)
+        if len(ids) == 1 and 0 <= ids[0] < self.vocab_size:
+            return self._piece(ids[0])
+        return self._decode(ids)
+
+    def _piece(self, token: int) -> str:
+        anchor = self._anchor
+        if anchor is None:
+            return self._decode([token])
+        before = self._decode([anchor])
+        both = self._decode([anchor, token])
+        return both[len(before):] if both.startswith(before) else self._decode([token])
+
+    @functools.cached_property
+    def _anchor(self) -> int | None:
+        """An ordinary token with some text, to decode single tokens after."""
+        special = {i for i in (self.bos_id, self.eos_id) if i is not None} | {
+            i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
+        return next((i for i in range(self.vocab_size)
+                     if i not in special and self._decode([i]).strip()), None)
+
+    def _decode(self, ids: list[int]) -> str:
         out: list[str] = []
         run: list[int] = []
         for t in ids:

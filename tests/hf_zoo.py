@@ -23,6 +23,7 @@ class ZooModel:
     config_class: str
     kwargs: dict = field(default_factory=dict)
     seed: int = 0
+    window: int | None = None  # the sliding window the model's attention uses
 
     def config(self):
         import transformers
@@ -44,7 +45,7 @@ ZOO = [
     ZooModel("smollm-tied", "LlamaConfig", _llama_kw(num_key_value_heads=1,
                                                       tie_word_embeddings=True)),
     ZooModel("mistral-window8", "MistralConfig", _llama_kw(num_key_value_heads=2,
-                                                           sliding_window=8)),
+                                                           sliding_window=8), window=8),
     ZooModel("qwen2", "Qwen2Config", _llama_kw(num_key_value_heads=2, tie_word_embeddings=True)),
     ZooModel("qwen3", "Qwen3Config", _llama_kw(num_key_value_heads=2, head_dim=16)),
     ZooModel("gemma", "GemmaConfig", _llama_kw(num_key_value_heads=1, head_dim=16,
@@ -139,9 +140,10 @@ EXPORTERS = ("dynamo", "dynamo-eager", "legacy")
 EXPORT_IDS = [1, 5, 7, 9, 11, 13, 2, 4, 6, 8, 10]  # the example input the export traces
 
 
-def export_onnx(z: ZooModel, exporter: str, folder: Path) -> Path:
+def export_onnx(z: ZooModel, exporter: str, folder: Path):
     """`torch.onnx.export` of the zoo model `z`, the stock ways, into `folder/model.onnx`
-    with the model's config.json beside it (as optimum writes it):
+    with the model's config.json beside it (as optimum writes it); returns (torch model,
+    path):
     * dynamo: `dynamo=True` (today's default exporter), the default (SDPA) attention,
       input_ids only;
     * dynamo-eager: the same with `attn_implementation="eager"`;
@@ -169,7 +171,7 @@ def export_onnx(z: ZooModel, exporter: str, folder: Path) -> Path:
                           output_names=["logits"], dynamic_axes=axes)
     else:
         raise ValueError(exporter)
-    return path
+    return m.eval(), path
 
 
 def _LogitsOf(m):
@@ -198,3 +200,26 @@ def onnxruntime_logits(path: Path, ids) -> np.ndarray:
              "position_ids": np.arange(ids.shape[1], dtype=np.int64)[None]}
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0][0]
+
+
+def memory_level(module, window: int | None = None):
+    """`module` after extract-kv-cache (token-by-token prefill; a ring cache of `window`
+    positions, else the zoo's context) and bufferize: the memory level the C target starts
+    from."""
+    from irtool.passes import get_all_passes
+    from xdsl.passes import PassPipeline
+
+    from irtool.context import make_context
+
+    kv = f"window={window}" if window else f"capacity={CONTEXT}"
+    PassPipeline.parse_spec(get_all_passes(),
+                            f"extract-kv-cache{{prefill=token-by-token {kv}}},bufferize").apply(
+        make_context(), module)
+    assert any(op.name.startswith("memory.") for op in module.walk())
+    return module
+
+
+def attention_windows(module) -> set:
+    from irtool.dialects import transformer as tf
+
+    return {op.window_size for op in module.walk() if isinstance(op, tf.AttentionOp)}

@@ -49,26 +49,12 @@ def test_folder_logits_match_transformers(zoo, name):
     assert relative_error(got, hf_zoo.torch_logits(model, IDS)) < 1e-4
 
 
-def memory_level(module, window: int | None):
-    from irtool.passes import get_all_passes
-    from xdsl.passes import PassPipeline
-
-    from irtool.context import make_context
-
-    kv = f"window={window}" if window else f"capacity={hf_zoo.CONTEXT}"
-    PassPipeline.parse_spec(get_all_passes(),
-                            f"extract-kv-cache{{prefill=token-by-token {kv}}},bufferize").apply(
-        make_context(), module)
-    assert any(op.name.startswith("memory.") for op in module.walk())
-    return module
-
-
 @pytest.mark.parametrize("name", [z.name for z in hf_zoo.ZOO])
 def test_folder_greedy_tokens_at_the_memory_level(zoo, name):
     model, folder = zoo[name]
     module, store = import_model(folder)
-    window = model.config.sliding_window if name.startswith("mistral") else None
-    got = ModelRunner(memory_level(module, window), store).generate(PROMPT, STEPS)
+    window = hf_zoo.BY_NAME[name].window
+    got = ModelRunner(hf_zoo.memory_level(module, window), store).generate(PROMPT, STEPS)
     assert got == hf_zoo.torch_greedy(model, PROMPT, STEPS)
 
 
@@ -79,8 +65,7 @@ def test_sliding_window_is_imported_and_matters(zoo):
 
     model, folder = zoo["mistral-window8"]
     module, store = import_model(folder)
-    windows = {op.window_size for op in module.walk() if isinstance(op, tf.AttentionOp)}
-    assert windows == {8}
+    assert hf_zoo.attention_windows(module) == {8}
     for op in module.walk():
         if isinstance(op, tf.AttentionOp):
             del op.properties["window"]
@@ -166,3 +151,36 @@ def test_cli_imports_and_generates_with_the_folders_tokenizer(zoo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     want = prompt + hf_zoo.torch_greedy(model, prompt, 6)
     assert f"tokens: {','.join(map(str, want))}" in proc.stdout
+
+
+def test_compiled_folder_gives_the_torch_tokens_on_qemu(zoo, tmp_path):
+    """`irtool compile DIR --prompt TEXT` on the sliding-window model (its tokenizer.json
+    encodes the prompt), run on qemu: the tokens past the window are torch's greedy ones."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_riscv_ulp import _MISSING, Run
+
+    if _MISSING:
+        pytest.skip(_MISSING)
+    model, folder = zoo["mistral-window8"]
+    d = _copy(folder, tmp_path)
+    tok_path = hf_zoo.save_tokenizer(d, 96)
+    from irtool.tokenizer import load_tokenizer
+
+    prompt = load_tokenizer(tok_path).encode("the fox ran to the river")
+    steps = 10  # 17 positions: past the window of 8
+    out = tmp_path / "c"
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "compile", str(d),
+                           "--prompt", "the fox ran to the river", "--steps", str(steps),
+                           "--window", "8", "-o", str(out)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run(["make", "-s", "run"], cwd=out, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+    parsed = Run.parse(run.stdout)
+    want = hf_zoo.torch_greedy(model, prompt, steps)
+    assert parsed.tokens == want
+    assert parsed.text.startswith("<s> the fox ran to the river")

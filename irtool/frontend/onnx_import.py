@@ -46,13 +46,14 @@ from irtool.weights import WeightStore
 DEFAULT_MAX_SEQ_LEN = 2048
 
 SUPPORTED = (
-    "Gather of a constant table by input_ids (token embedding) or by 0..T-1 (position "
-    "embedding), MatMul by a constant [+ Add of a constant bias] (linear), Split of a linear, "
-    "LayerNormalization, RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul), GELU (Div/Erf/Add/Mul or "
+    "Gather of a constant table by input_ids (token embedding), MatMul or Gemm by a constant "
+    "[+ bias] (linear; Split/Slice of one, a constant factor folded in), LayerNormalization, "
+    "RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul), GELU (the Gelu op, Div/Erf/Add/Mul or "
     "Mul/Add/Tanh), SiLU (Mul by Sigmoid), Add/Mul of two activations, and attention "
-    "(MatMul/Softmax with a constant scale, a causal mask, and Reshape/Transpose/Slice/Gather/"
-    "Concat/Neg/Mul/Add/Sub/Unsqueeze/Tile/Expand nodes for head layout, RoPE and grouped KV "
-    "heads)")
+    "(MatMul/Softmax with a constant scale, a causal or sliding-window mask, and "
+    "Reshape/Transpose/Slice/Gather/Concat/Neg/Mul/Add/Sub/Unsqueeze/Tile/Expand nodes for "
+    "head layout, RoPE and grouped KV heads); any value that depends on the length only "
+    "(masks, positions, RoPE tables, position tables) is evaluated, whatever ops compute it")
 
 PASSTHROUGH = {"Reshape", "Squeeze", "Unsqueeze", "Identity", "Cast", "Dropout"}
 
@@ -62,26 +63,87 @@ def import_onnx(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
     model = _load(path)
     input_name, output_name, vocab, extra = _interface(model, path)
     bound = _bind_inputs(model, input_name, extra) if extra else ""
-    model = _clean(model, path)
+    bound_model = model
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))  # demand-driven raising recurses per layer
     try:
-        graph = OnnxGraph(model.graph, input_name, output_name)
-        module, store = _Raiser(graph, vocab, _context_length(path, graph)).run()
+        model = _clean(model, path)
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+        graph = OnnxGraph(model.graph, input_name, output_name, opset)
+        context = _context_length(path, graph)
+        module, store = _Raiser(graph, vocab, context, _mask_length(path, context)).run()
         if bound:
             module.attributes[BOUND_INPUTS_ATTR] = StringAttr(bound)
         return module, store
-    except UnsupportedNode as e:
-        raise IrtoolError(unsupported_message(e.node, e.reason)) from None
+    except Exception as e:
+        # a graph that only runs at the length it was traced at fails somewhere in raising;
+        # that, not the symptom, is what the user must fix
+        fixed = _fixed_length(bound_model, input_name)
+        if fixed is not None:
+            raise IrtoolError(_fixed_length_message(path, fixed, "its shape arithmetic "
+                                                                 "holds constants")) from None
+        if isinstance(e, UnsupportedNode):
+            raise IrtoolError(unsupported_message(e.node, e.reason)) from None
+        raise
     finally:
         sys.setrecursionlimit(limit)
 
 
+def _fixed_length(model: onnx.ModelProto, input_name: str) -> int | None:
+    """The one sequence length the graph runs at, if onnxruntime runs it at neither probe
+    length but at a length the graph holds as a constant; else None."""
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # the failures are expected: no log on stderr
+        sess = ort.InferenceSession(model.SerializeToString(), options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime refuses the file: nothing to conclude
+        return None
+    dtype = np.int32 if model.graph.input[0].type.tensor_type.elem_type == \
+        onnx.TensorProto.INT32 else np.int64
+
+    def runs(t: int) -> bool:
+        try:
+            sess.run(None, {input_name: np.zeros((1, t), dtype=dtype)})
+            return True
+        except Exception:  # onnxruntime raises its own types for shape mismatches
+            return False
+
+    if any(runs(t) for t in PROBES):
+        return None
+    tensors = list(model.graph.initializer) + [
+        a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute
+        if a.name == "value"]
+    candidates = sorted({int(v) for t in tensors if t.data_type in (
+        onnx.TensorProto.INT64, onnx.TensorProto.INT32) and np.prod(t.dims, dtype=int) <= 8
+        for v in numpy_helper.to_array(t).reshape(-1) if 1 < v <= 65536})
+    return next((n for n in candidates if runs(n)), None)
+
+
+# What an unsupported node usually is, by op type: the family and exporter it comes from.
+HINTS = {
+    "IsNaN": "the NaN guard torch's SDPA export (dynamo=True, default attention) puts after "
+             "an attention softmax; irtool skips it only right after a causal softmax",
+    "Reciprocal": "part of an RMSNorm whose spelling irtool did not recognise (or one over "
+                  "another axis than the features or a head's dims)",
+    "Relu": "a ReLU MLP (OPT): the transformer dialect has no relu op",
+    "CumSum": "position ids or a mask computed from token values; irtool binds "
+              "attention_mask/position_ids and evaluates only length-dependent values",
+    "Gemm": "a linear layer whose weight is not a constant",
+    "ScatterND": "a packed-sequence mask over token values (export with an attention_mask "
+                 "input, or the default dynamo exporter)",
+}
+
+
 def unsupported_message(node: onnx.NodeProto, reason: str = "") -> str:
-    """The message for a node no pattern covers: its op type, its name, what is supported."""
+    """The message for a node no pattern covers: its op type, its name, what it usually is,
+    what is supported."""
     detail = f", {reason}" if reason else ""
-    return (f"unsupported ONNX op '{node.op_type}' (node '{node.name or '<unnamed>'}'{detail}):"
-            f" irtool raises {SUPPORTED}")
+    hint = f"; this is usually {HINTS[node.op_type]}" if node.op_type in HINTS else ""
+    return (f"unsupported ONNX op '{node.op_type}' (node '{node.name or '<unnamed>'}'{detail})"
+            f"{hint}. irtool raises {SUPPORTED}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,21 +296,41 @@ def _clean(model: onnx.ModelProto, path) -> onnx.ModelProto:
                           f"{detail})") from None
 
 
-def _context_length(path, graph: OnnxGraph) -> int:
-    """The longest sequence to import the model for: the config.json an export tool wrote
-    beside the file (optimum, save_pretrained), else the rows of the constant tables the
-    graph indexes by position, else DEFAULT_MAX_SEQ_LEN."""
+def _config_beside(path) -> dict:
+    """The config.json an export tool wrote beside the file (optimum, save_pretrained)."""
     import json
 
     config = os.path.join(os.path.dirname(os.fspath(path)), "config.json")
     try:
         with open(config, encoding="utf-8") as f:
             cfg = json.load(f)
-        for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_len"):
-            if isinstance(cfg.get(key), int) and cfg[key] > 0:
-                return cfg[key]
-    except (OSError, ValueError, AttributeError):
-        pass
+    except (OSError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+# Masks are [T, T]: evaluating one at a 32k context would take gigabytes. They are evaluated at
+# the context length up to this many tokens, and beyond it only when a config.json beside the
+# file declares a sliding window that needs a longer length to show.
+MASK_LENGTH_LIMIT = 2048
+
+
+def _mask_length(path, context: int) -> int:
+    window = _config_beside(path).get("sliding_window")
+    length = min(context, MASK_LENGTH_LIMIT)
+    if isinstance(window, int) and length <= window < context:
+        length = window + 1
+    return length
+
+
+def _context_length(path, graph: OnnxGraph) -> int:
+    """The longest sequence to import the model for: `max_position_embeddings` of a
+    config.json beside the file, else the rows of the constant tables the graph indexes by
+    position, else DEFAULT_MAX_SEQ_LEN."""
+    cfg = _config_beside(path)
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_len"):
+        if isinstance(cfg.get(key), int) and cfg[key] > 0:
+            return cfg[key]
     ev = ShapeEvaluator(graph)
     rows = []
     for node in graph.nodes:
@@ -322,10 +404,11 @@ class _Weights:
 class _Raiser:
     """Demand-driven raising from the logits backwards, one memoized ONNX value at a time."""
 
-    def __init__(self, graph: OnnxGraph, vocab: int, context: int):
+    def __init__(self, graph: OnnxGraph, vocab: int, context: int, mask_length: int):
         self.g = graph
         self.ev = ShapeEvaluator(graph)
         self.ev.context = context
+        self.ev.mask_length = mask_length
         self.b = ModelBuilder(vocab_size=vocab, max_seq_len=context)
         self.w = _Weights(self.b)
         self.memo: dict[str, SSAValue] = {}
@@ -338,6 +421,7 @@ class _Raiser:
             "Gemm": [self._linear],
             "Add": [self._linear, self._binary],
             "Split": [self._split_linear],
+            "Slice": [self._slice_linear],
             "Mul": [self._rms_norm, self._gelu, self._silu, self._binary, self._scaled],
             "Div": [self._rms_norm, self._scaled],
             "LayerNormalization": [self._layer_norm],
@@ -421,6 +505,13 @@ class _Raiser:
             return None
         lin, part = hit
         return self._emit_linear(lin, name, self.roles.get(name, str(part)))
+
+    def _slice_linear(self, name: str) -> SSAValue | None:
+        hit = pat.match_slice_linear(self.ev, name)
+        if hit is None:
+            return None
+        lin, cols = hit
+        return self._emit_linear(lin, name, self.roles.get(name, f"cols{cols}"))
 
     def _scaled(self, name: str) -> SSAValue | None:
         """x * c for a scalar constant c, folded into what computes x: a linear (weight and
@@ -557,12 +648,71 @@ class _Raiser:
         self._cover(att.nodes)
         for path, role in ((att.q, "q"), (att.k, "k"), (att.v, "v")):
             self.roles.setdefault(path.source, role)
-        q = self._rope(att.q, att.head_dim, self.activation(att.q.source))
-        k = self._rope(att.k, att.head_dim, self.activation(att.k.source))
-        v = self.activation(att.v.source)
+        if att.q.norm is not None or att.k.norm is not None:
+            return self._per_head_attention(att)
+        q = self._rope(att.q, att.head_dim, self._head_source(att.q, "q"))
+        k = self._rope(att.k, att.head_dim, self._head_source(att.k, "k"))
+        v = self._head_source(att.v, "v")
         return self.b.value(tf.AttentionOp(q, k, v, heads=att.heads, kv_heads=att.kv_heads,
                                            head_dim=att.head_dim, scale=att.scale,
                                            causal=att.causal, window=att.window))
+
+    def _per_head_attention(self, att: pat.Attention) -> SSAValue:
+        """Attention whose q/k heads are RMS-normalised one by one (Qwen3). `rms_norm`
+        normalises the features of a [T, F] value, so each head is computed on its own: its
+        columns of the projection, its norm and RoPE, one-head attention; the heads' outputs
+        are then put side by side with 0/1 placement matrices (exact: each output element is
+        one product by 1 plus zeros)."""
+        hd, heads, kv_heads = att.head_dim, att.heads, att.kv_heads
+
+        def head(path: pat.HeadPath, role: str, h: int) -> SSAValue:
+            if path.columns is not None:
+                raise IrtoolError(f"the attention {role} both normalises its heads and reads "
+                                  "them from a fused projection")
+            x = self._columns_of(path, role, slice(h * hd, (h + 1) * hd), f"{role}.head{h}")
+            if path.norm is not None:
+                n = path.norm
+                gamma = self._norm_param(n.gamma, n, "weight", 1.0, hd)
+                x = self.b.value(tf.RMSNormOp(x, gamma, n.eps))
+            if path.rope is not None:
+                one = pat.HeadPath(path.source, [], [], False, 1.0, 1, path.rope)
+                x = self._rope(one, hd, x)
+            return x
+
+        keys = [head(att.k, "k", g) for g in range(kv_heads)]
+        values = [head(att.v, "v", g) for g in range(kv_heads)]
+        out = None
+        for h in range(heads):
+            q = head(att.q, "q", h)
+            g = h // (heads // kv_heads)
+            a = self.b.value(tf.AttentionOp(q, keys[g], values[g], heads=1, kv_heads=1,
+                                            head_dim=hd, scale=att.scale, causal=att.causal,
+                                            window=att.window))
+            place = self.w.get(("place", heads, hd, h), f"attention.head{h}.place",
+                               lambda h=h: np.eye(heads * hd, hd, -h * hd, dtype=np.float32))
+            part = self.b.value(tf.LinearOp(a, place))
+            out = part if out is None else self.b.value(tf.AddOp(out, part))
+        return out
+
+    def _head_source(self, path: pat.HeadPath, role: str) -> SSAValue:
+        """The projection a head path reads: the raised source, or, when the path picks
+        columns of a fused projection, a linear of those columns only."""
+        if path.columns is None:
+            return self.activation(path.source)
+        return self._columns_of(path, role, path.columns, role)
+
+    def _columns_of(self, path: pat.HeadPath, role: str, cols, part: str) -> SSAValue:
+        """A linear computing columns `cols` of the projection `path` reads."""
+        source, layout = pat.through_layout(self.ev, path.source)
+        lin = pat.match_linear(self.ev, source)
+        if lin is None:
+            raise IrtoolError(f"the attention {role} reads columns of '{path.source}', which "
+                              "is not a linear projection (MatMul/Gemm by a constant)")
+        self._cover(layout)
+        picked = pat.Linear(lin.x, lin.weight[:, cols], None if lin.bias is None
+                            else lin.bias[cols], lin.name, lin.weight_source, lin.bias_source,
+                            lin.nodes)
+        return self._emit_linear(picked, source, part)
 
     def _rope(self, path: pat.HeadPath, head_dim: int, x: SSAValue) -> SSAValue:
         rope = path.rope

@@ -30,6 +30,7 @@ from irtool.frontend.onnx_shapes import (
     SEQ,
     ShapeEvaluator,
     UnsupportedNode,
+    _slices,
     attr,
     split_sizes,
 )
@@ -207,7 +208,8 @@ def match_split_linear(ev: ShapeEvaluator, value: str) -> tuple[Linear, int] | N
     node = producer(ev, value, "Split")
     if node is None:
         return None
-    lin = match_linear(ev, node.input[0]) if single_use(ev, node.input[0]) else None
+    source, layout = through_layout(ev, node.input[0])
+    lin = match_linear(ev, source) if single_use(ev, source) else None
     rank = len(ev.shape(node.input[0], PROBES[0]))
     if lin is None or attr(node, "axis", 0) % rank != rank - 1:
         return None
@@ -216,7 +218,49 @@ def match_split_linear(ev: ShapeEvaluator, value: str) -> tuple[Linear, int] | N
     lo, hi = sum(sizes[:part]), sum(sizes[:part + 1])
     bias = None if lin.bias is None else lin.bias[lo:hi]
     return Linear(lin.x, lin.weight[:, lo:hi], bias, lin.name, lin.weight_source,
-                  lin.bias_source, lin.nodes + [ev.g.index(value)]), part
+                  lin.bias_source, lin.nodes + layout + [ev.g.index(value)]), part
+
+
+def match_slice_linear(ev: ShapeEvaluator, value: str) -> tuple[Linear, str] | None:
+    """A Slice along the features of a linear (a fused QKV or gate/up projection sliced
+    apart): a linear of its own, returned with a label of its columns."""
+    node = producer(ev, value, "Slice")
+    if node is None or not is_activation(ev, value):
+        return None
+    source, layout = through_layout(ev, node.input[0])
+    lin = match_linear(ev, source) if is_activation(ev, source) else None
+    if lin is None:
+        return None
+    width = lin.weight.shape[1]
+    cols = np.arange(width)
+    rank = len(ev.shape(node.input[0], PROBES[0]))
+    picked = np.zeros((1,) * (rank - 1) + (width,), np.float32) + cols.astype(np.float32)
+    inputs = [picked] + [ev.value(i, PROBES[0]) if i else None for i in node.input[1:]]
+    try:
+        # which columns survive, Slice read as the evaluator reads it
+        kept = picked[_slices(node, inputs, rank)].reshape(-1).astype(np.int64)
+    except (IndexError, ValueError):
+        return None
+    if kept.size == 0 or \
+            ev.shape(value, PROBES[0])[:-1] != ev.shape(node.input[0], PROBES[0])[:-1]:
+        return None
+    bias = None if lin.bias is None else lin.bias[kept]
+    label = f"{kept[0]}_{kept[-1] + 1}"
+    return Linear(lin.x, lin.weight[:, kept], bias, lin.name, lin.weight_source,
+                  lin.bias_source, lin.nodes + layout + [ev.g.index(value)]), label
+
+
+def through_layout(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]]:
+    """Past single-use reshapes between [T, F] and [1, T, F] (exporters flatten the batch
+    around Gemm): (the value before them, their nodes)."""
+    nodes = []
+    while (node := producer(ev, value, "Reshape", "Squeeze", "Unsqueeze", "Identity")) \
+            is not None and is_activation(ev, value) and is_activation(ev, node.input[0]) \
+            and ev.dims(value)[-1] == ev.dims(node.input[0])[-1] \
+            and single_use(ev, node.input[0]):
+        nodes.append(ev.g.index(value))
+        value = node.input[0]
+    return value, nodes
 
 
 def match_scaled(ev: ShapeEvaluator, value: str) -> tuple[str, float] | None:
@@ -497,6 +541,10 @@ class HeadPath:
     factor: float  # scalar constants multiplied in (folded into the attention scale)
     heads: int = 0
     rope: Rope | None = None
+    # the source columns the path reads, head after head (a fused projection: GPT-NeoX's
+    # per-head [q | k | v], Phi-3's [q | k | v]); None when it reads all of them in order
+    columns: np.ndarray | None = None
+    norm: Norm | None = None  # a per-head RMSNorm before the RoPE (Qwen3)
 
 
 @dataclass
@@ -548,6 +596,8 @@ def match_attention(ev: ShapeEvaluator, value: str) -> Attention | None:
     paths = [_head_path(ev, v, role, head_dim) for v, role in
              ((qh, "query"), (kt, "key"), (pv.input[1], "value"))]
     q, k, v = paths
+    for path, start, transposed in ((q, qh, False), (k, kt, True), (v, pv.input[1], False)):
+        _select_columns(ev, path, start, transposed, head_dim, sm)
     if q.heads != heads or k.heads != v.heads or heads % k.heads or v.factor != 1.0 \
             or v.rope is not None:
         raise _layout_error(ev, sm, "the query/key/value head counts do not fit together")
@@ -633,14 +683,15 @@ def _scores(ev: ShapeEvaluator, value: str):
             vis = [_key_visibility(~m, t, node) for m, t in zip(masked, _mask_lengths(ev))]
             visible = vis if visible is None else [a & b for a, b in zip(visible, vis)]
     causal = visible is not None
-    window = classify_mask(visible, ev.g.label(mask_nodes[0]), ev.context) if causal else None
+    window = classify_mask(visible, ev.g.label(mask_nodes[0]), ev.mask_length) if causal \
+        else None
     return node, scale, causal, window, nodes
 
 
 def _mask_lengths(ev: ShapeEvaluator) -> tuple[int, ...]:
-    """Where masks are evaluated: the probes and the full context (a sliding window shows
-    only at lengths beyond it)."""
-    return (*PROBES, ev.context)
+    """Where masks are evaluated: the probes and the full context, or as much of it as
+    `mask_length` allows (a sliding window shows only at lengths beyond it)."""
+    return (*PROBES, ev.mask_length)
 
 
 def sliding_window_mask(t: int, window: int | None) -> np.ndarray:
@@ -692,6 +743,7 @@ def _key_visibility(visible: np.ndarray, t: int, node: onnx.NodeProto) -> np.nda
 def _head_path(ev: ShapeEvaluator, start: str, role: str, head_dim: int) -> HeadPath:
     """Collect the nodes between `start` and its projection, stopping at [1, T, F] values."""
     sources, nodes, tables, negated, factor = [], [], [], False, 1.0
+    norms: list[Norm] = []
     stack, seen = [start], set()
     while stack:
         v = stack.pop()
@@ -700,6 +752,11 @@ def _head_path(ev: ShapeEvaluator, start: str, role: str, head_dim: int) -> Head
         seen.add(v)
         if is_activation(ev, v):
             sources.append(v)
+            continue
+        if ev.dims(v)[-1] == head_dim and (norm := match_rms_norm(ev, v)) is not None:
+            norms.append(norm)  # a per-head RMSNorm (Qwen3's q_norm / k_norm)
+            nodes += [i for i in norm.nodes if i not in nodes]
+            stack.append(norm.x)
             continue
         node = producer(ev, v)
         if node is None or node.op_type not in PATH_OPS:
@@ -725,7 +782,10 @@ def _head_path(ev: ShapeEvaluator, start: str, role: str, head_dim: int) -> Head
     if len(set(sources)) != 1:
         raise IrtoolError(f"the attention {role} at '{start}' does not come from exactly one "
                           f"[1, T, features] projection (found {len(set(sources))})")
+    if len(norms) > 1:
+        raise IrtoolError(f"the attention {role} path holds {len(norms)} RMSNorms")
     path = HeadPath(sources[0], nodes, list(dict.fromkeys(tables)), negated, factor)
+    path.norm = norms[0] if norms else None
     features = ev.dims(path.source)[-1]
     if features % head_dim:
         raise IrtoolError(f"the attention {role} projection has {features} features, not a "
@@ -761,15 +821,26 @@ def _rope(ev: ShapeEvaluator, path: HeadPath, role: str, head_dim: int) -> Rope:
         raise IrtoolError(f"the attention {role} path has RoPE tables {sorted(found)}, "
                           "expected one cos and one sin table")
     cos, sin = found["cos"], found["sin"]
-    if path.negated:  # rotate_half: HF tables repeat the angles for both halves
-        half = cos.shape[1] // 2
-        if cos.shape[1] % 2 or not (np.array_equal(cos[:, :half], cos[:, half:])
-                                    and np.array_equal(sin[:, :half], sin[:, half:])):
-            raise IrtoolError(f"the rotate_half RoPE tables of the attention {role} do not "
-                              "repeat their first half")
-        rope = Rope(cos[:, :half], sin[:, :half], cos.shape[1], "rotate_half")
+    # The tables' layout tells the pairing: one angle per pair, repeated for both halves
+    # (HF rotate_half), repeated for each pair of neighbours (GPT-J's rotate_every_two), or
+    # not repeated (llama2.c: the path picks even/odd dims itself). _verify_path then checks
+    # the whole path against this reading.
+    width = cos.shape[1]
+
+    def repeats(split) -> bool:
+        return width % 2 == 0 and all(np.array_equal(*split(a)) for a in (cos, sin))
+
+    halves = repeats(lambda a: (a[:, :width // 2], a[:, width // 2:]))
+    pairs = repeats(lambda a: (a[:, 0::2], a[:, 1::2]))
+    if halves and (path.negated or not pairs):
+        rope = Rope(cos[:, :width // 2], sin[:, :width // 2], width, "rotate_half")
+    elif pairs:
+        rope = Rope(cos[:, 0::2], sin[:, 0::2], width, "interleaved")
+    elif not path.negated:
+        rope = Rope(cos, sin, 2 * width, "interleaved")
     else:
-        rope = Rope(cos, sin, 2 * cos.shape[1], "interleaved")
+        raise IrtoolError(f"the rotate_half RoPE tables of the attention {role} do not "
+                          "repeat their first half")
     if rope.rotary_dim > head_dim:
         raise IrtoolError(f"the RoPE tables of the attention {role} rotate {rope.rotary_dim} "
                           f"dims but a head has {head_dim}")
@@ -790,15 +861,45 @@ def evaluated_table(ev: ShapeEvaluator, name: str, width: int, what: str) -> np.
     return full.astype(np.float32)
 
 
+def _select_columns(ev: ShapeEvaluator, path: HeadPath, start: str, transposed: bool,
+                    head_dim: int, softmax: onnx.NodeProto) -> None:
+    """Which source columns land in which head, found by evaluation: the path's nodes run on
+    a source whose every column holds its own index, read at position 0 (where RoPE is the
+    identity: cos 1, sin 0). Heads repeated for grouped KV count once."""
+    if path.norm is not None:  # normalised indices are no longer indices: whole heads in
+        return                    # order (_verify_path checks it)
+    t = PROBES[0]
+    features = ev.dims(path.source)[-1]
+    x = np.broadcast_to(np.arange(1, features + 1, dtype=np.float32), (1, t, features))
+    out = _run_nodes(ev, sorted(path.nodes), path.source, start,
+                     np.ascontiguousarray(x).reshape(ev.shape(path.source, t)), t)
+    out = out.reshape((-1,) + out.shape[-2:])
+    rows = (out[:, :, 0] if transposed else out[:, 0, :]) / np.float32(path.factor)
+    cols = np.rint(rows) - 1
+    if not np.allclose(rows - 1, cols, atol=1e-2) or cols.min() < 0 or cols.max() >= features \
+            or rows.shape[-1] != head_dim:
+        raise _layout_error(ev, softmax, f"the nodes from '{path.source}' to '{start}' do not "
+                                         "pick whole heads out of their projection")
+    heads: list[tuple] = []
+    for r in cols.astype(np.int64):
+        if tuple(r) not in heads:
+            heads.append(tuple(r))
+    selected = np.array([c for h in heads for c in h], dtype=np.int64)
+    if np.array_equal(selected, np.arange(features)):
+        return
+    path.columns = selected
+    path.heads = len(heads)
+
+
 def _verify_path(ev: ShapeEvaluator, path: HeadPath, start: str, heads: int, head_dim: int,
                  transposed: bool, softmax: onnx.NodeProto) -> None:
     """Run the path's nodes with onnx's reference evaluator on random data and compare it
     with what the raised ops compute; a layout the matcher misread fails here."""
     t = PROBES[-1]
-    x = np.random.default_rng(0).standard_normal((1, t, path.heads * head_dim))
+    x = np.random.default_rng(0).standard_normal((1, t, ev.dims(path.source)[-1]))
     x = x.astype(np.float32).reshape(ev.shape(path.source, t))
     got = _run_nodes(ev, sorted(path.nodes), path.source, start, x, t)
-    want = _expected_heads(x.reshape(t, -1), path, heads, head_dim, t)
+    want = _expected_heads(ev, x.reshape(t, -1), path, heads, head_dim, t)
     want = want.transpose(0, 2, 1) if transposed else want
     if got.shape != tuple(ev.shape(start, t)) or not np.allclose(
             got.reshape(want.shape), want, rtol=1e-4, atol=1e-5):
@@ -818,14 +919,20 @@ def _run_nodes(ev: ShapeEvaluator, nodes: list[int], source: str, output: str,
         protos, "head_path", [helper.make_tensor_value_info(source, onnx.TensorProto.FLOAT,
                                                             None)],
         [helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ev.g.opset)])
     return ReferenceEvaluator(model).run(None, {source: x})[0]
 
 
-def _expected_heads(x: np.ndarray, path: HeadPath, heads: int, head_dim: int,
-                    t: int) -> np.ndarray:
+def _expected_heads(ev: ShapeEvaluator, x: np.ndarray, path: HeadPath, heads: int,
+                    head_dim: int, t: int) -> np.ndarray:
     """[heads, T, head_dim]: rope per source head, then KV heads repeated (head h uses h//g)."""
+    if path.columns is not None:
+        x = x[:, path.columns]
     y = x.reshape(t, path.heads, head_dim).astype(np.float64)
+    if path.norm is not None:
+        n = path.norm
+        gamma = 1.0 if n.gamma is None else constant(ev, n.gamma).reshape(-1)
+        y = y / np.sqrt((y * y).mean(-1, keepdims=True) + n.eps) * gamma
     if path.rope is not None:
         r = path.rope
         c, s = r.cos[:t, None, :], r.sin[:t, None, :]

@@ -50,7 +50,9 @@ def attr(node: onnx.NodeProto, name: str, default=None):
 class OnnxGraph:
     """Index of one (optimized) graph: who produces each value, who reads it, the constants."""
 
-    def __init__(self, graph: onnx.GraphProto, input_name: str, output_name: str):
+    def __init__(self, graph: onnx.GraphProto, input_name: str, output_name: str,
+                 opset: int = 17):
+        self.opset = opset  # of the default domain: what the graph's nodes mean
         self.input_name = input_name
         self.output_name = output_name
         self.constants: dict[str, np.ndarray] = {
@@ -266,6 +268,7 @@ class ShapeEvaluator:
         # the longest sequence the model is imported for: masks and rotary tables are
         # evaluated (and classified) at this length, not only at the probes
         self.context = max(PROBES)
+        self.mask_length = max(PROBES)  # where attention masks are classified
 
     # -- classification ------------------------------------------------------------------
 
@@ -331,8 +334,14 @@ class ShapeEvaluator:
         index = self.g.index(node.output[0])
         runner = self._reference_runners.get(index)
         try:
-            if runner is None:
-                runner = self._reference_runners[index] = ReferenceEvaluator(node)
+            if runner is None:  # a one-node model at the graph's opset
+                h = onnx.helper
+                one = h.make_model(h.make_graph(
+                    [node], "node", [h.make_tensor_value_info(n, 0, None) for n in node.input
+                                     if n],
+                    [h.make_tensor_value_info(n, 0, None) for n in node.output]),
+                    opset_imports=[h.make_opsetid("", self.g.opset)])
+                runner = self._reference_runners[index] = ReferenceEvaluator(one)
             feeds = {n: v for n, v in zip(node.input, inputs) if n}
             return list(runner.run(None, feeds))
         except Exception as e:  # the reference ops raise assorted types on bad input
