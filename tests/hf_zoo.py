@@ -50,6 +50,8 @@ ZOO = [
     ZooModel("qwen3", "Qwen3Config", _llama_kw(num_key_value_heads=2, head_dim=16)),
     ZooModel("gemma", "GemmaConfig", _llama_kw(num_key_value_heads=1, head_dim=16,
                                                tie_word_embeddings=True)),
+    ZooModel("phi3", "Phi3Config", _llama_kw(num_key_value_heads=2, pad_token_id=0,
+                                             sliding_window=None)),
     ZooModel("gpt2", "GPT2Config", dict(vocab_size=160, n_embd=32, n_layer=2, n_head=4,
                                         n_positions=CONTEXT)),
     ZooModel("phi", "PhiConfig", dict(vocab_size=128, hidden_size=32, intermediate_size=64,

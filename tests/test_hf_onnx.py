@@ -136,3 +136,27 @@ def test_an_unsupported_op_is_named_with_what_it_usually_is(tmp_path):
     with pytest.raises(IrtoolError, match=r"unsupported ONNX op 'Relu' \(node '[^']+'.*this is "
                                           r"usually a ReLU MLP \(OPT\)"):
         import_model(path)
+
+
+def test_a_window_shows_only_past_it_and_is_found_there(exports, tmp_path, monkeypatch):
+    """mistral-window8 without its config.json (context: the 2048 default) still imports
+    with window 8: masks are classified at the context length. Classified only up to 8
+    tokens, the same mask looks causal, and the import computes wrong logits from position 8
+    on: the check beyond the window is what keeps a wrong-window import out."""
+    import shutil
+
+    from irtool.frontend import onnx_import
+
+    _, path = exports("mistral-window8", "dynamo")
+    for f in path.parent.glob("model.onnx*"):  # the graph and its external weights
+        shutil.copy(f, tmp_path / f.name)
+    lone = tmp_path / "model.onnx"
+    module, _ = import_model(lone)
+    assert hf_zoo.attention_windows(module) == {8}
+    monkeypatch.setattr(onnx_import, "MASK_LENGTH_LIMIT", 8)
+    module, store = import_model(lone)
+    assert hf_zoo.attention_windows(module) == {None}
+    got = ModelRunner(module, store).forward(IDS)
+    want = hf_zoo.onnxruntime_logits(path, IDS)
+    assert relative_error(got[:8], want[:8]) < 1e-4
+    assert relative_error(got[8:], want[8:]) > 1e-2

@@ -11,6 +11,7 @@ facts about transformers' modeling code (names as saved by `save_pretrained`):
   two norms, partial rotary.
 * gptj: parallel block on one norm, interleaved (`rotate_every_two`) partial rotary.
 * opt: learned positions offset by 2, pre-norm blocks; ReLU MLP (see `_activation`).
+* phi3: Llama-like with fused `qkv_proj` and `gate_up_proj`.
 """
 
 from __future__ import annotations
@@ -193,6 +194,36 @@ def _llama_like(c: _Checkpoint) -> Decoder:
         rope=_rope(c, head_dim, max_pos, "rotate_half"))
 
 
+def _phi3(c: _Checkpoint) -> Decoder:
+    """Llama-like, with fused projections: qkv_proj rows [q | k | v], gate_up_proj [gate | up]."""
+    hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
+    kv_heads = c.config.get("num_key_value_heads") or heads
+    hd = c.config.get("head_dim") or hidden // heads
+    inter = c.need("intermediate_size")
+    n_layers, max_pos = c.need("num_hidden_layers"), c.need("max_position_embeddings")
+    windows = _windows(c, n_layers, all_layers=True)
+    layers = []
+    for i in range(n_layers):
+        p = f"model.layers.{i}."
+        qkv, gate_up = c.get(p + "self_attn.qkv_proj.weight"), c.get(p + "mlp.gate_up_proj.weight")
+        q, k, v = _split(qkv, [("q", qkv.array[:heads * hd]),
+                               ("k", qkv.array[heads * hd:(heads + kv_heads) * hd]),
+                               ("v", qkv.array[(heads + kv_heads) * hd:])])
+        gate, up = _split(gate_up, [("gate", gate_up.array[:inter]),
+                                    ("up", gate_up.array[inter:])])
+        layers.append(Layer(
+            norm1=c.norm(p + "input_layernorm", False),
+            norm2=c.norm(p + "post_attention_layernorm", False), q=Linear(q), k=Linear(k),
+            v=Linear(v), o=c.linear(p + "self_attn.o_proj"), mlp_gate=Linear(gate),
+            mlp_up=Linear(up), mlp_down=c.linear(p + "mlp.down_proj"), window=windows[i]))
+    embed = c.get("model.embed_tokens.weight")
+    return Decoder(
+        vocab_size=c.need("vocab_size"), max_seq_len=max_pos, heads=heads, kv_heads=kv_heads,
+        head_dim=hd, norm_eps=c.need("rms_norm_eps"), activation=_activation(c, "hidden_act"),
+        embed=embed, final_norm=c.norm("model.norm", False), lm_head=_lm_head(c, embed),
+        layers=layers, rope=_rope(c, hd, max_pos, "rotate_half"))
+
+
 def _gpt2(c: _Checkpoint) -> Decoder:
     hidden, heads = c.need("n_embd", "hidden_size"), c.need("n_head", "num_attention_heads")
     max_pos = c.need("n_positions", "max_position_embeddings")
@@ -339,5 +370,5 @@ def _opt(c: _Checkpoint) -> Decoder:
 FAMILIES: dict[str, Callable[[_Checkpoint], Decoder]] = {
     "llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,
     "gemma": _llama_like, "gpt2": _gpt2, "phi": _phi, "gpt_neox": _gpt_neox, "gptj": _gptj,
-    "opt": _opt,
+    "opt": _opt, "phi3": _phi3,
 }
