@@ -8,6 +8,14 @@ its function; globals always; buffers of different functions never at the same t
 that a function called by another may run during any of its caller's buffers: its buffers
 count as live always).
 
+Touching ranges: a buffer is live at every top-level op from its first to its last use,
+both included (`first`/`last` below), so two buffers conflict when `a.first <= b.last and
+b.first <= a.last`. A kernel that reads `a` for the last time while it writes `b` for the first
+time has them both live (a kernel reads while it writes): they may not share bytes. A buffer
+whose last use is op i and one whose first use is op i + 1 may. This is irtool.liveness's
+convention in other words: its ranges are half-open, `[first, last + 1)`, and `a.end == b.start`
+means disjoint. tests/test_plan_checker.py tests both sides.
+
 `layered_module_text` writes a random layered dataflow graph at the memory level (weights,
 state, activations read by the next one or two layers), for tests and the benchmark.
 """
@@ -25,7 +33,7 @@ from xdsl.parser import Parser
 
 from irtool.context import make_context
 
-DESCRIPTIONS = Path(__file__).resolve().parents[1] / "targets" / "descriptions"
+TARGETS = Path(__file__).resolve().parents[1] / "targets"
 
 
 @dataclass(frozen=True)
@@ -38,8 +46,10 @@ class Memory:
 def target_memories(name_or_path: str | Path) -> dict[str, Memory]:
     """The memories of a target description, read straight from its JSON."""
     path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "description.json"
     if not path.is_file():
-        path = DESCRIPTIONS / f"{name_or_path}.json"
+        path = TARGETS / str(name_or_path).replace("-", "_") / "description.json"
     data = json.loads(path.read_text())
     return {m["name"]: Memory(m["size"] - m.get("reserved", 0), m["alignment"], m["read_only"])
             for m in data["memories"]}

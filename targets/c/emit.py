@@ -36,11 +36,16 @@ from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
+from irtool.kernels import checked_signature, kernel_signature
+from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
-from irtool.targets.kernels import KERNELS
 from irtool.weights import WeightStore, numpy_dtype
 
+KV_CAPACITY_ATTR = "irtool.kv_capacity"  # set by extract-kv-cache
+KV_WINDOW_ATTR = "irtool.kv_window"
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+"""The portable C kernels every C target ships (a target may add a runtime folder of its
+own)."""
 _C_TYPES = {"f32": "float", "i32": "int32_t", "i8": "int8_t", "ui8": "uint8_t", "i16": "int16_t"}
 ARENA_ALIGN = 64
 
@@ -54,6 +59,23 @@ def c_float(x: float) -> str:
     if math.isinf(v):
         return "INFINITY" if v > 0 else "-INFINITY"
     return f"{v!r}f" if "e" in repr(v) or "." in repr(v) else f"{v!r}.0f"
+
+
+def subview_pointer(op: memory.SubviewOp, base: str) -> str:
+    """A contiguous window of a buffer as a pointer into it: only the first dimension that
+    is cut may start past 0, the dimensions before it hold one index, those after it whole."""
+    src, sizes, offs = op.source.type.get_shape(), op.result.type.get_shape(), op.static_offsets
+    cut = next((i for i, (n, s) in enumerate(zip(src, sizes)) if n != s), len(src))
+    if cut < len(src) and (any(s != 1 for s in sizes[:cut]) or any(o for o in offs[cut + 1:])):
+        raise IrtoolError(f"C emitter: memory.subview {list(offs)} of {op.source.type} -> "
+                          f"{op.result.type} is not contiguous; only leading windows are emitted")
+    stride, elements = 1, 0
+    for n, o in zip(reversed(src), reversed(offs)):
+        elements += o * stride
+        stride *= n
+    ctype = _C_TYPES[str(op.result.type.element_type)]
+    size = nbytes(op.result.type) // math.prod(sizes) if math.prod(sizes) else 0
+    return f"(({ctype} *)((const uint8_t *)({base}) + {elements * size}))"
 
 
 def nbytes(t: MemRefType) -> int:
@@ -117,10 +139,12 @@ class TokenTable:
 class CProject:
     """Builds the text of every file of the project from one placed module."""
 
-    def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription):
+    def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription,
+                 calls: CCalls = PORTABLE_CALLS):
         self.module = module
         self.store = store
         self.target = target
+        self.calls = calls
         self.globals = {op.sym_name.data: op for op in module.ops
                         if isinstance(op, memory.GlobalOp)}
         self.decode = self._function("decode")
@@ -130,10 +154,8 @@ class CProject:
         for op in self.decode.walk():
             if isinstance(op, memory.AllocOp):
                 self._grow(placement(op, "a memory.alloc in @decode"))
-        self.scratch_floats = max(
-            [KERNELS[c.kernel].scratch({k: c.param(k) for k in KERNELS[c.kernel].params})
-             for c in self.decode.walk()
-             if isinstance(c, hw.CallOp) and KERNELS[c.kernel].scratch] or [1])
+        self.scratch_floats = max([_scratch(c) for c in self.decode.walk()
+                                   if isinstance(c, hw.CallOp)] or [1])
         ret = self.decode.function_type.outputs.data
         if len(ret) != 1 or len(self.decode.args) != 2:
             raise IrtoolError("C emitter: @decode must be (tok, pos) -> logits with its KV cache "
@@ -219,11 +241,11 @@ class CProject:
         return "\n".join(lines)
 
     def max_positions(self) -> int:
-        attr = self.module.attributes.get("irtool.kv_capacity")
+        attr = self.module.attributes.get(KV_CAPACITY_ATTR)
         return attr.value.data if isinstance(attr, IntegerAttr) else 1 << 30
 
     def ring(self) -> bool:
-        return "irtool.kv_window" in self.module.attributes
+        return KV_WINDOW_ATTR in self.module.attributes
 
     def model_c(self) -> str:
         body, names = [], {}
@@ -252,6 +274,15 @@ class CProject:
                 case memory.CopyOp():
                     body.append(f"  memcpy({name(op.dest)}, {name(op.source)}, "
                                 f"{nbytes(op.source.type)}u);")
+                case memory.SubviewOp():
+                    names[op.result] = subview_pointer(op, name(op.source))
+                case memory.DmaStartOp():
+                    token = f"dma{len(names)}"
+                    names[op.token] = token
+                    body.append(f"  irt_dma_token_t {token} = irt_dma_start({name(op.dest)}, "
+                                f"{name(op.source)}, {nbytes(op.source.type)}u);")
+                case memory.DmaWaitOp():
+                    body.append(f"  irt_dma_wait({name(op.token)});")
                 case func.ReturnOp():
                     body.append(f"  return {name(op.arguments[0])};")
                 case memory.DeallocOp():
@@ -269,22 +300,24 @@ class CProject:
                 p = placement(g, name_)
                 init.append(f"  memset(irt_arena_{c_identifier(p.space)} + {p.offset}, 0, "
                             f"{nbytes(p.type)}u); /* @{name_} */")
+        dma = any(isinstance(op, memory.DmaStartOp) for op in self.decode.walk())
         externs = [f"extern const uint32_t *const irt_init_{c_identifier(s)}_ptr;"
                    for s in sorted(self.arena_size) if self.has_initial_weights(s)]
         return "\n".join([
             "/* Generated by irtool from the hw-level @decode: one kernel call per hw.call. */",
             "#include <math.h>", "#include <stddef.h>", "#include <string.h>",
-            '#include "model.h"', '#include "irt_kernels.h"', '#include "irt_quant.h"', "",
+            '#include "model.h"', *(f'#include "{h}"' for h in self.calls.headers),
+            *(['#include "irt_dma.h" /* the target\'s DMA HAL */'] if dma else []), "",
             *externs,
             f"static float irt_scratch[{self.scratch_floats}];", "",
             "void irt_init(void)", "{", *init, "}", "",
             "const float *irt_decode(const int32_t *tok, int32_t pos)", "{", *body, "}", ""])
 
     def call(self, op: hw.CallOp, name) -> str:
-        spec = KERNELS[op.kernel]
-        operands = dict(zip(spec.operands, op.args))
+        sig, c_call = checked_signature(op), self.calls[op.kernel]
+        operands = dict(zip(sig.operands, op.args))
         args = []
-        for a in spec.c_args:
+        for a in c_call.args:
             if a == "NULL":
                 args.append("NULL")
             elif a == "SCRATCH":
@@ -297,19 +330,32 @@ class CProject:
             else:
                 v = op.param(a[2:])
                 args.append(c_float(v) if isinstance(v, float) else str(v))
-        return f"{spec.c_name}({', '.join(args)})"
+        return f"{c_call.function}({', '.join(args)})"
 
-    def write(self, out_dir: Path, main_c: str, makefile: str, linker: str) -> None:
+    def write(self, out_dir: Path, files: dict[str, str],
+              runtime_dirs: Sequence[Path] = (RUNTIME_DIR,)) -> None:
+        """The model's files, the project files given (main.c, Makefile, ...) and the runtime
+        sources (the portable kernels, then a target's own, which may replace a file)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         rt = out_dir / "runtime"
         if rt.exists():
             shutil.rmtree(rt)
-        shutil.copytree(RUNTIME_DIR, rt, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+        rt.mkdir()
+        for src in runtime_dirs:
+            for f in sorted(src.iterdir()):
+                if f.is_file() and f.suffix in (".c", ".h", ".S"):
+                    shutil.copyfile(f, rt / f.name)
         files = {"model.h": self.model_h(), "model.c": self.model_c(),
-                 "weights.c": self.weights_c(), "main.c": main_c, "Makefile": makefile,
-                 "irt_memory.ld": linker}
+                 "weights.c": self.weights_c(), **files}
         for fname, text in files.items():
             (out_dir / fname).write_text(text)
+
+
+def _scratch(call: hw.CallOp) -> int:
+    sig = kernel_signature(call.kernel)
+    if sig.scratch is None:
+        return 0
+    return sig.scratch({k: call.param(k) for k in sig.params})
 
 
 def _word_lines(img: bytearray) -> list[str]:

@@ -1,9 +1,11 @@
-"""The files of a C project besides the model: main.c, the linker script and the Makefile.
+"""The files of a C project besides the model: main.c, the counter header, the linker script
+and the Makefile, generated from the target description's toolchain fields.
 
 main.c embeds the prompt as token ids (picolibc's semihosting crt0 splits arguments on spaces,
 so text cannot be passed on the command line), feeds it token by token through `irt_decode`
 (one kernel set for prefill and generation), generates greedily, and prints the text, a
-`tokens:` line with every generated id and the instruction counts read from `minstret`.
+`tokens:` line with every generated id and, where the toolchain names a counter, the
+instructions per token and the time they model at the target's clock.
 Built natively, `./model_host LOGITS.bin` also writes the float32 logits of every position.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from irtool.errors import IrtoolError
 from irtool.targets.c.emit import ARENA_ALIGN
-from irtool.targets.description import TargetDescription
+from irtool.targets.description import TargetDescription, Toolchain
 
 
 def _c_bytes(b: bytes) -> str:
@@ -32,7 +34,7 @@ def main_c(prompt: Sequence[int], steps: int, pieces: Sequence[bytes], bos: int,
 #include <stdlib.h>
 #include "model.h"
 #include "irt_kernels.h"
-#include "irt_counters.h"
+#include "irt_target.h"
 
 #define N_PROMPT {len(prompt)}
 #define STEPS {steps}
@@ -55,7 +57,7 @@ static void print_token(int32_t prev, int32_t tok)
 int main(int argc, char **argv)
 {{
     FILE *logits_out = NULL;
-#if defined(__riscv)
+#if defined(__riscv) || defined(__PICOLIBC__)
     /* qemu's semihosting command line repeats the kernel's file name: no arguments there. */
     (void)argc;
     (void)argv;
@@ -68,22 +70,23 @@ int main(int argc, char **argv)
         }}
     }}
 #endif
-    static int32_t generated[STEPS];
+    static int32_t generated[STEPS > 0 ? STEPS : 1];
     int n_generated = 0;
     uint64_t prefill_instr = 0, decode_instr = 0;
     int prefill_calls = 0, decode_calls = 0;
     int32_t prev = -1, tok = prompt[0];
-    int total = N_PROMPT + STEPS;
+    /* The last generated token is printed but never decoded: its logits would be unused. */
+    int total = N_PROMPT + STEPS - 1;
     if (!IRT_RING && total > IRT_MAX_POSITIONS) total = IRT_MAX_POSITIONS;
 
-    int pending = 0; /* a token chosen but not printed yet */
+    int pending = 1; /* a token chosen but not printed yet */
     irt_init();
     for (int pos = 0; pos < total; pos++) {{
         print_token(prev, tok);
         pending = 0;
-        uint64_t start = irt_read_minstret();
+        uint64_t start = irt_read_instret();
         const float *logits = irt_decode(&tok, pos);
-        uint64_t used = irt_read_minstret() - start;
+        uint64_t used = irt_read_instret() - start;
         if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
         else {{ decode_instr += used; decode_calls++; }}
         if (logits_out) fwrite(logits, sizeof(float), IRT_VOCAB, logits_out);
@@ -91,7 +94,6 @@ int main(int argc, char **argv)
         if (pos + 1 < N_PROMPT) {{
             next = prompt[pos + 1];
         }} else {{
-            if (n_generated == STEPS) break;
             next = irt_argmax_f32(logits, IRT_VOCAB);
             generated[n_generated++] = next;
         }}
@@ -104,12 +106,22 @@ int main(int argc, char **argv)
     printf("tokens: ");
     for (int i = 0; i < n_generated; i++) printf(i ? ",%ld" : "%ld", (long)generated[i]);
     printf("\\n");
+#if IRT_HAS_INSTRUCTION_COUNTER
     if (prefill_calls)
         printf("instructions per prompt token: %lu\\n",
                (unsigned long)(prefill_instr / (uint64_t)prefill_calls));
-    if (decode_calls)
-        printf("instructions per generated token: %lu\\n",
-               (unsigned long)(decode_instr / (uint64_t)decode_calls));
+    if (decode_calls) {{
+        uint64_t per_token = decode_instr / (uint64_t)decode_calls;
+        printf("instructions per generated token: %lu\\n", (unsigned long)per_token);
+#if IRT_CLOCK_HZ
+        /* a model, not a measurement: instructions x the core's assumed CPI at its clock */
+        printf("modelled time per generated token: %.3f ms at %.0f MHz (CPI %.2f assumed)\\n",
+               (double)per_token * IRT_CPI * 1e3 / IRT_CLOCK_HZ, IRT_CLOCK_HZ / 1e6, IRT_CPI);
+#endif
+    }}
+#else
+    (void)prefill_instr; (void)decode_instr; (void)prefill_calls; (void)decode_calls;
+#endif
     printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);
     if (logits_out) fclose(logits_out);
     return 0;
@@ -117,21 +129,33 @@ int main(int argc, char **argv)
 """
 
 
-@dataclass(frozen=True)
-class QemuLayout:
-    """Where the target's memories sit on qemu's `virt` machine (RAM from 0x80000000).
+def target_header(target: TargetDescription) -> str:
+    """irt_target.h: the target's name, clock and instruction counter for main.c."""
+    tc, core = target.toolchain, target.core
+    lines = [f"/* Generated by irtool for target {target.name}: its clock and counter. */",
+             "#ifndef IRT_TARGET_H", "#define IRT_TARGET_H", "#include <stdint.h>",
+             f'#define IRT_TARGET_NAME "{target.name}"',
+             f"#define IRT_CLOCK_HZ {target.clock_hz or 0}",
+             f"#define IRT_CPI {core.cpi!r}"]
+    if tc.counter == "minstret":
+        lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_counters.h"',
+                  "/* Instructions retired (the minstret CSR; exact under qemu -icount). */",
+                  "static inline uint64_t irt_read_instret(void) { return irt_read_minstret(); }"]
+    elif tc.counter == "systick":
+        lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_systick.h"',
+                  "/* SysTick ticks under qemu -icount shift=0 (the target's runtime). */",
+                  "static inline uint64_t irt_read_instret(void) "
+                  "{ return irt_systick_instructions(); }"]
+    else:
+        lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 0",
+                  "static inline uint64_t irt_read_instret(void) { return 0; }"]
+    return "\n".join(lines + ["#endif", ""])
 
-    The C library's own RAM (stack, .data, .bss) is the `reserved` top of the memory that the
-    target description reserves for it, bytes the allocator does not plan.
-    """
 
-    base: int = 0x80000000
-    stack: int = 8 * 1024
-
-
-def memory_origins(target: TargetDescription, layout: QemuLayout) -> dict[str, int]:
-    """Each memory at the next MiB boundary after the previous one."""
-    addr, out = layout.base, {}
+def memory_origins(target: TargetDescription) -> dict[str, int]:
+    """Each memory at the next MiB boundary after the previous one, from the toolchain's base
+    address (qemu virt's RAM for riscv-ulp)."""
+    addr, out = target.toolchain.base, {}
     for m in target.memories:
         out[m.name] = addr
         addr += (m.size + 0xFFFFF) // 0x100000 * 0x100000
@@ -147,18 +171,21 @@ def system_memory(target: TargetDescription):
                       "and C library data (set 'reserved' on one memory of the description)")
 
 
-def linker_script(target: TargetDescription, layout: QemuLayout) -> str:
-    """The writable memories as linker regions holding their arenas' sections.
+def linker_script(target: TargetDescription) -> str | None:
+    """The writable memories as linker regions holding their arenas' sections (None for a
+    native build, whose arenas are ordinary data).
 
     picolibc's own script (given first) lays out code, constants and the read-only arena
-    (section `.flash`) in its `flash` region and its data/bss/stack in the reserved RAM; this
-    script adds one region per writable memory, of the size the allocator planned, so the
-    linker itself refuses an arena that outgrows its memory. The arenas need no bytes in the
-    ELF (NOLOAD): irt_init() writes them.
+    in its `flash` region and its data/bss/stack in the reserved RAM; this script adds one
+    region per writable memory, of the size the allocator planned, so the linker itself
+    refuses an arena that outgrows its memory. The arenas need no bytes in the ELF
+    (NOLOAD): irt_init() writes them.
     """
-    origins = memory_origins(target, layout)
+    if target.toolchain.layout == "native":
+        return None
+    origins = memory_origins(target)
     writable = [m for m in target.memories if not m.read_only]
-    lines = [f"/* Generated by irtool: the memories of target {target.name} on qemu virt. */",
+    lines = [f"/* Generated by irtool: the memories of target {target.name}. */",
              "MEMORY", "{"]
     lines += [f"  irt_{m.name} (rw) : ORIGIN = 0x{origins[m.name]:08x}, LENGTH = {m.capacity}"
               for m in writable]
@@ -169,29 +196,41 @@ def linker_script(target: TargetDescription, layout: QemuLayout) -> str:
     return "\n".join(lines)
 
 
-def makefile(target: TargetDescription, layout: QemuLayout) -> str:
-    origins = memory_origins(target, layout)
-    flash = next(m for m in target.memories if m.read_only)
+def _picolibc_ldflags(target: TargetDescription) -> str:
+    origins = memory_origins(target)
+    flash = next((m for m in target.memories if m.read_only), None)
+    if flash is None:
+        raise IrtoolError(f"target {target.name}: the picolibc layout needs a read-only memory "
+                          "for code and constants (or use \"layout\": \"native\")")
     sys_mem = system_memory(target)
     ram = origins[sys_mem.name] + sys_mem.capacity
+    tc = target.toolchain
     defsyms = ",".join([f"--defsym=__flash=0x{origins[flash.name]:08x}",
                         f"--defsym=__flash_size={flash.size}",
                         f"--defsym=__ram=0x{ram:08x}",
                         f"--defsym=__ram_size={sys_mem.reserved}",
-                        f"--defsym=__stack_size={layout.stack}"])
-    return f"""# Generated by irtool for target {target.name}.
-#   make run    cross-compile for rv32imafc and run on qemu (semihosting output)
+                        f"--defsym=__stack_size={tc.stack}"])
+    return f"-Wl,{defsyms} {tc.ldflags} -Wl,-T,irt_memory.ld -Wl,-Map,model.map".strip()
+
+
+def makefile(target: TargetDescription) -> str:
+    tc: Toolchain = target.toolchain
+    native = tc.layout == "native"
+    ldflags = tc.ldflags if native else _picolibc_ldflags(target)
+    deps = "model.h irt_target.h" + ("" if native else " irt_memory.ld")
+    run = tc.run.format(elf="model.elf")
+    return f"""# Generated by irtool for target {target.name} (from its description's toolchain).
+#   make run    build with {tc.compiler} and run: {run}
 #   make host   build the same C natively (SAN=1 adds ASan/UBSan) and run it
-#   make size   section sizes of the ELF
+#   make size   section sizes of the program
 SRCS = main.c model.c weights.c $(wildcard runtime/*.c)
 CFLAGS_COMMON = -std=c99 -O2 -Wall -Wextra -I. -Iruntime
 
-RV_CC ?= riscv64-unknown-elf-gcc
-RV_SIZE ?= riscv64-unknown-elf-size
-QEMU ?= qemu-system-riscv32
-QEMU_TIMEOUT ?= 1200
-RV_FLAGS = -march=rv32imafc -mabi=ilp32f --specs=picolibc.specs --oslib=semihost --crt0=semihost
-RV_LDFLAGS = -Wl,{defsyms} -Tpicolibc.ld -Wl,-T,irt_memory.ld -Wl,-Map,model.map
+CC_TARGET ?= {tc.compiler}
+SIZE ?= {tc.size}
+RUN_TIMEOUT ?= 1200
+TARGET_FLAGS = {tc.cflags}
+TARGET_LDFLAGS = {ldflags}
 
 HOST_CC ?= cc
 ifeq ($(SAN),1)
@@ -199,16 +238,16 @@ HOST_FLAGS = -g -fsanitize=address,undefined -fno-sanitize-recover=all
 endif
 
 .PHONY: run host size clean
-model.elf: $(SRCS) model.h irt_memory.ld
-\t$(RV_CC) $(RV_FLAGS) $(CFLAGS_COMMON) -o $@ $(SRCS) $(RV_LDFLAGS) -lm
+model.elf: $(SRCS) {deps}
+\t$(CC_TARGET) $(TARGET_FLAGS) $(CFLAGS_COMMON) -o $@ $(SRCS) $(TARGET_LDFLAGS) -lm
 
 run: model.elf
-\ttimeout $(QEMU_TIMEOUT) $(QEMU) -M virt -nographic -bios none -semihosting-config enable=on,target=native -icount shift=0 -kernel model.elf
+\ttimeout $(RUN_TIMEOUT) {run}
 
 size: model.elf
-\t$(RV_SIZE) -A model.elf
+\t$(SIZE) -A model.elf
 
-model_host: $(SRCS) model.h
+model_host: $(SRCS) model.h irt_target.h
 \t$(HOST_CC) $(CFLAGS_COMMON) $(HOST_FLAGS) -o $@ $(SRCS) -lm
 
 host: model_host
