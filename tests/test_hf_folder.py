@@ -14,13 +14,14 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
 from irtool.errors import IrtoolError
 from irtool.frontend.load import import_model
 from irtool.interpreter.runner import ModelRunner
 from tests import hf_zoo
+from tests.requirements import need, need_module
+
+need_module("torch")
+need_module("transformers")
 
 IDS = [int(i) for i in np.random.RandomState(7).randint(0, 96, 24)]  # longer than window 8
 PROMPT, STEPS = IDS[:5], 9  # 14 positions: past the window of mistral-window8
@@ -160,10 +161,9 @@ def test_compiled_folder_gives_the_torch_tokens_on_qemu(zoo, tmp_path):
     import sys
     from pathlib import Path
 
-    from tests.test_riscv_ulp import _MISSING, Run
+    from tests.test_riscv_ulp import Run
 
-    if _MISSING:
-        pytest.skip(_MISSING)
+    need("riscv", "qemu")
     model, folder = zoo["mistral-window8"]
     d = _copy(folder, tmp_path)
     tok_path = hf_zoo.save_tokenizer(d, 96)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
 from irtool.errors import IrtoolError
 from irtool.frontend.load import import_model
 from irtool.interpreter.runner import ModelRunner
 from tests import hf_zoo
+from tests.requirements import need_module
+
+need_module("torch")
+need_module("transformers")
+need_module("onnxruntime")
 
 IDS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4]
 PROMPT, STEPS = IDS[:5], 9
@@ -160,3 +162,28 @@ def test_a_window_shows_only_past_it_and_is_found_there(exports, tmp_path, monke
     want = hf_zoo.onnxruntime_logits(path, IDS)
     assert relative_error(got[:8], want[:8]) < 1e-4
     assert relative_error(got[8:], want[8:]) > 1e-2
+
+
+def test_compiled_qwen3_export_gives_the_torch_tokens_on_qemu(exports, tmp_path):
+    """The head-by-head attention of Qwen3's per-head q/k norms through the whole riscv-ulp
+    build: the program's tokens are the torch model's greedy ones. (Every family's dynamo
+    export was run this way once; one run here keeps the suite short.)"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.requirements import need
+    from tests.test_riscv_ulp import Run
+
+    need("riscv", "qemu")
+    model, path = exports("qwen3", "dynamo")
+    out = tmp_path / "c"
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "compile", str(path),
+                           "--prompt-tokens", ",".join(map(str, PROMPT)), "--steps",
+                           str(STEPS), "-o", str(out)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run(["make", "-s", "run"], cwd=out, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert Run.parse(run.stdout).tokens == hf_zoo.torch_greedy(model, PROMPT, STEPS)
