@@ -157,7 +157,7 @@ class IrToolOptMain(xDSLOptMain):
 
 
 def _verify_plan(module: ModuleOp, when: str) -> None:
-    from irtool.plan_verifier import verify_module_plan
+    from irtool.targets.plan_verifier import verify_module_plan
 
     verify_module_plan(module, when)
 

@@ -51,14 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from irtool.frontend.load import import_model
     from irtool.interpreter.runner import ModelRunner, greedy
-
     from irtool.run_limits import check_steps
 
     tokens = parse_token_list(args.tokens)
     check_steps(args.generate, "--generate")
     module, store = import_model(args.module)
     if not args.no_verify_plan:
-        from irtool.plan_verifier import verify_module_plan
+        from irtool.targets.plan_verifier import verify_module_plan
 
         verify_module_plan(module, f"in '{args.module}'")
     runner = ModelRunner(module, store)

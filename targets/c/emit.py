@@ -35,13 +35,13 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import hw, memory
-from irtool.emission_checks import check_before_emission
 from irtool.errors import IrtoolError
-from irtool.output_safety import project_directory
 from irtool.ir_names import DECODE, KV_CAPACITY_ATTR, KV_WINDOW_ATTR
 from irtool.kernels import checked_signature, kernel_signature
+from irtool.output_safety import project_directory
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
+from irtool.targets.emission_checks import check_before_emission
 from irtool.weights import WeightStore, numpy_dtype
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
@@ -142,7 +142,7 @@ class CProject:
 
     def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription,
                  calls: CCalls = PORTABLE_CALLS):
-        check_before_emission(module, store, target)  # irtool.emission_checks (issue 15)
+        check_before_emission(module, store, target)  # targets/emission_checks.py (issue 15)
         self.module = module
         self.store = store
         self.target = target

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from xdsl.dialects.builtin import ModuleOp
 
-from irtool.plan_verifier import verify_module_plan
 from irtool.targets.description import TargetDescription
+from irtool.targets.plan_verifier import verify_module_plan
 from irtool.weights import WeightStore, check_store
 
 
