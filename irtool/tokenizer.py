@@ -30,7 +30,8 @@ from typing import Protocol
 
 from irtool.errors import IrtoolError
 
-__all__ = ["Tokenizer", "Llama2cTokenizer", "CharTokenizer", "HFTokenizer", "load_tokenizer"]
+__all__ = ["CharTokenizer", "HFTokenizer", "Llama2cTokenizer", "Tokenizer", "check_agreement",
+           "load_tokenizer"]
 
 
 class Tokenizer(Protocol):
@@ -213,7 +214,7 @@ class Llama2cTokenizer:
                     m = self._ids.get(self.pieces[tok[a]] + self.pieces[tok[b]])
                     if m is not None:
                         push_heap(heap, (-self.scores[m], a, b, tok[a], tok[b], m))
-        return [t for t, keep in zip(tok, alive) if keep]
+        return [t for t, keep in zip(tok, alive, strict=True) if keep]
 
     def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
         """Token ids for ``text`` exactly as llama2.c's ``encode`` produces them.
@@ -436,16 +437,37 @@ def _special_id(tok, config: dict, which: str) -> int | None:
     return tok.token_to_id(name) if isinstance(name, str) else None
 
 
+def check_agreement(tok: Tokenizer, tok_path: str | os.PathLike[str], vocab: int | None,
+                    model_path: str | os.PathLike[str]) -> None:
+    """A tokenizer and a model must share one vocabulary: the same number of ids (a 512-token
+    tokenizer on a 600-token model cannot print ids 512..599; a truncated tok512.bin loses
+    ids), and a llama2.c file named `tok<N>.bin` must hold N tokens."""
+    size = tok.vocab_size
+    if isinstance(tok, HFTokenizer) and vocab is not None and size <= vocab:
+        return  # embedding tables are often padded past tokenizer.json: those ids print <id>
+    m = re.fullmatch(r"tok(\d+)\.bin", Path(tok_path).name)
+    if m and int(m.group(1)) != size:
+        raise IrtoolError(f"tokenizer '{tok_path}' holds {size} tokens but its name says "
+                          f"{m.group(1)}: the file is truncated or not what its name says")
+    if vocab is not None and size != vocab:
+        raise IrtoolError(f"tokenizer '{tok_path}' has {size} tokens but model '{model_path}' "
+                          f"has a vocabulary of {vocab}: they do not belong together; pass the "
+                          "model's own tokenizer with --tokenizer")
+
+
 def load_tokenizer(path: str | os.PathLike[str]
                    ) -> Llama2cTokenizer | CharTokenizer | HFTokenizer:
     """Pick the tokenizer by name: a directory or ``tokenizer.json`` is a Hugging Face
     tokenizer, another ``.json`` a character vocabulary, anything else llama2.c's format."""
+    from irtool.output_safety import note_input
+
     path = Path(path)
     if path.is_dir():
         path = path / HFTokenizer.HF_NAME
         if not path.is_file():
             raise IrtoolError(f"no {HFTokenizer.HF_NAME} in '{path.parent}': pass --tokenizer "
                               "FILE")
+    note_input(path, "tokenizer")
     if path.name == HFTokenizer.HF_NAME:
         return HFTokenizer.from_file(path)
     if path.suffix.lower() == ".json":

@@ -208,10 +208,10 @@ def memory_level(module, window: int | None = None):
     """`module` after extract-kv-cache (token-by-token prefill; a ring cache of `window`
     positions, else the zoo's context) and bufferize: the memory level the C target starts
     from."""
-    from irtool.passes import get_all_passes
     from xdsl.passes import PassPipeline
 
     from irtool.context import make_context
+    from irtool.passes import get_all_passes
 
     kv = f"window={window}" if window else f"capacity={CONTEXT}"
     PassPipeline.parse_spec(get_all_passes(),

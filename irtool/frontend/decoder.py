@@ -184,7 +184,8 @@ class _Parts:
             a = self._attend(q, keys[h // group], values[h // group], 1, 1, layer.window)
             w = layer.o.weight
             # the output bias, if any, is added once: by the first head's share
-            part = self.linear(a, Linear(Named(f"{w.name}.head{h}", w.array[:, h * hd:(h + 1) * hd]),
+            cols = w.array[:, h * hd:(h + 1) * hd]
+            part = self.linear(a, Linear(Named(f"{w.name}.head{h}", cols),
                                          layer.o.bias if h == 0 else None))
             out = part if out is None else self.b.value(tf.AddOp(out, part))
         return out

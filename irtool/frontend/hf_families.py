@@ -297,7 +297,8 @@ def _gpt_neox(c: _Checkpoint) -> Decoder:
         b = qkv.bias.array.reshape(heads, 3, hd) if qkv.bias is not None else None
         lin = []
         for j, s in enumerate("qkv"):
-            wj = Named(f"{qkv.weight.name}.{s}", np.ascontiguousarray(w[:, j].reshape(hidden, hidden)))
+            wj = Named(f"{qkv.weight.name}.{s}",
+                       np.ascontiguousarray(w[:, j].reshape(hidden, hidden)))
             bj = None if b is None else Named(f"{qkv.bias.name}.{s}",
                                               np.ascontiguousarray(b[:, j].reshape(hidden)))
             lin.append(Linear(wj, bj))

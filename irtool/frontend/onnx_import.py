@@ -39,6 +39,7 @@ from irtool.frontend.onnx_shapes import (
     UnsupportedNode,
     attr,
 )
+from irtool.frontend.onnx_wiring import check_wiring
 from irtool.weights import WeightStore
 
 # Without RoPE tables or a learned position table the graph sets no length limit; the module
@@ -84,6 +85,10 @@ def import_onnx(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
                                                                  "holds constants")) from None
         if isinstance(e, UnsupportedNode):
             raise IrtoolError(unsupported_message(e.node, e.reason)) from None
+        if isinstance(e, (ValueError, IndexError, KeyError, TypeError)):  # numpy on a
+            raise IrtoolError(                                            # malformed graph
+                f"'{path}': irtool cannot follow this ONNX graph ({type(e).__name__}: {e}); "
+                "is it a valid model? (onnx.checker.check_model tells)") from None
         raise
     finally:
         sys.setrecursionlimit(limit)
@@ -161,6 +166,7 @@ def _load(path: str | os.PathLike[str]) -> onnx.ModelProto:
     if not model.graph.node or not model.graph.output:
         raise IrtoolError(f"'{path}' is not an ONNX model (it contains no graph); export one "
                           "with torch.onnx.export")
+    check_wiring(model, path)
     return model
 
 
@@ -341,7 +347,8 @@ def _context_length(path, graph: OnnxGraph) -> int:
             rows.append(table.shape[attr(node, "axis", 0)])  # rows picked by position
         elif node.op_type == "Slice":  # rows 0..T-1 of a table
             a, b = (ev.shape(node.output[0], t) for t in PROBES)
-            rows += [table.shape[k] for k, (x, y) in enumerate(zip(a, b)) if (x, y) == PROBES]
+            rows += [table.shape[k] for k, (x, y) in enumerate(zip(a, b, strict=True))
+                     if (x, y) == PROBES]
     return min(rows) if rows else DEFAULT_MAX_SEQ_LEN
 
 
