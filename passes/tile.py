@@ -18,7 +18,9 @@ allocator's plan, both at fixed offsets; every tile's window buffer is a `memory
 own shape at one of the two offsets. Tile size rule (a stated rule, not yet a CP-SAT choice):
 the largest window that fits twice in the free space of S, capped by `window` (bytes, 0: no
 cap) and by the largest streamed weight; rows per tile = window // row bytes. Larger tiles pay
-the link's set-up cost fewer times, and the overlap needs only two windows. A weight whose row
+the link's set-up cost fewer times, and the overlap needs only two windows. Every tile is
+straight-line code, so at most `max_tiles` tiles are made (the weights moving the most bytes
+per tile first; the others are read in place). A weight whose row
 does not fit a window (the reduction dimension would have to be split) stays where it is, read
 in place, and so does every weight when S has no room for two rows.
 """
@@ -86,23 +88,31 @@ class Streamed:
                     ) -> tuple[list[Operation], memory.KernelOp]:
         """The kernel computing output rows [row, row+rows) from the weight tile in `window`:
         the ops it needs first (views of per-row scales) and the kernel."""
-        x = self.operand(self.linear.input)
-        if isinstance(self.linear, tf.LinearOp):
-            kernel, body = memory.KernelOp.build([x, window], [out])
-            lin = tf.LinearOp(body.args[0], body.args[1])
-            body.add_ops([lin, memory.YieldOp(lin.result)])
-            return [], kernel
-        scale = self.operand(self.linear.scale)
         pre = []
-        if scale.type.get_shape()[0] == self.weight.type.get_shape()[0]:  # per output row
-            view = _rows(scale, row, rows)
+
+        def per_row(inner: SSAValue | None) -> list[SSAValue]:
+            """The rows of this tile of a per-output-row operand (bias, scales)."""
+            if inner is None:
+                return []
+            value = self.operand(inner)
+            if value.type.get_shape()[0] != self.weight.type.get_shape()[0]:
+                return [value]  # one for the whole tensor
+            view = _rows(value, row, rows)
             pre.append(view)
-            scale = view.result
-        kernel, body = memory.KernelOp.build([x, window, scale], [out])
-        q = self.linear
-        lin = quant.WLinearOp(body.args[0], body.args[1], body.args[2], bits=q.weight_bits,
-                              group=q.group_size, act_bits=q.activation_bits,
-                              act_group=q.activation_group)
+            return [view.result]
+
+        x = self.operand(self.linear.input)
+        bias = per_row(self.linear.bias)
+        if isinstance(self.linear, tf.LinearOp):
+            kernel, body = memory.KernelOp.build([x, window, *bias], [out])
+            lin = tf.LinearOp(body.args[0], body.args[1], *body.args[2:])
+        else:
+            scale = per_row(self.linear.scale)
+            kernel, body = memory.KernelOp.build([x, window, *scale, *bias], [out])
+            q = self.linear
+            lin = quant.WLinearOp(*body.args[:3], *body.args[3:], bits=q.weight_bits,
+                                  group=q.group_size, act_bits=q.activation_bits,
+                                  act_group=q.activation_group)
         body.add_ops([lin, memory.YieldOp(lin.result)])
         return pre, kernel
 
@@ -115,7 +125,7 @@ def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streame
         if not isinstance(op, memory.KernelOp):
             continue
         body = op.computation
-        if len(body) != 1 or not isinstance(body[0], LINEARS) or body[0].bias is not None:
+        if len(body) != 1 or not isinstance(body[0], LINEARS):
             continue
         linear = body[0]
         arg_of = dict(zip(op.body.block.args, op.ins))
@@ -161,6 +171,28 @@ def choose_window(free: int, alignment: int, cap: int, streams: list[Streamed]) 
     return window
 
 
+def tile_count(s: Streamed, window: int) -> int:
+    rows = s.weight.type.get_shape()[0]
+    per_tile = max(1, window // s.row_bytes)
+    return -(-rows // per_tile)
+
+
+def within_tile_budget(streams: list[Streamed], window: int, max_tiles: int
+                       ) -> list[Streamed]:
+    """Every tile is straight-line code (a transfer, a wait, a call): over `max_tiles` the
+    program outgrows the code space, so the weights that move the most bytes per tile stream
+    and the rest are read in place. Program order is kept."""
+    if sum(tile_count(s, window) for s in streams) <= max_tiles:
+        return streams
+    chosen, used = set(), 0
+    for s in sorted(streams, key=lambda s: -nbytes(s.weight.type) / tile_count(s, window)):
+        n = tile_count(s, window)
+        if used + n <= max_tiles:
+            chosen.add(id(s))
+            used += n
+    return [s for s in streams if id(s) in chosen]
+
+
 def _rows(source: SSAValue, row: int, rows: int) -> memory.SubviewOp:
     """Rows [row, row+rows) of a buffer (its leading dimension: contiguous)."""
     shape = source.type.get_shape()
@@ -180,16 +212,18 @@ class TilePass(ModulePass):
     target: str | None = None
     window: int = 0
     """Cap on the window's bytes (0: as large as fits twice in the free fast memory)."""
+    max_tiles: int = 256
+    """Most tiles per decode step (each is straight-line code: about 60 bytes of Thumb-2)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = load_target(self.target or DEFAULT_TARGET).description
         for fn in op.body.block.ops:
             if isinstance(fn, func.FuncOp) and fn.sym_name.data == "decode":
-                tile_function(op, fn, target, self.window)
+                tile_function(op, fn, target, self.window, self.max_tiles)
 
 
 def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
-                  cap: int) -> None:
+                  cap: int, max_tiles: int = 256) -> None:
     streams = streamed_linears(fn, target)
     if not streams:
         return
@@ -198,7 +232,8 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
     align = max(fast.alignment, 4)
     base = _align_up(space_peak(module, fast.name), align)
     window = choose_window(fast.capacity - base, align, cap, streams)
-    streams = [s for s in streams if s.row_bytes <= window]
+    streams = within_tile_budget([s for s in streams if s.row_bytes <= window], window,
+                                 max_tiles)
     if not streams:
         return  # no room for two windows of one row: the weights are read in place
     offsets = (base, base + _align_up(window, align))

@@ -126,3 +126,22 @@ def test_quantized_linears_stream_with_their_row_scales(shared_models, quant):
     assert len(starts) == sum(math.ceil(rows / (4096 // row)) for rows, row in weights.values())
     assert streamed_weights(out) == {}
     np.testing.assert_allclose(logits(out, store), logits(module, store), atol=2e-5, rtol=0)
+
+
+def test_the_tile_budget_keeps_the_weights_that_move_most_per_tile(allocated):
+    """With 1 KiB windows stories260K needs more than 20 tiles: the budget streams the weights
+    with the most bytes per tile (the wide 172-float rows) and reads the rest in place."""
+    from irtool.compile import _run
+
+    module, store = allocated
+    weights = streamed_weights(module)
+    out = module.clone()
+    _run(f'tile{{target="{TARGET}" window=1024 max_tiles=20}}', out)
+    starts = [op for op in out.walk() if isinstance(op, memory.DmaStartOp)]
+    assert 0 < len(starts) <= 20
+    left = streamed_weights(out)
+    streamed = set(weights) - set(left)
+    per_tile = {n: rows * row / math.ceil(rows / (1024 // row))
+                for n, (rows, row) in weights.items()}
+    assert min(per_tile[n] for n in streamed) >= max(per_tile[n] for n in left)
+    np.testing.assert_allclose(logits(out, store), logits(module, store), atol=2e-5, rtol=0)
