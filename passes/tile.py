@@ -15,23 +15,31 @@ being read.
 
 Runs after `allocate` (before `lower-to-hw`): the windows take free space of S above the
 allocator's plan, both at fixed offsets; every tile's window buffer is a `memory.alloc` of its
-own shape at one of the two offsets. Tile size rule (a stated rule, not yet a CP-SAT choice):
-the largest window that fits twice in the free space of S, capped by `window` (bytes, 0: no
-cap) and by the largest streamed weight; rows per tile = window // row bytes. Larger tiles pay
-the link's set-up cost fewer times, and the overlap needs only two windows. Every tile is
-straight-line code, so at most `max_tiles` tiles are made (the weights moving the most bytes
-per tile first; the others are read in place). A weight whose row
-does not fit a window (the reduction dimension would have to be split) stays where it is, read
-in place, and so does every weight when S has no room for two rows.
+own shape at one of the two offsets. The window size, which linears stream and their rows per
+tile are chosen by CP-SAT (passes/tile_plan.py) for the least modelled time per token under
+the free space of S (`window` caps it), at most `max_tiles` tiles (each is straight-line code)
+and a stated compute estimate (`mac_cycles` per multiply-accumulate); the module attribute
+`irtool.stream` keeps the solver's status, objective and lower bound. The allocation itself is
+not re-solved with the windows (the windows use what the allocator left). A weight whose row
+does not fit a window (the reduction dimension would have to be split) stays where it is,
+read in place, and so does every weight when S has no room for two rows.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, MemRefType, ModuleOp, i64
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    i64,
+)
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -39,6 +47,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
+from irtool.passes.tile_plan import Candidate, solve_tile_plan
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import DEFAULT_TARGET, load_target
 
@@ -162,37 +171,6 @@ def space_peak(module: ModuleOp, space: str) -> int:
     return peak
 
 
-def choose_window(free: int, alignment: int, cap: int, streams: list[Streamed]) -> int:
-    """The window size rule (see the module docstring); 0 when no tile fits."""
-    largest = max(nbytes(s.weight.type) for s in streams)
-    window = min(free // 2 // alignment * alignment, largest)
-    if cap:
-        window = min(window, cap)
-    return window
-
-
-def tile_count(s: Streamed, window: int) -> int:
-    rows = s.weight.type.get_shape()[0]
-    per_tile = max(1, window // s.row_bytes)
-    return -(-rows // per_tile)
-
-
-def within_tile_budget(streams: list[Streamed], window: int, max_tiles: int
-                       ) -> list[Streamed]:
-    """Every tile is straight-line code (a transfer, a wait, a call): over `max_tiles` the
-    program outgrows the code space, so the weights that move the most bytes per tile stream
-    and the rest are read in place. Program order is kept."""
-    if sum(tile_count(s, window) for s in streams) <= max_tiles:
-        return streams
-    chosen, used = set(), 0
-    for s in sorted(streams, key=lambda s: -nbytes(s.weight.type) / tile_count(s, window)):
-        n = tile_count(s, window)
-        if used + n <= max_tiles:
-            chosen.add(id(s))
-            used += n
-    return [s for s in streams if id(s) in chosen]
-
-
 def _rows(source: SSAValue, row: int, rows: int) -> memory.SubviewOp:
     """Rows [row, row+rows) of a buffer (its leading dimension: contiguous)."""
     shape = source.type.get_shape()
@@ -214,35 +192,46 @@ class TilePass(ModulePass):
     """Cap on the window's bytes (0: as large as fits twice in the free fast memory)."""
     max_tiles: int = 256
     """Most tiles per decode step (each is straight-line code: about 60 bytes of Thumb-2)."""
+    mac_cycles: float = 5.0
+    """Modelled compute cycles per multiply-accumulate of a linear (an estimate: the fp32
+    matrix-vector loop on the Cortex-M7 is 5 instructions per MAC, at CPI 1)."""
+    time_limit: float = 5.0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = load_target(self.target or DEFAULT_TARGET).description
         for fn in op.body.block.ops:
             if isinstance(fn, func.FuncOp) and fn.sym_name.data == "decode":
-                tile_function(op, fn, target, self.window, self.max_tiles)
+                tile_function(op, fn, target, self.window, self.max_tiles, self.mac_cycles,
+                              self.time_limit)
 
 
 def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
-                  cap: int, max_tiles: int = 256) -> None:
+                  cap: int, max_tiles: int = 256, mac_cycles: float = 5.0,
+                  time_limit: float = 5.0) -> None:
     streams = streamed_linears(fn, target)
     if not streams:
         return
     fast = streams[0].window_space
     streams = [s for s in streams if s.window_space is fast]
+    link = target.link(streams[0].source.name, fast.name)
     align = max(fast.alignment, 4)
     base = _align_up(space_peak(module, fast.name), align)
-    window = choose_window(fast.capacity - base, align, cap, streams)
-    streams = within_tile_budget([s for s in streams if s.row_bytes <= window], window,
-                                 max_tiles)
-    if not streams:
+    candidates = [Candidate(s.weight.type.get_shape()[0], s.row_bytes,
+                            mac_cycles * s.operand(s.linear.input).type.get_shape()[-1])
+                  for s in streams]
+    plan = solve_tile_plan(candidates, fast.capacity - base, align, link.setup_cycles,
+                           1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit)
+    if plan is None or not any(plan.rows_per_tile):
         return  # no room for two windows of one row: the weights are read in place
+    rows_of = {id(s): r for s, r in zip(streams, plan.rows_per_tile) if r}
+    streams = [s for s in streams if id(s) in rows_of]
+    window = plan.window
     offsets = (base, base + _align_up(window, align))
 
     # the tiles in program order: (stream, first row, rows)
     tiles = []
     for s in streams:
-        out_rows = s.weight.type.get_shape()[0]
-        per_tile = max(1, window // s.row_bytes)
+        out_rows, per_tile = s.weight.type.get_shape()[0], rows_of[id(s)]
         tiles += [(s, r, min(per_tile, out_rows - r)) for r in range(0, out_rows, per_tile)]
 
     block = fn.body.block
@@ -287,6 +276,9 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         "space": memory.SpaceAttr(fast.name),
         "window": IntegerAttr(window, i64), "offset": IntegerAttr(base, i64),
         "end": IntegerAttr(used, i64),
+        "solver": StringAttr(plan.status),
+        "cycles": IntegerAttr(round(plan.cycles), i64),
+        "bound": IntegerAttr(math.floor(plan.bound), i64),
         "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64)})
 
 

@@ -4,15 +4,14 @@
 (quantized schemes), the ELF's memory use against the 256 KiB budget, and the does-not-fit
 error of a smaller part.
 
-Skipped when the ARM toolchain or qemu is missing (scripts/setup.sh installs them), except
-under CI=true, where a missing toolchain is a failure.
+Needs the ARM toolchain and qemu-system-arm (scripts/setup.sh installs them): skipped without
+them, failed under CI=true (tests/requirements.py).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,31 +20,24 @@ from pathlib import Path
 
 import pytest
 
+from tests.requirements import need
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TARGET_DIR = ROOT / "targets" / "cortex_m7_256k"
 MODELS = ROOT.parent / "shared" / "models"
-GOLDEN = json.loads((MODELS / "stories260K" / "golden.json").read_text())
-CC, SIZE, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm"
+_GOLDEN_FILE = MODELS / "stories260K" / "golden.json"
+GOLDEN = json.loads(_GOLDEN_FILE.read_text()) if _GOLDEN_FILE.is_file() else {}
+SIZE = "arm-none-eabi-size"
 SRAM_BASE, SRAM_BYTES = 0x20000000, 256 * 1024
 STEPS = 24
 
 
-def _missing_tools() -> str | None:
-    for tool in (CC, SIZE, QEMU, "make"):
-        if shutil.which(tool) is None:
-            return f"{tool} not found (bash scripts/setup.sh installs the ARM toolchain and qemu)"
-    specs = subprocess.run([CC, "-print-file-name=picolibc.specs"], capture_output=True,
-                           text=True).stdout.strip()
-    if not Path(specs).is_file():
-        return "picolibc for arm-none-eabi not found (picolibc-arm-none-eabi)"
-    return None
-
-
-_MISSING = _missing_tools()
-if _MISSING and os.environ.get("CI") == "true":
-    raise RuntimeError(f"CI=true but the cortex-m7-256k toolchain is missing: {_MISSING}")
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
+@pytest.fixture(scope="module", autouse=True)
+def arm_toolchain():
+    """Every test here builds or runs a Cortex-M program (skipped without the toolchain,
+    failed under CI=true)."""
+    need("arm", "qemu-arm", "models")
 
 
 def irtool(*args) -> subprocess.CompletedProcess:
