@@ -46,6 +46,7 @@ FIGURES = {
     "transfers": r"in ([\d.]+) DMA transfers",
     "in place": r"^external Flash read in place per generated token: (\d+) B",
     "hidden": r"hidden by double buffering: ([\d.]+)%",
+    "window": r"through 2 windows of (\d+) B",
 }
 
 
@@ -65,6 +66,8 @@ def run(label: str, steps: int, work: Path) -> dict:
     for key, pattern in FIGURES.items():
         m = re.search(pattern, text, re.M)
         row[key] = float(m.group(1)) if m else 0.0
+    plan = re.search(r"^tile plan \(CP-SAT\): (.*)$", text, re.M)
+    row["plan"] = plan.group(1) if plan else "nothing streamed"
     row["sram"] = re.findall(r"^\| (.+?) +\| +(\d+) \| +[\d.]+% \|$", text, re.M)
     return row
 
@@ -94,6 +97,9 @@ def main() -> None:
               f"{r['tokens/s']:.1f} | {r['streamed'] + r['in place']:,.0f} | "
               f"{r['streamed']:,.0f} | {r['in place']:,.0f} | {r['transfers']:.0f} | "
               f"{r['hidden']:.1f}% |")
+    print()
+    for label, r in rows.items():
+        print(f"{label}: window {r['window']:,.0f} B; tile plan (CP-SAT): {r['plan']}")
     print()
     print("SRAM map (bytes of 262,144):")
     names = [name for name, _ in next(iter(rows.values()))["sram"]]

@@ -7,11 +7,11 @@ such weight `[out, in]` is split into row tiles `[R, in]` (contiguous in a row-m
 each tile is moved by `memory.dma_start` into one of two windows in S and the linear runs on
 the window, writing its rows of the output through a `memory.subview`.
 
-All streamed tiles of the function form one software pipeline in program order: the transfer
-of tile j+1 starts as soon as tile j has arrived (`memory.dma_wait`), so it overlaps the
-compute of tile j and of whatever kernels lie between the two (attention, norms, the next
-layer's first ops). Tile j uses window j mod 2: the window being filled is never the one
-being read.
+All streamed tiles of the function form one software pipeline in program order: tile j uses
+window j mod 2; tiles 0 and 1 are requested when the function starts, and tile j+2 as soon
+as the compute of tile j has freed its window, so every transfer overlaps whatever computes
+meanwhile (the tile before it, attention, norms, the next layer's first ops) and the window
+being filled is never the one being read. The link serves the requests in order.
 
 Runs after `allocate` (before `lower-to-hw`): the windows take free space of S above the
 allocator's plan, both at fixed offsets; every tile's window buffer is a `memory.alloc` of its
@@ -254,7 +254,9 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         Rewriter.insert_op([weight, src, dma], InsertPoint.before(before))
         tokens[j], windows[j] = dma.token, win.result
 
-    start(0, first)  # the first transfer starts with the function
+    # both windows are empty when the function starts: the first two transfers start there
+    for j in range(min(2, len(tiles))):
+        start(j, first)
     by_kernel: dict[memory.KernelOp, list[int]] = {}
     for j, (s, _, _) in enumerate(tiles):
         by_kernel.setdefault(s.kernel, []).append(j)
@@ -264,11 +266,11 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         for j in js:
             _, row, rows = tiles[j]
             Rewriter.insert_op(memory.DmaWaitOp(tokens[j]), InsertPoint.before(kernel))
-            if j + 1 < len(tiles):
-                start(j + 1, kernel)
             out = _subview_cols(y, row, rows)
             pre, new = s.tile_kernel(windows[j], row, rows, out.result)
             Rewriter.insert_op([out, *pre, new], InsertPoint.before(kernel))
+            if j + 2 < len(tiles):  # tile j's window is free again: fetch tile j+2 into it
+                start(j + 2, kernel)
         Rewriter.erase_op(kernel)
     streamed = sum(nbytes(s.weight.type) for s in streams)
     used = max(offsets[j % 2] + nbytes(windows[j].type) for j in range(len(tiles)))
