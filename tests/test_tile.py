@@ -125,7 +125,14 @@ def test_quantized_linears_stream_with_their_row_scales(shared_models, quant):
     starts = [op for op in out.walk() if isinstance(op, memory.DmaStartOp)]
     assert len(starts) == sum(math.ceil(rows / (4096 // row)) for rows, row in weights.values())
     assert streamed_weights(out) == {}
-    np.testing.assert_allclose(logits(out, store), logits(module, store), atol=2e-5, rtol=0)
+    tiled_logits = logits(out, store)
+    np.testing.assert_allclose(tiled_logits, logits(module, store), atol=2e-5, rtol=0)
+    # one level down: the hw calls on the windows and views give the same numbers
+    from irtool.compile import _run
+
+    _run(f'lower-to-hw{{target="{TARGET}"}}', out)
+    assert not any(isinstance(op, memory.KernelOp) for op in out.walk())
+    np.testing.assert_array_equal(logits(out, store), tiled_logits)
 
 
 def test_the_tile_plan_is_solved_and_its_modelled_time_recomputes(allocated):
