@@ -54,7 +54,7 @@ def streamed_weights(module: ModuleOp) -> dict[str, tuple[int, int]]:
     out = {}
     for op in module.walk():
         if isinstance(op, memory.KernelOp) and isinstance(op.computation[0], LINEARS):
-            w = dict(zip(op.body.block.args, op.ins))[op.computation[0].weight]
+            w = dict(zip(op.body.block.args, op.ins, strict=True))[op.computation[0].weight]
             if memory.space_of(w.type) == "xflash":
                 rows, cols = w.type.get_shape()
                 out[w.owner.global_name.string_value()] = (
@@ -141,7 +141,7 @@ def test_the_tile_plan_is_solved_and_its_modelled_time_recomputes(allocated):
     tiled module (5 cycles per MAC, the description's link: 1 / 0.0792 cycles per byte, about
     480/38, and 200 per transfer)."""
     from irtool.compile import _run
-    from irtool.passes.tile import STREAM_ATTR
+    from irtool.ir_names import STREAM_ATTR
 
     module, store = allocated
     weights = streamed_weights(module)
