@@ -10,9 +10,9 @@ for the DMA, the external-Flash bytes streamed through the SRAM windows and read
 token, the share of the link's busy time hidden behind compute by double buffering, the
 modelled cycles per token (CPI 1 assumed, plus stalls and in-place reads at 12.6 cycles/B) and
 tokens/s at 480 MHz, and the SRAM map; w1a4 also with the users' own 4 KB window (the tile
-pass's `window` cap) beside the window CP-SAT chose. Quality (perplexity, greedy agreement with float32) of
-every scheme: bench/quant.py (target-independent). Needs the ARM toolchain and qemu
-(scripts/setup.sh); about 5 s per scheme.
+pass's `window` cap) beside the window CP-SAT chose. Quality (perplexity, greedy agreement
+with float32) of every scheme: bench/quant.py (target-independent). Needs the ARM toolchain
+and qemu (scripts/setup.sh); about 5 s per scheme.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
                            1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit)
     if plan is None or not any(plan.rows_per_tile):
         return  # no room for two windows of one row: the weights are read in place
-    rows_of = {id(s): r for s, r in zip(streams, plan.rows_per_tile) if r}
+    rows_of = {id(s): r for s, r in zip(streams, plan.rows_per_tile, strict=True) if r}
     streams = [s for s in streams if id(s) in rows_of]
     window = plan.window
     offsets = (base, base + _align_up(window, align))

@@ -96,9 +96,10 @@ def solve_tile_plan(candidates: Sequence[Candidate], free: int, alignment: int,
     result = solver.Solve(m)
     if result not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    chosen = tuple(solver.Value(r) if solver.Value(s) else 0 for s, r in zip(stream, rows))
+    chosen = tuple(solver.Value(r) if solver.Value(s) else 0
+                   for s, r in zip(stream, rows, strict=True))
     # the window the chosen tiles need (the solver may leave slack above it)
-    need = max((r * c.row_bytes for r, c in zip(chosen, candidates)), default=0)
+    need = max((r * c.row_bytes for r, c in zip(chosen, candidates, strict=True)), default=0)
     return TilePlan(window=math.ceil(need / alignment) * alignment if need else 0,
                     rows_per_tile=chosen, status=solver.StatusName(result),
                     cycles=solver.ObjectiveValue() / SCALE,
