@@ -174,10 +174,10 @@ def _written(op: Operation) -> list[SSAValue]:
     if isinstance(op, (memory.CopyOp, memory.DmaStartOp)):
         return [op.operands[1]]
     if isinstance(op, (hw.CallOp, hw.AccelOp)):
-        from irtool.targets.kernels import KERNELS
+        from irtool.kernels import kernel_signature
 
-        spec = KERNELS[op.kernel]
-        return [v for name, v in zip(spec.operands, op.args) if name in spec.writes]
+        sig = kernel_signature(op.kernel)
+        return [v for name, v in zip(sig.operands, op.args, strict=False) if name in sig.writes]
     if op.name == "memref.store":
         return [op.operands[1]]
     return []
