@@ -48,19 +48,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def verify_plan(module, when: str) -> None:
+    """irtool.plan_verifier on the target the module was planned for (irtool-run, irtool-opt).
+    A description given by path records only its name: then only overlaps are checked."""
+    from irtool.plan_verifier import is_placed, module_target_name, verify_module_plan
+
+    if not is_placed(module):
+        return
+    target, name = None, module_target_name(module)
+    if name is not None:
+        from irtool.targets.registry import load_target
+
+        try:
+            target = load_target(name).description
+        except IrtoolError:
+            target = None
+    verify_module_plan(module, target, when)
+
+
 def run(args: argparse.Namespace) -> None:
     from irtool.frontend.load import import_model
     from irtool.interpreter.runner import ModelRunner, greedy
-
     from irtool.run_limits import check_steps
 
     tokens = parse_token_list(args.tokens)
     check_steps(args.generate, "--generate")
     module, store = import_model(args.module)
     if not args.no_verify_plan:
-        from irtool.plan_verifier import verify_module_plan
-
-        verify_module_plan(module, f"in '{args.module}'")
+        verify_plan(module, f"in '{args.module}'")
     runner = ModelRunner(module, store)
     logits = runner.forward(tokens)
     if args.dump_logits:  # renamed into place when the run succeeded

@@ -29,10 +29,10 @@ from xdsl.ir import SSAValue
 
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
-from irtool.frontend.onnx_wiring import check_wiring
 from irtool.frontend import onnx_patterns as pat
 from irtool.frontend.builder import ModelBuilder
 from irtool.frontend.onnx_shapes import OnnxGraph, ShapeEvaluator, UnsupportedNode, attr
+from irtool.frontend.onnx_wiring import check_wiring
 from irtool.weights import WeightStore
 
 # Without RoPE tables or a learned position table the graph sets no length limit; the module

@@ -37,9 +37,9 @@ from xdsl.ir import Operation, SSAValue
 from irtool.dialects import hw, memory
 from irtool.emission_checks import check_before_emission
 from irtool.errors import IrtoolError
-from irtool.output_safety import project_directory
 from irtool.ir_names import DECODE, KV_CAPACITY_ATTR, KV_WINDOW_ATTR
 from irtool.kernels import checked_signature, kernel_signature
+from irtool.output_safety import project_directory
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
 from irtool.weights import WeightStore, numpy_dtype
