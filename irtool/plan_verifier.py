@@ -85,6 +85,17 @@ def is_placed(module: ModuleOp) -> bool:
                for op in module.walk())
 
 
+def spaces_of(module: ModuleOp) -> set[str]:
+    """The memory spaces the placed buffers of the module live in."""
+    out = set()
+    for op in module.walk():
+        if isinstance(op, (memory.GlobalOp, memory.AllocOp)) and op.offset is not None:
+            space, _ = op.placement
+            if space is not None:
+                out.add(space)
+    return out
+
+
 def module_target_name(module: ModuleOp) -> str | None:
     """The target a placed module was planned for: its `hw.target`, else the target its
     `irtool.memory_plan` names (drivers load it; this module imports no target code, so the

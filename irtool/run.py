@@ -50,8 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def verify_plan(module, when: str) -> None:
     """irtool.plan_verifier on the target the module was planned for (irtool-run, irtool-opt).
-    A description given by path records only its name: then only overlaps are checked."""
-    from irtool.plan_verifier import is_placed, module_target_name, verify_module_plan
+    Without a loadable target whose memories hold the module's spaces (a description given by
+    path records only its name) only overlaps are checked; the emitters check everything."""
+    from irtool.plan_verifier import (
+        is_placed,
+        module_target_name,
+        spaces_of,
+        verify_module_plan,
+    )
 
     if not is_placed(module):
         return
@@ -63,6 +69,8 @@ def verify_plan(module, when: str) -> None:
             target = load_target(name).description
         except IrtoolError:
             target = None
+    if target is not None and not spaces_of(module) <= {m.name for m in target.memories}:
+        target = None  # labelled for another target (lower-to-hw's default): overlaps only
     verify_module_plan(module, target, when)
 
 
