@@ -37,7 +37,7 @@ from irtool.errors import IrtoolError  # noqa: E402
 from irtool.liveness import Buffer, analyze, peak_live_bytes  # noqa: E402
 from irtool.passes import get_all_passes  # noqa: E402
 from irtool.passes.allocate import KV_CAPACITY_ATTR, first_fit_offsets, plan_memory  # noqa: E402
-from irtool.targets.description import load_target  # noqa: E402
+from irtool.targets.registry import load_target  # noqa: E402
 from tests.plan_checker import layered_module_text, parse_module  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
@@ -70,7 +70,7 @@ def greedy_by_size(buffers: list[Buffer], align) -> int:
 
 
 def run_case(name: str, module, target_name: str, time_limit: float) -> list[str]:
-    target = load_target(target_name)
+    target = load_target(target_name).description
     live = analyze(module)
     cap = module.attributes.get(KV_CAPACITY_ATTR)
     plan = plan_memory(live, target, time_limit,

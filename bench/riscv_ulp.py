@@ -104,7 +104,7 @@ def _sh(cmd, cwd=None, timeout=QEMU_TIMEOUT) -> str:
 
 def target_for(case: Case, work: Path) -> Path:
     """The description to compile for: the shipped one, or a copy with a larger SRAM."""
-    shipped = ROOT / "targets" / "descriptions" / f"{TARGET}.json"
+    shipped = ROOT / "targets" / TARGET.replace("-", "_") / "description.json"
     if case.sram is None:
         return shipped
     data = json.loads(shipped.read_text())
@@ -493,7 +493,7 @@ def main(argv=None) -> int:
                   "toolchain and qemu)", file=sys.stderr)
             return 1
     target = {m["name"]: m for m in json.loads(
-        (ROOT / "targets" / "descriptions" / f"{TARGET}.json").read_text())["memories"]}
+        (ROOT / "targets" / TARGET.replace("-", "_") / "description.json").read_text())["memories"]}
     work_ctx = None
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,14 @@
-"""`irtool compile`: a model to a C project for a target, through every IR level.
+"""`irtool compile`: a model to a project for a target, through every IR level.
 
-The path is the compiler's: import -> [calibrate (w8a8)] -> extract-kv-cache (token-by-token
-prefill: one kernel set for prompt and generation) -> [quantize] -> bufferize -> allocate
-(CP-SAT placement in the target's memories) -> lower-to-hw -> C emitter.
+The path is the target's pipeline (`Target.stages`, the same one `irtool-opt --pipeline=T`
+runs): clean-up -> [calibrate (w8a8)] -> extract-kv-cache (token-by-token prefill: one kernel
+set for prompt and generation) -> [quantize] -> bufferize -> allocate (CP-SAT placement in the
+target's memories) -> lower-to-hw (the target's rules) -> the target's project emitter.
 
 Quantization (`--quant`, `--kv int8`) runs at the transformer level after extract-kv-cache, so
-the int8 KV cache is real state of `@decode`; the quantized ops then lower to the kernels of
-`irt_quant.h`. `prepare_for_target` is that first half (the quant-level module the
+the int8 KV cache is real state of `@decode`. This driver holds the weights in memory, so it
+runs the calibrate and quantize stages itself (same options, `quantize_module`) instead of
+through files. `prepare_for_target` is that first half (the quant-level module the
 interpreter can run), `lower_for_target` the second.
 """
 
@@ -25,6 +27,8 @@ from irtool.errors import IrtoolError
 from irtool.passes import get_all_passes
 from irtool.passes.quantize import KV_MODES
 from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
+from irtool.targets.registry import load_target
+from irtool.targets.target import PipelineOptions, Target
 from irtool.weights import WeightStore
 
 
@@ -47,14 +51,18 @@ class CompileOptions:
     def quantized(self) -> bool:
         return self.quant != "none" or self.kv != "none"
 
+    def pipeline_options(self) -> PipelineOptions:
+        return PipelineOptions(capacity=self.capacity, window=self.window, quant=self.quant,
+                               kv=self.kv, calibration=self.calibration,
+                               time_limit=self.time_limit, copy_weights=self.copy_weights)
 
-def kv_options(opts: CompileOptions) -> str:
-    parts = ["prefill=token-by-token"]
-    if opts.capacity is not None:
-        parts.append(f"capacity={opts.capacity}")
-    if opts.window is not None:
-        parts.append(f"window={opts.window}")
-    return " ".join(parts)
+    def load_target(self) -> Target:
+        return load_target(self.target)
+
+
+def _run(spec: str, module: ModuleOp) -> None:
+    if spec:
+        PassPipeline.parse_spec(get_all_passes(), spec).apply(make_context(), module)
 
 
 def has_decode(module: ModuleOp) -> bool:
@@ -67,8 +75,8 @@ def _extract_kv_cache(module: ModuleOp, opts: CompileOptions) -> None:
     """extract-kv-cache{prefill=token-by-token ...}, unless the module already has @decode
     (e.g. an `irtool quantize --kv int8` output): then --capacity/--window must agree."""
     if not has_decode(module):
-        PassPipeline.parse_spec(get_all_passes(), f"extract-kv-cache{{{kv_options(opts)}}}"
-                                ).apply(make_context(), module)
+        stages = opts.load_target().stages(opts.pipeline_options())
+        _run(",".join(s for s in (stages["cleanup"], stages["kv"]) if s), module)
         return
     from irtool.passes.extract_kv_cache import CAPACITY_ATTR, PREFILL, WINDOW_ATTR
 
@@ -139,30 +147,22 @@ def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
     one that has it (prepare_for_target, or a quantized module) starts at bufferize.
     """
     _extract_kv_cache(module, opts)
-    # quoted: a target may be the path of a description (`/`, `.` are not bare-word chars)
-    target = '"' + opts.target.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    spec = (f"bufferize,"
-            f"allocate{{target={target} time_limit={opts.time_limit} "
-            f"copy_weights={str(opts.copy_weights).lower()}}},"
-            f"lower-to-hw{{target={target}}}")
-    PassPipeline.parse_spec(get_all_passes(), spec).apply(make_context(), module)
+    _run(opts.load_target().stages(opts.pipeline_options())["lower"], module)
     module.verify()
     return module
 
 
 def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt: Sequence[int],
                  steps: int, tokenizer, opts: CompileOptions) -> Path:
-    from irtool.targets.c.emit import CProject, TokenTable
-    from irtool.targets.c.project_files import QemuLayout, linker_script, main_c, makefile
-    from irtool.targets.description import load_target
-
-    target = load_target(opts.target)
+    """The whole path to the target's project in `out_dir` (the name stays for the C
+    targets' sake; a target with another emitter writes its own kind of project)."""
+    target = opts.load_target()
     module, store = prepare_for_target(module, store, opts)
     lower_for_target(module, opts)
-    project = CProject(module, store, target)
-    if any(not 0 <= t < project.vocab for t in prompt):
-        raise IrtoolError(f"prompt token outside the vocabulary (0..{project.vocab - 1})")
-    table = TokenTable.from_tokenizer(tokenizer, project.vocab)
-    project.write(out_dir, main_c(prompt, steps, table.pieces, table.bos, table.strip_after_bos),
-                  makefile(target, QemuLayout()), linker_script(target, QemuLayout()))
-    return out_dir
+    project = target.project(module, store) if hasattr(target, "project") else None
+    vocab = project.vocab if project is not None else None
+    if vocab is not None and any(not 0 <= t < vocab for t in prompt):
+        bad = next(t for t in prompt if not 0 <= t < vocab)
+        raise IrtoolError(f"prompt token {bad} is outside the vocabulary (0..{vocab - 1})")
+    return target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
+                                tokenizer=tokenizer, project=project)

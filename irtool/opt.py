@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.transforms import get_all_passes as xdsl_passes
 from xdsl.utils.exceptions import ArgSpecParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
@@ -23,10 +22,8 @@ from irtool.context import register_dialects
 from irtool.diagnostics import run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.passes import get_all_passes as irtool_passes
-from irtool.pipelines import PIPELINES, expand_pipeline
+from irtool.pipelines import expand_pipeline, pipeline_names
 from irtool.weights import absolutize_store_reference, relativize_store_reference
-
-XDSL_PASSES = ("canonicalize", "cse", "dce", "licm", "constant-fold-interp")
 
 
 class IrToolOptMain(xDSLOptMain):
@@ -35,34 +32,22 @@ class IrToolOptMain(xDSLOptMain):
         register_dialects(self.ctx)
 
     def register_all_passes(self) -> None:
-        available = xdsl_passes()
-        for name in XDSL_PASSES:
-            self.register_pass(name, available[name])
         for name, factory in irtool_passes().items():
             self.register_pass(name, factory)
 
     def register_all_targets(self) -> None:
+        """xDSL's output formats plus the emitters of every registered target."""
+        from irtool.targets.registry import all_emitters
+
         super().register_all_targets()
-
-        def c_target():
-            from irtool.targets.c.opt_targets import CTarget
-
-            return CTarget
-
-        def c_project_target():
-            from irtool.targets.c.opt_targets import CProjectTarget
-
-            return CProjectTarget
-
-        self.available_targets["c"] = c_target
-        self.available_targets["c-project"] = c_project_target
+        self.available_targets.update(all_emitters())
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
         arg_parser.add_argument(
             "--pipeline", metavar="NAME[{options}]",
             help="named pass pipeline, run before the -p passes: "
-                 f"{', '.join(sorted(PIPELINES))} (e.g. riscv-ulp{{capacity=128}})")
+                 f"{', '.join(pipeline_names())} (e.g. riscv-ulp{{capacity=128}})")
         arg_parser.add_argument("--debug", action="store_true",
                                 help="show Python tracebacks instead of one-line errors")
 

@@ -1,9 +1,9 @@
-"""Named pass pipelines: `irtool-opt --pipeline=NAME` runs the sequence given here.
+"""Named pass pipelines: `irtool-opt --pipeline=NAME{options}`.
 
-A pipeline is a plain xDSL pipeline string, so `--pipeline=NAME` and `-p <string>` are
-interchangeable. A target pipeline takes the KV-cache options of `extract-kv-cache` in braces,
-`--pipeline=riscv-ulp{capacity=128}` or `{window=64}`, because what fits a small chip depends
-on the context it must hold.
+`frontend-cleanup` is generic; every other name is a target of the registry, whose pipeline
+is the one `irtool compile --target NAME` runs (one definition, in the target). A target
+pipeline takes the user's choices in braces: `riscv-ulp{capacity=128}`, `{window=64}`,
+`{quant=w8 kv=int8}`, `{quant=w8a8 calibration=eval_tokens.json}`, `{time-limit=5}`.
 """
 
 from __future__ import annotations
@@ -12,33 +12,53 @@ import re
 
 from irtool.errors import IrtoolError
 
-KV = "@KV@"  # where a target pipeline's KV-cache options go
-
-PIPELINES: dict[str, str] = {
+GENERIC: dict[str, str] = {
     # Clean-up after a frontend: fold duplicates, drop dead ops.
     "frontend-cleanup": "canonicalize,cse,dce",
-    # Bare-metal RV32 with Flash/SRAM/DTIM: one decode kernel set (token-by-token prefill),
-    # buffers placed by CP-SAT, weights read in place from Flash, runtime kernel calls.
-    # Emit the C project with `-t c-project{dir=OUT}`.
-    "riscv-ulp": ("canonicalize,cse,extract-kv-cache{prefill=token-by-token" + KV + "},"
-                  "bufferize,allocate{target=riscv-ulp copy-weights=false},"
-                  "lower-to-hw{target=riscv-ulp}"),
 }
 
-_KV_OPTIONS = ("capacity", "window")
-_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_-]+)(\{(?P<opts>[^{}]*)\})?$")
+_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(\{(?P<opts>[^{}]*)\})?$")
+_INT_OPTIONS = ("capacity", "window")
+_TEXT_OPTIONS = ("quant", "kv", "calibration")
+
+
+def pipeline_names() -> list[str]:
+    from irtool.targets.registry import known_targets
+
+    return sorted([*GENERIC, *known_targets()])
 
 
 def expand_pipeline(spec: str) -> str:
     """`riscv-ulp{window=64}` -> the pass pipeline string it stands for."""
+    from irtool.targets.registry import get_all_targets, load_target
+    from irtool.targets.target import PipelineOptions
+
     m = _SPEC.match(spec.strip())
-    if m is None or m["name"] not in PIPELINES:
-        raise IrtoolError(f"unknown pipeline '{spec}' (known: {', '.join(sorted(PIPELINES))})")
-    template, opts = PIPELINES[m["name"]], (m["opts"] or "").split()
+    if m is None or (m["name"] not in GENERIC and m["name"] not in get_all_targets()):
+        raise IrtoolError(f"unknown pipeline '{spec}' (known: {', '.join(pipeline_names())})")
+    opts = (m["opts"] or "").split()
+    if m["name"] in GENERIC:
+        if opts:
+            raise IrtoolError(f"pipeline '{m['name']}' takes no options (got '{opts[0]}')")
+        return GENERIC[m["name"]]
+    values: dict = {}
     for opt in opts:
-        key = opt.split("=", 1)[0]
-        if key not in _KV_OPTIONS or "=" not in opt or KV not in template:
-            allowed = ", ".join(f"{k}=N" for k in _KV_OPTIONS) if KV in template else "none"
+        key, eq, value = opt.partition("=")
+        key = key.replace("-", "_")
+        try:
+            if not eq:
+                raise ValueError
+            if key in _INT_OPTIONS:
+                values[key] = int(value)
+            elif key in _TEXT_OPTIONS:
+                values[key] = value.strip('"')
+            elif key == "time_limit":
+                values[key] = float(value)
+            else:
+                raise ValueError
+        except ValueError:
+            allowed = ", ".join([*(f"{k}=N" for k in _INT_OPTIONS),
+                                 *(f"{k}=..." for k in _TEXT_OPTIONS), "time-limit=S"])
             raise IrtoolError(f"pipeline '{m['name']}' does not take the option '{opt}' "
-                              f"(options: {allowed})")
-    return template.replace(KV, "".join(" " + o for o in opts))
+                              f"(options: {allowed})") from None
+    return load_target(m["name"]).pipeline(PipelineOptions(**values))

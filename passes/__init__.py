@@ -45,8 +45,16 @@ def _quantize() -> type[ModulePass]:
     return QuantizePass
 
 
+XDSL_PASSES = ("canonicalize", "cse", "dce", "licm", "constant-fold-interp")
+"""xDSL's generic passes that irtool pipelines use, available under the same names."""
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    from xdsl.transforms import get_all_passes as xdsl_passes
+
+    available = xdsl_passes()
     return {
+        **{name: available[name] for name in XDSL_PASSES},
         "extract-kv-cache": _extract_kv_cache,
         "bufferize": _bufferize,
         "allocate": _allocate,

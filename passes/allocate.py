@@ -64,7 +64,8 @@ from xdsl.rewriter import Rewriter
 from irtool.dialects import memory
 from irtool.errors import IrtoolError
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
-from irtool.targets.description import MemorySpec, TargetDescription, load_target
+from irtool.targets.description import MemorySpec, TargetDescription
+from irtool.targets.registry import load_target
 
 if TYPE_CHECKING:  # imported when a solve needs it (ortools pulls in pandas: slow to import)
     from ortools.sat.python import cp_model
@@ -93,7 +94,7 @@ class AllocatePass(ModulePass):
     name = "allocate"
 
     target: str = "host"
-    """A shipped target name or the path of a target description (.json)."""
+    """A registered target name, or the path of a target folder or description (.json)."""
     time_limit: float | int = 10.0
     """Seconds for CP-SAT; the best plan found by then is used (`int` too, so that
     `time-limit=5` parses as well as `time-limit=5.0`)."""
@@ -104,7 +105,7 @@ class AllocatePass(ModulePass):
     stay in the target's read-only memories and are read in place (execute-in-place Flash)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        target = load_target(self.target)
+        target = load_target(self.target).description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
@@ -260,9 +261,11 @@ class Problem:
         self.scale = _cost_scale(target)
         self.options: dict[str, list[MemorySpec]] = {}
         in_place = not copy_weights and any(m.read_only for m in target.memories)
+        # the program's core reads and writes its buffers directly: only its memories
+        direct = set(target.core.reads)
         for b in self.buffers:
             allowed = [m for m in target.memories
-                       if m.capacity >= b.size and (not b.writable or not m.read_only)
+                       if m.name in direct and m.capacity >= b.size and (not b.writable or not m.read_only)
                        and not (in_place and b.kind == "weight" and not m.read_only)]
             allowed.sort(key=lambda m: (self.cost(b, m), m.capacity))
             self.options[b.name] = allowed

@@ -39,19 +39,12 @@ from xdsl.traits import SymbolOpInterface
 from irtool.dialects import memory as mem
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
+from irtool.kernels import kernel_signature
+from irtool.lowering import LoweringRules
+from irtool.targets.registry import DEFAULT_TARGET, load_target
 
 TRANSFORMER = "transformer."
 KERNEL_DIALECTS = (TRANSFORMER, "quant.")
-
-# Ops whose output element (or row) depends only on the same element (row) of their inputs:
-# their kernels read what they need of a row before writing it, so the result may overwrite
-# an input of the same type. Every other op (linear, attention, embedding, ...) reads inputs
-# after it has started writing, and gets a buffer of its own.
-INPLACE_OPS = frozenset({
-    "transformer.add", "transformer.mul", "transformer.silu", "transformer.gelu",
-    "transformer.softmax", "transformer.rms_norm", "transformer.layer_norm",
-    "transformer.rope",
-})
 
 DYNAMIC_HINT = ("use extract-kv-cache{prefill=token-by-token}, whose decode step is static, or "
                 "give the prompt a fixed length")
@@ -187,8 +180,9 @@ def _last_uses(block: Block) -> dict[SSAValue, int]:
 class FunctionBufferizer:
     """Rewrites one function into a new block on buffers, then swaps the bodies."""
 
-    def __init__(self, fn: func.FuncOp, globals_: ModuleGlobals):
+    def __init__(self, fn: func.FuncOp, globals_: ModuleGlobals, rules: LoweringRules):
         self.fn = fn
+        self.rules = rules
         self.name = fn.sym_name.data
         self.globals = globals_
         self.old = fn.body.block
@@ -309,9 +303,11 @@ class FunctionBufferizer:
         1. a state global, when `r` is a version of that state (see `_lineage`) and nothing
            reads the value the global holds after `op`: a chain of kv_writes, one per layer,
            then updates the cache in place without a single copy;
-        2. the buffer of an operand of the same type, when `op` is elementwise/row-wise
-           (INPLACE_OPS), `op` is the operand's last use, and the buffer was allocated here
-           (never a weight, state, or argument: their contents outlive the value);
+        2. the buffer of an operand of the same type, when the kernel the target's rules
+           choose for `op` may write that result over that operand (`may_alias` of its
+           signature: elementwise and row-wise kernels read an element before writing it),
+           `op` is the operand's last use, and the buffer was allocated here (never a
+           weight, state, or argument: their contents outlive the value);
         3. a new `memory.alloc`.
         """
         i = self.index[op]
@@ -319,13 +315,26 @@ class FunctionBufferizer:
             if (r in self.lineage[pos] and buffer not in taken
                     and self.last_use.get(self.held[buffer], -1) <= i):
                 return buffer
-        if op.name in INPLACE_OPS:
-            for v in op.operands:
-                b = self.buf[v]
-                if (v.type == r.type and b in self.owned and b not in taken
-                        and self.last_use.get(v) == i):
-                    return b
+        for v in self._may_alias(op, r):
+            b = self.buf[v]
+            if (v.type == r.type and b in self.owned and b not in taken
+                    and self.last_use.get(v) == i):
+                return b
         return self._alloc(r)
+
+    def _may_alias(self, op: Operation, r: SSAValue) -> list[SSAValue]:
+        """The operands of `op` whose buffer result `r` may reuse, from the signature of the
+        kernel the rules choose (none when no rule applies yet, e.g. before extract-kv-cache
+        gives rope its start position)."""
+        try:
+            call = self.rules.choose(op, lambda v: v, list(op.results))
+            sig = kernel_signature(call.kernel)
+        except IrtoolError:
+            return []
+        roles = dict(zip(sig.operands, call.args))
+        out = [role for role, v in roles.items() if v is r]
+        return [roles[read] for w in out for read in sig.aliases(w)
+                if roles.get(read) in op.operands]
 
     def _alloc(self, like: SSAValue) -> SSAValue:
         alloc = self._emit(mem.AllocOp(memref_of(like.type)))
@@ -361,8 +370,11 @@ class BufferizePass(ModulePass):
     """Tensors -> buffers for every function of the module (see the module docstring)."""
 
     name = "bufferize"
+    target: str | None = None
+    """Whose lowering rules (and so kernels' aliasing) decide in-place reuse."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        rules = load_target(self.target or DEFAULT_TARGET).rules
         functions = [f for f in op.ops if isinstance(f, func.FuncOp) and not f.is_declaration
                      and _has_tensors(f)]
         for fn in functions:  # check them all before changing anything
@@ -373,5 +385,5 @@ class BufferizePass(ModulePass):
             check_static(fn)
         globals_ = ModuleGlobals(op)
         for fn in functions:
-            FunctionBufferizer(fn, globals_).run()
+            FunctionBufferizer(fn, globals_, rules).run()
         globals_.insert()

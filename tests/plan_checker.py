@@ -25,7 +25,7 @@ from xdsl.parser import Parser
 
 from irtool.context import make_context
 
-DESCRIPTIONS = Path(__file__).resolve().parents[1] / "targets" / "descriptions"
+TARGETS = Path(__file__).resolve().parents[1] / "targets"
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,10 @@ class Memory:
 def target_memories(name_or_path: str | Path) -> dict[str, Memory]:
     """The memories of a target description, read straight from its JSON."""
     path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "description.json"
     if not path.is_file():
-        path = DESCRIPTIONS / f"{name_or_path}.json"
+        path = TARGETS / str(name_or_path).replace("-", "_") / "description.json"
     data = json.loads(path.read_text())
     return {m["name"]: Memory(m["size"] - m.get("reserved", 0), m["alignment"], m["read_only"])
             for m in data["memories"]}

@@ -19,7 +19,16 @@ from irtool.errors import IrtoolError
 from irtool.liveness import analyze, peak_live_bytes
 from irtool.passes import get_all_passes
 from irtool.passes.allocate import PLAN_ATTR, AllocatePass, first_fit_offsets
-from irtool.targets.description import DESCRIPTIONS, known_targets, load_target, parse_target
+from irtool.targets.description import load_description, parse_target
+from irtool.targets.registry import known_targets
+from irtool.targets.registry import load_target as load_plugin
+
+TARGETS = Path(__file__).resolve().parents[1] / "targets"
+
+
+def load_target(name_or_path):
+    """The description of a registered target or of a description file."""
+    return load_plugin(name_or_path).description
 from tests.plan_checker import (
     assert_valid_plan,
     layered_module_text,
@@ -62,7 +71,7 @@ def placements(module) -> dict[str, tuple[str, int]]:
 
 def write_target(tmp_path: Path, memories: list[dict], name: str = "tiny") -> str:
     path = tmp_path / f"{name}.json"
-    full = [{"alignment": 4, "read_cost": 1, "write_cost": 1, "executable": False,
+    full = [{"alignment": 4, "read_cost": 1, "write_cost": 1,
              "read_only": False, "description": "", **m} for m in memories]
     path.write_text(json.dumps({"name": name, "memories": full}))
     return str(path)
@@ -112,13 +121,13 @@ def test_unknown_target_lists_known_ones():
     (lambda d: d.update(name=5), "name"),
 ])
 def test_malformed_description_names_the_field(tmp_path, change, field):
-    data = json.loads((DESCRIPTIONS / "host.json").read_text())
+    data = json.loads((TARGETS / "host" / "description.json").read_text())
     change(data)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
     with pytest.raises(IrtoolError, match=rf"malformed target description .* field "
                                           rf"'{re.escape(field)}'"):
-        load_target(str(path))
+        load_description(path)
 
 
 def test_description_that_is_not_json(tmp_path):

@@ -188,3 +188,35 @@ def test_quantized_hw_level_equals_the_quant_level(shared_models, golden, scheme
     assert check_plan(module, target_memories("riscv-ulp")) == []
     got = ModelRunner(module, store).forward(ids)
     assert np.array_equal(got, want)
+
+
+# --- kernel signatures: hw.call is structural, its uses check it against the signature ----
+
+SIGNATURE_CASES = [
+    ("hw.call @irt_relu_f32(%x, %y) params {n = 4 : i64} : memref<1x8xf32>, memref<1x4xf32>",
+     r"unknown kernel @irt_relu_f32"),
+    ("hw.call @irt_linear_f32(%x, %w) params {T = 1 : i64, K = 8 : i64, N = 4 : i64} : "
+     "memref<1x8xf32>, memref<4x8xf32>",
+     r"hw.call @irt_linear_f32: takes 3 operands \(x, w, y\), got 2"),
+    ("hw.call @irt_linear_f32(%x, %w, %y) params {T = 1 : i64, N = 4 : i64} : "
+     "memref<1x8xf32>, memref<4x8xf32>, memref<1x4xf32>",
+     r"hw.call @irt_linear_f32: missing parameter\(s\) K"),
+]
+
+
+@pytest.mark.parametrize("call, message", SIGNATURE_CASES)
+def test_call_checked_against_its_signature(call, message):
+    from xdsl.parser import Parser
+
+    from irtool.context import make_context
+    from irtool.dialects import hw
+    from irtool.errors import IrtoolError
+    from irtool.kernels import checked_signature
+
+    text = ("func.func @f(%x: memref<1x8xf32>, %w: memref<4x8xf32>, %y: memref<1x4xf32>) {\n"
+            f"  {call}\n  func.return\n}}")
+    module = Parser(make_context(), text).parse_module()
+    module.verify()  # structurally fine
+    op = next(o for o in module.walk() if isinstance(o, hw.CallOp))
+    with pytest.raises(IrtoolError, match=message):
+        checked_signature(op)

@@ -21,10 +21,12 @@ def test_wheel_contains_mapped_packages_and_data(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("irtool/dialects/transformer.py", "irtool/dialects/memory.py",
                    "irtool/dialects/hw.py", "irtool/passes/allocate.py",
-                   "irtool/targets/kernels.py", "irtool/targets/c/emit.py",
+                   "irtool/kernels.py", "irtool/targets/c/emit.py",
+                   "irtool/targets/registry.py", "irtool/targets/riscv_ulp/__init__.py",
+                   "irtool/targets/host/description.json",
                    "irtool/targets/c/runtime/irt_kernels.h",
                    "irtool/targets/c/runtime/irt_linear.c",
-                   "irtool/targets/descriptions/riscv-ulp.json",
+                   "irtool/targets/riscv_ulp/description.json",
                    "irtool/data/stories260K.bin", "irtool/data/tok512.bin"):
         assert needed in names, needed
     assert not any(n.startswith(("passes/", "dialects/", "targets/")) for n in names)

@@ -3,7 +3,7 @@
 
 // A placed memory-level decode step (one layer's attention half, by hand): every memory.kernel
 // becomes one hw.call of the runtime kernel for its op, with the buffers and run-time scalars
-// in the kernel's C order (kv_write: the cache it updates first; rope and cached_attention:
+// in the order of the kernel's signature (kv_write: the cache it updates first; rope and cached_attention:
 // the position scalar before the output) and the static shapes and attributes as parameters.
 // The placements (space, offset) are kept as they were; the target is recorded on the module.
 
@@ -28,9 +28,9 @@
 // CHECK-NOT:     transformer.
 
 // Without a target the calls are the same and the module names no target.
-// NOTARGET:      builtin.module attributes {irtool.kv_capacity = 16 : i64} {
+// Without a target the pass plans for the registry's default (the host, portable kernels).
+// NOTARGET:      builtin.module attributes {irtool.kv_capacity = 16 : i64, hw.target = #hw.target<"host">} {
 // NOTARGET:        hw.call @irt_rope_f32(%q, %cos, %sin, %pos, %q)
-// NOTARGET-NOT:  hw.target
 
 builtin.module attributes {irtool.kv_capacity = 16 : i64} {
   memory.global @state.kcache {kind = "state", offset = 0 : i64, alignment = 4 : i64} : memref<2x1x16x4xf32, #memory.space<sram>>

@@ -1,7 +1,7 @@
 """Interpreter implementations of the `hw` dialect.
 
-A `hw.call` runs the numpy reference of its kernel from the kernel table, the same reference
-the C kernels are tested against; buffers are the numpy arrays (arena views once placed) that
+A `hw.call` runs the numpy reference of its kernel signature (`irtool.kernels`), the same
+reference the C kernels are tested against; buffers are the numpy arrays (arena views once placed) that
 the memory-level interpreter hands out.
 """
 
@@ -10,17 +10,15 @@ from __future__ import annotations
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from irtool.dialects import hw
-from irtool.targets.kernels import KERNELS
+from irtool.kernels import checked_signature
 
 
 @register_impls
 class HwFunctions(InterpreterFunctions):
     @impl(hw.CallOp)
     def run_call(self, interpreter: Interpreter, op: hw.CallOp, args):
-        spec = KERNELS[op.kernel]
-        operands = dict(zip(spec.operands, args))
-        params = {k: op.param(k) for k in spec.params}
-        spec.reference(operands, params)
+        spec = checked_signature(op)
+        spec.reference(dict(zip(spec.operands, args)), {k: op.param(k) for k in spec.params})
         return ()
 
     @impl(hw.ParallelOp)
@@ -30,6 +28,6 @@ class HwFunctions(InterpreterFunctions):
 
     @impl(hw.AccelOp)
     def run_accel(self, interpreter: Interpreter, op: hw.AccelOp, args):
-        spec = KERNELS[op.kernel]
+        spec = checked_signature(op)
         spec.reference(dict(zip(spec.operands, args)), {k: op.param(k) for k in spec.params})
         return ()

@@ -1,0 +1,243 @@
+"""Kernel signatures: every kernel a `hw.call` or `hw.accel` may name, independent of any
+target's calling convention.
+
+A signature records the kernel's operands (buffers and run-time scalars, in the order of the
+`hw.call`), its compile-time parameters, which operands it writes, which written operand may
+share memory with which read operand (`may_alias`: the kernel reads each element before it
+writes the same element, so bufferize may reuse a dying input's buffer for the output), how
+much float scratch it needs, and its numpy reference: what the interpreter runs for a
+`hw.call`, and what the C kernels are tested against (for the quantized kernels the very
+functions the quant-level interpreter runs, so quant level == hw level exactly).
+
+How a kernel is called from C (argument order, by-value scalars, NULL for a missing bias) is
+the C emitter's business (`irtool.targets.c.calling`); lowering rules (which op becomes which
+kernel) belong to each target. Targets with kernels of their own add signatures with
+`register_kernels`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from irtool.errors import IrtoolError
+from irtool.interpreter import quant as qref
+from irtool.interpreter import transformer as ref
+
+Reference = Callable[[dict, dict], None]
+
+
+@dataclass(frozen=True)
+class KernelSignature:
+    name: str
+    operands: tuple[str, ...]
+    params: tuple[str, ...]
+    writes: tuple[str, ...]
+    reference: Reference
+    scratch: Callable[[dict], int] | None = None
+    """Floats of scratch the kernel needs, from its parameters."""
+    may_alias: tuple[tuple[str, str], ...] = ()
+    """(written operand, read operand) pairs that may be the same buffer."""
+
+    def reads(self) -> tuple[str, ...]:
+        return tuple(o for o in self.operands if o not in self.writes)
+
+    def aliases(self, written: str) -> tuple[str, ...]:
+        """The read operands that `written` may share its buffer with."""
+        return tuple(r for w, r in self.may_alias if w == written)
+
+
+def _store(out: np.ndarray, value: np.ndarray) -> None:
+    out[...] = value.reshape(out.shape)
+
+
+def _linear(o, p):
+    y = o["x"].reshape(p["T"], p["K"]) @ o["w"].T
+    if "b" in o:
+        y = y + o["b"]
+    _store(o["y"], y)
+
+
+def _rope(o, p):
+    style = "interleaved" if p["style"] == 0 else "rotate_half"
+    _store(o["y"], ref.rope(o["x"].reshape(p["T"], -1), o["cos"], o["sin"], int(o["start"]),
+                            p["heads"], p["head_dim"], p["rotary_dim"], style))
+
+
+def _kv_write(o, p):
+    cache = o["cache"]
+    cache[...] = ref.kv_write(cache, o["new"].reshape(p["T"], -1), int(o["pos"]), p["layer"],
+                              bool(p["ring"]))
+
+
+def _cached_attention(o, p):
+    _store(o["out"], ref.cached_attention(o["q"].reshape(p["T"], -1), o["kcache"], o["vcache"],
+                                          int(o["end"]), p["layer"], p["heads"], p["kv_heads"],
+                                          p["head_dim"], p["scale"], bool(p["ring"])))
+
+
+def _attention(o, p):
+    _store(o["out"], ref.attention(o["q"].reshape(p["T"], -1), o["k"].reshape(p["S"], -1),
+                                   o["v"].reshape(p["S"], -1), p["heads"], p["kv_heads"],
+                                   p["head_dim"], p["scale"], bool(p["causal"]),
+                                   p["window"] or None))
+
+
+def _spec(name, operands, params, writes, reference, scratch=None, alias=""):
+    """`alias`: "y=x y=b" -- the written operand y may be the buffer of x or of b."""
+    pairs = tuple(tuple(a.split("=")) for a in alias.split())
+    return KernelSignature(name, tuple(operands.split()), tuple(params.split()),
+                           tuple(writes.split()), reference, scratch, pairs)
+
+
+_SPECS = [
+    _spec("irt_linear_f32", "x w y", "T K N", "y", _linear),
+    _spec("irt_linear_bias_f32", "x w b y", "T K N", "y", _linear),
+    _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
+          lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
+    _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",
+          lambda o, p: _store(o["y"], ref.rms_norm(o["x"], o["g"], p["eps"])), alias="y=x"),
+    _spec("irt_layer_norm_f32", "x g b y", "T D eps", "y",
+          lambda o, p: _store(o["y"], ref.layer_norm(o["x"], o["g"], o["b"], p["eps"])),
+          alias="y=x"),
+    _spec("irt_rope_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y", _rope,
+          alias="y=x"),
+    _spec("irt_embedding_f32", "tokens table y", "T D", "y",
+          lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)])),
+    _spec("irt_position_embedding_f32", "table start y", "T D", "y",
+          lambda o, p: _store(o["y"], o["table"][int(o["start"]):int(o["start"]) + p["T"]])),
+    _spec("irt_add_f32", "a b y", "n", "y", lambda o, p: _store(o["y"], o["a"] + o["b"]),
+          alias="y=a y=b"),
+    _spec("irt_mul_f32", "a b y", "n", "y", lambda o, p: _store(o["y"], o["a"] * o["b"]),
+          alias="y=a y=b"),
+    _spec("irt_silu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.silu(o["x"])),
+          alias="y=x"),
+    _spec("irt_gelu_f32", "x y", "n tanh_approx", "y",
+          lambda o, p: _store(o["y"], ref.gelu(o["x"], "tanh" if p["tanh_approx"] else "none")),
+          alias="y=x"),
+    _spec("irt_softmax_f32", "x y", "T N", "y", lambda o, p: _store(o["y"], ref.softmax(o["x"])),
+          alias="y=x"),
+    _spec("irt_attention_f32", "q k v out", "T S heads kv_heads head_dim scale causal window",
+          "out", _attention, scratch=lambda p: p["S"]),
+    _spec("irt_kv_write_f32", "cache new pos", "layer kv_heads capacity head_dim T ring",
+          "cache", _kv_write),
+    _spec("irt_cached_attention_f32", "q kcache vcache end out",
+          "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention,
+          scratch=lambda p: p["capacity"]),
+]
+
+
+# Quantized kernels (irt_quant.h) ---------------------------------------------------------------
+
+def _scalar(a: np.ndarray):
+    return np.asarray(a).reshape(-1)[0]
+
+
+def _bias(o):
+    return o.get("b")
+
+
+def _quantize_i8(o, p):
+    zp = o.get("zp")
+    _store(o["xq"], qref.quantize(o["x"], o["scale"], zp, -128, 127).astype(np.int8))
+
+
+def _w8a8(o, p):
+    _store(o["y"], qref.w8a8_linear(o["xq"].reshape(p["T"], p["K"]), _scalar(o["zx"]), o["w"],
+                                    o["m"], _bias(o)))
+
+
+def _w8(o, p):
+    _store(o["y"], qref.w8_linear(o["x"].reshape(p["T"], p["K"]), o["w"], o["s"], _bias(o)))
+
+
+def _w4g(o, p):
+    _store(o["y"], qref.w4_linear(o["x"].reshape(p["T"], p["K"]), o["w"], o["s"], _bias(o),
+                                  p["group"]))
+
+
+def _w1(o, p):
+    _store(o["y"], qref.w1_linear(o["x"].reshape(p["T"], p["K"]), o["w"], o["alpha"], _bias(o)))
+
+
+def _w1a4(o, p):
+    _store(o["y"], qref.w1a4_linear(o["x"].reshape(p["T"], p["K"]), o["w"], o["alpha"],
+                                    _bias(o), p["group"]))
+
+
+def _kv_write_i8(o, p):
+    cache, scales = qref.kv_write_int8(o["cache"], o["scales"], o["new"].reshape(p["T"], -1),
+                                       int(o["pos"]), p["layer"], bool(p["ring"]))
+    o["cache"][...] = cache
+    o["scales"][...] = scales
+
+
+def _cached_attention_i8(o, p):
+    _store(o["out"], qref.cached_attention_int8(
+        o["q"].reshape(p["T"], -1), o["kcache"], o["kscales"], o["vcache"], o["vscales"],
+        int(o["end"]), p["layer"], p["heads"], p["kv_heads"], p["head_dim"], p["scale"],
+        bool(p["ring"])))
+
+
+def _linear_specs(name: str, inputs: str, params: str, reference) -> list:
+    """A quantized linear kernel and its `_bias` variant (the same computation with a bias)."""
+    return [_spec(name, f"{inputs} y", params, "y", reference),
+            _spec(f"{name}_bias", f"{inputs} b y", params, "y", reference)]
+
+
+_SPECS += [
+    _spec("irt_quantize_act_i8", "x scale zp xq", "n", "xq", _quantize_i8),
+    _spec("irt_quantize_act_i8_sym", "x scale xq", "n zero_point", "xq", _quantize_i8),
+    *_linear_specs("irt_linear_w8a8", "xq zx w m", "T K N", _w8a8),
+    *_linear_specs("irt_linear_w8", "x w s", "T K N per_tensor", _w8),
+    *_linear_specs("irt_linear_w4g", "x w s", "T K N group", _w4g),
+    *_linear_specs("irt_linear_w1", "x w alpha", "T K N", _w1),
+    *_linear_specs("irt_linear_w1a4", "x w alpha", "T K N group", _w1a4),
+    _spec("irt_kv_write_i8", "cache scales new pos", "layer kv_heads capacity head_dim T ring",
+          "cache scales", _kv_write_i8),
+    _spec("irt_cached_attention_i8", "q kcache kscales vcache vscales end out",
+          "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention_i8,
+          scratch=lambda p: p["capacity"]),
+]
+
+KERNELS: dict[str, KernelSignature] = {s.name: s for s in _SPECS}
+
+
+def register_kernels(signatures: Iterable[KernelSignature]) -> None:
+    """Add a target's own kernels (an accelerator's tile op, a fused kernel, ...).
+
+    Registering the same signature again is harmless; a different one under a known name
+    is refused, so two targets cannot silently disagree about a kernel.
+    """
+    for sig in signatures:
+        have = KERNELS.get(sig.name)
+        if have is not None and have != sig:
+            raise IrtoolError(f"kernel '{sig.name}' is registered twice with different "
+                              "signatures")
+        KERNELS[sig.name] = sig
+
+
+def kernel_signature(name: str) -> KernelSignature:
+    """The signature of a kernel, or a clear error naming what is known."""
+    sig = KERNELS.get(name)
+    if sig is None:
+        raise IrtoolError(f"unknown kernel @{name}: no signature is registered under that name "
+                          "(a target's own kernels are registered when the target is loaded)")
+    return sig
+
+
+def checked_signature(call) -> KernelSignature:
+    """The signature of the kernel a `hw.call`/`hw.accel` names, checked against the call:
+    operand count and parameters (what the dialect, being structural, does not check)."""
+    sig = kernel_signature(call.kernel)
+    if len(call.args) != len(sig.operands):
+        raise IrtoolError(f"{call.name} @{call.kernel}: takes {len(sig.operands)} operands "
+                          f"({', '.join(sig.operands)}), got {len(call.args)}")
+    have = set(call.params.data) if call.params is not None else set()
+    missing = [p for p in sig.params if p not in have]
+    if missing:
+        raise IrtoolError(f"{call.name} @{call.kernel}: missing parameter(s) "
+                          f"{', '.join(missing)}")
+    return sig

@@ -1,0 +1,81 @@
+"""C targets: a placed hw-level module -> a bare-metal (or native) C project.
+
+`CTarget` is a `Target` whose emitters are the C emitter (`irtool-opt -t c`, `-t c-project`)
+and whose project files (Makefile, linker script, counter header) come from the description's
+toolchain. It composes the shared pieces: the portable lowering rules and C calls, the
+portable runtime, and whatever a target adds (its own rules in front, C calls, a runtime
+folder). A target folder with only a `description.json` is a `CTarget` with the portable
+kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from irtool.lowering import LoweringRules
+from irtool.targets.c import project_files
+from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
+from irtool.targets.c.emit import RUNTIME_DIR, CProject, TokenTable
+from irtool.targets.c.rules import PORTABLE_RULES
+from irtool.targets.description import TargetDescription, load_description
+from irtool.targets.target import Target
+
+
+class CTarget(Target):
+    def __init__(self, description: TargetDescription, rules: LoweringRules = PORTABLE_RULES,
+                 *, calls: CCalls = PORTABLE_CALLS, runtime_dirs: Sequence[Path] = (),
+                 **kwargs):
+        super().__init__(description, rules, **kwargs)
+        self.calls = calls
+        self.runtime_dirs = (RUNTIME_DIR, *runtime_dirs)
+
+    @classmethod
+    def from_folder(cls, folder: Path, **kwargs) -> CTarget:
+        """The target of a folder: its description.json, and its runtime/ sources if any."""
+        folder = Path(folder)
+        runtime = folder / "runtime"
+        extra = (runtime,) if runtime.is_dir() else ()
+        return cls(load_description(folder / "description.json"), folder=folder,
+                   runtime_dirs=(*extra, *kwargs.pop("runtime_dirs", ())), **kwargs)
+
+    def emitters(self) -> dict[str, Callable[[], type]]:
+        def c():
+            from irtool.targets.c.opt_targets import CEmitTarget
+
+            return CEmitTarget
+
+        def c_project():
+            from irtool.targets.c.opt_targets import CProjectEmitTarget
+
+            return CProjectEmitTarget
+
+        return {"c": c, "c-project": c_project}
+
+    # -- the project --------------------------------------------------------------------
+
+    def project(self, module, store) -> CProject:
+        return CProject(module, store, self.description, self.calls)
+
+    def main_c(self, prompt: Sequence[int], steps: int, table: TokenTable) -> str:
+        return project_files.main_c(prompt, steps, table.pieces, table.bos,
+                                    table.strip_after_bos)
+
+    def project_files(self, prompt: Sequence[int], steps: int,
+                      table: TokenTable) -> dict[str, str]:
+        """Every file besides the model's: override to add or change one."""
+        files = {"main.c": self.main_c(prompt, steps, table),
+                 "Makefile": project_files.makefile(self.description),
+                 "irt_target.h": project_files.target_header(self.description)}
+        linker = project_files.linker_script(self.description)
+        if linker is not None:
+            files["irt_memory.ld"] = linker
+        return files
+
+    def write_project(self, module, store, out_dir: Path, *, prompt: Sequence[int],
+                      steps: int, tokenizer=None, project: CProject | None = None) -> Path:
+        project = project or self.project(module, store)
+        table = TokenTable.from_tokenizer(tokenizer, project.vocab)
+        project.write(Path(out_dir), self.project_files(prompt, steps, table),
+                      self.runtime_dirs)
+        return Path(out_dir)
