@@ -14,7 +14,11 @@ w[n0 + r][k]) and the panels follow each other: N * K values, no padding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from irtool.errors import IrtoolError
 
 PANEL_ROWS = 16
 """The panel width of irt_linear_packed_f32 (16 accumulators in registers)."""
@@ -56,3 +60,20 @@ def unpack_row_panels(packed: np.ndarray, n: int, k: int, width: int = PANEL_ROW
         rows.append(packed[offset:offset + p * k].reshape(k, p).T)
         offset += p * k
     return np.concatenate(rows) if rows else packed.reshape(n, k).copy()
+
+
+LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"row_panels16": pack_row_panels}
+"""Storage layouts a kernel signature may ask for (`KernelSignature.layouts`), by name."""
+
+LAYOUT_ATTR = "irtool.layout"
+"""The attribute of a `memory.global` weight stored in a layout (set by lower-to-hw)."""
+
+
+def stored(array: np.ndarray, layout: str | None) -> np.ndarray:
+    """A weight as it is stored: row-major (`layout` None), or packed in the named layout."""
+    if layout is None:
+        return array
+    pack = LAYOUTS.get(layout)
+    if pack is None:
+        raise IrtoolError(f"unknown weight layout '{layout}' (known: {', '.join(LAYOUTS)})")
+    return pack(array)

@@ -104,7 +104,7 @@ PACKED_SHAPES = [(1, 64, 64), (1, 64, 32), (1, 64, 172), (1, 172, 64), (2, 13, 3
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("T,K,N", PACKED_SHAPES)
 def test_linear_packed(runner, T, K, N, bias):
-    from targets.panel_layout import pack_row_panels, unpack_row_panels
+    from irtool.targets.panel_layout import pack_row_panels, unpack_row_panels
 
     rng = rng_for("linear_packed", T, K, N, bias)
     x, w, b = randn(rng, T, K), randn(rng, N, K), randn(rng, N)
@@ -224,6 +224,20 @@ def test_embedding(runner, T, D, vocab):
                      {"tokens": tokens, "table": table})
     want = np.stack([table[int(tok)] for tok in tokens])
     assert np.array_equal(got.reshape(T, D), want)
+
+
+@pytest.mark.parametrize("T,D,vocab", [(1, 1, 1), (6, 7, 45), (40, 16, 40), (3, 64, 512),
+                                       (31, 5, 31)])
+def test_embedding_packed(runner, T, D, vocab):
+    rng = rng_for("emb_packed", T, D, vocab)
+    table = randn(rng, vocab, D)
+    tokens = rng.integers(0, vocab, T).astype(np.int32)
+    tokens[:2] = [vocab - 1, 0][:T]
+    if T >= vocab:
+        tokens[:vocab] = np.arange(vocab)  # every row, every panel
+    got = runner.run("embedding_packed", {"T": T, "D": D, "vocab": vocab},
+                     {"tokens": tokens, "table": packed_by_definition(table)})
+    assert np.array_equal(got.reshape(T, D), table[tokens])
 
 
 @pytest.mark.parametrize("T,D,start", [(1, 1, 0), (3, 5, 0), (2, 8, 6), (1, 3, 9)])

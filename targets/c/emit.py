@@ -39,6 +39,7 @@ from irtool.errors import IrtoolError
 from irtool.kernels import checked_signature, kernel_signature
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
+from irtool.targets.panel_layout import LAYOUT_ATTR, stored
 from irtool.weights import WeightStore, numpy_dtype
 
 KV_CAPACITY_ATTR = "irtool.kv_capacity"  # set by extract-kv-cache
@@ -172,8 +173,9 @@ class CProject:
         for name, g in self.globals.items():
             p = placement(g, name)
             if p.space == space and g.kind.data in kinds and g.weight is not None:
-                data = np.ascontiguousarray(self.store[g.weight.data],
-                                            dtype=numpy_dtype(g.type)).tobytes()
+                layout = g.attributes.get(LAYOUT_ATTR)
+                array = stored(self.store[g.weight.data], layout.data if layout else None)
+                data = np.ascontiguousarray(array, dtype=numpy_dtype(g.type)).tobytes()
                 img[p.offset:p.offset + len(data)] = data
         return img
 

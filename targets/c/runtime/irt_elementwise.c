@@ -68,16 +68,15 @@ void irt_mul_f32(const float *a, const float *b, float *y, int n)
         y[i] = a[i] * b[i];
 }
 
-void irt_silu_f32(const float *x, float *y, int n)
+/* exp(-v) for SiLU without a library call or branch: 2^(-v log2 e) with the exponent kept in
+ * [-126, 127] (SiLU is then v / 2^127 or v / (1 + 2^-126): as close to the exact value as
+ * float32 allows). */
+static inline float irt__exp_neg(float v, irt__shift none, irt__exp2_poly c, float hi)
 {
-    int i;
-    for (i = 0; i < n; ++i) {
-        const float v = x[i];
-        y[i] = v / (1.0f + irt__expf(-v));
-    }
+    return irt__exp2_shifted(irt__fmin(v * -IRT_LOG2E, hi), none, c);
 }
 
-void irt_silu_mul_f32(const float *a, const float *b, float *y, int n)
+void irt_silu_f32(const float *x, float *y, int n)
 {
     const irt__exp2_poly c = irt__exp2_coefficients();
     const irt__shift none = irt__shift_of(0.0f); /* M = 0: plain 2^x for x >= -126 */
@@ -85,11 +84,21 @@ void irt_silu_mul_f32(const float *a, const float *b, float *y, int n)
     int i;
     irt__pin(hi);
     for (i = 0; i < n; ++i) {
+        const float v = x[i];
+        y[i] = v / (1.0f + irt__exp_neg(v, none, c, hi));
+    }
+}
+
+void irt_silu_mul_f32(const float *a, const float *b, float *y, int n)
+{
+    const irt__exp2_poly c = irt__exp2_coefficients();
+    const irt__shift none = irt__shift_of(0.0f);
+    float hi = 127.0f;
+    int i;
+    irt__pin(hi);
+    for (i = 0; i < n; ++i) {
         const float v = a[i], w = b[i];
-        /* exp(-v) = 2^(-v log2 e), the exponent kept in [-126, 127] (SiLU is then v / 2^127
-         * or v / (1 + 2^-126): both as close to the exact value as float32 allows). */
-        const float e = irt__exp2_shifted(irt__fmin(v * -IRT_LOG2E, hi), none, c);
-        y[i] = v / (1.0f + e) * w;
+        y[i] = v / (1.0f + irt__exp_neg(v, none, c, hi)) * w;
     }
 }
 

@@ -50,6 +50,13 @@ void irt_linear_packed_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRIC
                            const float *IRT_RESTRICT bias_or_null, float *IRT_RESTRICT y,
                            int T, int K, int N);
 
+/* irt_embedding_f32 over a table [vocab][D] stored in the packed layout above (a table tied
+ * to the classifier, which reads it with irt_linear_packed_f32): row tokens[t] gathered from
+ * its panel.  0 <= tokens[t] < vocab. */
+void irt_embedding_packed_f32(const int32_t *IRT_RESTRICT tokens,
+                              const float *IRT_RESTRICT table, float *IRT_RESTRICT y, int T,
+                              int D, int vocab);
+
 /* y = a @ b            (transpose_b == 0: a [M][K], b [K][N])
  * y = a @ b^T          (transpose_b != 0: a [M][K], b [N][K]; same as irt_linear_f32)
  * y [M][N] must not overlap a or b. */
@@ -197,6 +204,8 @@ void irt_cached_attention_hd8_f32(const float *IRT_RESTRICT q,
 #define irt_linear_f32(...) IRT_PROFILE_CALL("linear_f32", irt_linear_f32(__VA_ARGS__))
 #define irt_linear_packed_f32(...) \
     IRT_PROFILE_CALL("linear_packed_f32", irt_linear_packed_f32(__VA_ARGS__))
+#define irt_embedding_packed_f32(...) \
+    IRT_PROFILE_CALL("embedding_packed_f32", irt_embedding_packed_f32(__VA_ARGS__))
 #define irt_matmul_f32(...) IRT_PROFILE_CALL("matmul_f32", irt_matmul_f32(__VA_ARGS__))
 #define irt_rms_norm_f32(...) IRT_PROFILE_CALL("rms_norm_f32", irt_rms_norm_f32(__VA_ARGS__))
 #define irt_layer_norm_f32(...) \

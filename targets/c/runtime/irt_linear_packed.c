@@ -194,3 +194,31 @@ void irt_linear_packed_f32(const float *restrict x, const float *restrict wp,
                              1);
     }
 }
+
+void irt_embedding_packed_f32(const int32_t *restrict tokens, const float *restrict table,
+                              float *restrict y, int T, int D, int vocab)
+{
+    const int full = vocab & ~15; /* rows in panels of 16 */
+    int t, k;
+    for (t = 0; t < T; ++t) {
+        const int n = tokens[t];
+        int n0, P = 16;
+        const float *row;
+        float *yt = y + (ptrdiff_t)t * D;
+        if (n < full) {
+            n0 = n & ~15;
+        } else { /* the panels of 8, 4, 2, 1 rows after the full ones */
+            n0 = full;
+            for (P = 8; P > 0; P >>= 1) {
+                if ((vocab - full) & P) {
+                    if (n < n0 + P)
+                        break;
+                    n0 += P;
+                }
+            }
+        }
+        row = table + (ptrdiff_t)n0 * D + (n - n0); /* element k at row[k * P] */
+        for (k = 0; k < D; ++k)
+            yt[k] = row[(ptrdiff_t)k * P];
+    }
+}

@@ -113,6 +113,13 @@ static int run(const char *kernel)
         irt_embedding_f32(tok, table, y, T, D);
         save(y, (size_t)T * D);
         free(tok), free(table), free(y);
+    } else if (strcmp(kernel, "embedding_packed") == 0) {
+        const int T = geti("T"), D = geti("D"), V = geti("vocab");
+        int32_t *tok = (int32_t *)load("tokens", T, 4);
+        float *table = loadf("table", (size_t)V * D), *y = output((size_t)T * D);
+        irt_embedding_packed_f32(tok, table, y, T, D, V);
+        save(y, (size_t)T * D);
+        free(tok), free(table), free(y);
     } else if (strcmp(kernel, "position_embedding") == 0) {
         const int T = geti("T"), D = geti("D");
         float *table = loadf("table", (size_t)geti("max_pos") * D);
