@@ -91,6 +91,7 @@ def _is_decode_level(module) -> bool:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    from irtool.blas import blas_threads
     from irtool.frontend.load import DEFAULT_MODEL
     from irtool.interpreter.runner import ModelRunner
 
@@ -101,7 +102,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if not prompt:
         raise IrtoolError("the prompt is empty for this tokenizer: give some text with --prompt")
     start = time.perf_counter()
-    new = runner.generate(prompt, args.steps)
+    with blas_threads(1):  # the interpreter's tiny matmuls: threads only slow them down
+        new = runner.generate(prompt, args.steps)
     elapsed = time.perf_counter() - start
     print(tok.decode(prompt + new))
     print(f"tokens: {','.join(str(t) for t in prompt + new)}")

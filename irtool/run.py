@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
+    from irtool.blas import blas_threads
     from irtool.frontend.load import import_model
     from irtool.interpreter.runner import ModelRunner
 
@@ -50,6 +51,11 @@ def run(args: argparse.Namespace) -> None:
     if args.generate < 0:
         raise IrtoolError("--generate must be >= 0")
     runner = ModelRunner(*import_model(args.module))
+    with blas_threads(1):  # the interpreter's tiny matmuls: threads only slow them down
+        _run(runner, tokens, args)
+
+
+def _run(runner, tokens: list[int], args: argparse.Namespace) -> None:
     logits = runner.forward(tokens)
     if args.dump_logits:
         np.save(args.dump_logits, logits)

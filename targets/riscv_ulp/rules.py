@@ -42,6 +42,18 @@ def _module(op: Operation) -> ModuleOp | None:
     return top if isinstance(top, ModuleOp) else None
 
 
+def _global_reads(module: ModuleOp):
+    """The memory.get_global ops of the module (at the top level of its functions, where
+    bufferize puts them; a reader missed elsewhere would be caught by lower-to-hw's layout
+    check, never emitted)."""
+    for f in module.ops:
+        for region in f.regions:
+            for block in region.blocks:
+                for op in block.ops:
+                    if isinstance(op, memory.GetGlobalOp):
+                        yield op
+
+
 def packable(buffer: SSAValue) -> bool:
     """Is `buffer` a memory.global read by linear layers (as their weight) and otherwise only
     by embeddings (as their table)? Then all of them can read it in row panels."""
@@ -50,9 +62,8 @@ def packable(buffer: SSAValue) -> bool:
     if module is None:
         return False
     linears = 0
-    for get in module.walk():
-        if not (isinstance(get, memory.GetGlobalOp)
-                and get.global_name.root_reference.data == name):
+    for get in _global_reads(module):
+        if get.global_name.root_reference.data != name:
             continue
         for use in get.result.uses:
             kernel = use.operation
