@@ -102,29 +102,45 @@ def _sh(cmd, cwd=None, timeout=QEMU_TIMEOUT) -> str:
     return proc.stdout
 
 
-def target_for(case: Case, work: Path) -> Path:
-    """The description to compile for: the shipped one, or a copy with a larger SRAM."""
+VARIANT_PLUGIN = """from pathlib import Path
+
+from irtool.targets.c.rules import PORTABLE_RULES
+from irtool.targets.c.target import CTarget
+from irtool.targets.riscv_ulp.rules import RULES
+
+
+def make_target(folder):
+    return CTarget.from_folder(Path(folder), rules=PORTABLE_RULES.extended(RULES))
+"""
+
+
+def target_for(case: Case, work: Path) -> tuple[str, Path]:
+    """The target to compile for (as `--target` takes it) and its description: the shipped
+    riscv-ulp, or a target folder with a copy of its description with a larger SRAM and the
+    same lowering rules (a plug-in `target.py`)."""
     shipped = ROOT / "targets" / TARGET.replace("-", "_") / "description.json"
     if case.sram is None:
-        return shipped
+        return TARGET, shipped
     data = json.loads(shipped.read_text())
     data["name"] = f"{TARGET}-sram{case.sram // 1024}k"
     for m in data["memories"]:
         if m["name"] == "sram":
             m["size"] = case.sram
-    path = work / f"{data['name']}.json"
-    path.write_text(json.dumps(data, indent=2))
-    return path
+    folder = work / data["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "description.json").write_text(json.dumps(data, indent=2))
+    (folder / "target.py").write_text(VARIANT_PLUGIN)
+    return str(folder), folder / "description.json"
 
 
-def compile_case(case: Case, out: Path, target: Path, time_limit: float):
+def compile_case(case: Case, out: Path, target: str, time_limit: float):
     from irtool.compile import CompileOptions, compile_to_c
     from irtool.frontend.load import import_model
     from irtool.tokenizer import load_tokenizer
 
     golden = json.loads(case.golden.read_text())
     module, store = import_model(case.model)
-    opts = CompileOptions(target=str(target), capacity=case.capacity, window=case.window,
+    opts = CompileOptions(target=target, capacity=case.capacity, window=case.window,
                           time_limit=time_limit)
     compile_to_c(module, store, out, prompt=golden["prompt_ids"], steps=case.steps,
                  tokenizer=load_tokenizer(case.tokenizer), opts=opts)
@@ -217,10 +233,10 @@ def elf_figures(project: Path, target: dict) -> dict:
 
 def run_case(case: Case, work: Path, time_limit: float) -> None:
     out = work / re.sub(r"\W+", "_", case.label)
-    target_json = target_for(case, work)
+    target_spec, target_json = target_for(case, work)
     target = {m["name"]: m for m in json.loads(target_json.read_text())["memories"]}
     case.figures["target"] = json.loads(target_json.read_text())["name"]
-    module, golden = compile_case(case, out, target_json, time_limit)
+    module, golden = compile_case(case, out, target_spec, time_limit)
     _sh(["make", "-s", "model.elf"], cwd=out)
     t0 = time.perf_counter()
     output = _sh(["make", "-s", "run"], cwd=out)

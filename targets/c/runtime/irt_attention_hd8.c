@@ -30,6 +30,32 @@ typedef struct {
 
 /* Pass 1 for two heads: s[2j], s[2j+1] = the scores of row j for query a and b (8 floats
  * each, already scaled); returns both maxima (in *ma, *mb) over the two runs. */
+/* The scores of key row kp for queries a and b into sp[0], sp[1]; the maxima updated. */
+#define IRT_SCORE2(kp, sp)                                                              \
+    do {                                                                                \
+        const float k0 = (kp)[0], k1 = (kp)[1], k2 = (kp)[2], k3 = (kp)[3];             \
+        const float k4 = (kp)[4], k5 = (kp)[5], k6 = (kp)[6], k7 = (kp)[7];             \
+        float sa = a0 * k0, sb = b0 * k0;                                               \
+        sa = IRT_FMA(a1, k1, sa);                                                       \
+        sb = IRT_FMA(b1, k1, sb);                                                       \
+        sa = IRT_FMA(a2, k2, sa);                                                       \
+        sb = IRT_FMA(b2, k2, sb);                                                       \
+        sa = IRT_FMA(a3, k3, sa);                                                       \
+        sb = IRT_FMA(b3, k3, sb);                                                       \
+        sa = IRT_FMA(a4, k4, sa);                                                       \
+        sb = IRT_FMA(b4, k4, sb);                                                       \
+        sa = IRT_FMA(a5, k5, sa);                                                       \
+        sb = IRT_FMA(b5, k5, sb);                                                       \
+        sa = IRT_FMA(a6, k6, sa);                                                       \
+        sb = IRT_FMA(b6, k6, sb);                                                       \
+        sa = IRT_FMA(a7, k7, sa);                                                       \
+        sb = IRT_FMA(b7, k7, sb);                                                       \
+        (sp)[0] = sa;                                                                   \
+        (sp)[1] = sb;                                                                   \
+        xa = IRT_FMAXF(xa, sa);                                                         \
+        xb = IRT_FMAXF(xb, sb);                                                         \
+    } while (0)
+
 static void irt__scores2(const float *restrict qa, const float *restrict qb,
                          const irt__rows *runs, float *restrict s, float *ma, float *mb)
 {
@@ -42,28 +68,14 @@ static void irt__scores2(const float *restrict qa, const float *restrict qb,
     for (run = 0; run < 2; ++run) {
         const float *k = runs[run].row;
         const float *const end = k + 8 * runs[run].n;
-        for (; k != end; k += 8, s += 2) {
-            const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3];
-            const float k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7];
-            float sa = a0 * k0, sb = b0 * k0;
-            sa = IRT_FMA(a1, k1, sa);
-            sb = IRT_FMA(b1, k1, sb);
-            sa = IRT_FMA(a2, k2, sa);
-            sb = IRT_FMA(b2, k2, sb);
-            sa = IRT_FMA(a3, k3, sa);
-            sb = IRT_FMA(b3, k3, sb);
-            sa = IRT_FMA(a4, k4, sa);
-            sb = IRT_FMA(b4, k4, sb);
-            sa = IRT_FMA(a5, k5, sa);
-            sb = IRT_FMA(b5, k5, sb);
-            sa = IRT_FMA(a6, k6, sa);
-            sb = IRT_FMA(b6, k6, sb);
-            sa = IRT_FMA(a7, k7, sa);
-            sb = IRT_FMA(b7, k7, sb);
-            s[0] = sa;
-            s[1] = sb;
-            xa = IRT_FMAXF(xa, sa);
-            xb = IRT_FMAXF(xb, sb);
+        const float *const end2 = k + 8 * (runs[run].n & ~1);
+        for (; k != end2; k += 16, s += 4) { /* two rows per pass: half the loop cost */
+            IRT_SCORE2(k, s);
+            IRT_SCORE2(k + 8, s + 2);
+        }
+        if (k != end) {
+            IRT_SCORE2(k, s);
+            s += 2;
         }
     }
     *ma = xa;
@@ -78,8 +90,23 @@ static void irt__exp2_pairs(float *restrict s, int n, float ma, float mb, float 
     const irt__shift sa = irt__shift_of(ma), sb = irt__shift_of(mb);
     const irt__exp2_poly c = irt__exp2_coefficients();
     float *const end = s + 2 * n;
+    float *const end2 = s + 2 * (n & ~1);
     float ta = 0.0f, tb = 0.0f;
-    for (; s != end; s += 2) {
+    for (; s != end2; s += 4) { /* two rows per pass */
+        const float pa = irt__exp2_shifted(s[0], sa, c);
+        const float pb = irt__exp2_shifted(s[1], sb, c);
+        const float qa = irt__exp2_shifted(s[2], sa, c);
+        const float qb = irt__exp2_shifted(s[3], sb, c);
+        s[0] = pa;
+        s[1] = pb;
+        s[2] = qa;
+        s[3] = qb;
+        ta += pa;
+        tb += pb;
+        ta += qa;
+        tb += qb;
+    }
+    if (s != end) {
         const float pa = irt__exp2_shifted(s[0], sa, c);
         const float pb = irt__exp2_shifted(s[1], sb, c);
         s[0] = pa;
@@ -90,6 +117,21 @@ static void irt__exp2_pairs(float *restrict s, int n, float ma, float mb, float 
     *suma = ta;
     *sumb = tb;
 }
+
+/* Value row vp weighted by sp[0] (head a) and sp[1] (head b) into the accumulators. */
+#define IRT_VALUE2(vp, sp)                                                              \
+    do {                                                                                \
+        const float pa = (sp)[0], pb = (sp)[1];                                         \
+        float w;                                                                        \
+        w = (vp)[0], a0 = IRT_FMA(pa, w, a0), b0 = IRT_FMA(pb, w, b0);                  \
+        w = (vp)[1], a1 = IRT_FMA(pa, w, a1), b1 = IRT_FMA(pb, w, b1);                  \
+        w = (vp)[2], a2 = IRT_FMA(pa, w, a2), b2 = IRT_FMA(pb, w, b2);                  \
+        w = (vp)[3], a3 = IRT_FMA(pa, w, a3), b3 = IRT_FMA(pb, w, b3);                  \
+        w = (vp)[4], a4 = IRT_FMA(pa, w, a4), b4 = IRT_FMA(pb, w, b4);                  \
+        w = (vp)[5], a5 = IRT_FMA(pa, w, a5), b5 = IRT_FMA(pb, w, b5);                  \
+        w = (vp)[6], a6 = IRT_FMA(pa, w, a6), b6 = IRT_FMA(pb, w, b6);                  \
+        w = (vp)[7], a7 = IRT_FMA(pa, w, a7), b7 = IRT_FMA(pb, w, b7);                  \
+    } while (0)
 
 /* Pass 3 for two heads: oa, ob = the value rows weighted by p (s[2j] for a, s[2j+1] for b),
  * divided by the sums. Each value row is loaded once for both heads. */
@@ -104,17 +146,14 @@ static void irt__values2(const float *restrict s, const irt__rows *runs, float s
     for (run = 0; run < 2; ++run) {
         const float *v = runs[run].row;
         const float *const end = v + 8 * runs[run].n;
-        for (; v != end; v += 8, s += 2) {
-            const float pa = s[0], pb = s[1];
-            float w;
-            w = v[0], a0 = IRT_FMA(pa, w, a0), b0 = IRT_FMA(pb, w, b0);
-            w = v[1], a1 = IRT_FMA(pa, w, a1), b1 = IRT_FMA(pb, w, b1);
-            w = v[2], a2 = IRT_FMA(pa, w, a2), b2 = IRT_FMA(pb, w, b2);
-            w = v[3], a3 = IRT_FMA(pa, w, a3), b3 = IRT_FMA(pb, w, b3);
-            w = v[4], a4 = IRT_FMA(pa, w, a4), b4 = IRT_FMA(pb, w, b4);
-            w = v[5], a5 = IRT_FMA(pa, w, a5), b5 = IRT_FMA(pb, w, b5);
-            w = v[6], a6 = IRT_FMA(pa, w, a6), b6 = IRT_FMA(pb, w, b6);
-            w = v[7], a7 = IRT_FMA(pa, w, a7), b7 = IRT_FMA(pb, w, b7);
+        const float *const end2 = v + 8 * (runs[run].n & ~1);
+        for (; v != end2; v += 16, s += 4) { /* two rows per pass */
+            IRT_VALUE2(v, s);
+            IRT_VALUE2(v + 8, s + 2);
+        }
+        if (v != end) {
+            IRT_VALUE2(v, s);
+            s += 2;
         }
     }
     oa[0] = a0 * fa, oa[1] = a1 * fa, oa[2] = a2 * fa, oa[3] = a3 * fa;

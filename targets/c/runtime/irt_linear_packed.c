@@ -22,6 +22,24 @@
         e = IRT_FMA(wk[(c) * (P) + (r0) + 3], xv, e);                                   \
     } while (0)
 
+/* acc_r = w[c][r] * x[c]: the first column sets the accumulators (no zeroing pass). */
+#define IRT_MUL4(P, c, r0, a, b, d, e)                                                   \
+    do {                                                                                \
+        a = wk[(c) * (P) + (r0)] * xv;                                                  \
+        b = wk[(c) * (P) + (r0) + 1] * xv;                                              \
+        d = wk[(c) * (P) + (r0) + 2] * xv;                                              \
+        e = wk[(c) * (P) + (r0) + 3] * xv;                                              \
+    } while (0)
+
+#define IRT_P16_FIRST(c)                                                                \
+    do {                                                                                \
+        const float xv = xk[c];                                                         \
+        IRT_MUL4(16, c, 0, a0, a1, a2, a3);                                             \
+        IRT_MUL4(16, c, 4, a4, a5, a6, a7);                                             \
+        IRT_MUL4(16, c, 8, a8, a9, a10, a11);                                           \
+        IRT_MUL4(16, c, 12, a12, a13, a14, a15);                                        \
+    } while (0)
+
 #define IRT_P16_COLUMN(c)                                                               \
     do {                                                                                \
         const float xv = xk[c];                                                         \
@@ -64,12 +82,25 @@
 static void irt__panel16(const float *restrict x, const float *restrict wk,
                          const float *restrict bias, float *restrict y, int K)
 {
-    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f;
-    float a7 = 0.0f, a8 = 0.0f, a9 = 0.0f, a10 = 0.0f, a11 = 0.0f, a12 = 0.0f, a13 = 0.0f;
-    float a14 = 0.0f, a15 = 0.0f;
+    float a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
     const float *xk = x;
     const float *const x8 = x + (K & ~7);
     const float *const xe = x + K;
+    if (K >= 8) { /* the first 8 columns, column 0 setting the accumulators */
+        IRT_P16_FIRST(0);
+        IRT_P16_COLUMN(1);
+        IRT_P16_COLUMN(2);
+        IRT_P16_COLUMN(3);
+        IRT_P16_COLUMN(4);
+        IRT_P16_COLUMN(5);
+        IRT_P16_COLUMN(6);
+        IRT_P16_COLUMN(7);
+        xk += 8;
+        wk += 8 * 16;
+    } else {
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0f;
+        a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = 0.0f;
+    }
     while (xk != x8) {
         IRT_P16_COLUMN(0);
         IRT_P16_COLUMN(1);
