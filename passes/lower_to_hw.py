@@ -16,23 +16,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from irtool.dialects import hw, memory
+from irtool.targets.panel_layout import LAYOUT_ATTR
+from irtool.targets.registry import DEFAULT_TARGET, load_target
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass
-from xdsl.traits import SymbolTable
 from xdsl.pattern_rewriter import (
     PatternRewriter,
     PatternRewriteWalker,
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.traits import SymbolTable
 
-from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
 from irtool.kernels import kernel_signature
 from irtool.lowering import KernelCall, LoweringRules
-from irtool.targets.panel_layout import LAYOUT_ATTR
-from irtool.targets.registry import DEFAULT_TARGET, load_target
 
 
 @dataclass

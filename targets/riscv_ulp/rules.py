@@ -15,15 +15,14 @@ where it does not apply, and the portable rule runs instead.
 
 from __future__ import annotations
 
+from irtool.dialects import hw, memory
+from irtool.dialects import transformer as tf
+from irtool.targets.c import rules as portable
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
-from irtool.dialects import hw, memory
-from irtool.dialects import transformer as tf
 from irtool.kernels import kernel_signature
 from irtool.lowering import ArgMap, KernelCall
-from irtool.targets.c import rules as portable
-
 
 PANELS = "row_panels16"
 
