@@ -6,6 +6,8 @@
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
                    [--steps N] [--window W | --capacity N]   # then: make -C DIR run
                    [--quant w8|w8a8|w4g32|w1|w1a4] [--kv int8] [--calibration FILE]
+    irtool estimate MODEL|config.json --target T [--prefill N] [--positions P] [--json]
+                    [--plot FILE.png]
     irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8]
                     [--calibration FILE] -o OUT.mlir [--report [--eval FILE]]
 
@@ -168,6 +170,36 @@ def cmd_quantize(args: argparse.Namespace) -> None:
     run(args)
 
 
+def cmd_estimate(args: argparse.Namespace) -> None:
+    from irtool.estimate import run
+
+    print(run(args.model, args.target, args.prefill, args.positions, args.schedule, args.json,
+              args.plot, args.quant, args.quantize_lm_head))
+
+
+def add_estimate_parser(sub) -> argparse.ArgumentParser:
+    est = sub.add_parser("estimate", help="modelled MACs, bytes, cycles and tokens/s per layer "
+                         "and op of a model (or a config.json) on a target")
+    est.add_argument("model", help="a model file irtool imports, or a Hugging Face config.json")
+    est.add_argument("--target", default="riscv-ulp", help="target name or folder")
+    est.add_argument("--prefill", type=int, default=8, metavar="N",
+                     help="prompt tokens processed at once (default 8)")
+    est.add_argument("--positions", type=int, default=128, metavar="P",
+                     help="tokens already in the KV cache for the decode step (default 128)")
+    est.add_argument("--schedule", action="append", metavar="S",
+                     help="the target's schedule(s) to report (default: all it has)")
+    est.add_argument("--quant", choices=("none", "w8a8"),
+                     help="float32 or W8A8 linears (default: the target's, w8a8 for an "
+                          "integer unit)")
+    est.add_argument("--quantize-lm-head", action="store_true",
+                     help="count the lm_head as quantized too (the quantize pass keeps it "
+                          "float)")
+    est.add_argument("--json", action="store_true", help="machine-readable output")
+    est.add_argument("--plot", metavar="FILE.png", help="a per-layer bar chart of decode cycles")
+    est.set_defaults(func=cmd_estimate)
+    return est
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irtool", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -219,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "a JSON list of id lists; default: eval_tokens.json beside the model "
                            "if there is one (stories260K has it)")
     comp.set_defaults(func=cmd_compile)
-    for sp in (imp, gen, comp):
+    est = add_estimate_parser(sub)
+    for sp in (imp, gen, comp, est):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")
     from irtool.quantize_cmd import add_arguments as add_quantize_arguments
 

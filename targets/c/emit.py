@@ -297,7 +297,7 @@ class CProject:
                     names[op.result] = str(op.value.value.data)
                 case arith.AddiOp():
                     names[op.result] = f"({name(op.lhs)} + {name(op.rhs)})"
-                case hw.CallOp():
+                case hw.CallOp() | hw.AccelOp():  # an accelerator's driver is C too
                     body.append(f"  {self.call(op, name)};")
                 case memory.CopyOp():
                     body.append(f"  memcpy({name(op.dest)}, {name(op.source)}, "
