@@ -48,9 +48,9 @@ def ort_generate(sess, prompt: list[int], steps: int) -> list[int]:
     return ids[len(prompt):]
 
 
-def timed(fn):
+def timed(fn, *args):
     start = time.perf_counter()
-    result = fn()
+    result = fn(*args)
     return result, time.perf_counter() - start
 
 

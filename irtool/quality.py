@@ -167,7 +167,7 @@ def agreement(reference: Evaluation, other: Evaluation) -> float:
 
 def leading_equal(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1

@@ -63,14 +63,13 @@ from xdsl.rewriter import Rewriter
 
 from irtool.dialects import memory
 from irtool.errors import IrtoolError
+from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import load_target
 
 if TYPE_CHECKING:  # imported when a solve needs it (ortools pulls in pandas: slow to import)
     from ortools.sat.python import cp_model
-
-PLAN_ATTR = "irtool.memory_plan"
 
 
 def solver_workers() -> int:
@@ -83,8 +82,6 @@ def solver_workers() -> int:
 
 GREEDY_IS_OPTIMAL = "greedy = lower bound"
 """The `solver` of a plan whose greedy warm start met the lower bounds (CP-SAT not run)."""
-KV_CAPACITY_ATTR = "irtool.kv_capacity"
-KV_WINDOW_ATTR = "irtool.kv_window"
 
 
 @dataclass(frozen=True)
@@ -105,13 +102,20 @@ class AllocatePass(ModulePass):
     stay in the target's read-only memories and are read in place (execute-in-place Flash)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from irtool.run_limits import check_time_limit
+
+        check_time_limit(self.time_limit, "allocate: time_limit")
+        if not any(isinstance(o, (memory.GlobalOp, memory.AllocOp)) for o in op.walk()):
+            raise IrtoolError("allocate: the module has no memory.global or memory.alloc to "
+                              "place: it is not at the memory level; run bufferize first "
+                              "(e.g. -p 'extract-kv-cache{...},bufferize,allocate')")
         target = load_target(self.target).description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
                            kv_option=kv_option, copy_weights=self.copy_weights)
         write_plan(op, live, plan)
-        op.attributes[PLAN_ATTR] = plan.as_attribute()
+        op.attributes[MEMORY_PLAN_ATTR] = plan.as_attribute()
         if self.report:
             print(plan.summary(), file=sys.stderr)
 
@@ -265,7 +269,8 @@ class Problem:
         direct = set(target.core.reads)
         for b in self.buffers:
             allowed = [m for m in target.memories
-                       if m.name in direct and m.capacity >= b.size and (not b.writable or not m.read_only)
+                       if m.name in direct and m.capacity >= b.size
+                       and (not b.writable or not m.read_only)
                        and not (in_place and b.kind == "weight" and not m.read_only)]
             allowed.sort(key=lambda m: (self.cost(b, m), m.capacity))
             self.options[b.name] = allowed
@@ -920,7 +925,7 @@ def _sync_call_results(funcs: Mapping[str, func.FuncOp], calls: list[func.CallOp
         callee = funcs.get(call.callee.string_value())
         if callee is None:
             continue
-        for r, t in zip(call.results, callee.function_type.outputs.data):
+        for r, t in zip(call.results, callee.function_type.outputs.data, strict=False):
             if r.type != t:
                 _retype(r, t)
                 changed = True

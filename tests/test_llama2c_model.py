@@ -35,7 +35,8 @@ def test_greedy_tokens_equal_golden(stories, shared_models):
 
 
 def test_bundled_default_model_is_stories260k(shared_models):
-    assert DEFAULT_MODEL.read_bytes() == (shared_models / "stories260K" / "stories260K.bin").read_bytes()
+    shared = shared_models / "stories260K" / "stories260K.bin"
+    assert DEFAULT_MODEL.read_bytes() == shared.read_bytes()
 
 
 def test_printed_ir_is_small_and_weights_live_in_the_store(stories, tmp_path, shared_models):
@@ -74,5 +75,6 @@ def test_missing_and_mismatched_store(stories, tmp_path, shared_models):
 
 
 def test_token_outside_vocabulary(stories):
-    with pytest.raises(IrtoolError, match="token id 512 is outside the vocabulary"):
+    with pytest.raises(IrtoolError,
+                       match=r"token id 512 \(position 1\) is outside the vocabulary 0..511"):
         ModelRunner(*stories).forward([1, 512])

@@ -24,13 +24,22 @@ from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
 
 from irtool.errors import IrtoolError
-from irtool.frontend.builder import FORWARD, MAX_SEQ_LEN_ATTR, VOCAB_ATTR
 from irtool.interpreter.hw import HwFunctions
 from irtool.interpreter.memory import MemoryFunctions
 from irtool.interpreter.quant import QuantFunctions
 from irtool.interpreter.transformer import TransformerFunctions
-from irtool.passes.extract_kv_cache import DECODE, PREFILL, PREFILL_ATTR
-from irtool.weights import WeightStore, numpy_dtype
+from irtool.ir_names import (
+    DECODE,
+    FORWARD,
+    MAX_SEQ_LEN_ATTR,
+    PREFILL,
+    PREFILL_ATTR,
+    PREFILL_TOKEN_BY_TOKEN,
+    VOCAB_ATTR,
+    entry_points,
+)
+from irtool.run_limits import check_token_ids
+from irtool.weights import WeightStore, nonfinite_is_allowed, numpy_dtype
 
 State = tuple[np.ndarray, ...]
 
@@ -64,8 +73,7 @@ class ModelRunner:
         for functions in (FuncFunctions(), ArithFunctions(), TransformerFunctions(store),
                           QuantFunctions(), MemoryFunctions(store), HwFunctions()):
             self.interpreter.register_implementations(functions)
-        funcs = {op.sym_name.data: op for op in module.body.block.ops
-                 if isinstance(op, func.FuncOp)}
+        funcs = entry_points(module)
         self._decode = funcs.get(DECODE)
         self._prefill = funcs.get(PREFILL)
         if self._decode is None and FORWARD not in funcs:
@@ -98,18 +106,13 @@ class ModelRunner:
     def batched_prefill(self) -> bool:
         """The prompt goes through one @prefill call (else through @decode, token by token)."""
         mode = self.module.attributes.get(PREFILL_ATTR)
-        by_token = isinstance(mode, StringAttr) and mode.data == "token-by-token"
+        by_token = isinstance(mode, StringAttr) and mode.data == PREFILL_TOKEN_BY_TOKEN
         return self._prefill is not None and not by_token
 
     def check_tokens(self, tokens: Sequence[int]) -> np.ndarray:
-        ids = np.asarray(tokens, dtype=np.int32).reshape(-1)
-        if ids.size == 0:
-            raise IrtoolError("no tokens given: pass at least one token id")
-        vocab = self.vocab_size
-        if vocab is not None:
-            bad = [int(t) for t in ids if not 0 <= t < vocab]
-            if bad:
-                raise IrtoolError(f"token id {bad[0]} is outside the vocabulary (0..{vocab - 1})")
+        """The ids as int32, each in the vocabulary, no more than the context (run_limits)."""
+        given = [int(t) for t in np.ravel(np.asarray(tokens, dtype=object))]
+        ids = np.asarray(check_token_ids(given, self.vocab_size, "tokens"), dtype=np.int32)
         if self.max_seq_len is not None and ids.size > self.max_seq_len:
             raise IrtoolError(f"{ids.size} tokens exceed the model's maximum sequence length "
                               f"of {self.max_seq_len}")
@@ -162,7 +165,7 @@ class ModelRunner:
                 break
             if new:
                 logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
-            nxt = int(np.argmax(logits[-1]))
+            nxt = greedy(logits[-1], len(ids) - 1)
             ids.append(nxt)
             new.append(nxt)
         return new
@@ -173,7 +176,17 @@ class ModelRunner:
         for _ in range(steps):
             if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
                 break
-            nxt = int(np.argmax(self.forward(ids)[-1]))
+            nxt = greedy(self.forward(ids)[-1], len(ids) - 1)
             ids.append(nxt)
             new.append(nxt)
         return new
+
+
+def greedy(logits: np.ndarray, pos: int) -> int:
+    """The argmax of one row of logits; NaN/Inf logits are an error, not token 0 (what argmax
+    returns for them), unless --allow-nonfinite was given."""
+    if not nonfinite_is_allowed() and not np.isfinite(logits).all():
+        raise IrtoolError(f"the model computed NaN/Inf logits at position {pos}: its weights "
+                          "overflow float32 (values near 3.4e38?), so no token can be chosen; "
+                          "pass --allow-nonfinite to pick one anyway")
+    return int(np.argmax(logits))
