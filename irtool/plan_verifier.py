@@ -174,7 +174,7 @@ def _written(op: Operation) -> list[SSAValue]:
     if isinstance(op, (memory.CopyOp, memory.DmaStartOp)):
         return [op.operands[1]]
     if isinstance(op, (hw.CallOp, hw.AccelOp)):
-        from irtool.targets.kernels import KERNELS
+        from irtool.kernels import KERNELS
 
         spec = KERNELS[op.kernel]
         return [v for name, v in zip(spec.operands, op.args) if name in spec.writes]
