@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _run(runner, tokens: list[int], args: argparse.Namespace) -> None:
+    from irtool.interpreter.runner import greedy
+
     logits = runner.forward(tokens)
     if args.dump_logits:  # renamed into place when the run succeeded
         with output_file(args.dump_logits, "logits file") as tmp, open(tmp, "wb") as f:

@@ -17,6 +17,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 
 from irtool.dialects import hw, memory
+from irtool.errors import IrtoolError
 from irtool.ir_names import DECODE, entry_points
 from irtool.weights import numpy_dtype
 from tests.plan_checker import check_plan, target_memories
@@ -109,7 +110,10 @@ def test_overlapping_a_live_buffer_breaks_the_hw_level(hw_module, golden):
     _move(victim, residual.placement[1])
     errors = check_plan(broken, target_memories("riscv-ulp"))
     assert any("overlap" in e for e in errors), errors
-    assert _generate(broken, store, golden) != golden["new_ids"]
+    try:  # broken: other tokens, or logits that are no numbers at all
+        assert _generate(broken, store, golden) != golden["new_ids"]
+    except IrtoolError as e:
+        assert "NaN/Inf logits" in str(e)
 
 
 def test_moving_a_buffer_to_free_bytes_keeps_the_tokens(hw_module, golden):

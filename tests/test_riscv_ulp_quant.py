@@ -225,8 +225,8 @@ def test_cli_w8a8_without_calibration_data_is_explained(tmp_path):
 
     model = tmp_path / "m.bin"  # no eval_tokens.json beside it
     model.write_bytes(DEFAULT_MODEL.read_bytes())
-    proc = _irtool("compile", model, "-o", tmp_path / "out", "--capacity", 16, "--quant",
-                   "w8a8")
+    proc = _irtool("compile", model, "-o", tmp_path / "out", "--capacity", 16, "--steps", 8,
+                   "--quant", "w8a8")
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: --quant w8a8 needs calibration data"), proc.stderr
     assert "--calibration FILE" in proc.stderr and "Traceback" not in proc.stderr
