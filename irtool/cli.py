@@ -100,6 +100,7 @@ def _int_attr(module, name: str) -> int | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    from irtool.blas import blas_threads
     from irtool.frontend.load import DEFAULT_MODEL
     from irtool.interpreter.runner import ModelRunner
     from irtool.run_limits import check_generation, check_steps
@@ -116,7 +117,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     prompt, _ = check_generation(prompt, args.steps, runner.vocab_size, runner.max_seq_len,
                                  capacity, "the prompt")
     start = time.perf_counter()
-    new = runner.generate(prompt, args.steps)
+    with blas_threads(1):  # the interpreter's tiny matmuls: threads only slow them down
+        new = runner.generate(prompt, args.steps)
     elapsed = time.perf_counter() - start
     print(tok.decode(prompt + new))
     print(f"tokens: {','.join(str(t) for t in prompt + new)}")

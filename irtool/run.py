@@ -75,8 +75,9 @@ def verify_plan(module, when: str) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from irtool.blas import blas_threads
     from irtool.frontend.load import import_model
-    from irtool.interpreter.runner import ModelRunner, greedy
+    from irtool.interpreter.runner import ModelRunner
     from irtool.run_limits import check_steps
 
     tokens = parse_token_list(args.tokens)
@@ -85,6 +86,13 @@ def run(args: argparse.Namespace) -> None:
     if not args.no_verify_plan:
         verify_plan(module, f"in '{args.module}'")
     runner = ModelRunner(module, store)
+    with blas_threads(1):  # the interpreter's tiny matmuls: threads only slow them down
+        _run(runner, tokens, args)
+
+
+def _run(runner, tokens: list[int], args: argparse.Namespace) -> None:
+    from irtool.interpreter.runner import greedy
+
     logits = runner.forward(tokens)
     if args.dump_logits:  # renamed into place when the run succeeded
         with output_file(args.dump_logits, "logits file") as tmp, open(tmp, "wb") as f:

@@ -88,7 +88,8 @@ def _residual_and_neighbour(module: ModuleOp) -> tuple[memory.AllocOp, memory.Al
     buffer the plan put in the same memory, written while the residual is still needed."""
     decode = _decode(module)
     emb = next(op for op in decode.walk()
-               if isinstance(op, hw.CallOp) and op.kernel == "irt_embedding_f32")
+               if isinstance(op, hw.CallOp)
+               and op.kernel in ("irt_embedding_f32", "irt_embedding_packed_f32"))
     residual = emb.args[2].owner
     assert isinstance(residual, memory.AllocOp)
     space = residual.placement[0]
