@@ -35,6 +35,7 @@ DEFAULT_TARGET = "host"
 _BUILTIN = {
     "riscv-ulp": "irtool.targets.riscv_ulp",
     "host": "irtool.targets.host",
+    "u280-hls": "irtool.targets.u280_hls",
 }
 _LOADED: dict[str, Target] = {}
 
