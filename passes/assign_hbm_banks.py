@@ -105,8 +105,11 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
             role[b] = port.role
             port_buffers.setdefault((part.kind, port.name), set()).add(b)
     per_token = {b: size[b] for b in size}  # each read (or written) once per token
+    for b, row in _embedding_rows(bp, names).items():
+        per_token[b] = row  # a lookup table only used for lookups: one row per token
     C = len(channels)
     bufs = sorted(size)
+    caches = [b for b in bufs if role[b] == "cache"]
     plist = list(port_buffers)
     m = cp_model.CpModel()
     y = {(b, c): m.NewBoolVar(f"y_{i}_{c}") for i, b in enumerate(bufs) for c in range(C)}
@@ -142,7 +145,6 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
                     m.Add(z[a, c] + z[b, c] <= 1 + sum(y[s, c] for s in shared))
                 else:
                     m.Add(z[a, c] + z[b, c] <= 1)
-    caches = [b for b in bufs if role[b] == "cache"]
     for i, k in enumerate(caches):
         for v in caches[i + 1:]:
             for c in range(C):
@@ -152,22 +154,34 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
     load = m.NewIntVar(0, sum(per_token.values()), "load")
     for c in range(C):
         m.Add(sum(per_token[b] * y[b, c] for b in bufs) <= load)
+    greedy = _greedy(bufs, size, per_token, port_buffers, kind_step, caches, channels)
+    if greedy is not None:
+        for b, c0 in greedy.items():
+            for c in range(C):
+                m.AddHint(y[b, c], c == c0)
     span = sum(hi[p] - lo[p] for p in plist)
     m.Minimize(load * (len(plist) * C + 1) + span)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = 1
     status = solver.Solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) and greedy is not None:
+        where = greedy  # the solver found nothing better in its time: the greedy start
+        ranges = {p: [greedy[next(iter(port_buffers[p]))]] * 2 for p in plist}
+        status_name = "greedy"
+    elif status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         total = sum(size.values())
         raise IrtoolError(f"assign-hbm-banks: no bank map ({solver.StatusName(status)}): "
                           f"{total:,} bytes in {len(bufs)} buffers over {C} channels of "
                           f"{channels[0][1]:,} bytes; the largest buffer is "
                           f"{max(size, key=size.get)} ({max(size.values()):,} bytes)")
-    where = {b: next(c for c in range(C) if solver.Value(y[b, c])) for b in bufs}
+    else:
+        where = {b: next(c for c in range(C) if solver.Value(y[b, c])) for b in bufs}
+        ranges = {p: [solver.Value(lo[p]), solver.Value(hi[p])] for p in plist}
+        status_name = "optimal" if status == cp_model.OPTIMAL else "feasible"
     out_ports: dict[str, dict[str, list[int]]] = {}
     for p in plist:
-        out_ports.setdefault(p[0], {})[p[1]] = [solver.Value(lo[p]), solver.Value(hi[p])]
+        out_ports.setdefault(p[0], {})[p[1]] = ranges[p]
     bytes_c = [sum(size[b] for b in bufs if where[b] == c) for c in range(C)]
     token_c = [sum(per_token[b] for b in bufs if where[b] == c) for c in range(C)]
     groups: dict[int, list[str]] = {}
@@ -178,7 +192,72 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
             "bytes": bytes_c, "per_token": token_c,
             "concurrent": [g for g in groups.values() if len(g) > 1],
             "kv_caches": caches, "slr": slr,
-            "status": "optimal" if status == cp_model.OPTIMAL else "feasible"}
+            "status": status_name}
+
+
+def _embedding_rows(bp: BlockParts, names) -> dict[str, int]:
+    """Tables only read by `transformer.embedding`: bytes of the one row read per token."""
+    rows: dict[str, int] = {}
+    other: set[str] = set()
+    for part in bp.parts:
+        for op in part.ops:
+            for i, v in enumerate(op.operands):
+                if v not in names:
+                    continue
+                if op.name == "transformer.embedding" and i == 1:
+                    rows[names[v]] = v.type.get_shape()[1] * _elem_bytes(v)
+                else:
+                    other.add(names[v])
+    return {b: r for b, r in rows.items() if b not in other}
+
+
+def _greedy(bufs, size, per_token, port_buffers, kind_step, caches, channels):
+    """A feasible start: buffers joined by the ports they share form groups, each group on one
+    channel, the heaviest first on the least-loaded channel its conflicts allow (a group of a
+    kernel and a group of a concurrent kernel, or the K and the V cache, never together)."""
+    parent = {b: b for b in bufs}
+
+    def find(b):
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        return b
+
+    for held in port_buffers.values():
+        first, *rest = sorted(held)
+        for b in rest:
+            parent[find(b)] = find(first)
+    groups: dict[str, set[str]] = {}
+    for b in bufs:
+        groups.setdefault(find(b), set()).add(b)
+    kinds_of = {g: {p[0] for p, held in port_buffers.items() if held & members}
+                for g, members in groups.items()}
+
+    def conflict(g, h):
+        if any(kind_step[a] == kind_step[b] and a != b
+               for a in kinds_of[g] for b in kinds_of[h]):
+            return True
+        cg, ch = groups[g] & set(caches), groups[h] & set(caches)
+        return bool(cg and ch)
+
+    load = [0] * len(channels)
+    used = [0] * len(channels)
+    on: dict[int, list[str]] = {c: [] for c in range(len(channels))}
+    where: dict[str, int] = {}
+    order = sorted(groups, key=lambda g: -sum(per_token[b] for b in groups[g]))
+    for g in order:
+        need = sum(size[b] for b in groups[g])
+        ok = [c for c in range(len(channels)) if used[c] + need <= channels[c][1]
+              and not any(conflict(g, h) for h in on[c])]
+        if not ok:
+            return None
+        c = min(ok, key=lambda c: (load[c], c))
+        on[c].append(g)
+        load[c] += sum(per_token[b] for b in groups[g])
+        used[c] += need
+        for b in groups[g]:
+            where[b] = c
+    return where
 
 
 @dataclass(frozen=True)
