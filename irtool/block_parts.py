@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 
 from xdsl.dialects import arith, func
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 
 from irtool.errors import IrtoolError
@@ -374,16 +374,6 @@ def role_name(v: SSAValue) -> str:
     return ident if re.match(r"[A-Za-z_]", ident) else "w_" + ident
 
 
-def nbytes(v: SSAValue) -> int:
-    t = v.type
-    assert isinstance(t, TensorType)
-    n = 1
-    for d in t.get_shape():
-        n *= d
-    width = t.element_type.bitwidth if hasattr(t.element_type, "bitwidth") else 32
-    return n * max(1, width // 8)
-
-
 @dataclass(frozen=True)
 class Port:
     """One argument of a part's kernel: a buffer (m_axi port) or a value passed by value."""
@@ -393,10 +383,24 @@ class Port:
     """input, output, weight, cache (buffers) or scalar (a one-element weight, by value)."""
     value: SSAValue
     """The value bound to it in this part (the representative's for the kernel's types)."""
+    rows: tuple[int, int] | None = None
+    """For one stripe of a striped weight matrix: its rows [lo, hi)."""
 
     @property
     def is_buffer(self) -> bool:
         return self.role != "scalar"
+
+    @property
+    def nbytes(self) -> int:
+        n = numel(self.value)
+        if self.rows is not None:
+            n = n // self.value.type.get_shape()[0] * (self.rows[1] - self.rows[0])
+        return n * _elem_bytes(self.value)
+
+
+def _elem_bytes(v: SSAValue) -> int:
+    t = v.type.element_type
+    return max(1, getattr(t, "bitwidth", 32) // 8)
 
 
 def numel(v: SSAValue) -> int:
@@ -406,9 +410,23 @@ def numel(v: SSAValue) -> int:
     return n
 
 
-def ports(part: Part) -> list[Port]:
+def stripe_rows(rows: int, stripes: int) -> list[tuple[int, int]]:
+    """[lo, hi) of each of `stripes` (at most `rows`) row blocks, the first ones one longer."""
+    s = max(1, min(stripes, rows))
+    per = -(-rows // s)
+    return [(lo, min(rows, lo + per)) for lo in range(0, rows, per)]
+
+
+def matrix_weights(part: Part) -> set[SSAValue]:
+    """Weights that are the matrix of a linear layer in this part (what gets striped)."""
+    return {op.operands[1] for op in part.ops if op.name in LINEARS}
+
+
+def ports(part: Part, stripes: int = 1) -> list[Port]:
     """The kernel's arguments in order: inputs, weights, caches, outputs (then `pos` and, for
-    per-layer parts, `layer`, which are not ports)."""
+    per-layer parts, `layer`, which are not ports). With `stripes` > 1 the matrix of each
+    linear layer is split by rows into that many ports (`<name>_s0`, ...), each its own
+    buffer, so that each can sit on its own memory channel and be read in parallel."""
     out: list[Port] = []
     used: set[str] = set()
 
@@ -419,30 +437,39 @@ def ports(part: Part) -> list[Port]:
         used.add(name)
         return name
 
+    matrices = matrix_weights(part) if stripes > 1 else set()
     out += [Port(unique(f"in{i}"), "input", v) for i, v in enumerate(part.inputs)]
     for w in part.weights:
-        out.append(Port(unique(role_name(w)), "scalar" if numel(w) == 1 else "weight", w))
+        if w in matrices:
+            base = role_name(w)
+            for i, rows in enumerate(stripe_rows(w.type.get_shape()[0], stripes)):
+                out.append(Port(unique(f"{base}_s{i}"), "weight", w, rows))
+        else:
+            out.append(Port(unique(role_name(w)), "scalar" if numel(w) == 1 else "weight", w))
     for c in part.caches:
         out.append(Port(unique(c.name_hint or f"cache{c.index}"), "cache", c))
     out += [Port(unique(f"out{i}"), "output", v) for i, v in enumerate(part.outputs)]
     return out
 
 
-def buffer_names(bp: BlockParts) -> dict[SSAValue, str]:
-    """A name for every buffer the host allocates: weights by their store name, caches by
-    @decode's argument name, activations `act<N>` in order of appearance."""
-    names: dict[SSAValue, str] = {}
+def buffer_names(bp: BlockParts, stripes: int = 1) -> dict[tuple[SSAValue, tuple | None], str]:
+    """A name for every buffer the host allocates, keyed by (value, stripe rows): weights by
+    their store name (`<name>#rows=lo:hi` for a stripe), caches by @decode's argument name,
+    activations `act<N>` in order of appearance."""
+    names: dict[tuple[SSAValue, tuple | None], str] = {}
     acts = 0
     for part in bp.parts:
-        for port in ports(part):
-            v = port.value
-            if v in names or port.role == "scalar":
+        for port in ports(part, stripes):
+            key = (port.value, port.rows)
+            if key in names or port.role == "scalar":
                 continue
+            v = port.value
             if port.role == "weight":
-                names[v] = weight_name(v)
+                names[key] = weight_name(v) + (f"#rows={port.rows[0]}:{port.rows[1]}"
+                                               if port.rows else "")
             elif port.role == "cache":
-                names[v] = v.name_hint or f"cache{v.index}"
+                names[key] = v.name_hint or f"cache{v.index}"
             else:
-                names[v] = f"act{acts}"
+                names[key] = f"act{acts}"
                 acts += 1
     return names

@@ -6,12 +6,17 @@ kernel is a port that `connectivity.cfg` binds to a contiguous range of channels
 buffer (a weight, a KV cache, an activation) lives in one channel inside the range of every
 port it is passed to (all layers' buffers of a port share its range). The channels are the
 memories the target's accelerator engine reads (its description); their sizes are the
-capacities and the engine's `cost.channel_bytes_per_s` their bandwidth.
+capacities. With `stripes=S` (default 4) the matrix of every linear layer is split by rows into
+S buffers, each passed to its own port and kept on its own channel, so that the kernel reads
+the S stripes in parallel (the emitter reads the stripe count from the bank map).
 
 Constraints: every port has a non-empty range and every buffer one channel in the ranges of
 its ports; kernels that run at the same time (one host step) never share a channel, except
 through a buffer they both read (the activation vector they all start from, one burst); the K
-and V caches in different channels; the bytes of each channel within its capacity. Objective:
+and V caches in different channels, and the stripes of one matrix; the bytes of each channel
+within its capacity. A greedy map (heaviest group of buffers first on the least-loaded channel
+its conflicts allow) is the solver's starting point, and the answer when the solver finds
+nothing in its time limit (`status` says which). Objective:
 the bytes per token of the most-loaded channel (weights are read once per token, caches at
 full capacity, activations once), smallest first; then the fewest channels per port.
 
@@ -31,7 +36,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass
 
-from irtool.block_parts import BlockParts, buffer_names, numel, ports, split_decode
+from irtool.block_parts import BlockParts, buffer_names, ports, split_decode
 from irtool.errors import IrtoolError
 
 BANK_MAP_ATTR = "irtool.hbm_banks"
@@ -88,21 +93,25 @@ def _elem_bytes(v) -> int:
 
 
 def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: float = 10.0,
-                slr: str = "SLR0") -> dict:
-    """The bank map of `bp` over `channels` ((name, capacity in bytes), in order)."""
-    names = buffer_names(bp)
+                slr: str = "SLR0", stripes: int = 1) -> dict:
+    """The bank map of `bp` over `channels` ((name, capacity in bytes), in order), with the
+    matrix of every linear layer split into `stripes` row blocks on different channels."""
+    names = buffer_names(bp, stripes)
     size: dict[str, int] = {}
     role: dict[str, str] = {}
     port_buffers: dict[tuple[str, str], set[str]] = {}
     kind_step: dict[str, int] = {}
+    stripe_sets: dict = {}
     for part in bp.parts:
         kind_step.setdefault(part.kind, part.step)
-        for port in ports(part):
+        for port in ports(part, stripes):
             if not port.is_buffer:
                 continue
-            b = names[port.value]
-            size[b] = numel(port.value) * _elem_bytes(port.value)
+            b = names[port.value, port.rows]
+            size[b] = port.nbytes
             role[b] = port.role
+            if port.rows is not None:
+                stripe_sets.setdefault(port.value, set()).add(b)
             port_buffers.setdefault((part.kind, port.name), set()).add(b)
     per_token = {b: size[b] for b in size}  # each read (or written) once per token
     for b, row in _embedding_rows(bp, names).items():
@@ -149,12 +158,17 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
         for v in caches[i + 1:]:
             for c in range(C):
                 m.Add(y[k, c] + y[v, c] <= 1)
+    for held in stripe_sets.values():  # the stripes of one matrix are read in parallel
+        for c in range(C):
+            m.Add(sum(y[b, c] for b in held) <= 1)
     for c, (_, cap) in enumerate(channels):
         m.Add(sum(size[b] * y[b, c] for b in bufs) <= cap)
     load = m.NewIntVar(0, sum(per_token.values()), "load")
     for c in range(C):
         m.Add(sum(per_token[b] * y[b, c] for b in bufs) <= load)
-    greedy = _greedy(bufs, size, per_token, port_buffers, kind_step, caches, channels)
+    apart = [*([k, v] for i, k in enumerate(caches) for v in caches[i + 1:]),
+             *(sorted(h) for h in stripe_sets.values())]
+    greedy = _greedy(bufs, size, per_token, port_buffers, kind_step, apart, channels)
     if greedy is not None:
         for b, c0 in greedy.items():
             for c in range(C):
@@ -191,7 +205,7 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
             "ports": out_ports, "buffers": where, "sizes": size, "roles": role,
             "bytes": bytes_c, "per_token": token_c,
             "concurrent": [g for g in groups.values() if len(g) > 1],
-            "kv_caches": caches, "slr": slr,
+            "kv_caches": caches, "slr": slr, "stripes": stripes,
             "status": status_name}
 
 
@@ -202,16 +216,16 @@ def _embedding_rows(bp: BlockParts, names) -> dict[str, int]:
     for part in bp.parts:
         for op in part.ops:
             for i, v in enumerate(op.operands):
-                if v not in names:
+                if (v, None) not in names:
                     continue
                 if op.name == "transformer.embedding" and i == 1:
-                    rows[names[v]] = v.type.get_shape()[1] * _elem_bytes(v)
+                    rows[names[v, None]] = v.type.get_shape()[1] * _elem_bytes(v)
                 else:
-                    other.add(names[v])
+                    other.add(names[v, None])
     return {b: r for b, r in rows.items() if b not in other}
 
 
-def _greedy(bufs, size, per_token, port_buffers, kind_step, caches, channels):
+def _greedy(bufs, size, per_token, port_buffers, kind_step, apart, channels):
     """A feasible start: buffers joined by the ports they share form groups, each group on one
     channel, the heaviest first on the least-loaded channel its conflicts allow (a group of a
     kernel and a group of a concurrent kernel, or the K and the V cache, never together)."""
@@ -237,8 +251,7 @@ def _greedy(bufs, size, per_token, port_buffers, kind_step, caches, channels):
         if any(kind_step[a] == kind_step[b] and a != b
                for a in kinds_of[g] for b in kinds_of[h]):
             return True
-        cg, ch = groups[g] & set(caches), groups[h] & set(caches)
-        return bool(cg and ch)
+        return any(groups[g] & set(a) and groups[h] & set(a) for a in apart)
 
     load = [0] * len(channels)
     used = [0] * len(channels)
@@ -268,6 +281,8 @@ class AssignHbmBanksPass(ModulePass):
     engine: str | None = None
     """The accelerator engine whose memories are the channels (default: the first one)."""
     time_limit: float = 10.0
+    stripes: int = 4
+    """Row blocks of every linear layer's matrix, each on its own channel, read in parallel."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from irtool.targets.registry import load_target
@@ -280,5 +295,7 @@ class AssignHbmBanksPass(ModulePass):
             raise IrtoolError(f"assign-hbm-banks: target '{desc.name}' has no accelerator "
                               "engine reading memory channels")
         channels = [(m, desc.memory(m).capacity) for m in engines[0].reads]
-        data = solve_banks(split_decode(op), channels, self.time_limit)
+        if self.stripes < 1:
+            raise IrtoolError(f"assign-hbm-banks: stripes must be >= 1, got {self.stripes}")
+        data = solve_banks(split_decode(op), channels, self.time_limit, stripes=self.stripes)
         op.attributes[BANK_MAP_ATTR] = StringAttr(json.dumps(data, sort_keys=True))

@@ -117,13 +117,19 @@ def test_kernels_are_hls_top_functions_per_block_part(build, name):
         for ptr in re.findall(r"\*(\w+)", sig):
             assert re.search(rf"#pragma HLS interface m_axi port={ptr} offset=slave "
                              rf"bundle=gmem_{ptr} max_widen_bitwidth=512", cpp)
-    assert "irt_hls::qlinear_w8a8<" in cpp and "irt_hls::linear_f32<" in cpp  # lm_head float
+    # W8A8 linears with their matrix in 4 row stripes (4 ports, read in the same pipelined
+    # beat loop); the lm_head float, striped too
+    assert re.search(r"qlinear_w8a8_x4<\d+, \d+, \d+>\(in0, \w+, (\w+_s[0-3], ){4}", cpp)
+    assert re.search(r"linear_f32_x4<\d+, \d+, \d+>\(v\d+, (\w+_s[0-3], ){4}", cpp)
     assert "irt_hls::cached_attention<" in cpp
-    hls = (out / "irt_hls.h").read_text()
     for pragma in ("pipeline II=1", "unroll", "array_partition"):
-        assert f"#pragma HLS {pragma}" in hls
-    # the int8 weights of a linear are only read in the 64-lane beat loop, in row order
-    assert "w[(size_t)n * K + k]" in hls and "int32_t acc = 0;" in hls
+        assert f"#pragma HLS {pragma}" in cpp
+    # each stripe's int8 weights are read in row order, one 64-lane beat per iteration
+    helper = cpp[cpp.index("static void qlinear_w8a8_x4"):]
+    helper = helper[:helper.index("\n}\n")]
+    assert "for (int k0 = 0; k0 < K; k0 += irt_hls::BEAT) {\n#pragma HLS pipeline II=1" in helper
+    for s in range(4):
+        assert f"p{s} += (int32_t)xs[k] * (int32_t)w{s}[(size_t)r * K + k];" in helper
 
 
 # --- an independent reading of the bank assignment --------------------------------------------
@@ -214,6 +220,12 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
                 chans_b = set().union(*(sp[cu[kb], a] for a, b in zip(args[kb], vb) if b is not None))
                 shared = {channel[b] for b in set(va) & set(vb) if b is not None}
                 assert chans_a & chans_b <= shared, (ka, kb, chans_a & chans_b, shared)
+    # the stripes of one matrix (`<weight>#rows=lo:hi`) on different channels
+    stripes: dict[str, list[int]] = {}
+    for i, (n, _, _) in enumerate(buffers):
+        if "#rows=" in n:
+            stripes.setdefault(n.split("#")[0], []).append(channel[i])
+    assert stripes and all(len(set(c)) == len(c) == 4 for c in stripes.values())
     caches = [i for i, (_, _, r) in enumerate(buffers) if r == "c"]
     assert len(caches) == 2 and channel[caches[0]] != channel[caches[1]]
     per_channel: dict[int, int] = {}
@@ -264,3 +276,45 @@ def test_int8_kv_cache_is_refused_with_one_line(shared_models, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: ") and "int8 KV cache" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- the cost model -----------------------------------------------------------------------------
+
+def _phi2_bytes_per_token(position: int) -> tuple[int, int]:
+    """Phi-2's bytes per token, written out here: (int8 weight bytes, all bytes read)."""
+    d, layers, heads, hd, mlp, vocab = 2560, 32, 32, 80, 10240, 51200
+    linears = [(d, d)] * 4 + [(mlp, d), (d, mlp)]  # (rows, cols): q, k, v, dense, fc1, fc2
+    int8 = layers * sum(n * k for n, k in linears)
+    scales_biases = layers * sum(8 * n for n, _ in linears)  # float m and bias per row
+    lm_head = 4 * vocab * d + 4 * vocab
+    kv = layers * 2 * heads * position * hd * 4
+    return int8, int8 + scales_biases + lm_head + kv
+
+
+def test_phi2_estimate_against_the_bandwidth_it_must_move():
+    from irtool.targets.registry import load_target
+    from irtool.targets.u280_hls.cost import PHI2, USERS_S_PER_TOKEN, estimate
+
+    desc = load_target("u280-hls").description
+    int8, total = _phi2_bytes_per_token(512)
+    one = estimate(PHI2, desc, 1, position=512)
+    assert one.weight_bytes_int8 == int8
+    assert one.hbm_floor_s == pytest.approx(int8 / 460e9, rel=1e-9)
+    channel = 14.375e9 * 0.8
+    # one channel: every byte through it (the activations' few KB aside), plus at most a few
+    # ms of compute-bound norms
+    assert total / channel <= one.s_per_token <= total / channel + 3e-3
+    times = [estimate(PHI2, desc, c, position=512).s_per_token for c in (1, 8, 16, 32)]
+    assert times == sorted(times, reverse=True) and times[0] / times[-1] > 10
+    full = estimate(PHI2, desc, 32, position=512)
+    assert full.s_per_token >= total / (32 * channel)  # no faster than the bandwidth allows
+    assert full.s_per_token < USERS_S_PER_TOKEN / 10 and full.fits
+    assert {k.name: k.bound for k in full.kernels}["attn_q"] == "HBM"
+
+
+def test_shape_of_a_compiled_module():
+    from irtool.targets.u280_hls.cost import shape_of
+
+    s = shape_of(_stories_decode(), "stories260K")
+    assert (s.hidden, s.layers, s.heads, s.kv, s.head_dim, s.mlp, s.vocab, s.mlp_linears,
+            s.bias) == (64, 5, 8, 4, 8, 172, 512, 3, False)

@@ -214,7 +214,9 @@ def estimate(shape: ModelShape, description: TargetDescription, channels: int | 
             k.compute_s = k.calls * cycles * ii / clock
             k.memory_s = k.bytes_per_token / (ch * per_channel)
             k.dsp = sum(lin.dsp(stripes) for lin in k.linears)
-        total += max(k.time_s for k in group)
+        # concurrent kernels never beat the channels they share between them
+        together = sum(k.bytes_per_token for k in group) / (channels * per_channel)
+        total += max(max(k.time_s for k in group), together)
     int8 = sum(k.calls * sum(lin.n * lin.k for lin in k.linears if lin.int8) for k in kernels)
     floor = int8 / (float(cost["channel_bytes_per_s"]) * len(fabric.reads))
     return Estimate(shape, channels, position, kernels, total, int8, floor,
@@ -223,14 +225,16 @@ def estimate(shape: ModelShape, description: TargetDescription, channels: int | 
 
 def shape_of(module, name: str = "model") -> ModelShape:
     """The shape of a compiled module (quant level with @decode), from its block parts."""
-    from irtool.block_parts import split_decode
+    from irtool.block_parts import LINEARS, split_decode
+
+    bias_at = {"transformer.linear": 2, "quant.wlinear": 3, "quant.qlinear": 4}
 
     bp = split_decode(module)
     att = next(op for p in bp.parts if p.kind == "attn" for op in p.ops
                if op.name == "transformer.cached_attention")
     props = att.properties
     mlp = next(p for p in bp.parts if p.kind == "mlp")
-    linears = [op for op in mlp.ops if op.name in ("quant.qlinear", "transformer.linear")]
+    linears = [op for op in mlp.ops if op.name in LINEARS]
     head = next(p for p in bp.parts if p.kind == "head")
     vocab = head.outputs[0].type.get_shape()[-1]
     hidden = mlp.outputs[0].type.get_shape()[-1]
@@ -238,5 +242,4 @@ def shape_of(module, name: str = "model") -> ModelShape:
                       head_dim=props["head_dim"].value.data,
                       mlp=linears[0].results[0].type.get_shape()[-1], vocab=vocab,
                       kv_heads=props["kv_heads"].value.data, mlp_linears=len(linears),
-                      bias=any(len(op.operands) > 4 for op in linears
-                               if op.name == "quant.qlinear"))
+                      bias=any(len(op.operands) > bias_at[op.name] for op in linears))

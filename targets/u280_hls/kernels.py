@@ -46,10 +46,16 @@ def _prop(op, key):
 class KernelWriter:
     """The C++ of one part kind."""
 
-    def __init__(self, part: Part):
+    def __init__(self, part: Part, stripes: int = 1):
         self.part = part
-        self.ports = ports(part)
-        self.names: dict[SSAValue, str] = {p.value: p.name for p in self.ports}
+        self.ports = ports(part, stripes)
+        self.names: dict[SSAValue, str] = {p.value: p.name for p in self.ports
+                                           if p.rows is None}
+        self.striped: dict[SSAValue, list[str]] = {}
+        for p in self.ports:
+            if p.rows is not None:
+                self.striped.setdefault(p.value, []).append(p.name)
+        self.helpers: set[tuple[str, int]] = set()
         self.locals: list[str] = []
         self.per_layer = part.layer is not None
 
@@ -133,11 +139,22 @@ class KernelWriter:
         if n == "quant.qlinear":
             nn, k = _shape(o[1])
             bias = self.name(o[4]) if len(o) > 4 else "nullptr"
+            if o[1] in self.striped:
+                w = self.striped[o[1]]
+                self.helpers.add(("qlinear_w8a8", len(w)))
+                return (f"qlinear_w8a8_x{len(w)}<{nn}, {k}, {-(-nn // len(w))}>("
+                        f"{self.name(o[0])}, {self.name(o[3])}, {', '.join(w)}, "
+                        f"{self.name(o[2])}, {bias}, {self.result(op)})")
             return (f"irt_hls::qlinear_w8a8<{nn}, {k}>({self.name(o[0])}, {self.name(o[3])}, "
                     f"{self.name(o[1])}, {self.name(o[2])}, {bias}, {self.result(op)})")
         if n == "transformer.linear":
             nn, k = _shape(o[1])
             bias = self.name(o[2]) if len(o) > 2 else "nullptr"
+            if o[1] in self.striped:
+                w = self.striped[o[1]]
+                self.helpers.add(("linear_f32", len(w)))
+                return (f"linear_f32_x{len(w)}<{nn}, {k}, {-(-nn // len(w))}>("
+                        f"{self.name(o[0])}, {', '.join(w)}, {bias}, {self.result(op)})")
             return (f"irt_hls::linear_f32<{nn}, {k}>({self.name(o[0])}, {self.name(o[1])}, "
                     f"{bias}, {self.result(op)})")
         if n == "transformer.rope":
@@ -180,14 +197,66 @@ class KernelWriter:
         return "\n".join([*head, *self.locals, *body, "}", ""])
 
 
-def kernels_cpp(bp: BlockParts) -> str:
+def striped_linear(kind: str, stripes: int) -> str:
+    """A linear layer whose matrix is in `stripes` row blocks, one m_axi port each: every
+    pipelined iteration reads one 512-bit beat of the current row of every stripe, so the
+    stripes (on their own HBM channels) stream in parallel; row r of stripe s is row
+    s * NB + r of the matrix. Same sums in the same order as the unstriped template."""
+    int8 = kind == "qlinear_w8a8"
+    wt, acc_t, lanes = ("int8_t", "int32_t", "irt_hls::BEAT") if int8 else \
+        ("float", "float", "irt_hls::FBEAT")
+    xt = "int16_t" if int8 else "float"
+    ws = ", ".join(f"const {wt} *w{s}" for s in range(stripes))
+    head = (f"const int8_t xq[K], int32_t zx, {ws}, const float *m, const float *bias, "
+            "float y[N]" if int8 else f"const float x[K], {ws}, const float *bias, float y[N]")
+    load = "(int16_t)((int32_t)xq[k] - zx)" if int8 else "x[k]"
+    zero = "0" if int8 else "0.0f"
+    mul = "(int32_t)xs[k] * (int32_t)" if int8 else "xs[k] * "
+    lines = [f"// {kind} over {stripes} row stripes, read in parallel (one port each)",
+             "template <int N, int K, int NB>",
+             f"static void {kind}_x{stripes}({head})", "{",
+             f"    {xt} xs[K];",
+             f"#pragma HLS array_partition variable=xs type=cyclic factor={64 if int8 else 16} dim=1",
+             "load:", "    for (int k = 0; k < K; ++k) {", "#pragma HLS pipeline II=1",
+             f"        xs[k] = {load};", "    }",
+             "rows:", "    for (int r = 0; r < NB; ++r) {",
+             f"        {acc_t} " + ", ".join(f"acc{s} = {zero}" for s in range(stripes)) + ";",
+             "    beats:", f"        for (int k0 = 0; k0 < K; k0 += {lanes}) {{",
+             "#pragma HLS pipeline II=1",
+             f"            {acc_t} " + ", ".join(f"p{s} = {zero}" for s in range(stripes)) + ";",
+             "        lanes:", f"            for (int j = 0; j < {lanes}; ++j) {{",
+             "#pragma HLS unroll", "                const int k = k0 + j;",
+             "                if (k >= K) continue;"]
+    for s in range(stripes):
+        guard = "" if s == 0 else f"if ({s} * NB + r < N) "
+        lines.append(f"                {guard}p{s} += {mul}w{s}[(size_t)r * K + k];")
+    lines += ["            }"]
+    lines += [f"            acc{s} += p{s};" for s in range(stripes)]
+    lines += ["        }"]
+    for s in range(stripes):
+        n = f"{s} * NB + r"
+        if int8:
+            lines += [f"        if ({n} < N) {{",
+                      f"            float v = (float)acc{s} * m[{n}];",
+                      f"            if (bias) v = v + bias[{n}];",
+                      f"            y[{n}] = v;", "        }"]
+        else:
+            lines.append(f"        if ({n} < N) y[{n}] = bias ? acc{s} + bias[{n}] : acc{s};")
+    lines += ["    }", "}", ""]
+    return "\n".join(lines)
+
+
+def kernels_cpp(bp: BlockParts, stripes: int = 1) -> str:
+    writers = [KernelWriter(p, stripes) for p in bp.kinds()]
+    bodies = [w.write() for w in writers]
+    helpers = sorted(set().union(*(w.helpers for w in writers)))
     parts = [f'#include "{HEADER}"', '#include "kernels.h"', ""]
-    parts += [KernelWriter(p).write() for p in bp.kinds()]
-    return "\n".join(parts)
+    parts += [striped_linear(kind, n) for kind, n in helpers]
+    return "\n".join(parts + bodies)
 
 
-def kernels_h(bp: BlockParts) -> str:
+def kernels_h(bp: BlockParts, stripes: int = 1) -> str:
     lines = ["// The kernels' top functions (generated by irtool for u280-hls).",
              "#ifndef IRT_KERNELS_H", "#define IRT_KERNELS_H", "#include <cstdint>", ""]
-    lines += [KernelWriter(p).signature() + ";" for p in bp.kinds()]
+    lines += [KernelWriter(p, stripes).signature() + ";" for p in bp.kinds()]
     return "\n".join([*lines, "", "#endif", ""])

@@ -27,9 +27,11 @@ class HlsEmitTarget(XdslTarget):
         from irtool.block_parts import split_decode
 
         bp = split_decode(module)
-        output.write("// ----- kernels.cpp\n" + kernels_cpp(bp))
-        if BANK_MAP_ATTR in module.attributes:
-            output.write("// ----- connectivity.cfg\n" + read_bank_map(module).connectivity_cfg())
+        bank_map = read_bank_map(module) if BANK_MAP_ATTR in module.attributes else None
+        stripes = bank_map.data.get("stripes", 1) if bank_map else 1
+        output.write("// ----- kernels.cpp\n" + kernels_cpp(bp, stripes))
+        if bank_map is not None:
+            output.write("// ----- connectivity.cfg\n" + bank_map.connectivity_cfg())
 
 
 @dataclass(frozen=True)

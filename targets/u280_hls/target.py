@@ -67,21 +67,22 @@ class U280Target(Target):
         if len(prompt) + steps > capacity + 1:
             raise IrtoolError(f"{len(prompt)} prompt tokens + {steps} steps need more positions "
                               f"than the KV cache's {capacity}: compile with a larger --capacity")
-        plan = host.plan_host(bp)
+        bank_map = read_bank_map(module) if BANK_MAP_ATTR in module.attributes else None
+        stripes = bank_map.data.get("stripes", 1) if bank_map else 1
+        plan = host.plan_host(bp, stripes)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "weights.bin").write_bytes(host.weights_blob(plan, store))
         files = {
-            "kernels.cpp": kernels.kernels_cpp(bp),
-            "kernels.h": kernels.kernels_h(bp),
+            "kernels.cpp": kernels.kernels_cpp(bp, stripes),
+            "kernels.h": kernels.kernels_h(bp, stripes),
             "model.cpp": host.model_cpp(plan, store),
             "irt_model.h": host.model_h(plan, vocab, capacity),
-            "dispatch_csim.cpp": host.dispatch_cpp(plan),
+            "dispatch_csim.cpp": host.dispatch_cpp(plan, stripes),
             "main.cpp": host.main_cpp(prompt, steps),
             "Makefile": host.makefile(plan.kinds, self.fabric.cost.get("platform", "")),
         }
-        if BANK_MAP_ATTR in module.attributes:
-            bank_map = read_bank_map(module)
+        if bank_map is not None:
             files["connectivity.cfg"] = bank_map.connectivity_cfg()
             files["bank_map.md"] = bank_map.table()
             files["bank_map.json"] = json.dumps(bank_map.to_json(), indent=1) + "\n"
