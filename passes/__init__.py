@@ -27,6 +27,12 @@ def _allocate() -> type[ModulePass]:
     return AllocatePass
 
 
+def _tile() -> type[ModulePass]:
+    from irtool.passes.tile import TilePass
+
+    return TilePass
+
+
 def _lower_to_hw() -> type[ModulePass]:
     from irtool.passes.lower_to_hw import LowerToHwPass
 
@@ -64,6 +70,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "extract-kv-cache": _extract_kv_cache,
         "bufferize": _bufferize,
         "allocate": _allocate,
+        "tile": _tile,
         "lower-to-hw": _lower_to_hw,
         "calibrate": _calibrate,
         "quantize": _quantize,

@@ -15,33 +15,42 @@ if ! .venv/bin/python -m pip install --quiet -e '.[test]' > .venv/install.log 2>
   exit 1
 fi
 
-# The riscv-ulp target's toolchain (cross gcc, picolibc, qemu) from Debian's packages, for
-# `irtool compile --target riscv-ulp` projects and tests/test_riscv_ulp.py. Installed only
-# when missing; without root (or passwordless sudo) the qemu tests are skipped.
-riscv_tools_present() {
-  command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 &&
-    command -v qemu-system-riscv32 >/dev/null 2>&1 &&
-    [ -f "$(riscv64-unknown-elf-gcc -print-file-name=picolibc.specs 2>/dev/null)" ]
+# The cross toolchains (gcc, picolibc, qemu) of the targets that run on qemu, from Debian's
+# packages, for `irtool compile --target riscv-ulp|cortex-m7-256k` projects and their tests
+# (tests/test_riscv_ulp*.py, tests/test_cortex_m7.py). Installed only when missing; without
+# root (or passwordless sudo) those qemu tests are skipped.
+tools_present() {  # compiler qemu
+  command -v "$1" >/dev/null 2>&1 && command -v "$2" >/dev/null 2>&1 &&
+    [ -f "$("$1" -print-file-name=picolibc.specs 2>/dev/null)" ]
 }
-if ! riscv_tools_present; then
-  RISCV_PACKAGES="gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; fi
-  fi
-  if ! command -v apt-get >/dev/null 2>&1 || { [ "$(id -u)" -ne 0 ] && [ -z "$SUDO" ]; }; then
-    echo "warning: the RISC-V toolchain is missing and cannot be installed here (needs root" \
-         "and apt-get: $RISCV_PACKAGES); the riscv-ulp qemu tests will be skipped" >&2
-  else
-    echo "installing the RISC-V toolchain and qemu ($RISCV_PACKAGES)"
-    if ! { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-           $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $RISCV_PACKAGES \
-             >/dev/null; } || ! riscv_tools_present; then
-      echo "warning: installing $RISCV_PACKAGES failed; the riscv-ulp qemu tests will be" \
-           "skipped" >&2
-    fi
-  fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; fi
 fi
+APT_UPDATED=""
+ensure_tools() {  # label compiler qemu packages...
+  local label=$1 cc=$2 qemu=$3
+  shift 3
+  tools_present "$cc" "$qemu" && return 0
+  if ! command -v apt-get >/dev/null 2>&1 || { [ "$(id -u)" -ne 0 ] && [ -z "$SUDO" ]; }; then
+    echo "warning: the $label toolchain is missing and cannot be installed here (needs root" \
+         "and apt-get: $*); the $label qemu tests will be skipped" >&2
+    return 0
+  fi
+  echo "installing the $label toolchain and qemu ($*)"
+  if [ -z "$APT_UPDATED" ]; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+    APT_UPDATED=1
+  fi
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+     ! tools_present "$cc" "$qemu"; then
+    echo "warning: installing $* failed; the $label qemu tests will be skipped" >&2
+  fi
+}
+ensure_tools riscv-ulp riscv64-unknown-elf-gcc qemu-system-riscv32 \
+  gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
+ensure_tools cortex-m7-256k arm-none-eabi-gcc qemu-system-arm \
+  gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm
 # PyTorch, only for tests/test_torch_exports.py (models of other shapes exported with
 # torch.onnx.export), and only when a CPU build lies on this machine (pip's find-links): a
 # download from the index would be a multi-GB CUDA build. Otherwise that test is skipped.

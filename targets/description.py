@@ -109,7 +109,8 @@ class Toolchain:
     run: str = "./{elf}"
     """The command that runs the program; `{elf}` is the executable's file name."""
     counter: str = "none"
-    """How the program counts instructions: "minstret" (RISC-V CSR) or "none"."""
+    """How the program counts instructions: "minstret" (RISC-V CSR), "systick" (Cortex-M
+    SysTick under qemu -icount; the target's runtime provides irt_systick.h) or "none"."""
     layout: str = "native"
     """"native" (the host's own linker script) or "picolibc" (picolibc.ld with the memories
     placed from `base`, one linker region per writable memory)."""
@@ -117,7 +118,7 @@ class Toolchain:
     stack: int = 8192
 
 
-COUNTERS = ("minstret", "none")
+COUNTERS = ("minstret", "systick", "none")
 LAYOUTS = ("native", "picolibc")
 
 

@@ -11,12 +11,24 @@ from pathlib import Path
 
 import pytest
 
+from tests.requirements import SHARED_MODELS, need
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_MODELS = ROOT.parent / "shared" / "models"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(*requirements): what the test needs from the "
+                            "machine (tests/requirements.py): skipped without it, failed under CI")
+
+
+@pytest.fixture(autouse=True)
+def _requirements(request):
+    """`@pytest.mark.needs("riscv", "qemu")` on a test (or `pytestmark` of a module)."""
+    for mark in request.node.iter_markers("needs"):
+        need(*mark.args)
 
 
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
-    if not SHARED_MODELS.is_dir():
-        pytest.skip(f"reference models not found at {SHARED_MODELS}")
+    need("models")
     return SHARED_MODELS

@@ -8,6 +8,14 @@ its function; globals always; buffers of different functions never at the same t
 that a function called by another may run during any of its caller's buffers: its buffers
 count as live always).
 
+Touching ranges: a buffer is live at every top-level op from its first to its last use,
+both included (`first`/`last` below), so two buffers conflict when `a.first <= b.last and
+b.first <= a.last`. A kernel that reads `a` for the last time while it writes `b` for the first
+time has them both live (a kernel reads while it writes): they may not share bytes. A buffer
+whose last use is op i and one whose first use is op i + 1 may. This is irtool.liveness's
+convention in other words: its ranges are half-open, `[first, last + 1)`, and `a.end == b.start`
+means disjoint. tests/test_plan_checker.py tests both sides.
+
 `layered_module_text` writes a random layered dataflow graph at the memory level (weights,
 state, activations read by the next one or two layers), for tests and the benchmark.
 """

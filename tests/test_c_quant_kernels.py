@@ -29,6 +29,7 @@ import pytest
 
 from tests.c_kernel_harness import (HOST_CC, HOST_FLAGS, RUNTIME, TARGET_CC, TARGET_FLAGS,
                                     have_tool, runtime_sources)
+from tests.requirements import need
 
 F32 = np.float32
 DRIVER_SOURCE = RUNTIME / "tests" / "irt_quant_test_driver.c"
@@ -71,8 +72,7 @@ class QuantRunner:
 
 @pytest.fixture(scope="session")
 def qrunner(tmp_path_factory) -> QuantRunner:
-    if not have_tool(HOST_CC):
-        pytest.skip("no host gcc")
+    need("cc")
     build = tmp_path_factory.mktemp("irt_quant_build")
     exe = build / "irt_quant_test_driver"
     cmd = [HOST_CC, *HOST_FLAGS, f"-I{RUNTIME}", str(DRIVER_SOURCE),
@@ -783,8 +783,7 @@ def test_cached_attention_i8(qrunner, layers, layer, heads, kv_heads, hd, capaci
 
 def test_host_pedantic_build(tmp_path):
     """-O2 -pedantic on the host, and the header alone in C99 and C++."""
-    if not have_tool(HOST_CC):
-        pytest.skip("no host gcc")
+    need("cc")
     proc = subprocess.run([HOST_CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
                            "-pedantic", "-c", str(QUANT_SOURCE), "-o", str(tmp_path / "q.o")],
                           capture_output=True, text=True)
@@ -806,25 +805,23 @@ def test_host_pedantic_build(tmp_path):
 QUANT_EXTERNALS = {"memcpy", "memset", "memmove"}
 
 
-@pytest.mark.skipif(not have_tool(TARGET_CC), reason=f"{TARGET_CC} not found")
+@pytest.mark.needs("riscv")
 def test_target_build(tmp_path):
     obj = tmp_path / "irt_quant.o"
     proc = subprocess.run([TARGET_CC, *TARGET_FLAGS, "-c", str(QUANT_SOURCE), "-o", str(obj)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, f"irt_quant.c for rv32imafc:\n{proc.stderr}"
     nm = TARGET_CC.replace("gcc", "nm")
-    if have_tool(nm):
-        out = subprocess.run([nm, "-u", str(obj)], capture_output=True, text=True,
-                             check=True).stdout
-        undefined = {line.split()[-1] for line in out.splitlines() if line.strip()}
-        foreign = {s for s in undefined if not s.startswith("irt_")} - QUANT_EXTERNALS
-        assert not foreign, foreign
+    out = subprocess.run([nm, "-u", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    undefined = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    foreign = {s for s in undefined if not s.startswith("irt_")} - QUANT_EXTERNALS
+    assert not foreign, foreign
     objdump = TARGET_CC.replace("gcc", "objdump")
-    if have_tool(objdump):
-        dis = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True,
-                             check=True).stdout
-        # the rounding is one fcvt.w.s with a static round-to-nearest-even
-        assert "fcvt.w.s" in dis and ",rne" in dis.replace(", ", ",")
+    dis = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    # the rounding is one fcvt.w.s with a static round-to-nearest-even
+    assert "fcvt.w.s" in dis and ",rne" in dis.replace(", ", ",")
 
 
 # ------------------------------------------------------------------------- on the target
@@ -1025,8 +1022,7 @@ def build_target_program(rng) -> TargetProgram:
     return prog
 
 
-@pytest.mark.skipif(not (have_tool(TARGET_CC) and have_tool(QEMU)),
-                    reason=f"{TARGET_CC} or {QEMU} not found")
+@pytest.mark.needs("riscv", "qemu")
 def test_bit_exact_on_rv32_qemu(tmp_path):
     prog = build_target_program(rng_for("qemu"))
     src = tmp_path / "quant_check.c"
@@ -1046,18 +1042,10 @@ def test_bit_exact_on_rv32_qemu(tmp_path):
 # ------------------------------------------------------------------------- vs quant.py
 
 def quant_reference():
-    """irtool.interpreter.quant, when it exposes the reference functions used below."""
-    try:
-        import irtool.interpreter.quant as qref
-    except Exception as exc:  # missing, or not importable in this checkout
-        pytest.skip(f"irtool.interpreter.quant not importable: {exc}")
-    needed = ["activation_params", "quantize_activations", "w8a8_accumulate", "w8a8_linear",
-              "quantize_weights_w8", "quantize_weights_w4", "quantize_weights_w1", "pack_int4",
-              "pack_bits", "w4_linear", "w1_linear", "quantize_a4", "w1a4_linear",
-              "kv_write_int8"]
-    missing = [name for name in needed if not hasattr(qref, name)]
-    if missing:
-        pytest.skip(f"irtool.interpreter.quant lacks {missing}")
+    """The quantization contract's numpy reference: a renamed or missing function fails the
+    tests below (AttributeError), it never skips them."""
+    import irtool.interpreter.quant as qref
+
     return qref
 
 

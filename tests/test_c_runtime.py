@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from tests.c_kernel_harness import (RUNTIME, TARGET_CC, TARGET_FLAGS, KernelRunner,
-                                    build_driver, have_tool, runtime_sources)
+                                    build_driver, runtime_sources)
+from tests.requirements import need
 
 F32 = np.float32
 RTOL = 1e-5
@@ -27,8 +28,7 @@ RTOL = 1e-5
 
 @pytest.fixture(scope="session")
 def runner(tmp_path_factory) -> KernelRunner:
-    if not have_tool("gcc"):
-        pytest.skip("no host gcc")
+    need("cc")
     build = tmp_path_factory.mktemp("irt_build")
     return KernelRunner(build_driver(build), tmp_path_factory.mktemp("irt_runs"))
 
@@ -451,8 +451,7 @@ def test_cached_attention(runner, layers, layer, heads, kv_heads, hd, capacity, 
 
 def test_host_optimised_build(tmp_path):
     """-O2 -pedantic on the host: warnings that only show with optimisation."""
-    if not have_tool("gcc"):
-        pytest.skip("no host gcc")
+    need("cc")
     for src in runtime_sources():
         proc = subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
                                "-pedantic", "-c", str(src), "-o", str(tmp_path / "x.o")],
@@ -460,7 +459,7 @@ def test_host_optimised_build(tmp_path):
         assert proc.returncode == 0, f"{src.name}:\n{proc.stderr}"
 
 
-needs_target_cc = pytest.mark.skipif(not have_tool(TARGET_CC), reason=f"{TARGET_CC} not found")
+needs_target_cc = pytest.mark.needs("riscv")
 
 # What the runtime may take from picolibc (everything else must be its own).
 ALLOWED_EXTERNALS = {"expf", "sqrtf", "tanhf", "erff", "erfcf", "memcpy", "memset", "memmove"}
@@ -468,8 +467,7 @@ ALLOWED_EXTERNALS = {"expf", "sqrtf", "tanhf", "erff", "erfcf", "memcpy", "memse
 
 @pytest.fixture(scope="module")
 def target_objects(tmp_path_factory):
-    if not have_tool(TARGET_CC):
-        pytest.skip(f"{TARGET_CC} not found")
+    need("riscv")
     out = tmp_path_factory.mktemp("irt_rv32")
     objects = []
     for src in runtime_sources():
@@ -490,8 +488,6 @@ def test_target_compiles(target_objects):
 @needs_target_cc
 def test_target_externals(target_objects):
     nm = TARGET_CC.replace("gcc", "nm")
-    if not have_tool(nm):
-        pytest.skip(f"{nm} not found")
     proc = subprocess.run([nm, "-u", *map(str, target_objects)], capture_output=True,
                           text=True, check=True)
     undefined = {line.split()[-1] for line in proc.stdout.splitlines()
@@ -511,11 +507,10 @@ def test_counters_header(tmp_path):
                            str(obj)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     objdump = TARGET_CC.replace("gcc", "objdump")
-    if have_tool(objdump):
-        dis = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True,
-                             check=True).stdout
-        for csr in ("minstret", "minstreth", "mcycle", "mcycleh"):
-            assert re.search(rf"csrr\s+\w+,\s*{csr}\b", dis), csr
+    dis = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    for csr in ("minstret", "minstreth", "mcycle", "mcycleh"):
+        assert re.search(rf"csrr\s+\w+,\s*{csr}\b", dis), csr
     # On the host the counters compile and read as 0.
     host = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{RUNTIME}",
                            "-c", str(src), "-o", str(tmp_path / "host.o")],
@@ -559,8 +554,6 @@ def innermost_loop(disassembly: str, function: str) -> list[str]:
 ])
 def test_inner_loop_cost(target_objects, function, macs, max_insns):
     objdump = TARGET_CC.replace("gcc", "objdump")
-    if not have_tool(objdump):
-        pytest.skip(f"{objdump} not found")
     obj = next(o for o in target_objects if o.stem == "irt_linear")
     dis = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(obj)], capture_output=True,
                          text=True, check=True).stdout

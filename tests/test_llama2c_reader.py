@@ -14,6 +14,7 @@ import pytest
 
 from irtool.errors import IrtoolError
 from irtool.frontend.llama2c import Llama2cConfig, read_llama2c_checkpoint
+from tests.requirements import need
 
 MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 STORIES = MODELS / "stories260K" / "stories260K.bin"
@@ -21,8 +22,8 @@ STORIES = MODELS / "stories260K" / "stories260K.bin"
 
 @pytest.fixture
 def stories_path() -> Path:
-    if not STORIES.exists():
-        pytest.skip(f"reference model not found: {STORIES}")
+    need("models")
+    assert STORIES.is_file(), f"reference model not found: {STORIES}"
     return STORIES
 
 

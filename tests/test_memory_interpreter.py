@@ -305,3 +305,67 @@ def test_kernel_yield_of_the_wrong_shape_is_reported():
     with pytest.raises(IrtoolError, match=r"yielded value 0 has shape \[3, 4\], its out buffer "
                                           r"\[2, 4\]"):
         interp.call_op("f", (np.array([0, 1, 2], np.int32),))
+
+
+# --- an out placed on one of its own ins: poisoned, as the C kernel would see it ---
+
+def out_on_in(offset_y: int, in_place: bool = False) -> str:
+    """A kernel reading %x (sram bytes [0, 16)) and writing 2 * x to %y at `offset_y`; with
+    `in_place` it writes %x itself (the very same buffer: allowed)."""
+    t = "memref<4xf32, #memory.space<sram>>"
+    out = "%x" if in_place else "%y"
+    return f"""
+      func.func @f(%in: memref<4xf32>) -> {t} {{
+        %x = memory.alloc {{offset = 0 : i64, alignment = 4 : i64}} : {t}
+        %y = memory.alloc {{offset = {offset_y} : i64, alignment = 4 : i64}} : {t}
+        memory.copy %in, %x : memref<4xf32>, {t}
+        memory.kernel ins(%x : {t}) outs({out} : {t}) {{
+        ^bb0(%v: tensor<4xf32>):
+          %s = transformer.add %v, %v : tensor<4xf32>
+          memory.yield %s : tensor<4xf32>
+        }}
+        func.return {out} : {t}
+      }}"""
+
+
+@pytest.mark.parametrize("offset_y,nan_at", [(0, [0, 1, 2, 3]), (8, [2, 3]), (16, [])])
+def test_out_overlapping_its_own_in_is_poisoned(offset_y, nan_at):
+    """numpy computes the result whole before storing it, so without poisoning an out on top
+    of its in would give right numbers here and garbage in C. The bytes of %y that are also
+    %x's are NaN before the kernel reads %x: at offset 8, %y[0:2] is x[2:4], so y = 2 * x has
+    NaN exactly at 2 and 3; disjoint (offset 16), nothing is poisoned."""
+    x = rand(4)
+    (y,) = call(interpreter(out_on_in(offset_y)), "f", x)
+    expected = 2 * x
+    expected[nan_at] = np.nan
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_out_that_is_its_own_in_is_not_poisoned():
+    x = rand(4)
+    (y,) = call(interpreter(out_on_in(16, in_place=True)), "f", x)
+    np.testing.assert_array_equal(y, 2 * x)
+
+
+def test_poisoning_integers_and_views():
+    """Integers get the 0xA5 byte pattern; a view of the out's own buffer is not another
+    buffer, and only the elements sharing bytes with the other buffer are poisoned."""
+    from irtool.interpreter.memory import POISON_BYTE, poison_overlapping_outs
+
+    module = parse_module("""
+      func.func @f() {
+        %a = memory.alloc : memref<8xi16>
+        %b = memory.alloc : memref<8xi16>
+        %v = memory.subview %a {offsets = array<i64: 2>} : memref<8xi16> -> memref<4xi16>
+        func.return
+      }""", "test.mlir")
+    a, b, v = (op.results[0] for op in module.walk()
+               if op.name in ("memory.alloc", "memory.subview"))
+    arena = np.arange(16, dtype=np.int16)
+    out = arena[4:12]  # %a: elements 4..11 of the arena
+    poison_overlapping_outs([(a, out)], [(v, out[2:6])])  # its own view: untouched
+    assert out.tolist() == list(range(4, 12))
+    poison_overlapping_outs([(a, out)], [(b, arena[10:14:2])])  # %b's elements 10 and 12
+    pattern = int(np.frombuffer(bytes([POISON_BYTE]) * 2, np.int16)[0])
+    assert out.tolist() == [4, 5, 6, 7, 8, 9, pattern, 11]
+    assert arena[12] == 12  # outside the out buffer: never written

@@ -21,8 +21,9 @@ from irtool.errors import IrtoolError
 from irtool.frontend.onnx_import import DEFAULT_MAX_SEQ_LEN, import_onnx
 from irtool.interpreter.runner import ModelRunner
 from tests import onnx_models as om
+from tests.requirements import need, need_module
 
-ort = pytest.importorskip("onnxruntime")
+ort = need_module("onnxruntime")
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 REFERENCE = {  # name -> (file, lengths checked against onnxruntime)
@@ -58,8 +59,8 @@ _cache: dict[str, Imported] = {}
 
 def reference(name: str) -> Imported:
     path = MODELS / REFERENCE[name][0]
-    if not path.is_file():
-        pytest.skip(f"reference model {path} not found")
+    need("models")
+    assert path.is_file(), f"reference model {path} not found"
     if name not in _cache:
         _cache[name] = Imported(path)
     return _cache[name]

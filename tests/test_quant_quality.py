@@ -37,7 +37,9 @@ from irtool.quality import (
     load_sequences,
     weight_bytes,
 )
+from tests.numpy_llama import CLASSIFIER, float_linear, nll_and_argmax, store_weights
 
+STORIES_CHECKED = 12  # stories of `eval` recomputed by the numpy reference
 BOUNDS = {  # (scheme, kv): (max perplexity change, min agreement, greedy must equal fp32)
     ("w8", "none"): (0.005, 0.98, True),
     ("w8a8", "none"): (0.025, 0.92, False),
@@ -112,13 +114,47 @@ def test_quality_bounds(fp32, quantized, scheme, kv):
         assert greedy == 64
 
 
+def w1_linear(name: str, x: np.ndarray, w: np.ndarray, a4: bool = False) -> np.ndarray:
+    """1-bit weights written from the scheme's definition: sign(W) (0 counts as +1) times the
+    row's mean |W|; with `a4`, activations per group of 32 as 4-bit integers times 2^e,
+    e = ceil(log2(max|x| / 7)), rounded half to even and clipped to [-8, 7]. The classifier
+    stays float (the quantize pass's default)."""
+    if name == CLASSIFIER:
+        return float_linear(name, x, w)
+    signs = np.where(w >= 0, 1.0, -1.0)
+    alpha = np.abs(w.astype(np.float64)).mean(axis=1)
+    if a4:
+        x32 = x.astype(np.float32).astype(np.float64)
+        parts = []
+        for g in range(0, x.shape[1], 32):
+            xg = x32[:, g:g + 32]
+            m = np.abs(xg).max(axis=1, keepdims=True)
+            e = np.where(m > 0, np.ceil(np.log2(np.where(m > 0, m, 1.0) / 7.0)), 0.0)
+            parts.append(np.clip(np.round(xg / 2.0 ** e), -8, 7) * 2.0 ** e)
+        x = np.concatenate(parts, axis=1)
+    return (x @ signs.T) * alpha
+
+
 @pytest.mark.parametrize("scheme", ["w1", "w1a4"])
-def test_one_bit_is_reported(fp32, quantized, scheme):
+def test_one_bit_is_reported(fp32, quantized, scheme, data):
+    """The figures irtool reports for the 1-bit schemes are the right ones: on the first
+    stories, a numpy forward pass with 1-bit linears written in the test (tests/numpy_llama.py)
+    gives the same perplexity and argmax; and 1 bit really costs (perplexity well above fp32)."""
     q = quantized(scheme)
     change, agree, greedy = figures(fp32["eval"], q, fp32["greedy"])
     print(f"{scheme}: perplexity {q['eval'].perplexity:.1f} ({100 * change:+.0f}%), agreement "
           f"{100 * agree:.1f}%, greedy {greedy}/64")
-    assert np.isfinite(q["eval"].perplexity) and q["eval"].perplexity > fp32["eval"].perplexity
+    stories = data["eval"][:STORIES_CHECKED]
+    n = sum(len(s) - 1 for s in stories)
+    weights = store_weights(fp32["store"])
+    fp_nll, _ = nll_and_argmax(weights, stories)
+    nll, arg = nll_and_argmax(weights, stories,
+                              lambda name, x, w: w1_linear(name, x, w, scheme == "w1a4"))
+    np.testing.assert_allclose(np.exp(fp_nll.mean()), np.exp(fp32["eval"].nll[:n].mean()),
+                               rtol=1e-5)
+    np.testing.assert_allclose(np.exp(nll.mean()), np.exp(q["eval"].nll[:n].mean()), rtol=1e-3)
+    assert np.mean(arg == q["eval"].argmax[:n]) > 0.99
+    assert np.exp(nll.mean()) > 1.5 * np.exp(fp_nll.mean())
 
 
 def test_kv_int8_prefill_and_decode_agree(quantized, data):

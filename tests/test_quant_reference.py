@@ -20,8 +20,9 @@ RNG = np.random.default_rng(1234)
 
 
 def rint(v) -> int:
-    """Round half to even of a float32 scalar, as an exact Python int."""
-    return int(np.rint(F32(v)))
+    """Round half to even of a float32 scalar, as an exact Python int (Python's own round,
+    independent of numpy's rint that the reference uses)."""
+    return round(float(F32(v)))
 
 
 def clip(v: int, lo: int, hi: int) -> int:
@@ -400,3 +401,150 @@ def test_dynamic_quantize_is_the_kv_row_quantization():
     q, s = ref.dynamic_quantize(x, 8)
     kq, ks = ref.kv_quantize_rows(x.reshape(5, 2, 8))
     assert np.array_equal(q.reshape(5, 2, 8), kq) and bits_equal(s, ks)
+
+
+# --- ties: exact .5 after scaling, at every rounding site ----------------------------------------
+# Scales here are powers of two, so v / s is exact and lands on k + 0.5. Half to even gives
+# TIE_EVEN; half up (floor(v + 0.5)) or half away from zero (C's roundf) differ on most of them.
+
+TIE_HALVES = np.array([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, -3.5, 6.5, -6.5], F32)
+TIE_EVEN = [0, 2, 2, 4, 0, -2, -2, -4, 6, -6]
+
+
+def test_the_ties_tell_roundings_apart():
+    """The expected values, independently of any rounding function, and that half up and half
+    away from zero would give other integers on them."""
+    assert [rint(v) for v in TIE_HALVES] == TIE_EVEN
+    assert [math.floor(v + 0.5) for v in TIE_HALVES.tolist()] != TIE_EVEN
+    assert [int(math.copysign(math.floor(abs(v) + 0.5), v)) for v in TIE_HALVES.tolist()
+            ] != TIE_EVEN
+
+
+def tie_row(k: int, scale: float, qmax: int) -> np.ndarray:
+    """A row of `k` values whose absmax is qmax * scale (so the absmax scale is `scale`),
+    then the ties (k+.5) * scale, then filler."""
+    row = np.full(k, F32(0.3 * scale), F32)
+    row[0] = F32(qmax * scale)
+    row[1:1 + len(TIE_HALVES)] = TIE_HALVES * F32(scale)
+    return row
+
+
+def test_w8_weight_ties():
+    w = np.stack([tie_row(16, 0.25, 127), tie_row(16, 2.0 ** -6, 127)])
+    q, s = ref.quantize_weights_w8(w)
+    assert s.tolist() == [0.25, 2.0 ** -6]
+    assert q[:, 1:11].tolist() == [TIE_EVEN, TIE_EVEN]
+    assert np.array_equal(q.astype(np.int64), indep_w8(w)[0])
+    qt, st = ref.quantize_weights_w8(w[:1], per_tensor=True)
+    assert st.tolist() == [0.25] and qt[0, 1:11].tolist() == TIE_EVEN
+
+
+def test_activation_zero_point_tie():
+    """sx = (26.8125 + 5.0625) / 255 = 0.125 exactly, -128 - lo / sx = -87.5: zx = -88."""
+    sx, zx = ref.activation_params(-5.0625, 26.8125)
+    assert float(sx) == 0.125 and int(zx) == -88
+    assert (sx, int(zx)) == indep_act_params(-5.0625, 26.8125)
+
+
+def test_activation_quantization_ties():
+    sx, zx = ref.activation_params(-5.0625, 26.8125)
+    x = np.stack([TIE_HALVES * F32(0.125), (TIE_HALVES + F32(100)) * F32(0.125)])
+    xq = ref.quantize_activations(x, sx, zx)
+    assert xq[0].tolist() == [v - 88 for v in TIE_EVEN]
+    assert xq[1].tolist() == [min(127, v + 100 - 88) for v in TIE_EVEN]
+    assert np.array_equal(xq.astype(np.int64), indep_quantize_act(x, sx, int(zx)))
+
+
+def test_w8a8_linear_with_tied_activations_is_bit_exact():
+    """The whole w8a8 path on tied inputs: activations, weights and the float epilogue."""
+    sx, zx = ref.activation_params(-5.0625, 26.8125)
+    x = np.stack([np.append(TIE_HALVES, [3.0, -1.0]), np.append(TIE_HALVES[::-1], [0, 7.5])]
+                 ).astype(F32) * F32(0.125)
+    w = np.stack([tie_row(12, 0.25, 127), tie_row(12, 0.5, 127)[::-1]]).astype(F32)
+    q, s = ref.quantize_weights_w8(w)
+    xq = ref.quantize_activations(x, sx, zx)
+    y = ref.w8a8_linear(xq, zx, q, ref.w8a8_multiplier(sx, s))
+    exq, (eq, es) = indep_quantize_act(x, sx, int(zx)), indep_w8(w)
+    ey = [[F32(F32(sum((int(exq[i, c]) - int(zx)) * int(eq[j, c]) for c in range(12)))
+               * F32(F32(sx) * es[j])) for j in range(2)] for i in range(2)]
+    assert bits_equal(y, ey)
+
+
+def test_quantize_and_requantize_ties():
+    x = np.stack([TIE_HALVES * F32(0.25), TIE_HALVES * F32(4.0)])
+    q = ref.quantize(x, np.array([0.25, 4.0], F32), None, -127, 127, None, 0)
+    assert q.tolist() == [TIE_EVEN, TIE_EVEN]
+    qz = ref.quantize(x, np.array([0.25], F32), np.array([3], np.int32), 0, 255)
+    assert qz[0].tolist() == [max(0, v + 3) for v in TIE_EVEN]
+    acc = np.array([[1, 3, 5, 7, -1, -3, -5, -7, 13, -13]], np.int32)  # * 0.5: the ties
+    r = ref.requantize(acc, np.array([0.5], F32), np.array([0], np.int32), -128, 127)
+    assert r.tolist() == [TIE_EVEN]
+    r = ref.requantize(acc * 2, np.array([0.25], F32), np.array([-5], np.int32), -128, 127,
+                       None, 1)
+    assert r.tolist() == [[v - 5 for v in TIE_EVEN]]
+
+
+def test_w4_weight_ties():
+    """absmax 7 * 0.25 = 1.75 in each group of 32: s = 0.25, (k + .5) * 0.25 are ties; the
+    +-6.5 ties round to +-6 (half up would give 7 and -6)."""
+    row = np.concatenate([tie_row(32, 0.25, 7), tie_row(32, 2.0 ** -4, 7)])
+    q, s = ref.quantize_weights_w4(row[None], 32)
+    assert s.tolist() == [[0.25, 2.0 ** -4]]
+    assert q[0, 1:11].tolist() == TIE_EVEN and q[0, 33:43].tolist() == TIE_EVEN
+    assert np.array_equal(q.astype(np.int64), indep_w4(row[None], 32)[0])
+
+
+def a4_tie_rows() -> np.ndarray:
+    """Groups of 32 with absmax 3.5 (3.5 / 7 = 2^-1: e = -1, sx = 0.5) and ties (k+.5) * 0.5;
+    a second group with absmax 14 (e = 1, sx = 2). -8 is reachable: -7.5 * sx -> -8."""
+    g1 = np.full(32, F32(0.1), F32)
+    g1[0] = F32(3.5)
+    g1[1:11] = TIE_HALVES * F32(0.5)
+    g2 = np.full(32, F32(0.3), F32)
+    g2[0] = F32(-14.0)
+    g2[1:11] = TIE_HALVES * F32(2.0)
+    return np.stack([np.concatenate([g1, g2]), np.concatenate([g2, g1])])
+
+
+def test_a4_activation_ties():
+    x = a4_tie_rows()
+    xq, e = ref.quantize_a4(x, 32)
+    assert e.tolist() == [[-1, 1], [1, -1]]
+    assert xq[0, 1:11].tolist() == [max(-8, min(7, v)) for v in TIE_EVEN]
+    assert xq[0, 33:43].tolist() == [max(-8, min(7, v)) for v in TIE_EVEN]
+    exq, ee = indep_a4(x, 32)
+    assert np.array_equal(xq.astype(np.int64), exq) and np.array_equal(e, ee)
+
+
+def test_w1a4_linear_with_tied_activations_is_bit_exact():
+    """The 1-bit path: sign weights, a4 activations with ties, exact int accumulators, float
+    epilogue per group, against the loops here."""
+    x = a4_tie_rows()
+    w = weights(5, 64)
+    bits, alpha = ref.quantize_weights_w1(w)
+    y = ref.w1a4_linear(x, ref.pack_bits(bits), alpha, None, 32)
+    exq, ee = indep_a4(x, 32)
+    ey = np.zeros((2, 5), F32)
+    for i in range(2):
+        for j in range(5):
+            total = F32(0.0)
+            for g in range(2):
+                acc = sum(int(exq[i, c]) * (1 if bits[j, c] else -1)
+                          for c in range(g * 32, (g + 1) * 32))
+                total = F32(total + F32(F32(acc) * F32(2.0 ** ee[i, g])))
+            ey[i, j] = F32(alpha[j] * total)
+    assert bits_equal(y, ey)
+
+
+def test_kv_row_and_dynamic_quantization_ties():
+    """absmax 127 * 0.5 = 63.5: s = 0.5 and (k + .5) * 0.5 are ties, in the KV cache rows and
+    in dynamic_quantize (the same quantization)."""
+    rows = np.stack([tie_row(16, 0.5, 127), tie_row(16, 2.0 ** -7, 127)])[None]
+    q, s = ref.kv_quantize_rows(rows)
+    assert s.tolist() == [[0.5, 2.0 ** -7]]
+    assert q[0, :, 1:11].tolist() == [TIE_EVEN, TIE_EVEN]
+    dq, ds = ref.dynamic_quantize(rows.reshape(2, 16), 16)
+    assert dq[:, 1:11].tolist() == [TIE_EVEN, TIE_EVEN] and ds.ravel().tolist() == [0.5, 2.0 ** -7]
+    out, out_s = ref.kv_write_int8(np.zeros((1, 2, 4, 16), np.int8), np.zeros((1, 2, 4), F32),
+                                   rows.reshape(1, 32), 1, 0, False)
+    assert out[0, :, 1, 1:11].tolist() == [TIE_EVEN, TIE_EVEN]

@@ -3,8 +3,9 @@ qemu (bare metal, semihosting) and natively with ASan/UBSan, checked against the
 interpreter one IR level up, onnxruntime, the allocator's plan and the target description.
 
 Every project is compiled and built once per module (fixtures); qemu and host runs are cached
-on the project. The whole module is skipped when the RISC-V toolchain or qemu is missing
-(scripts/setup.sh installs them).
+on the project. Each test needs only what it runs (tests/requirements.py): the host builds
+(`make host SAN=1`) need the system C compiler alone, the ELF and qemu runs the RISC-V
+toolchain and qemu (scripts/setup.sh installs them; under CI a missing one fails the test).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.requirements import need
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_JSON = ROOT / "targets" / "riscv_ulp" / "description.json"
 RV_CC = "riscv64-unknown-elf-gcc"
@@ -28,22 +30,6 @@ RV_SIZE = "riscv64-unknown-elf-size"
 RV_READELF = "riscv64-unknown-elf-readelf"
 QEMU = "qemu-system-riscv32"
 RUN_TIMEOUT = 600
-
-
-def _missing_tools() -> str | None:
-    for tool in (RV_CC, RV_SIZE, RV_READELF, QEMU, "make"):
-        if shutil.which(tool) is None:
-            return (f"{tool} not found (bash scripts/setup.sh installs the RISC-V toolchain "
-                    "and qemu)")
-    specs = subprocess.run([RV_CC, "-print-file-name=picolibc.specs"], capture_output=True,
-                           text=True).stdout.strip()
-    if not Path(specs).is_file():
-        return "picolibc for riscv64-unknown-elf not found (picolibc-riscv64-unknown-elf)"
-    return None
-
-
-_MISSING = _missing_tools()
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
 
 
 # --- projects ----------------------------------------------------------------------------------
@@ -92,14 +78,22 @@ class Project:
     golden: dict | None = None
     extra: dict = field(default_factory=dict)
 
-    def __post_init__(self):
+    @functools.cached_property
+    def elf(self) -> Path:
+        """The cross-built model.elf (needs the RISC-V toolchain)."""
+        need("riscv")
         _make(self.dir, "model.elf")
+        return self.dir / "model.elf"
 
     @functools.cached_property
     def qemu(self) -> Run:
+        need("qemu")
+        assert self.elf.is_file()
         return Run.parse(_make(self.dir, "run").stdout)
 
     def host(self, *args: str) -> subprocess.CompletedProcess:
+        """`make host ARGS` (needs the host C compiler only)."""
+        need("cc")
         return _make(self.dir, "host", *args, check=False)
 
 
@@ -211,8 +205,8 @@ def test_qemu_prints_the_golden_tokens_and_text(golden_project):
 
 
 def test_host_build_with_sanitizers_gives_the_same_tokens(golden_project):
-    if shutil.which("cc") is None:
-        pytest.skip("no host C compiler")
+    """Needs the host C compiler only: the golden is the reference (qemu is checked against
+    the same golden above)."""
     proc = golden_project.host("SAN=1")
     assert proc.returncode == 0, f"the ASan/UBSan build failed or reported:\n{proc.stdout[-6000:]}"
     nm = subprocess.run(["nm", str(golden_project.dir / "model_host")], capture_output=True,
@@ -220,13 +214,13 @@ def test_host_build_with_sanitizers_gives_the_same_tokens(golden_project):
     assert "__asan_init" in nm and "__ubsan_handle" in nm, "SAN=1 did not instrument the build"
     run = Run.parse(proc.stdout)
     assert run.tokens == golden_project.golden["new_ids"]
-    assert run.tokens == golden_project.qemu.tokens
     assert run.text == golden_project.golden["text"]
 
 
 # --- numerics: C logits == interpreter one level up == onnxruntime -----------------------------
 
 def test_phi_logits_match_interpreter_and_onnxruntime(phi, shared_models):
+    need("onnxruntime")
     from xdsl.passes import PassPipeline
 
     from irtool.context import make_context
@@ -302,7 +296,7 @@ def _flash_image_end(elf: Path, flash_start: int, flash_size: int) -> int:
 def test_elf_sections_are_the_plan_and_fit_the_target(name, request):
     project: Project = request.getfixturevalue(name)
     memories = {m["name"]: m for m in json.loads(TARGET_JSON.read_text())["memories"]}
-    secs = _sections(project.dir / "model.elf")
+    secs = _sections(project.elf)
     for space, mem in memories.items():
         # the emitter sizes each arena to its highest placed byte, rounded up to 32-bit words;
         # a space the plan leaves empty gets no arena
@@ -322,7 +316,7 @@ def test_elf_sections_are_the_plan_and_fit_the_target(name, request):
             assert origin + sram["size"] - sram["reserved"] <= addr and addr + size <= top, sec
     # code, constants, weights and the .data image fit the Flash
     base = secs[".init"][1]
-    end = _flash_image_end(project.dir / "model.elf", base, flash["size"])
+    end = _flash_image_end(project.elf, base, flash["size"])
     assert secs[".flash"][1] >= base and end - base <= flash["size"]
     assert project.plan["flash"] <= end - base
 
@@ -368,7 +362,7 @@ def test_window_mode_on_qemu_matches_the_interpreter(window, shared_models):
     # the window is real: with 16 positions the story departs from the full-context golden
     assert run.tokens != window.golden["new_ids"]
     # and the cache is 16 positions: 5 layers x 4 KV heads x 16 x 8 floats, K and V
-    secs = _sections(window.dir / "model.elf")
+    secs = _sections(window.elf)
     kv_bytes = 2 * 5 * 4 * WINDOW * 8 * 4
     assert sum(secs.get(s, (0, 0))[0] for s in (".sram", ".dtim")) < kv_bytes + 8192
 

@@ -10,7 +10,8 @@ w4g32, w1 and w1a4 the native build's logits of every position are compared with
 interpreter's (the integer parts of w8a8 / w1a4 are exact; what remains is float32 rounding
 of the float kernels, about 1e-5 on logits of magnitude ~20). Flash shrinks with the weights.
 
-Every project is built once (fixtures); skipped without the RISC-V toolchain or qemu.
+Every project is built once (fixtures); each test needs only what it runs (tests/requirements.py):
+the host builds the system C compiler, the ELF and qemu runs the RISC-V toolchain and qemu.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,9 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_riscv_ulp import _MISSING, RUN_TIMEOUT, Project, Run, _plan_peaks, _sections
-
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
+from tests.test_riscv_ulp import RUN_TIMEOUT, Project, Run, _plan_peaks, _sections
 
 CAPACITY = 128  # the model's 512 positions do not fit riscv-ulp's SRAM in float32
 CONFIGS = {  # label: (quant, kv)
@@ -131,11 +129,10 @@ def test_w8a8_on_qemu_equals_the_interpreter_bit_exact_path(build, golden):
 
 @pytest.mark.parametrize("label", ["w4g32", "w1", "w1a4"])
 def test_low_bit_logits_match_the_interpreter(build, label, golden):
+    """The native build (host C compiler only) against the quant-level interpreter."""
     from irtool.interpreter.runner import ModelRunner
 
     b = build(label)
-    if shutil.which("cc") is None:
-        pytest.skip("no host C compiler")
     out = b.project.dir / "logits.bin"
     proc = b.project.host(f"LOGITS={out}")
     assert proc.returncode == 0, proc.stdout[-6000:]
@@ -145,10 +142,15 @@ def test_low_bit_logits_match_the_interpreter(build, label, golden):
     c_logits = np.fromfile(out, dtype=np.float32).reshape(len(ids), -1)
     want = ModelRunner(b.reference.clone(), b.store).forward(ids)
     np.testing.assert_allclose(c_logits, want, rtol=0, atol=LOGITS_ATOL)
-    # and the target runs it: same tokens on qemu as the interpreter's greedy continuation
-    run = b.project.qemu
+    assert host.tokens == b.interp_tokens
+
+
+@pytest.mark.parametrize("label", ["w4g32", "w1", "w1a4"])
+def test_low_bit_on_qemu_prints_the_interpreter_tokens(build, label, golden):
+    """The target runs it: the same tokens on qemu as the interpreter's greedy continuation."""
+    run = build(label).project.qemu
     assert len(run.tokens) == golden["n_new"]
-    assert run.tokens == b.interp_tokens == host.tokens
+    assert run.tokens == build(label).interp_tokens
 
 
 # --- memory: Flash holds the quantized weights ------------------------------------------------
@@ -156,7 +158,7 @@ def test_low_bit_logits_match_the_interpreter(build, label, golden):
 @pytest.mark.parametrize("label", list(CONFIGS))
 def test_elf_sections_are_the_plan(build, label):
     b = build(label)
-    secs = _sections(b.project.dir / "model.elf")
+    secs = _sections(b.project.elf)
     for space, peak in b.project.plan.items():
         assert secs.get(f".{space}", (0, 0))[0] == (peak + 3) // 4 * 4, space
 
@@ -168,7 +170,7 @@ def test_flash_shrinks_with_the_weights(build, shared_models):
     from irtool.frontend.load import import_model
 
     _, fp32 = import_model(_stories(shared_models) / "stories260K.bin")
-    flash = {label: _sections(build(label).project.dir / "model.elf")[".flash"][0]
+    flash = {label: _sections(build(label).project.elf)[".flash"][0]
              for label in ("w8", "w4g32", "w1")}
     for label, suffix, bits in (("w8", ".q8", 8), ("w4g32", ".q4", 4), ("w1", ".q1", 1)):
         store = build(label).store
@@ -186,7 +188,7 @@ def test_flash_shrinks_with_the_weights(build, shared_models):
     assert flash["w1"] < flash["w4g32"] < flash["w8"]
     # i8 weights, i32 zero points and f32 scales/multipliers of w8a8: sized exactly as well
     w8a8 = build("w8a8")
-    assert (_sections(w8a8.project.dir / "model.elf")[".flash"][0]
+    assert (_sections(w8a8.project.elf)[".flash"][0]
             == sum(a.nbytes for a in w8a8.store.arrays.values()))
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from irtool.errors import IrtoolError
 from irtool.tokenizer import CharTokenizer, Llama2cTokenizer, load_tokenizer
+from tests.requirements import need
 
 MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 TOK512 = MODELS / "stories260K" / "tok512.bin"
@@ -35,8 +36,8 @@ ROUND_TRIP = [
 
 
 def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"reference data not found: {path}")
+    need("models")
+    assert path.exists(), f"reference data not found: {path}"
     return path
 
 

@@ -189,12 +189,21 @@ MODELS = {
 }
 
 
-def export(name: str, path) -> int:
-    """Export model `name` (seeded) as the shared models were; returns its maximum length."""
+MAX_LEN = {"llama-gqa": 64, "llama-mqa": 40, "gpt2": 48, "phi": 56}
+
+
+def build(name: str) -> nn.Module:
+    """Model `name` with its seeded random weights, in eval mode (the same on every call)."""
     torch.manual_seed(0)
-    model = MODELS[name]().eval()
+    return MODELS[name]().eval()
+
+
+def export(name: str, path) -> int:
+    """Export model `name` (seeded, see `build`) as the shared models were; returns its
+    maximum length."""
+    model = build(name)
     ids = torch.randint(0, 40, (1, 7))
     torch.onnx.export(model, (ids,), str(path), input_names=["input_ids"],
                       output_names=["logits"], opset_version=17, dynamo=False,
                       dynamic_axes={"input_ids": {1: "T"}, "logits": {1: "T"}})
-    return {"llama-gqa": 64, "llama-mqa": 40, "gpt2": 48, "phi": 56}[name]
+    return MAX_LEN[name]

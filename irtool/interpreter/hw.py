@@ -1,8 +1,12 @@
 """Interpreter implementations of the `hw` dialect.
 
 A `hw.call` runs the numpy reference of its kernel signature (`irtool.kernels`), the same
-reference the C kernels are tested against; buffers are the numpy arrays (arena views once placed) that
-the memory-level interpreter hands out.
+reference the C kernels are tested against; buffers are the numpy arrays (arena views once
+placed) that the memory-level interpreter hands out. Before a kernel runs, the parts of the
+operands it writes that overlap an operand it only reads, of another buffer, are poisoned (see
+`irtool.interpreter.memory.poison_overlapping_outs`): a plan that puts a kernel's output on its
+own still-needed input fails here as it would in C. (`may_alias` in a signature allows the
+written operand to BE the read one, the same value; that is never poisoned.)
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from irtool.dialects import hw
+from irtool.interpreter.memory import poison_overlapping_outs
 from irtool.kernels import checked_signature
 
 
@@ -17,8 +22,7 @@ from irtool.kernels import checked_signature
 class HwFunctions(InterpreterFunctions):
     @impl(hw.CallOp)
     def run_call(self, interpreter: Interpreter, op: hw.CallOp, args):
-        spec = checked_signature(op)
-        spec.reference(dict(zip(spec.operands, args)), {k: op.param(k) for k in spec.params})
+        _run(op, args)
         return ()
 
     @impl(hw.ParallelOp)
@@ -28,6 +32,14 @@ class HwFunctions(InterpreterFunctions):
 
     @impl(hw.AccelOp)
     def run_accel(self, interpreter: Interpreter, op: hw.AccelOp, args):
-        spec = checked_signature(op)
-        spec.reference(dict(zip(spec.operands, args)), {k: op.param(k) for k in spec.params})
+        _run(op, args)
         return ()
+
+
+def _run(op: hw.CallOp | hw.AccelOp, args) -> None:
+    """Run the kernel's numpy reference on the operands, after poisoning (module docstring)."""
+    spec = checked_signature(op)
+    named = list(zip(spec.operands, op.args, args))
+    poison_overlapping_outs([(v, a) for n, v, a in named if n in spec.writes],
+                            [(v, a) for n, v, a in named if n not in spec.writes])
+    spec.reference({n: a for n, _, a in named}, {k: op.param(k) for k in spec.params})

@@ -7,6 +7,14 @@ allocator overlaps share bytes and corrupt each other here as they would on the 
 wrong allocation plan breaks the numbers instead of passing silently. Unplaced buffers are
 ordinary arrays.
 
+Because numpy computes a kernel's whole result before storing it, an out buffer placed on top
+of one of its own ins would still give the right numbers here, where the C kernel, writing
+while it reads, gives garbage. So before a kernel runs, the bytes of each out buffer that
+overlap an in buffer of the same kernel that is another buffer (another SSA value, looking
+through `memory.subview`) are poisoned: NaN for floats, the byte pattern 0xA5 for integers
+(`poison_overlapping_outs`, used by the hw level too). An out that IS one of its ins (the same
+value, updated in place on purpose, e.g. a KV cache) is left alone.
+
 Like a loader, the first time a module runs in an interpreter its weight globals are copied
 from the store (into their arena bytes when placed) and its state globals are zeroed; state
 then persists across calls of that interpreter (a KV cache between decode steps).
@@ -15,7 +23,9 @@ then persists across calls of that interpreter (a KV cache between decode steps)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import MemRefType, ModuleOp
@@ -27,6 +37,7 @@ from xdsl.interpreter import (
     impl_terminator,
     register_impls,
 )
+from xdsl.ir import SSAValue
 
 from irtool.dialects import memory as mem
 from irtool.errors import IrtoolError
@@ -158,6 +169,7 @@ class MemoryFunctions(InterpreterFunctions):
         n_ins = len(op.ins)
         ins = tuple(_read_only(v) for v in args[:n_ins])
         outs = args[n_ins:]
+        poison_overlapping_outs(zip(op.outs, outs), zip(op.ins, args[:n_ins]))
         values = interpreter.run_ssacfg_region(op.body, ins, "memory.kernel")
         for i, (out, value) in enumerate(zip(outs, values)):
             value = np.asarray(value)
@@ -206,3 +218,60 @@ def _read_only(value):
         view.flags.writeable = False
         return view
     return value
+
+
+# --- poisoning outs that overlap another in of the same kernel ----------------------------------
+
+POISON_BYTE = 0xA5
+"""Fills the overlapping elements of an integer out buffer (floats get NaN)."""
+
+
+def root_buffer(value: SSAValue) -> SSAValue:
+    """The buffer a value is a view of (through `memory.subview`), or the value itself."""
+    while isinstance(value.owner, mem.SubviewOp):
+        value = value.owner.source
+    return value
+
+
+def poison_overlapping_outs(outs: Iterable[tuple[SSAValue, Any]],
+                            ins: Iterable[tuple[SSAValue, Any]]) -> None:
+    """Poison the elements of each out array whose bytes overlap an in array of another buffer
+    (see the module docstring). Arrays only; scalars and tokens are skipped."""
+    ins = [(root_buffer(v), a) for v, a in ins if isinstance(a, np.ndarray) and a.size]
+    for value, out in outs:
+        if not isinstance(out, np.ndarray) or not out.size:
+            continue
+        root = root_buffer(value)
+        for in_root, a in ins:
+            if in_root is not root and np.may_share_memory(out, a):
+                _poison(out, _overlapping_elements(out, a))
+
+
+def _address_range(a: np.ndarray) -> tuple[int, int]:
+    """[first byte, one past the last byte) spanned by an array (non-negative strides)."""
+    start = a.__array_interface__["data"][0]
+    span = sum((n - 1) * s for n, s in zip(a.shape, a.strides))
+    return start, start + span + a.itemsize
+
+
+def _byte_view(mask: np.ndarray, base: int, a: np.ndarray) -> np.ndarray:
+    """`a`'s bytes as a [*a.shape, itemsize] view of a byte mask starting at address `base`."""
+    offset = a.__array_interface__["data"][0] - base
+    return np.lib.stride_tricks.as_strided(mask[offset:], a.shape + (a.itemsize,),
+                                           a.strides + (1,), writeable=True)
+
+
+def _overlapping_elements(out: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Boolean mask of the elements of `out` that share a byte with `a`."""
+    (o_lo, o_hi), (a_lo, a_hi) = _address_range(out), _address_range(a)
+    base = min(o_lo, a_lo)
+    mask = np.zeros(max(o_hi, a_hi) - base, bool)
+    _byte_view(mask, base, a)[...] = True
+    return _byte_view(mask, base, out).any(axis=-1)
+
+
+def _poison(out: np.ndarray, where: np.ndarray) -> None:
+    if np.issubdtype(out.dtype, np.floating):
+        out[where] = np.nan
+    else:
+        out[where] = np.frombuffer(bytes([POISON_BYTE]) * out.itemsize, out.dtype)[0]

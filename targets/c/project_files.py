@@ -57,7 +57,7 @@ static void print_token(int32_t prev, int32_t tok)
 int main(int argc, char **argv)
 {{
     FILE *logits_out = NULL;
-#if defined(__riscv)
+#if defined(__riscv) || defined(__PICOLIBC__)
     /* qemu's semihosting command line repeats the kernel's file name: no arguments there. */
     (void)argc;
     (void)argv;
@@ -141,6 +141,11 @@ def target_header(target: TargetDescription) -> str:
         lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_counters.h"',
                   "/* Instructions retired (the minstret CSR; exact under qemu -icount). */",
                   "static inline uint64_t irt_read_instret(void) { return irt_read_minstret(); }"]
+    elif tc.counter == "systick":
+        lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_systick.h"',
+                  "/* SysTick ticks under qemu -icount shift=0 (the target's runtime). */",
+                  "static inline uint64_t irt_read_instret(void) "
+                  "{ return irt_systick_instructions(); }"]
     else:
         lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 0",
                   "static inline uint64_t irt_read_instret(void) { return 0; }"]

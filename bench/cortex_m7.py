@@ -1,0 +1,112 @@
+"""stories260K on cortex-m7-256k: counted instructions and modelled time per token on qemu.
+
+    .venv/bin/python bench/cortex_m7.py [--steps 64] [--schemes fp32,w8,w4g32,w1a4]
+
+Each scheme is compiled with `irtool compile --target cortex-m7-256k --capacity 128` (quantized
+ones with `--kv int8`), built with arm-none-eabi-gcc + picolibc and run on qemu-system-arm
+-M mps2-an500 from the golden prompt. The figures are what the program prints: instructions
+per generated token (SysTick under -icount, +-40 per reading) without qemu's stand-in memcpy
+for the DMA, the external-Flash bytes streamed through the SRAM windows and read in place per
+token, the share of the link's busy time hidden behind compute by double buffering, the
+modelled cycles per token (CPI 1 assumed, plus stalls and in-place reads at 12.6 cycles/B) and
+tokens/s at 480 MHz, and the SRAM map. Quality (perplexity, greedy agreement with float32) of
+every scheme: bench/quant.py (target-independent). Needs the ARM toolchain and qemu
+(scripts/setup.sh); about 5 s per scheme.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K"
+BIN = Path(sys.executable).parent
+SCHEMES = {"fp32": ("none", "none"), "w8": ("w8", "int8"), "w4g32": ("w4g32", "int8"),
+           "w1": ("w1", "int8"), "w1a4": ("w1a4", "int8")}
+ANCHORS = [
+    ("stories260K on an RP2350 (2x Cortex-M33, 150 MHz) with 8 MB PSRAM, Pico LLaMA",
+     "19 tokens/s"),
+    ("the users' own 24-block model on this Cortex-M7 (1-bit weights, 4 KB window)",
+     "8.3 tokens/s"),
+    ("llama2.c run.c, stories260K fp32, RV32 on qemu (../shared/anchors/TARGETS.md)",
+     "3.0 M instructions/token"),
+]
+FIGURES = {
+    "instructions": r"^instructions per generated token: (\d+)$",
+    "memcpy": r"without the (\d+) instructions of qemu's stand-in memcpy",
+    "cycles": r"^modelled cycles per generated token: (\d+) ",
+    "tokens/s": r"^modelled tokens/s at 480 MHz: ([\d.]+)$",
+    "streamed": r"^external Flash streamed per token: (\d+) B",
+    "transfers": r"in ([\d.]+) DMA transfers",
+    "in place": r"^external Flash read in place per generated token: (\d+) B",
+    "hidden": r"hidden by double buffering: ([\d.]+)%",
+}
+
+
+def run(label: str, steps: int, work: Path) -> dict:
+    quant, kv = SCHEMES[label]
+    out = work / label
+    golden = json.loads((MODELS / "golden.json").read_text())
+    cmd = [str(BIN / "irtool"), "compile", "--target", "cortex-m7-256k", "-o", str(out),
+           "--capacity", "128", "--steps", str(steps), "--prompt", golden["prompt"]]
+    if quant != "none":
+        cmd += ["--quant", quant, "--kv", kv]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    proc = subprocess.run(["make", "-s", "-C", str(out), "run"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, check=True)
+    text = proc.stdout
+    row = {}
+    for key, pattern in FIGURES.items():
+        m = re.search(pattern, text, re.M)
+        row[key] = float(m.group(1)) if m else 0.0
+    row["sram"] = re.findall(r"^\| (.+?) +\| +(\d+) \| +[\d.]+% \|$", text, re.M)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--schemes", default="fp32,w8,w4g32,w1a4")
+    args = ap.parse_args()
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm", "make") if not shutil.which(t)]
+    if missing:
+        sys.exit(f"error: {', '.join(missing)} not found; bash scripts/setup.sh installs them")
+    labels = args.schemes.split(",")
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label in labels:
+            rows[label] = run(label, args.steps, Path(tmp))
+    print(f"stories260K on cortex-m7-256k (qemu mps2-an500), --capacity 128, {args.steps} "
+          "greedy tokens from the golden prompt; quantized schemes with --kv int8")
+    head = ("scheme", "instr/token", "compute", "cycles/token", "tok/s@480MHz",
+            "Flash B/token", "streamed", "in place", "DMA/token", "hidden")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join(" --- " if i == 0 else " ---: " for i in range(len(head))) + "|")
+    for label, r in rows.items():
+        compute = r["instructions"] - r["memcpy"]
+        print(f"| {label} | {r['instructions']:,.0f} | {compute:,.0f} | {r['cycles']:,.0f} | "
+              f"{r['tokens/s']:.1f} | {r['streamed'] + r['in place']:,.0f} | "
+              f"{r['streamed']:,.0f} | {r['in place']:,.0f} | {r['transfers']:.0f} | "
+              f"{r['hidden']:.1f}% |")
+    print()
+    print("SRAM map (bytes of 262,144):")
+    names = [name for name, _ in next(iter(rows.values()))["sram"]]
+    print("| what | " + " | ".join(labels) + " |")
+    print("| --- |" + " ---: |" * len(labels))
+    for i, name in enumerate(names):
+        print(f"| {name} | " + " | ".join(f"{int(rows[label]['sram'][i][1]):,}"
+                                          for label in labels) + " |")
+    print()
+    print("Published anchors:")
+    for what, figure in ANCHORS:
+        print(f"  {figure:>26}  {what}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""tile: stream the weights of linears from a slow memory through a double-buffered window.
+
+Target-agnostic: it reads the target's memories, links and core. A linear's weight placed in
+a memory M is streamed when the description has a DMA link from M to a writable memory S the
+core reads, and reading S costs less per byte than reading M in place (`read_cost`). Each
+such weight `[out, in]` is split into row tiles `[R, in]` (contiguous in a row-major weight);
+each tile is moved by `memory.dma_start` into one of two windows in S and the linear runs on
+the window, writing its rows of the output through a `memory.subview`.
+
+All streamed tiles of the function form one software pipeline in program order: the transfer
+of tile j+1 starts as soon as tile j has arrived (`memory.dma_wait`), so it overlaps the
+compute of tile j and of whatever kernels lie between the two (attention, norms, the next
+layer's first ops). Tile j uses window j mod 2: the window being filled is never the one
+being read.
+
+Runs after `allocate` (before `lower-to-hw`): the windows take free space of S above the
+allocator's plan, both at fixed offsets; every tile's window buffer is a `memory.alloc` of its
+own shape at one of the two offsets. Tile size rule (a stated rule, not yet a CP-SAT choice):
+the largest window that fits twice in the free space of S, capped by `window` (bytes, 0: no
+cap) and by the largest streamed weight; rows per tile = window // row bytes. Larger tiles pay
+the link's set-up cost fewer times, and the overlap needs only two windows. A weight whose row
+does not fit a window (the reduction dimension would have to be split) stays where it is, read
+in place, and so does every weight when S has no room for two rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, MemRefType, ModuleOp, i64
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from irtool.dialects import memory, quant
+from irtool.dialects import transformer as tf
+from irtool.errors import IrtoolError
+from irtool.targets.description import MemorySpec, TargetDescription
+from irtool.targets.registry import DEFAULT_TARGET, load_target
+
+STREAM_ATTR = "irtool.stream"
+"""Module attribute the pass leaves: window bytes, tiles and bytes streamed per call."""
+
+
+def element_bytes(t: MemRefType) -> int:
+    return t.element_type.bitwidth // 8
+
+
+def nbytes(t: MemRefType) -> int:
+    n = element_bytes(t)
+    for d in t.get_shape():
+        n *= d
+    return n
+
+
+def _align_up(x: int, a: int) -> int:
+    return (x + a - 1) // a * a
+
+
+LINEARS = (tf.LinearOp, quant.WLinearOp)
+"""Float and weight-quantized linears: `[N, row]` weights whose rows are output channels."""
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """One linear whose weight is streamed: its kernel, weight and where the windows go."""
+
+    kernel: memory.KernelOp
+    linear: Operation
+    weight: SSAValue
+    source: MemorySpec
+    window_space: MemorySpec
+
+    @property
+    def row_bytes(self) -> int:
+        t = self.weight.type
+        return nbytes(t) // t.get_shape()[0]
+
+    def operand(self, inner: SSAValue) -> SSAValue:
+        """The kernel's buffer for an operand of the linear."""
+        return dict(zip(self.kernel.body.block.args, self.kernel.ins))[inner]
+
+    def tile_kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue
+                    ) -> tuple[list[Operation], memory.KernelOp]:
+        """The kernel computing output rows [row, row+rows) from the weight tile in `window`:
+        the ops it needs first (views of per-row scales) and the kernel."""
+        x = self.operand(self.linear.input)
+        if isinstance(self.linear, tf.LinearOp):
+            kernel, body = memory.KernelOp.build([x, window], [out])
+            lin = tf.LinearOp(body.args[0], body.args[1])
+            body.add_ops([lin, memory.YieldOp(lin.result)])
+            return [], kernel
+        scale = self.operand(self.linear.scale)
+        pre = []
+        if scale.type.get_shape()[0] == self.weight.type.get_shape()[0]:  # per output row
+            view = _rows(scale, row, rows)
+            pre.append(view)
+            scale = view.result
+        kernel, body = memory.KernelOp.build([x, window, scale], [out])
+        q = self.linear
+        lin = quant.WLinearOp(body.args[0], body.args[1], body.args[2], bits=q.weight_bits,
+                              group=q.group_size, act_bits=q.activation_bits,
+                              act_group=q.activation_group)
+        body.add_ops([lin, memory.YieldOp(lin.result)])
+        return pre, kernel
+
+
+def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streamed]:
+    """The linears of `fn` whose weight sits in a memory with a cheaper, linked window space."""
+    core = set(target.core.reads)
+    out = []
+    for op in fn.body.block.ops:
+        if not isinstance(op, memory.KernelOp):
+            continue
+        body = op.computation
+        if len(body) != 1 or not isinstance(body[0], LINEARS) or body[0].bias is not None:
+            continue
+        linear = body[0]
+        arg_of = dict(zip(op.body.block.args, op.ins))
+        weight = arg_of.get(linear.weight)
+        x = arg_of.get(linear.input)
+        if weight is None or x is None or not isinstance(weight.type, MemRefType):
+            continue
+        if len(weight.type.get_shape()) != 2 or len(op.outs) != 1:
+            continue
+        if not isinstance(weight.owner, memory.GetGlobalOp):
+            continue
+        space = memory.space_of(weight.type)
+        if space is None:
+            raise IrtoolError("tile: buffers have no memory space; run allocate before tile")
+        src = target.memory(space)
+        for link in target.links:
+            dst = target.memory(link.dest)
+            if (link.source == space and not dst.read_only and dst.name in core
+                    and dst.read_cost < src.read_cost):
+                out.append(Streamed(op, linear, weight, src, dst))
+                break
+    return out
+
+
+def space_peak(module: ModuleOp, space: str) -> int:
+    """The end of the highest buffer the allocator placed in `space`."""
+    peak = 0
+    for op in module.walk():
+        if isinstance(op, (memory.GlobalOp, memory.AllocOp)):
+            where, offset = op.placement
+            if where == space and offset is not None:
+                t = op.type if isinstance(op, memory.GlobalOp) else op.results[0].type
+                peak = max(peak, offset + nbytes(t))
+    return peak
+
+
+def choose_window(free: int, alignment: int, cap: int, streams: list[Streamed]) -> int:
+    """The window size rule (see the module docstring); 0 when no tile fits."""
+    largest = max(nbytes(s.weight.type) for s in streams)
+    window = min(free // 2 // alignment * alignment, largest)
+    if cap:
+        window = min(window, cap)
+    return window
+
+
+def _rows(source: SSAValue, row: int, rows: int) -> memory.SubviewOp:
+    """Rows [row, row+rows) of a buffer (its leading dimension: contiguous)."""
+    shape = source.type.get_shape()
+    return memory.SubviewOp(source, [row, *[0] * (len(shape) - 1)], [rows, *shape[1:]])
+
+
+def _subview_cols(source: SSAValue, col: int, cols: int) -> memory.SubviewOp:
+    """Columns [col, col+cols) of a [1, n] buffer (contiguous: one row)."""
+    return memory.SubviewOp(source, [0, col], [1, cols])
+
+
+@dataclass(frozen=True)
+class TilePass(ModulePass):
+    """Stream linears' weights through a double-buffered window (see the module docstring)."""
+
+    name = "tile"
+    target: str | None = None
+    window: int = 0
+    """Cap on the window's bytes (0: as large as fits twice in the free fast memory)."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        target = load_target(self.target or DEFAULT_TARGET).description
+        for fn in op.body.block.ops:
+            if isinstance(fn, func.FuncOp) and fn.sym_name.data == "decode":
+                tile_function(op, fn, target, self.window)
+
+
+def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
+                  cap: int) -> None:
+    streams = streamed_linears(fn, target)
+    if not streams:
+        return
+    fast = streams[0].window_space
+    streams = [s for s in streams if s.window_space is fast]
+    align = max(fast.alignment, 4)
+    base = _align_up(space_peak(module, fast.name), align)
+    window = choose_window(fast.capacity - base, align, cap, streams)
+    streams = [s for s in streams if s.row_bytes <= window]
+    if not streams:
+        return  # no room for two windows of one row: the weights are read in place
+    offsets = (base, base + _align_up(window, align))
+
+    # the tiles in program order: (stream, first row, rows)
+    tiles = []
+    for s in streams:
+        out_rows = s.weight.type.get_shape()[0]
+        per_tile = max(1, window // s.row_bytes)
+        tiles += [(s, r, min(per_tile, out_rows - r)) for r in range(0, out_rows, per_tile)]
+
+    block = fn.body.block
+    first = block.first_op
+    tokens: list[SSAValue | None] = [None] * len(tiles)
+    windows: list[SSAValue | None] = [None] * len(tiles)
+
+    def start(j: int, before: Operation) -> None:
+        s, row, rows = tiles[j]
+        shape = s.weight.type.get_shape()
+        win_t = MemRefType(s.weight.type.element_type, [rows, shape[1]],
+                           memory_space=memory.SpaceAttr(fast.name))
+        win = memory.AllocOp(win_t, offsets[j % 2], align)
+        # the window alloc at the function's start, so every use comes after it
+        Rewriter.insert_op(win, InsertPoint.before(first))
+        # the weight fetched again here: its own get_global may come later in the function
+        weight = memory.GetGlobalOp(_global_name(s.weight), s.weight.type)
+        src = _rows(weight.result, row, rows)
+        dma = memory.DmaStartOp(src.result, win.result)
+        Rewriter.insert_op([weight, src, dma], InsertPoint.before(before))
+        tokens[j], windows[j] = dma.token, win.result
+
+    start(0, first)  # the first transfer starts with the function
+    by_kernel: dict[memory.KernelOp, list[int]] = {}
+    for j, (s, _, _) in enumerate(tiles):
+        by_kernel.setdefault(s.kernel, []).append(j)
+    for kernel, js in by_kernel.items():
+        s = tiles[js[0]][0]
+        y = kernel.outs[0]
+        for j in js:
+            _, row, rows = tiles[j]
+            Rewriter.insert_op(memory.DmaWaitOp(tokens[j]), InsertPoint.before(kernel))
+            if j + 1 < len(tiles):
+                start(j + 1, kernel)
+            out = _subview_cols(y, row, rows)
+            pre, new = s.tile_kernel(windows[j], row, rows, out.result)
+            Rewriter.insert_op([out, *pre, new], InsertPoint.before(kernel))
+        Rewriter.erase_op(kernel)
+    streamed = sum(nbytes(s.weight.type) for s in streams)
+    used = max(offsets[j % 2] + nbytes(windows[j].type) for j in range(len(tiles)))
+    module.attributes[STREAM_ATTR] = DictionaryAttr({
+        "space": memory.SpaceAttr(fast.name),
+        "window": IntegerAttr(window, i64), "offset": IntegerAttr(base, i64),
+        "end": IntegerAttr(used, i64),
+        "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64)})
+
+
+def _global_name(weight: SSAValue) -> str:
+    owner = weight.owner
+    if not isinstance(owner, memory.GetGlobalOp):
+        raise IrtoolError("tile: a streamed weight must be a memory.get_global of a weight "
+                          f"global, got {owner}")
+    return owner.global_name.string_value()
