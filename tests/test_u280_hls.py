@@ -316,3 +316,29 @@ def test_shape_of_a_compiled_module():
     s = shape_of(_stories_decode(), "stories260K")
     assert (s.hidden, s.layers, s.heads, s.kv, s.head_dim, s.mlp, s.vocab, s.mlp_linears,
             s.bias) == (64, 5, 8, 4, 8, 172, 512, 3, False)
+
+
+@needs_gxx
+def test_makefile_builds_the_xclbin_with_vpp_and_the_xrt_host(build):
+    out = build("stories260K")[0]
+    proc = subprocess.run(["make", "-n", "-C", str(out), "xclbin", "host_xrt"], check=False,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    kernels = re.findall(r"v\+\+ -c -t hw --platform \S+ -k (\w+) .*kernels\.cpp -o (\w+)\.xo",
+                         proc.stdout)
+    assert [k for k, _ in kernels] == [x for _, x in kernels] == [
+        "embed", "attn_in", "attn_q", "attn_k", "attn_v", "attn", "mlp", "head"]
+    assert re.search(r"v\+\+ -l -t hw --platform \S+ --config connectivity\.cfg", proc.stdout)
+    assert "-DIRT_XRT" in proc.stdout and "-lxrt_coreutil" in proc.stdout
+    assert "accel_xrt.cpp" in proc.stdout and "-std=c++17" in proc.stdout
+
+
+def test_hls_emitter_without_decode_says_what_to_run(tmp_path):
+    mlir = tmp_path / "m.mlir"
+    mlir.write_text("builtin.module {}\n")
+    proc = subprocess.run([str(BIN / "irtool-opt"), str(mlir), "-t", "hls"], check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        ("error: the module has no @decode: run extract-kv-cache first (irtool compile does; "
+         "with irtool-opt: -p 'extract-kv-cache{capacity=N}')")]

@@ -289,6 +289,7 @@ CXXFLAGS ?= -std=c++14 -O2 -ffp-contract=off -Wall -Wno-unknown-pragmas -Wno-unu
 PLATFORM ?= {platform}
 TARGET ?= hw
 CLOCK ?= 300000000
+XRT_CXXFLAGS ?= -std=c++17 -O2 -Wall -Wno-unknown-pragmas  # XRT's native C++ API needs C++17
 XRT_INC ?= $(XILINX_XRT)/include
 XRT_LIB ?= $(XILINX_XRT)/lib
 HOST = main.cpp model.cpp
@@ -302,7 +303,7 @@ csim.bin: $(HOST) kernels.cpp dispatch_csim.cpp accel_csim.cpp *.h
 \t$(CXX) $(CXXFLAGS) $(HOST) kernels.cpp dispatch_csim.cpp accel_csim.cpp -o $@
 
 host_xrt: $(HOST) accel_xrt.cpp *.h
-\t$(CXX) $(CXXFLAGS) -DIRT_XRT -I$(XRT_INC) $(HOST) accel_xrt.cpp -L$(XRT_LIB) -lxrt_coreutil \\
+\t$(CXX) $(XRT_CXXFLAGS) -DIRT_XRT -I$(XRT_INC) $(HOST) accel_xrt.cpp -L$(XRT_LIB) -lxrt_coreutil \\
 \t\t-pthread -o $@
 
 {rules}
