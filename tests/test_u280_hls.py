@@ -5,7 +5,8 @@
   token by token through the decode kernels) prints the 16 tokens the quant-level interpreter
   generates from the same module, and its logits of every position are within 1e-4 of the
   interpreter's (the integer W8A8 parts are exact; float32 rounding of norms, softmax and the
-  float lm_head remains, about 1e-5 on these models).
+  float lm_head remains, about 1e-5 on these models). nanogpt-tiny (GPT-2 style, learned
+  positions) the same.
 * An independent checker reads what the project says (connectivity.cfg, the buffer table and
   the kernel runs in model.cpp, the kernel signatures in kernels.h, bank_map.json) and checks
   the bank assignment: every buffer argument bound, each buffer inside the channels of every
@@ -36,9 +37,9 @@ HBM_CHANNEL_BYTES = 256 << 20
 needs_gxx = pytest.mark.needs("cc")  # tests/requirements.py: g++ comes with the host gcc
 
 
-def _phi_calibration(path: Path) -> str:
+def _random_calibration(path: Path, vocab: int) -> str:
     rng = np.random.default_rng(7)
-    path.write_text(json.dumps([rng.integers(0, 256, 48).tolist() for _ in range(8)]))
+    path.write_text(json.dumps([rng.integers(0, vocab, 48).tolist() for _ in range(8)]))
     return str(path)
 
 
@@ -59,9 +60,12 @@ def build(shared_models, tmp_path_factory):
             d = shared_models / "stories260K"
             model, calib = d / "stories260K.bin", str(d / "eval_tokens.json")
             prompt = json.loads((d / "golden.json").read_text())["prompt_ids"]
-        else:
+        elif name == "phi-tiny":
             model = shared_models / "phi-tiny" / "phi.onnx"
-            calib, prompt = _phi_calibration(tmp / "calib.json"), [5, 17, 99, 200, 3]
+            calib, prompt = _random_calibration(tmp / "calib.json", 256), [5, 17, 99, 200, 3]
+        else:  # GPT-2 style: learned positions
+            model = shared_models / "nanogpt-tiny" / "nanogpt.onnx"
+            calib, prompt = _random_calibration(tmp / "calib.json", 65), [5, 17, 40]
         opts = CompileOptions(target="u280-hls", capacity=CAPACITY, quant="w8a8",
                               calibration=calib, time_limit=5.0)
         module, store = import_model(model)
@@ -92,7 +96,7 @@ MODELS = ["stories260K", "phi-tiny"]
 
 
 @needs_gxx
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [*MODELS, "nanogpt-tiny"])
 def test_csim_prints_the_quant_interpreter_tokens(build, name):
     out, want, logits, output = build(name)
     got = _tokens(output)

@@ -126,6 +126,11 @@ class KernelWriter:
             vocab, dim = _shape(o[1])
             return (f"irt_hls::embedding<{vocab}, {dim}>({self.name(o[0])}, {self.name(o[1])}, "
                     f"{self.result(op)})")
+        if n == "transformer.position_embedding":
+            positions, dim = _shape(o[1])
+            start = self.index(o[2]) if len(o) > 2 else "0"
+            return (f"irt_hls::position_embedding<{positions}, {dim}>({self.name(o[1])}, {start}, "
+                    f"{self.result(op)})")
         if n == "transformer.rms_norm":
             return (f"irt_hls::rms_norm<{numel(o[0])}>({self.name(o[0])}, {self.name(o[1])}, "
                     f"{self.result(op)}, {_lit(_prop(op, 'eps').value.data)})")
@@ -184,8 +189,9 @@ class KernelWriter:
             return (f"irt_hls::gelu<{numel(o[0])}, {tanh}>({self.name(o[0])}, "
                     f"{self.result(op)})")
         raise IrtoolError(f"u280-hls: no HLS kernel code for {n} (in part {self.part.name}); "
-                          "supported: embedding, rms_norm, layer_norm, quantize, qlinear (W8A8), "
-                          "linear (float), rope, kv_write, cached_attention, add, mul, silu, gelu")
+                          "supported: embedding, position_embedding, rms_norm, layer_norm, "
+                          "quantize, qlinear (W8A8), linear (float), rope, kv_write, "
+                          "cached_attention, add, mul, silu, gelu")
 
     def write(self) -> str:
         for p in self.ports:  # outputs are written straight to their ports

@@ -56,6 +56,16 @@ row:
     }
 }
 
+// y = table[start] (the learned position embedding of the current position)
+template <int P, int D>
+void position_embedding(const float *table, int start, float y[D]) {
+row:
+    for (int d = 0; d < D; ++d) {
+#pragma HLS pipeline II=1
+        y[d] = table[(size_t)start * D + d];
+    }
+}
+
 template <int D>
 void rms_norm(const float x[D], const float *g, float y[D], float eps) {
     float ss = 0.0f;
