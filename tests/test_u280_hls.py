@@ -346,3 +346,71 @@ def test_hls_emitter_without_decode_says_what_to_run(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         ("error: the module has no @decode: run extract-kv-cache first (irtool compile does; "
          "with irtool-opt: -p 'extract-kv-cache{capacity=N}')")]
+
+
+# --- the HLS building blocks, bit for bit against the quantization reference ------------------
+
+HARNESS = r"""
+#include <cstdio>
+#include <cstdint>
+#include "irt_hls.h"
+%(helper)s
+int main() {
+    static float x[K], m[N], b[N], y1[N], y2[N];
+    static int8_t w[N * K], xq[K];
+    float sx;
+    int32_t zx;
+    FILE *f = std::fopen("in.bin", "rb");
+    if (!f || std::fread(x, 4, K, f) != K || std::fread(w, 1, N * K, f) != N * K ||
+        std::fread(m, 4, N, f) != N || std::fread(b, 4, N, f) != N ||
+        std::fread(&sx, 4, 1, f) != 1 || std::fread(&zx, 4, 1, f) != 1) return 2;
+    std::fclose(f);
+    irt_hls::quantize<K>(x, xq, sx, zx);
+    irt_hls::qlinear_w8a8<N, K>(xq, zx, w, m, b, y1);
+    qlinear_w8a8_x3<N, K, NB>(xq, zx, w, w + NB * K, w + 2 * NB * K, m, b, y2);
+    FILE *o = std::fopen("out.bin", "wb");
+    std::fwrite(xq, 1, K, o);
+    std::fwrite(y1, 4, N, o);
+    std::fwrite(y2, 4, N, o);
+    std::fclose(o);
+    return 0;
+}
+"""
+
+
+@needs_gxx
+def test_w8a8_templates_equal_the_quantization_reference_bit_for_bit(tmp_path):
+    from irtool.targets.u280_hls.kernels import striped_linear
+    from irtool.targets.u280_hls.target import RUNTIME
+
+    from irtool.interpreter import quant as ref
+
+    n, k, nb = 37, 172, 13  # K not a whole number of 64-byte beats; 3 stripes of 13, 13, 11
+    rng = np.random.default_rng(3)
+    sx, zx = np.float32(0.5), np.int32(-7)
+    x = (rng.standard_normal(k) * 40).astype(np.float32)
+    x[:20] = (np.arange(20) - 10) * 0.5 + 0.25  # exact ties of x / sx: round half to even
+    x[20:24] = [1e4, -1e4, 63.75, -64.25]  # clipped
+    w = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    m = (rng.random(n) * 1e-3).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    (tmp_path / "in.bin").write_bytes(x.tobytes() + w.tobytes() + m.tobytes() + b.tobytes()
+                                      + sx.tobytes() + zx.tobytes())
+    src = HARNESS % {"helper": striped_linear("qlinear_w8a8", 3)}
+    src = src.replace("int main() {", f"static const int N = {n}, K = {k}, NB = {nb};\n"
+                      "int main() {")
+    (tmp_path / "t.cpp").write_text(src)
+    gxx = subprocess.run(["g++", "-std=c++14", "-O2", "-ffp-contract=off", "-Wall",
+                          "-Wno-unknown-pragmas", "-Wno-unused-label", f"-I{RUNTIME}", "t.cpp",
+                          "-o", "t"], cwd=tmp_path, check=False, capture_output=True, text=True)
+    assert gxx.returncode == 0, gxx.stderr[-3000:]
+    assert subprocess.run(["./t"], cwd=tmp_path, check=False).returncode == 0
+    out = (tmp_path / "out.bin").read_bytes()
+    xq = np.frombuffer(out[:k], np.int8)
+    y1 = np.frombuffer(out[k:k + 4 * n], np.float32)
+    y2 = np.frombuffer(out[k + 4 * n:], np.float32)
+    want_xq = ref.quantize_activations(x, sx, zx)
+    np.testing.assert_array_equal(xq, want_xq)
+    want = ref.w8a8_linear(want_xq[None], zx, w, m, b)[0]
+    np.testing.assert_array_equal(y1.view(np.int32), want.view(np.int32))
+    np.testing.assert_array_equal(y2.view(np.int32), want.view(np.int32))

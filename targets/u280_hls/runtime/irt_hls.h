@@ -19,11 +19,13 @@ namespace irt_hls {
 static const int BEAT = 64;       // bytes of one 512-bit AXI beat (int8 lanes)
 static const int FBEAT = 16;      // float lanes of one 512-bit beat
 
-// round half to even, clipped to [lo, hi] (|v| <= 2^22 after clipping)
+// round half to even, clipped to [lo, hi] (|v| <= 2^22 after clipping): adding 1.5 * 2^23
+// leaves no fraction bits, so the sum is rounded to an integer (ties to even) and the
+// subtraction is exact (IEEE float arithmetic, no -ffast-math).
 static inline int32_t round_clip(float v, float lo, float hi) {
     if (!(v >= lo)) v = lo;
     else if (v > hi) v = hi;
-    volatile float r = v + 12582912.0f;  // 1.5 * 2^23: no fraction bits left
+    const float r = v + 12582912.0f;
     return (int32_t)(r - 12582912.0f);
 }
 
