@@ -414,3 +414,16 @@ def test_w8a8_templates_equal_the_quantization_reference_bit_for_bit(tmp_path):
     want = ref.w8a8_linear(want_xq[None], zx, w, m, b)[0]
     np.testing.assert_array_equal(y1.view(np.int32), want.view(np.int32))
     np.testing.assert_array_equal(y2.view(np.int32), want.view(np.int32))
+
+
+def test_assign_hbm_banks_needs_an_accelerator_with_channels():
+    from irtool.passes.assign_hbm_banks import AssignHbmBanksPass
+    from xdsl.context import Context
+
+    from irtool.errors import IrtoolError
+
+    with pytest.raises(IrtoolError, match="^assign-hbm-banks: target 'host' has no accelerator "
+                                          "engine reading memory channels$"):
+        AssignHbmBanksPass(target="host").apply(Context(), _stories_decode().clone())
+    with pytest.raises(IrtoolError, match="stripes must be >= 1, got 0"):
+        AssignHbmBanksPass(stripes=0).apply(Context(), _stories_decode().clone())
