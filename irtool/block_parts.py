@@ -35,7 +35,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 
 from irtool.errors import IrtoolError
-from irtool.passes.extract_kv_cache import DECODE, WINDOW_ATTR
+from irtool.ir_names import DECODE, KV_WINDOW_ATTR
 
 LINEARS = ("transformer.linear", "quant.qlinear", "quant.wlinear")
 RESIDUAL = ("transformer.add", "transformer.embedding")
@@ -134,7 +134,7 @@ def _cache_root(v: SSAValue) -> BlockArgument:
 def split_decode(module: ModuleOp) -> BlockParts:
     """The block parts of `@decode` (see the module docstring)."""
     decode = decode_function(module)
-    if WINDOW_ATTR in module.attributes or WINDOW_ATTR in decode.attributes:
+    if KV_WINDOW_ATTR in module.attributes or KV_WINDOW_ATTR in decode.attributes:
         raise IrtoolError("block parts: a windowed (ring) KV cache is not supported here; "
                           "compile with --capacity N instead of --window")
     body = [op for op in decode.body.block.ops if not isinstance(op, func.ReturnOp)]
@@ -353,7 +353,7 @@ def _check_layers_alike(bp: BlockParts) -> None:
             continue
         a, b = signature(first[p.kind]), signature(p)
         if a != b:
-            diff = next((x, y) for x, y in zip(a + [""], b + [""]) if x != y)
+            diff = next((x, y) for x, y in zip(a + [""], b + [""], strict=False) if x != y)
             raise IrtoolError(f"block parts: {p.name} differs from {first[p.kind].name} (one "
                               f"kernel runs every layer): {diff[1][:120]!r} vs {diff[0][:120]!r}")
 

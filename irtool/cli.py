@@ -6,6 +6,8 @@
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
                    [--steps N] [--window W | --capacity N]   # then: make -C DIR run
                    [--quant w8|w8a8|w4g32|w1|w1a4] [--kv int8] [--calibration FILE]
+    irtool estimate MODEL|config.json --target T [--prefill N] [--positions P] [--json]
+                    [--plot FILE.png]
     irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8]
                     [--calibration FILE] -o OUT.mlir [--report [--eval FILE]]
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from irtool.diagnostics import run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
+from irtool.ir_names import VOCAB_ATTR, has_decode
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -64,7 +67,7 @@ def module_at_level(model: Path, args: argparse.Namespace):
 
     module, store = import_model(model)
     cache_options = args.window is not None or args.capacity is not None
-    if _is_decode_level(module):  # runs as it is, with the cache it was given
+    if has_decode(module):  # runs as it is, with the cache it was given
         if cache_options:
             raise IrtoolError(f"'{model}' already has a KV cache (it has @decode): --window "
                               "and --capacity apply only to a model with @forward")
@@ -80,14 +83,6 @@ def module_at_level(model: Path, args: argparse.Namespace):
     ExtractKVCachePass(capacity=args.capacity, window=args.window).apply(make_context(), module)
     module.verify()
     return module, store
-
-
-def _is_decode_level(module) -> bool:
-    """A module extract-kv-cache was already applied to (e.g. written by irtool-opt)."""
-    from xdsl.dialects import func
-
-    return any(isinstance(op, func.FuncOp) and op.sym_name.data == "decode"
-               for op in module.body.block.ops)
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -119,7 +114,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
     module, store = import_model(model)
-    vocab = module.attributes["irtool.vocab_size"].value.data
+    vocab = module.attributes[VOCAB_ATTR].value.data
     if args.prompt_tokens:
         prompt = parse_token_list(args.prompt_tokens)
         try:  # a tokenizer only makes the program print text; ids are printed without one
@@ -166,6 +161,36 @@ def cmd_quantize(args: argparse.Namespace) -> None:
     run(args)
 
 
+def cmd_estimate(args: argparse.Namespace) -> None:
+    from irtool.estimate import run
+
+    print(run(args.model, args.target, args.prefill, args.positions, args.schedule, args.json,
+              args.plot, args.quant, args.quantize_lm_head))
+
+
+def add_estimate_parser(sub) -> argparse.ArgumentParser:
+    est = sub.add_parser("estimate", help="modelled MACs, bytes, cycles and tokens/s per layer "
+                         "and op of a model (or a config.json) on a target")
+    est.add_argument("model", help="a model file irtool imports, or a Hugging Face config.json")
+    est.add_argument("--target", default="riscv-ulp", help="target name or folder")
+    est.add_argument("--prefill", type=int, default=8, metavar="N",
+                     help="prompt tokens processed at once (default 8)")
+    est.add_argument("--positions", type=int, default=128, metavar="P",
+                     help="tokens already in the KV cache for the decode step (default 128)")
+    est.add_argument("--schedule", action="append", metavar="S",
+                     help="the target's schedule(s) to report (default: all it has)")
+    est.add_argument("--quant", choices=("none", "w8a8"),
+                     help="float32 or W8A8 linears (default: the target's, w8a8 for an "
+                          "integer unit)")
+    est.add_argument("--quantize-lm-head", action="store_true",
+                     help="count the lm_head as quantized too (the quantize pass keeps it "
+                          "float)")
+    est.add_argument("--json", action="store_true", help="machine-readable output")
+    est.add_argument("--plot", metavar="FILE.png", help="a per-layer bar chart of decode cycles")
+    est.set_defaults(func=cmd_estimate)
+    return est
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irtool", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -198,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--steps", type=int, default=64, help="tokens to generate")
     comp.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
     kv = comp.add_mutually_exclusive_group()
-    kv.add_argument("--window", type=int, metavar="W", help="sliding-window KV cache of W positions")
+    kv.add_argument("--window", type=int, metavar="W",
+                    help="sliding-window KV cache of W positions")
     kv.add_argument("--capacity", type=int, metavar="N", help="KV cache of N positions")
     comp.add_argument("--time-limit", type=float, default=10.0,
                       help="seconds for the CP-SAT memory allocator")
@@ -217,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "a JSON list of id lists; default: eval_tokens.json beside the model "
                            "if there is one (stories260K has it)")
     comp.set_defaults(func=cmd_compile)
-    for sp in (imp, gen, comp):
+    est = add_estimate_parser(sub)
+    for sp in (imp, gen, comp, est):
         sp.add_argument("--debug", action="store_true", help="show Python tracebacks")
     from irtool.quantize_cmd import add_arguments as add_quantize_arguments
 

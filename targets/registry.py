@@ -35,6 +35,7 @@ DEFAULT_TARGET = "host"
 _BUILTIN = {
     "riscv-ulp": "irtool.targets.riscv_ulp",
     "host": "irtool.targets.host",
+    "matrix8x8": "irtool.targets.matrix8x8",
     "cortex-m7-256k": "irtool.targets.cortex_m7_256k",
     "u280-hls": "irtool.targets.u280_hls",
 }

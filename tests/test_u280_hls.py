@@ -77,8 +77,8 @@ def build(shared_models, tmp_path_factory):
         compile_to_c(module, store, out, prompt=prompt, steps=STEPS, tokenizer=None,
                      opts=dataclasses.replace(opts, quant="none", calibration=None))
         env = dict(os.environ, IRT_LOGITS=str(out / "logits.bin"))
-        proc = subprocess.run(["make", "-s", "-C", str(out), "csim"], check=False, capture_output=True,
-                              text=True, timeout=600, env=env)
+        proc = subprocess.run(["make", "-s", "-C", str(out), "csim"], check=False,
+                              capture_output=True, text=True, timeout=600, env=env)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         cache[name] = (out, want, logits, proc.stdout)
         return cache[name]
@@ -101,7 +101,7 @@ def test_csim_prints_the_quant_interpreter_tokens(build, name):
     out, want, logits, output = build(name)
     got = _tokens(output)
     assert len(got) == STEPS
-    for pos, (g, w) in enumerate(zip(got, want)):
+    for pos, (g, w) in enumerate(zip(got, want, strict=False)):
         assert g == w, f"position {pos}: csim {g}, interpreter {w} ({got} vs {want})"
     csim = np.fromfile(out / "logits.bin", dtype=np.float32).reshape(logits.shape)
     np.testing.assert_allclose(csim, logits, rtol=0, atol=LOGITS_ATOL)
@@ -190,6 +190,11 @@ def _project_runs(out: Path):
     return buffers, args, steps
 
 
+def _channels(sp, cu: str, args: list[str], bound: list) -> set[int]:
+    """The channels of every buffer argument of one run of a compute unit."""
+    return set().union(*(sp[cu, a] for a, b in zip(args, bound, strict=True) if b is not None))
+
+
 @needs_gxx
 @pytest.mark.parametrize("name", MODELS)
 def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
@@ -203,7 +208,7 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
     port_buffers: dict[tuple[str, str], set[int]] = {}
     for runs in steps:
         for kernel, vals in runs:
-            for arg, b in zip(args[kernel], vals):
+            for arg, b in zip(args[kernel], vals, strict=False):
                 if b is not None:
                     port_buffers.setdefault((kernel, arg), set()).add(b)
     # every buffer argument is bound, and each buffer lies in every port's channels
@@ -218,8 +223,8 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
         assert {k for k, _ in runs} == {"attn_q", "attn_k", "attn_v"}
         for i, (ka, va) in enumerate(runs):
             for kb, vb in runs[i + 1:]:
-                chans_a = set().union(*(sp[cu[ka], a] for a, b in zip(args[ka], va) if b is not None))
-                chans_b = set().union(*(sp[cu[kb], a] for a, b in zip(args[kb], vb) if b is not None))
+                chans_a = _channels(sp, cu[ka], args[ka], va)
+                chans_b = _channels(sp, cu[kb], args[kb], vb)
                 shared = {channel[b] for b in set(va) & set(vb) if b is not None}
                 assert chans_a & chans_b <= shared, (ka, kb, chans_a & chans_b, shared)
     # the stripes of one matrix (`<weight>#rows=lo:hi`) on different channels
@@ -245,9 +250,8 @@ def test_bank_assignment_refuses_what_does_not_fit():
 
 def _tiny_solve(channels):
     """A real split of stories260K's decode over channels far too small."""
-    from irtool.passes.assign_hbm_banks import solve_banks
-
     from irtool.block_parts import split_decode
+    from irtool.passes.assign_hbm_banks import solve_banks
 
     return solve_banks(split_decode(_stories_decode()), channels, time_limit=2.0)
 
@@ -380,10 +384,9 @@ int main() {
 
 @needs_gxx
 def test_w8a8_templates_equal_the_quantization_reference_bit_for_bit(tmp_path):
+    from irtool.numerics import quant as ref
     from irtool.targets.u280_hls.kernels import striped_linear
     from irtool.targets.u280_hls.target import RUNTIME
-
-    from irtool.interpreter import quant as ref
 
     n, k, nb = 37, 172, 13  # K not a whole number of 64-byte beats; 3 stripes of 13, 13, 11
     rng = np.random.default_rng(3)
@@ -417,10 +420,10 @@ def test_w8a8_templates_equal_the_quantization_reference_bit_for_bit(tmp_path):
 
 
 def test_assign_hbm_banks_needs_an_accelerator_with_channels():
-    from irtool.passes.assign_hbm_banks import AssignHbmBanksPass
     from xdsl.context import Context
 
     from irtool.errors import IrtoolError
+    from irtool.passes.assign_hbm_banks import AssignHbmBanksPass
 
     with pytest.raises(IrtoolError, match="^assign-hbm-banks: target 'host' has no accelerator "
                                           "engine reading memory channels$"):

@@ -36,13 +36,12 @@ from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
+from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR
 from irtool.kernels import checked_signature, kernel_signature
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
 from irtool.weights import WeightStore, numpy_dtype
 
-KV_CAPACITY_ATTR = "irtool.kv_capacity"  # set by extract-kv-cache
-KV_WINDOW_ATTR = "irtool.kv_window"
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 """The portable C kernels every C target ships (a target may add a runtime folder of its
 own)."""
@@ -269,7 +268,7 @@ class CProject:
                     names[op.result] = str(op.value.value.data)
                 case arith.AddiOp():
                     names[op.result] = f"({name(op.lhs)} + {name(op.rhs)})"
-                case hw.CallOp():
+                case hw.CallOp() | hw.AccelOp():  # an accelerator's driver is C too
                     body.append(f"  {self.call(op, name)};")
                 case memory.CopyOp():
                     body.append(f"  memcpy({name(op.dest)}, {name(op.source)}, "

@@ -12,7 +12,6 @@ Built natively, `./model_host LOGITS.bin` also writes the float32 logits of ever
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from irtool.errors import IrtoolError
 from irtool.targets.c.emit import ARENA_ALIGN

@@ -207,7 +207,7 @@ def estimate(shape: ModelShape, description: TargetDescription, channels: int | 
         weights = [sum(lin.weight_bytes(shape.bias) for lin in k.linears) or 1 for k in group]
         share = [max(1, round(channels * w / sum(weights))) if len(group) > 1 else channels
                  for w in weights]
-        for k, ch in zip(group, share):
+        for k, ch in zip(group, share, strict=False):
             k.channels = ch
             stripes = ch if k.linears else 1
             cycles = k.other_cycles + sum(lin.cycles(stripes) for lin in k.linears)

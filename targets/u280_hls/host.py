@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from irtool.targets.u280_hls.kernels import ctype
 from xdsl.ir import SSAValue
 
 from irtool.block_parts import BlockParts, buffer_names, ports, weight_name
+from irtool.targets.u280_hls.kernels import ctype
 
 ALIGN = 64  # one 512-bit beat: every buffer starts on a beat in weights.bin and on the card
 
@@ -213,7 +213,8 @@ static void load(IrtAccelerator &acc, const char *path)
     std::vector<char> blob;
     char chunk[1 << 16];
     size_t got;
-    while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) blob.insert(blob.end(), chunk, chunk + got);
+    while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0)
+        blob.insert(blob.end(), chunk, chunk + got);
     std::fclose(f);
     for (int b = 0; b < IRT_BUFFER_COUNT; ++b) {{
         const IrtBuffer &buf = IRT_BUFFERS[b];

@@ -222,7 +222,8 @@ def striped_linear(kind: str, stripes: int) -> str:
              "template <int N, int K, int NB>",
              f"static void {kind}_x{stripes}({head})", "{",
              f"    {xt} xs[K];",
-             f"#pragma HLS array_partition variable=xs type=cyclic factor={64 if int8 else 16} dim=1",
+             "#pragma HLS array_partition variable=xs type=cyclic "
+             f"factor={64 if int8 else 16} dim=1",
              "load:", "    for (int k = 0; k < K; ++k) {", "#pragma HLS pipeline II=1",
              f"        xs[k] = {load};", "    }",
              "rows:", "    for (int r = 0; r < NB; ++r) {",

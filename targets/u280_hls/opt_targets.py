@@ -21,10 +21,9 @@ class HlsEmitTarget(XdslTarget):
     name = "hls"
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        from irtool.passes.assign_hbm_banks import BANK_MAP_ATTR, read_bank_map
-        from irtool.targets.u280_hls.kernels import kernels_cpp
-
+        from irtool.bank_map import BANK_MAP_ATTR, read_bank_map
         from irtool.block_parts import split_decode
+        from irtool.targets.u280_hls.kernels import kernels_cpp
 
         bp = split_decode(module)
         bank_map = read_bank_map(module) if BANK_MAP_ATTR in module.attributes else None
@@ -42,9 +41,8 @@ class HlsProjectEmitTarget(XdslTarget):
     steps: int = 16
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        from irtool.targets.registry import load_target
-
         from irtool.module_io import load_store
+        from irtool.targets.registry import load_target
 
         store = load_store(module, "the module")
         load_target("u280-hls").write_project(module, store, Path(self.dir),

@@ -14,14 +14,14 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from irtool.targets.description import load_description
-from irtool.targets.target import PipelineOptions, Target, quote
-from irtool.targets.u280_hls import host, kernels
 from xdsl.dialects.builtin import ModuleOp
 
 from irtool.block_parts import split_decode
 from irtool.errors import IrtoolError
 from irtool.lowering import LoweringRules
+from irtool.targets.description import load_description
+from irtool.targets.target import PipelineOptions, Target, quote
+from irtool.targets.u280_hls import host, kernels
 
 FOLDER = Path(__file__).resolve().parent
 RUNTIME = FOLDER / "runtime"
@@ -56,7 +56,7 @@ class U280Target(Target):
 
     def write_project(self, module: ModuleOp, store, out_dir: Path, *, prompt: Sequence[int],
                       steps: int, tokenizer=None, project=None) -> Path:
-        from irtool.passes.assign_hbm_banks import BANK_MAP_ATTR, read_bank_map
+        from irtool.bank_map import BANK_MAP_ATTR, read_bank_map
 
         bp = split_decode(module)
         vocab = module.attributes["irtool.vocab_size"].value.data

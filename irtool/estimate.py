@@ -1,0 +1,442 @@
+"""`irtool estimate`: modelled cost of a model on a target, per layer and op, without running it.
+
+The workload (what a forward pass computes) comes from a model file (its @forward, walked op
+by op) or from an architecture config alone (Hugging Face config.json keys), so models whose
+weights are not at hand (Llama-2-7B, TinyLlama, Phi-2) can be estimated. A target's cost
+model (`target.cost_model()`, else the core model below built from the description) turns
+each op into MACs, bytes moved per memory and modelled cycles, and says whether compute or
+data movement bounds it. Prefill runs `prefill` tokens at once from an empty cache; decode is
+one token with `positions` tokens already cached.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from irtool.errors import IrtoolError
+from irtool.targets.description import TargetDescription
+
+# -- the workload ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkOp:
+    """One op of a forward pass, per token. kind: linear (K -> N), attention (heads x
+    head_dim over the cache) or elementwise (`elements` values per token, ~`weight` ops each)."""
+
+    layer: str
+    name: str
+    kind: str
+    K: int = 0
+    N: int = 0
+    quantized: bool = False
+    heads: int = 0
+    kv_heads: int = 0
+    head_dim: int = 0
+    elements: int = 0
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    ops: tuple[WorkOp, ...]
+
+
+def workload_from_config(cfg: dict, name: str = "config", quantized: bool = False,
+                         quantize_lm_head: bool = False) -> Workload:
+    """A Llama-style decoder (or Phi-style, `partial_rotary_factor`/no gate) from config keys."""
+    try:
+        d = int(cfg["hidden_size"])
+        hidden = int(cfg.get("intermediate_size") or 4 * d)
+        layers = int(cfg["num_hidden_layers"])
+        heads = int(cfg["num_attention_heads"])
+        vocab = int(cfg["vocab_size"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise IrtoolError(f"config '{name}': needs hidden_size, num_hidden_layers, "
+                          f"num_attention_heads and vocab_size ({type(e).__name__}: {e})"
+                          ) from None
+    kv = int(cfg.get("num_key_value_heads") or heads)
+    hd = int(cfg.get("head_dim") or d // heads)
+    gated = cfg.get("model_type") not in ("phi", "gpt2", "gpt_neox") and \
+        cfg.get("hidden_act", "silu") in ("silu", "swish")
+    ops: list[WorkOp] = [WorkOp("embed", "embedding", "elementwise", elements=d)]
+    for i in range(layers):
+        lay = f"layers.{i}"
+        lin = [("wq", d, heads * hd), ("wk", d, kv * hd), ("wv", d, kv * hd)]
+        ops += [WorkOp(lay, "attention_norm", "elementwise", elements=d)]
+        ops += [WorkOp(lay, n, "linear", K=k, N=o, quantized=quantized) for n, k, o in lin]
+        ops += [WorkOp(lay, "rope", "elementwise", elements=(heads + kv) * hd),
+                WorkOp(lay, "attention", "attention", heads=heads, kv_heads=kv, head_dim=hd),
+                WorkOp(lay, "wo", "linear", K=heads * hd, N=d, quantized=quantized),
+                WorkOp(lay, "add", "elementwise", elements=d),
+                WorkOp(lay, "ffn_norm", "elementwise", elements=d)]
+        mlp = [("w1", d, hidden), ("w3", d, hidden)] if gated else [("fc1", d, hidden)]
+        ops += [WorkOp(lay, n, "linear", K=k, N=o, quantized=quantized) for n, k, o in mlp]
+        ops += [WorkOp(lay, "activation", "elementwise", elements=hidden * (2 if gated else 1)),
+                WorkOp(lay, "w2", "linear", K=hidden, N=d, quantized=quantized),
+                WorkOp(lay, "add", "elementwise", elements=d)]
+    ops += [WorkOp("head", "norm", "elementwise", elements=d),
+            WorkOp("head", "lm_head", "linear", K=d, N=vocab,
+                   quantized=quantized and quantize_lm_head)]
+    return Workload(name, tuple(ops))
+
+
+def workload_from_module(module, name: str, quantized: bool = False,
+                         quantize_lm_head: bool = False) -> Workload:
+    """The ops of an imported model's @forward, named by the weights they read."""
+    from xdsl.dialects import func
+
+    from irtool.dialects import transformer as tf
+
+    fn = next((op for op in module.body.block.ops
+               if isinstance(op, func.FuncOp) and op.sym_name.data == "forward"), None)
+    if fn is None:
+        raise IrtoolError(f"'{name}': no @forward function to estimate (give the imported "
+                          "model, not a lowered one)")
+    returned = set(fn.body.block.last_op.operands)
+    ops, layer = [], "embed"
+    for op in fn.body.block.ops:
+        if isinstance(op, tf.WeightOp):
+            parts = op.weight_name.data.split(".")
+            if parts[0] == "layers" and len(parts) > 2:
+                layer = ".".join(parts[:2])
+            elif op.weight_name.data not in ("tok_embeddings",) and \
+                    not op.weight_name.data.startswith("rope"):
+                layer = "head"
+            continue
+        if isinstance(op, tf.LinearOp):
+            n, k = op.weight.type.get_shape()
+            w = op.weight.owner
+            wname = w.weight_name.data.split(".")[-1] if isinstance(w, tf.WeightOp) else "linear"
+            is_head = op.result in returned
+            ops.append(WorkOp("head" if is_head else layer, "lm_head" if is_head else wname,
+                              "linear", K=k, N=n,
+                              quantized=quantized and (quantize_lm_head or not is_head)))
+        elif isinstance(op, tf.AttentionOp):
+            ops.append(WorkOp(layer, "attention", "attention", heads=op.heads.value.data,
+                              kv_heads=op.kv_heads.value.data,
+                              head_dim=op.head_dim.value.data))
+        elif op.results and not isinstance(op, func.ReturnOp):
+            shape = op.results[0].type.get_shape() if hasattr(op.results[0].type,
+                                                              "get_shape") else ()
+            per_token = math.prod(s for s in shape[1:] if s > 0) if len(shape) > 1 else 1
+            ops.append(WorkOp(layer, op.name.split(".")[-1], "elementwise",
+                              elements=per_token))
+    return Workload(name, tuple(ops))
+
+
+def load_workload(path: str, quantized: bool, quantize_lm_head: bool = False) -> Workload:
+    """A Hugging Face config.json (shape only) or a model file irtool imports."""
+    p = Path(path)
+    if not p.exists():
+        raise IrtoolError(f"'{path}' not found: give a model file or a config.json")
+    if p.is_dir() and (p / "config.json").is_file() and not any(p.glob("*.safetensors")):
+        p = p / "config.json"
+    if p.suffix == ".json":
+        try:
+            cfg = json.loads(p.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise IrtoolError(f"config '{p}' is not valid JSON: {e}") from None
+        if not isinstance(cfg, dict) or "hidden_size" not in cfg:
+            raise IrtoolError(f"config '{p}' has no hidden_size: give a Hugging Face "
+                              "config.json (or a model file)")
+        return workload_from_config(cfg, p.name, quantized, quantize_lm_head)
+    from irtool.frontend.load import import_model
+
+    module, _ = import_model(p)
+    return workload_from_module(module, p.name, quantized, quantize_lm_head)
+
+
+# -- costs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class OpCost:
+    """One op's modelled cost for a pass over `tokens` tokens."""
+
+    layer: str
+    op: str
+    engine: str
+    macs: int
+    bytes: dict[str, int]
+    compute_cycles: float
+    movement_cycles: float
+    cycles: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_cycles >= self.movement_cycles else "data movement"
+
+
+# Instructions per multiply-accumulate of the portable C kernels on an in-order RV32 core, as
+# their sources state them (targets/c/runtime/irt_linear.c, irt_quant.c): f32 ~2.44, w8a8
+# 4.25, w8 3.6; attention over a cache ~3.5 per MAC; an elementwise value ~10 instructions
+# (norms, rope, activations with expf, quantization with one fdiv). These are a model: qemu
+# counts the instructions of a built program.
+INSTRUCTIONS_PER_MAC = {"f32": 2.44, "w8a8": 4.25}
+ATTENTION_INSTRUCTIONS_PER_MAC = 3.5
+SOFTMAX_INSTRUCTIONS_PER_SCORE = 20
+ELEMENTWISE_INSTRUCTIONS = 10
+
+
+class CoreCostModel:
+    """Everything on the description's core: instructions x CPI, plus the extra cycles of
+    reads from memories slower than the fastest one (read_cost per 32-bit word relative to
+    it; an in-order core stalls on them, so the two add). Weights are read from the first
+    read-only memory (Flash, executed in place), activations and the KV cache from the
+    largest writable one."""
+
+    def __init__(self, description: TargetDescription):
+        self.description = description
+        mems = description.memories
+        ro = [m for m in mems if m.read_only]
+        rw = sorted(description.writable or mems, key=lambda m: -m.size)
+        self.weights_memory = (ro or list(mems))[0]
+        self.data_memory = rw[0]
+        self.fastest = min(m.read_cost for m in mems) or 1
+        self.cpi = description.core.cpi
+        self.schedule = "core"
+
+    @property
+    def clock_hz(self) -> int:
+        return self.description.clock_hz or 1
+
+    def _stall(self, memory, nbytes: float) -> float:
+        return nbytes / 4 * max(0.0, memory.read_cost / self.fastest - 1)
+
+    def _cost(self, op: WorkOp, macs: int, instructions: float, weight_bytes: float,
+              data_bytes: float, engine: str | None = None) -> OpCost:
+        wm, dm = self.weights_memory.name, self.data_memory.name
+        nbytes: dict[str, int] = {}
+        for mem, n in ((wm, weight_bytes), (dm, data_bytes)):
+            if n:
+                nbytes[mem] = nbytes.get(mem, 0) + int(n)
+        compute = instructions * self.cpi
+        movement = (self._stall(self.weights_memory, weight_bytes)
+                    + self._stall(self.data_memory, data_bytes))
+        extra = {"instructions": round(instructions)}
+        energy = self.energy_pj(instructions=instructions, nbytes=nbytes)
+        if energy is not None:
+            extra["energy_pj"] = energy
+        return OpCost(op.layer, op.name, engine or self.description.core.name, macs, nbytes,
+                      compute, movement, compute + movement, extra)
+
+    def energy_pj(self, *, instructions: float = 0, nbytes: dict[str, int] | None = None,
+                  engine=None, **counts: float) -> float | None:
+        """Energy where the description states it: an engine's `cost` may give
+        `energy_pj_per_instruction` (a core), `energy_pj_per_<count>` for the counts passed
+        (an accelerator's `mac`, `axi_word`, ...) and `energy_pj_per_byte` {memory: pJ} for
+        the bytes accessed in each memory. None when the description gives no energy."""
+        cost = (engine or self.description.core).cost
+        per_byte = cost.get("energy_pj_per_byte") or {}
+        if not any(k.startswith("energy_pj_per_") for k in cost):
+            return None
+        total = instructions * float(cost.get("energy_pj_per_instruction", 0))
+        total += sum(n * float(cost.get(f"energy_pj_per_{k}", 0)) for k, n in counts.items())
+        total += sum(n * float(per_byte.get(m, 0)) for m, n in (nbytes or {}).items())
+        return total
+
+    def linear(self, op: WorkOp, tokens: int) -> OpCost:
+        macs = tokens * op.K * op.N
+        kind = "w8a8" if op.quantized else "f32"
+        wbytes = op.K * op.N * (1 if op.quantized else 4)
+        return self._cost(op, macs, macs * INSTRUCTIONS_PER_MAC[kind], wbytes,
+                          tokens * (op.K + op.N) * 4)
+
+    def attention(self, op: WorkOp, tokens: int, start: int) -> OpCost:
+        # token t (0-based in this pass) sees start + t + 1 cached positions
+        seen = tokens * start + tokens * (tokens + 1) // 2
+        macs = 2 * op.heads * op.head_dim * seen
+        instr = macs * ATTENTION_INSTRUCTIONS_PER_MAC + op.heads * seen * \
+            SOFTMAX_INSTRUCTIONS_PER_SCORE
+        kv_bytes = 2 * op.kv_heads * op.head_dim * 4 * (seen + tokens)
+        return self._cost(op, macs, instr, 0, kv_bytes)
+
+    def elementwise(self, op: WorkOp, tokens: int) -> OpCost:
+        n = tokens * op.elements
+        return self._cost(op, 0, n * ELEMENTWISE_INSTRUCTIONS, 0, 2 * n * 4)
+
+    def op_cost(self, op: WorkOp, tokens: int, start: int) -> OpCost:
+        if op.kind == "linear":
+            return self.linear(op, tokens)
+        if op.kind == "attention":
+            return self.attention(op, tokens, start)
+        return self.elementwise(op, tokens)
+
+    def assumptions(self) -> list[str]:
+        return [(f"core '{self.description.core.name}' at {self.clock_hz / 1e6:g} MHz, CPI "
+                f"{self.cpi:g}; instructions/MAC {INSTRUCTIONS_PER_MAC} (linears), "
+                f"{ATTENTION_INSTRUCTIONS_PER_MAC} (attention), {ELEMENTWISE_INSTRUCTIONS} "
+                "per elementwise value (from the C kernels' stated counts)"),
+                (f"weights read from {self.weights_memory.name}, activations and KV cache from "
+                f"{self.data_memory.name}; slower memories stall per word by their read_cost")]
+
+
+def cost_model_of(target, schedule: str | None = None):
+    """The target's own cost model if it has one (`cost_model(schedule)`), else the core's."""
+    make = getattr(target, "cost_model", None)
+    if make is not None:
+        return make(schedule)
+    if schedule not in (None, "core"):
+        raise IrtoolError(f"target '{target.name}' has one schedule (its core); --schedule "
+                          f"{schedule} applies to targets with an accelerator")
+    return CoreCostModel(target.description)
+
+
+# -- the estimate ----------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """Prefill of `tokens` tokens from position `start`, or a decode step (tokens = 1)."""
+
+    name: str
+    tokens: int
+    start: int
+    ops: list[OpCost]
+    clock_hz: int
+
+    @property
+    def cycles(self) -> float:
+        return sum(o.cycles for o in self.ops)
+
+    @property
+    def cycles_per_token(self) -> float:
+        return self.cycles / self.tokens
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.clock_hz / self.cycles_per_token if self.cycles else math.inf
+
+    def totals(self) -> dict:
+        keys = set().union(*(o.extra for o in self.ops)) if self.ops else set()
+        extra = {k: sum(o.extra.get(k, 0) for o in self.ops) for k in sorted(keys)}
+        mem: dict[str, int] = {}
+        for o in self.ops:
+            for m, n in o.bytes.items():
+                mem[m] = mem.get(m, 0) + n
+        if extra.get("mac_cycles"):  # an accelerator: its share of MAC slots used
+            extra["utilisation"] = extra.get("unit_macs", 0) / extra["mac_cycles"]
+        if "energy_pj" in extra:
+            extra["energy_uj_per_token"] = extra["energy_pj"] / 1e6 / self.tokens
+        if "axi_cycles" in extra and self.cycles:
+            extra["axi_share"] = extra["axi_cycles"] / self.cycles
+        return {"tokens": self.tokens, "start": self.start, "cycles": self.cycles,
+                "cycles_per_token": self.cycles_per_token, "tokens_per_s": self.tokens_per_s,
+                "seconds_per_token": self.cycles_per_token / self.clock_hz,
+                "macs": sum(o.macs for o in self.ops), "bytes": mem, **extra}
+
+
+def estimate(workload: Workload, model, prefill: int, positions: int) -> dict[str, Phase]:
+    if prefill < 1 or positions < 0:
+        raise IrtoolError("--prefill must be at least 1 and --positions at least 0")
+    phases = {}
+    for name, tokens, start in (("prefill", prefill, 0), ("decode", 1, positions)):
+        phases[name] = Phase(name, tokens, start,
+                             [model.op_cost(op, tokens, start) for op in workload.ops],
+                             model.clock_hz)
+    return phases
+
+
+def report_json(workload: Workload, target_name: str, models: dict, phases_by: dict) -> dict:
+    out = {"model": workload.name, "target": target_name, "schedules": {}}
+    for sched, phases in phases_by.items():
+        out["schedules"][sched] = {
+            "assumptions": models[sched].assumptions(),
+            **{name: {**ph.totals(), "ops": [{**asdict(o), "bound": o.bound}
+                                              for o in ph.ops]}
+               for name, ph in phases.items()}}
+    return out
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def report_table(workload: Workload, target_name: str, models: dict, phases_by: dict,
+                 per_op: bool = True) -> str:
+    lines = [f"estimate: {workload.name} on {target_name}"]
+    first = next(iter(phases_by))
+    for sched, phases in phases_by.items():
+        lines.append(f"schedule {sched}:")
+        lines += [f"  assumes: {a}" for a in models[sched].assumptions()]
+        if per_op and sched == first:
+            dec = phases["decode"]
+            extra_keys = sorted(set().union(*(o.extra for o in dec.ops)))
+            lines.append(f"  decode at position {dec.start}, per layer and op:")
+            head = f"  {'layer':<12}{'op':<16}{'engine':<8}{'MACs':>14}{'cycles':>16}  bound"
+            lines.append(head + "".join(f"{k:>14}" for k in extra_keys) + "  bytes")
+            for o in dec.ops:
+                mem = " ".join(f"{m}={n:,}" for m, n in o.bytes.items())
+                lines.append(f"  {o.layer:<12}{o.op:<16}{o.engine:<8}{_fmt(o.macs):>14}"
+                             f"{_fmt(o.cycles):>16}  {o.bound:<14}"
+                             + "".join(f"{_fmt(o.extra.get(k, 0)):>14}" for k in extra_keys)
+                             + f"  {mem}")
+        for name, ph in phases.items():
+            t = ph.totals()
+            what = (f"{ph.tokens} tokens" if name == "prefill"
+                    else f"1 token at position {ph.start}")
+            extras = ", ".join(f"{k} {v:.1%}" if k in ("utilisation", "axi_share")
+                               else f"{k} {v:,.3f}" if k == "energy_uj_per_token"
+                               else f"{k} {_fmt(v)}" for k, v in t.items()
+                               if k not in ("tokens", "start", "cycles", "cycles_per_token",
+                                            "tokens_per_s", "seconds_per_token", "macs",
+                                            "bytes"))
+            lines.append(f"  {name} ({what}): {_fmt(ph.cycles_per_token)} cycles/token, "
+                         f"{t['seconds_per_token'] * 1e3:,.3f} ms/token, "
+                         f"{ph.tokens_per_s:,.3f} tokens/s; MACs/token "
+                         f"{_fmt(t['macs'] / ph.tokens)}" + (f"; whole pass: {extras}" if extras else ""))
+    return "\n".join(lines)
+
+
+def plot(phases: dict[str, Phase], path: str, title: str) -> None:
+    """A bar per layer: decode cycles, split by engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dec = phases["decode"]
+    layers = list(dict.fromkeys(o.layer for o in dec.ops))
+    engines = list(dict.fromkeys(o.engine for o in dec.ops))
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(layers)), 4))
+    bottom = [0.0] * len(layers)
+    for e in engines:
+        vals = [sum(o.cycles for o in dec.ops if o.layer == lay and o.engine == e)
+                for lay in layers]
+        ax.bar(range(len(layers)), vals, bottom=bottom, label=e)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xticks(range(len(layers)), layers, rotation=90, fontsize=6)
+    ax.set_ylabel("cycles per decode token")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(model_path: str, target_name: str, prefill: int, positions: int,
+        schedules: Sequence[str] | None, as_json: bool, plot_path: str | None,
+        quant: str | None, quantize_lm_head: bool) -> str:
+    from irtool.targets.registry import load_target
+
+    target = load_target(target_name)
+    probe = cost_model_of(target)
+    quant = quant or getattr(probe, "default_quant", "none")
+    if quant not in ("none", "w8a8"):
+        raise IrtoolError(f"--quant {quant}: the estimate models none (float32) and w8a8")
+    workload = load_workload(model_path, quant == "w8a8", quantize_lm_head)
+    names = list(schedules or getattr(probe, "schedules", ("core",)))
+    models = {s: cost_model_of(target, s) for s in names}
+    phases_by = {s: estimate(workload, m, prefill, positions) for s, m in models.items()}
+    if plot_path:
+        plot(phases_by[names[0]], plot_path, f"{workload.name} on {target.name} "
+             f"({names[0]} schedule)")
+    if as_json:
+        return json.dumps(report_json(workload, target.name, models, phases_by), indent=1)
+    return report_table(workload, target.name, models, phases_by)
