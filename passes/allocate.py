@@ -84,6 +84,13 @@ class AllocatePass(ModulePass):
     stay in the target's read-only memories and are read in place (execute-in-place Flash)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from irtool.run_limits import check_time_limit
+
+        check_time_limit(self.time_limit, "allocate: time_limit")
+        if not any(isinstance(o, (memory.GlobalOp, memory.AllocOp)) for o in op.walk()):
+            raise IrtoolError("allocate: the module has no memory.global or memory.alloc to "
+                              "place: it is not at the memory level; run bufferize first "
+                              "(e.g. -p 'extract-kv-cache{...},bufferize,allocate')")
         target = load_target(self.target).description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"

@@ -36,10 +36,12 @@ from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
-from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR
+from irtool.ir_names import DECODE, KV_CAPACITY_ATTR, KV_WINDOW_ATTR
 from irtool.kernels import checked_signature, kernel_signature
+from irtool.output_safety import project_directory
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
+from irtool.targets.emission_checks import check_before_emission
 from irtool.weights import WeightStore, numpy_dtype
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
@@ -64,12 +66,12 @@ def subview_pointer(op: memory.SubviewOp, base: str) -> str:
     """A contiguous window of a buffer as a pointer into it: only the first dimension that
     is cut may start past 0, the dimensions before it hold one index, those after it whole."""
     src, sizes, offs = op.source.type.get_shape(), op.result.type.get_shape(), op.static_offsets
-    cut = next((i for i, (n, s) in enumerate(zip(src, sizes)) if n != s), len(src))
+    cut = next((i for i, (n, s) in enumerate(zip(src, sizes, strict=False)) if n != s), len(src))
     if cut < len(src) and (any(s != 1 for s in sizes[:cut]) or any(o for o in offs[cut + 1:])):
         raise IrtoolError(f"C emitter: memory.subview {list(offs)} of {op.source.type} -> "
                           f"{op.result.type} is not contiguous; only leading windows are emitted")
     stride, elements = 1, 0
-    for n, o in zip(reversed(src), reversed(offs)):
+    for n, o in zip(reversed(src), reversed(offs), strict=False):
         elements += o * stride
         stride *= n
     ctype = _C_TYPES[str(op.result.type.element_type)]
@@ -140,13 +142,14 @@ class CProject:
 
     def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription,
                  calls: CCalls = PORTABLE_CALLS):
+        check_before_emission(module, store, target)  # targets/emission_checks.py (issue 15)
         self.module = module
         self.store = store
         self.target = target
         self.calls = calls
         self.globals = {op.sym_name.data: op for op in module.ops
                         if isinstance(op, memory.GlobalOp)}
-        self.decode = self._function("decode")
+        self.decode = self._function(DECODE)
         self.arena_size: dict[str, int] = {}
         for name, g in self.globals.items():
             self._grow(placement(g, f"memory.global @{name}"))
@@ -314,7 +317,7 @@ class CProject:
 
     def call(self, op: hw.CallOp, name) -> str:
         sig, c_call = checked_signature(op), self.calls[op.kernel]
-        operands = dict(zip(sig.operands, op.args))
+        operands = dict(zip(sig.operands, op.args, strict=False))
         args = []
         for a in c_call.args:
             if a == "NULL":
@@ -335,19 +338,18 @@ class CProject:
               runtime_dirs: Sequence[Path] = (RUNTIME_DIR,)) -> None:
         """The model's files, the project files given (main.c, Makefile, ...) and the runtime
         sources (the portable kernels, then a target's own, which may replace a file)."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        rt = out_dir / "runtime"
-        if rt.exists():
-            shutil.rmtree(rt)
-        rt.mkdir()
-        for src in runtime_dirs:
-            for f in sorted(src.iterdir()):
-                if f.is_file() and f.suffix in (".c", ".h", ".S"):
-                    shutil.copyfile(f, rt / f.name)
-        files = {"model.h": self.model_h(), "model.c": self.model_c(),
-                 "weights.c": self.weights_c(), **files}
-        for fname, text in files.items():
-            (out_dir / fname).write_text(text)
+        # built in a temporary directory, merged into out_dir when the command succeeds
+        with project_directory(out_dir) as out_dir:  # irtool.output_safety (issue 15)
+            rt = out_dir / "runtime"
+            rt.mkdir()
+            for src in runtime_dirs:
+                for f in sorted(src.iterdir()):
+                    if f.is_file() and f.suffix in (".c", ".h", ".S"):
+                        shutil.copyfile(f, rt / f.name)
+            files = {"model.h": self.model_h(), "model.c": self.model_c(),
+                     "weights.c": self.weights_c(), **files}
+            for fname, text in files.items():
+                (out_dir / fname).write_text(text)
 
 
 def _scratch(call: hw.CallOp) -> int:
