@@ -1,5 +1,6 @@
 // RUN: irtool-opt %s -p 'lower-to-hw{target=riscv-ulp}' | filecheck %s
-// RUN: irtool-opt %s -p lower-to-hw | filecheck %s --check-prefix=NOTARGET
+// RUN: irtool-opt %s -p lower-to-hw --no-verify-plan | filecheck %s --check-prefix=NOTARGET
+// RUN: not irtool-opt %s -p lower-to-hw 2>&1 | filecheck %s --check-prefix=WRONGTARGET
 
 // A placed memory-level decode step (one layer's attention half, by hand): every memory.kernel
 // becomes one hw.call of the runtime kernel for its op, with the buffers and run-time scalars
@@ -28,7 +29,9 @@
 // CHECK-NOT:     transformer.
 
 // Without a target the calls are the same and the module names no target.
-// Without a target the pass plans for the registry's default (the host, portable kernels).
+// Without a target the pass plans for the registry's default (the host, portable kernels);
+// this module is placed in riscv-ulp's memories, so the plan check after the pass refuses it.
+// WRONGTARGET: error: the memory plan after the pass lower-to-hw does not hold {{.*}} which target 'host' does not have (it has ram)
 // NOTARGET:      builtin.module attributes {irtool.kv_capacity = 16 : i64, hw.target = #hw.target<"host">} {
 // NOTARGET:        hw.call @irt_rope_f32(%q, %cos, %sin, %pos, %q)
 
