@@ -430,3 +430,31 @@ def test_assign_hbm_banks_needs_an_accelerator_with_channels():
         AssignHbmBanksPass(target="host").apply(Context(), _stories_decode().clone())
     with pytest.raises(IrtoolError, match="stripes must be >= 1, got 0"):
         AssignHbmBanksPass(stripes=0).apply(Context(), _stories_decode().clone())
+
+
+def test_irtool_estimate_phi2_from_its_config(tmp_path):
+    """`irtool estimate --target u280-hls` on Phi-2's config alone: never faster than reading
+    the weights once at the full 460 GB/s (the floor, computed here from the shape), and faster
+    than the users' hand port (0.8 s/token)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = {"model_type": "phi", "hidden_size": 2560, "intermediate_size": 10240,
+           "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+           "vocab_size": 51200, "max_position_embeddings": 2048, "partial_rotary_factor": 0.4}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "estimate", str(path),
+                           "--target", "u280-hls", "--positions", "512", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    (sched,) = report["schedules"].values()
+    decode = sched["decode"] if "decode" in sched else sched["phases"]["decode"]
+    seconds = decode["seconds_per_token"]
+    d, mlp, layers, vocab = 2560, 10240, 32, 51200
+    weight_bytes = layers * (4 * d * d + 2 * d * mlp) + 4 * d * vocab  # int8 + float lm_head
+    floor = weight_bytes / 460e9
+    assert floor < seconds < 0.8

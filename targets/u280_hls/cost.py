@@ -243,3 +243,59 @@ def shape_of(module, name: str = "model") -> ModelShape:
                       mlp=linears[0].results[0].type.get_shape()[-1], vocab=vocab,
                       kv_heads=props["kv_heads"].value.data, mlp_linears=len(linears),
                       bias=any(len(op.operands) > bias_at[op.name] for op in linears))
+
+
+class OpCostModel:
+    """The same kernels' arithmetic, op by op, for `irtool estimate --target u280-hls`.
+
+    `irtool estimate` adds ops one after the other, so here every op runs alone on all the
+    channels the fabric reads (weights striped over all of them, `INT8_LANES` multipliers per
+    stripe) and takes the longer of its pipelined-loop cycles (II from the description) and
+    its HBM transfer at the achievable share of the channels' bandwidth; the concurrency of
+    the Q/K/V kernels that `estimate` above models is not counted (an upper bound on time).
+    The prompt goes token by token through the decode kernels, so a prefill of T tokens costs
+    T decode steps."""
+
+    schedules = ("kernels",)
+    default_quant = "w8a8"
+
+    def __init__(self, description: TargetDescription):
+        self.description = description
+        self.fabric = description.engine("fabric")
+        cost = self.fabric.cost
+        self.channels = len(self.fabric.reads)
+        self.ii = float(cost.get("ii", 1))
+        self.per_channel = (float(cost["channel_bytes_per_s"])
+                            * float(cost.get("achievable_share", 1.0)))
+        self.schedule = "kernels"
+
+    @property
+    def clock_hz(self) -> int:
+        return self.description.clock_hz or 300_000_000
+
+    def _cost(self, op, macs: int, cycles: float, nbytes: float):
+        from irtool.targets.cost_model import OpCost
+
+        movement = nbytes / (self.channels * self.per_channel) * self.clock_hz
+        compute = cycles * self.ii
+        return OpCost(op.layer, op.name, self.fabric.name, macs, {"hbm": int(nbytes)},
+                      compute, movement, max(compute, movement))
+
+    def op_cost(self, op, tokens: int, start: int):
+        if op.kind == "linear":
+            lin = Linear(op.N, op.K, int8=op.quantized)
+            return self._cost(op, tokens * op.K * op.N, tokens * lin.cycles(self.channels),
+                              tokens * lin.weight_bytes(bias=False))
+        if op.kind == "attention":
+            seen = tokens * start + tokens * (tokens + 1) // 2
+            return self._cost(op, 2 * op.heads * op.head_dim * seen,
+                              op.heads * (3 * seen + 2 * op.head_dim * tokens),
+                              2 * op.kv_heads * op.head_dim * 4 * (seen + tokens))
+        return self._cost(op, 0, tokens * op.elements, tokens * op.elements * 8)
+
+    def assumptions(self) -> list[str]:
+        return [f"every op alone on {self.channels} HBM channels at "
+                f"{self.per_channel / 1e9:.2f} GB/s each (achievable share), II {self.ii:g} at "
+                f"{self.clock_hz / 1e6:g} MHz, {INT8_LANES} int8 MACs per channel stripe",
+                "Q/K/V concurrency not counted (see bench/u280.py for the kernel-level model); "
+                "prefill token by token through the decode kernels"]

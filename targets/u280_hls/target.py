@@ -36,6 +36,16 @@ class U280Target(Target):
     def fabric(self):
         return self.description.engine("fabric")
 
+    def cost_model(self, schedule: str | None = None):
+        """For `irtool estimate`: the emitted kernels' arithmetic, op by op."""
+        from irtool.errors import IrtoolError
+        from irtool.targets.u280_hls.cost import OpCostModel
+
+        if schedule not in (None, "kernels"):
+            raise IrtoolError(f"target '{self.name}' has one schedule (kernels), not "
+                              f"'{schedule}'")
+        return OpCostModel(self.description)
+
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         stages = super().stages(opts)
         stages["lower"] = f"assign-hbm-banks{{target={quote(self.reference)}}}"
