@@ -1,0 +1,41 @@
+"""Kernel signatures of siracusa's cluster kernels, with their numpy references.
+
+`sir_linear_w8a8` / `sir_linear_f32` are the portable W8A8 / float linears split by output
+rows over the cluster's cores (`cores`, a compile-time team size); every output value is
+computed as the portable kernel computes it, so their references are the interpreter's
+(`w8a8_linear` of the quant level, `x @ w^T + b`), whatever the number of cores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtool.interpreter import quant as qref
+from irtool.kernels import KernelSignature
+
+
+def _w8a8(o, p):
+    zx = int(np.asarray(o["zx"]).reshape(-1)[0])
+    y = qref.w8a8_linear(np.asarray(o["xq"]).reshape(p["T"], p["K"]), zx, o["w"], o["m"],
+                         o.get("b"))
+    o["y"][...] = np.asarray(y, np.float32).reshape(o["y"].shape)
+
+
+SIR_LINEAR = KernelSignature("sir_linear_w8a8", ("xq", "zx", "w", "m", "y"),
+                             ("T", "K", "N", "cores"), ("y",), _w8a8)
+SIR_LINEAR_BIAS = KernelSignature("sir_linear_w8a8_bias", ("xq", "zx", "w", "m", "b", "y"),
+                                  ("T", "K", "N", "cores"), ("y",), _w8a8)
+
+
+def _f32(o, p):
+    y = np.asarray(o["x"], np.float32).reshape(p["T"], p["K"]) @ np.asarray(o["w"]).T
+    if "b" in o:
+        y = y + o["b"]
+    o["y"][...] = np.asarray(y, np.float32).reshape(o["y"].shape)
+
+
+SIR_LINEAR_F32 = KernelSignature("sir_linear_f32", ("x", "w", "y"), ("T", "K", "N", "cores"),
+                                 ("y",), _f32)
+SIR_LINEAR_F32_BIAS = KernelSignature("sir_linear_f32_bias", ("x", "w", "b", "y"),
+                                      ("T", "K", "N", "cores"), ("y",), _f32)
+KERNELS = (SIR_LINEAR, SIR_LINEAR_BIAS, SIR_LINEAR_F32, SIR_LINEAR_F32_BIAS)

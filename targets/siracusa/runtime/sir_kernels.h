@@ -1,0 +1,19 @@
+/*
+ * sir_kernels.h - siracusa's cluster kernels: the portable kernels split across the cores.
+ *
+ * sir_linear_w8a8 / sir_linear_f32 are irt_linear_w8a8 (irt_quant.h) / irt_linear_f32
+ * (irt_kernels.h) with the output rows (channels) shared among `cores` cores of the team in
+ * blocks of 4 rows (the portable kernels' row blocking); every output value is computed by
+ * the very same code, so the result is bit-identical for any number of cores.
+ */
+#ifndef SIR_KERNELS_H
+#define SIR_KERNELS_H
+
+#include <stdint.h>
+
+void sir_linear_w8a8(const int8_t *xq, int32_t x_zero_point, const int8_t *wq, const float *m,
+                     const float *bias_or_null, float *y, int T, int K, int N, int cores);
+void sir_linear_f32(const float *x, const float *w, const float *bias_or_null, float *y, int T,
+                    int K, int N, int cores);
+
+#endif
