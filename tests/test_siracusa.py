@@ -1,10 +1,15 @@
 """siracusa: the 8-core cluster target, checked against independent references.
 
-* The hw level (linears as cluster kernels with a team of 8) equals the quant level exactly
-  in the interpreter (the kernels' references are the quant interpreter's own functions).
+* The hw level (linears as cluster kernels with a team of 8, or on the NPU) equals the quant
+  level exactly in the interpreter (the kernels' references are the quant interpreter's own
+  functions).
 * Natively (`make host`, the team simulated one core after another, ASan/UBSan on), and on
-  qemu-system-riscv32 -M virt with 1 and with 8 harts, the program prints the quant-level
-  interpreter's greedy tokens for stories260K W8A8 with an int8 KV cache.
+  qemu-system-riscv32 -M virt with 1 and with 8 harts (the target without its NPU: a copy of
+  the folder whose description drops the engine), and with 8 harts + NPU (the shipped
+  target), the program prints the quant-level interpreter's greedy tokens for stories260K
+  W8A8 with an int8 KV cache.
+* The NPU model's jobs, blocks and cycles equal the description's formula on the model's
+  shapes, counted here from the layer sizes.
 * The TCG plugin's per-hart counts: every worker hart ran its share in every decode step, the
   work split follows the row shares (4-row blocks of 172 channels: harts 0-2 own one block
   more of w1 and w3 than harts 3-7, at the portable kernel's ~4.25 instructions per MAC),
@@ -16,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,14 +34,31 @@ CAPACITY = 64
 STEPS = 10
 
 
+def without_npu(folder: Path) -> Path:
+    """A copy of the siracusa folder whose description has no NPU: the cluster alone."""
+    from irtool.targets.siracusa.target import FOLDER
+
+    shutil.copytree(FOLDER, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    desc = json.loads((folder / "description.json").read_text())
+    desc["engines"] = [e for e in desc["engines"] if e["name"] != "npu"]
+    desc["name"] = "siracusa-cluster"
+    (folder / "description.json").write_text(json.dumps(desc))
+    return folder
+
+
 @pytest.fixture(scope="module")
-def quant_level(shared_models):
+def cluster_target(tmp_path_factory) -> str:
+    return str(without_npu(tmp_path_factory.mktemp("target") / "siracusa_cluster"))
+
+
+@pytest.fixture(scope="module")
+def quant_level(shared_models, cluster_target):
     """stories260K W8A8 + int8 KV prepared by the compiler's first half (the quant level)."""
     from irtool.compile import CompileOptions, prepare_for_target
     from irtool.frontend.load import import_model
 
     d = shared_models / "stories260K"
-    opts = CompileOptions(target="siracusa", capacity=CAPACITY, quant="w8a8", kv="int8",
+    opts = CompileOptions(target=cluster_target, capacity=CAPACITY, quant="w8a8", kv="int8",
                           calibration=str(d / "eval_tokens.json"), time_limit=5)
     module, store = import_model(d / "stories260K.bin")
     module, store = prepare_for_target(module, store, opts)
@@ -55,20 +79,34 @@ def want(quant_level, golden):
     return ModelRunner(module.clone(), store).generate(golden["prompt_ids"], STEPS)
 
 
-@pytest.fixture(scope="module")
-def project(quant_level, golden, shared_models, tmp_path_factory):
+def _project(quant_level, golden, shared_models, out: Path, target: str) -> Path:
     from irtool.compile import compile_to_c
     from irtool.tokenizer import load_tokenizer
 
     module, store, opts = quant_level
-    out = tmp_path_factory.mktemp("siracusa")
     compile_to_c(module.clone(), store, out, prompt=golden["prompt_ids"], steps=STEPS,
                  tokenizer=load_tokenizer(shared_models / "stories260K" / "tok512.bin"),
-                 opts=dataclasses.replace(opts, quant="none", kv="none", calibration=None))
+                 opts=dataclasses.replace(opts, target=target, quant="none", kv="none",
+                                          calibration=None))
     return out
 
 
-def test_hw_level_on_the_cluster_equals_the_quant_level(quant_level, golden):
+@pytest.fixture(scope="module")
+def project(quant_level, golden, shared_models, tmp_path_factory, cluster_target):
+    """The cluster alone (no NPU in the description)."""
+    return _project(quant_level, golden, shared_models, tmp_path_factory.mktemp("cluster"),
+                    cluster_target)
+
+
+@pytest.fixture(scope="module")
+def npu_project(quant_level, golden, shared_models, tmp_path_factory):
+    """The shipped target: cluster + NPU."""
+    return _project(quant_level, golden, shared_models, tmp_path_factory.mktemp("npu"),
+                    "siracusa")
+
+
+@pytest.mark.parametrize("with_npu", [False, True])
+def test_hw_level_equals_the_quant_level(quant_level, golden, cluster_target, with_npu):
     from irtool.compile import lower_for_target
     from irtool.dialects import hw
     from irtool.interpreter.runner import ModelRunner
@@ -77,13 +115,21 @@ def test_hw_level_on_the_cluster_equals_the_quant_level(quant_level, golden):
     module = module.clone()
     ids = golden["prompt_ids"] + golden["new_ids"][:6]
     ref = ModelRunner(module.clone(), store).forward(ids)
-    lower_for_target(module, dataclasses.replace(opts, quant="none", kv="none",
-                                                 calibration=None))
+    lower_for_target(module, dataclasses.replace(
+        opts, target="siracusa" if with_npu else cluster_target, quant="none", kv="none",
+        calibration=None))
     calls = [op for op in module.walk() if isinstance(op, hw.CallOp)]
+    accel = [op for op in module.walk() if isinstance(op, hw.AccelOp)]
     linears = [c for c in calls if c.kernel.startswith("sir_linear")]
-    # 7 projections x 5 layers in W8A8, plus the float lm_head
-    assert sorted({c.kernel for c in linears}) == ["sir_linear_f32", "sir_linear_w8a8"]
-    assert len(linears) == 36 and {c.param("cores") for c in linears} == {8}
+    if with_npu:  # 7 projections x 5 layers on the NPU (its formula wins at T = 1)
+        assert len(accel) == 35 and {(a.engine.data, a.kernel) for a in accel} == {
+            ("npu", "npu_linear_w8a8")}
+        assert [c.kernel for c in linears] == ["sir_linear_f32"]  # the float lm_head
+    else:  # 7 projections x 5 layers in W8A8 on the cluster, plus the float lm_head
+        assert not accel
+        assert sorted({c.kernel for c in linears}) == ["sir_linear_f32", "sir_linear_w8a8"]
+        assert len(linears) == 36
+    assert {c.param("cores") for c in linears} == {8}
     assert not any(c.kernel in ("irt_linear_w8a8", "irt_linear_f32") for c in calls)
     got = ModelRunner(module, store).forward(ids)
     assert np.array_equal(got, ref)
@@ -111,9 +157,9 @@ def _hartcount(out: str) -> tuple[dict[int, tuple[int, int]], dict[str, int]]:
     harts = {int(h): (int(t), int(s)) for h, t, s in
              re.findall(r"^hartcount: hart (\d+) total (\d+) steps (\d+)$", out, re.MULTILINE)}
     m = re.search(r"^hartcount: steps (\d+) phases (\d+) serial (\d+) parallel-slowest (\d+) "
-                  r"parallel-sum (\d+) per-step (\d+)$", out, re.MULTILINE)
+                  r"parallel-sum (\d+) device (\d+) per-step (\d+)$", out, re.MULTILINE)
     assert m, out[-3000:]
-    keys = ("steps", "phases", "serial", "slowest", "parallel_sum", "per_step")
+    keys = ("steps", "phases", "serial", "slowest", "parallel_sum", "device", "per_step")
     return harts, dict(zip(keys, map(int, m.groups())))
 
 
@@ -146,3 +192,25 @@ def test_qemu_one_and_eight_cores_print_the_interpreter_tokens_with_per_hart_cou
     # modelled step: serial + slowest per phase, at least 3x faster than one core here
     assert total8["per_step"] == (total8["serial"] + total8["slowest"]) // steps
     assert total8["per_step"] * 3 < total1["per_step"]
+
+
+def test_qemu_eight_cores_and_the_npu_print_the_interpreter_tokens(npu_project, want,
+                                                                    golden):
+    need("riscv", "qemu", "cc")
+    out = _make(npu_project, "run", "CORES=8")
+    assert _tokens(out) == want
+    steps = len(golden["prompt_ids"]) + STEPS - 1
+    m = re.search(r"^npu: jobs (\d+) blocks (\d+) macs (\d+) cycles (\d+); per step: jobs (\d+) "
+                  r"cycles (\d+)$", out, re.MULTILINE)
+    assert m, out[-3000:]
+    jobs, blocks, macs, cycles, step_jobs, step_cycles = map(int, m.groups())
+    # per layer, 32x32 blocks of (K, N): wq, wo 64x64 -> 4; wk, wv 64x32 -> 2; w1, w3 64x172
+    # -> 12; w2 172x64 -> 12; the description's formula: 200 + 9 per block and token
+    per_layer = 4 + 2 + 2 + 4 + 12 + 12 + 12
+    assert jobs == 35 * steps and step_jobs == 35
+    assert blocks == 5 * per_layer * steps
+    assert macs == 5 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 172) * steps
+    assert cycles == jobs * 200 + blocks * 9 and step_cycles == cycles // steps
+    harts, total = _hartcount(out)
+    assert total["phases"] == steps  # only the float lm_head forks
+    assert total["device"] > 0 and total["serial"] + total["device"] < harts[0][1]

@@ -4,6 +4,8 @@
 rows over the cluster's cores (`cores`, a compile-time team size); every output value is
 computed as the portable kernel computes it, so their references are the interpreter's
 (`w8a8_linear` of the quant level, `x @ w^T + b`), whatever the number of cores.
+`npu_linear_w8a8` is the NPU's job (exact int32 sums, requantized on the cluster as the
+portable kernel does): the same reference.
 """
 
 from __future__ import annotations
@@ -38,4 +40,9 @@ SIR_LINEAR_F32 = KernelSignature("sir_linear_f32", ("x", "w", "y"), ("T", "K", "
                                  ("y",), _f32)
 SIR_LINEAR_F32_BIAS = KernelSignature("sir_linear_f32_bias", ("x", "w", "b", "y"),
                                       ("T", "K", "N", "cores"), ("y",), _f32)
-KERNELS = (SIR_LINEAR, SIR_LINEAR_BIAS, SIR_LINEAR_F32, SIR_LINEAR_F32_BIAS)
+NPU_LINEAR = KernelSignature("npu_linear_w8a8", ("xq", "zx", "w", "m", "y"), ("T", "K", "N"),
+                             ("y",), _w8a8)
+NPU_LINEAR_BIAS = KernelSignature("npu_linear_w8a8_bias", ("xq", "zx", "w", "m", "b", "y"),
+                                  ("T", "K", "N"), ("y",), _w8a8)
+KERNELS = (SIR_LINEAR, SIR_LINEAR_BIAS, SIR_LINEAR_F32, SIR_LINEAR_F32_BIAS, NPU_LINEAR,
+           NPU_LINEAR_BIAS)

@@ -1,9 +1,11 @@
-"""Lowering rules of siracusa: linears split by output rows over the cluster.
+"""Lowering rules of siracusa: linears split by output rows over the cluster, or offloaded to
+the NPU where its cycle formula beats the cluster's (cost.py).
 
-A `quant.qlinear` with one multiplier per output channel becomes `sir_linear_w8a8`, a float
-`transformer.linear` (the lm_head) `sir_linear_f32`, both with `cores` = the cluster's core
-count from the description (the fork/join is inside the kernel, runtime/sir_linear.c); any
-other form falls through to the portable single-core rules.
+A `quant.qlinear` with one multiplier per output channel becomes `hw.accel npu
+@npu_linear_w8a8` when the description has an NPU and the NPU is cheaper, else
+`sir_linear_w8a8`; a float `transformer.linear` (the lm_head) becomes `sir_linear_f32`; the
+cluster kernels carry `cores` = the cluster's core count (the fork/join is inside the kernel,
+runtime/sir_linear.c). Any other form falls through to the portable single-core rules.
 """
 
 from __future__ import annotations
@@ -12,23 +14,34 @@ from irtool.dialects import quant as q
 from irtool.dialects import transformer as tf
 from irtool.lowering import ArgMap, KernelCall, LoweringRules
 from irtool.targets.c.rules import PORTABLE_RULES, cols, rows, with_bias
+from irtool.targets.description import TargetDescription
+from irtool.targets.siracusa.cost import cluster_linear_cycles, npu_linear_cycles
+
+NPU = "npu"
 
 
-def cluster_rules(cores: int) -> LoweringRules:
-    def qlinear_on_cluster(op: q.QLinearOp, arg: ArgMap, outs) -> KernelCall | None:
+def siracusa_rules(description: TargetDescription) -> LoweringRules:
+    cluster = description.core
+    npu = next((e for e in description.engines if e.name == NPU), None)
+
+    def qlinear(op: q.QLinearOp, arg: ArgMap, outs) -> KernelCall | None:
         t, k, n = rows(op.input), cols(op.input), rows(op.weight)
         if tuple(op.multiplier.type.get_shape()) != (n,):
             return None
-        name, args = with_bias("sir_linear_w8a8", [arg(op.input), arg(op.input_zero_point),
-                                                   arg(op.weight), arg(op.multiplier)],
-                               op, arg, outs[0])
-        return KernelCall(name, tuple(args), {"T": t, "K": k, "N": n, "cores": cores})
+        on_npu = npu is not None and (npu_linear_cycles(npu, t, k, n, cluster.cpi)
+                                      < cluster_linear_cycles(t, k, n, cluster.cores,
+                                                              cluster.cpi))
+        kernel = "npu_linear_w8a8" if on_npu else "sir_linear_w8a8"
+        name, args = with_bias(kernel, [arg(op.input), arg(op.input_zero_point),
+                                        arg(op.weight), arg(op.multiplier)], op, arg, outs[0])
+        if on_npu:
+            return KernelCall(name, tuple(args), {"T": t, "K": k, "N": n}, engine=NPU)
+        return KernelCall(name, tuple(args), {"T": t, "K": k, "N": n, "cores": cluster.cores})
 
-    def linear_on_cluster(op: tf.LinearOp, arg: ArgMap, outs) -> KernelCall:
+    def linear(op: tf.LinearOp, arg: ArgMap, outs) -> KernelCall:
         name, args = with_bias("sir_linear_f32", [arg(op.input), arg(op.weight)], op, arg,
                                outs[0])
         return KernelCall(name, tuple(args), {"T": rows(op.input), "K": cols(op.input),
-                                              "N": rows(op.weight), "cores": cores})
+                                              "N": rows(op.weight), "cores": cluster.cores})
 
-    return PORTABLE_RULES.extended([(q.QLinearOp, qlinear_on_cluster),
-                                    (tf.LinearOp, linear_on_cluster)])
+    return PORTABLE_RULES.extended([(q.QLinearOp, qlinear), (tf.LinearOp, linear)])

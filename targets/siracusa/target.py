@@ -34,6 +34,7 @@ CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imafc/ilp32f/crt0-semihost
 """picolibc's semihosting crt0 for rv32imafc/ilp32f (Debian's path; `-print-file-name`
 does not find it, ../shared/anchors/CLUSTER_RV32.md). `make PICOLIBC_CRT0=...` overrides."""
 
+REPORT_AT = '    printf("memory (planned arenas)'
 DECODE_CALL = "        const float *logits = irt_decode(&tok, pos);\n"
 RUN_RULES = """
 NM ?= riscv64-unknown-elf-nm
@@ -52,7 +53,7 @@ irt_hartcount.so: irt_hartcount_plugin.c
 
 # the plugin watches the program's marker functions (irt_team.h) at their ELF addresses
 run: model.elf irt_hartcount.so
-\tmarks=$$($(NM) model.elf | awk '$$3 ~ /^irt_(step|phase)_(begin|end)$$/ \\
+\tmarks=$$($(NM) model.elf | awk '$$3 ~ /^irt_(step|phase|device)_(begin|end)$$/ \\
 \t    {{ sub("irt_", "", $$3); printf ",%s=0x%s", $$3, $$1 }}'); \\
 \ttimeout $(RUN_TIMEOUT) $(QEMU) -smp $(CORES) -plugin ./irt_hartcount.so$$marks -d plugin \\
 \t    -kernel model.elf
@@ -65,11 +66,14 @@ class SiracusaTarget(CTarget):
 
     def main_c(self, prompt: Sequence[int], steps: int, table: TokenTable) -> str:
         text = super().main_c(prompt, steps, table)
-        if DECODE_CALL not in text or '#include "irt_target.h"\n' not in text:
+        if any(x not in text for x in (DECODE_CALL, REPORT_AT, '#include "irt_target.h"\n')):
             raise IrtoolError("siracusa: the generic main.c changed shape; update "
                               "targets/siracusa/target.py")
         text = text.replace('#include "irt_target.h"\n',
-                            '#include "irt_target.h"\n#include "irt_team.h"\n', 1)
+                            '#include "irt_target.h"\n#include "irt_team.h"\n'
+                            '#include "npu.h"\n', 1)
+        text = text.replace(REPORT_AT, "    npu_report(prefill_calls + decode_calls);\n"
+                            + REPORT_AT, 1)
         return text.replace(DECODE_CALL, "        irt_step_begin();\n" + DECODE_CALL
                             + "        irt_step_end();\n", 1)
 
@@ -108,7 +112,7 @@ def make_target(folder=FOLDER) -> SiracusaTarget:
     """The target of this folder (or of a copy of it given by path)."""
     from irtool.targets.description import load_description
     from irtool.targets.siracusa.kernels import KERNELS
-    from irtool.targets.siracusa.rules import cluster_rules
+    from irtool.targets.siracusa.rules import siracusa_rules
 
     folder = Path(folder)
     description = load_description(folder / "description.json")
@@ -121,8 +125,12 @@ def make_target(folder=FOLDER) -> SiracusaTarget:
         "sir_linear_f32": _call("sir_linear_f32", "op:x op:w NULL op:y p:T p:K p:N p:cores"),
         "sir_linear_f32_bias": _call("sir_linear_f32",
                                      "op:x op:w op:b op:y p:T p:K p:N p:cores"),
-    }, headers=("sir_kernels.h",))
-    return SiracusaTarget(description, cluster_rules(description.core.cores), calls=calls,
+        "npu_linear_w8a8": _call("npu_linear_w8a8",
+                                 "op:xq val:zx op:w op:m NULL op:y p:T p:K p:N"),
+        "npu_linear_w8a8_bias": _call("npu_linear_w8a8",
+                                      "op:xq val:zx op:w op:m op:b op:y p:T p:K p:N"),
+    }, headers=("sir_kernels.h", "npu.h"))
+    return SiracusaTarget(description, siracusa_rules(description), calls=calls,
                           runtime_dirs=base.runtime_dirs[1:], folder=folder,
                           kernels=KERNELS)
 

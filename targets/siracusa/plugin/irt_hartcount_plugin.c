@@ -5,12 +5,13 @@
  * Under -icount, minstret is one counter shared by all harts (../shared/anchors/CLUSTER_RV32.md),
  * so per-core counts come from here: every translated block adds its instruction count to its
  * hart.  The program marks boundaries by calling empty functions (irt_team.h) whose addresses
- * the Makefile passes as arguments (step_begin=0x..., step_end, phase_begin, phase_end).  A
+ * the Makefile passes as arguments (step_begin=0x..., step_end, phase_begin, phase_end,
+ * device_begin, device_end: hart 0 running a device model, left out of the cluster's time).  A
  * parallel phase's time is its slowest hart's instructions between phase_begin and phase_end
  * (fork and barrier code included); a step's modelled time is hart 0's instructions outside the
  * phases plus the sum of the phases' slowest harts.  Output (with -d plugin, on stderr):
  *   hartcount: hart H total N steps M
- *   hartcount: steps S phases P serial X parallel-slowest Y parallel-sum Z per-step W
+ *   hartcount: steps S phases P serial X parallel-slowest Y parallel-sum Z device D per-step W
  *
  * Debian's qemu ships no qemu-plugin.h: the few API (version 1) declarations are below.
  */
@@ -37,13 +38,15 @@ void qemu_plugin_outs(const char *string);
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
 #define MAX_HARTS 64
-enum { STEP_BEGIN, STEP_END, PHASE_BEGIN, PHASE_END, MARKS };
-static const char *mark_names[MARKS] = {"step_begin", "step_end", "phase_begin", "phase_end"};
+enum { STEP_BEGIN, STEP_END, PHASE_BEGIN, PHASE_END, DEVICE_BEGIN, DEVICE_END, MARKS };
+static const char *mark_names[MARKS] = {"step_begin", "step_end", "phase_begin", "phase_end",
+                                        "device_begin", "device_end"};
 static uint64_t mark_addr[MARKS];
 
 static uint64_t total[MAX_HARTS], in_steps[MAX_HARTS];
 static uint64_t step_start[MAX_HARTS], phase_start[MAX_HARTS];
 static uint64_t steps, phases, hart0_in_phases, slowest_sum, parallel_sum;
+static uint64_t device_start, device_sum; /* hart 0 running a device model (not cluster time) */
 static int in_step;
 static unsigned harts_seen;
 
@@ -90,6 +93,13 @@ static void mark(unsigned int vcpu, void *what)
         phases++;
         break;
     }
+    case DEVICE_BEGIN:
+        device_start = total[0];
+        break;
+    case DEVICE_END:
+        if (in_step)
+            device_sum += total[0] - device_start;
+        break;
     }
 }
 
@@ -115,11 +125,12 @@ static void report(qemu_plugin_id_t id, void *p)
                  h, total[h], in_steps[h]);
         qemu_plugin_outs(line);
     }
-    uint64_t serial = in_steps[0] - hart0_in_phases;
+    uint64_t serial = in_steps[0] - hart0_in_phases - device_sum;
     snprintf(line, sizeof line,
              "hartcount: steps %" PRIu64 " phases %" PRIu64 " serial %" PRIu64
-             " parallel-slowest %" PRIu64 " parallel-sum %" PRIu64 " per-step %" PRIu64 "\n",
-             steps, phases, serial, slowest_sum, parallel_sum,
+             " parallel-slowest %" PRIu64 " parallel-sum %" PRIu64 " device %" PRIu64
+             " per-step %" PRIu64 "\n",
+             steps, phases, serial, slowest_sum, parallel_sum, device_sum,
              steps ? (serial + slowest_sum) / steps : 0);
     qemu_plugin_outs(line);
 }
