@@ -84,17 +84,30 @@ class AllocatePass(ModulePass):
     copy_weights: bool = True
     """May weights be copied into writable memories (faster reads, more RAM)? With false they
     stay in the target's read-only memories and are read in place (execute-in-place Flash)."""
+    weights_in: str = ""
+    """Memories (comma-separated) weights may be placed in; empty: any the core reads. A
+    target whose weights stream into a fast memory through the `tile` pass keeps them out of
+    it, so the fast memory stays free for the windows."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = load_target(self.target).description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
-                           kv_option=kv_option, copy_weights=self.copy_weights)
+                           kv_option=kv_option, copy_weights=self.copy_weights,
+                           weights_in=_names(self.weights_in, target))
         write_plan(op, live, plan)
         op.attributes[PLAN_ATTR] = plan.as_attribute()
         if self.report:
             print(plan.summary(), file=sys.stderr)
+
+
+def _names(text: str, target: TargetDescription) -> tuple[str, ...]:
+    """The memories of a comma-separated option value, each checked against the target."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    for n in names:
+        target.memory(n)  # IrtoolError naming the target's memories
+    return names
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -157,11 +170,12 @@ class MemoryPlan:
 
 def plan_memory(live: Liveness, target: TargetDescription, time_limit: float = 10.0,
                 kv_capacity: int | None = None, kv_option: str = "capacity",
-                copy_weights: bool = True) -> MemoryPlan:
+                copy_weights: bool = True, weights_in: tuple[str, ...] = ()) -> MemoryPlan:
     """The best plan found within `time_limit` seconds; IrtoolError if the model cannot fit.
     `kv_capacity` (positions of the KV caches) and `kv_option` (the extract-kv-cache option
-    that sets it) only serve the advice of that error."""
-    problem = Problem(live, target, kv_capacity, kv_option, copy_weights)
+    that sets it) only serve the advice of that error; `weights_in`, if given, the memories
+    weights may go to."""
+    problem = Problem(live, target, kv_capacity, kv_option, copy_weights, weights_in)
     _check_fits(problem)
     t0 = time.perf_counter()
     hint = best_greedy_plan(problem)
@@ -199,7 +213,7 @@ class Problem:
 
     def __init__(self, live: Liveness, target: TargetDescription,
                  kv_capacity: int | None = None, kv_option: str = "capacity",
-                 copy_weights: bool = True):
+                 copy_weights: bool = True, weights_in: tuple[str, ...] = ()):
         self.live = live
         self.target = target
         self.kv_capacity = kv_capacity
@@ -214,7 +228,8 @@ class Problem:
         for b in self.buffers:
             allowed = [m for m in target.memories
                        if m.name in direct and m.capacity >= b.size and (not b.writable or not m.read_only)
-                       and not (in_place and b.kind == "weight" and not m.read_only)]
+                       and not (in_place and b.kind == "weight" and not m.read_only)
+                       and not (weights_in and b.kind == "weight" and m.name not in weights_in)]
             allowed.sort(key=lambda m: (self.cost(b, m), m.capacity))
             self.options[b.name] = allowed
         self.persistent = [b for b in self.buffers if b.start == 0 and b.end >= live.horizon]

@@ -59,8 +59,9 @@ def _align_up(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
-LINEARS = (tf.LinearOp, quant.WLinearOp)
-"""Float and weight-quantized linears: `[N, row]` weights whose rows are output channels."""
+LINEARS = (tf.LinearOp, quant.WLinearOp, quant.QLinearOp)
+"""Float, weight-quantized and W8A8 linears: `[N, row]` weights whose rows are output
+channels."""
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,20 @@ class Streamed:
             lin = tf.LinearOp(body.args[0], body.args[1])
             body.add_ops([lin, memory.YieldOp(lin.result)])
             return [], kernel
-        scale = self.operand(self.linear.scale)
+        q = self.linear
+        scale = self.operand(q.multiplier if isinstance(q, quant.QLinearOp) else q.scale)
         pre = []
         if scale.type.get_shape()[0] == self.weight.type.get_shape()[0]:  # per output row
             view = _rows(scale, row, rows)
             pre.append(view)
             scale = view.result
+        if isinstance(q, quant.QLinearOp):  # W8A8: multipliers per row, one zero point
+            zx = self.operand(q.input_zero_point)
+            kernel, body = memory.KernelOp.build([x, window, scale, zx], [out])
+            lin = quant.QLinearOp(*body.args)
+            body.add_ops([lin, memory.YieldOp(lin.result)])
+            return pre, kernel
         kernel, body = memory.KernelOp.build([x, window, scale], [out])
-        q = self.linear
         lin = quant.WLinearOp(body.args[0], body.args[1], body.args[2], bits=q.weight_bits,
                               group=q.group_size, act_bits=q.activation_bits,
                               act_group=q.activation_group)
