@@ -277,3 +277,32 @@ def test_does_not_fit_reports(shared_models, tmp_path, sizes, capacity, says):
     assert "Traceback" not in proc.stderr
     for pattern in says:
         assert re.search(pattern, proc.stderr, re.MULTILINE), proc.stderr[-2000:]
+
+
+def test_estimate_cost_model_hand_figures_and_the_npu_choice():
+    from irtool.estimate import WorkOp, estimate, workload_from_config
+    from irtool.targets.registry import load_target
+
+    target = load_target("siracusa")
+    wq = WorkOp("layers.0", "wq", "linear", K=64, N=64, quantized=True)
+    # 8 cores: 64 rows = 16 blocks of 4 -> 2 blocks (8 rows) per core, 64 x 4.25 per row,
+    # plus 300 for the fork/join; the 4,096-byte weight moves in one tile: 30 + 4096 / 8
+    c = target.cost_model("cluster").op_cost(wq, 1, 0)
+    assert c.engine == "cluster" and c.compute_cycles == 8 * 64 * 4.25 + 300
+    assert c.movement_cycles == 30 + 4096 / 8 and c.cycles == c.compute_cycles
+    one = target.cost_model("single").op_cost(wq, 1, 0)
+    assert one.compute_cycles == 64 * 64 * 4.25
+    # the NPU: 200 + 2 x 2 blocks x 9, + 8 instructions of requantization per output; it
+    # wins, and the cluster's cost is kept as the alternative
+    n = target.cost_model("npu").op_cost(wq, 1, 0)
+    assert n.engine == "npu" and n.compute_cycles == 200 + 4 * 9 + 8 * 64
+    assert n.extra["alternative_cycles"] == c.compute_cycles
+    assert n.cycles == max(n.compute_cycles, 30 + 4096 / 8)
+    # whole model: more cores and the NPU only ever help
+    work = workload_from_config({"hidden_size": 64, "intermediate_size": 256,
+                                 "num_hidden_layers": 8, "num_attention_heads": 16,
+                                 "head_dim": 4, "vocab_size": 1}, "micro", quantized=True)
+    per = {s: estimate(work, target.cost_model(s), 64, 64) for s in ("single", "cluster", "npu")}
+    for phase in ("prefill", "decode"):
+        assert per["npu"][phase].cycles < per["cluster"][phase].cycles \
+            < per["single"][phase].cycles

@@ -15,9 +15,9 @@ from irtool.dialects import transformer as tf
 from irtool.lowering import ArgMap, KernelCall, LoweringRules
 from irtool.targets.c.rules import PORTABLE_RULES, cols, rows, with_bias
 from irtool.targets.description import TargetDescription
+from irtool.targets.siracusa.cost import NPU_ENGINE as NPU
 from irtool.targets.siracusa.cost import cluster_linear_cycles, npu_linear_cycles
 
-NPU = "npu"
 
 
 def siracusa_rules(description: TargetDescription) -> LoweringRules:

@@ -64,6 +64,16 @@ run: model.elf irt_hartcount.so
 
 
 class SiracusaTarget(CTarget):
+    def cost_model(self, schedule: str | None = None):
+        """`irtool estimate --target siracusa`: schedules npu, cluster and single (cost.py)."""
+        from irtool.targets.siracusa.cost import SCHEDULES, SiracusaCostModel
+
+        schedule = schedule or SCHEDULES[0]
+        if schedule not in SCHEDULES:
+            raise IrtoolError(f"siracusa has the schedules {', '.join(SCHEDULES)}, not "
+                              f"'{schedule}'")
+        return SiracusaCostModel(self.description, schedule)
+
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         """The generic stages with weights copied at start-up into L2 only (the cluster does
         not read L3, and L1 stays free for the windows) and `tile` after `allocate`: every
