@@ -37,9 +37,9 @@ def ort_generate(onnx_path: Path, prompt: list[int], steps: int) -> list[int]:
     return ids[len(prompt):]
 
 
-def timed(fn):
+def timed(fn, *args):
     start = time.perf_counter()
-    result = fn()
+    result = fn(*args)
     return result, time.perf_counter() - start
 
 
@@ -52,10 +52,11 @@ def main() -> None:
         golden = json.loads((MODELS / golden_rel).read_text())
         prompt = golden["prompt_ids"]
         runner = ModelRunner(*import_model(MODELS / onnx_rel))
-        ours, t_ours = timed(lambda: runner.generate(prompt, args.steps))
-        ref, t_ref = timed(lambda: ort_generate(MODELS / onnx_rel, prompt, args.steps))
+        ours, t_ours = timed(runner.generate, prompt, args.steps)
+        ref, t_ref = timed(ort_generate, MODELS / onnx_rel, prompt, args.steps)
         same = "yes" if ours == ref else "NO"
-        print(f"{name:14} {'irtool interpreter':22} {args.steps / t_ours:9.1f} {t_ours:8.2f}  {same}")
+        print(f"{name:14} {'irtool interpreter':22} {args.steps / t_ours:9.1f} {t_ours:8.2f}  "
+              f"{same}")
         print(f"{name:14} {'onnxruntime (1 thread)':22} {args.steps / t_ref:9.1f} {t_ref:8.2f}")
 
 

@@ -19,9 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from irtool.targets.registry import load_target
-
 from irtool.estimate import estimate, load_workload
+from irtool.targets.registry import load_target
 
 MODEL = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K"
 
@@ -47,7 +46,7 @@ def qemu_counts() -> dict:
                   r"unit cycles (\d+) axi cycles (\d+)$", out, re.MULTILINE)
     calls, *rest = map(int, m.groups())
     keys = ("tiles", "words_in", "words_out", "unit_cycles", "axi_cycles")
-    return {k: v // calls for k, v in zip(keys, rest)}
+    return {k: v // calls for k, v in zip(keys, rest, strict=True)}
 
 
 def main() -> None:

@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT))  # for tests.plan_checker (the synthetic graph gen
 
 from irtool.context import make_context  # noqa: E402
 from irtool.errors import IrtoolError  # noqa: E402
+from irtool.ir_names import KV_CAPACITY_ATTR  # noqa: E402
 from irtool.liveness import Buffer, analyze, peak_live_bytes  # noqa: E402
 from irtool.passes import get_all_passes  # noqa: E402
-from irtool.passes.allocate import KV_CAPACITY_ATTR, first_fit_offsets, plan_memory  # noqa: E402
+from irtool.passes.allocate import first_fit_offsets, plan_memory  # noqa: E402
 from irtool.targets.registry import load_target  # noqa: E402
 from tests.plan_checker import layered_module_text, parse_module  # noqa: E402
 
@@ -89,8 +90,8 @@ def run_case(name: str, module, target_name: str, time_limit: float) -> list[str
         greedy = greedy_by_size(mine, align)
         greedy_ms = (time.perf_counter() - t0) * 1000
         offsets = [plan.placements[b.name].offset for b in acts]
-        act_cp = max((o + b.size for o, b in zip(offsets, acts)), default=0) - min(offsets,
-                                                                                   default=0)
+        ends = (o + b.size for o, b in zip(offsets, acts, strict=True))
+        act_cp = max(ends, default=0) - min(offsets, default=0)
         rows.append(f"{name:<13} {target_name:<9} {len(live.buffers):>5} {m.name:<5} "
                     f"{plan.peaks[m.name]:>9} {greedy:>9} {plan.no_reuse[m.name]:>9} "
                     f"{plan.lower_bounds[m.name]:>9} | {act_cp:>7} "

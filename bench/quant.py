@@ -33,8 +33,14 @@ from irtool.interpreter.runner import ModelRunner
 from irtool.passes.calibrate import calibrate_module
 from irtool.passes.extract_kv_cache import ExtractKVCachePass
 from irtool.passes.quantize import QuantOptions, quantize_module
-from irtool.quality import agreement, blas_threads, evaluate, leading_equal, load_sequences
-from irtool.quality import weight_bytes
+from irtool.quality import (
+    agreement,
+    blas_threads,
+    evaluate,
+    leading_equal,
+    load_sequences,
+    weight_bytes,
+)
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K"
 RISCV_TOOLS = ("riscv64-unknown-elf-gcc", "riscv64-unknown-elf-size", "qemu-system-riscv32",

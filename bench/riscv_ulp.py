@@ -134,12 +134,10 @@ def compile_case(case: Case, out: Path, target: Path, time_limit: float):
 def decode_macs(module) -> tuple[int, list[tuple[int, int]]]:
     """(MACs of the linear/matmul calls of one decode step, [(MACs per cached position,
     positions the cache holds)] of its cached_attention calls)."""
-    from xdsl.dialects import func
-
     from irtool.dialects import hw
+    from irtool.ir_names import DECODE, entry_points
 
-    decode = next(op for op in module.ops
-                  if isinstance(op, func.FuncOp) and op.sym_name.data == "decode")
+    decode = entry_points(module)[DECODE]
     linear, attention = 0, []
     for op in decode.walk():
         if not isinstance(op, hw.CallOp):
@@ -235,7 +233,8 @@ int munmap(void *addr, size_t length);
 #endif
 """
 
-SHIM_C = r"""/* What picolibc on bare metal lacks for run.c, its arguments, and instruction counters. */
+SHIM_C = r"""/* What picolibc on bare metal lacks for run.c, its arguments, and instruction
+ * counters. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -267,7 +267,7 @@ class SubviewOp(IRDLOperation):
         if not (len(src) == len(sizes) == len(offs)):
             raise VerifyException(f"{self.name}: source rank {len(src)}, {len(offs)} offsets and "
                                   f"result rank {len(sizes)} differ")
-        for i, (o, s, n) in enumerate(zip(offs, sizes, src)):
+        for i, (o, s, n) in enumerate(zip(offs, sizes, src, strict=True)):
             if o < 0 or o + s > n:
                 raise VerifyException(f"{self.name}: dimension {i}: window [{o}, {o + s}) is "
                                       f"outside [0, {n})")
@@ -386,7 +386,7 @@ class KernelOp(IRDLOperation):
         if len(block.args) != len(self.ins):
             raise VerifyException(f"{self.name}: {len(self.ins)} ins but the body has "
                                   f"{len(block.args)} arguments")
-        for i, (arg, v) in enumerate(zip(block.args, self.ins)):
+        for i, (arg, v) in enumerate(zip(block.args, self.ins, strict=True)):
             if arg.type != self.inner_type(v.type):
                 raise VerifyException(f"{self.name}: body argument {i} is {arg.type}, expected "
                                       f"{self.inner_type(v.type)} for operand {v.type}")
@@ -396,13 +396,13 @@ class KernelOp(IRDLOperation):
         if len(last.values) != len(self.outs):
             raise VerifyException(f"{self.name}: yields {len(last.values)} values for "
                                   f"{len(self.outs)} outs")
-        for i, (y, o) in enumerate(zip(last.values, self.outs)):
+        for i, (y, o) in enumerate(zip(last.values, self.outs, strict=True)):
             want = self.inner_type(o.type)
             if not isinstance(y.type, TensorType) or (
                     y.type.element_type != want.element_type
                     or len(y.type.get_shape()) != len(want.get_shape())
-                    or any(a != b and a >= 0 for a, b in zip(y.type.get_shape(),
-                                                             want.get_shape()))):
+                    or any(a != b and a >= 0
+                           for a, b in zip(y.type.get_shape(), want.get_shape(), strict=True))):
                 raise VerifyException(f"{self.name}: yielded value {i} of type {y.type} does "
                                       f"not fit out buffer {o.type}")
 

@@ -20,7 +20,7 @@ symmetric `[-(2^(b-1) - 1), 2^(b-1) - 1]` with `narrow`; unsigned ones in `[0, 2
 Sub-byte weights are stored packed in `ui8` rows (see `wlinear`).
 
 The arithmetic of every op is fixed by the quantization contract shared with the C kernels;
-the numpy reference is `irtool.interpreter.quant`, which spells it out operation by operation.
+the numpy reference is `irtool.numerics.quant`, which spells it out operation by operation.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
-    AnyFloat,
     DYNAMIC_INDEX,
+    AnyFloat,
     Float32Type,
     FloatAttr,
     IndexType,
@@ -89,7 +89,7 @@ def _agree(a: int, b: int) -> bool:
 
 
 def _expect_shape(op: IRDLOperation, what: str, got: Sequence[int], want: Sequence[int]) -> None:
-    if len(got) != len(want) or not all(_agree(a, b) for a, b in zip(got, want)):
+    if len(got) != len(want) or not all(_agree(a, b) for a, b in zip(got, want, strict=True)):
         raise VerifyException(f"{op.name}: {what} is {_fmt(got)}, expected {_fmt(want)}")
 
 

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from xdsl.dialects.builtin import (
-    AnyFloat,
     DYNAMIC_INDEX,
+    AnyFloat,
     BoolAttr,
     Float32Type,
     FloatAttr,
@@ -83,7 +83,7 @@ def _expect_rank(op: IRDLOperation, what: str, value: SSAValue, rank: int) -> tu
 
 
 def _expect_same(op: IRDLOperation, what: str, got: Sequence[int], want: Sequence[int]) -> None:
-    if len(got) != len(want) or not all(_dims_agree(a, b) for a, b in zip(got, want)):
+    if len(got) != len(want) or not all(_dims_agree(a, b) for a, b in zip(got, want, strict=True)):
         raise VerifyException(f"{op.name}: {what} is {_fmt(got)}, expected {_fmt(want)}")
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from irtool.diagnostics import run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
+from irtool.ir_names import VOCAB_ATTR, has_decode
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -66,7 +67,7 @@ def module_at_level(model: Path, args: argparse.Namespace):
 
     module, store = import_model(model)
     cache_options = args.window is not None or args.capacity is not None
-    if _is_decode_level(module):  # runs as it is, with the cache it was given
+    if has_decode(module):  # runs as it is, with the cache it was given
         if cache_options:
             raise IrtoolError(f"'{model}' already has a KV cache (it has @decode): --window "
                               "and --capacity apply only to a model with @forward")
@@ -82,14 +83,6 @@ def module_at_level(model: Path, args: argparse.Namespace):
     ExtractKVCachePass(capacity=args.capacity, window=args.window).apply(make_context(), module)
     module.verify()
     return module, store
-
-
-def _is_decode_level(module) -> bool:
-    """A module extract-kv-cache was already applied to (e.g. written by irtool-opt)."""
-    from xdsl.dialects import func
-
-    return any(isinstance(op, func.FuncOp) and op.sym_name.data == "decode"
-               for op in module.body.block.ops)
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -121,7 +114,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
     module, store = import_model(model)
-    vocab = module.attributes["irtool.vocab_size"].value.data
+    vocab = module.attributes[VOCAB_ATTR].value.data
     if args.prompt_tokens:
         prompt = parse_token_list(args.prompt_tokens)
         try:  # a tokenizer only makes the program print text; ids are printed without one
@@ -230,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--steps", type=int, default=64, help="tokens to generate")
     comp.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
     kv = comp.add_mutually_exclusive_group()
-    kv.add_argument("--window", type=int, metavar="W", help="sliding-window KV cache of W positions")
+    kv.add_argument("--window", type=int, metavar="W",
+                    help="sliding-window KV cache of W positions")
     kv.add_argument("--capacity", type=int, metavar="N", help="KV cache of N positions")
     comp.add_argument("--time-limit", type=float, default=10.0,
                       help="seconds for the CP-SAT memory allocator")

@@ -24,6 +24,7 @@ from xdsl.passes import PassPipeline
 
 from irtool.context import make_context
 from irtool.errors import IrtoolError
+from irtool.ir_names import has_decode
 from irtool.passes import get_all_passes
 from irtool.passes.quantize import KV_MODES
 from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
@@ -65,12 +66,6 @@ def _run(spec: str, module: ModuleOp) -> None:
         PassPipeline.parse_spec(get_all_passes(), spec).apply(make_context(), module)
 
 
-def has_decode(module: ModuleOp) -> bool:
-    """extract-kv-cache was applied already (the module has `@decode`)."""
-    return any(isinstance(op, func.FuncOp) and op.sym_name.data == "decode"
-               for op in module.body.block.ops)
-
-
 def _extract_kv_cache(module: ModuleOp, opts: CompileOptions) -> None:
     """extract-kv-cache{prefill=token-by-token ...}, unless the module already has @decode
     (e.g. an `irtool quantize --kv int8` output): then --capacity/--window must agree."""
@@ -78,7 +73,9 @@ def _extract_kv_cache(module: ModuleOp, opts: CompileOptions) -> None:
         stages = opts.load_target().stages(opts.pipeline_options())
         _run(",".join(s for s in (stages["cleanup"], stages["kv"]) if s), module)
         return
-    from irtool.passes.extract_kv_cache import CAPACITY_ATTR, PREFILL, WINDOW_ATTR
+    from irtool.ir_names import KV_CAPACITY_ATTR as CAPACITY_ATTR
+    from irtool.ir_names import KV_WINDOW_ATTR as WINDOW_ATTR
+    from irtool.ir_names import PREFILL
 
     for op in list(module.body.block.ops):  # the C program feeds the prompt through @decode
         if isinstance(op, func.FuncOp) and op.sym_name.data == PREFILL:
@@ -121,7 +118,8 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
     if not opts.quantized:
         _extract_kv_cache(module, opts)
         return module, store
-    from irtool.passes.quantize import QUANT_ATTR, QuantOptions, quantize_module
+    from irtool.ir_names import QUANT_ATTR
+    from irtool.passes.quantize import QuantOptions, quantize_module
     from irtool.quality import blas_threads
 
     if QUANT_ATTR in module.attributes:

@@ -8,9 +8,9 @@ xDSL's `hw`), and give every Context its own builtin dialect object.
 from collections.abc import Callable
 
 from xdsl.context import Context
+from xdsl.dialect_interfaces.op_asm import OpAsmDialectInterface
 from xdsl.dialects import get_all_dialects
 from xdsl.dialects.builtin import Builtin
-from xdsl.dialect_interfaces.op_asm import OpAsmDialectInterface
 from xdsl.ir import Dialect
 
 XDSL_DIALECTS = ("func", "arith", "math", "scf", "memref", "tensor", "linalg", "ml_program",

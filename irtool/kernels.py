@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from irtool.errors import IrtoolError
-from irtool.interpreter import quant as qref
-from irtool.interpreter import transformer as ref
+from irtool.numerics import quant as qref
+from irtool.numerics import transformer as ref
 
 Reference = Callable[[dict, dict], None]
 

@@ -2,13 +2,16 @@
 
 Everything xdsl-opt offers keeps working (`-p`, `-o`, `--split-input-file`,
 `--verify-diagnostics`, `--print-op-generic`, ...). irtool adds `--pipeline=NAME` (run a
-named sequence before any `-p` passes), keeps the weight store reachable when the module is
-written elsewhere (its path is rewritten relative to `-o`), and reports errors on one line.
+named sequence before any `-p` passes), `--check-numerics[=TOL] [--tokens IDS]` (run the
+interpreter after every pass and stop at the first that changes the logits: see
+irtool.check_numerics), keeps the weight store reachable when the module is written elsewhere
+(its path is rewritten relative to `-o`), and reports errors on one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -18,11 +21,13 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import ArgSpecParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from irtool import check_numerics
 from irtool.context import register_dialects
 from irtool.diagnostics import run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.passes import get_all_passes as irtool_passes
 from irtool.pipelines import expand_pipeline, pipeline_names
+from irtool.run import parse_token_list
 from irtool.weights import absolutize_store_reference, relativize_store_reference
 
 
@@ -50,6 +55,7 @@ class IrToolOptMain(xDSLOptMain):
                  f"{', '.join(pipeline_names())} (e.g. riscv-ulp{{capacity=128}})")
         arg_parser.add_argument("--debug", action="store_true",
                                 help="show Python tracebacks instead of one-line errors")
+        check_numerics.add_arguments(arg_parser)
 
     def setup_pipeline(self) -> None:
         if self.args.pipeline:
@@ -59,6 +65,24 @@ class IrToolOptMain(xDSLOptMain):
             super().setup_pipeline()
         except (ValueError, ArgSpecParseError) as e:  # ArgSpecParseError is a BaseException
             raise IrtoolError(f"bad pass pipeline '{self.args.passes}': {e}") from None
+        self._add_numerics_check()
+
+    def _add_numerics_check(self) -> None:
+        """--check-numerics: the interpreter runs after xDSL's verification between passes."""
+        if self.args.check_numerics is None:
+            if self.args.tokens is not None:
+                raise IrtoolError("--tokens is the probe of --check-numerics: give both")
+            return
+        tokens = None if self.args.tokens is None else parse_token_list(self.args.tokens)
+        check = check_numerics.NumericsCheck(self.args.check_numerics, tokens)
+        verify = self.pipeline.callback
+
+        def callback(previous, module, following) -> None:
+            if verify is not None:
+                verify(previous, module, following)
+            check(previous, module, following)
+
+        self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
 
     def parse_chunk(self, chunk: IO[bytes], file_extension: str,
                     start_offset: int = 0) -> ModuleOp | None:
@@ -85,7 +109,7 @@ class IrToolOptMain(xDSLOptMain):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = check_numerics.with_default_tolerance(sys.argv[1:] if argv is None else argv)
     run_reporting_errors(lambda: IrToolOptMain(description=__doc__, args=args).run(),
                          wants_debug(args))
 

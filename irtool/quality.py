@@ -167,7 +167,7 @@ def agreement(reference: Evaluation, other: Evaluation) -> float:
 
 def leading_equal(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1
@@ -300,7 +300,7 @@ class blas_threads:
         self.previous: int | None = None
         self.controls = _openblas_controls()
 
-    def __enter__(self) -> "blas_threads":
+    def __enter__(self) -> blas_threads:
         if self.controls is not None:
             get, put = self.controls
             self.previous = int(get())

@@ -55,12 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _has_forward(module) -> bool:
-    from xdsl.dialects import func
+    from irtool.ir_names import FORWARD, entry_points
 
-    from irtool.frontend.builder import FORWARD
-
-    return any(isinstance(op, func.FuncOp) and op.sym_name.data == FORWARD
-               for op in module.body.block.ops)
+    return FORWARD in entry_points(module)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -111,7 +108,7 @@ def quality_report(reference, store, module, new_store, options, model: Path,
 
     from irtool.errors import IrtoolError
     from irtool.interpreter.runner import ModelRunner
-    from irtool.passes.extract_kv_cache import CAPACITY_ATTR, WINDOW_ATTR
+    from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR
     from irtool.quality import (
         EVAL_FILE,
         GREEDY_STEPS,
@@ -131,8 +128,8 @@ def quality_report(reference, store, module, new_store, options, model: Path,
     q_runner = ModelRunner(module, new_store)
     notes = []
     max_len = ref_runner.max_seq_len
-    capacity = module.attributes.get(CAPACITY_ATTR)
-    if isinstance(capacity, IntegerAttr) and WINDOW_ATTR not in module.attributes:
+    capacity = module.attributes.get(KV_CAPACITY_ATTR)
+    if isinstance(capacity, IntegerAttr) and KV_WINDOW_ATTR not in module.attributes:
         # a linear KV cache holds only `capacity` positions: cut the stories to fit
         max_len = min(max_len or capacity.value.data, capacity.value.data)
         notes.append(f"stories cut to {max_len + 1} tokens (the KV cache holds {max_len} "

@@ -210,7 +210,7 @@ class Llama2cTokenizer:
                     m = self._ids.get(self.pieces[tok[a]] + self.pieces[tok[b]])
                     if m is not None:
                         push_heap(heap, (-self.scores[m], a, b, tok[a], tok[b], m))
-        return [t for t, keep in zip(tok, alive) if keep]
+        return [t for t, keep in zip(tok, alive, strict=True) if keep]
 
     def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
         """Token ids for ``text`` exactly as llama2.c's ``encode`` produces them.

@@ -17,8 +17,8 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 
 from irtool.errors import IrtoolError
+from irtool.ir_names import WEIGHTS_ATTR
 
-WEIGHTS_ATTR = "irtool.weights"
 STORE_SUFFIX = ".weights.npz"
 
 

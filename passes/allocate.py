@@ -58,14 +58,12 @@ from xdsl.rewriter import Rewriter
 
 from irtool.dialects import memory
 from irtool.errors import IrtoolError
+from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import load_target
 
-PLAN_ATTR = "irtool.memory_plan"
 NUM_WORKERS = 8
-KV_CAPACITY_ATTR = "irtool.kv_capacity"
-KV_WINDOW_ATTR = "irtool.kv_window"
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ class AllocatePass(ModulePass):
                            kv_option=kv_option, copy_weights=self.copy_weights,
                            weights_in=_names(self.weights_in, target))
         write_plan(op, live, plan)
-        op.attributes[PLAN_ATTR] = plan.as_attribute()
+        op.attributes[MEMORY_PLAN_ATTR] = plan.as_attribute()
         if self.report:
             print(plan.summary(), file=sys.stderr)
 
@@ -227,7 +225,8 @@ class Problem:
         direct = set(target.core.reads)
         for b in self.buffers:
             allowed = [m for m in target.memories
-                       if m.name in direct and m.capacity >= b.size and (not b.writable or not m.read_only)
+                       if m.name in direct and m.capacity >= b.size
+                       and (not b.writable or not m.read_only)
                        and not (in_place and b.kind == "weight" and not m.read_only)
                        and not (weights_in and b.kind == "weight" and m.name not in weights_in)]
             allowed.sort(key=lambda m: (self.cost(b, m), m.capacity))
@@ -874,7 +873,7 @@ def _sync_call_results(funcs: Mapping[str, func.FuncOp], calls: list[func.CallOp
         callee = funcs.get(call.callee.string_value())
         if callee is None:
             continue
-        for r, t in zip(call.results, callee.function_type.outputs.data):
+        for r, t in zip(call.results, callee.function_type.outputs.data, strict=False):
             if r.type != t:
                 _retype(r, t)
                 changed = True

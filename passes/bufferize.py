@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, ModuleOp, TensorType
-from xdsl.ir import Attribute, Block, OpResult, Operation, SSAValue
+from xdsl.ir import Attribute, Block, Operation, OpResult, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.traits import SymbolOpInterface
 
@@ -99,7 +99,8 @@ def state_positions(fn: func.FuncOp) -> list[int]:
     if k <= 0 or k >= len(ins):
         return []
     first = len(ins) - k
-    if all(isinstance(a, TensorType) and a == r for a, r in zip(ins[first:], outs[1:])):
+    pairs = zip(ins[first:], outs[1:], strict=False)
+    if all(isinstance(a, TensorType) and a == r for a, r in pairs):
         return list(range(first, len(ins)))
     return []
 
@@ -265,7 +266,7 @@ class FunctionBufferizer:
                               "bufferized")
         else:
             new = self._emit(op.clone(value_mapper=self.buf))
-            self.buf.update(zip(op.results, new.results))
+            self.buf.update(zip(op.results, new.results, strict=False))
 
     def _weight(self, op: tf.WeightOp) -> None:
         name = op.weight_name.data
@@ -290,8 +291,8 @@ class FunctionBufferizer:
             if out in self.held:
                 self.held[out] = r
         kernel, body = mem.KernelOp.build(ins, outs)
-        inner = dict(zip(ins, body.args))
-        for v, a in zip(ins, body.args):
+        inner = dict(zip(ins, body.args, strict=False))
+        for v, a in zip(ins, body.args, strict=False):
             a.name_hint = v.name_hint
         clone = op.clone(value_mapper={v: inner[self.buf[v]] for v in op.operands})
         body.add_ops([clone, mem.YieldOp(*clone.results)])
@@ -331,7 +332,7 @@ class FunctionBufferizer:
             sig = kernel_signature(call.kernel)
         except IrtoolError:
             return []
-        roles = dict(zip(sig.operands, call.args))
+        roles = dict(zip(sig.operands, call.args, strict=False))
         out = [role for role, v in roles.items() if v is r]
         return [roles[read] for w in out for read in sig.aliases(w)
                 if roles.get(read) in op.operands]

@@ -34,9 +34,7 @@ from xdsl.passes import ModulePass
 
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
-
-ACT_RANGE_ATTR = "irtool.act_range"
-CALIBRATED_ATTR = "irtool.calibrated_sequences"
+from irtool.ir_names import ACT_RANGE_ATTR, CALIBRATED_ATTR
 
 
 def act_range(op: tf.LinearOp) -> tuple[np.float32, np.float32] | None:
@@ -160,7 +158,7 @@ def _propagate(module: ModuleOp, found: dict) -> None:
         for src in done:
             src_ops = _linears(src)
             if _weight_names(src_ops) == _weight_names(ops):
-                for a, b in zip(src_ops, ops):
+                for a, b in zip(src_ops, ops, strict=True):
                     b.attributes[ACT_RANGE_ATTR] = a.attributes[ACT_RANGE_ATTR]
                 break
 

@@ -42,14 +42,17 @@ from xdsl.rewriter import InsertPoint
 
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
-from irtool.frontend.builder import FORWARD, MAX_SEQ_LEN_ATTR
-
-DECODE = "decode"
-PREFILL = "prefill"
-PREFILL_ATTR = "irtool.prefill"
-CAPACITY_ATTR = "irtool.kv_capacity"
-WINDOW_ATTR = "irtool.kv_window"
-PREFILL_MODES = ("batched", "token-by-token")
+from irtool.ir_names import (
+    DECODE,
+    FORWARD,
+    KV_CAPACITY_ATTR,
+    KV_WINDOW_ATTR,
+    MAX_SEQ_LEN_ATTR,
+    PREFILL,
+    PREFILL_ATTR,
+    PREFILL_BATCHED,
+    PREFILL_MODES,
+)
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class _StepBuilder:
     # The copy ------------------------------------------------------------------------------
 
     def build(self) -> func.FuncOp:
-        for arg, name in zip(self.block.args, self.arg_names()):
+        for arg, name in zip(self.block.args, self.arg_names(), strict=True):
             arg.name_hint = name
         for op in self.forward.body.block.ops:
             if isinstance(op, func.ReturnOp):
@@ -153,7 +156,7 @@ class _StepBuilder:
             result_types=[self.refine(r.type) for r in op.results],
             properties=dict(op.properties) | (properties or {}),
             attributes=dict(op.attributes))
-        for old, res in zip(op.results, new.results):
+        for old, res in zip(op.results, new.results, strict=True):
             res.name_hint = old.name_hint
             self.values[old] = res
         return self.insert(new)
@@ -245,7 +248,7 @@ class ExtractKVCachePass(ModulePass):
 
     capacity: int | None = None
     window: int | None = None
-    prefill: str = "batched"
+    prefill: str = PREFILL_BATCHED
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.prefill not in PREFILL_MODES:
@@ -255,15 +258,15 @@ class ExtractKVCachePass(ModulePass):
         cache = _cache_shape(forward, self._capacity(op), ring=self.window is not None)
         _check_windows(forward, self.window)
         steps = [_DecodeBuilder(forward, cache).build()]
-        if self.prefill == "batched":
+        if self.prefill == PREFILL_BATCHED:
             steps.insert(0, _PrefillBuilder(forward, cache, self.window).build())
         op.body.block.insert_ops_before(steps, forward)
         forward.detach()
         forward.erase()
         op.attributes[PREFILL_ATTR] = StringAttr(self.prefill)
-        op.attributes[CAPACITY_ATTR] = IntegerAttr(cache.capacity, i64)
+        op.attributes[KV_CAPACITY_ATTR] = IntegerAttr(cache.capacity, i64)
         if self.window is not None:
-            op.attributes[WINDOW_ATTR] = IntegerAttr(self.window, i64)
+            op.attributes[KV_WINDOW_ATTR] = IntegerAttr(self.window, i64)
 
     def _capacity(self, module: ModuleOp) -> int:
         """Positions the caches hold: the window, else `capacity`, else irtool.max_seq_len."""

@@ -46,12 +46,13 @@ class KernelToCall(RewritePattern):
         inner = body[0]
         if tuple(op.yield_op.values) != tuple(inner.results):
             raise IrtoolError("lower-to-hw: the kernel must yield its op's results, in order")
-        outside = dict(zip(op.body.block.args, op.ins))
+        outside = dict(zip(op.body.block.args, op.ins, strict=False))
         call = self.rules.choose(inner, lambda v: outside[v], list(op.outs))
         if any(a is None for a in call.args):
             raise IrtoolError(f"lower-to-hw: {inner.name} without a start position has no "
                               f"kernel (@{call.kernel} takes the position at run time); run "
-                              "extract-kv-cache first")        # the old contents of a buffer updated in place, when it is not the out buffer itself
+                              "extract-kv-cache first")
+        # the old contents of a buffer updated in place, when it is not the out buffer itself
         copies = [memory.CopyOp(outside[operand], op.outs[k])
                   for operand, k in call.updates if outside[operand] is not op.outs[k]]
         new = (hw.CallOp(call.kernel, call.args, call.params) if call.engine is None

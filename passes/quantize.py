@@ -2,7 +2,7 @@
 
     irtool-opt m.mlir -p 'quantize{scheme=w8a8 kv=int8 per-tensor=false quantize-lm-head=false}'
 
-Schemes (the arithmetic is the contract in `irtool.interpreter.quant`):
+Schemes (the arithmetic is the contract in `irtool.numerics.quant`):
 * `w8`: int8 weights, one scale per output channel (`per-tensor=true`: one per matrix), float
   activations -> `quant.wlinear {bits = 8}`;
 * `w8a8`: int8 weights and int8 activations with calibrated per-tensor ranges (run
@@ -59,13 +59,13 @@ from xdsl.rewriter import Rewriter
 from irtool.dialects import quant as q
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
-from irtool.interpreter import quant as ref
-from irtool.passes.calibrate import ACT_RANGE_ATTR, act_range
+from irtool.ir_names import ACT_RANGE_ATTR, QUANT_ATTR
+from irtool.numerics import quant as ref
+from irtool.passes.calibrate import act_range
 from irtool.weights import STORE_SUFFIX, WeightStore
 
 SCHEMES = ("none", "w8", "w8a8", "w4g32", "w1", "w1a4")
 KV_MODES = ("none", "int8")
-QUANT_ATTR = "irtool.quant"
 W4_GROUP = 32
 A4_GROUP = 32
 

@@ -37,11 +37,9 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
+from irtool.ir_names import STREAM_ATTR
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import DEFAULT_TARGET, load_target
-
-STREAM_ATTR = "irtool.stream"
-"""Module attribute the pass leaves: window bytes, tiles and bytes streamed per call."""
 
 
 def element_bytes(t: MemRefType) -> int:
@@ -81,7 +79,7 @@ class Streamed:
 
     def operand(self, inner: SSAValue) -> SSAValue:
         """The kernel's buffer for an operand of the linear."""
-        return dict(zip(self.kernel.body.block.args, self.kernel.ins))[inner]
+        return dict(zip(self.kernel.body.block.args, self.kernel.ins, strict=True))[inner]
 
     def tile_kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue
                     ) -> tuple[list[Operation], memory.KernelOp]:
@@ -125,7 +123,7 @@ def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streame
         if len(body) != 1 or not isinstance(body[0], LINEARS) or body[0].bias is not None:
             continue
         linear = body[0]
-        arg_of = dict(zip(op.body.block.args, op.ins))
+        arg_of = dict(zip(op.body.block.args, op.ins, strict=True))
         weight = arg_of.get(linear.weight)
         x = arg_of.get(linear.input)
         if weight is None or x is None or not isinstance(weight.type, MemRefType):

@@ -289,7 +289,8 @@ def _parse_memory(m: Any, path: str, where: str) -> MemorySpec:
     _expect(bool(IDENTIFIER.match(spec.name)), where, f"{path}.name",
             f"must be an identifier (it names C sections and symbols), got "
             f"{json.dumps(spec.name)}")
-    _expect(spec.size > 0, where, f"{at}.size", f"must be a positive number of bytes, got {spec.size}")
+    _expect(spec.size > 0, where, f"{at}.size",
+            f"must be a positive number of bytes, got {spec.size}")
     _expect(0 <= spec.reserved < spec.size, where, f"{at}.reserved",
             f"must be in [0, size), got {spec.reserved}")
     a = spec.alignment

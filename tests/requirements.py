@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -68,6 +69,10 @@ CHECKS = {
     "qemu": lambda: _which("qemu-system-riscv32"),
     "torch": lambda: _module("torch"),
     "onnxruntime": lambda: _module("onnxruntime"),
+    "importlinter": lambda: _module("importlinter"),
+    "tomli": lambda: _module("tomli"),
+    "ruff": lambda: None if importlib.util.find_spec("ruff") or shutil.which("ruff")
+    else "ruff not installed (neither the python package nor a ruff executable)",
     "models": lambda: None if SHARED_MODELS.is_dir() else f"{SHARED_MODELS} not found",
 }
 

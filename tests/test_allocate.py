@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,19 @@ from xdsl.passes import PassPipeline
 
 from irtool.context import make_context
 from irtool.errors import IrtoolError
+from irtool.ir_names import MEMORY_PLAN_ATTR
 from irtool.liveness import analyze, peak_live_bytes
 from irtool.passes import get_all_passes
-from irtool.passes.allocate import PLAN_ATTR, AllocatePass, first_fit_offsets
+from irtool.passes.allocate import AllocatePass, first_fit_offsets
 from irtool.targets.description import load_description, parse_target
 from irtool.targets.registry import known_targets
 from irtool.targets.registry import load_target as load_plugin
+from tests.plan_checker import (
+    assert_valid_plan,
+    layered_module_text,
+    parse_module,
+    target_memories,
+)
 
 TARGETS = Path(__file__).resolve().parents[1] / "targets"
 
@@ -29,12 +37,7 @@ TARGETS = Path(__file__).resolve().parents[1] / "targets"
 def load_target(name_or_path):
     """The description of a registered target or of a description file."""
     return load_plugin(name_or_path).description
-from tests.plan_checker import (
-    assert_valid_plan,
-    layered_module_text,
-    parse_module,
-    target_memories,
-)
+
 
 TIME = 3.0  # seconds of CP-SAT per test case: every case here is solved well within it
 
@@ -47,7 +50,7 @@ def allocate(text_or_module, target: str = "riscv-ulp", **options):
 
 
 def plan_of(module) -> dict:
-    return {k: v for k, v in module.attributes[PLAN_ATTR].data.items()}
+    return {k: v for k, v in module.attributes[MEMORY_PLAN_ATTR].data.items()}
 
 
 def space_peak(module, space: str) -> tuple[int, int]:
@@ -261,7 +264,7 @@ def test_cpsat_peak_equals_the_lower_bound_and_beats_greedy_by_size():
     module = allocate(chain_module(sizes), "host")
     assert_valid_plan(module, target_memories("host"))
     peak, bound = space_peak(module, "ram")
-    assert peak == bound == max(4 * (a + b) for a, b in zip(sizes, sizes[1:]))
+    assert peak == bound == max(4 * (a + b) for a, b in pairwise(sizes))
     live = analyze(parse_module(chain_module(sizes)))
     by_size = sorted(live.buffers, key=lambda b: -b.size)
     greedy = first_fit_offsets(by_size, lambda b: 64)
@@ -384,7 +387,8 @@ def test_over_budget_weights_suggest_int8(tmp_path):
     msg = str(err.value)
     assert "weights (262144 bytes)" in msg
     assert "all memories hold 81920 bytes" in msg and "bytes over" in msg
-    assert "int8 weights (quantize{scheme=w8}, irtool compile --quant w8)" in msg and "65536 bytes instead of 262144" in msg
+    assert "int8 weights (quantize{scheme=w8}, irtool compile --quant w8)" in msg
+    assert "65536 bytes instead of 262144" in msg
     assert "@w0 (weight, 65536 bytes)" in msg
 
 

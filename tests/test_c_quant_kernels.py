@@ -3,7 +3,7 @@
 A test driver (targets/c/runtime/tests/irt_quant_test_driver.c) is built once per session
 with AddressSanitizer and UBSan (buffers exactly sized, float outputs start as NaN, integer
 outputs as a fill pattern).  The references here are written from the quantization contract
-(irt_quant.h; irtool/interpreter/quant.py is the project's numpy reference of the same
+(irt_quant.h; irtool/numerics/quant.py is the project's numpy reference of the same
 contract) independently of both: plain numpy / Python, float32 where the contract says
 float32.  What the contract makes bit-exact is compared bit for bit (int8 codes, int32
 accumulators, exponents, the w8a8 and w1a4 outputs, KV rows and scales); float-accumulation
@@ -11,8 +11,7 @@ kernels within a tolerance relative to the magnitude of their terms, and bit-exa
 inputs chosen so that every float sum is exact (small integers and power-of-two scales),
 which pins down the packing / unpacking interpretation.
 
-At the end, when irtool.interpreter.quant exposes the reference functions, the kernels are
-also compared with it directly.
+At the end the kernels are also compared directly with irtool.numerics.quant.
 """
 
 from __future__ import annotations
@@ -27,8 +26,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.c_kernel_harness import (HOST_CC, HOST_FLAGS, RUNTIME, TARGET_CC, TARGET_FLAGS,
-                                    have_tool, runtime_sources)
+from tests.c_kernel_harness import (
+    HOST_CC,
+    HOST_FLAGS,
+    RUNTIME,
+    TARGET_CC,
+    TARGET_FLAGS,
+    have_tool,
+    runtime_sources,
+)
 from tests.requirements import need
 
 F32 = np.float32
@@ -128,7 +134,7 @@ def ceil_div(a, b):
 
 
 # ------------------------------------------------------------------------- references
-# Written from the contract, independently of irtool.interpreter.quant.
+# Written from the contract, independently of irtool.numerics.quant.
 
 def ref_round_clip(v, lo, hi):
     """clip(round half to even(v), lo, hi) as int64, for a float32 array v."""
@@ -755,7 +761,7 @@ def test_cached_attention_i8(qrunner, layers, layer, heads, kv_heads, hd, capaci
         sim.write(want[2], want[3], layer, vpos[layer, pos:pos + n], pos)
         kc, ks = kv_write(qrunner, sim, kc, ks, layer, kpos[layer, pos:pos + n], pos)
         vc, vs = kv_write(qrunner, sim, vc, vs, layer, vpos[layer, pos:pos + n], pos)
-    for got, w in zip((kc, ks, vc, vs), want):
+    for got, w in zip((kc, ks, vc, vs), want, strict=True):
         assert_bits_equal(got, w)
 
     # The held positions first .. end-1 in order, dequantized as float32(q) * s.
@@ -998,7 +1004,8 @@ def build_target_program(rng) -> TargetProgram:
             prog.call(f"irt_kv_write_i8({names[ci]}, {names[si]}, {prog.array(rows)}, {layer}, "
                       f"{kv_heads}, {capacity}, {hd}, {n}, {pos}, {ring})")
         end = pos + n
-    for label, name, want in zip(("kcache", "kscales", "vcache", "vscales"), names, caches):
+    labels = ("kcache", "kscales", "vcache", "vscales")
+    for label, name, want in zip(labels, names, caches, strict=True):
         prog.expect(f"kv_write_i8 {label}", name, want)
     T = 2
     first = max(0, end - capacity)
@@ -1042,9 +1049,9 @@ def test_bit_exact_on_rv32_qemu(tmp_path):
 # ------------------------------------------------------------------------- vs quant.py
 
 def quant_reference():
-    """The quantization contract's numpy reference: a renamed or missing function fails the
-    tests below (AttributeError), it never skips them."""
-    import irtool.interpreter.quant as qref
+    """The quantization contract's numpy reference, irtool.numerics.quant: a renamed or
+    missing function fails the tests below (AttributeError), it never skips them."""
+    import irtool.numerics.quant as qref
 
     return qref
 

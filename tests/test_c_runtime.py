@@ -18,8 +18,14 @@ import zlib
 import numpy as np
 import pytest
 
-from tests.c_kernel_harness import (RUNTIME, TARGET_CC, TARGET_FLAGS, KernelRunner,
-                                    build_driver, runtime_sources)
+from tests.c_kernel_harness import (
+    RUNTIME,
+    TARGET_CC,
+    TARGET_FLAGS,
+    KernelRunner,
+    build_driver,
+    runtime_sources,
+)
 from tests.requirements import need
 
 F32 = np.float32
@@ -210,7 +216,8 @@ def test_add_mul(runner, op, n, inplace):
         b = a
     arrays = {"a": a} if inplace == 3 else {"a": a, "b": b}
     got = runner.run(op, {"n": n, "inplace": inplace}, arrays)
-    want = [float(p) + float(q) if op == "add" else float(p) * float(q) for p, q in zip(a, b)]
+    want = [float(p) + float(q) if op == "add" else float(p) * float(q)
+            for p, q in zip(a, b, strict=True)]
     check(got, want, np.abs(a) + np.abs(b) if op == "add" else None)
 
 
@@ -302,7 +309,7 @@ def attention_reference(q, k, v, T, S, heads, kv_heads, hd, scale, visible):
             top = max(scores)
             e = [math.exp(s - top) for s in scores]
             p = [w / sum(e) for w in e]
-            for pj, j in zip(p, keys):
+            for pj, j in zip(p, keys, strict=True):
                 out[i, h] += pj * vh[j, g]
                 mag[i, h] += pj * np.abs(vh[j, g])
     return out.reshape(T, heads * hd), mag.reshape(T, heads * hd)

@@ -3,9 +3,9 @@ by a numpy forward pass written here.
 
 The forward pass is tests/numpy_llama.py's (stories260K written from the model's description,
 on the weights of the imported store); its logits are checked against the torch golden first.
-It records every linear's input per sequence, and the expected ranges are the running min/max (and percentiles) over all the
-sequences: a calibration that kept only one sequence's range would differ, and the test
-checks that it would, for these sequences.
+It records every linear's input per sequence, and the expected ranges are the running min/max
+(and percentiles) over all the sequences: a calibration that kept only one sequence's range
+would differ, and the test checks that it would, for these sequences.
 """
 
 from __future__ import annotations

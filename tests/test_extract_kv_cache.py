@@ -310,7 +310,8 @@ def test_cached_attention_reads_only_what_the_cache_holds():
         slots = [p % 4 for p in range(3, 7)]
         s = np.array([0.5 * q[0, h * 3:(h + 1) * 3] @ kc[0, g, j] for j in slots])
         prob = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
-        want[0, h * 3:(h + 1) * 3] = sum(pr * vc[0, g, j] for pr, j in zip(prob, slots))
+        want[0, h * 3:(h + 1) * 3] = sum(pr * vc[0, g, j]
+                                         for pr, j in zip(prob, slots, strict=True))
     np.testing.assert_allclose(out, want, atol=1e-6)
     with pytest.raises(IrtoolError, match="past the KV cache capacity of 4 positions"):
         run_op(lambda a, b, c, e: tf.CachedAttentionOp(a, b, c, e, layer=0, heads=4,

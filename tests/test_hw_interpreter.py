@@ -17,6 +17,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 
 from irtool.dialects import hw, memory
+from irtool.ir_names import DECODE, entry_points
 from irtool.weights import numpy_dtype
 from tests.plan_checker import check_plan, target_memories
 
@@ -45,8 +46,7 @@ def hw_module(shared_models):
 
 
 def _decode(module: ModuleOp) -> func.FuncOp:
-    return next(op for op in module.ops
-                if isinstance(op, func.FuncOp) and op.sym_name.data == "decode")
+    return entry_points(module)[DECODE]
 
 
 def _generate(module: ModuleOp, store, golden: dict) -> list[int]:

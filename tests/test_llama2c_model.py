@@ -35,7 +35,8 @@ def test_greedy_tokens_equal_golden(stories, shared_models):
 
 
 def test_bundled_default_model_is_stories260k(shared_models):
-    assert DEFAULT_MODEL.read_bytes() == (shared_models / "stories260K" / "stories260K.bin").read_bytes()
+    shared = shared_models / "stories260K" / "stories260K.bin"
+    assert DEFAULT_MODEL.read_bytes() == shared.read_bytes()
 
 
 def test_printed_ir_is_small_and_weights_live_in_the_store(stories, tmp_path, shared_models):

@@ -65,7 +65,8 @@ def test_c_model_wraps_like_int32_and_accumulates(tmp_path):
         "  mxu_start(3, 0); mxu_wait();",
         "  for (int i = 0; i < 64; i++) mxu_write(MXU_B_BASE + i, b2[i]);",
         "  mxu_start(3, 1); mxu_wait();",
-        "  for (int i = 0; i < 64; i++) printf(\"%ld\\n\", (long)mxu_read(MXU_C_BASE + 3 * 64 + i));",
+        "  for (int i = 0; i < 64; i++)\n"
+        "    printf(\"%ld\\n\", (long)mxu_read(MXU_C_BASE + 3 * 64 + i));",
         "  const mxu_counters_t *c = mxu_counters();",
         ("  printf(\"%llu %llu %llu %llu %llu\\n\", (unsigned long long)c->tiles,"
         " (unsigned long long)c->words_in, (unsigned long long)c->words_out,"
@@ -87,10 +88,9 @@ SHAPES = [(1, 64, 64), (1, 20, 13), (3, 172, 64), (8, 64, 172), (11, 24, 80), (1
 @needs_cc
 @pytest.mark.parametrize("T,K,N", SHAPES)
 def test_tiled_kernel_is_bit_exact_and_counts_what_the_estimate_predicts(tmp_path, T, K, N):
+    from irtool.estimate import WorkOp
     from irtool.targets.matrix8x8.kernels import MXU_LINEAR_BIAS
     from irtool.targets.registry import load_target
-
-    from irtool.estimate import WorkOp
 
     rng = np.random.default_rng(T * 1000 + K + N)
     xq = rng.integers(-128, 128, T * K)
@@ -157,9 +157,8 @@ def estimate_json(*args) -> dict:
 
 
 def test_the_768_wide_layer_reproduces_the_hand_figure_and_the_better_schedule():
-    from irtool.targets.registry import load_target
-
     from irtool.estimate import WorkOp
+    from irtool.targets.registry import load_target
 
     target = load_target("matrix8x8")
     layer = WorkOp("l", "fc", "linear", K=768, N=768, quantized=True)
@@ -294,9 +293,8 @@ def w8a8(shared_models):
 def test_hw_level_on_the_unit_equals_the_quant_level(w8a8, shared_models):
     import dataclasses
 
-    from irtool.dialects import hw
-
     from irtool.compile import lower_for_target
+    from irtool.dialects import hw
     from irtool.interpreter.runner import ModelRunner
 
     module, store, opts = w8a8
@@ -338,7 +336,8 @@ def test_qemu_prints_the_interpreter_tokens_and_the_estimated_counts(w8a8, share
                           stderr=subprocess.STDOUT, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
     out = proc.stdout
-    tokens = [int(t) for t in re.search(r"^tokens: ([0-9,]*)$", out, re.MULTILINE).group(1).split(",")]
+    line = re.search(r"^tokens: ([0-9,]*)$", out, re.MULTILINE).group(1)
+    tokens = [int(t) for t in line.split(",")]
     assert tokens == want
     m = re.search(r"^mxu: forward calls (\d+) tiles (\d+) words in (\d+) words out (\d+) "
                   r"unit cycles (\d+) axi cycles (\d+)$", out, re.MULTILINE)

@@ -63,7 +63,7 @@ def _reads_and_writes(op) -> tuple[list, list]:
     from irtool.kernels import checked_signature
 
     spec = checked_signature(op)
-    named = list(zip(spec.operands, op.args))
+    named = list(zip(spec.operands, op.args, strict=True))
     return ([v for n, v in named if n not in spec.writes],
             [v for n, v in named if n in spec.writes])
 

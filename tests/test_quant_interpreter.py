@@ -10,10 +10,10 @@ from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
 
 from irtool.errors import IrtoolError
-from irtool.interpreter import quant as ref
 from irtool.interpreter.quant import QuantFunctions
 from irtool.interpreter.transformer import TransformerFunctions
 from irtool.module_io import parse_module
+from irtool.numerics import quant as ref
 from irtool.weights import WeightStore
 
 F32 = np.float32

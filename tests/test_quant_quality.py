@@ -16,7 +16,7 @@ Each scheme evaluates the 150 `eval` stories of eval_tokens.json once (module-sc
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -74,7 +74,7 @@ def fp32(models, data):
 def quantized(models, data):
     """(scheme, kv) -> dict(module, store, runner, eval, greedy), computed once each."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def get(scheme: str, kv: str = "none"):
         module, store = import_model(models / "stories260K.bin")
         if scheme == "w8a8":

@@ -1,7 +1,7 @@
 """The numpy reference of the quantization contract, against an independent implementation.
 
 Everything expected here is recomputed from the contract's text with plain Python loops over
-numpy float32 scalars (no function of irtool.interpreter.quant is used to build an expected
+numpy float32 scalars (no function of irtool.numerics.quant is used to build an expected
 value). Integer parts (quantized weights, packing, int32 accumulators, w8a8 outputs, the a4
 path) must agree bit for bit; float-accumulated outputs within a tolerance.
 """
@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from irtool.interpreter import quant as ref
+from irtool.numerics import quant as ref
 
 F32 = np.float32
 RNG = np.random.default_rng(1234)
@@ -349,7 +349,7 @@ def test_kv_write_overflow_is_reported():
 
 
 def test_cached_attention_reads_dequantized_rows():
-    from irtool.interpreter.transformer import cached_attention
+    from irtool.numerics.transformer import cached_attention
 
     layers, kvh, cap, hd, heads = 2, 2, 8, 4, 4
     k = RNG.normal(size=(5, kvh * hd)).astype(F32)

@@ -100,7 +100,9 @@ class Project:
 def _plan_peaks(module) -> dict[str, int]:
     from xdsl.dialects.builtin import DictionaryAttr
 
-    plan = module.attributes["irtool.memory_plan"]
+    from irtool.ir_names import MEMORY_PLAN_ATTR
+
+    plan = module.attributes[MEMORY_PLAN_ATTR]
     return {space: entry.data["peak"].value.data for space, entry in plan.data.items()
             if isinstance(entry, DictionaryAttr) and "peak" in entry.data}
 

@@ -82,8 +82,8 @@ def silu(op, arg, outs):
 class Chip(CTarget):
     def main_c(self, prompt, steps, table):
         text = super().main_c(prompt, steps, table)
-        return text.replace("int main(int argc, char **argv)\\n{",
-                            "int main(int argc, char **argv)\\n{\\n    puts(\\"chip says hello\\");", 1)
+        start = "int main(int argc, char **argv)\\n{"
+        return text.replace(start, start + "\\n    puts(\\"chip says hello\\");", 1)
 
 
 def make_target(folder):

@@ -54,7 +54,7 @@ def streamed_weights(module: ModuleOp) -> dict[str, tuple[int, int]]:
     out = {}
     for op in module.walk():
         if isinstance(op, memory.KernelOp) and isinstance(op.computation[0], LINEARS):
-            w = dict(zip(op.body.block.args, op.ins))[op.computation[0].weight]
+            w = dict(zip(op.body.block.args, op.ins, strict=True))[op.computation[0].weight]
             if memory.space_of(w.type) == "xflash":
                 rows, cols = w.type.get_shape()
                 out[w.owner.global_name.string_value()] = (

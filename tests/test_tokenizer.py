@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_byte_fallback(tok):
 
 def test_decode_streaming_pieces(tok):
     ids = tok.encode("Once upon a time")
-    pieces = [tok.decode_token(prev, t) for prev, t in zip(ids, ids[1:])]
+    pieces = [tok.decode_token(prev, t) for prev, t in pairwise(ids)]
     assert pieces == [b"Once", b" upon", b" a", b" time"]
     assert tok.decode_token(None, 1) == b""
     # A cut-off multi-byte character decodes to U+FFFD instead of raising.
@@ -160,7 +161,7 @@ def test_tie_break_prefers_leftmost(tmp_path):
     path = tmp_path / "tiny.bin"
     path.write_bytes(
         struct.pack("<i", 6)
-        + b"".join(struct.pack("<fi", s, len(p)) + p for p, s in zip(pieces, scores))
+        + b"".join(struct.pack("<fi", s, len(p)) + p for p, s in zip(pieces, scores, strict=True))
     )
     t = load_tokenizer(path)
     assert isinstance(t, Llama2cTokenizer)

@@ -23,11 +23,8 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 
 from irtool.dialects import transformer as tf
+from irtool.ir_names import FORWARD, MAX_SEQ_LEN_ATTR, VOCAB_ATTR
 from irtool.weights import WeightStore
-
-MAX_SEQ_LEN_ATTR = "irtool.max_seq_len"
-VOCAB_ATTR = "irtool.vocab_size"
-FORWARD = "forward"
 
 
 class ModelBuilder:

@@ -131,7 +131,7 @@ def _layout(cfg: Llama2cConfig) -> list[tuple[str, tuple[int, ...]]]:
 
 def _check_header(path: Path, values: tuple[int, ...]) -> Llama2cConfig:
     """Validate the raw header and build the config, or explain why this is not a checkpoint."""
-    raw = dict(zip(_HEADER_FIELDS, values))
+    raw = dict(zip(_HEADER_FIELDS, values, strict=True))
 
     def bad(why: str) -> IrtoolError:
         return IrtoolError(f"{path}: not a llama2.c checkpoint (bad header: {why})")

@@ -409,13 +409,14 @@ def match_position_table(ev: ShapeEvaluator, value: str) -> str | None:
 
 def find_row_table(ev: ShapeEvaluator, value: str, width: int) -> str | None:
     """The constant [R, width] table whose first T rows `value` holds at every probe."""
-    rows = [v.reshape(t, width) for v, t in zip(ev.values(value), PROBES)]
+    rows = [v.reshape(t, width) for v, t in zip(ev.values(value), PROBES, strict=True)]
     for index in ev.g.ancestors(value, through_shape=False):
         for name in ev.g.nodes[index].input:
             table = ev.g.constants.get(name)
             if table is not None and table.ndim == 2 and table.shape[1] == width \
                     and table.shape[0] >= PROBES[-1] \
-                    and all(np.array_equal(table[:t], r) for r, t in zip(rows, PROBES)):
+                    and all(np.array_equal(table[:t], r)
+                            for r, t in zip(rows, PROBES, strict=True)):
                 return name
     return None
 
@@ -543,11 +544,11 @@ def _scores(ev: ShapeEvaluator, value: str):
             raise UnsupportedNode(node, "between the attention scores and their Softmax")
         if masked is not None:
             mask_nodes.append(ev.g.index(node.output[0]))
-            vis = [_key_visibility(~m, t, node) for m, t in zip(masked, PROBES)]
-            visible = vis if visible is None else [a & b for a, b in zip(visible, vis)]
+            vis = [_key_visibility(~m, t, node) for m, t in zip(masked, PROBES, strict=True)]
+            visible = vis if visible is None else [a & b for a, b in zip(visible, vis, strict=True)]
     causal = visible is not None
     if causal and not all(np.array_equal(v, np.tril(np.ones((t, t), bool)))
-                          for v, t in zip(visible, PROBES)):
+                          for v, t in zip(visible, PROBES, strict=True)):
         raise IrtoolError(f"the attention mask applied by node '{ev.g.label(mask_nodes[0])}' "
                           "is not causal; irtool raises causal or unmasked self-attention")
     return node, scale, causal, nodes

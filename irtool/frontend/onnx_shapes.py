@@ -158,8 +158,12 @@ def _slices(node: onnx.NodeProto, inputs: list, rank: int) -> tuple[slice, ...]:
     axes = _axes(node, inputs, rank, 3) if len(inputs) > 3 and inputs[3] is not None \
         else list(range(len(starts)))
     steps = _ints(inputs[4]) if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
+    if not len(axes) == len(starts) == len(ends) == len(steps):
+        raise UnsupportedNode(node, f"{len(starts)} starts, {len(ends)} ends, {len(axes)} axes "
+                                    f"and {len(steps)} steps (the ONNX Slice needs one of each "
+                                    "per sliced axis)")
     index = [slice(None)] * rank
-    for a, s, e, st in zip(axes, starts, ends, steps):
+    for a, s, e, st in zip(axes, starts, ends, steps, strict=True):
         index[a] = slice(s, e, st)
     return tuple(index)
 
@@ -328,7 +332,8 @@ class ShapeEvaluator:
         a, b = (self.shape(name, t) for t in PROBES)
         if len(a) != len(b):
             return tuple(None for _ in a)
-        dims = tuple(x if x == y else (SEQ if (x, y) == PROBES else None) for x, y in zip(a, b))
+        dims = tuple(x if x == y else (SEQ if (x, y) == PROBES else None)
+                     for x, y in zip(a, b, strict=True))
         self._cross_check(name, dims)
         return dims
 
@@ -337,7 +342,8 @@ class ShapeEvaluator:
         known = self.g.inferred.get(name)
         if known is None:
             return
-        if len(known) != len(dims) or any(k is not None and k != d for k, d in zip(known, dims)):
+        if len(known) != len(dims) or any(k is not None and k != d
+                                          for k, d in zip(known, dims, strict=True)):
             raise IrtoolError(f"internal error: irtool evaluates the shape of '{name}' as "
                               f"{list(dims)} but ONNX shape inference says {list(known)}; "
                               "please report this model")
@@ -434,7 +440,7 @@ def _expand_shape(ev: ShapeEvaluator, node, name, t):
 
 def _tile_shape(ev: ShapeEvaluator, node, name, t):
     reps = _ints(ev.value(node.input[1], t))
-    return tuple(d * r for d, r in zip(ev.shape(node.input[0], t), reps))
+    return tuple(d * r for d, r in zip(ev.shape(node.input[0], t), reps, strict=True))
 
 
 def _shape_of_shape(ev: ShapeEvaluator, node, name, t):

@@ -39,7 +39,7 @@ class HwFunctions(InterpreterFunctions):
 def _run(op: hw.CallOp | hw.AccelOp, args) -> None:
     """Run the kernel's numpy reference on the operands, after poisoning (module docstring)."""
     spec = checked_signature(op)
-    named = list(zip(spec.operands, op.args, args))
+    named = list(zip(spec.operands, op.args, args, strict=False))
     poison_overlapping_outs([(v, a) for n, v, a in named if n in spec.writes],
                             [(v, a) for n, v, a in named if n not in spec.writes])
     spec.reference({n: a for n, _, a in named}, {k: op.param(k) for k in spec.params})

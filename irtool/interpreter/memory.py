@@ -169,9 +169,10 @@ class MemoryFunctions(InterpreterFunctions):
         n_ins = len(op.ins)
         ins = tuple(_read_only(v) for v in args[:n_ins])
         outs = args[n_ins:]
-        poison_overlapping_outs(zip(op.outs, outs), zip(op.ins, args[:n_ins]))
+        poison_overlapping_outs(zip(op.outs, outs, strict=True),
+                                zip(op.ins, args[:n_ins], strict=True))
         values = interpreter.run_ssacfg_region(op.body, ins, "memory.kernel")
-        for i, (out, value) in enumerate(zip(outs, values)):
+        for i, (out, value) in enumerate(zip(outs, values, strict=True)):
             value = np.asarray(value)
             if value.shape != out.shape:
                 raise IrtoolError(f"memory.kernel: yielded value {i} has shape "
@@ -193,7 +194,7 @@ class MemoryFunctions(InterpreterFunctions):
     def run_subview(self, interpreter: Interpreter, op: mem.SubviewOp, args):
         (source,) = args
         window = tuple(slice(o, o + n) for o, n in zip(op.static_offsets,
-                                                       op.result.type.get_shape()))
+                                                       op.result.type.get_shape(), strict=True))
         return (source[window],)
 
     @impl(mem.DmaStartOp)
@@ -250,7 +251,7 @@ def poison_overlapping_outs(outs: Iterable[tuple[SSAValue, Any]],
 def _address_range(a: np.ndarray) -> tuple[int, int]:
     """[first byte, one past the last byte) spanned by an array (non-negative strides)."""
     start = a.__array_interface__["data"][0]
-    span = sum((n - 1) * s for n, s in zip(a.shape, a.strides))
+    span = sum((n - 1) * s for n, s in zip(a.shape, a.strides, strict=True))
     return start, start + span + a.itemsize
 
 

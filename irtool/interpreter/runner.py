@@ -24,12 +24,20 @@ from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
 
 from irtool.errors import IrtoolError
-from irtool.frontend.builder import FORWARD, MAX_SEQ_LEN_ATTR, VOCAB_ATTR
 from irtool.interpreter.hw import HwFunctions
 from irtool.interpreter.memory import MemoryFunctions
 from irtool.interpreter.quant import QuantFunctions
 from irtool.interpreter.transformer import TransformerFunctions
-from irtool.passes.extract_kv_cache import DECODE, PREFILL, PREFILL_ATTR
+from irtool.ir_names import (
+    DECODE,
+    FORWARD,
+    MAX_SEQ_LEN_ATTR,
+    PREFILL,
+    PREFILL_ATTR,
+    PREFILL_TOKEN_BY_TOKEN,
+    VOCAB_ATTR,
+    entry_points,
+)
 from irtool.weights import WeightStore, numpy_dtype
 
 State = tuple[np.ndarray, ...]
@@ -64,8 +72,7 @@ class ModelRunner:
         for functions in (FuncFunctions(), ArithFunctions(), TransformerFunctions(store),
                           QuantFunctions(), MemoryFunctions(store), HwFunctions()):
             self.interpreter.register_implementations(functions)
-        funcs = {op.sym_name.data: op for op in module.body.block.ops
-                 if isinstance(op, func.FuncOp)}
+        funcs = entry_points(module)
         self._decode = funcs.get(DECODE)
         self._prefill = funcs.get(PREFILL)
         if self._decode is None and FORWARD not in funcs:
@@ -98,7 +105,7 @@ class ModelRunner:
     def batched_prefill(self) -> bool:
         """The prompt goes through one @prefill call (else through @decode, token by token)."""
         mode = self.module.attributes.get(PREFILL_ATTR)
-        by_token = isinstance(mode, StringAttr) and mode.data == "token-by-token"
+        by_token = isinstance(mode, StringAttr) and mode.data == PREFILL_TOKEN_BY_TOKEN
         return self._prefill is not None and not by_token
 
     def check_tokens(self, tokens: Sequence[int]) -> np.ndarray:

@@ -1,146 +1,28 @@
 """Interpreter implementations of the `transformer` dialect on whole numpy arrays.
 
-Runtime values are numpy arrays (float32 activations, integer token ids); each op is one
-vectorised numpy kernel, never a scalar loop, so a full generation runs in seconds. These
-functions are also the numerical reference that later levels (and the C kernels) are
-checked against, so they spell out the float32 arithmetic plainly.
+Runtime values are numpy arrays (float32 activations, integer token ids); each op calls its
+numpy kernel in `irtool.numerics.transformer`, the numerical reference of this level.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
+from irtool.numerics.transformer import (
+    attention,
+    cached_attention,
+    gelu,
+    kv_write,
+    layer_norm,
+    rms_norm,
+    rope,
+    silu,
+    softmax,
+)
 from irtool.weights import WeightStore
-
-F32 = np.float32
-_erf = np.vectorize(math.erf, otypes=[np.float64])  # numpy has no erf; math.erf is exact
-
-
-def rms_norm(x: np.ndarray, g: np.ndarray, eps: float) -> np.ndarray:
-    ms = np.mean(x * x, axis=-1, keepdims=True, dtype=F32)
-    return (x / np.sqrt(ms + F32(eps))) * g
-
-
-def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    mean = np.mean(x, axis=-1, keepdims=True, dtype=F32)
-    xc = x - mean
-    var = np.mean(xc * xc, axis=-1, keepdims=True, dtype=F32)
-    return xc / np.sqrt(var + F32(eps)) * g + b
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    return (e / np.sum(e, axis=-1, keepdims=True)).astype(F32)
-
-
-def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
-    if approximate == "tanh":
-        inner = F32(math.sqrt(2.0 / math.pi)) * (x + F32(0.044715) * x * x * x)
-        return (F32(0.5) * x * (F32(1.0) + np.tanh(inner))).astype(F32)
-    return (0.5 * x * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(F32)
-
-
-def silu(x: np.ndarray) -> np.ndarray:
-    return (x / (F32(1.0) + np.exp(-x))).astype(F32)
-
-
-def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, start: int, heads: int,
-         head_dim: int, rotary_dim: int, style: str) -> np.ndarray:
-    t = x.shape[0]
-    if start + t > cos.shape[0]:
-        raise IrtoolError(f"transformer.rope: positions {start}..{start + t - 1} exceed the "
-                          f"{cos.shape[0]} positions of the rotary tables")
-    c = cos[start:start + t][:, None, :]
-    s = sin[start:start + t][:, None, :]
-    xh = x.reshape(t, heads, head_dim)
-    rot = xh[..., :rotary_dim]
-    if style == "interleaved":
-        a, b = rot[..., 0::2], rot[..., 1::2]
-        out = np.empty_like(rot)
-        out[..., 0::2] = a * c - b * s
-        out[..., 1::2] = a * s + b * c
-    else:
-        half = rotary_dim // 2
-        a, b = rot[..., :half], rot[..., half:]
-        out = np.concatenate([a * c - b * s, b * c + a * s], axis=-1)
-    return np.concatenate([out, xh[..., rotary_dim:]], axis=-1).reshape(t, heads * head_dim)
-
-
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads: int,
-              head_dim: int, scale: float, causal: bool, window: int | None = None) -> np.ndarray:
-    """Grouped-query attention; with `causal` the ends of queries and keys are aligned, and a
-    `window` W further hides keys W or more positions before the query (sliding window)."""
-    t, s = q.shape[0], k.shape[0]
-    group = heads // kv_heads
-    qh = q.reshape(t, kv_heads, group, head_dim).transpose(1, 2, 0, 3)  # [KV, G, T, hd]
-    kh = k.reshape(s, kv_heads, head_dim).transpose(1, 0, 2)[:, None]  # [KV, 1, S, hd]
-    vh = v.reshape(s, kv_heads, head_dim).transpose(1, 0, 2)[:, None]
-    scores = (qh @ kh.transpose(0, 1, 3, 2)) * F32(scale)  # [KV, G, T, S]
-    if causal:
-        last = np.arange(t)[:, None] + (s - t)  # the key at the query's own position
-        visible = np.arange(s)[None, :] <= last
-        if window is not None:
-            visible &= np.arange(s)[None, :] > last - window
-        scores = np.where(visible, scores, F32(-np.inf))
-    out = softmax(scores) @ vh  # [KV, G, T, hd]
-    return out.transpose(2, 0, 1, 3).reshape(t, heads * head_dim)
-
-
-def kv_write(cache: np.ndarray, new: np.ndarray, pos: int, layer: int, ring: bool) -> np.ndarray:
-    """A copy of `cache` with the rows of `new` (positions pos, pos+1, ...) in layer `layer`.
-
-    The copy keeps value semantics: the caller's cache is never modified behind its back.
-    """
-    _, kv_heads, capacity, head_dim = cache.shape
-    t = new.shape[0]
-    if pos < 0:
-        raise IrtoolError(f"transformer.kv_write (layer {layer}): negative position {pos}")
-    if not ring and pos + t > capacity:
-        raise IrtoolError(
-            f"transformer.kv_write (layer {layer}): positions {pos}..{pos + t - 1} exceed the "
-            f"KV cache capacity of {capacity} positions (a linear cache): give extract-kv-cache "
-            "a larger capacity, or a window to keep only the last positions (irtool generate "
-            "--capacity N / --window W)")
-    rows = new.reshape(t, kv_heads, head_dim).transpose(1, 0, 2)  # [KV, T, hd]
-    if t > capacity:  # a ring keeps only the last `capacity` rows
-        rows, pos = rows[:, t - capacity:], pos + t - capacity
-    out = cache.copy()
-    out[layer][:, (pos + np.arange(rows.shape[1])) % capacity] = rows
-    return out
-
-
-def held_slots(op: str, layer: int, end: int, t: int, capacity: int, ring: bool) -> np.ndarray:
-    """Cache slots of the positions max(0, end-C)..end-1, in position order, for t queries
-    ending at position end-1; an error when the cache cannot hold what they must see."""
-    if not ring and end > capacity:
-        raise IrtoolError(f"{op} (layer {layer}): position {end - 1} is past the KV cache "
-                          f"capacity of {capacity} positions")
-    first = max(0, end - capacity)
-    if end - first < t:
-        raise IrtoolError(f"{op} (layer {layer}): {t} query rows ending at position {end - 1}, "
-                          f"but the cache holds only positions {first}..{end - 1}")
-    return np.arange(first, end) % capacity
-
-
-def cached_attention(q: np.ndarray, kcache: np.ndarray, vcache: np.ndarray, end: int,
-                     layer: int, heads: int, kv_heads: int, head_dim: int, scale: float,
-                     ring: bool) -> np.ndarray:
-    """Queries at positions end-T..end-1 over the cached positions max(0, end-C)..end-1.
-
-    The held positions are gathered in position order, so plain end-aligned causal attention
-    over them is exactly "each query sees the cached positions up to its own".
-    """
-    slots = held_slots("transformer.cached_attention", layer, end, q.shape[0],
-                       kcache.shape[2], ring)
-    s = slots.size
-    k = kcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
-    v = vcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
-    return attention(q, k, v, heads, kv_heads, head_dim, scale, causal=True)
 
 
 @register_impls

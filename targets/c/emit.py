@@ -36,13 +36,12 @@ from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
+from irtool.ir_names import DECODE, KV_CAPACITY_ATTR, KV_WINDOW_ATTR
 from irtool.kernels import checked_signature, kernel_signature
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
 from irtool.weights import WeightStore, numpy_dtype
 
-KV_CAPACITY_ATTR = "irtool.kv_capacity"  # set by extract-kv-cache
-KV_WINDOW_ATTR = "irtool.kv_window"
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 """The portable C kernels every C target ships (a target may add a runtime folder of its
 own)."""
@@ -65,12 +64,12 @@ def subview_pointer(op: memory.SubviewOp, base: str) -> str:
     """A contiguous window of a buffer as a pointer into it: only the first dimension that
     is cut may start past 0, the dimensions before it hold one index, those after it whole."""
     src, sizes, offs = op.source.type.get_shape(), op.result.type.get_shape(), op.static_offsets
-    cut = next((i for i, (n, s) in enumerate(zip(src, sizes)) if n != s), len(src))
+    cut = next((i for i, (n, s) in enumerate(zip(src, sizes, strict=False)) if n != s), len(src))
     if cut < len(src) and (any(s != 1 for s in sizes[:cut]) or any(o for o in offs[cut + 1:])):
         raise IrtoolError(f"C emitter: memory.subview {list(offs)} of {op.source.type} -> "
                           f"{op.result.type} is not contiguous; only leading windows are emitted")
     stride, elements = 1, 0
-    for n, o in zip(reversed(src), reversed(offs)):
+    for n, o in zip(reversed(src), reversed(offs), strict=False):
         elements += o * stride
         stride *= n
     ctype = _C_TYPES[str(op.result.type.element_type)]
@@ -147,7 +146,7 @@ class CProject:
         self.calls = calls
         self.globals = {op.sym_name.data: op for op in module.ops
                         if isinstance(op, memory.GlobalOp)}
-        self.decode = self._function("decode")
+        self.decode = self._function(DECODE)
         self.arena_size: dict[str, int] = {}
         for name, g in self.globals.items():
             self._grow(placement(g, f"memory.global @{name}"))
@@ -315,7 +314,7 @@ class CProject:
 
     def call(self, op: hw.CallOp, name) -> str:
         sig, c_call = checked_signature(op), self.calls[op.kernel]
-        operands = dict(zip(sig.operands, op.args))
+        operands = dict(zip(sig.operands, op.args, strict=False))
         args = []
         for a in c_call.args:
             if a == "NULL":

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from irtool.dialects import hw, memory
-from irtool.passes.tile import STREAM_ATTR
+from irtool.ir_names import STREAM_ATTR
 from irtool.targets.c.emit import CProject, nbytes, placement
 from irtool.targets.description import TargetDescription
 

@@ -63,7 +63,8 @@ def linker_script(target: TargetDescription) -> str:
     if xflash:
         lines.append(f"  irt_xflash (r) : ORIGIN = 0x{at['xflash']:08x}, "
                      f"LENGTH = {xflash[0].size}")
-    lines += ["}", "", "PHDRS", "{", "  irt_flash PT_LOAD;", "  xflash PT_LOAD;", "}", "", "SECTIONS", "{",
+    lines += ["}", "", "PHDRS", "{", "  irt_flash PT_LOAD;", "  xflash PT_LOAD;", "}", "",
+              "SECTIONS", "{",
               f"  .sram (NOLOAD) : ALIGN({ARENA_ALIGN}) {{ KEEP(*(.sram)) }} > irt_sram :ram",
               f"  .flash : ALIGN({ARENA_ALIGN}) {{ KEEP(*(.flash)) }} > irt_flash :irt_flash"]
     if xflash:

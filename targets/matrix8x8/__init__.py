@@ -19,9 +19,8 @@ FOLDER = Path(__file__).resolve().parent
 
 class Matrix8x8Target(CTarget):
     def cost_model(self, schedule: str | None = None):
-        from irtool.targets.matrix8x8.cost import SCHEDULES, MxuCostModel
-
         from irtool.errors import IrtoolError
+        from irtool.targets.matrix8x8.cost import SCHEDULES, MxuCostModel
 
         schedule = schedule or "irtool"
         if schedule not in SCHEDULES:

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import math
 
+from irtool.targets.cost_model import CoreCostModel, OpCost, WorkOp
 from irtool.targets.description import TargetDescription
-
-from irtool.estimate import CoreCostModel, OpCost, WorkOp
 
 SCHEDULES = ("irtool", "naive")
 

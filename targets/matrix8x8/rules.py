@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from irtool.dialects import quant as q
-from irtool.targets.c.rules import PORTABLE_RULES, cols, rows, with_bias
-
 from irtool.lowering import ArgMap, KernelCall
+from irtool.targets.c.rules import PORTABLE_RULES, cols, rows, with_bias
 
 ENGINE = "mxu"
 

@@ -51,7 +51,7 @@ MUTATIONS = [
              ("tests/test_calibrate.py",)),
     Mutation("round-half-up",
              "quantization rounds half up instead of half to even",
-             "irtool/interpreter/quant.py",
+             "irtool/numerics/quant.py",
              (("r = np.clip(np.rint(v), lo - zp, hi - zp)",
                "r = np.clip(np.floor(v + np.float32(0.5)), lo - zp, hi - zp)"),),
              ("tests/test_quant_reference.py",)),
@@ -70,7 +70,8 @@ MUTATIONS = [
     Mutation("no-poisoning",
              "the memory interpreter stops poisoning an out buffer that overlaps another in",
              "irtool/interpreter/memory.py",
-             (("        poison_overlapping_outs(zip(op.outs, outs), zip(op.ins, args[:n_ins]))\n",
+             (("        poison_overlapping_outs(zip(op.outs, outs, strict=True),\n"
+               "                                zip(op.ins, args[:n_ins], strict=True))\n",
                ""),),
              ("tests/test_memory_interpreter.py", "tests/test_plan_poisoning.py")),
     Mutation("liveness-end",
@@ -87,7 +88,7 @@ MUTATIONS = [
              ("tests/test_c_runtime.py",)),
     Mutation("rope-sign",
              "RoPE (interleaved) turns the pairs the wrong way",
-             "irtool/interpreter/transformer.py",
+             "irtool/numerics/transformer.py",
              (("out[..., 0::2] = a * c - b * s", "out[..., 0::2] = a * c + b * s"),
               ("out[..., 1::2] = a * s + b * c", "out[..., 1::2] = -a * s + b * c")),
              ("tests/test_transformer_interpreter.py", "tests/test_llama2c_model.py")),
@@ -99,9 +100,9 @@ MUTATIONS = [
              ("tests/test_c_runtime.py",)),
     Mutation("kv-write-slot",
              "the KV cache writes new rows one slot too far",
-             "irtool/interpreter/transformer.py",
-             (("out[layer][:, (pos + np.arange(rows.shape[1])) % capacity] = rows",
-               "out[layer][:, (pos + 1 + np.arange(rows.shape[1])) % capacity] = rows"),),
+             "irtool/numerics/transformer.py",
+             (("return rows, (pos + np.arange(rows.shape[1])) % capacity",
+               "return rows, (pos + 1 + np.arange(rows.shape[1])) % capacity"),),
              ("tests/test_extract_kv_cache.py",)),
     Mutation("c-round-half-away",
              "the C quantized kernels round half away from zero",
@@ -141,7 +142,8 @@ def stale(root: Path = ROOT) -> list[str]:
     return problems
 
 
-SITECUSTOMIZE = '''"""Point irtool's editable install at this copy (written by tests/tools/mutate.py)."""
+SITECUSTOMIZE = '''"""Point irtool's editable install at this copy (written by
+tests/tools/mutate.py)."""
 import sys
 
 for _name, _mod in list(sys.modules.items()):

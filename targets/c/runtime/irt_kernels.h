@@ -4,7 +4,7 @@
  * Targets: ultra-low-power single-issue in-order RV32 cores with one FPU (rv32imafc,
  * picolibc) and the host.  C99, no dynamic allocation, no libm beyond expf, sqrtf, tanhf
  * and erfcf.  The numerical reference for every kernel is the numpy code in
- * irtool/interpreter/transformer.py; results agree with it to float32 rounding (the order
+ * irtool/numerics/transformer.py; results agree with it to float32 rounding (the order
  * of the sums differs, and fused multiply-adds are used where the target has them).
  *
  * Conventions

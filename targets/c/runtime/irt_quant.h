@@ -4,7 +4,7 @@
  * and an int8 KV cache.
  *
  * The arithmetic follows irtool's quantization contract (the numpy reference is
- * irtool/interpreter/quant.py).  Which results are bit-exact and which agree only to
+ * irtool/numerics/quant.py).  Which results are bit-exact and which agree only to
  * float32 rounding is stated per kernel:
  *   bit-exact  irt_quantize_act_i8, irt_matvec_i8_acc, irt_linear_w8a8,
  *              irt_quantize_act_a4, irt_linear_w1a4, irt_kv_write_i8 (codes and scales);
