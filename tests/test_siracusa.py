@@ -170,7 +170,7 @@ def _hartcount(out: str) -> tuple[dict[int, tuple[int, int]], dict[str, int]]:
                   r"parallel-sum (\d+) device (\d+) per-step (\d+)$", out, re.MULTILINE)
     assert m, out[-3000:]
     keys = ("steps", "phases", "serial", "slowest", "parallel_sum", "device", "per_step")
-    return harts, dict(zip(keys, map(int, m.groups())))
+    return harts, dict(zip(keys, map(int, m.groups()), strict=True))
 
 
 def test_qemu_one_and_eight_cores_print_the_interpreter_tokens_with_per_hart_counts(
@@ -268,10 +268,10 @@ def test_does_not_fit_reports(shared_models, tmp_path, sizes, capacity, says):
 
     target = _variant(tmp_path / "target", **sizes)
     d = shared_models / "stories260K"
-    proc = subprocess.run([sys.executable, "-m", "irtool.cli", "compile", str(d / "stories260K.bin"),
-                           "--target", str(target), "--quant", "w8a8", "--calibration",
-                           str(d / "eval_tokens.json"), "--kv", "int8", "--capacity",
-                           str(capacity), "-o", str(tmp_path / "out"), "--steps", "2"],
+    proc = subprocess.run([sys.executable, "-m", "irtool.cli", "compile",
+                           str(d / "stories260K.bin"), "--target", str(target), "--quant",
+                           "w8a8", "--calibration", str(d / "eval_tokens.json"), "--kv",
+                           "int8", "--capacity", str(capacity), "-o", str(tmp_path / "out"), "--steps", "2"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr

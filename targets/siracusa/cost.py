@@ -36,7 +36,8 @@ def cluster_linear_cycles(T: int, K: int, N: int, cores: int, cpi: float = 1.0,
 def npu_linear_cycles(npu: EngineSpec, T: int, K: int, N: int, cpi: float = 1.0) -> float:
     c = npu.cost
     blocks = math.ceil(K / c["tile_in"]) * math.ceil(N / c["tile_out"]) * T
-    return c["setup_cycles"] + blocks * c["cycles_per_tile_token"] + cpi * REQUANT_INSTRUCTIONS * N * T
+    return (c["setup_cycles"] + blocks * c["cycles_per_tile_token"]
+            + cpi * REQUANT_INSTRUCTIONS * N * T)
 
 
 # -- the cost model of `irtool estimate --target siracusa` ------------------------------------
@@ -58,7 +59,7 @@ class SiracusaCostModel:
 
     def __init__(self, description, schedule: str = "npu", window_space: str = "l1",
                  weight_home: str = "l2"):
-        from irtool.estimate import CoreCostModel
+        from irtool.targets.cost_model import CoreCostModel
 
         self.description = description
         self.schedule = schedule
@@ -76,7 +77,7 @@ class SiracusaCostModel:
         return self.description.clock_hz or 1
 
     def linear(self, op, tokens: int):
-        from irtool.estimate import OpCost
+        from irtool.targets.cost_model import OpCost
 
         T, K, N = tokens, op.K, op.N
         elem = 1 if op.quantized else 4

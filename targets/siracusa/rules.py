@@ -19,7 +19,6 @@ from irtool.targets.siracusa.cost import NPU_ENGINE as NPU
 from irtool.targets.siracusa.cost import cluster_linear_cycles, npu_linear_cycles
 
 
-
 def siracusa_rules(description: TargetDescription) -> LoweringRules:
     cluster = description.core
     npu = next((e for e in description.engines if e.name == NPU), None)
