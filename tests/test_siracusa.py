@@ -268,11 +268,11 @@ def test_does_not_fit_reports(shared_models, tmp_path, sizes, capacity, says):
 
     target = _variant(tmp_path / "target", **sizes)
     d = shared_models / "stories260K"
-    proc = subprocess.run([sys.executable, "-m", "irtool.cli", "compile",
-                           str(d / "stories260K.bin"), "--target", str(target), "--quant",
-                           "w8a8", "--calibration", str(d / "eval_tokens.json"), "--kv",
-                           "int8", "--capacity", str(capacity), "-o", str(tmp_path / "out"), "--steps", "2"],
-                          capture_output=True, text=True, timeout=600)
+    args = ["compile", str(d / "stories260K.bin"), "--target", str(target), "--quant", "w8a8",
+            "--calibration", str(d / "eval_tokens.json"), "--kv", "int8", "--capacity",
+            str(capacity), "-o", str(tmp_path / "out"), "--steps", "2"]
+    proc = subprocess.run([sys.executable, "-m", "irtool.cli", *args], capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     for pattern in says:
