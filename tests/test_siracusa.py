@@ -1,8 +1,8 @@
 """siracusa: the 8-core cluster target, checked against independent references.
 
-* The hw level (linears as cluster kernels with a team of 8, or on the NPU) equals the quant
-  level exactly in the interpreter (the kernels' references are the quant interpreter's own
-  functions).
+* The hw level (linears and attention by heads as cluster kernels with a team of 8, or
+  linears on the NPU) equals the quant level in the interpreter (the kernels' references are
+  the quant interpreter's own functions; exact but for the float lm_head's tiles).
 * Natively (`make host`, the team simulated one core after another, ASan/UBSan on), and on
   qemu-system-riscv32 -M virt with 1 and with 8 harts (the target without its NPU: a copy of
   the folder whose description drops the engine), and with 8 harts + NPU (the shipped
@@ -132,12 +132,15 @@ def test_hw_level_equals_the_quant_level(quant_level, golden, cluster_target, wi
         assert not accel
         assert len(linears) - len(lm_head) == 35
     assert {c.param("cores") for c in linears} == {8}
+    attention = [c for c in calls if c.kernel == "sir_cached_attention_i8"]
+    assert len(attention) == 5 and {c.param("cores") for c in attention} == {8}
     # every weight streams L2 -> L1 through the tile pass's windows
     starts = [op for op in module.walk() if isinstance(op, memory.DmaStartOp)]
     assert len(starts) == 35 + len(lm_head)
     assert {(memory.space_of(op.source.type), memory.space_of(op.dest.type))
             for op in starts} == {("l2", "l1")}
-    assert not any(c.kernel in ("irt_linear_w8a8", "irt_linear_f32") for c in calls)
+    assert not any(c.kernel in ("irt_linear_w8a8", "irt_linear_f32", "irt_cached_attention_i8")
+                   for c in calls)
     got = ModelRunner(module, store).forward(ids)
     # the W8A8 layers are exact; the float lm_head's row tiles are summed by numpy's BLAS in
     # another order than the whole matrix (the C kernel's order does not depend on the tile)
@@ -189,15 +192,16 @@ def test_qemu_one_and_eight_cores_print_the_interpreter_tokens_with_per_hart_cou
     assert total1["phases"] == 0
     assert total1["serial"] + total1["device"] == harts1[0][1]  # the DMA memcpy is device work
     assert total1["device"] == total8["device"] > 0
-    linears = (project / "model.c").read_text().count("  sir_linear_")
-    assert total8["phases"] == linears * steps  # one fork/join per linear (tile)
+    forks = (project / "model.c").read_text().count("  sir_")
+    assert total8["phases"] == forks * steps  # one fork/join per linear (tile) and attention
     # every worker hart works inside the decode steps only
     assert all(harts8[h][0] == harts8[h][1] > 0 for h in range(1, 8))
     # the split follows the row shares: 172 channels = 43 blocks of 4 -> 6,6,6,5,5,5,5,5;
     # harts 1-2 own 4 rows more than harts 3-6 of w1 and w3 (K = 64): 512 MACs per layer
     extra_macs = 4 * 64 * 2 * 5 * steps
     extra = harts8[1][1] - harts8[3][1]
-    assert harts8[2][1] == harts8[1][1]
+    # (the heads' softmax takes a few data-dependent instructions in expf)
+    assert abs(harts8[2][1] - harts8[1][1]) < 0.001 * harts8[1][1]
     assert 3.5 * extra_macs < extra < 5.5 * extra_macs, (extra, extra_macs)
     # the same work on 8 harts as on one, plus the fork/barrier code (< 400 per hart/phase)
     work8 = sum(s for _, s in harts8.values())
@@ -225,8 +229,11 @@ def test_qemu_eight_cores_and_the_npu_print_the_interpreter_tokens(npu_project, 
     assert macs == 5 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 172) * steps
     assert cycles == jobs * 200 + blocks * 9 and step_cycles == cycles // steps
     harts, total = _hartcount(out)
-    lm_tiles = (npu_project / "model.c").read_text().count("  sir_linear_f32(")
-    assert total["phases"] == lm_tiles * steps  # only the float lm_head forks
+    model_c = (npu_project / "model.c").read_text()
+    lm_tiles = model_c.count("  sir_linear_f32(")
+    assert model_c.count("  sir_cached_attention_i8(") == 5
+    # the float lm_head's tiles and the attention of the 5 layers fork
+    assert total["phases"] == (lm_tiles + 5) * steps
     assert total["device"] > 0 and total["serial"] + total["device"] < harts[0][1]
     # every weight streamed L2 -> L1 once per step: the W8A8 projections' int8 rows and the
     # float lm_head (the 512 x 64 embedding table), timed on the description's link formula

@@ -4,6 +4,8 @@
 rows over the cluster's cores (`cores`, a compile-time team size); every output value is
 computed as the portable kernel computes it, so their references are the interpreter's
 (`w8a8_linear` of the quant level, `x @ w^T + b`), whatever the number of cores.
+`sir_cached_attention_i8` is the portable int8-cache attention with the heads shared among
+the cores (each head computed by the same code): the portable kernel's reference.
 `npu_linear_w8a8` is the NPU's job (exact int32 sums, requantized on the cluster as the
 portable kernel does): the same reference.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from irtool.interpreter import quant as qref
-from irtool.kernels import KernelSignature
+from irtool.kernels import KernelSignature, kernel_signature
 
 
 def _w8a8(o, p):
@@ -44,5 +46,10 @@ NPU_LINEAR = KernelSignature("npu_linear_w8a8", ("xq", "zx", "w", "m", "y"), ("T
                              ("y",), _w8a8)
 NPU_LINEAR_BIAS = KernelSignature("npu_linear_w8a8_bias", ("xq", "zx", "w", "m", "b", "y"),
                                   ("T", "K", "N"), ("y",), _w8a8)
-KERNELS = (SIR_LINEAR, SIR_LINEAR_BIAS, SIR_LINEAR_F32, SIR_LINEAR_F32_BIAS, NPU_LINEAR,
-           NPU_LINEAR_BIAS)
+SIR_ATTENTION = KernelSignature(
+    "sir_cached_attention_i8", ("q", "kcache", "kscales", "vcache", "vscales", "end", "out"),
+    ("layer", "heads", "kv_heads", "head_dim", "capacity", "T", "ring", "scale", "cores"),
+    ("out",), lambda o, p: kernel_signature("irt_cached_attention_i8").reference(o, p),
+    scratch=lambda p: p["capacity"] * p["cores"])
+KERNELS = (SIR_ATTENTION, SIR_LINEAR, SIR_LINEAR_BIAS, SIR_LINEAR_F32, SIR_LINEAR_F32_BIAS,
+           NPU_LINEAR, NPU_LINEAR_BIAS)

@@ -5,7 +5,9 @@ A `quant.qlinear` with one multiplier per output channel becomes `hw.accel npu
 @npu_linear_w8a8` when the description has an NPU and the NPU is cheaper, else
 `sir_linear_w8a8`; a float `transformer.linear` (the lm_head) becomes `sir_linear_f32`; the
 cluster kernels carry `cores` = the cluster's core count (the fork/join is inside the kernel,
-runtime/sir_linear.c). Any other form falls through to the portable single-core rules.
+runtime/sir_linear.c); attention over the int8 cache for one token becomes
+`sir_cached_attention_i8`, its heads shared among the cores (runtime/sir_attention.c). Any
+other form falls through to the portable single-core rules.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from irtool.dialects import quant as q
 from irtool.dialects import transformer as tf
 from irtool.lowering import ArgMap, KernelCall, LoweringRules
-from irtool.targets.c.rules import PORTABLE_RULES, cols, rows, with_bias
+from irtool.targets.c.rules import PORTABLE_RULES, cached_attention_i8, cols, rows, with_bias
 from irtool.targets.description import TargetDescription
 from irtool.targets.siracusa.cost import NPU_ENGINE as NPU
 from irtool.targets.siracusa.cost import cluster_linear_cycles, npu_linear_cycles
@@ -43,4 +45,12 @@ def siracusa_rules(description: TargetDescription) -> LoweringRules:
         return KernelCall(name, tuple(args), {"T": rows(op.input), "K": cols(op.input),
                                               "N": rows(op.weight), "cores": cluster.cores})
 
-    return PORTABLE_RULES.extended([(q.QLinearOp, qlinear), (tf.LinearOp, linear)])
+    def attention(op: q.CachedAttentionOp, arg: ArgMap, outs) -> KernelCall | None:
+        call = cached_attention_i8(op, arg, outs)
+        if call.params["T"] != 1:
+            return None
+        return KernelCall("sir_cached_attention_i8", call.args,
+                          {**call.params, "cores": cluster.cores})
+
+    return PORTABLE_RULES.extended([(q.QLinearOp, qlinear), (tf.LinearOp, linear),
+                                    (q.CachedAttentionOp, attention)])

@@ -197,6 +197,10 @@ def make_target(folder=FOLDER) -> SiracusaTarget:
         "sir_linear_f32": _call("sir_linear_f32", "op:x op:w NULL op:y p:T p:K p:N p:cores"),
         "sir_linear_f32_bias": _call("sir_linear_f32",
                                      "op:x op:w op:b op:y p:T p:K p:N p:cores"),
+        "sir_cached_attention_i8": _call(
+            "sir_cached_attention_i8", "op:q op:kcache op:kscales op:vcache op:vscales op:out "
+            "SCRATCH p:layer p:heads p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale "
+            "p:cores"),
         "npu_linear_w8a8": _call("npu_linear_w8a8",
                                  "op:xq val:zx op:w op:m NULL op:y p:T p:K p:N"),
         "npu_linear_w8a8_bias": _call("npu_linear_w8a8",

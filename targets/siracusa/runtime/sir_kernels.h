@@ -16,4 +16,11 @@ void sir_linear_w8a8(const int8_t *xq, int32_t x_zero_point, const int8_t *wq, c
 void sir_linear_f32(const float *x, const float *w, const float *bias_or_null, float *y, int T,
                     int K, int N, int cores);
 
+/* irt_cached_attention_i8 for one token (T = 1) with the heads shared among the cores;
+ * `scratch` holds `capacity` floats per core. */
+void sir_cached_attention_i8(const float *q, const int8_t *kcache, const float *kscales,
+                             const int8_t *vcache, const float *vscales, float *out,
+                             float *scratch, int layer, int heads, int kv_heads, int head_dim,
+                             int capacity, int T, int end, int ring, float scale, int cores);
+
 #endif
