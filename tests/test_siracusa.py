@@ -313,3 +313,59 @@ def test_estimate_cost_model_hand_figures_and_the_npu_choice():
     for phase in ("prefill", "decode"):
         assert per["npu"][phase].cycles < per["cluster"][phase].cycles \
             < per["single"][phase].cycles
+
+
+# --- a MicroLlama-shaped model (Deeploy's test: dim 64, 8 layers, 16 heads of 4) -------------
+
+MICRO = {"dim": 64, "hidden": 256, "layers": 8, "heads": 16, "kv": 16, "vocab": 96, "seq": 64}
+
+
+def write_microllama(path: Path, seed: int = 0) -> Path:
+    """A llama2.c checkpoint of MicroLlama's shape with random weights (the MLP width of 256
+    and the 96-token vocabulary are this test's choices)."""
+    import struct
+
+    m, rng = MICRO, np.random.default_rng(seed)
+    d, h, L, hd = m["dim"], m["hidden"], m["layers"], m["dim"] // m["heads"]
+    shapes = [(m["vocab"], d), (L, d), (L, d, d), (L, d, d), (L, d, d), (L, d, d), (L, d),
+              (L, h, d), (L, d, h), (L, h, d), (d,), (m["seq"], hd // 2), (m["seq"], hd // 2)]
+    parts = []
+    for i, shape in enumerate(shapes):
+        if i in (1, 6, 10):  # norms' gains
+            parts.append(1 + 0.1 * rng.standard_normal(shape))
+        else:
+            parts.append(rng.standard_normal(shape) / np.sqrt(shape[-1]))
+    data = np.concatenate([p.ravel() for p in parts]).astype("<f4")
+    header = (d, h, L, m["heads"], m["kv"], m["vocab"], m["seq"])
+    path.write_bytes(struct.pack("<7i", *header) + data.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("with_npu", [False, True])
+def test_microllama_shape_on_qemu_prints_the_interpreter_tokens(tmp_path, cluster_target,
+                                                                with_npu):
+    need("riscv", "qemu", "cc")
+    from irtool.compile import CompileOptions, compile_to_c, prepare_for_target
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+
+    model = write_microllama(tmp_path / "micro.bin")
+    rng = np.random.default_rng(1)
+    calib = tmp_path / "calib.json"
+    calib.write_text(json.dumps([rng.integers(0, MICRO["vocab"], 24).tolist()
+                                 for _ in range(4)]))
+    opts = CompileOptions(target="siracusa" if with_npu else cluster_target, capacity=32,
+                          quant="w8a8", kv="int8", calibration=str(calib), time_limit=5)
+    module, store = prepare_for_target(*import_model(model), opts)
+    prompt, steps = [1, 17, 42, 5], 8
+    want = ModelRunner(module.clone(), store).generate(prompt, steps)
+    out = tmp_path / "out"
+    compile_to_c(module, store, out, prompt=prompt, steps=steps, tokenizer=None,
+                 opts=dataclasses.replace(opts, quant="none", kv="none", calibration=None))
+    text = _make(out, "run", "CORES=8")
+    assert _tokens(text) == want
+    harts, total = _hartcount(text)
+    assert set(harts) == set(range(8)) and total["steps"] == len(prompt) + steps - 1
+    model_c = (out / "model.c").read_text()
+    assert model_c.count("  sir_cached_attention_i8(") == 8  # 16 heads: 2 per core
+    assert model_c.count("npu_linear_w8a8(") == (7 * 8 if with_npu else 0)
