@@ -6,11 +6,15 @@ computed as the portable kernel computes it, so their references are the interpr
 (`w8a8_linear` of the quant level, `x @ w^T + b`), whatever the number of cores.
 `sir_cached_attention_i8` is the portable int8-cache attention with the heads shared among
 the cores (each head computed by the same code): the portable kernel's reference.
+`sir_silu_f32` / `sir_quantize_act_i8` are the portable elementwise kernels with the values
+shared among the cores (`on_cores`).
 `npu_linear_w8a8` is the NPU's job (exact int32 sums, requantized on the cluster as the
 portable kernel does): the same reference.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -51,5 +55,17 @@ SIR_ATTENTION = KernelSignature(
     ("layer", "heads", "kv_heads", "head_dim", "capacity", "T", "ring", "scale", "cores"),
     ("out",), lambda o, p: kernel_signature("irt_cached_attention_i8").reference(o, p),
     scratch=lambda p: p["capacity"] * p["cores"])
-KERNELS = (SIR_ATTENTION, SIR_LINEAR, SIR_LINEAR_BIAS, SIR_LINEAR_F32, SIR_LINEAR_F32_BIAS,
-           NPU_LINEAR, NPU_LINEAR_BIAS)
+
+
+def on_cores(portable: str, name: str) -> KernelSignature:
+    """The portable kernel split over the cores: same operands, aliasing and reference, plus
+    the team size `cores`."""
+    sig = kernel_signature(portable)
+    return dataclasses.replace(sig, name=name, params=(*sig.params, "cores"))
+
+
+SIR_SILU = on_cores("irt_silu_f32", "sir_silu_f32")
+SIR_QUANTIZE = on_cores("irt_quantize_act_i8", "sir_quantize_act_i8")
+SIR_QUANTIZE_SYM = on_cores("irt_quantize_act_i8_sym", "sir_quantize_act_i8_sym")
+KERNELS = (SIR_SILU, SIR_QUANTIZE, SIR_QUANTIZE_SYM, SIR_ATTENTION, SIR_LINEAR,
+           SIR_LINEAR_BIAS, SIR_LINEAR_F32, SIR_LINEAR_F32_BIAS, NPU_LINEAR, NPU_LINEAR_BIAS)

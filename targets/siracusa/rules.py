@@ -6,8 +6,9 @@ A `quant.qlinear` with one multiplier per output channel becomes `hw.accel npu
 `sir_linear_w8a8`; a float `transformer.linear` (the lm_head) becomes `sir_linear_f32`; the
 cluster kernels carry `cores` = the cluster's core count (the fork/join is inside the kernel,
 runtime/sir_linear.c); attention over the int8 cache for one token becomes
-`sir_cached_attention_i8`, its heads shared among the cores (runtime/sir_attention.c). Any
-other form falls through to the portable single-core rules.
+`sir_cached_attention_i8`, its heads shared among the cores (runtime/sir_attention.c); SiLU
+and activation quantization large enough to pay a fork/join are split by values
+(runtime/sir_elementwise.c). Any other form falls through to the portable single-core rules.
 """
 
 from __future__ import annotations
@@ -15,10 +16,29 @@ from __future__ import annotations
 from irtool.dialects import quant as q
 from irtool.dialects import transformer as tf
 from irtool.lowering import ArgMap, KernelCall, LoweringRules
-from irtool.targets.c.rules import PORTABLE_RULES, cached_attention_i8, cols, rows, with_bias
+from irtool.targets.c.rules import (
+    PORTABLE_RULES,
+    cached_attention_i8,
+    cols,
+    quantize,
+    rows,
+    silu,
+    with_bias,
+)
 from irtool.targets.description import TargetDescription
+from irtool.targets.siracusa.cost import (
+    FORK_JOIN_INSTRUCTIONS,
+    cluster_linear_cycles,
+    npu_linear_cycles,
+)
 from irtool.targets.siracusa.cost import NPU_ENGINE as NPU
-from irtool.targets.siracusa.cost import cluster_linear_cycles, npu_linear_cycles
+
+SILU_INSTRUCTIONS = 50
+"""Per value of irt_silu_f32 on RV32IMF (an expf call dominates; an estimate)."""
+QUANTIZE_INSTRUCTIONS = 12
+"""Per value of irt_quantize_act_i8 (one fdiv.s, a rounding convert, clips; an estimate)."""
+PARALLEL_MIN_INSTRUCTIONS = 4 * FORK_JOIN_INSTRUCTIONS
+"""An elementwise op forks when its work is at least four fork/joins."""
 
 
 def siracusa_rules(description: TargetDescription) -> LoweringRules:
@@ -52,5 +72,17 @@ def siracusa_rules(description: TargetDescription) -> LoweringRules:
         return KernelCall("sir_cached_attention_i8", call.args,
                           {**call.params, "cores": cluster.cores})
 
-    return PORTABLE_RULES.extended([(q.QLinearOp, qlinear), (tf.LinearOp, linear),
-                                    (q.CachedAttentionOp, attention)])
+    def elementwise(portable, per_value: float):
+        """The portable rule's call on the cores when its values are worth a fork."""
+        def rule(op, arg: ArgMap, outs) -> KernelCall | None:
+            call = portable(op, arg, outs)
+            if call.params["n"] * per_value < PARALLEL_MIN_INSTRUCTIONS:
+                return None
+            return KernelCall(call.kernel.replace("irt_", "sir_", 1), call.args,
+                              {**call.params, "cores": cluster.cores})
+        return rule
+
+    return PORTABLE_RULES.extended([
+        (q.QLinearOp, qlinear), (tf.LinearOp, linear), (q.CachedAttentionOp, attention),
+        (tf.SiluOp, elementwise(silu, SILU_INSTRUCTIONS)),
+        (q.QuantizeOp, elementwise(quantize, QUANTIZE_INSTRUCTIONS))])

@@ -197,6 +197,11 @@ def make_target(folder=FOLDER) -> SiracusaTarget:
         "sir_linear_f32": _call("sir_linear_f32", "op:x op:w NULL op:y p:T p:K p:N p:cores"),
         "sir_linear_f32_bias": _call("sir_linear_f32",
                                      "op:x op:w op:b op:y p:T p:K p:N p:cores"),
+        "sir_silu_f32": _call("sir_silu_f32", "op:x op:y p:n p:cores"),
+        "sir_quantize_act_i8": _call("sir_quantize_act_i8",
+                                     "op:x op:xq p:n val:scale val:zp p:cores"),
+        "sir_quantize_act_i8_sym": _call("sir_quantize_act_i8",
+                                         "op:x op:xq p:n val:scale p:zero_point p:cores"),
         "sir_cached_attention_i8": _call(
             "sir_cached_attention_i8", "op:q op:kcache op:kscales op:vcache op:vscales op:out "
             "SCRATCH p:layer p:heads p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale "

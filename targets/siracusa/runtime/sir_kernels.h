@@ -23,4 +23,9 @@ void sir_cached_attention_i8(const float *q, const int8_t *kcache, const float *
                              float *scratch, int layer, int heads, int kv_heads, int head_dim,
                              int capacity, int T, int end, int ring, float scale, int cores);
 
+/* irt_silu_f32 / irt_quantize_act_i8 with the n values shared among the cores. */
+void sir_silu_f32(const float *x, float *y, int n, int cores);
+void sir_quantize_act_i8(const float *x, int8_t *xq, int n, float scale, int32_t zero_point,
+                         int cores);
+
 #endif
