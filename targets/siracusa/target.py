@@ -32,6 +32,7 @@ FOLDER = Path(__file__).resolve().parent
 PLUGIN = FOLDER / "plugin" / "irt_hartcount_plugin.c"
 HART_STACK_BYTES = 4096
 WEIGHT_HOME = "l2"
+NPU_WEIGHTS = "wmem"
 WINDOW_SPACE = "l1"
 CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imafc/ilp32f/crt0-semihost.o"
 """picolibc's semihosting crt0 for rv32imafc/ilp32f (Debian's path; `-print-file-name`
@@ -75,12 +76,13 @@ class SiracusaTarget(CTarget):
         return SiracusaCostModel(self.description, schedule)
 
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
-        """The generic stages with weights copied at start-up into L2 only (the cluster does
-        not read L3, and L1 stays free for the windows) and `tile` after `allocate`: every
-        linear's weight streams L2 -> L1 through two windows (double-buffered DMA)."""
+        """The generic stages with weights copied at start-up into L2, or into the NPU's
+        weight memory for the linears only the NPU runs (the cluster does not read L3, and L1
+        stays free for the windows), and `tile` after `allocate`: every weight left in L2
+        streams L2 -> L1 through two windows (double-buffered DMA)."""
         stages = super().stages(dataclasses.replace(opts, copy_weights=True))
-        lower, n = re.subn(r"(allocate\{[^}]*)\}", rf'\1 weights_in="{WEIGHT_HOME}"}}',
-                           stages["lower"], count=1)
+        weights = f'weights_in="{WEIGHT_HOME},{NPU_WEIGHTS}"'
+        lower, n = re.subn(r"(allocate\{[^}]*)\}", rf"\1 {weights}}}", stages["lower"], count=1)
         at = lower.find("lower-to-hw{")
         if n != 1 or at < 0:
             raise IrtoolError("siracusa: the generic pipeline changed shape; update "
