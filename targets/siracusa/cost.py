@@ -93,11 +93,15 @@ class SiracusaCostModel:
         if on_npu is not None and on_npu < on_cluster:
             engine, compute = NPU_ENGINE, on_npu
         wbytes = K * N * elem
-        link = (sum(self.link.cycles(n * K * elem) for n in tiles) if self.link else 0.0)
+        home = self.weight_home
+        if engine == NPU_ENGINE and self.npu.reads and self.npu.reads[-1] != self.window_space:
+            home, link = self.npu.reads[-1], 0.0  # in the NPU's weight memory, read in place
+        else:
+            link = (sum(self.link.cycles(n * K * elem) for n in tiles) if self.link else 0.0)
         extra = {"tiles": len(tiles), "link_cycles": link,
                  "alternative_cycles": on_cluster if engine == NPU_ENGINE else (on_npu or 0)}
         return OpCost(op.layer, op.name, engine, T * K * N,
-                      {self.weight_home: wbytes, self.window_space: T * (K + N) * 4},
+                      {home: wbytes, self.window_space: T * (K + N) * 4},
                       compute, link, max(compute, link), extra)
 
     def attention(self, op, tokens: int, start: int):
