@@ -110,6 +110,12 @@ MUTATIONS = [
              (("        float r = v + magic;\n        r = r - magic;\n        return (int32_t)r;",
                "        (void)magic;\n        return (int32_t)(v + (v >= 0 ? 0.5f : -0.5f));"),),
              ("tests/test_c_quant_kernels.py",)),
+    Mutation("siracusa-team-share",
+             "siracusa's fork/join drops the extra row blocks when they do not divide evenly "
+             "among the cores",
+             "targets/siracusa/runtime/irt_team.c",
+             (("int b1 = b0 + per + (core < extra ? 1 : 0);", "int b1 = b0 + per;"),),
+             ("tests/test_siracusa.py", "-k", "native_build")),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
