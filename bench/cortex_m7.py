@@ -9,9 +9,10 @@ per generated token (SysTick under -icount, +-40 per reading) without qemu's sta
 for the DMA, the external-Flash bytes streamed through the SRAM windows and read in place per
 token, the share of the link's busy time hidden behind compute by double buffering, the
 modelled cycles per token (CPI 1 assumed, plus stalls and in-place reads at 12.6 cycles/B) and
-tokens/s at 480 MHz, and the SRAM map. Quality (perplexity, greedy agreement with float32) of
-every scheme: bench/quant.py (target-independent). Needs the ARM toolchain and qemu
-(scripts/setup.sh); about 5 s per scheme.
+tokens/s at 480 MHz, and the SRAM map; w1a4 also with the users' own 4 KB window (the tile
+pass's `window` cap) beside the window CP-SAT chose. Quality (perplexity, greedy agreement
+with float32) of every scheme: bench/quant.py (target-independent). Needs the ARM toolchain
+and qemu (scripts/setup.sh); about 5 s per scheme.
 """
 
 from __future__ import annotations
@@ -46,18 +47,44 @@ FIGURES = {
     "transfers": r"in ([\d.]+) DMA transfers",
     "in place": r"^external Flash read in place per generated token: (\d+) B",
     "hidden": r"hidden by double buffering: ([\d.]+)%",
+    "window": r"through 2 windows of (\d+) B",
 }
 
 
-def run(label: str, steps: int, work: Path) -> dict:
+USERS_WINDOW = 4096
+"""The users' own plan: a 4 KB weight window (the `tile` pass's `window` cap)."""
+
+
+def compile_capped(label: str, steps: int, out: Path, window: int) -> None:
+    """`irtool compile` in process with the tile pass's window capped (not a CLI flag)."""
+    from irtool.compile import CompileOptions, _run, prepare_for_target
+    from irtool.frontend.load import import_model
+    from irtool.tokenizer import load_tokenizer
+
     quant, kv = SCHEMES[label]
-    out = work / label
+    golden = json.loads((MODELS / "golden.json").read_text())
+    opts = CompileOptions(target="cortex-m7-256k", capacity=128, quant=quant, kv=kv)
+    module, store = import_model(MODELS / "stories260K.bin")
+    module, store = prepare_for_target(module, store, opts)
+    target = opts.load_target()
+    lower = target.stages(opts.pipeline_options())["lower"]
+    _run(lower.replace("tile{", f"tile{{window={window} ", 1), module)
+    target.write_project(module, store, out, prompt=golden["prompt_ids"], steps=steps,
+                         tokenizer=load_tokenizer(MODELS / "tok512.bin"))
+
+
+def run(label: str, steps: int, work: Path, window: int = 0) -> dict:
+    quant, kv = SCHEMES[label]
+    out = work / f"{label}-{window}"
     golden = json.loads((MODELS / "golden.json").read_text())
     cmd = [str(BIN / "irtool"), "compile", "--target", "cortex-m7-256k", "-o", str(out),
            "--capacity", "128", "--steps", str(steps), "--prompt", golden["prompt"]]
     if quant != "none":
         cmd += ["--quant", quant, "--kv", kv]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    if window:
+        compile_capped(label, steps, out, window)
+    else:
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
     proc = subprocess.run(["make", "-s", "-C", str(out), "run"], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, check=True)
     text = proc.stdout
@@ -65,6 +92,8 @@ def run(label: str, steps: int, work: Path) -> dict:
     for key, pattern in FIGURES.items():
         m = re.search(pattern, text, re.M)
         row[key] = float(m.group(1)) if m else 0.0
+    plan = re.search(r"^tile plan \(CP-SAT\): (.*)$", text, re.M)
+    row["plan"] = plan.group(1) if plan else "nothing streamed"
     row["sram"] = re.findall(r"^\| (.+?) +\| +(\d+) \| +[\d.]+% \|$", text, re.M)
     return row
 
@@ -82,6 +111,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label in labels:
             rows[label] = run(label, args.steps, Path(tmp))
+        users = f"w1a4, {USERS_WINDOW // 1024} KB window"
+        if "w1a4" in labels:
+            rows[users] = run("w1a4", args.steps, Path(tmp), USERS_WINDOW)
     print(f"stories260K on cortex-m7-256k (qemu mps2-an500), --capacity 128, {args.steps} "
           "greedy tokens from the golden prompt; quantized schemes with --kv int8")
     head = ("scheme", "instr/token", "compute", "cycles/token", "tok/s@480MHz",
@@ -95,13 +127,16 @@ def main() -> None:
               f"{r['streamed']:,.0f} | {r['in place']:,.0f} | {r['transfers']:.0f} | "
               f"{r['hidden']:.1f}% |")
     print()
+    for label, r in rows.items():
+        print(f"{label}: window {r['window']:,.0f} B; tile plan (CP-SAT): {r['plan']}")
+    print()
     print("SRAM map (bytes of 262,144):")
     names = [name for name, _ in next(iter(rows.values()))["sram"]]
-    print("| what | " + " | ".join(labels) + " |")
-    print("| --- |" + " ---: |" * len(labels))
+    print("| what | " + " | ".join(rows) + " |")
+    print("| --- |" + " ---: |" * len(rows))
     for i, name in enumerate(names):
-        print(f"| {name} | " + " | ".join(f"{int(rows[label]['sram'][i][1]):,}"
-                                          for label in labels) + " |")
+        print(f"| {name} | " + " | ".join(f"{int(r['sram'][i][1]):,}"
+                                          for r in rows.values()) + " |")
     print()
     print("Published anchors:")
     for what, figure in ANCHORS:

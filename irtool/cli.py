@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtool.diagnostics import run_reporting_errors, wants_debug
+from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.ir_names import VOCAB_ATTR, has_decode
 
@@ -40,10 +40,12 @@ def cmd_import(args: argparse.Namespace) -> None:
 def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
     """--tokenizer, else one beside the model that fits its vocabulary, else the bundled one."""
     from irtool.frontend.load import DEFAULT_TOKENIZER
-    from irtool.tokenizer import load_tokenizer
+    from irtool.tokenizer import check_agreement, load_tokenizer
 
     if explicit:
-        return load_tokenizer(explicit)
+        tok = load_tokenizer(explicit)
+        check_agreement(tok, explicit, vocab_size, model)
+        return tok
     candidates = [model.parent / "vocab.json"]
     if vocab_size:
         candidates.insert(0, model.parent / f"tok{vocab_size}.bin")
@@ -53,6 +55,7 @@ def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
         if c.is_file():
             tok = load_tokenizer(c)
             if vocab_size is None or tok.vocab_size == vocab_size:
+                check_agreement(tok, c, vocab_size, model)  # a truncated tok<N>.bin
                 return tok
     raise IrtoolError(f"no tokenizer found for '{model}' (vocabulary {vocab_size}): pass "
                       "--tokenizer FILE (a llama2.c tok*.bin or a vocab.json)")
@@ -85,16 +88,29 @@ def module_at_level(model: Path, args: argparse.Namespace):
     return module, store
 
 
+def _int_attr(module, name: str) -> int | None:
+    from xdsl.dialects.builtin import IntegerAttr
+
+    a = module.attributes.get(name)
+    return a.value.data if isinstance(a, IntegerAttr) else None
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
     from irtool.frontend.load import DEFAULT_MODEL
     from irtool.interpreter.runner import ModelRunner
+    from irtool.run_limits import check_generation, check_steps
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
+    check_steps(args.steps)
     runner = ModelRunner(*module_at_level(model, args))
     tok = find_tokenizer(model, runner.vocab_size, args.tokenizer)
     prompt = tok.encode(args.prompt)
     if not prompt:
         raise IrtoolError("the prompt is empty for this tokenizer: give some text with --prompt")
+    capacity = None if runner.module.attributes.get("irtool.kv_window") else \
+        _int_attr(runner.module, "irtool.kv_capacity")
+    prompt, _ = check_generation(prompt, args.steps, runner.vocab_size, runner.max_seq_len,
+                                 capacity, "the prompt")
     start = time.perf_counter()
     new = runner.generate(prompt, args.steps)
     elapsed = time.perf_counter() - start
@@ -106,12 +122,33 @@ def cmd_generate(args: argparse.Namespace) -> None:
               f"interpreter, {how})")
 
 
+def _check_compile_request(module, prompt: list[int], args: argparse.Namespace) -> None:
+    """The checks `-t c-project` makes too (irtool.run_limits), before any work is done."""
+    from irtool.run_limits import (
+        check_c_generation,
+        check_cache_positions,
+        check_time_limit,
+    )
+
+    check_time_limit(args.time_limit)
+    context = _int_attr(module, "irtool.max_seq_len")
+    for what, value in (("--window", args.window), ("--capacity", args.capacity)):
+        if value is not None:
+            check_cache_positions(value, what, context)
+    ring = args.window is not None or _int_attr(module, "irtool.kv_window") is not None
+    capacity = _int_attr(module, "irtool.kv_capacity") or args.capacity or context
+    check_c_generation(prompt, args.steps, _int_attr(module, "irtool.vocab_size"), context,
+                       capacity, ring, "the prompt")
+
+
 def cmd_compile(args: argparse.Namespace) -> None:
     from irtool.compile import CompileOptions, compile_to_c
     from irtool.frontend.load import DEFAULT_MODEL, import_model
+    from irtool.output_safety import check_project_dir
     from irtool.quality import EVAL_FILE
     from irtool.run import parse_token_list
 
+    check_project_dir(Path(args.output), args.force)  # before the work, not after it
     model = Path(args.model) if args.model else DEFAULT_MODEL
     module, store = import_model(model)
     vocab = module.attributes[VOCAB_ATTR].value.data
@@ -131,6 +168,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
         raise IrtoolError("the prompt is empty: give --prompt TEXT or --prompt-tokens IDS")
     if args.steps < 1:
         raise IrtoolError("--steps must be at least 1")
+    _check_compile_request(module, prompt, args)
     calibration = args.calibration
     if args.quant == "w8a8" and calibration is None:
         default = model.parent / EVAL_FILE
@@ -192,7 +230,7 @@ def add_estimate_parser(sub) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="irtool", description=__doc__,
+    p = ArgumentParser(prog="irtool", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
@@ -242,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "ranges: an eval_tokens.json (its 'calib' list), a token-id file or "
                            "a JSON list of id lists; default: eval_tokens.json beside the model "
                            "if there is one (stories260K has it)")
+    comp.add_argument("--force", action="store_true",
+                      help="write into a non-empty directory irtool did not create (its other "
+                           "files are kept; files of the project's names are replaced)")
     comp.set_defaults(func=cmd_compile)
     est = add_estimate_parser(sub)
     for sp in (imp, gen, comp, est):
@@ -252,13 +293,28 @@ def build_parser() -> argparse.ArgumentParser:
                            "activations or KV cache) and report its quality")
     add_quantize_arguments(quant)
     quant.set_defaults(func=cmd_quantize)
+    for sp in (imp, gen, comp, quant, est):
+        sp.add_argument("--allow-nonfinite", action="store_true",
+                        help="accept NaN/Inf (and overflowing) weight values")
     return p
+
+
+def run_command(args: argparse.Namespace) -> None:
+    """One command as one output transaction (irtool.output_safety): its files appear only
+    if it succeeds, never over what it reads."""
+    from irtool.output_safety import writing
+    from irtool.weights import nonfinite_allowed
+
+    primary = args.output if args.command in ("import", "quantize") else None
+    with writing(force=getattr(args, "force", False), primary=primary), \
+            nonfinite_allowed(args.allow_nonfinite):
+        args.func(args)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    run_reporting_errors(lambda: args.func(args), wants_debug(argv))
+    run_reporting_errors(lambda: run_command(args), wants_debug(argv))
 
 
 if __name__ == "__main__":

@@ -159,8 +159,9 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     lower_for_target(module, opts)
     project = target.project(module, store) if hasattr(target, "project") else None
     vocab = project.vocab if project is not None else None
-    if vocab is not None and any(not 0 <= t < vocab for t in prompt):
-        bad = next(t for t in prompt if not 0 <= t < vocab)
-        raise IrtoolError(f"prompt token {bad} is outside the vocabulary (0..{vocab - 1})")
+    if vocab is not None:  # irtool.run_limits (issue 15)
+        from irtool.run_limits import check_c_program_inputs
+
+        check_c_program_inputs(module, prompt, steps, vocab)
     return target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
                                 tokenizer=tokenizer, project=project)

@@ -5,6 +5,7 @@ A traceback is for irtool's developers, not its users; `--debug` brings it back.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -43,6 +44,9 @@ def run_reporting_errors(body: Callable[[], None], debug: bool) -> None:
         fail(f"the interpreter failed: {e}")
     except DiagnosticException as e:
         fail(f"the IR does not verify: {e}")
+    except RecursionError:
+        fail("the input nests too deeply for irtool (Python's recursion limit was reached "
+             "while reading or walking it); flatten it")
     except KeyboardInterrupt:
         fail("interrupted")
     except BrokenPipeError:
@@ -54,6 +58,19 @@ def run_reporting_errors(body: Callable[[], None], debug: bool) -> None:
     except BaseException as e:  # noqa: BLE001 - the last line of defence for users
         fail(f"{type(e).__name__}: {e} (this is a bug in irtool; rerun with --debug for the "
              "traceback and report it)")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is a bad input like any other: `error: ...`, exit 1
+    (argparse's own convention is exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def exit_1_on_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """Make an existing parser (xDSL's) report usage errors as `ArgumentParser` does."""
+    parser.error = ArgumentParser.error.__get__(parser)  # type: ignore[method-assign]
 
 
 def wants_debug(argv: list[str]) -> bool:

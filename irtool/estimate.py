@@ -285,7 +285,10 @@ def plot(phases: dict[str, Phase], path: str, title: str) -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    from irtool.output_safety import output_file
+
+    with output_file(path, "plot") as tmp:  # renamed into place when the command succeeds
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
 
 

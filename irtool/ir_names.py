@@ -43,7 +43,8 @@ CALIBRATED_ATTR = "irtool.calibrated_sequences"
 MEMORY_PLAN_ATTR = "irtool.memory_plan"
 """The allocator's report: peak bytes per memory space (allocate)."""
 STREAM_ATTR = "irtool.stream"
-"""The streaming report: window bytes, tiles and bytes streamed per call (tile)."""
+"""The streaming report (tile): window bytes and placement, tiles and bytes streamed per
+call, and the tile plan's CP-SAT status, modelled cycles and lower bound."""
 
 # Operation attributes -----------------------------------------------------------------------
 

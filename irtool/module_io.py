@@ -12,12 +12,14 @@ from pathlib import Path
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, BlockArgument, Operation
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 
 from irtool.context import make_context
 from irtool.errors import IrtoolError
+from irtool.output_safety import note_input, transaction
 from irtool.weights import (
     WeightStore,
     absolutize_store_reference,
@@ -25,6 +27,7 @@ from irtool.weights import (
     set_store_reference,
     store_path_for,
     store_reference,
+    used_weights,
 )
 
 
@@ -45,14 +48,58 @@ def verify_module(module: ModuleOp, name: str) -> None:
         module.verify()
     except DiagnosticException as e:
         raise IrtoolError(f"{name} does not verify: {e}") from None
+    check_defined_before_use(module, name)
+
+
+def check_defined_before_use(module: ModuleOp, name: str) -> None:
+    """Every value is defined before its uses (xDSL's verifier does not check dominance, and
+    the interpreter and the passes would fail on a use before its definition)."""
+    position: dict[Operation, int] = {}
+    for op in module.walk():
+        block = op.parent_block()
+        if block is not None and op not in position:
+            for i, o in enumerate(block.ops):
+                position[o] = i
+    for op in module.walk():
+        for v in op.operands:
+            if isinstance(v, BlockArgument):
+                ok = _encloses(v.block, op)
+            else:
+                user = _ancestor_in(v.owner.parent_block(), op)
+                ok = user is not None and position[v.owner] < position[user]
+            if not ok:
+                where = f"{v.name_hint or 'a value'} of type {v.type}"
+                raise IrtoolError(f"{name} does not verify: {op.name} uses {where} before it is "
+                                  "defined (or outside the region that defines it)")
+
+
+def _ancestor_in(block: Block | None, op: Operation) -> Operation | None:
+    """`op` or its ancestor whose block is `block`."""
+    cur: Operation | None = op
+    while cur is not None and cur.parent_block() is not block:
+        cur = cur.parent_op()
+    return cur
+
+
+def _encloses(block: Block, op: Operation) -> bool:
+    cur: Operation | None = op
+    while cur is not None:
+        if cur.parent_block() is block:
+            return True
+        cur = cur.parent_op()
+    return False
 
 
 def read_module(path: str | os.PathLike[str], ctx: Context | None = None) -> ModuleOp:
     """Parse a `.mlir` file; its store reference becomes absolute."""
+    note_input(path, "module")
     try:
         text = Path(path).read_text()
     except OSError as e:
         raise IrtoolError(f"cannot read '{path}': {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise IrtoolError(f"cannot read '{path}': it is not UTF-8 text ({e.reason} at byte "
+                          f"{e.start}); is it a model file rather than an .mlir?") from None
     module = parse_module(text, str(path), ctx)
     absolutize_store_reference(module, Path(path).parent)
     return module
@@ -63,8 +110,8 @@ def load_store(module: ModuleOp, name: str) -> WeightStore:
     ref = store_reference(module)
     if ref is None:
         store = WeightStore()
-    else:
-        store = WeightStore.load(ref)
+    else:  # only the entries the module uses, checked against the IR as they are read
+        store = WeightStore.load(ref, used_weights(module))
     check_store(module, store, ref or f"(none: {name} has no irtool.weights attribute)")
     return store
 
@@ -82,11 +129,14 @@ def module_text(module: ModuleOp) -> str:
 
 
 def write_module(module: ModuleOp, store: WeightStore, path: str | os.PathLike[str]) -> Path:
-    """Write `path` and its store `<stem>.weights.npz` beside it; returns the store path."""
+    """Write `path` and its store `<stem>.weights.npz` beside it; returns the store path.
+
+    Both go through the command's output transaction (irtool.output_safety): written beside
+    their destinations, renamed into place when the command succeeds, never over an input."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     store_path = store_path_for(path)
-    store.save(store_path)
-    set_store_reference(module, store_path.name)
-    path.write_text(module_text(module))
+    with transaction() as outputs:
+        store.save(outputs.file(store_path, "weight store"))
+        set_store_reference(module, store_path.name)
+        outputs.file(path, "module").write_text(module_text(module))
     return store_path

@@ -23,12 +23,19 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from irtool import check_numerics
 from irtool.context import register_dialects
-from irtool.diagnostics import run_reporting_errors, wants_debug
+from irtool.diagnostics import exit_1_on_usage_errors, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
+from irtool.module_io import check_defined_before_use
+from irtool.output_safety import current, note_input, writing
 from irtool.passes import get_all_passes as irtool_passes
 from irtool.pipelines import expand_pipeline, pipeline_names
 from irtool.run import parse_token_list
-from irtool.weights import absolutize_store_reference, relativize_store_reference
+from irtool.weights import (
+    absolutize_store_reference,
+    nonfinite_allowed,
+    relativize_store_reference,
+    store_reference,
+)
 
 
 class IrToolOptMain(xDSLOptMain):
@@ -55,6 +62,15 @@ class IrToolOptMain(xDSLOptMain):
                  f"{', '.join(pipeline_names())} (e.g. riscv-ulp{{capacity=128}})")
         arg_parser.add_argument("--debug", action="store_true",
                                 help="show Python tracebacks instead of one-line errors")
+        arg_parser.add_argument("--no-verify-plan", action="store_true",
+                                help="do not check the memory plan of placed modules before "
+                                     "and after every pass")
+        arg_parser.add_argument("--allow-nonfinite", action="store_true",
+                                help="accept NaN/Inf (and overflowing) weight values")
+        arg_parser.add_argument("--force", action="store_true",
+                                help="(-t c-project) write into a non-empty directory that "
+                                     "irtool did not create (other files there are kept)")
+        exit_1_on_usage_errors(arg_parser)
         check_numerics.add_arguments(arg_parser)
 
     def setup_pipeline(self) -> None:
@@ -65,7 +81,38 @@ class IrToolOptMain(xDSLOptMain):
             super().setup_pipeline()
         except (ValueError, ArgSpecParseError) as e:  # ArgSpecParseError is a BaseException
             raise IrtoolError(f"bad pass pipeline '{self.args.passes}': {e}") from None
+        if not self.args.no_verify_plan:
+            verify_after = self.pipeline.callback
+
+            def callback(previous, module, next_pass):
+                if verify_after is not None:
+                    verify_after(previous, module, next_pass)
+                if previous is not None:
+                    _verify_plan(module, f"after the pass {previous.name}")
+
+            self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
+
         self._add_numerics_check()
+
+    def run(self) -> None:
+        inputs = [self.args.input_file] if self.args.input_file else []
+        with writing(inputs, force=self.args.force, primary=self.args.output_file), \
+                nonfinite_allowed(self.args.allow_nonfinite):
+            super().run()
+
+    def apply_passes(self, prog: ModuleOp) -> None:
+        if not self.args.no_verify_plan:
+            _verify_plan(prog, "in the input")
+        super().apply_passes(prog)
+
+    def prepare_input(self):
+        try:
+            return super().prepare_input()
+        except OSError as e:
+            raise IrtoolError(f"cannot read '{self.args.input_file}': {e.strerror or e}") from None
+        except ValueError as e:  # an extension no frontend reads
+            raise IrtoolError(f"cannot read '{self.args.input_file}': {e} (irtool-opt reads "
+                              ".mlir text; pass -f mlir for another extension)") from None
 
     def _add_numerics_check(self) -> None:
         """--check-numerics: the interpreter runs after xDSL's verification between passes."""
@@ -89,23 +136,30 @@ class IrToolOptMain(xDSLOptMain):
         module = super().parse_chunk(chunk, file_extension, start_offset)
         if module is not None and self.args.input_file:
             absolutize_store_reference(module, os.path.dirname(self.args.input_file))
+        if module is not None:
+            check_defined_before_use(module, self.args.input_file or "the input")
+        ref = store_reference(module) if module is not None else None
+        if ref is not None:  # an input too: never an output of this run
+            note_input(ref, "weight store")
         return module
 
     def prepare_output(self) -> IO[str]:
-        if self.args.output_file:
-            out_dir = os.path.dirname(self.args.output_file)
-            try:
-                if out_dir:
-                    os.makedirs(out_dir, exist_ok=True)
-                return open(self.args.output_file, "w")
-            except OSError as e:
-                raise IrtoolError(f"cannot write '{self.args.output_file}': {e.strerror}") from None
+        if self.args.output_file:  # renamed into place when the whole run succeeded
+            outputs = current()
+            assert outputs is not None
+            return open(outputs.file(self.args.output_file), "w")
         return super().prepare_output()
 
     def output_resulting_program(self, prog: ModuleOp) -> str:
         if self.args.output_file:
             relativize_store_reference(prog, os.path.dirname(self.args.output_file) or ".")
         return super().output_resulting_program(prog)
+
+
+def _verify_plan(module: ModuleOp, when: str) -> None:
+    from irtool.targets.plan_verifier import verify_module_plan
+
+    verify_module_plan(module, when)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

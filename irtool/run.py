@@ -15,8 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from irtool.diagnostics import run_reporting_errors, wants_debug
+from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
+from irtool.output_safety import output_file, writing
+from irtool.weights import nonfinite_allowed
 
 
 def parse_token_list(text: str) -> list[int]:
@@ -30,7 +32,7 @@ def parse_token_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="irtool-run", description=__doc__,
+    p = ArgumentParser(prog="irtool-run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("module", help="an irtool .mlir module (or a model file to import)")
     p.add_argument("--tokens", required=True, help="comma-separated token ids, e.g. 1,403,407")
@@ -38,23 +40,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the float32 logits of every position, shape [T, vocab]")
     p.add_argument("--generate", type=int, default=0, metavar="N",
                    help="greedily generate N tokens and print them on a line 'tokens: ...'")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="accept NaN/Inf (and overflowing) weight values")
+    p.add_argument("--no-verify-plan", action="store_true",
+                   help="do not check the memory plan of a placed module before running it")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     return p
 
 
 def run(args: argparse.Namespace) -> None:
     from irtool.frontend.load import import_model
-    from irtool.interpreter.runner import ModelRunner
+    from irtool.interpreter.runner import ModelRunner, greedy
+    from irtool.run_limits import check_steps
 
     tokens = parse_token_list(args.tokens)
-    if args.generate < 0:
-        raise IrtoolError("--generate must be >= 0")
-    runner = ModelRunner(*import_model(args.module))
+    check_steps(args.generate, "--generate")
+    module, store = import_model(args.module)
+    if not args.no_verify_plan:
+        from irtool.targets.plan_verifier import verify_module_plan
+
+        verify_module_plan(module, f"in '{args.module}'")
+    runner = ModelRunner(module, store)
     logits = runner.forward(tokens)
-    if args.dump_logits:
-        np.save(args.dump_logits, logits)
+    if args.dump_logits:  # renamed into place when the run succeeded
+        with output_file(args.dump_logits, "logits file") as tmp, open(tmp, "wb") as f:
+            np.save(f, logits)
     print(f"positions: {logits.shape[0]}, vocab: {logits.shape[1]}, "
-          f"next token: {int(np.argmax(logits[-1]))}")
+          f"next token: {greedy(logits[-1], logits.shape[0] - 1)}")
     if args.generate:
         new = runner.generate(tokens, args.generate)
         print("tokens: " + ",".join(str(t) for t in new))
@@ -63,7 +75,11 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    run_reporting_errors(lambda: run(args), wants_debug(argv))
+    def body() -> None:
+        with writing(), nonfinite_allowed(args.allow_nonfinite):
+            run(args)
+
+    run_reporting_errors(body, wants_debug(argv))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from irtool.errors import IrtoolError
 
-__all__ = ["Tokenizer", "Llama2cTokenizer", "CharTokenizer", "load_tokenizer"]
+__all__ = ["CharTokenizer", "Llama2cTokenizer", "Tokenizer", "check_agreement", "load_tokenizer"]
 
 
 class Tokenizer(Protocol):
@@ -338,9 +338,28 @@ class CharTokenizer:
         return "".join(self.chars[_check_id(t, self.vocab_size)] for t in ids)
 
 
+def check_agreement(tok: Tokenizer, tok_path: str | os.PathLike[str], vocab: int | None,
+                    model_path: str | os.PathLike[str]) -> None:
+    """A tokenizer and a model must share one vocabulary: the same number of ids (a 512-token
+    tokenizer on a 600-token model cannot print ids 512..599; a truncated tok512.bin loses
+    ids), and a llama2.c file named `tok<N>.bin` must hold N tokens."""
+    size = tok.vocab_size
+    m = re.fullmatch(r"tok(\d+)\.bin", Path(tok_path).name)
+    if m and int(m.group(1)) != size:
+        raise IrtoolError(f"tokenizer '{tok_path}' holds {size} tokens but its name says "
+                          f"{m.group(1)}: the file is truncated or not what its name says")
+    if vocab is not None and size != vocab:
+        raise IrtoolError(f"tokenizer '{tok_path}' has {size} tokens but model '{model_path}' "
+                          f"has a vocabulary of {vocab}: they do not belong together; pass the "
+                          "model's own tokenizer with --tokenizer")
+
+
 def load_tokenizer(path: str | os.PathLike[str]) -> Llama2cTokenizer | CharTokenizer:
     """Pick the tokenizer by extension: ``.json`` is a character vocabulary, else llama2.c."""
+    from irtool.output_safety import note_input
+
     path = Path(path)
+    note_input(path, "tokenizer")
     if path.suffix.lower() == ".json":
         return CharTokenizer.from_file(path)
     return Llama2cTokenizer.from_file(path)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, TensorType
 
 from irtool.errors import IrtoolError
 from irtool.ir_names import WEIGHTS_ATTR
@@ -48,16 +52,42 @@ class WeightStore:
             np.savez(f, **self.arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> WeightStore:
+    def load(cls, path: str | os.PathLike[str],
+             wanted: Mapping[str, TensorType | MemRefType] | None = None) -> WeightStore:
+        """The store at `path`; with `wanted` (entry name -> the type the IR declares) only
+        those entries are read, each checked against its type from the `.npy` header before
+        its data is read (an unused or mis-shaped giant entry costs nothing)."""
+        from irtool.output_safety import note_input, readable
+
+        note_input(path, "weight store")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls({name: data[name] for name in data.files})
+            with zipfile.ZipFile(readable(path)) as z:
+                members = {n.removesuffix(".npy"): n for n in z.namelist() if n.endswith(".npy")}
+                names = list(members) if wanted is None else [n for n in wanted if n in members]
+                arrays = {}
+                for name in names:
+                    want = None if wanted is None else wanted[name]
+                    arrays[name] = _read_entry(z, members[name], name, want, str(path))
+                return cls(arrays)
         except FileNotFoundError:
             raise IrtoolError(f"weight store '{path}' not found: it is written beside the "
                               "module by 'irtool import'; keep the two files together or set "
                               f"the module attribute {WEIGHTS_ATTR} to its path") from None
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise IrtoolError(f"weight store '{path}' is not a readable .npz file ({e})") from None
+
+
+def _read_entry(z: zipfile.ZipFile, member: str, name: str,
+                want: TensorType | MemRefType | None, where: str) -> np.ndarray:
+    if want is not None:
+        with z.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+        _check_entry(name, tuple(shape), np.dtype(dtype), want, where)
+    with z.open(member) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
 
 
 def store_path_for(mlir_path: str | os.PathLike[str]) -> Path:
@@ -95,21 +125,77 @@ def weight_ops(module: ModuleOp):
     return [op for op in module.walk() if isinstance(op, WeightOp)]
 
 
-def check_store(module: ModuleOp, store: WeightStore, where: str) -> None:
-    """Every weight the IR names must exist in the store with its declared shape and type."""
+def used_weights(module: ModuleOp) -> dict[str, TensorType | MemRefType]:
+    """Every store entry the module reads, with the type the IR declares for it: the
+    `transformer.weight` ops (transformer and quant levels) and the weight `memory.global`s
+    (memory and hw levels)."""
+    from irtool.dialects.memory import GlobalOp
+
+    out: dict[str, TensorType | MemRefType] = {}
+    for op in module.walk():
+        if isinstance(op, GlobalOp) and op.weight is not None:
+            out.setdefault(op.weight.data, op.type)
     for op in weight_ops(module):
-        name = op.weight_name.data
+        out.setdefault(op.weight_name.data, op.result.type)
+    return out
+
+
+def check_store(module: ModuleOp, store: WeightStore, where: str) -> None:
+    """Every weight the IR names must exist in the store with its declared shape and type,
+    and hold finite values (unless `nonfinite_allowed`)."""
+    for name, want in used_weights(module).items():
         if name not in store:
             raise IrtoolError(f"weight store '{where}' has no weight \"{name}\" that the module "
                               "names: the store does not belong to this module (re-run "
                               "'irtool import')")
-        want = op.result.type
-        assert isinstance(want, TensorType)
         have = store[name]
-        if tuple(have.shape) != tuple(want.get_shape()) or have.dtype != numpy_dtype(want):
-            raise IrtoolError(f"weight \"{name}\" in '{where}' is {have.dtype}{list(have.shape)}"
-                              f" but the module declares {want}: the store does not belong to "
-                              "this module")
+        _check_entry(name, tuple(have.shape), have.dtype, want, where)
+        check_finite(name, have, where)
+
+
+def _check_entry(name: str, shape: tuple[int, ...], dtype: np.dtype,
+                 want: TensorType | MemRefType, where: str) -> None:
+    if shape != tuple(want.get_shape()) or dtype != numpy_dtype(want):
+        raise IrtoolError(f"weight \"{name}\" in '{where}' is {dtype}{list(shape)} but the "
+                          f"module declares {want}: the store does not belong to this module")
+
+
+LARGEST_WEIGHT = 2.0 ** 64
+"""Magnitudes from here on are refused like NaN/Inf: the square of one overflows float32, so
+the logits would come out Inf/NaN and greedy decoding would silently pick token 0."""
+
+_ALLOW_NONFINITE: ContextVar[bool] = ContextVar("irtool_allow_nonfinite", default=False)
+
+
+@contextmanager
+def nonfinite_allowed(allow: bool = True) -> Iterator[None]:
+    """`--allow-nonfinite`: accept NaN, Inf and overflowing weights while the block runs."""
+    token = _ALLOW_NONFINITE.set(allow)
+    try:
+        yield
+    finally:
+        _ALLOW_NONFINITE.reset(token)
+
+
+def nonfinite_is_allowed() -> bool:
+    return _ALLOW_NONFINITE.get()
+
+
+def check_finite(name: str, array: np.ndarray, where: str) -> None:
+    """A float weight must be finite and below LARGEST_WEIGHT; the error names the first bad
+    element."""
+    if _ALLOW_NONFINITE.get() or array.dtype.kind != "f" or array.size == 0:
+        return
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~(np.abs(array.astype(np.float64)) < LARGEST_WEIGHT)
+    if not bad.any():
+        return
+    index = [int(i) for i in np.unravel_index(int(np.argmax(bad)), array.shape)]
+    value = array[tuple(index)]
+    raise IrtoolError(f"weight \"{name}\" in '{where}' holds {value} at index {index} "
+                      f"({int(bad.sum())} bad value(s)): NaN, Inf or magnitudes >= 2**64 make "
+                      "the logits NaN/Inf and the output meaningless; fix the model, or pass "
+                      "--allow-nonfinite to use it anyway")
 
 
 _DTYPES = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "i8": np.int8,

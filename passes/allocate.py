@@ -88,6 +88,13 @@ class AllocatePass(ModulePass):
     it, so the fast memory stays free for the windows."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from irtool.run_limits import check_time_limit
+
+        check_time_limit(self.time_limit, "allocate: time_limit")
+        if not any(isinstance(o, (memory.GlobalOp, memory.AllocOp)) for o in op.walk()):
+            raise IrtoolError("allocate: the module has no memory.global or memory.alloc to "
+                              "place: it is not at the memory level; run bufferize first "
+                              "(e.g. -p 'extract-kv-cache{...},bufferize,allocate')")
         loaded = load_target(self.target)
         target = loaded.description
         live = analyze(op)

@@ -270,9 +270,13 @@ class ExtractKVCachePass(ModulePass):
 
     def _capacity(self, module: ModuleOp) -> int:
         """Positions the caches hold: the window, else `capacity`, else irtool.max_seq_len."""
+        from irtool.run_limits import check_cache_positions
+
+        context = module.attributes.get(MAX_SEQ_LEN_ATTR)
+        context = context.value.data if isinstance(context, IntegerAttr) else None
         for what, value in (("window", self.window), ("capacity", self.capacity)):
-            if value is not None and value <= 0:
-                raise IrtoolError(f"extract-kv-cache: {what} must be positive, got {value}")
+            if value is not None:
+                check_cache_positions(value, f"extract-kv-cache: {what}", context)
         if self.window is not None:
             if self.capacity is not None and self.capacity != self.window:
                 raise IrtoolError(f"extract-kv-cache: a window of {self.window} positions is "

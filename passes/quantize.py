@@ -27,9 +27,13 @@ values rounded through int8 exactly as the cache stores them (`quant.dynamic_qua
 Weights: quantized arrays go to the store as new entries beside the scales
 (`<w>.q8` i8, `<w>.q4` / `<w>.q1` packed ui8, `<w>.scale`, `<w>.alpha`, `<w>.m` and
 `<w>.in_scale` / `<w>.in_zero_point` for w8a8); float entries no op uses any more are dropped.
-The pass reads the store named by the module's `irtool.weights` and writes the new one beside
-it as `<name>.<tag>.weights.npz` (e.g. `model.w8a8-kv8.weights.npz`), pointing the module at
-it. The Python API `quantize_module(module, store, options)` does the same in memory.
+The pass reads the store named by the module's `irtool.weights`, writes the new one and points
+the module at it. Under a command it goes beside the output the command was asked for, named as
+`irtool import` names stores (`irtool-opt -o out/q.mlir` -> `out/q.weights.npz`), or, when the
+module goes to stdout, to `<name>.<tag>.weights.npz` (e.g. `m.w8a8-kv8.weights.npz`) in the
+current directory; it is renamed into place only when the whole command succeeded
+(irtool.output_safety). Outside a command (the Python API) it goes beside the store it read.
+`quantize_module(module, store, options)` does the same in memory.
 """
 
 from __future__ import annotations
@@ -421,7 +425,8 @@ class QuantizePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from irtool.module_io import load_store
-        from irtool.weights import set_store_reference, store_reference
+        from irtool.output_safety import current, output_file
+        from irtool.weights import set_store_reference, store_path_for, store_reference
 
         options = QuantOptions(self.scheme, self.kv, self.per_tensor, self.quantize_lm_head)
         options.check()
@@ -431,6 +436,14 @@ class QuantizePass(ModulePass):
                               "(quantize a module written by 'irtool import')")
         store = load_store(op, "the module")
         _, new_store = quantize_module(op, store, options)
-        out = quantized_store_path(os.path.abspath(ref_path), options)
-        new_store.save(out)
-        set_store_reference(op, str(out))
+        outputs = current()
+        if outputs is None:  # the Python API, no command around: beside the store it read
+            out = quantized_store_path(os.path.abspath(ref_path), options)
+            with output_file(out, "quantized weight store") as tmp:
+                new_store.save(tmp)
+        else:  # beside the command's requested output (the current directory for stdout)
+            name = (quantized_store_path(ref_path, options).name if outputs.primary is None
+                    else store_path_for(outputs.primary).name)
+            tmp, out = outputs.side_file(name, "quantized weight store")
+            new_store.save(tmp)
+        set_store_reference(op, os.path.abspath(out))

@@ -7,29 +7,39 @@ such weight `[out, in]` is split into row tiles `[R, in]` (contiguous in a row-m
 each tile is moved by `memory.dma_start` into one of two windows in S and the linear runs on
 the window, writing its rows of the output through a `memory.subview`.
 
-All streamed tiles of the function form one software pipeline in program order: the transfer
-of tile j+1 starts as soon as tile j has arrived (`memory.dma_wait`), so it overlaps the
-compute of tile j and of whatever kernels lie between the two (attention, norms, the next
-layer's first ops). Tile j uses window j mod 2: the window being filled is never the one
-being read.
+All streamed tiles of the function form one software pipeline in program order: tile j uses
+window j mod 2; tiles 0 and 1 are requested when the function starts, and tile j+2 as soon
+as the compute of tile j has freed its window, so every transfer overlaps whatever computes
+meanwhile (the tile before it, attention, norms, the next layer's first ops) and the window
+being filled is never the one being read. The link serves the requests in order.
 
 Runs after `allocate` (before `lower-to-hw`): the windows take free space of S above the
 allocator's plan, both at fixed offsets; every tile's window buffer is a `memory.alloc` of its
-own shape at one of the two offsets. Tile size rule (a stated rule, not yet a CP-SAT choice):
-the largest window that fits twice in the free space of S, capped by `window` (bytes, 0: no
-cap) and by the largest streamed weight; rows per tile = window // row bytes. Larger tiles pay
-the link's set-up cost fewer times, and the overlap needs only two windows. A weight whose row
-does not fit a window (the reduction dimension would have to be split) stays where it is, read
-in place, and so does every weight when S has no room for two rows.
+own shape at one of the two offsets. The window size, which linears stream and their rows per
+tile are chosen by CP-SAT (passes/tile_plan.py) for the least modelled time per token under
+the free space of S (`window` caps it), at most `max_tiles` tiles (each is straight-line code)
+and a stated compute estimate (`mac_cycles` per multiply-accumulate); the module attribute
+`irtool.stream` keeps the solver's status, objective and lower bound. The allocation itself is
+not re-solved with the windows (the windows use what the allocator left). A weight whose row
+does not fit a window (the reduction dimension would have to be split) stays where it is,
+read in place, and so does every weight when S has no room for two rows.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, MemRefType, ModuleOp, i64
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    i64,
+)
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
@@ -38,6 +48,7 @@ from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.ir_names import STREAM_ATTR
+from irtool.passes.tile_plan import Candidate, solve_tile_plan
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import DEFAULT_TARGET, load_target
 
@@ -85,29 +96,36 @@ class Streamed:
                     ) -> tuple[list[Operation], memory.KernelOp]:
         """The kernel computing output rows [row, row+rows) from the weight tile in `window`:
         the ops it needs first (views of per-row scales) and the kernel."""
-        x = self.operand(self.linear.input)
-        if isinstance(self.linear, tf.LinearOp):
-            kernel, body = memory.KernelOp.build([x, window], [out])
-            lin = tf.LinearOp(body.args[0], body.args[1])
-            body.add_ops([lin, memory.YieldOp(lin.result)])
-            return [], kernel
-        q = self.linear
-        scale = self.operand(q.multiplier if isinstance(q, quant.QLinearOp) else q.scale)
         pre = []
-        if scale.type.get_shape()[0] == self.weight.type.get_shape()[0]:  # per output row
-            view = _rows(scale, row, rows)
+
+        def per_row(inner: SSAValue | None) -> list[SSAValue]:
+            """The rows of this tile of a per-output-row operand (bias, scales)."""
+            if inner is None:
+                return []
+            value = self.operand(inner)
+            if value.type.get_shape()[0] != self.weight.type.get_shape()[0]:
+                return [value]  # one for the whole tensor
+            view = _rows(value, row, rows)
             pre.append(view)
-            scale = view.result
-        if isinstance(q, quant.QLinearOp):  # W8A8: multipliers per row, one zero point
-            zx = self.operand(q.input_zero_point)
-            kernel, body = memory.KernelOp.build([x, window, scale, zx], [out])
-            lin = quant.QLinearOp(*body.args)
-            body.add_ops([lin, memory.YieldOp(lin.result)])
-            return pre, kernel
-        kernel, body = memory.KernelOp.build([x, window, scale], [out])
-        lin = quant.WLinearOp(body.args[0], body.args[1], body.args[2], bits=q.weight_bits,
-                              group=q.group_size, act_bits=q.activation_bits,
-                              act_group=q.activation_group)
+            return [view.result]
+
+        x = self.operand(self.linear.input)
+        bias = per_row(self.linear.bias)
+        if isinstance(self.linear, tf.LinearOp):
+            kernel, body = memory.KernelOp.build([x, window, *bias], [out])
+            lin = tf.LinearOp(body.args[0], body.args[1], *body.args[2:])
+        elif isinstance(self.linear, quant.QLinearOp):  # W8A8: per-row multipliers, one zx
+            m = per_row(self.linear.multiplier)
+            zx = self.operand(self.linear.input_zero_point)
+            kernel, body = memory.KernelOp.build([x, window, *m, zx, *bias], [out])
+            lin = quant.QLinearOp(*body.args[:4], *body.args[4:])
+        else:
+            scale = per_row(self.linear.scale)
+            kernel, body = memory.KernelOp.build([x, window, *scale, *bias], [out])
+            q = self.linear
+            lin = quant.WLinearOp(*body.args[:3], *body.args[3:], bits=q.weight_bits,
+                                  group=q.group_size, act_bits=q.activation_bits,
+                                  act_group=q.activation_group)
         body.add_ops([lin, memory.YieldOp(lin.result)])
         return pre, kernel
 
@@ -120,7 +138,7 @@ def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streame
         if not isinstance(op, memory.KernelOp):
             continue
         body = op.computation
-        if len(body) != 1 or not isinstance(body[0], LINEARS) or body[0].bias is not None:
+        if len(body) != 1 or not isinstance(body[0], LINEARS):
             continue
         linear = body[0]
         arg_of = dict(zip(op.body.block.args, op.ins, strict=True))
@@ -157,15 +175,6 @@ def space_peak(module: ModuleOp, space: str) -> int:
     return peak
 
 
-def choose_window(free: int, alignment: int, cap: int, streams: list[Streamed]) -> int:
-    """The window size rule (see the module docstring); 0 when no tile fits."""
-    largest = max(nbytes(s.weight.type) for s in streams)
-    window = min(free // 2 // alignment * alignment, largest)
-    if cap:
-        window = min(window, cap)
-    return window
-
-
 def _rows(source: SSAValue, row: int, rows: int) -> memory.SubviewOp:
     """Rows [row, row+rows) of a buffer (its leading dimension: contiguous)."""
     shape = source.type.get_shape()
@@ -185,34 +194,48 @@ class TilePass(ModulePass):
     target: str | None = None
     window: int = 0
     """Cap on the window's bytes (0: as large as fits twice in the free fast memory)."""
+    max_tiles: int = 256
+    """Most tiles per decode step (each is straight-line code: about 60 bytes of Thumb-2)."""
+    mac_cycles: float = 5.0
+    """Modelled compute cycles per multiply-accumulate of a linear (an estimate: the fp32
+    matrix-vector loop on the Cortex-M7 is 5 instructions per MAC, at CPI 1)."""
+    time_limit: float = 5.0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = load_target(self.target or DEFAULT_TARGET).description
         for fn in op.body.block.ops:
             if isinstance(fn, func.FuncOp) and fn.sym_name.data == "decode":
-                tile_function(op, fn, target, self.window)
+                tile_function(op, fn, target, self.window, self.max_tiles, self.mac_cycles,
+                              self.time_limit)
 
 
 def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
-                  cap: int) -> None:
+                  cap: int, max_tiles: int = 256, mac_cycles: float = 5.0,
+                  time_limit: float = 5.0) -> None:
     streams = streamed_linears(fn, target)
     if not streams:
         return
     fast = streams[0].window_space
     streams = [s for s in streams if s.window_space is fast]
+    link = target.link(streams[0].source.name, fast.name)
     align = max(fast.alignment, 4)
     base = _align_up(space_peak(module, fast.name), align)
-    window = choose_window(fast.capacity - base, align, cap, streams)
-    streams = [s for s in streams if s.row_bytes <= window]
-    if not streams:
+    candidates = [Candidate(s.weight.type.get_shape()[0], s.row_bytes,
+                            mac_cycles * s.operand(s.linear.input).type.get_shape()[-1])
+                  for s in streams]
+    plan = solve_tile_plan(candidates, fast.capacity - base, align, link.setup_cycles,
+                           1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit)
+    if plan is None or not any(plan.rows_per_tile):
         return  # no room for two windows of one row: the weights are read in place
+    rows_of = {id(s): r for s, r in zip(streams, plan.rows_per_tile, strict=True) if r}
+    streams = [s for s in streams if id(s) in rows_of]
+    window = plan.window
     offsets = (base, base + _align_up(window, align))
 
     # the tiles in program order: (stream, first row, rows)
     tiles = []
     for s in streams:
-        out_rows = s.weight.type.get_shape()[0]
-        per_tile = max(1, window // s.row_bytes)
+        out_rows, per_tile = s.weight.type.get_shape()[0], rows_of[id(s)]
         tiles += [(s, r, min(per_tile, out_rows - r)) for r in range(0, out_rows, per_tile)]
 
     block = fn.body.block
@@ -235,7 +258,9 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         Rewriter.insert_op([weight, src, dma], InsertPoint.before(before))
         tokens[j], windows[j] = dma.token, win.result
 
-    start(0, first)  # the first transfer starts with the function
+    # both windows are empty when the function starts: the first two transfers start there
+    for j in range(min(2, len(tiles))):
+        start(j, first)
     by_kernel: dict[memory.KernelOp, list[int]] = {}
     for j, (s, _, _) in enumerate(tiles):
         by_kernel.setdefault(s.kernel, []).append(j)
@@ -245,11 +270,11 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         for j in js:
             _, row, rows = tiles[j]
             Rewriter.insert_op(memory.DmaWaitOp(tokens[j]), InsertPoint.before(kernel))
-            if j + 1 < len(tiles):
-                start(j + 1, kernel)
             out = _subview_cols(y, row, rows)
             pre, new = s.tile_kernel(windows[j], row, rows, out.result)
             Rewriter.insert_op([out, *pre, new], InsertPoint.before(kernel))
+            if j + 2 < len(tiles):  # tile j's window is free again: fetch tile j+2 into it
+                start(j + 2, kernel)
         Rewriter.erase_op(kernel)
     streamed = sum(nbytes(s.weight.type) for s in streams)
     used = max(offsets[j % 2] + nbytes(windows[j].type) for j in range(len(tiles)))
@@ -257,6 +282,9 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         "space": memory.SpaceAttr(fast.name),
         "window": IntegerAttr(window, i64), "offset": IntegerAttr(base, i64),
         "end": IntegerAttr(used, i64),
+        "solver": StringAttr(plan.status),
+        "cycles": IntegerAttr(round(plan.cycles), i64),
+        "bound": IntegerAttr(math.floor(plan.bound), i64),
         "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64)})
 
 

@@ -18,7 +18,8 @@ fi
 # The cross toolchains (gcc, picolibc, qemu) of the targets that run on qemu, from Debian's
 # packages, for `irtool compile --target riscv-ulp|cortex-m7-256k` projects and their tests
 # (tests/test_riscv_ulp*.py, tests/test_cortex_m7.py). Installed only when missing; without
-# root (or passwordless sudo) those qemu tests are skipped.
+# root (or passwordless sudo) those qemu tests are skipped locally and fail under CI=true
+# (tests/requirements.py).
 tools_present() {  # compiler qemu
   command -v "$1" >/dev/null 2>&1 && command -v "$2" >/dev/null 2>&1 &&
     [ -f "$("$1" -print-file-name=picolibc.specs 2>/dev/null)" ]
@@ -34,7 +35,7 @@ ensure_tools() {  # label compiler qemu packages...
   tools_present "$cc" "$qemu" && return 0
   if ! command -v apt-get >/dev/null 2>&1 || { [ "$(id -u)" -ne 0 ] && [ -z "$SUDO" ]; }; then
     echo "warning: the $label toolchain is missing and cannot be installed here (needs root" \
-         "and apt-get: $*); the $label qemu tests will be skipped" >&2
+         "and apt-get: $*); the $label qemu tests will be skipped (and fail under CI=true)" >&2
     return 0
   fi
   echo "installing the $label toolchain and qemu ($*)"
@@ -44,7 +45,8 @@ ensure_tools() {  # label compiler qemu packages...
   fi
   if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
      ! tools_present "$cc" "$qemu"; then
-    echo "warning: installing $* failed; the $label qemu tests will be skipped" >&2
+    echo "warning: installing $* failed; the $label qemu tests will be skipped (and fail" \
+         "under CI=true)" >&2
   fi
 }
 ensure_tools riscv-ulp riscv64-unknown-elf-gcc qemu-system-riscv32 \
@@ -53,15 +55,16 @@ ensure_tools cortex-m7-256k arm-none-eabi-gcc qemu-system-arm \
   gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm
 # PyTorch, only for tests/test_torch_exports.py (models of other shapes exported with
 # torch.onnx.export), and only when a CPU build lies on this machine (pip's find-links): a
-# download from the index would be a multi-GB CUDA build. Otherwise that test is skipped.
+# download from the index would be a multi-GB CUDA build. Otherwise those tests are skipped
+# (and fail under CI=true).
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   probe=$(mktemp -d)
   if .venv/bin/python -m pip download --quiet --no-deps --no-index -d "$probe" "torch==2.13.0" \
        >/dev/null 2>&1; then
     .venv/bin/python -m pip install --quiet "torch==2.13.0" >> .venv/install.log 2>&1 ||
-      echo "note: installing torch failed; the torch-export tests will be skipped"
+      echo "note: installing torch failed; the torch tests will be skipped (fail under CI=true)"
   else
-    echo "note: no local CPU build of torch; the torch-export tests will be skipped"
+    echo "note: no local CPU build of torch; the torch tests will be skipped (fail under CI=true)"
   fi
   rm -rf "$probe"
 fi

@@ -63,10 +63,23 @@ def _module(name: str) -> str | None:
     return None
 
 
+def _arm() -> str | None:
+    missing = _which("arm-none-eabi-gcc", "arm-none-eabi-size", "make")
+    if missing:
+        return missing
+    specs = subprocess.run(["arm-none-eabi-gcc", "-print-file-name=picolibc.specs"],
+                           capture_output=True, text=True).stdout.strip()
+    if not Path(specs).is_file():
+        return "picolibc for arm-none-eabi not found (picolibc-arm-none-eabi)"
+    return None
+
+
 CHECKS = {
     "cc": lambda: _which("cc", "gcc", "make"),  # the host C compiler (cc for make, gcc too)
     "riscv": _riscv,
     "qemu": lambda: _which("qemu-system-riscv32"),
+    "arm": _arm,  # the Cortex-M cross toolchain with picolibc
+    "qemu-arm": lambda: _which("qemu-system-arm"),
     "torch": lambda: _module("torch"),
     "onnxruntime": lambda: _module("onnxruntime"),
     "importlinter": lambda: _module("importlinter"),

@@ -75,5 +75,6 @@ def test_missing_and_mismatched_store(stories, tmp_path, shared_models):
 
 
 def test_token_outside_vocabulary(stories):
-    with pytest.raises(IrtoolError, match="token id 512 is outside the vocabulary"):
+    with pytest.raises(IrtoolError,
+                       match=r"token id 512 \(position 1\) is outside the vocabulary 0..511"):
         ModelRunner(*stories).forward([1, 512])

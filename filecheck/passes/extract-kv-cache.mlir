@@ -46,7 +46,7 @@
 // DEFAULT:       irtool.prefill = "batched", irtool.kv_capacity = 32 : i64}
 // DEFAULT:       func.func @prefill(%tokens: tensor<?xi32>, %kcache: tensor<2x1x32x4xf32>, %vcache: tensor<2x1x32x4xf32>)
 
-// BADWIN:        error: extract-kv-cache: window must be positive, got 0
+// BADWIN:        error: extract-kv-cache: window must be between 1 and {{[0-9]+}}, got 0
 // BADMODE:       error: extract-kv-cache: prefill must be one of batched, token-by-token, got "lazy"
 
 builtin.module attributes {irtool.max_seq_len = 32 : i64} {

@@ -3,9 +3,9 @@
 // RUN: irtool-opt %t/m.mlir -p 'quantize{scheme=w8}' -o %t/w8.mlir
 // RUN: filecheck %s --check-prefix=W8 --input-file %t/w8.mlir
 // RUN: irtool-run %t/w8.mlir --tokens 1,403,407 --generate 4 | filecheck %s --check-prefix=EXEC
-// RUN: irtool-opt %t/m.mlir -p 'quantize{scheme=w4g32}' | filecheck %s --check-prefix=W4
-// RUN: irtool-opt %t/m.mlir -p 'quantize{scheme=w1a4 quantize-lm-head=true}' | filecheck %s --check-prefix=W1A4
-// RUN: irtool-opt %t/m.mlir -p 'calibrate{calibration="%shared_models/stories260K/eval_tokens.json" max-sequences=2},quantize{scheme=w8a8 per-tensor=true}' | filecheck %s --check-prefix=W8A8
+// RUN: cd %t && irtool-opt %t/m.mlir -p 'quantize{scheme=w4g32}' | filecheck %s --check-prefix=W4
+// RUN: cd %t && irtool-opt %t/m.mlir -p 'quantize{scheme=w1a4 quantize-lm-head=true}' | filecheck %s --check-prefix=W1A4
+// RUN: cd %t && irtool-opt %t/m.mlir -p 'calibrate{calibration="%shared_models/stories260K/eval_tokens.json" max-sequences=2},quantize{scheme=w8a8 per-tensor=true}' | filecheck %s --check-prefix=W8A8
 // RUN: irtool-opt %t/m.mlir -p 'extract-kv-cache{capacity=32},quantize{scheme=none kv=int8}' -o %t/kv.mlir
 // RUN: filecheck %s --check-prefix=KV --input-file %t/kv.mlir
 // RUN: irtool-run %t/kv.mlir --tokens 1,403,407 --generate 4 | filecheck %s --check-prefix=EXEC
@@ -17,10 +17,10 @@
 
 // The pass runs on stories260K as `irtool import` writes it (5 layers, dim 64, GQA 8/4 heads,
 // the classifier shared with the embedding). Quantized weights and scales go to a new store
-// beside the old one, named after the options; float entries nobody uses any more are gone.
+// beside the output (-o), or named after the options in the current directory; float entries nobody uses any more are gone.
 
 // w8: int8 weights with a scale per output channel; the lm_head (logits) stays float.
-// W8:       builtin.module attributes {irtool.max_seq_len = 512 : i64, irtool.vocab_size = 512 : i64, irtool.weights = "m.w8.weights.npz", irtool.quant = {scheme = "w8", kv = "none", per_tensor = false, lm_head = "float"}} {
+// W8:       builtin.module attributes {irtool.max_seq_len = 512 : i64, irtool.vocab_size = 512 : i64, irtool.weights = "w8.weights.npz", irtool.quant = {scheme = "w8", kv = "none", per_tensor = false, lm_head = "float"}} {
 // W8:         %[[X:.*]] = transformer.rms_norm
 // W8-NEXT:    %[[Q:.*]] = transformer.weight "layers.0.wq.q8" : tensor<64x64xi8>
 // W8-NEXT:    %[[S:.*]] = transformer.weight "layers.0.wq.scale" : tensor<64xf32>

@@ -12,7 +12,7 @@ from pathlib import Path
 from xdsl.dialects.builtin import ModuleOp
 
 from irtool.errors import IrtoolError
-from irtool.weights import WeightStore
+from irtool.weights import WeightStore, check_store
 
 PACKAGE_DATA = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_MODEL = PACKAGE_DATA / "stories260K.bin"
@@ -32,10 +32,16 @@ def import_llama2c(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]
 
 
 def import_model(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
-    """The `transformer`-level module (and its store) of a model file of any known format."""
+    """The `transformer`-level module (and its store) of a model file of any known format.
+
+    The store is checked against the IR (names, shapes, dtypes) and for finite values here,
+    where every driver gets its model (see irtool.weights.check_store)."""
+    from irtool.output_safety import note_input
+
     p = Path(path)
     if not p.is_file():
         raise IrtoolError(f"model file '{path}' not found")
+    note_input(p, "model")
     if p.suffix == ".mlir":
         from irtool.module_io import load_module
 
@@ -43,5 +49,8 @@ def import_model(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
     if p.suffix == ".onnx":
         from irtool.frontend.onnx_import import import_onnx
 
-        return import_onnx(p)
-    return import_llama2c(p)
+        module, store = import_onnx(p)
+    else:
+        module, store = import_llama2c(p)
+    check_store(module, store, str(p))
+    return module, store

@@ -32,6 +32,7 @@ from irtool.errors import IrtoolError
 from irtool.frontend import onnx_patterns as pat
 from irtool.frontend.builder import ModelBuilder
 from irtool.frontend.onnx_shapes import OnnxGraph, ShapeEvaluator, UnsupportedNode, attr
+from irtool.frontend.onnx_wiring import check_wiring
 from irtool.weights import WeightStore
 
 # Without RoPE tables or a learned position table the graph sets no length limit; the module
@@ -62,6 +63,9 @@ def import_onnx(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
         return _Raiser(graph, vocab).run()
     except UnsupportedNode as e:
         raise IrtoolError(unsupported_message(e.node, e.reason)) from None
+    except (ValueError, IndexError, KeyError, TypeError) as e:  # numpy on a malformed graph
+        raise IrtoolError(f"'{path}': irtool cannot follow this ONNX graph ({type(e).__name__}: "
+                          f"{e}); is it a valid model? (onnx.checker.check_model tells)") from None
     finally:
         sys.setrecursionlimit(limit)
 
@@ -88,6 +92,7 @@ def _load(path: str | os.PathLike[str]) -> onnx.ModelProto:
     if not model.graph.node or not model.graph.output:
         raise IrtoolError(f"'{path}' is not an ONNX model (it contains no graph); export one "
                           "with torch.onnx.export")
+    check_wiring(model, path)
     return model
 
 

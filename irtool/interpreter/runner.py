@@ -38,7 +38,8 @@ from irtool.ir_names import (
     VOCAB_ATTR,
     entry_points,
 )
-from irtool.weights import WeightStore, numpy_dtype
+from irtool.run_limits import check_token_ids
+from irtool.weights import WeightStore, nonfinite_is_allowed, numpy_dtype
 
 State = tuple[np.ndarray, ...]
 
@@ -109,14 +110,9 @@ class ModelRunner:
         return self._prefill is not None and not by_token
 
     def check_tokens(self, tokens: Sequence[int]) -> np.ndarray:
-        ids = np.asarray(tokens, dtype=np.int32).reshape(-1)
-        if ids.size == 0:
-            raise IrtoolError("no tokens given: pass at least one token id")
-        vocab = self.vocab_size
-        if vocab is not None:
-            bad = [int(t) for t in ids if not 0 <= t < vocab]
-            if bad:
-                raise IrtoolError(f"token id {bad[0]} is outside the vocabulary (0..{vocab - 1})")
+        """The ids as int32, each in the vocabulary, no more than the context (run_limits)."""
+        given = [int(t) for t in np.ravel(np.asarray(tokens, dtype=object))]
+        ids = np.asarray(check_token_ids(given, self.vocab_size, "tokens"), dtype=np.int32)
         if self.max_seq_len is not None and ids.size > self.max_seq_len:
             raise IrtoolError(f"{ids.size} tokens exceed the model's maximum sequence length "
                               f"of {self.max_seq_len}")
@@ -169,7 +165,7 @@ class ModelRunner:
                 break
             if new:
                 logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
-            nxt = int(np.argmax(logits[-1]))
+            nxt = greedy(logits[-1], len(ids) - 1)
             ids.append(nxt)
             new.append(nxt)
         return new
@@ -180,7 +176,17 @@ class ModelRunner:
         for _ in range(steps):
             if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
                 break
-            nxt = int(np.argmax(self.forward(ids)[-1]))
+            nxt = greedy(self.forward(ids)[-1], len(ids) - 1)
             ids.append(nxt)
             new.append(nxt)
         return new
+
+
+def greedy(logits: np.ndarray, pos: int) -> int:
+    """The argmax of one row of logits; NaN/Inf logits are an error, not token 0 (what argmax
+    returns for them), unless --allow-nonfinite was given."""
+    if not nonfinite_is_allowed() and not np.isfinite(logits).all():
+        raise IrtoolError(f"the model computed NaN/Inf logits at position {pos}: its weights "
+                          "overflow float32 (values near 3.4e38?), so no token can be chosen; "
+                          "pass --allow-nonfinite to pick one anyway")
+    return int(np.argmax(logits))

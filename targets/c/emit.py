@@ -38,8 +38,10 @@ from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
 from irtool.ir_names import DECODE, KV_CAPACITY_ATTR, KV_WINDOW_ATTR
 from irtool.kernels import checked_signature, kernel_signature
+from irtool.output_safety import project_directory
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.description import TargetDescription
+from irtool.targets.emission_checks import check_before_emission
 from irtool.weights import WeightStore, numpy_dtype
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
@@ -140,6 +142,7 @@ class CProject:
 
     def __init__(self, module: ModuleOp, store: WeightStore, target: TargetDescription,
                  calls: CCalls = PORTABLE_CALLS):
+        check_before_emission(module, store, target)  # targets/emission_checks.py (issue 15)
         self.module = module
         self.store = store
         self.target = target
@@ -335,19 +338,18 @@ class CProject:
               runtime_dirs: Sequence[Path] = (RUNTIME_DIR,)) -> None:
         """The model's files, the project files given (main.c, Makefile, ...) and the runtime
         sources (the portable kernels, then a target's own, which may replace a file)."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        rt = out_dir / "runtime"
-        if rt.exists():
-            shutil.rmtree(rt)
-        rt.mkdir()
-        for src in runtime_dirs:
-            for f in sorted(src.iterdir()):
-                if f.is_file() and f.suffix in (".c", ".h", ".S"):
-                    shutil.copyfile(f, rt / f.name)
-        files = {"model.h": self.model_h(), "model.c": self.model_c(),
-                 "weights.c": self.weights_c(), **files}
-        for fname, text in files.items():
-            (out_dir / fname).write_text(text)
+        # built in a temporary directory, merged into out_dir when the command succeeds
+        with project_directory(out_dir) as out_dir:  # irtool.output_safety (issue 15)
+            rt = out_dir / "runtime"
+            rt.mkdir()
+            for src in runtime_dirs:
+                for f in sorted(src.iterdir()):
+                    if f.is_file() and f.suffix in (".c", ".h", ".S"):
+                        shutil.copyfile(f, rt / f.name)
+            files = {"model.h": self.model_h(), "model.c": self.model_c(),
+                     "weights.c": self.weights_c(), **files}
+            for fname, text in files.items():
+                (out_dir / fname).write_text(text)
 
 
 def _scratch(call: hw.CallOp) -> int:

@@ -56,9 +56,11 @@ class CProjectEmitTarget(XdslTarget):
 
     def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
         from irtool.module_io import load_store
+        from irtool.run_limits import check_c_program_inputs
         from irtool.tokenizer import load_tokenizer
 
         store = load_store(module, "the module")
+        check_c_program_inputs(module, self.prompt, self.steps, tokenizer=self.tokenizer)  # #15
         target = module_target(module)
         tokenizer = load_tokenizer(self.tokenizer) if self.tokenizer else None
         target.write_project(module, store, Path(self.dir), prompt=self.prompt,

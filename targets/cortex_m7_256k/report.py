@@ -34,6 +34,8 @@ class PlanFacts:
     """Bytes of SRAM the two windows span."""
     streamed: int = 0
     """Weight bytes streamed per token."""
+    solver: str = "none"
+    """The tile plan's CP-SAT status, objective and bound."""
 
     @classmethod
     def of(cls, project: CProject) -> PlanFacts:
@@ -63,11 +65,15 @@ class PlanFacts:
         arena = project.padded(SRAM) if SRAM in project.arena_size else 0
         stream = project.module.attributes.get(STREAM_ATTR)
         window = windows = streamed = 0
+        solver = "none"
         if stream is not None:
+            solver = (f"{stream.data['solver'].data}, modelled linears "
+                      f"{stream.data['cycles'].value.data} cycles, lower bound "
+                      f"{stream.data['bound'].value.data}")
             window = stream.data["window"].value.data
             windows = stream.data["end"].value.data - stream.data["offset"].value.data
             streamed = stream.data["bytes"].value.data
-        return cls(traffic, arena, kv, window, windows, streamed)
+        return cls(traffic, arena, kv, window, windows, streamed, solver)
 
     def header(self, target: TargetDescription) -> str:
         link = target.link(EXTERNAL, SRAM)
@@ -85,4 +91,5 @@ class PlanFacts:
             f"#define IRT_WINDOW_BYTES {self.window}u",
             f"#define IRT_WINDOWS_SPAN_BYTES {self.windows}u",
             f"#define IRT_STREAMED_BYTES {self.streamed}u",
+            f'#define IRT_TILE_PLAN "{self.solver}"',
             "#endif", ""])

@@ -39,6 +39,7 @@ void irt_m7_report(uint64_t instructions, int calls)
         printf("external Flash streamed per token: %.0f B in %.1f DMA transfers through 2 "
                "windows of %u B in SRAM\n", (double)dma->bytes / n,
                (double)dma->transfers / n, IRT_WINDOW_BYTES);
+        printf("tile plan (CP-SAT): %s\n", IRT_TILE_PLAN);
         printf("link busy per token: %.0f cycles; core stalled: %.0f cycles; transfer hidden "
                "by double buffering: %.1f%%\n", link, stall,
                link > 0 ? 100.0 * (1.0 - stall / link) : 100.0);

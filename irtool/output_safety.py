@@ -1,0 +1,325 @@
+"""Output safety: nothing a command writes can destroy what it read or what a user owns.
+
+Every command that writes (`irtool-opt -o`, `irtool import -o`, `irtool quantize -o`,
+`irtool-run --dump-logits`, `irtool compile -o`, `-t c-project{dir=...}`) goes through one
+`Outputs` transaction:
+
+* each file is written to a temporary file beside its destination and renamed into place only
+  when the whole command succeeded, so a failing run leaves the old file (or no file) behind,
+  never an empty or half-written one;
+* a destination that is one of the inputs (or an input's weight store) is refused, comparing
+  resolved paths (symlinks followed) and, for existing files, the inode (hard links);
+* a project directory is written only if it does not exist, is empty, or holds the manifest
+  `.irtool-manifest` (the list of files irtool wrote there) - or with `--force`; irtool deletes
+  only files its manifest lists, never a user's file;
+* side files (the weight store `irtool-opt -p quantize` writes) go beside the requested output.
+
+Drivers open a transaction with `writing(...)`; passes and emitters that write ask for the
+current one (`current()`), so the driver's inputs and `--force` reach them without plumbing.
+Outside any transaction (the Python API) each write commits on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from irtool.errors import IrtoolError
+
+MANIFEST = ".irtool-manifest"
+_MANIFEST_HEADER = "# files written by irtool (it deletes or replaces only these)\n"
+
+
+def _resolved(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(path)).resolve()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if _resolved(a) == _resolved(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def _make_parent(dest: Path, what: str) -> None:
+    parent = dest.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise IrtoolError(f"cannot write {what} '{dest}': '{parent}' exists and is not a "
+                          "directory") from None
+    except NotADirectoryError:
+        raise IrtoolError(f"cannot write {what} '{dest}': a component of '{parent}' is a file, "
+                          "not a directory") from None
+    except OSError as e:
+        raise IrtoolError(f"cannot create the directory '{parent}' for {what} '{dest}': "
+                          f"{_reason(e)}") from None
+
+
+@dataclass
+class _PendingFile:
+    dest: Path
+    temp: Path
+
+
+@dataclass
+class _PendingDir:
+    dest: Path
+    temp: Path
+    force: bool
+
+
+@dataclass
+class Outputs:
+    """The outputs of one command, committed together (see the module docstring)."""
+
+    inputs: list[Path] = field(default_factory=list)
+    force: bool = False
+    primary: Path | None = None
+    """The requested output file; side files go beside it (the current directory if none)."""
+    files: list[_PendingFile] = field(default_factory=list)
+    dirs: list[_PendingDir] = field(default_factory=list)
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def add_input(self, path: str | os.PathLike[str], what: str = "input") -> None:
+        """Declare a file the command reads; an output already registered on it is refused."""
+        p = Path(path)
+        self.inputs.append(p)
+        for f in self.files:
+            self._refuse_input(f.dest, [p], what)
+
+    def _refuse_input(self, dest: Path, inputs: Iterable[Path], what: str = "input") -> None:
+        for i in inputs:
+            if _same_file(dest, i):
+                raise IrtoolError(f"refusing to write '{dest}': it is the {what} '{i}' of this "
+                                  "command (writing it would destroy what is being read); "
+                                  "choose another output path")
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def file(self, dest: str | os.PathLike[str], what: str = "output") -> Path:
+        """A temporary path to write `dest` to; it replaces `dest` on commit."""
+        d = Path(dest)
+        self._refuse_input(d, self.inputs)
+        if d.is_dir():
+            raise IrtoolError(f"cannot write {what} '{d}': it is a directory; give a file name")
+        if any(_resolved(f.dest) == _resolved(d) for f in self.files):
+            raise IrtoolError(f"cannot write {what} '{d}' twice in one command")
+        _make_parent(d, what)
+        try:
+            fd, temp = tempfile.mkstemp(dir=d.parent, prefix=f".{d.name}.", suffix=".irtool-tmp")
+        except OSError as e:
+            raise IrtoolError(f"cannot write {what} '{d}': {_reason(e)}") from None
+        os.close(fd)
+        os.chmod(temp, 0o666 & ~_umask())  # what open() would have made
+        self.files.append(_PendingFile(d, Path(temp)))
+        return Path(temp)
+
+    def side_file(self, name: str, what: str = "side file") -> tuple[Path, Path]:
+        """(temporary path, final path) of a file named `name` beside the primary output."""
+        base = self.primary.parent if self.primary is not None else Path(".")
+        dest = base / name
+        return self.file(dest, what), dest
+
+    def readable(self, path: str | os.PathLike[str]) -> Path:
+        """Where to read `path` now: its temporary file while it is an uncommitted output (a
+        store written by one pass and read by the next), else `path` itself."""
+        for f in reversed(self.files):
+            if _resolved(f.dest) == _resolved(path):
+                return f.temp
+        return Path(path)
+
+    # -- project directories --------------------------------------------------------------------
+
+    def directory(self, dest: str | os.PathLike[str], force: bool | None = None) -> Path:
+        """A temporary directory to build the project `dest` in; merged into `dest` on commit."""
+        d = Path(dest)
+        force = self.force if force is None else force
+        for i in self.inputs:
+            if _resolved(i).is_relative_to(_resolved(d)) and d.exists():
+                raise IrtoolError(f"refusing to write the project directory '{d}': it holds "
+                                  f"the input '{i}'; choose another directory")
+        check_project_dir(d, force)
+        _make_parent(d, "project directory")
+        try:
+            temp = Path(tempfile.mkdtemp(dir=d.parent, prefix=f".{d.name}.",
+                                         suffix=".irtool-tmp"))
+        except OSError as e:
+            raise IrtoolError(f"cannot write the project directory '{d}': {_reason(e)}") from None
+        os.chmod(temp, 0o777 & ~_umask())
+        self.dirs.append(_PendingDir(d, temp, force))
+        return temp
+
+    # -- commit / abort -------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        for f in self.files:
+            try:
+                os.replace(f.temp, f.dest)
+            except OSError as e:
+                raise IrtoolError(f"cannot write '{f.dest}': {_reason(e)}") from None
+        for d in self.dirs:
+            _merge_project(d)
+        self.files.clear()
+        self.dirs.clear()
+
+    def abort(self) -> None:
+        for f in self.files:
+            with contextlib.suppress(OSError):
+                f.temp.unlink()
+        for d in self.dirs:
+            shutil.rmtree(d.temp, ignore_errors=True)
+        self.files.clear()
+        self.dirs.clear()
+
+
+def read_manifest(d: Path) -> list[str] | None:
+    """The files irtool wrote in `d` (relative paths), or None without a manifest."""
+    m = d / MANIFEST
+    if not m.is_file():
+        return None
+    try:
+        lines = m.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise IrtoolError(f"cannot read the irtool manifest '{m}': {e}") from None
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def check_project_dir(d: Path, force: bool) -> None:
+    """A project goes only where irtool cannot destroy a user's work."""
+    if d.exists() and not d.is_dir():
+        raise IrtoolError(f"cannot write the project directory '{d}': it exists and is not a "
+                          "directory")
+    if not d.exists() or force:
+        return
+    try:
+        empty = not any(d.iterdir())
+    except OSError as e:
+        raise IrtoolError(f"cannot read the project directory '{d}': {_reason(e)}") from None
+    if empty or read_manifest(d) is not None:
+        return
+    raise IrtoolError(f"refusing to write into '{d}': it is not empty and was not written by "
+                      f"irtool (no {MANIFEST}); choose a new or empty directory, or pass "
+                      "--force to write the project's files into it (other files are kept)")
+
+
+def _inside(root: Path, rel: str) -> Path | None:
+    """`root/rel` if it stays inside `root` (a manifest line is never trusted blindly)."""
+    p = Path(os.path.normpath(root / rel))
+    return p if p.is_relative_to(root) and p != root else None
+
+
+def _merge_project(pending: _PendingDir) -> None:
+    dest, temp = pending.dest, pending.temp
+    new_files = sorted(str(p.relative_to(temp)) for p in temp.rglob("*") if not p.is_dir())
+    try:
+        if not dest.exists():
+            (temp / MANIFEST).write_text(_MANIFEST_HEADER + "\n".join(new_files) + "\n")
+            os.replace(temp, dest)
+            return
+        root = dest.resolve()
+        for rel in read_manifest(dest) or []:  # what irtool wrote last time and no longer does
+            old = _inside(root, rel)
+            if rel not in new_files and old is not None and old.is_file() and not old.is_symlink():
+                old.unlink()
+        for rel in new_files:
+            target = root / rel
+            if target.is_dir() and not target.is_symlink():
+                raise IrtoolError(f"cannot write '{target}': a directory of that name exists")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink():
+                target.unlink()  # replace the link itself, never the file it points to
+            os.replace(temp / rel, target)
+        (root / MANIFEST).write_text(_MANIFEST_HEADER + "\n".join(new_files) + "\n")
+    except OSError as e:
+        raise IrtoolError(f"cannot write the project directory '{dest}': {_reason(e)}") from None
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+_CURRENT: ContextVar[Outputs | None] = ContextVar("irtool_outputs", default=None)
+
+
+def current() -> Outputs | None:
+    """The transaction of the running command, if any."""
+    return _CURRENT.get()
+
+
+def note_input(path: str | os.PathLike[str], what: str = "input") -> None:
+    """Declare a file the running command reads (no-op outside a command)."""
+    outputs = current()
+    if outputs is not None:
+        outputs.add_input(path, what)
+
+
+def readable(path: str | os.PathLike[str]) -> Path:
+    """`path`, or its pending temporary file (see `Outputs.readable`)."""
+    outputs = current()
+    return Path(path) if outputs is None else outputs.readable(path)
+
+
+@contextlib.contextmanager
+def writing(inputs: Iterable[str | os.PathLike[str]] = (), *, force: bool = False,
+            primary: str | os.PathLike[str] | None = None) -> Iterator[Outputs]:
+    """Run a command's body; commit its outputs if it succeeds, discard them if not."""
+    outputs = Outputs([Path(i) for i in inputs], force,
+                      Path(primary) if primary is not None else None)
+    token = _CURRENT.set(outputs)
+    try:
+        yield outputs
+        outputs.commit()
+    except BaseException:
+        outputs.abort()
+        raise
+    finally:
+        _CURRENT.reset(token)
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[Outputs]:
+    """The running command's transaction, or a new one committed when the block ends."""
+    outer = current()
+    if outer is not None:
+        yield outer
+        return
+    with writing() as outputs:
+        yield outputs
+
+
+@contextlib.contextmanager
+def output_file(dest: str | os.PathLike[str], what: str = "output") -> Iterator[Path]:
+    """`with output_file(p) as tmp:` write `tmp`; it becomes `p` when the command succeeds."""
+    with transaction() as outputs:
+        yield outputs.file(dest, what)
+
+
+@contextlib.contextmanager
+def project_directory(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """`with project_directory(d) as tmp:` write the project into `tmp`; it is merged into `d`
+    when the command succeeds (see `check_project_dir` for when `d` may be written)."""
+    with transaction() as outputs:
+        yield outputs.directory(dest)
+
+
+def write_text(dest: str | os.PathLike[str], text: str, what: str = "output") -> None:
+    with output_file(dest, what) as tmp:
+        tmp.write_text(text)
