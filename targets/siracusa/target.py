@@ -33,6 +33,12 @@ PLUGIN = FOLDER / "plugin" / "irt_hartcount_plugin.c"
 HART_STACK_BYTES = 4096
 WEIGHT_HOME = "l2"
 NPU_WEIGHTS = "wmem"
+TILE_MAC_CYCLES = 0.55
+"""The tile planner's compute per multiply-accumulate: a W8A8 row block on 8 cores (4.25
+instructions per MAC / 8, CPI 1)."""
+TILE_MAX = 64
+"""Most tiles per decode step: every tile is one fork/join of the cluster (about 300
+instructions the tile planner does not model), so few large tiles."""
 WINDOW_SPACE = "l1"
 CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imafc/ilp32f/crt0-semihost.o"
 """picolibc's semihosting crt0 for rv32imafc/ilp32f (Debian's path; `-print-file-name`
@@ -87,7 +93,9 @@ class SiracusaTarget(CTarget):
         if n != 1 or at < 0:
             raise IrtoolError("siracusa: the generic pipeline changed shape; update "
                               "targets/siracusa/target.py")
-        stages["lower"] = f"{lower[:at]}tile{{target={quote(self.reference)}}},{lower[at:]}"
+        tile = (f"tile{{target={quote(self.reference)} mac_cycles={TILE_MAC_CYCLES} "
+                f"max_tiles={TILE_MAX}}}")
+        stages["lower"] = f"{lower[:at]}{tile},{lower[at:]}"
         return stages
 
     def project(self, module, store):
