@@ -165,7 +165,7 @@ def check_streamed(module, description: TargetDescription) -> None:
     """Every linear's weight left in L2 must stream through L1: refuse a plan where L1 had no
     room for two windows of one weight row (the tile pass then reads weights in place)."""
     from irtool.dialects import memory
-    from irtool.passes.tile import STREAM_ATTR, space_peak
+    from irtool.ir_names import STREAM_ATTR
 
     rows = [(op.sym_name.data, nbytes // op.type.get_shape()[0])
             for op in module.walk() if isinstance(op, memory.GlobalOp)
@@ -175,13 +175,22 @@ def check_streamed(module, description: TargetDescription) -> None:
     if STREAM_ATTR in module.attributes or not rows:
         return
     l1 = description.memory(WINDOW_SPACE)
-    used = space_peak(module, WINDOW_SPACE)
+    used = max((p.end for op in module.walk()
+                if isinstance(op, (memory.GlobalOp, memory.AllocOp))
+                and op.placement[0] == WINDOW_SPACE
+                for p in [placement(op, "a buffer")]), default=0)
     name, row = max(rows, key=lambda r: r[1])
     raise IrtoolError(
         f"siracusa: L1 ({WINDOW_SPACE}, {l1.capacity} bytes, {used} used by the plan) has no "
         f"room for two DMA windows of one weight row; the largest row is {row} bytes "
         f"(@{name}): give {WINDOW_SPACE} at least {used + 2 * row} bytes in the description, "
         "or a smaller KV capacity so that activations and cache leave room")
+
+
+def placement(op, what: str):
+    from irtool.targets.c.emit import placement as placed
+
+    return placed(op, what)
 
 
 def _nbytes(t) -> int:
