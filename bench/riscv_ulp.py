@@ -102,33 +102,81 @@ def _sh(cmd, cwd=None, timeout=QEMU_TIMEOUT) -> str:
     return proc.stdout
 
 
-def target_for(case: Case, work: Path) -> Path:
-    """The description to compile for: the shipped one, or a copy with a larger SRAM."""
+VARIANT_PLUGIN = """from pathlib import Path
+
+from irtool.targets.c.rules import PORTABLE_RULES
+from irtool.targets.c.target import CTarget
+from irtool.targets.riscv_ulp.rules import RULES
+
+
+def make_target(folder):
+    return CTarget.from_folder(Path(folder), rules=PORTABLE_RULES.extended(RULES))
+"""
+
+
+def target_for(case: Case, work: Path) -> tuple[str, Path]:
+    """The target to compile for (as `--target` takes it) and its description: the shipped
+    riscv-ulp, or a target folder with a copy of its description with a larger SRAM and the
+    same lowering rules (a plug-in `target.py`)."""
     shipped = ROOT / "targets" / TARGET.replace("-", "_") / "description.json"
     if case.sram is None:
-        return shipped
+        return TARGET, shipped
     data = json.loads(shipped.read_text())
     data["name"] = f"{TARGET}-sram{case.sram // 1024}k"
     for m in data["memories"]:
         if m["name"] == "sram":
             m["size"] = case.sram
-    path = work / f"{data['name']}.json"
-    path.write_text(json.dumps(data, indent=2))
-    return path
+    folder = work / data["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "description.json").write_text(json.dumps(data, indent=2))
+    (folder / "target.py").write_text(VARIANT_PLUGIN)
+    return str(folder), folder / "description.json"
 
 
-def compile_case(case: Case, out: Path, target: Path, time_limit: float):
+def compile_case(case: Case, out: Path, target: str, time_limit: float):
     from irtool.compile import CompileOptions, compile_to_c
     from irtool.frontend.load import import_model
     from irtool.tokenizer import load_tokenizer
 
     golden = json.loads(case.golden.read_text())
     module, store = import_model(case.model)
-    opts = CompileOptions(target=str(target), capacity=case.capacity, window=case.window,
+    opts = CompileOptions(target=target, capacity=case.capacity, window=case.window,
                           time_limit=time_limit)
     compile_to_c(module, store, out, prompt=golden["prompt_ids"], steps=case.steps,
                  tokenizer=load_tokenizer(case.tokenizer), opts=opts)
     return module, golden
+
+
+LINEAR_KERNELS = ("irt_linear_f32", "irt_linear_bias_f32", "irt_linear_packed_f32",
+                  "irt_linear_packed_bias_f32")
+ATTENTION_KERNELS = ("irt_cached_attention_f32", "irt_cached_attention_hd8_f32")
+
+
+def kernel_macs(module, positions: int) -> dict[str, float]:
+    """MACs per position by C function (as irt_profile.h names them: without `irt_`), the
+    attention's averaged over positions 0 .. positions-1."""
+    from xdsl.dialects import func
+
+    from irtool.dialects import hw
+    from irtool.targets.c.calling import PORTABLE_CALLS
+
+    decode = next(op for op in module.ops
+                  if isinstance(op, func.FuncOp) and op.sym_name.data == "decode")
+    out: dict[str, float] = {}
+    for op in decode.walk():
+        if not isinstance(op, hw.CallOp) or op.kernel not in PORTABLE_CALLS:
+            continue
+        name = PORTABLE_CALLS[op.kernel].function.removeprefix("irt_")
+        if op.kernel in LINEAR_KERNELS:
+            macs = op.param("T") * op.param("K") * op.param("N")
+        elif op.kernel in ATTENTION_KERNELS:
+            per = 2 * op.param("heads") * op.param("head_dim") * op.param("T")
+            macs = sum(per * min(p + 1, op.param("capacity"))
+                       for p in range(positions)) / positions
+        else:
+            continue
+        out[name] = out.get(name, 0) + macs
+    return out
 
 
 def decode_macs(module) -> tuple[int, list[tuple[int, int]]]:
@@ -142,11 +190,11 @@ def decode_macs(module) -> tuple[int, list[tuple[int, int]]]:
     for op in decode.walk():
         if not isinstance(op, hw.CallOp):
             continue
-        if op.kernel in ("irt_linear_f32", "irt_linear_bias_f32"):
+        if op.kernel in LINEAR_KERNELS:
             linear += op.param("T") * op.param("K") * op.param("N")
         elif op.kernel == "irt_matmul_f32":
             linear += op.param("M") * op.param("K") * op.param("N")
-        elif op.kernel == "irt_cached_attention_f32":
+        elif op.kernel in ATTENTION_KERNELS:
             attention.append((2 * op.param("heads") * op.param("head_dim") * op.param("T"),
                               op.param("capacity")))
     return linear, attention
@@ -185,10 +233,10 @@ def elf_figures(project: Path, target: dict) -> dict:
 
 def run_case(case: Case, work: Path, time_limit: float) -> None:
     out = work / re.sub(r"\W+", "_", case.label)
-    target_json = target_for(case, work)
+    target_spec, target_json = target_for(case, work)
     target = {m["name"]: m for m in json.loads(target_json.read_text())["memories"]}
     case.figures["target"] = json.loads(target_json.read_text())["name"]
-    module, golden = compile_case(case, out, target_json, time_limit)
+    module, golden = compile_case(case, out, target_spec, time_limit)
     _sh(["make", "-s", "model.elf"], cwd=out)
     t0 = time.perf_counter()
     output = _sh(["make", "-s", "run"], cwd=out)
@@ -216,6 +264,14 @@ def run_case(case: Case, work: Path, time_limit: float) -> None:
     f["wall"] = wall
     f["text"] = output[:output.index("\ntokens: ")]
     f.update(elf_figures(out, target))
+    f["per_position"] = (f["instr_prompt"] * n_prompt + f["instr_generated"]
+                         * len(gen_positions)) / (n_prompt + len(gen_positions))
+    f["kernel_macs"] = kernel_macs(module, f["positions"])
+    # the same program with a counter around every kernel call (runtime/irt_profile.h)
+    _sh(["make", "-s", "-B", "model.elf", "PROFILE=1"], cwd=out)
+    profiled = _sh(["make", "-s", "run"], cwd=out)
+    f["kernels"] = {m.group(1): (int(m.group(2)), int(m.group(3)))
+                    for m in re.finditer(r"^irt-profile (\S+) (\d+) (\d+)$", profiled, re.M)}
 
 
 # --- llama2.c's run.c ---------------------------------------------------------------------------
@@ -423,6 +479,32 @@ def report(runs: list[Case], target: dict) -> None:
         print(f"{name:<{width}}" + "".join(f"{v:>{col}}" for v in cells))
 
 
+def report_kernels(case: Case) -> None:
+    """Instructions per position by kernel (mean over every position run, prompt included:
+    the counters add up all calls), with instructions per MAC for the linear and attention
+    kernels, and what the kernels leave to the rest of irt_decode (argument set-up, calls)."""
+    f = case.figures
+    kernels = f.get("kernels")
+    if not kernels:
+        return
+    n = f["positions"]
+    print(f"\n{case.label}: instructions per position by kernel (mean over the {n} positions "
+          f"run; PROFILE=1 build)")
+    print(f"  {'kernel':28} {'calls':>6} {'instr/pos':>11} {'share':>7} {'instr/MAC':>10}")
+    total = 0.0
+    for name, (calls, instr) in sorted(kernels.items(), key=lambda kv: -kv[1][1]):
+        per = instr / n
+        total += per
+        macs = f["kernel_macs"].get(name)
+        ipm = f"{per / macs:.2f}" if macs else ""
+        print(f"  {name:28} {calls // n:>6} {per:>11,.0f} {per / f['per_position']:>7.1%} "
+              f"{ipm:>10}")
+    rest = f["per_position"] - total
+    print(f"  {'(irt_decode: set-up, calls)':28} {'':>6} {rest:>11,.0f} "
+          f"{rest / f['per_position']:>7.1%}")
+    print(f"  {'= all of irt_decode':28} {'':>6} {f['per_position']:>11,.0f}")
+
+
 def position_line(short: Case, long: Case) -> str:
     """irtool's instructions at position p, a + b * p, from two runs of the same model."""
     a, b = short.figures, long.figures
@@ -508,6 +590,8 @@ def main(argv=None) -> int:
             except Exception as e:  # noqa: BLE001 - report and go on with the other runs
                 print(f"{case.label}: failed: {e}", file=sys.stderr)
         report(runs, target)
+        for case in runs[:3]:
+            report_kernels(case)
         ref = None
         llama2c = os.environ.get("LLAMA2C_DIR")
         if llama2c:

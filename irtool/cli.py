@@ -1,6 +1,6 @@
 """`irtool`: the user-facing commands.
 
-    irtool import MODEL -o OUT.mlir          # ONNX or llama2.c -> IR + OUT.weights.npz
+    irtool import MODEL -o OUT.mlir          # ONNX, HF folder or llama2.c -> IR + OUT.weights.npz
     irtool generate [MODEL_OR_MLIR] --prompt TEXT --steps N [--tokenizer FILE]
                     [--level decode [--capacity N | --window W]]
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
@@ -45,6 +45,10 @@ def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
     if explicit:
         tok = load_tokenizer(explicit)
         check_agreement(tok, explicit, vocab_size, model)
+        return tok
+    if model.is_dir():  # a Hugging Face checkpoint folder: its tokenizer.json
+        tok = load_tokenizer(model)
+        check_agreement(tok, model / "tokenizer.json", vocab_size, model)
         return tok
     candidates = [model.parent / "vocab.json"]
     if vocab_size:
@@ -96,6 +100,7 @@ def _int_attr(module, name: str) -> int | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    from irtool.blas import blas_threads
     from irtool.frontend.load import DEFAULT_MODEL
     from irtool.interpreter.runner import ModelRunner
     from irtool.run_limits import check_generation, check_steps
@@ -112,7 +117,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     prompt, _ = check_generation(prompt, args.steps, runner.vocab_size, runner.max_seq_len,
                                  capacity, "the prompt")
     start = time.perf_counter()
-    new = runner.generate(prompt, args.steps)
+    with blas_threads(1):  # the interpreter's tiny matmuls: threads only slow them down
+        new = runner.generate(prompt, args.steps)
     elapsed = time.perf_counter() - start
     print(tok.decode(prompt + new))
     print(f"tokens: {','.join(str(t) for t in prompt + new)}")
@@ -234,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
-    imp = sub.add_parser("import", help="import an ONNX or llama2.c model to irtool IR")
+    imp = sub.add_parser("import", help="import an ONNX file, a Hugging Face checkpoint "
+                         "folder or a llama2.c model to irtool IR")
     imp.add_argument("model")
     imp.add_argument("-o", "--output", required=True, metavar="OUT.mlir")
     imp.set_defaults(func=cmd_import)

@@ -26,8 +26,6 @@ from irtool.context import make_context
 from irtool.errors import IrtoolError
 from irtool.ir_names import has_decode
 from irtool.passes import get_all_passes
-from irtool.passes.quantize import KV_MODES
-from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
 from irtool.targets.registry import load_target
 from irtool.targets.target import PipelineOptions, Target
 from irtool.weights import WeightStore
@@ -92,6 +90,11 @@ def _extract_kv_cache(module: ModuleOp, opts: CompileOptions) -> None:
 
 
 def check_quant_options(opts: CompileOptions) -> None:
+    if opts.quant == "none" and opts.kv == "none" and opts.calibration is None:
+        return  # fp32: the quantize pass (and its imports) is not needed at all
+    from irtool.passes.quantize import KV_MODES
+    from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
+
     if opts.quant not in QUANT_SCHEMES:
         raise IrtoolError(f"--quant {opts.quant}: unknown scheme (expected one of "
                           f"{', '.join(QUANT_SCHEMES)})")

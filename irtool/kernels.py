@@ -40,6 +40,10 @@ class KernelSignature:
     """Floats of scratch the kernel needs, from its parameters."""
     may_alias: tuple[tuple[str, str], ...] = ()
     """(written operand, read operand) pairs that may be the same buffer."""
+    layouts: tuple[tuple[str, str], ...] = ()
+    """(operand, layout): a constant operand the kernel reads in a storage layout other than
+    row-major (`irtool.targets.panel_layout.LAYOUTS`). The reference takes the logical array:
+    the layout is how the emitter stores the weight, so the interpreter never sees it."""
 
     def reads(self) -> tuple[str, ...]:
         return tuple(o for o in self.operands if o not in self.writes)
@@ -85,16 +89,22 @@ def _attention(o, p):
                                    p["window"] or None))
 
 
-def _spec(name, operands, params, writes, reference, scratch=None, alias=""):
-    """`alias`: "y=x y=b" -- the written operand y may be the buffer of x or of b."""
+def _spec(name, operands, params, writes, reference, scratch=None, alias="", layout=""):
+    """`alias`: "y=x y=b" -- the written operand y may be the buffer of x or of b;
+    `layout`: "w=row_panels16" -- operand w is stored in that layout."""
     pairs = tuple(tuple(a.split("=")) for a in alias.split())
+    layouts = tuple(tuple(a.split("=")) for a in layout.split())
     return KernelSignature(name, tuple(operands.split()), tuple(params.split()),
-                           tuple(writes.split()), reference, scratch, pairs)
+                           tuple(writes.split()), reference, scratch, pairs, layouts)
 
 
 _SPECS = [
     _spec("irt_linear_f32", "x w y", "T K N", "y", _linear),
     _spec("irt_linear_bias_f32", "x w b y", "T K N", "y", _linear),
+    # the same product with w stored in row panels (irt_linear_packed_f32)
+    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels16"),
+    _spec("irt_linear_packed_bias_f32", "x w b y", "T K N", "y", _linear,
+          layout="w=row_panels16"),
     _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
           lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
     _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",
@@ -106,6 +116,9 @@ _SPECS = [
           alias="y=x"),
     _spec("irt_embedding_f32", "tokens table y", "T D", "y",
           lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)])),
+    _spec("irt_embedding_packed_f32", "tokens table y", "T D vocab", "y",
+          lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)]),
+          layout="table=row_panels16"),
     _spec("irt_position_embedding_f32", "table start y", "T D", "y",
           lambda o, p: _store(o["y"], o["table"][int(o["start"]):int(o["start"]) + p["T"]])),
     _spec("irt_add_f32", "a b y", "n", "y", lambda o, p: _store(o["y"], o["a"] + o["b"]),
@@ -126,6 +139,10 @@ _SPECS = [
     _spec("irt_cached_attention_f32", "q kcache vcache end out",
           "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention,
           scratch=lambda p: p["capacity"]),
+    # head_dim 8 only, two query heads per pass over the cache (irt_cached_attention_hd8_f32)
+    _spec("irt_cached_attention_hd8_f32", "q kcache vcache end out",
+          "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention,
+          scratch=lambda p: 2 * p["capacity"]),
 ]
 
 

@@ -19,9 +19,9 @@ Times are indices of the top-level ops of a function (an op nested in a loop cou
 index of its top-level ancestor), shifted by the start of the function on the timeline. A live
 range is the half-open interval `[start, end)`.
 
-The function's dataflow is built as a networkx `DiGraph` (buffer -> op for a read, op -> buffer
-for a write, view -> buffer for aliases); the live range of a buffer is the span of the op
-indices adjacent to it and to its views, and the read/write counts are its in/out degrees.
+The function's dataflow is a small directed graph (`Dataflow`: buffer -> op for a read, op ->
+buffer for a write, view -> buffer for aliases); the live range of a buffer is the span of the
+op indices adjacent to it and to its views, and the read/write counts are its in/out degrees.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from math import prod
 
-import networkx as nx
 from xdsl.dialects import func
 from xdsl.dialects.builtin import IndexType, IntegerAttr, MemRefType, ModuleOp
 from xdsl.ir import Attribute, Operation, SSAValue
@@ -101,7 +100,7 @@ class Liveness:
     buffers: list[Buffer]
     horizon: int
     functions: dict[str, tuple[int, int]]
-    graphs: dict[str, nx.DiGraph] = field(default_factory=dict, repr=False)
+    graphs: dict[str, Dataflow] = field(default_factory=dict, repr=False)
 
     def by_name(self) -> dict[str, Buffer]:
         return {b.name: b for b in self.buffers}
@@ -130,12 +129,52 @@ def peak_live_bytes(buffers: Iterable[Buffer]) -> int:
     return peak
 
 
+class Dataflow:
+    """A directed graph with attributes on nodes and edges: the subset of networkx's DiGraph
+    interface this module uses (networkx itself takes longer to import than `irtool compile`
+    of a small model takes to run)."""
+
+    def __init__(self):
+        self.nodes: dict = {}
+        self._succ: dict = {}
+        self._pred: dict = {}
+        self.edges: dict = {}
+
+    def add_node(self, node, **attrs) -> None:
+        self.nodes.setdefault(node, {}).update(attrs)
+        self._succ.setdefault(node, {})
+        self._pred.setdefault(node, {})
+
+    def add_edge(self, a, b, **attrs) -> None:
+        self.add_node(a)
+        self.add_node(b)
+        data = self._succ[a].setdefault(b, {})
+        data.update(attrs)
+        self._pred[b][a] = data
+        self.edges[a, b] = data
+
+    def has_edge(self, a, b) -> bool:
+        return (a, b) in self.edges
+
+    def in_edges(self, node, data: bool = False) -> list:
+        return [(p, node, d) if data else (p, node) for p, d in self._pred.get(node, {}).items()]
+
+    def out_edges(self, node, data: bool = False) -> list:
+        return [(node, s, d) if data else (node, s) for s, d in self._succ.get(node, {}).items()]
+
+    def number_of_nodes(self) -> int:
+        return len(self.nodes)
+
+    def is_directed(self) -> bool:
+        return True
+
+
 def analyze(module: ModuleOp) -> Liveness:
     """Buffers, live ranges and access counts of a memory-level module."""
     globals_ = [op for op in module.ops if isinstance(op, memory.GlobalOp)]
     funcs = [op for op in module.ops if isinstance(op, func.FuncOp) and op.body.blocks]
     buffers: list[Buffer] = []
-    graphs: dict[str, nx.DiGraph] = {}
+    graphs: dict[str, Dataflow] = {}
     spans: dict[str, tuple[int, int]] = {}
     global_buffers = {f"@{g.sym_name.data}": _global_buffer(g) for g in globals_}
     t = 0
@@ -201,13 +240,13 @@ def _top_index(op: Operation, f: func.FuncOp, order: Mapping[Operation, int]) ->
     return order[cur]
 
 
-def function_dataflow(f: func.FuncOp) -> tuple[nx.DiGraph, dict[Operation, int]]:
+def function_dataflow(f: func.FuncOp) -> tuple[Dataflow, dict[Operation, int]]:
     """The DiGraph of a function: op nodes `("op", i)` (attribute `index`), buffer nodes
     (the defining `memory.alloc` / `memory.get_global` op, attribute `root`), with edges
     buffer -> op (reads), op -> buffer (writes) and op -> buffer with `touch=True` (a use that
     keeps the buffer alive without moving data: dealloc, dma_wait, return, a view's user)."""
     order = top_level_order(f)
-    graph = nx.DiGraph()
+    graph = Dataflow()
     for op, i in order.items():
         graph.add_node(("op", i), index=i, name=op.name)
     root_of: dict[SSAValue, Operation] = {}
@@ -219,7 +258,7 @@ def function_dataflow(f: func.FuncOp) -> tuple[nx.DiGraph, dict[Operation, int]]
     return graph, order
 
 
-def _add_op(graph: nx.DiGraph, op: Operation, root_of: dict[SSAValue, Operation],
+def _add_op(graph: Dataflow, op: Operation, root_of: dict[SSAValue, Operation],
             tokens: dict[SSAValue, list[Operation]], i: int, length: int) -> None:
     node = ("op", i)
     if isinstance(op, (memory.AllocOp, memory.GetGlobalOp)):
@@ -268,19 +307,19 @@ def _access_of(op: Operation) -> tuple[set[int], set[int]]:
     return set(range(n)), set(range(n))
 
 
-def _edge(graph: nx.DiGraph, a, b) -> None:
+def _edge(graph: Dataflow, a, b) -> None:
     if graph.has_edge(a, b):
         graph.edges[a, b]["count"] += 1
     else:
         graph.add_edge(a, b, count=1, touch=False)
 
 
-def _touch(graph: nx.DiGraph, root: Operation, node) -> None:
+def _touch(graph: Dataflow, root: Operation, node) -> None:
     if not graph.has_edge(root, node) and not graph.has_edge(node, root):
         graph.add_edge(node, root, count=0, touch=True)
 
 
-def _accesses(graph: nx.DiGraph, root: Operation) -> tuple[list[int], int, int]:
+def _accesses(graph: Dataflow, root: Operation) -> tuple[list[int], int, int]:
     """Op indices adjacent to a buffer node, and its read and write counts."""
     indices: list[int] = []
     reads = writes = 0
@@ -293,7 +332,7 @@ def _accesses(graph: nx.DiGraph, root: Operation) -> tuple[list[int], int, int]:
     return indices, reads, writes
 
 
-def _alloc_buffers(f: func.FuncOp, graph: nx.DiGraph, base: int, length: int) -> list[Buffer]:
+def _alloc_buffers(f: func.FuncOp, graph: Dataflow, base: int, length: int) -> list[Buffer]:
     out: list[Buffer] = []
     fname = f.sym_name.data
     order = top_level_order(f)
@@ -321,7 +360,7 @@ def _unique(name: str, taken: set[str]) -> str:
     return cand
 
 
-def _count_global_accesses(graph: nx.DiGraph, globals_: Mapping[str, Buffer]) -> None:
+def _count_global_accesses(graph: Dataflow, globals_: Mapping[str, Buffer]) -> None:
     for node in graph.nodes:
         if isinstance(node, memory.GetGlobalOp):
             b = globals_.get(f"@{node.global_name.string_value()}")

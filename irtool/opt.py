@@ -29,7 +29,7 @@ from irtool.module_io import check_defined_before_use
 from irtool.output_safety import current, note_input, writing
 from irtool.passes import get_all_passes as irtool_passes
 from irtool.pipelines import expand_pipeline, pipeline_names
-from irtool.run import parse_token_list
+from irtool.run import parse_token_list, verify_plan
 from irtool.weights import (
     absolutize_store_reference,
     nonfinite_allowed,
@@ -88,7 +88,7 @@ class IrToolOptMain(xDSLOptMain):
                 if verify_after is not None:
                     verify_after(previous, module, next_pass)
                 if previous is not None:
-                    _verify_plan(module, f"after the pass {previous.name}")
+                    verify_plan(module, f"after the pass {previous.name}")
 
             self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
 
@@ -102,7 +102,7 @@ class IrToolOptMain(xDSLOptMain):
 
     def apply_passes(self, prog: ModuleOp) -> None:
         if not self.args.no_verify_plan:
-            _verify_plan(prog, "in the input")
+            verify_plan(prog, "in the input")
         super().apply_passes(prog)
 
     def prepare_input(self):
@@ -156,10 +156,6 @@ class IrToolOptMain(xDSLOptMain):
         return super().output_resulting_program(prog)
 
 
-def _verify_plan(module: ModuleOp, when: str) -> None:
-    from irtool.targets.plan_verifier import verify_module_plan
-
-    verify_module_plan(module, when)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

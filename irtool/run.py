@@ -48,19 +48,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def verify_plan(module, when: str) -> None:
+    """targets/plan_verifier.py on the target the module was planned for (irtool-run, irtool-opt).
+    Without a loadable target whose memories hold the module's spaces (a description given by
+    path records only its name) only overlaps are checked; the emitters check everything."""
+    from irtool.targets.plan_verifier import (
+        is_placed,
+        module_target_name,
+        spaces_of,
+        verify_module_plan,
+    )
+
+    if not is_placed(module):
+        return
+    target, name = None, module_target_name(module)
+    if name is not None:
+        from irtool.targets.registry import load_target
+
+        try:
+            target = load_target(name).description
+        except IrtoolError:
+            target = None
+    if target is not None and not spaces_of(module) <= {m.name for m in target.memories}:
+        target = None  # labelled for another target (lower-to-hw's default): overlaps only
+    verify_module_plan(module, target, when)
+
+
 def run(args: argparse.Namespace) -> None:
+    from irtool.blas import blas_threads
     from irtool.frontend.load import import_model
-    from irtool.interpreter.runner import ModelRunner, greedy
+    from irtool.interpreter.runner import ModelRunner
     from irtool.run_limits import check_steps
 
     tokens = parse_token_list(args.tokens)
     check_steps(args.generate, "--generate")
     module, store = import_model(args.module)
     if not args.no_verify_plan:
-        from irtool.targets.plan_verifier import verify_module_plan
-
-        verify_module_plan(module, f"in '{args.module}'")
+        verify_plan(module, f"in '{args.module}'")
     runner = ModelRunner(module, store)
+    with blas_threads(1):  # the interpreter's tiny matmuls: threads only slow them down
+        _run(runner, tokens, args)
+
+
+def _run(runner, tokens: list[int], args: argparse.Namespace) -> None:
+    from irtool.interpreter.runner import greedy
+
     logits = runner.forward(tokens)
     if args.dump_logits:  # renamed into place when the run succeeded
         with output_file(args.dump_logits, "logits file") as tmp, open(tmp, "wb") as f:

@@ -8,6 +8,8 @@ or the golden outputs cannot be reproduced.  Two formats are supported:
   byte fallback) and its streaming ``decode``.
 * :class:`CharTokenizer` reads a ``vocab.json`` of the form ``{"chars": [...],
   "end_of_text": "\\u0003"}`` where a token id is the index of its character.
+* :class:`HFTokenizer` reads a Hugging Face ``tokenizer.json`` (the file of a checkpoint
+  folder) with the ``tokenizers`` package, which implements every model and normaliser in it.
 
 :func:`load_tokenizer` picks one by file extension.  Every problem a user can cause (missing or
 corrupt file, unknown character, id out of range) raises :class:`~irtool.errors.IrtoolError`.
@@ -15,6 +17,7 @@ corrupt file, unknown character, id out of range) raises :class:`~irtool.errors.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import operator
@@ -27,7 +30,8 @@ from typing import Protocol
 
 from irtool.errors import IrtoolError
 
-__all__ = ["CharTokenizer", "Llama2cTokenizer", "Tokenizer", "check_agreement", "load_tokenizer"]
+__all__ = ["CharTokenizer", "HFTokenizer", "Llama2cTokenizer", "Tokenizer", "check_agreement",
+           "load_tokenizer"]
 
 
 class Tokenizer(Protocol):
@@ -338,12 +342,109 @@ class CharTokenizer:
         return "".join(self.chars[_check_id(t, self.vocab_size)] for t in ids)
 
 
+class HFTokenizer:
+    """A Hugging Face ``tokenizer.json``, run by the ``tokenizers`` package.
+
+    ``encode`` adds the special tokens the file's post-processor adds (e.g. Llama's BOS) when
+    ``bos`` is true. BOS/EOS ids come from the folder's tokenizer_config.json / config.json
+    when present.
+    """
+
+    HF_NAME = "tokenizer.json"
+
+    def __init__(self, tokenizer, bos_id: int | None = None, eos_id: int | None = None):
+        self._tok = tokenizer
+        self.bos_id = bos_id
+        self.eos_id = eos_id
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> HFTokenizer:
+        from tokenizers import Tokenizer as _Tokenizer
+
+        path = Path(path)
+        try:
+            tok = _Tokenizer.from_file(os.fspath(path))
+        except Exception as exc:  # tokenizers raises a bare Exception for a bad file
+            raise IrtoolError(f"{path}: not a Hugging Face tokenizer.json ({exc})") from None
+        config = _json_or_empty(path.parent / "config.json")
+        return cls(tok, _special_id(tok, config, "bos"), _special_id(tok, config, "eos"))
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
+        ids = list(self._tok.encode(text, add_special_tokens=bos).ids)
+        if eos and self.eos_id is not None:
+            ids.append(self.eos_id)
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of `ids`; an id the file does not define (a model's embedding table is
+        often padded past its tokenizer) is shown as `<id>`. One id decodes to its text as it
+        appears after other text (decoders such as Metaspace drop a leading space at the
+        start of a text): what a program printing token by token needs."""
+        ids = list(ids)
+        if len(ids) == 1 and 0 <= ids[0] < self.vocab_size:
+            return self._piece(ids[0])
+        return self._decode(ids)
+
+    def _piece(self, token: int) -> str:
+        anchor = self._anchor
+        if anchor is None:
+            return self._decode([token])
+        before = self._decode([anchor])
+        both = self._decode([anchor, token])
+        return both[len(before):] if both.startswith(before) else self._decode([token])
+
+    @functools.cached_property
+    def _anchor(self) -> int | None:
+        """An ordinary token with some text, to decode single tokens after."""
+        special = {i for i in (self.bos_id, self.eos_id) if i is not None} | {
+            i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
+        return next((i for i in range(self.vocab_size)
+                     if i not in special and self._decode([i]).strip()), None)
+
+    def _decode(self, ids: list[int]) -> str:
+        out: list[str] = []
+        run: list[int] = []
+        for t in ids:
+            t = _check_id(t, 1 << 31)
+            if t < self.vocab_size:
+                run.append(t)
+                continue
+            out += [self._tok.decode(run, skip_special_tokens=False), f"<{t}>"]
+            run = []
+        out.append(self._tok.decode(run, skip_special_tokens=False))
+        return "".join(out)
+
+
+def _json_or_empty(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _special_id(tok, config: dict, which: str) -> int | None:
+    """`{which}_token_id` of config.json if it is an int, else the id of the token named in
+    tokenizer_config.json (e.g. `"bos_token": "<s>"`)."""
+    value = config.get(f"{which}_token_id")
+    if isinstance(value, int) and value >= 0:
+        return value
+    name = config.get(f"{which}_token")
+    return tok.token_to_id(name) if isinstance(name, str) else None
+
+
 def check_agreement(tok: Tokenizer, tok_path: str | os.PathLike[str], vocab: int | None,
                     model_path: str | os.PathLike[str]) -> None:
     """A tokenizer and a model must share one vocabulary: the same number of ids (a 512-token
     tokenizer on a 600-token model cannot print ids 512..599; a truncated tok512.bin loses
     ids), and a llama2.c file named `tok<N>.bin` must hold N tokens."""
     size = tok.vocab_size
+    if isinstance(tok, HFTokenizer) and vocab is not None and size <= vocab:
+        return  # embedding tables are often padded past tokenizer.json: those ids print <id>
     m = re.fullmatch(r"tok(\d+)\.bin", Path(tok_path).name)
     if m and int(m.group(1)) != size:
         raise IrtoolError(f"tokenizer '{tok_path}' holds {size} tokens but its name says "
@@ -354,12 +455,21 @@ def check_agreement(tok: Tokenizer, tok_path: str | os.PathLike[str], vocab: int
                           "model's own tokenizer with --tokenizer")
 
 
-def load_tokenizer(path: str | os.PathLike[str]) -> Llama2cTokenizer | CharTokenizer:
-    """Pick the tokenizer by extension: ``.json`` is a character vocabulary, else llama2.c."""
+def load_tokenizer(path: str | os.PathLike[str]
+                   ) -> Llama2cTokenizer | CharTokenizer | HFTokenizer:
+    """Pick the tokenizer by name: a directory or ``tokenizer.json`` is a Hugging Face
+    tokenizer, another ``.json`` a character vocabulary, anything else llama2.c's format."""
     from irtool.output_safety import note_input
 
     path = Path(path)
+    if path.is_dir():
+        path = path / HFTokenizer.HF_NAME
+        if not path.is_file():
+            raise IrtoolError(f"no {HFTokenizer.HF_NAME} in '{path.parent}': pass --tokenizer "
+                              "FILE")
     note_input(path, "tokenizer")
+    if path.name == HFTokenizer.HF_NAME:
+        return HFTokenizer.from_file(path)
     if path.suffix.lower() == ".json":
         return CharTokenizer.from_file(path)
     return Llama2cTokenizer.from_file(path)

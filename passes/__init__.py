@@ -51,6 +51,12 @@ def _quantize() -> type[ModulePass]:
     return QuantizePass
 
 
+def _assign_hbm_banks() -> type[ModulePass]:
+    from irtool.passes.assign_hbm_banks import AssignHbmBanksPass
+
+    return AssignHbmBanksPass
+
+
 XDSL_PASSES = ("canonicalize", "cse", "dce", "licm", "constant-fold-interp")
 """xDSL's generic passes that irtool pipelines use, available under the same names."""
 
@@ -68,4 +74,5 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "lower-to-hw": _lower_to_hw,
         "calibrate": _calibrate,
         "quantize": _quantize,
+        "assign-hbm-banks": _assign_hbm_banks,
     }

@@ -23,8 +23,11 @@ and not read-only when b is written), with `a = max(alignment of b, alignment of
 
 A greedy plan (first fit by offset, cheapest memory first) is given as a hint, so the solver
 starts from a valid plan and the pass always returns one within the time limit; it is also the
-fallback if the solver finds nothing. A model that cannot fit raises an `IrtoolError` that names
-the largest buffers, the bytes over, and what would fit.
+fallback if the solver finds nothing. When the greedy plan already meets the lower bounds (the
+cheapest memory for every buffer, and peaks equal to the bytes live at once) it is optimal and
+the solver is not run at all (the report says `greedy = lower bound`); OR-Tools is then not even
+imported, which is a third of a second of `irtool compile`. A model that cannot fit raises an
+`IrtoolError` that names the largest buffers, the bytes over, and what would fit.
 
 The placement is written into the IR: the memory space in the memref type of every global,
 alloc and their uses (`memory.get_global`, views, function signatures), `offset` and `alignment`
@@ -33,12 +36,13 @@ properties, and the report as the module attribute `irtool.memory_plan`.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from ortools.sat.python import cp_model
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
@@ -63,7 +67,20 @@ from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import load_target
 
-NUM_WORKERS = 8
+if TYPE_CHECKING:  # imported when a solve needs it (ortools pulls in pandas: slow to import)
+    from ortools.sat.python import cp_model
+
+
+def solver_workers() -> int:
+    """CP-SAT workers: one per core this process may run on (more only time-slice)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+GREEDY_IS_OPTIMAL = "greedy = lower bound"
+"""The `solver` of a plan whose greedy warm start met the lower bounds (CP-SAT not run)."""
 
 
 @dataclass(frozen=True)
@@ -170,11 +187,14 @@ class MemoryPlan:
     cost_gap: float = 0.0
     peak_gap: float = 0.0
     buffers: int = 0
+    solver: str = "CP-SAT"
+    """Who proved the status: 'CP-SAT', or GREEDY_IS_OPTIMAL when the solver was not needed."""
 
     def as_attribute(self) -> DictionaryAttr:
         entries: dict[str, Attribute] = {
             "target": StringAttr(self.target.name),
             "status": StringAttr(self.status),
+            "solver": StringAttr(self.solver),
             "solve_time_ms": IntegerAttr(self.solve_time_ms, i64),
             "access_cost": FloatAttr(self.access_cost, f64),
             "cost_gap": FloatAttr(self.cost_gap, f64),
@@ -192,6 +212,8 @@ class MemoryPlan:
         status = self.status
         if status == "FEASIBLE":
             status += f" (gap: access cost {self.cost_gap:.1%}, peak {self.peak_gap:.1%})"
+        if self.solver == GREEDY_IS_OPTIMAL:
+            status += f" ({GREEDY_IS_OPTIMAL}: CP-SAT not run)"
         lines = [f"allocate: target '{self.target.name}', {self.buffers} buffers, {status}, "
                  f"{self.solve_time_ms} ms, access cost {self.access_cost:g}",
                  f"  {'space':<8} {'peak':>12} {'lower bound':>12} {'no reuse':>12} "
@@ -217,6 +239,9 @@ def plan_memory(live: Liveness, target: TargetDescription, time_limit: float = 1
     _check_fits(problem)
     t0 = time.perf_counter()
     hint = best_greedy_plan(problem)
+    if hint is not None and greedy_meets_lower_bounds(problem, hint):
+        ms = round((time.perf_counter() - t0) * 1000)
+        return _finish(problem, SolveResult(hint, "OPTIMAL"), ms, solver=GREEDY_IS_OPTIMAL)
     result = solve_cpsat(problem, hint, time_limit)
     ms = round((time.perf_counter() - t0) * 1000)
     if result is None:
@@ -228,7 +253,32 @@ def plan_memory(live: Liveness, target: TargetDescription, time_limit: float = 1
     return _finish(problem, result, ms)
 
 
-def _finish(problem: Problem, result: SolveResult, ms: int) -> MemoryPlan:
+def greedy_meets_lower_bounds(problem: Problem, plan: Mapping[str, Placement]) -> bool:
+    """Is `plan` optimal for both objectives of the solver, by bounds alone?
+
+    Access cost: every buffer is in one of its cheapest memories. Peaks: when each buffer has
+    exactly one cheapest memory, every cost-optimal plan has this plan's spaces, so each
+    space's peak must reach the bytes live at once in it (`Liveness.lower_bounds`); with
+    ties the spaces could change, and the bound is the bytes of all buffers live at once
+    (each space's peak is at least its share of any instant)."""
+    forced = True
+    for b in problem.buffers:
+        costs = [problem.cost(b, m) for m in problem.options[b.name]]
+        best = min(costs)
+        if problem.cost(b, problem.target.memory(plan[b.name].space)) != best:
+            return False
+        forced = forced and costs.count(best) == 1
+    stacks = problem.stack_heights(plan)
+    peaks = problem.peaks(plan)
+    peaks = {m.name: max(peaks.get(m.name, 0), stacks[m.name]) for m in problem.target.memories}
+    if forced:
+        bounds = problem.live.lower_bounds({name: p.space for name, p in plan.items()})
+        return all(peak <= bounds.get(space, 0) for space, peak in peaks.items())
+    return sum(peaks.values()) <= peak_live_bytes(problem.buffers)
+
+
+def _finish(problem: Problem, result: SolveResult, ms: int,
+            solver: str = "CP-SAT") -> MemoryPlan:
     placements = result.placements
     space_of = {name: p.space for name, p in placements.items()}
     peaks: dict[str, int] = {}
@@ -241,7 +291,7 @@ def _finish(problem: Problem, result: SolveResult, ms: int) -> MemoryPlan:
                       solve_time_ms=ms, access_cost=problem.access_cost(space_of),
                       peaks=peaks, lower_bounds=problem.live.lower_bounds(space_of),
                       no_reuse=no_reuse, cost_gap=result.cost_gap, peak_gap=result.peak_gap,
-                      buffers=len(problem.buffers))
+                      buffers=len(problem.buffers), solver=solver)
 
 
 # --- the problem: which memories each buffer may use, at what cost ----------------------------
@@ -500,9 +550,16 @@ class _Model:
     rooms: dict[str, cp_model.IntVar] = field(default_factory=dict)
 
 
+def _cp_model():
+    """OR-Tools' CP-SAT module, imported on first use."""
+    from ortools.sat.python import cp_model
+
+    return cp_model
+
+
 def build_model(problem: Problem) -> _Model:
     """The CP-SAT model described in the module docstring (without an objective)."""
-    model = cp_model.CpModel()
+    model = _cp_model().CpModel()
     choices: list[_Choice] = []
     for b in problem.buffers:
         mine = [_choice(model, problem, b, m) for m in problem.options[b.name]]
@@ -580,10 +637,10 @@ def _hint(m: _Model, problem: Problem, plan: Mapping[str, Placement]) -> None:
 
 
 def _solver(seconds: float) -> cp_model.CpSolver:
-    solver = cp_model.CpSolver()
+    solver = _cp_model().CpSolver()
     solver.parameters.max_time_in_seconds = max(0.05, seconds)
-    # A fixed portfolio, whatever the machine: the same subsolvers run on 2 cores or 32.
-    solver.parameters.num_workers = NUM_WORKERS
+    # As many workers as cores: more would only time-slice the same cores.
+    solver.parameters.num_workers = solver_workers()
     # Probing the no-overlap model costs seconds on a few hundred buffers and rarely helps.
     solver.parameters.cp_model_probing_level = 0
     return solver
@@ -609,6 +666,7 @@ def solve_cpsat(problem: Problem, hint: Mapping[str, Placement] | None,
     """Lexicographic solve: the access cost first, then the sum of the peaks with the cost
     kept at its best. None when no plan was found in time; a proof that none exists raises
     the does-not-fit error."""
+    cp_model = _cp_model()
     deadline = time.perf_counter() + time_limit
     m = build_model(problem)
     placements = dict(hint) if hint is not None else None
@@ -641,13 +699,14 @@ class _Stage:
 
     @property
     def optimal(self) -> bool:
-        return self.status == cp_model.OPTIMAL
+        return self.status == _cp_model().OPTIMAL
 
 
 def _run_stage(m: _Model, problem: Problem, objective: cp_model.LinearExpr, seconds: float,
                start: Mapping[str, Placement] | None) -> _Stage:
     """Minimise `objective` from the plan `start`; on success, keep its value as a bound for
     the stages after."""
+    cp_model = _cp_model()
     m.model.minimize(objective)
     if start is not None:
         _hint(m, problem, start)

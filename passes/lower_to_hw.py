@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
@@ -25,10 +25,13 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.traits import SymbolTable
 
 from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
-from irtool.lowering import LoweringRules
+from irtool.kernels import kernel_signature
+from irtool.lowering import KernelCall, LoweringRules
+from irtool.targets.panel_layout import LAYOUT_ATTR
 from irtool.targets.registry import DEFAULT_TARGET, load_target
 
 
@@ -57,7 +60,28 @@ class KernelToCall(RewritePattern):
                   for operand, k in call.updates if outside[operand] is not op.outs[k]]
         new = (hw.CallOp(call.kernel, call.args, call.params) if call.engine is None
                else hw.AccelOp(call.engine, call.kernel, call.args, call.params))
+        mark_layouts(call)
         rewriter.replace(op, [*copies, new])
+
+
+def mark_layouts(call: KernelCall) -> None:
+    """Record on each weight global the storage layout its kernel reads it in (the emitter
+    stores the weight so); two kernels wanting one weight in different layouts is an error
+    of the rules that chose them."""
+    sig = kernel_signature(call.kernel)
+    for operand, layout in sig.layouts:
+        buffer = call.args[sig.operands.index(operand)]
+        get = buffer.owner
+        if not isinstance(get, memory.GetGlobalOp):
+            raise IrtoolError(f"lower-to-hw: @{call.kernel} reads '{operand}' in layout "
+                              f"{layout}, which needs a constant memory.global")
+        name = get.global_name.root_reference.data
+        glob = SymbolTable.lookup_symbol(get, name)
+        have = glob.attributes.get(LAYOUT_ATTR)
+        if have is not None and have.data != layout:
+            raise IrtoolError(f"lower-to-hw: weight @{name} is read in layout {have.data} and "
+                              f"in layout {layout} by @{call.kernel}; the rules must agree")
+        glob.attributes[LAYOUT_ATTR] = StringAttr(layout)
 
 
 @dataclass(frozen=True)
@@ -71,4 +95,26 @@ class LowerToHwPass(ModulePass):
         target = load_target(self.target or DEFAULT_TARGET)
         PatternRewriteWalker(KernelToCall(target.rules),
                              apply_recursively=False).rewrite_module(op)
+        check_layouts(op)
         op.attributes[hw.TARGET_ATTR] = hw.TargetAttr(target.reference)
+
+
+def check_layouts(module: ModuleOp) -> None:
+    """Every reader of a weight stored in a layout reads it in that layout (else the emitter
+    would pack a weight that some kernel reads row by row: a silent wrong answer)."""
+    for call in module.walk():
+        if not isinstance(call, (hw.CallOp, hw.AccelOp)):
+            continue
+        sig = kernel_signature(call.kernel)
+        wants = dict(sig.layouts)
+        for operand, value in zip(sig.operands, call.args, strict=False):
+            get = value.owner
+            if not isinstance(get, memory.GetGlobalOp):
+                continue
+            name = get.global_name.root_reference.data
+            have = SymbolTable.lookup_symbol(get, name).attributes.get(LAYOUT_ATTR)
+            if (have.data if have is not None else None) != wants.get(operand):
+                raise IrtoolError(f"lower-to-hw: weight @{name} is stored in layout "
+                                  f"{have.data if have else 'row-major'} but @{call.kernel} "
+                                  f"reads its '{operand}' as {wants.get(operand, 'row-major')}; "
+                                  "the target's rules must choose kernels that agree")

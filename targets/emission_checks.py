@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from xdsl.dialects.builtin import ModuleOp
 
-from irtool.targets.description import TargetDescription
 from irtool.targets.plan_verifier import verify_module_plan
 from irtool.weights import WeightStore, check_store
 
 
-def check_before_emission(module: ModuleOp, store: WeightStore,
-                          target: TargetDescription) -> None:
-    """The plan holds on `target`; the store's entries match the IR and are finite.
+def check_before_emission(module: ModuleOp, store: WeightStore, target) -> None:
+    """The plan holds on `target` (its TargetDescription); the store's entries match the IR
+    and are finite.
 
     An empty store is not checked: `irtool-opt -t c` prints the code only, without weights."""
-    verify_module_plan(module, "given to the C emitter", target)
+    verify_module_plan(module, target, "given to the C emitter")
     if store.arrays:
         check_store(module, store, "the weight store given to the C emitter")

@@ -18,13 +18,16 @@ intervals `[start, end)` of op indices, so a buffer whose last access is op `i` 
 first access is op `i + 1` may share bytes, while an op's input and output never do.
 
 irtool-opt runs it before the first pass and after every pass (`--no-verify-plan` turns it
-off), irtool-run before running, and the C emitter before emitting.
+off), irtool-run before running (both through `irtool.run.verify_plan`, which loads the
+module's target), and the C emitter before emitting (targets/emission_checks.py). It imports no
+target code (the emitters call it): the target description comes from the caller.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr
 from xdsl.ir import Operation, SSAValue
@@ -33,9 +36,12 @@ from xdsl.printer import Printer
 from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
 from irtool.liveness import Buffer, analyze
-from irtool.targets.description import TargetDescription
 
 PLAN_ATTR = "irtool.memory_plan"
+
+TargetDescription = Any
+"""An `irtool.targets.description.TargetDescription` (its `name` and `memories`), not imported:
+the emitters, in irtool.targets, call this module."""
 
 
 class _Names:
@@ -79,29 +85,37 @@ def is_placed(module: ModuleOp) -> bool:
                for op in module.walk())
 
 
-def module_target(module: ModuleOp) -> TargetDescription | None:
-    """The target a placed module was planned for, or None when it names none."""
-    from irtool.targets.registry import load_target
+def spaces_of(module: ModuleOp) -> set[str]:
+    """The memory spaces the placed buffers of the module live in."""
+    out = set()
+    for op in module.walk():
+        if isinstance(op, (memory.GlobalOp, memory.AllocOp)) and op.offset is not None:
+            space, _ = op.placement
+            if space is not None:
+                out.add(space)
+    return out
 
+
+def module_target_name(module: ModuleOp) -> str | None:
+    """The target a placed module was planned for: its `hw.target`, else the target its
+    `irtool.memory_plan` names (drivers load it; this module imports no target code, so the
+    emitters may call it)."""
     attr = module.attributes.get(hw.TARGET_ATTR)
     if isinstance(attr, hw.TargetAttr):
-        return load_target(attr.target.data).description
+        return attr.target.data
     plan = module.attributes.get(PLAN_ATTR)
     if isinstance(plan, DictionaryAttr):
         name = plan.data.get("target")
         if isinstance(name, StringAttr):
-            try:
-                return load_target(name.data).description
-            except IrtoolError:
-                return None  # a description given by path: only its name was recorded
+            return name.data
     return None
 
 
-def plan_errors(module: ModuleOp, target: TargetDescription | None = None) -> list[str]:
-    """Every violation of the module's memory plan (empty when it holds or is not placed)."""
+def plan_errors(module: ModuleOp, target: TargetDescription | None) -> list[str]:
+    """Every violation of the module's memory plan (empty when it holds or is not placed).
+    Without a target (`targets.description.TargetDescription`) only overlaps are checked."""
     if not is_placed(module):
         return []
-    target = target or module_target(module)
     placed: list[_Placed] = []
     names = _Names(module)
     for b in analyze(module).buffers:
@@ -176,8 +190,8 @@ def _written(op: Operation) -> list[SSAValue]:
     if isinstance(op, (hw.CallOp, hw.AccelOp)):
         from irtool.kernels import kernel_signature
 
-        spec = kernel_signature(op.kernel)
-        return [v for name, v in zip(spec.operands, op.args, strict=False) if name in spec.writes]
+        sig = kernel_signature(op.kernel)
+        return [v for name, v in zip(sig.operands, op.args, strict=False) if name in sig.writes]
     if op.name == "memref.store":
         return [op.operands[1]]
     return []
@@ -199,8 +213,8 @@ def _write_errors(module: ModuleOp, target: TargetDescription) -> list[str]:
     return errors
 
 
-def verify_module_plan(module: ModuleOp, when: str = "",
-                       target: TargetDescription | None = None) -> None:
+def verify_module_plan(module: ModuleOp, target: TargetDescription | None,
+                       when: str = "") -> None:
     """Raise an IrtoolError listing what is wrong with the module's memory plan."""
     errors = plan_errors(module, target)
     if errors:

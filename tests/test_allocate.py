@@ -226,6 +226,8 @@ def test_objective_puts_the_most_accessed_bytes_in_the_cheap_memory(tmp_path):
     assert where["%b"] == where["%c"] == "fast"
     assert where["%a"] == "slow"
     assert plan_of(module)["status"].data == "OPTIMAL"
+    # the greedy warm start puts the hottest bytes (%a) in fast: CP-SAT had to do better
+    assert plan_of(module)["solver"].data == "CP-SAT"
 
 
 def test_weights_go_to_flash_only_when_read_only_and_writable_never():
@@ -270,6 +272,20 @@ def test_cpsat_peak_equals_the_lower_bound_and_beats_greedy_by_size():
     greedy = first_fit_offsets(by_size, lambda b: 64)
     greedy_peak = max(greedy[b.name] + b.size for b in live.buffers)
     assert peak <= greedy_peak
+
+
+def test_a_greedy_plan_at_the_lower_bound_skips_the_solver(capsys):
+    """A chain on one flat memory: first fit by size meets the bytes live at once, so the plan
+    is optimal by the bound alone; it is reported so, and OR-Tools is not run."""
+    sizes = [64, 32, 64, 16, 64]
+    module = allocate(chain_module(sizes), "host", report=True)
+    assert_valid_plan(module, target_memories("host"))
+    plan = plan_of(module)
+    assert plan["status"].data == "OPTIMAL"
+    assert plan["solver"].data == "greedy = lower bound"
+    peak, bound = space_peak(module, "ram")
+    assert peak == bound
+    assert "greedy = lower bound: CP-SAT not run" in capsys.readouterr().err
 
 
 def test_layered_graph_plans_are_valid_and_tight():

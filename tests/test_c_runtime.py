@@ -65,6 +65,16 @@ def check(got, want, mag=None, rtol=RTOL, atol=0.0):
 
 # ------------------------------------------------------------------------- linear algebra
 
+def linear_reference(x, w, b=None):
+    """x w^T (+ b) in float64, and the magnitude sum_k |x_k w_k| (+ |b|) of each output."""
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    want = np.einsum("tk,nk->tn", x64, w64)
+    mag = np.einsum("tk,nk->tn", np.abs(x64), np.abs(w64))
+    if b is not None:
+        want, mag = want + b, mag + np.abs(b)
+    return want, mag
+
+
 LINEAR_SHAPES = [(1, 1, 1), (1, 1, 5), (3, 7, 9), (2, 16, 12), (5, 37, 6), (1, 64, 3),
                  (4, 300, 13), (2, 8, 4), (1, 13, 2), (3, 4, 7), (2, 12, 8), (1, 2, 11)]
 
@@ -74,14 +84,42 @@ LINEAR_SHAPES = [(1, 1, 1), (1, 1, 5), (3, 7, 9), (2, 16, 12), (5, 37, 6), (1, 6
 def test_linear(runner, T, K, N, bias):
     rng = rng_for("linear", T, K, N, bias)
     x, w, b = randn(rng, T, K), randn(rng, N, K), randn(rng, N)
-    arrays = {"x": x, "w": w}
-    want = np.einsum("tk,nk->tn", x.astype(np.float64), w.astype(np.float64))
-    mag = np.einsum("tk,nk->tn", np.abs(x.astype(np.float64)), np.abs(w.astype(np.float64)))
-    if bias:
-        arrays["bias"] = b
-        want, mag = want + b, mag + np.abs(b)
+    arrays = {"x": x, "w": w, **({"bias": b} if bias else {})}
     got = runner.run("linear", {"T": T, "K": K, "N": N, "has_bias": bias}, arrays)
-    check(got, want, mag)
+    check(got, *linear_reference(x, w, b if bias else None))
+
+
+def packed_by_definition(w: np.ndarray) -> np.ndarray:
+    """w [N][K] packed by the words of irt_kernels.h, element by element: panels of 16 rows
+    while 16 remain, then one each of 8, 4, 2, 1 for the bits of N % 16; [k][r] inside."""
+    N, K = w.shape
+    widths = [16] * (N // 16) + [p for p in (8, 4, 2, 1) if (N % 16) & p]
+    out, n0 = [], 0
+    for p in widths:
+        for k in range(K):
+            for r in range(p):
+                out.append(w[n0 + r, k])
+        n0 += p
+    return np.array(out, dtype=w.dtype)
+
+
+PACKED_SHAPES = [(1, 64, 64), (1, 64, 32), (1, 64, 172), (1, 172, 64), (2, 13, 31), (3, 9, 16),
+                 (1, 1, 1), (1, 5, 7), (2, 8, 24), (1, 3, 2), (1, 20, 15)]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("T,K,N", PACKED_SHAPES)
+def test_linear_packed(runner, T, K, N, bias):
+    from irtool.targets.panel_layout import pack_row_panels, unpack_row_panels
+
+    rng = rng_for("linear_packed", T, K, N, bias)
+    x, w, b = randn(rng, T, K), randn(rng, N, K), randn(rng, N)
+    wp = packed_by_definition(w)
+    assert np.array_equal(pack_row_panels(w), wp)
+    assert np.array_equal(unpack_row_panels(wp, N, K), w)
+    arrays = {"x": x, "wp": wp, **({"bias": b} if bias else {})}
+    got = runner.run("linear_packed", {"T": T, "K": K, "N": N, "has_bias": bias}, arrays)
+    check(got, *linear_reference(x, w, b if bias else None))
 
 
 @pytest.mark.parametrize("transpose_b", [0, 1])
@@ -194,6 +232,20 @@ def test_embedding(runner, T, D, vocab):
     assert np.array_equal(got.reshape(T, D), want)
 
 
+@pytest.mark.parametrize("T,D,vocab", [(1, 1, 1), (6, 7, 45), (40, 16, 40), (3, 64, 512),
+                                       (31, 5, 31)])
+def test_embedding_packed(runner, T, D, vocab):
+    rng = rng_for("emb_packed", T, D, vocab)
+    table = randn(rng, vocab, D)
+    tokens = rng.integers(0, vocab, T).astype(np.int32)
+    tokens[:2] = [vocab - 1, 0][:T]
+    if T >= vocab:
+        tokens[:vocab] = np.arange(vocab)  # every row, every panel
+    got = runner.run("embedding_packed", {"T": T, "D": D, "vocab": vocab},
+                     {"tokens": tokens, "table": packed_by_definition(table)})
+    assert np.array_equal(got.reshape(T, D), table[tokens])
+
+
 @pytest.mark.parametrize("T,D,start", [(1, 1, 0), (3, 5, 0), (2, 8, 6), (1, 3, 9)])
 def test_position_embedding(runner, T, D, start):
     rng = rng_for("pos", T, D, start)
@@ -239,6 +291,25 @@ def test_silu(runner, n, inplace):
     got = runner.run("silu", {"n": n, "inplace": inplace}, {"x": x})
     want = [v / (1.0 + math.exp(-v)) if v > -700 else 0.0 for v in map(float, x)]
     check(got, want, atol=1e-30)
+
+
+@pytest.mark.parametrize("inplace", [0, 1, 2])
+@pytest.mark.parametrize("n", [1, 5, 40, 172])
+def test_silu_mul(runner, n, inplace):
+    rng = rng_for("silu_mul", n, inplace)
+    a, b = activation_input(rng, n), randn(rng, n, scale=2.0)
+    got = runner.run("silu_mul", {"n": n, "inplace": inplace}, {"a": a, "b": b})
+    want = [(u / (1.0 + math.exp(-u)) if u > -700 else 0.0) * float(w) for u, w in
+            zip(map(float, a), b, strict=False)]
+    check(got, want, atol=1e-30)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 19, 64])
+def test_add_inplace(runner, n):
+    rng = rng_for("add_inplace", n)
+    y, x = randn(rng, n), randn(rng, n)
+    got = runner.run("add_inplace", {"n": n}, {"y": y, "x": x})
+    check(got, [float(p) + float(q) for p, q in zip(y, x, strict=False)], np.abs(y) + np.abs(x))
 
 
 @pytest.mark.parametrize("inplace", [0, 1])
@@ -407,9 +478,29 @@ CACHED_CASES = [
 ]
 
 
+HD8_CASES = [
+    # layers, layer, heads, kv_heads, hd, capacity, ring, writes [(pos, T)], T, score spread
+    (1, 0, 2, 2, 8, 8, 0, [(0, 5)], 5, 1.0),                 # no sharing: single heads
+    (2, 1, 8, 4, 8, 128, 0, [(0, 37)], 1, 1.0),             # stories260K's shape
+    (1, 0, 6, 2, 8, 16, 0, [(0, 9), (9, 1)], 1, 1.0),       # groups of 3: a pair + a single
+    (1, 0, 4, 1, 8, 6, 1, [(0, 4), (4, 3), (7, 3)], 3, 1.0),  # MQA, rows straddle the wrap
+    (2, 0, 4, 2, 8, 5, 1, [(0, 3), (3, 2), (5, 2)], 2, 1.0),  # ring, 2 rows, wrapped
+    (1, 0, 2, 1, 8, 1, 1, [(0, 1), (1, 1)], 1, 1.0),        # capacity 1
+    (1, 0, 4, 2, 8, 12, 0, [(0, 12)], 4, 60.0),             # scores 100s apart: the clamp
+]
+
+
+@pytest.mark.parametrize("layers,layer,heads,kv_heads,hd,capacity,ring,writes,T,spread",
+                         HD8_CASES)
+def test_cached_attention_hd8(runner, layers, layer, heads, kv_heads, hd, capacity, ring,
+                              writes, T, spread):
+    test_cached_attention(runner, layers, layer, heads, kv_heads, hd, capacity, ring, writes,
+                          T, kernel="cached_attention_hd8", spread=spread)
+
+
 @pytest.mark.parametrize("layers,layer,heads,kv_heads,hd,capacity,ring,writes,T", CACHED_CASES)
 def test_cached_attention(runner, layers, layer, heads, kv_heads, hd, capacity, ring, writes,
-                          T):
+                          T, kernel="cached_attention", spread=1.0):
     rng = rng_for("cached", layers, layer, heads, kv_heads, hd, capacity, ring, str(writes), T)
     end = max(p + n for p, n in writes)
     kpos = randn(rng, layers, end, kv_heads * hd)  # the key/value row of every position
@@ -435,7 +526,7 @@ def test_cached_attention(runner, layers, layer, heads, kv_heads, hd, capacity, 
 
     # Query row i is at position end - T + i and sees every held position up to its own.
     p0 = end - T
-    q = randn(rng, T, heads * hd)
+    q = randn(rng, T, heads * hd, scale=spread)
     scale = 1.0 / math.sqrt(hd)
     positions = sorted(held.values())
     assert positions == list(range(max(0, end - capacity), end))
@@ -447,7 +538,7 @@ def test_cached_attention(runner, layers, layer, heads, kv_heads, hd, capacity, 
 
     want, mag = attention_reference(q, k_seq, v_seq, T, len(positions), heads, kv_heads, hd,
                                     float(F32(scale)), visible)
-    got = runner.run("cached_attention",
+    got = runner.run(kernel,
                      {**params, "layer": layer, "heads": heads, "T": T, "end": end,
                       "scale": scale},
                      {"q": q, "kcache": kcache, "vcache": vcache})
@@ -555,13 +646,17 @@ def innermost_loop(disassembly: str, function: str) -> list[str]:
 
 
 @needs_target_cc
-@pytest.mark.parametrize("function,macs,max_insns", [
-    ("irt__dot_rows_f32", 32, 80),        # 4 rows x 8 columns: ~2.44 instructions / MAC
-    ("irt__weighted_rows_f32", 16, 40),   # 8 columns x 2 rows:  ~2.4 instructions / MAC
+@pytest.mark.parametrize("source,function,macs,max_insns", [
+    ("irt_linear", "irt__dot_rows_f32", 32, 80),       # 4 rows x 8 columns: ~2.44 / MAC
+    ("irt_linear", "irt__weighted_rows_f32", 16, 40),  # 8 columns x 2 rows:  ~2.4 / MAC
+    # 16-row panels x 8 columns: 8 + 128 loads, 128 fmadd.s, 3 loop: ~2.09 / MAC
+    ("irt_linear_packed", "irt_linear_packed_f32", 128, 267),
+    # the value pass for two heads, two rows: 4 + 16 loads, 32 fmadd.s, 3 loop
+    ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 32, 55),
 ])
-def test_inner_loop_cost(target_objects, function, macs, max_insns):
+def test_inner_loop_cost(target_objects, source, function, macs, max_insns):
     objdump = TARGET_CC.replace("gcc", "objdump")
-    obj = next(o for o in target_objects if o.stem == "irt_linear")
+    obj = next(o for o in target_objects if o.stem == source)
     dis = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(obj)], capture_output=True,
                          text=True, check=True).stdout
     loop = innermost_loop(dis, function)

@@ -161,7 +161,8 @@ def test_output_the_interpreter_cannot_run_is_skipped(stories, tmp_path, capsys)
 @pytest.mark.parametrize("argv, message", [
     (["--check-numerics", "--tokens", "1,9999", "-p", "cse"],
      "error: --check-numerics: the interpreter cannot run the input module, so there is "
-     "nothing to compare the passes with: token id 9999 is outside the vocabulary (0..511)"),
+     "nothing to compare the passes with: tokens: token id 9999 (position 1) is outside the "
+     "vocabulary 0..511"),
     (["--tokens", "1,2", "-p", "cse"],
      "error: --tokens is the probe of --check-numerics: give both"),
 ])
@@ -172,4 +173,5 @@ def test_bad_probe(stories, tmp_path, capsys, argv, message):
 
 def test_bad_tolerance(stories, capsys):
     code, err = run_opt([stories, "--check-numerics=-1", "-p", "cse"], capsys)
-    assert code == 2 and "the tolerance must be a positive number, got '-1'" in err
+    assert code == 1 and err.startswith("error: ")  # a usage error is a bad input: exit 1
+    assert "the tolerance must be a positive number, got '-1'" in err

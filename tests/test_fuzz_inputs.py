@@ -83,7 +83,7 @@ SHAPE_FIELDS = HEADER_FIELDS[:6]
                                          st.integers(-3, 1100)), min_size=1, max_size=3))
 def test_llama2c_header_mutations(work, changes):
     data = work["bin"].read_bytes()
-    header = dict(zip(HEADER_FIELDS, struct.unpack_from("<7i", data), strict=False))
+    header = dict(zip(HEADER_FIELDS, struct.unpack_from("<7i", data), strict=True))
     mutated = {**header, **changes}
     with tempfile.TemporaryDirectory() as t:
         d = Path(t)

@@ -17,6 +17,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 
 from irtool.dialects import hw, memory
+from irtool.errors import IrtoolError
 from irtool.ir_names import DECODE, entry_points
 from irtool.weights import numpy_dtype
 from tests.plan_checker import check_plan, target_memories
@@ -87,7 +88,8 @@ def _residual_and_neighbour(module: ModuleOp) -> tuple[memory.AllocOp, memory.Al
     buffer the plan put in the same memory, written while the residual is still needed."""
     decode = _decode(module)
     emb = next(op for op in decode.walk()
-               if isinstance(op, hw.CallOp) and op.kernel == "irt_embedding_f32")
+               if isinstance(op, hw.CallOp)
+               and op.kernel in ("irt_embedding_f32", "irt_embedding_packed_f32"))
     residual = emb.args[2].owner
     assert isinstance(residual, memory.AllocOp)
     space = residual.placement[0]
@@ -108,7 +110,12 @@ def test_overlapping_a_live_buffer_breaks_the_hw_level(hw_module, golden):
     _move(victim, residual.placement[1])
     errors = check_plan(broken, target_memories("riscv-ulp"))
     assert any("overlap" in e for e in errors), errors
-    assert _generate(broken, store, golden) != golden["new_ids"]
+    try:
+        tokens = _generate(broken, store, golden)
+    except IrtoolError as e:  # the overlap poisons the logits to NaN: refused, not token 0
+        assert "NaN/Inf logits" in str(e)
+    else:
+        assert tokens != golden["new_ids"]
 
 
 def test_moving_a_buffer_to_free_bytes_keeps_the_tokens(hw_module, golden):

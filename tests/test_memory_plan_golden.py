@@ -14,6 +14,7 @@ from xdsl.passes import PassPipeline
 
 from irtool.context import make_context
 from irtool.dialects import memory
+from irtool.errors import IrtoolError
 from irtool.frontend.load import import_model
 from irtool.interpreter.runner import ModelRunner
 from irtool.passes import get_all_passes
@@ -54,5 +55,9 @@ def test_a_wrong_offset_breaks_the_tokens(shared_models):
     residual, other = allocs[0], allocs[2]
     assert residual.placement[0] == other.placement[0]
     residual.properties["offset"] = IntegerAttr(other.placement[1], i64)
-    tokens = ModelRunner(module, store).generate(golden["prompt_ids"], 16)
-    assert tokens != golden["new_ids"][:16]
+    try:
+        tokens = ModelRunner(module, store).generate(golden["prompt_ids"], 16)
+    except IrtoolError as e:  # the overlap poisons the logits to NaN: refused, not token 0
+        assert "NaN/Inf logits" in str(e)
+    else:
+        assert tokens != golden["new_ids"][:16]

@@ -317,7 +317,7 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("dims, message", [
     ((2, "T"), "fixed batch of 2"),
-    ((1, 7), "fixed length of 7"),
+    ((1, 7), "fixes the sequence length to 7"),
     (("T",), r"token ids: an int64 tensor \[1, T\]"),
 ])
 def test_bad_input_interface(tmp_path, dims, message):

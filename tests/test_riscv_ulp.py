@@ -116,7 +116,8 @@ def _compile(model: Path, out: Path, prompt: list[int], steps: int, tokenizer,
     module, store = import_model(model)
     compile_to_c(module, store, out, prompt=prompt, steps=steps, tokenizer=tokenizer,
                  opts=CompileOptions(target="riscv-ulp", **options))
-    return Project(out, prompt, steps, plan=_plan_peaks(module))
+    return Project(out, prompt, steps, plan=_plan_peaks(module),
+                   extra={"module": module, "store": store})
 
 
 def _golden(shared_models: Path, name: str) -> dict:
@@ -415,3 +416,60 @@ def test_target_given_as_the_path_of_a_description(tmp_path, shared_models):
     assert proc.returncode == 0, proc.stderr
     assert "for target my-ulp" in (out / "Makefile").read_text()
     assert Project(out, golden["prompt_ids"], 8).qemu.tokens == golden["new_ids"][:8]
+
+
+# --- weights as binary, in the layout their kernels read ---------------------------------------
+
+def test_weights_are_linked_as_binary_in_their_kernels_layout(stories):
+    """weights.S includes weights_flash.bin; every weight global sits in it at its planned
+    offset, row-major or packed in row panels when lower-to-hw marked it so (the linears and
+    the embedding table tied to the classifier), as `numpy` packs it from the store."""
+    from irtool.dialects import memory
+    from irtool.targets.panel_layout import LAYOUT_ATTR, pack_row_panels
+
+    module, store = stories.extra["module"], stories.extra["store"]
+    assert '.incbin "weights_flash.bin"' in (stories.dir / "weights.S").read_text()
+    assert "0x" not in (stories.dir / "weights.c").read_text()
+    blob = (stories.dir / "weights_flash.bin").read_bytes()
+    packed = 0
+    for g in module.ops:
+        if not isinstance(g, memory.GlobalOp) or g.weight is None:
+            continue
+        space, offset = g.placement
+        assert space == "flash"
+        want = np.asarray(store[g.weight.data], dtype=np.float32)
+        if LAYOUT_ATTR in g.attributes:
+            assert g.attributes[LAYOUT_ATTR].data == "row_panels16"
+            want = pack_row_panels(want)
+            packed += 1
+        got = np.frombuffer(blob, dtype=np.float32, count=want.size, offset=offset)
+        assert np.array_equal(got, want.reshape(-1)), g.sym_name.data
+    assert packed == 5 * 7 + 1  # seven linears per layer, and the tied embedding/classifier
+
+
+def test_per_kernel_profile_adds_up_to_the_decode_count(stories, tmp_path):
+    """A PROFILE=1 build counts every kernel call; its totals account for the instructions
+    main.c counts per token (the rest is irt_decode's own argument set-up) and the program
+    still prints the same tokens."""
+    need("riscv")
+    need("qemu")
+    import shutil
+
+    project = tmp_path / "profiled"
+    shutil.copytree(stories.dir, project)
+    _make(project, "-B", "model.elf", "PROFILE=1")
+    out = _make(project, "run").stdout
+    run = Run.parse(out)
+    assert run.tokens == stories.qemu.tokens
+    kernels = {m.group(1): (int(m.group(2)), int(m.group(3)))
+               for m in re.finditer(r"^irt-profile (\S+) (\d+) (\d+)$", out, re.M)}
+    n_prompt = len(stories.prompt)
+    positions = n_prompt + stories.steps - 1
+    assert kernels["embedding_packed_f32"][0] == positions
+    assert kernels["linear_packed_f32"][0] == positions * 36  # 7 per layer + the classifier
+    assert kernels["cached_attention_hd8_f32"][0] == positions * 5
+    # the counters' own cost is measured and subtracted; main.c's figures are per token
+    clean = stories.qemu
+    total = clean.instr_prompt * n_prompt + clean.instr_generated * (positions - n_prompt)
+    counted = sum(instr for _, instr in kernels.values())
+    assert 0.98 * total <= counted <= 1.001 * total, (counted, total)

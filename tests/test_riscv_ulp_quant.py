@@ -107,7 +107,8 @@ def test_w8_on_qemu_prints_the_interpreter_and_golden_tokens(build, label, golde
     assert run.text == golden["text"]
     assert run.instr_generated and run.instr_generated > 10_000
     model_c = (b.project.dir / "model.c").read_text()
-    assert "irt_linear_w8(" in model_c and "irt_linear_f32(" in model_c  # lm_head stays float
+    # lm_head stays float (riscv-ulp runs it on packed panels)
+    assert "irt_linear_w8(" in model_c and "irt_linear_packed_f32(" in model_c
     if label == "w8+kv8":
         assert "irt_kv_write_i8(" in model_c and "irt_cached_attention_i8(" in model_c
         assert "irt_kv_write_f32(" not in model_c
@@ -224,7 +225,8 @@ def test_cli_w8a8_without_calibration_data_is_explained(tmp_path):
 
     model = tmp_path / "m.bin"  # no eval_tokens.json beside it
     model.write_bytes(DEFAULT_MODEL.read_bytes())
-    proc = _irtool("compile", model, "-o", tmp_path / "out", "--capacity", 16, "--quant",
+    proc = _irtool("compile", model, "-o", tmp_path / "out", "--capacity", 16, "--steps", 8,
+                   "--quant",
                    "w8a8")
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: --quant w8a8 needs calibration data"), proc.stderr

@@ -1,7 +1,8 @@
 """One entry point for every model format irtool reads.
 
-`.mlir` is an irtool module with its weight store; `.onnx` goes through the ONNX raiser;
-anything else is tried as a llama2.c checkpoint (whose reader checks the header and size).
+`.mlir` is an irtool module with its weight store; `.onnx` goes through the ONNX raiser; a
+directory with a config.json is a Hugging Face checkpoint folder; anything else is tried as a
+llama2.c checkpoint (whose reader checks the header and size).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def import_model(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
     from irtool.output_safety import note_input
 
     p = Path(path)
+    if p.is_dir():
+        from irtool.frontend.hf_folder import import_hf_folder
+
+        return import_hf_folder(p)
     if not p.is_file():
         raise IrtoolError(f"model file '{path}' not found")
     note_input(p, "model")

@@ -24,14 +24,21 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
-from xdsl.dialects.builtin import ModuleOp
+from onnx import numpy_helper
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import SSAValue
 
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.frontend import onnx_patterns as pat
 from irtool.frontend.builder import ModelBuilder
-from irtool.frontend.onnx_shapes import OnnxGraph, ShapeEvaluator, UnsupportedNode, attr
+from irtool.frontend.onnx_shapes import (
+    PROBES,
+    OnnxGraph,
+    ShapeEvaluator,
+    UnsupportedNode,
+    attr,
+)
 from irtool.frontend.onnx_wiring import check_wiring
 from irtool.weights import WeightStore
 
@@ -40,13 +47,14 @@ from irtool.weights import WeightStore
 DEFAULT_MAX_SEQ_LEN = 2048
 
 SUPPORTED = (
-    "Gather of a constant table by input_ids (token embedding) or by 0..T-1 (position "
-    "embedding), MatMul by a constant [+ Add of a constant bias] (linear), Split of a linear, "
-    "LayerNormalization, RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul), GELU (Div/Erf/Add/Mul or "
+    "Gather of a constant table by input_ids (token embedding), MatMul or Gemm by a constant "
+    "[+ bias] (linear; Split/Slice of one, a constant factor folded in), LayerNormalization, "
+    "RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul), GELU (the Gelu op, Div/Erf/Add/Mul or "
     "Mul/Add/Tanh), SiLU (Mul by Sigmoid), Add/Mul of two activations, and attention "
-    "(MatMul/Softmax with a constant scale, a causal mask, and Reshape/Transpose/Slice/Gather/"
-    "Concat/Neg/Mul/Add/Sub/Unsqueeze/Tile/Expand nodes for head layout, RoPE and grouped KV "
-    "heads)")
+    "(MatMul/Softmax with a constant scale, a causal or sliding-window mask, and "
+    "Reshape/Transpose/Slice/Gather/Concat/Neg/Mul/Add/Sub/Unsqueeze/Tile/Expand nodes for "
+    "head layout, RoPE and grouped KV heads); any value that depends on the length only "
+    "(masks, positions, RoPE tables, position tables) is evaluated, whatever ops compute it")
 
 PASSTHROUGH = {"Reshape", "Squeeze", "Unsqueeze", "Identity", "Cast", "Dropout"}
 
@@ -54,27 +62,93 @@ PASSTHROUGH = {"Reshape", "Squeeze", "Unsqueeze", "Identity", "Cast", "Dropout"}
 def import_onnx(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
     """Load the ONNX LM at `path` and raise it to a `transformer` module and its weights."""
     model = _load(path)
-    input_name, output_name, vocab = _interface(model, path)
-    model = _clean(model, path)
+    input_name, output_name, vocab, extra = _interface(model, path)
+    bound = _bind_inputs(model, input_name, extra) if extra else ""
+    bound_model = model
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))  # demand-driven raising recurses per layer
     try:
-        graph = OnnxGraph(model.graph, input_name, output_name)
-        return _Raiser(graph, vocab).run()
-    except UnsupportedNode as e:
-        raise IrtoolError(unsupported_message(e.node, e.reason)) from None
-    except (ValueError, IndexError, KeyError, TypeError) as e:  # numpy on a malformed graph
-        raise IrtoolError(f"'{path}': irtool cannot follow this ONNX graph ({type(e).__name__}: "
-                          f"{e}); is it a valid model? (onnx.checker.check_model tells)") from None
+        model = _clean(model, path)
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+        graph = OnnxGraph(model.graph, input_name, output_name, opset)
+        context = _context_length(path, graph)
+        module, store = _Raiser(graph, vocab, context, _mask_length(path, context)).run()
+        if bound:
+            module.attributes[BOUND_INPUTS_ATTR] = StringAttr(bound)
+        return module, store
+    except Exception as e:
+        # a graph that only runs at the length it was traced at fails somewhere in raising;
+        # that, not the symptom, is what the user must fix
+        fixed = _fixed_length(bound_model, input_name)
+        if fixed is not None:
+            raise IrtoolError(_fixed_length_message(path, fixed, "its shape arithmetic "
+                                                                 "holds constants")) from None
+        if isinstance(e, UnsupportedNode):
+            raise IrtoolError(unsupported_message(e.node, e.reason)) from None
+        if isinstance(e, (ValueError, IndexError, KeyError, TypeError)):  # numpy on a
+            raise IrtoolError(                                            # malformed graph
+                f"'{path}': irtool cannot follow this ONNX graph ({type(e).__name__}: {e}); "
+                "is it a valid model? (onnx.checker.check_model tells)") from None
+        raise
     finally:
         sys.setrecursionlimit(limit)
 
 
+def _fixed_length(model: onnx.ModelProto, input_name: str) -> int | None:
+    """The one sequence length the graph runs at, if onnxruntime runs it at neither probe
+    length but at a length the graph holds as a constant; else None."""
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # the failures are expected: no log on stderr
+        sess = ort.InferenceSession(model.SerializeToString(), options,
+                                    providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime refuses the file: nothing to conclude
+        return None
+    dtype = np.int32 if model.graph.input[0].type.tensor_type.elem_type == \
+        onnx.TensorProto.INT32 else np.int64
+
+    def runs(t: int) -> bool:
+        try:
+            sess.run(None, {input_name: np.zeros((1, t), dtype=dtype)})
+            return True
+        except Exception:  # onnxruntime raises its own types for shape mismatches
+            return False
+
+    if any(runs(t) for t in PROBES):
+        return None
+    tensors = list(model.graph.initializer) + [
+        a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute
+        if a.name == "value"]
+    candidates = sorted({int(v) for t in tensors if t.data_type in (
+        onnx.TensorProto.INT64, onnx.TensorProto.INT32) and np.prod(t.dims, dtype=int) <= 8
+        for v in numpy_helper.to_array(t).reshape(-1) if 1 < v <= 65536})
+    return next((n for n in candidates if runs(n)), None)
+
+
+# What an unsupported node usually is, by op type: the family and exporter it comes from.
+HINTS = {
+    "IsNaN": "the NaN guard torch's SDPA export (dynamo=True, default attention) puts after "
+             "an attention softmax; irtool skips it only right after a causal softmax",
+    "Reciprocal": "part of an RMSNorm whose spelling irtool did not recognise (or one over "
+                  "another axis than the features or a head's dims)",
+    "Relu": "a ReLU MLP (OPT): the transformer dialect has no relu op",
+    "CumSum": "position ids or a mask computed from token values; irtool binds "
+              "attention_mask/position_ids and evaluates only length-dependent values",
+    "Gemm": "a linear layer whose weight is not a constant",
+    "ScatterND": "a packed-sequence mask over token values (export with an attention_mask "
+                 "input, or the default dynamo exporter)",
+}
+
+
 def unsupported_message(node: onnx.NodeProto, reason: str = "") -> str:
-    """The message for a node no pattern covers: its op type, its name, what is supported."""
+    """The message for a node no pattern covers: its op type, its name, what it usually is,
+    what is supported."""
     detail = f", {reason}" if reason else ""
-    return (f"unsupported ONNX op '{node.op_type}' (node '{node.name or '<unnamed>'}'{detail}):"
-            f" irtool raises {SUPPORTED}")
+    hint = f"; this is usually {HINTS[node.op_type]}" if node.op_type in HINTS else ""
+    return (f"unsupported ONNX op '{node.op_type}' (node '{node.name or '<unnamed>'}'{detail})"
+            f"{hint}. irtool raises {SUPPORTED}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,16 +175,39 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
             for d in value.type.tensor_type.shape.dim]
 
 
-def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int]:
-    """The token-id input, the logits output and the vocabulary size; clear errors else."""
+# Inputs a single-sequence, no-cache run gives one obvious value: (description, builder).
+BINDABLE = {
+    "attention_mask": "ones [1, T]",
+    "position_ids": "0..T-1 [1, T]",
+    "cache_position": "0..T-1 [T]",
+    "token_type_ids": "zeros [1, T]",
+}
+BOUND_INPUTS_ATTR = "irtool.onnx_bound_inputs"
+
+
+def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int, list[onnx.ValueInfoProto]]:
+    """The token-id input, the logits output, the vocabulary size and the extra inputs to
+    bind; clear errors else."""
     g = model.graph
     inits = {t.name for t in g.initializer}
     inputs = [i for i in g.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise IrtoolError(f"'{path}' has {len(inputs)} inputs "
-                          f"({', '.join(i.name for i in inputs)}); irtool imports models with "
-                          "one input, the token ids [1, T]")
-    x = inputs[0]
+    cached = [i.name for i in inputs if "past" in i.name or "cache" in i.name.split(".")[0]
+              and i.name != "cache_position"]
+    if cached:
+        raise IrtoolError(f"'{path}' takes a KV cache as input ({', '.join(cached[:3])}"
+                          f"{', ...' if len(cached) > 3 else ''}); irtool builds its own cache: "
+                          "export the model without cache (use_cache=False; optimum: the "
+                          "'text-generation' task, not 'text-generation-with-past')")
+    ids = [i for i in inputs if i.name == "input_ids"] or inputs[:1]
+    if not ids:
+        raise IrtoolError(f"'{path}' has no inputs; irtool needs the token ids [1, T]")
+    x = ids[0]
+    extra = [i for i in inputs if i is not x]
+    unknown = [i.name for i in extra if i.name not in BINDABLE]
+    if unknown:
+        raise IrtoolError(f"'{path}' has inputs irtool cannot bind: {', '.join(unknown)}; "
+                          f"besides the token ids it binds {', '.join(BINDABLE)} to their "
+                          "values for one unpadded sequence")
     elem = x.type.tensor_type.elem_type
     dims = _dims(x)
     if elem not in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) or len(dims) != 2:
@@ -119,10 +216,10 @@ def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int]:
     if isinstance(dims[0], int) and dims[0] != 1:
         raise IrtoolError(f"input '{x.name}' of '{path}' has a fixed batch of {dims[0]}; "
                           "irtool runs one sequence at a time: export with batch 1")
-    if isinstance(dims[1], int):
-        raise IrtoolError(f"input '{x.name}' of '{path}' has a fixed length of {dims[1]} tokens;"
-                          " export with a dynamic sequence axis (dynamic_axes={'"
-                          f"{x.name}': {{1: 'T'}}}})")
+    for i in [x, *extra]:
+        d = _dims(i)
+        if d and isinstance(d[-1], int) and d[-1] > 1:
+            raise IrtoolError(_fixed_length_message(path, d[-1], f"input '{i.name}'"))
     outputs = [o for o in g.output if o.name == "logits"] or list(g.output)
     if len(outputs) != 1:
         raise IrtoolError(f"'{path}' has {len(g.output)} outputs and none is named 'logits'")
@@ -131,7 +228,59 @@ def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int]:
     if len(odims) not in (2, 3) or not isinstance(odims[-1], int) or not odims[-1]:
         raise IrtoolError(f"output '{out.name}' of '{path}' is {_describe(out)}; irtool needs "
                           "logits [1, T, vocab] with a fixed vocab")
-    return x.name, out.name, odims[-1]
+    return x.name, out.name, odims[-1], extra
+
+
+def _fixed_length_message(path, length: int, where: str) -> str:
+    return (f"'{path}': this graph fixes the sequence length to {length} ({where}); irtool "
+            "imports a model for every length up to its context: export with a dynamic axis "
+            "(torch.onnx.export(..., dynamic_axes={'input_ids': {1: 'T'}, ...}) or, with "
+            "dynamo=True, dynamic_shapes=...)")
+
+
+def _bind_inputs(model: onnx.ModelProto, ids: str, extra: list[onnx.ValueInfoProto]) -> str:
+    """Replace each extra input by nodes computing its single-sequence value from the length
+    of the token ids; returns the binding as it is recorded in the IR."""
+    from onnx import helper
+
+    g = model.graph
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+
+    def const(name: str, value) -> str:
+        full = f"irtool_bind_{name}"
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.int64), full))
+        return full
+
+    shape = "irtool_bind_ids_shape"
+    nodes.append(helper.make_node("Shape", [ids], [shape]))
+    for x in extra:
+        tmp = f"irtool_bind_{x.name}_int64"
+        if x.name in ("position_ids", "cache_position"):
+            length = "irtool_bind_length"
+            if not any(n.output[0] == length for n in nodes):
+                nodes.append(helper.make_node("Gather", [shape, const("one_index", 1)],
+                                              [length], axis=0))
+            rng = f"irtool_bind_{x.name}_range"
+            nodes.append(helper.make_node("Range", [const("zero", 0), length, const("step", 1)],
+                                          [rng]))
+            target = const(f"{x.name}_shape", [1, -1] if x.name == "position_ids" else [-1])
+            nodes.append(helper.make_node("Reshape", [rng, target], [tmp]))
+        else:
+            fill = 1 if x.name == "attention_mask" else 0
+            nodes.append(helper.make_node(
+                "ConstantOfShape", [shape], [tmp],
+                value=numpy_helper.from_array(np.array([fill], dtype=np.int64))))
+        nodes.append(helper.make_node("Cast", [tmp], [x.name],
+                                      to=x.type.tensor_type.elem_type))
+    keep = [i for i in g.input if i not in extra]
+    del g.input[:]
+    g.input.extend(keep)
+    g.initializer.extend(inits)
+    old = list(g.node)
+    del g.node[:]
+    g.node.extend(nodes + old)
+    return "; ".join(f"{x.name} = {BINDABLE[x.name]}" for x in extra)
 
 
 def _describe(value: onnx.ValueInfoProto) -> str:
@@ -151,6 +300,56 @@ def _clean(model: onnx.ModelProto, path) -> onnx.ModelProto:
         detail = (str(e).strip().splitlines() or [""])[0]
         raise IrtoolError(f"'{path}' is not a valid ONNX model ({type(e).__name__}: "
                           f"{detail})") from None
+
+
+def _config_beside(path) -> dict:
+    """The config.json an export tool wrote beside the file (optimum, save_pretrained)."""
+    import json
+
+    config = os.path.join(os.path.dirname(os.fspath(path)), "config.json")
+    try:
+        with open(config, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+# Masks are [T, T]: evaluating one at a 32k context would take gigabytes. They are evaluated at
+# the context length up to this many tokens, and beyond it only when a config.json beside the
+# file declares a sliding window that needs a longer length to show.
+MASK_LENGTH_LIMIT = 2048
+
+
+def _mask_length(path, context: int) -> int:
+    window = _config_beside(path).get("sliding_window")
+    length = min(context, MASK_LENGTH_LIMIT)
+    if isinstance(window, int) and length <= window < context:
+        length = window + 1
+    return length
+
+
+def _context_length(path, graph: OnnxGraph) -> int:
+    """The longest sequence to import the model for: `max_position_embeddings` of a
+    config.json beside the file, else the rows of the constant tables the graph indexes by
+    position, else DEFAULT_MAX_SEQ_LEN."""
+    cfg = _config_beside(path)
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_len"):
+        if isinstance(cfg.get(key), int) and cfg[key] > 0:
+            return cfg[key]
+    ev = ShapeEvaluator(graph)
+    rows = []
+    for node in graph.nodes:
+        table = graph.constants.get(node.input[0]) if node.input else None
+        if table is None or table.ndim < 2 or not ev.is_static(node.output[0]):
+            continue
+        if node.op_type == "Gather" and node.input[1] not in graph.constants:
+            rows.append(table.shape[attr(node, "axis", 0)])  # rows picked by position
+        elif node.op_type == "Slice":  # rows 0..T-1 of a table
+            a, b = (ev.shape(node.output[0], t) for t in PROBES)
+            rows += [table.shape[k] for k, (x, y) in enumerate(zip(a, b, strict=True))
+                     if (x, y) == PROBES]
+    return min(rows) if rows else DEFAULT_MAX_SEQ_LEN
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,10 +411,12 @@ class _Weights:
 class _Raiser:
     """Demand-driven raising from the logits backwards, one memoized ONNX value at a time."""
 
-    def __init__(self, graph: OnnxGraph, vocab: int):
+    def __init__(self, graph: OnnxGraph, vocab: int, context: int, mask_length: int):
         self.g = graph
         self.ev = ShapeEvaluator(graph)
-        self.b = ModelBuilder(vocab_size=vocab, max_seq_len=DEFAULT_MAX_SEQ_LEN)
+        self.ev.context = context
+        self.ev.mask_length = mask_length
+        self.b = ModelBuilder(vocab_size=vocab, max_seq_len=context)
         self.w = _Weights(self.b)
         self.memo: dict[str, SSAValue] = {}
         self.covered: set[int] = set()
@@ -224,11 +425,14 @@ class _Raiser:
         self.patterns: dict[str, list[Callable[[str], SSAValue | None]]] = {
             "Gather": [self._embedding],
             "MatMul": [self._linear],
+            "Gemm": [self._linear],
             "Add": [self._linear, self._binary],
             "Split": [self._split_linear],
-            "Mul": [self._rms_norm, self._gelu, self._silu, self._binary],
-            "Div": [self._rms_norm],
+            "Slice": [self._slice_linear],
+            "Mul": [self._rms_norm, self._gelu, self._silu, self._binary, self._scaled],
+            "Div": [self._rms_norm, self._scaled],
             "LayerNormalization": [self._layer_norm],
+            "Gelu": [self._gelu],
             "Reshape": [self._attention, self._passthrough],
             **{op: [self._passthrough] for op in PASSTHROUGH - {"Reshape"}},
         }
@@ -236,8 +440,7 @@ class _Raiser:
     def run(self) -> tuple[ModuleOp, WeightStore]:
         logits = self.activation(self.g.output_name)
         self._check_coverage()
-        if self.table_rows:
-            self.b.max_seq_len = min(self.table_rows)
+        self.b.max_seq_len = min([self.b.max_seq_len, *self.table_rows])
         return self.b.finish(logits)
 
     # -- dispatch ------------------------------------------------------------------------
@@ -288,11 +491,11 @@ class _Raiser:
         return self.b.value(tf.EmbeddingOp(self.b.tokens, w))
 
     def _position_embedding(self, name: str) -> SSAValue:
-        table = pat.match_position_table(self.ev, name)
-        if table is None:
+        hit = pat.match_position_table(self.ev, name)
+        if hit is None:
             raise IrtoolError(f"the constant '{name}' (dims {self.ev.dims(name)}) is used as an "
-                              "activation but is not a learned position table sliced to 0..T-1")
-        array = self.g.constants[table]
+                              "activation but is not a table of the positions 0..T-1")
+        table, array = hit
         self.table_rows.append(array.shape[0])
         w = self.w.get(("raw", table), _readable(table) or "pos_embeddings", lambda: array)
         return self.b.value(tf.PositionEmbeddingOp(self.b.tokens, w))
@@ -309,6 +512,47 @@ class _Raiser:
             return None
         lin, part = hit
         return self._emit_linear(lin, name, self.roles.get(name, str(part)))
+
+    def _slice_linear(self, name: str) -> SSAValue | None:
+        hit = pat.match_slice_linear(self.ev, name)
+        if hit is None:
+            return None
+        lin, cols = hit
+        return self._emit_linear(lin, name, self.roles.get(name, f"cols{cols}"))
+
+    def _scaled(self, name: str) -> SSAValue | None:
+        """x * c for a scalar constant c, folded into what computes x: a linear (weight and
+        bias scaled) or an embedding (a scaled copy of the table). The transformer dialect
+        has no scalar multiply, so a constant factor elsewhere is refused."""
+        hit = pat.match_scaled(self.ev, name)
+        if hit is None or self._features(name) is None:
+            return None
+        x, c = hit
+        node = self.g.node(name)
+        if not pat.single_use(self.ev, x):
+            raise UnsupportedNode(node, f"multiplying by the constant {c:g} a value that is "
+                                        "also used unscaled")
+        lin = pat.match_linear(self.ev, x)
+        if lin is not None:
+            self._cover([self.g.index(name)])
+            scaled = pat.Linear(lin.x, lin.weight * np.float32(c),
+                                None if lin.bias is None else lin.bias * np.float32(c),
+                                lin.name, f"{lin.weight_source}*{c!r}",
+                                None if lin.bias_source is None else f"{lin.bias_source}*{c!r}",
+                                lin.nodes)
+            return self._emit_linear(scaled, x, "")
+        emb = pat.match_embedding(self.ev, x)
+        if emb is not None:
+            table, nodes = emb
+            self._cover(nodes + [self.g.index(name)])
+            w = self.w.get(("scaled", table, c), f"{_readable(table) or 'tok_embeddings'}.scaled",
+                           lambda: self.g.constants[table] * np.float32(c))
+            return self.b.value(tf.EmbeddingOp(self.b.tokens, w))
+        raise UnsupportedNode(node, f"multiplying by the constant {c:g}: irtool folds a "
+                                    "constant factor into the linear or embedding that computes "
+                                    "its operand (the transformer dialect has no scalar multiply)"
+                                    ", here the operand comes from "
+                                    f"'{self.g.node(x).op_type if self.g.node(x) else x}'")
 
     def _emit_linear(self, lin: pat.Linear, name: str, part: str) -> SSAValue | None:
         if self._features(lin.x) != lin.weight.shape[0] or self._features(name) is None:
@@ -411,12 +655,71 @@ class _Raiser:
         self._cover(att.nodes)
         for path, role in ((att.q, "q"), (att.k, "k"), (att.v, "v")):
             self.roles.setdefault(path.source, role)
-        q = self._rope(att.q, att.head_dim, self.activation(att.q.source))
-        k = self._rope(att.k, att.head_dim, self.activation(att.k.source))
-        v = self.activation(att.v.source)
+        if att.q.norm is not None or att.k.norm is not None:
+            return self._per_head_attention(att)
+        q = self._rope(att.q, att.head_dim, self._head_source(att.q, "q"))
+        k = self._rope(att.k, att.head_dim, self._head_source(att.k, "k"))
+        v = self._head_source(att.v, "v")
         return self.b.value(tf.AttentionOp(q, k, v, heads=att.heads, kv_heads=att.kv_heads,
                                            head_dim=att.head_dim, scale=att.scale,
-                                           causal=att.causal))
+                                           causal=att.causal, window=att.window))
+
+    def _per_head_attention(self, att: pat.Attention) -> SSAValue:
+        """Attention whose q/k heads are RMS-normalised one by one (Qwen3). `rms_norm`
+        normalises the features of a [T, F] value, so each head is computed on its own: its
+        columns of the projection, its norm and RoPE, one-head attention; the heads' outputs
+        are then put side by side with 0/1 placement matrices (exact: each output element is
+        one product by 1 plus zeros)."""
+        hd, heads, kv_heads = att.head_dim, att.heads, att.kv_heads
+
+        def head(path: pat.HeadPath, role: str, h: int) -> SSAValue:
+            if path.columns is not None:
+                raise IrtoolError(f"the attention {role} both normalises its heads and reads "
+                                  "them from a fused projection")
+            x = self._columns_of(path, role, slice(h * hd, (h + 1) * hd), f"{role}.head{h}")
+            if path.norm is not None:
+                n = path.norm
+                gamma = self._norm_param(n.gamma, n, "weight", 1.0, hd)
+                x = self.b.value(tf.RMSNormOp(x, gamma, n.eps))
+            if path.rope is not None:
+                one = pat.HeadPath(path.source, [], [], False, 1.0, 1, path.rope)
+                x = self._rope(one, hd, x)
+            return x
+
+        keys = [head(att.k, "k", g) for g in range(kv_heads)]
+        values = [head(att.v, "v", g) for g in range(kv_heads)]
+        out = None
+        for h in range(heads):
+            q = head(att.q, "q", h)
+            g = h // (heads // kv_heads)
+            a = self.b.value(tf.AttentionOp(q, keys[g], values[g], heads=1, kv_heads=1,
+                                            head_dim=hd, scale=att.scale, causal=att.causal,
+                                            window=att.window))
+            place = self.w.get(("place", heads, hd, h), f"attention.head{h}.place",
+                               lambda h=h: np.eye(heads * hd, hd, -h * hd, dtype=np.float32))
+            part = self.b.value(tf.LinearOp(a, place))
+            out = part if out is None else self.b.value(tf.AddOp(out, part))
+        return out
+
+    def _head_source(self, path: pat.HeadPath, role: str) -> SSAValue:
+        """The projection a head path reads: the raised source, or, when the path picks
+        columns of a fused projection, a linear of those columns only."""
+        if path.columns is None:
+            return self.activation(path.source)
+        return self._columns_of(path, role, path.columns, role)
+
+    def _columns_of(self, path: pat.HeadPath, role: str, cols, part: str) -> SSAValue:
+        """A linear computing columns `cols` of the projection `path` reads."""
+        source, layout = pat.through_layout(self.ev, path.source)
+        lin = pat.match_linear(self.ev, source)
+        if lin is None:
+            raise IrtoolError(f"the attention {role} reads columns of '{path.source}', which "
+                              "is not a linear projection (MatMul/Gemm by a constant)")
+        self._cover(layout)
+        picked = pat.Linear(lin.x, lin.weight[:, cols], None if lin.bias is None
+                            else lin.bias[cols], lin.name, lin.weight_source, lin.bias_source,
+                            lin.nodes)
+        return self._emit_linear(picked, source, part)
 
     def _rope(self, path: pat.HeadPath, head_dim: int, x: SSAValue) -> SSAValue:
         rope = path.rope

@@ -30,6 +30,7 @@ from irtool.frontend.onnx_shapes import (
     SEQ,
     ShapeEvaluator,
     UnsupportedNode,
+    _slices,
     attr,
     split_sizes,
 )
@@ -166,6 +167,9 @@ def match_linear(ev: ShapeEvaluator, value: str) -> Linear | None:
 
 
 def _matmul(ev: ShapeEvaluator, value: str) -> Linear | None:
+    gemm = _gemm(ev, value)
+    if gemm is not None:
+        return gemm
     node = producer(ev, value, "MatMul")
     if node is None or not ev.is_data(node.input[0]):
         return None
@@ -176,12 +180,36 @@ def _matmul(ev: ShapeEvaluator, value: str) -> Linear | None:
                   [ev.g.index(value)])
 
 
+def _gemm(ev: ShapeEvaluator, value: str) -> Linear | None:
+    """Gemm(x, W, C) on a [T, in] activation, W and C constant: `alpha * x @ op(W) + beta * C`
+    (the exporters' addmm / nn.Linear; onnxscript's Gemm rewrite only covers a Reshape-wrapped
+    Gemm without transB)."""
+    node = producer(ev, value, "Gemm")
+    if node is None or attr(node, "transA", 0) or not ev.is_data(node.input[0]):
+        return None
+    w = constant(ev, node.input[1])
+    if w is None or w.ndim != 2:
+        return None
+    w = (w.T if attr(node, "transB", 0) else w) * np.float32(attr(node, "alpha", 1.0))
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        c = constant(ev, node.input[2])
+        if c is None or c.size not in (1, w.shape[1]):
+            return None
+        bias = np.broadcast_to(c.reshape(-1) * np.float32(attr(node, "beta", 1.0)),
+                               (w.shape[1],)).astype(np.float32)
+    return Linear(node.input[0], np.ascontiguousarray(w, dtype=np.float32), bias,
+                  scope_name(node.name), node.input[1], node.input[2] if bias is not None
+                  else None, [ev.g.index(value)])
+
+
 def match_split_linear(ev: ShapeEvaluator, value: str) -> tuple[Linear, int] | None:
     """One output of a Split (along the features) of a linear: a linear of its own."""
     node = producer(ev, value, "Split")
     if node is None:
         return None
-    lin = match_linear(ev, node.input[0]) if single_use(ev, node.input[0]) else None
+    source, layout = through_layout(ev, node.input[0])
+    lin = match_linear(ev, source) if single_use(ev, source) else None
     rank = len(ev.shape(node.input[0], PROBES[0]))
     if lin is None or attr(node, "axis", 0) % rank != rank - 1:
         return None
@@ -190,7 +218,63 @@ def match_split_linear(ev: ShapeEvaluator, value: str) -> tuple[Linear, int] | N
     lo, hi = sum(sizes[:part]), sum(sizes[:part + 1])
     bias = None if lin.bias is None else lin.bias[lo:hi]
     return Linear(lin.x, lin.weight[:, lo:hi], bias, lin.name, lin.weight_source,
-                  lin.bias_source, lin.nodes + [ev.g.index(value)]), part
+                  lin.bias_source, lin.nodes + layout + [ev.g.index(value)]), part
+
+
+def match_slice_linear(ev: ShapeEvaluator, value: str) -> tuple[Linear, str] | None:
+    """A Slice along the features of a linear (a fused QKV or gate/up projection sliced
+    apart): a linear of its own, returned with a label of its columns."""
+    node = producer(ev, value, "Slice")
+    if node is None or not is_activation(ev, value):
+        return None
+    source, layout = through_layout(ev, node.input[0])
+    lin = match_linear(ev, source) if is_activation(ev, source) else None
+    if lin is None:
+        return None
+    width = lin.weight.shape[1]
+    cols = np.arange(width)
+    rank = len(ev.shape(node.input[0], PROBES[0]))
+    picked = np.zeros((1,) * (rank - 1) + (width,), np.float32) + cols.astype(np.float32)
+    inputs = [picked] + [ev.value(i, PROBES[0]) if i else None for i in node.input[1:]]
+    try:
+        # which columns survive, Slice read as the evaluator reads it
+        kept = picked[_slices(node, inputs, rank)].reshape(-1).astype(np.int64)
+    except (IndexError, ValueError):
+        return None
+    if kept.size == 0 or \
+            ev.shape(value, PROBES[0])[:-1] != ev.shape(node.input[0], PROBES[0])[:-1]:
+        return None
+    bias = None if lin.bias is None else lin.bias[kept]
+    label = f"{kept[0]}_{kept[-1] + 1}"
+    return Linear(lin.x, lin.weight[:, kept], bias, lin.name, lin.weight_source,
+                  lin.bias_source, lin.nodes + layout + [ev.g.index(value)]), label
+
+
+def through_layout(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]]:
+    """Past single-use reshapes between [T, F] and [1, T, F] (exporters flatten the batch
+    around Gemm): (the value before them, their nodes)."""
+    nodes = []
+    while (node := producer(ev, value, "Reshape", "Squeeze", "Unsqueeze", "Identity")) \
+            is not None and is_activation(ev, value) and is_activation(ev, node.input[0]) \
+            and ev.dims(value)[-1] == ev.dims(node.input[0])[-1] \
+            and single_use(ev, node.input[0]):
+        nodes.append(ev.g.index(value))
+        value = node.input[0]
+    return value, nodes
+
+
+def match_scaled(ev: ShapeEvaluator, value: str) -> tuple[str, float] | None:
+    """Mul(x, c) or Div(x, c) with a scalar constant c (embedding scales, q scaling, logit
+    scales, residual multipliers): (x, the factor)."""
+    node = producer(ev, value, "Mul", "Div")
+    pair = split_static(ev, node) if node is not None else None
+    if pair is None or (c := scalar(ev, pair[0])) is None:
+        return None
+    if node.op_type == "Div":
+        if pair[0] != node.input[1] or c == 0.0:
+            return None
+        return pair[1], 1.0 / c
+    return pair[1], c
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +404,13 @@ def match_silu(ev: ShapeEvaluator, value: str) -> Activation | None:
 
 
 def match_gelu(ev: ShapeEvaluator, value: str) -> Activation | None:
-    """0.5 * x * (1 + erf(x / sqrt 2)) or 0.5 * x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    """0.5 * x * (1 + erf(x / sqrt 2)) or 0.5 * x * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+    or the opset-20 Gelu op itself (dynamo exports)."""
+    op = producer(ev, value, "Gelu")
+    if op is not None and ev.is_data(op.input[0]):
+        approximate = attr(op, "approximate", b"none")
+        kind = {b"none": "gelu", b"tanh": "gelu_tanh"}.get(approximate)
+        return Activation(op.input[0], kind, [ev.g.index(value)]) if kind else None
     prod = flatten_product(ev, value)
     if not close(prod.coefficient, 0.5) or prod.arrays or len(prod.factors) != 2:
         return None
@@ -385,26 +475,34 @@ def match_embedding(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]] | N
     if node is None or attr(node, "axis", 0) != 0:
         return None
     ids = node.input[1]
-    while (cast := producer(ev, ids, "Cast")) is not None:
-        ids = cast.input[0]
+    # through Casts and reshapes of the ids (GPT-2 gathers by input_ids.view(-1, T))
+    while (op := producer(ev, ids, "Cast", "Reshape", "Squeeze", "Unsqueeze", "Identity")) \
+            is not None and ev.dims(op.input[0])[-1:] == (SEQ,) \
+            and ev.dims(ids)[-1:] == (SEQ,):
+        ids = op.input[0]
     table = constant(ev, node.input[0])
     if ids != ev.g.input_name or table is None or table.ndim != 2:
         return None
     return node.input[0], node_ids(ev, value, node.input[1])
 
 
-def match_position_table(ev: ShapeEvaluator, value: str) -> str | None:
-    """A constant-only value equal to rows 0..T-1 of a 2-D table (wpe[Range(0, T)]).
+def match_position_table(ev: ShapeEvaluator, value: str) -> tuple[str, np.ndarray] | None:
+    """A token-independent [1, T, D] value: a function of the positions only, so a table.
 
-    Returns the table's name. Matching on values, not nodes, accepts Gather(wpe, Range),
-    Slice(wpe, 0, T) and the like.
+    Returns (a name for the table, the table). Rows 0..T-1 of a constant table keep that
+    table (and its name); anything else (OPT's offset positions computed by CumSum, sinusoids)
+    is evaluated at the full context length. Matching on values, not nodes, accepts
+    Gather(wpe, Range), Slice(wpe, 0, T) and the like.
     """
     if not ev.is_static(value) or constant(ev, value) is not None:
         return None
     dims = ev.dims(value)
     if dims[-2:-1] != (SEQ,) or not isinstance(dims[-1], int) or dims[:-2] not in ((), (1,)):
         return None
-    return find_row_table(ev, value, dims[-1])
+    name = find_row_table(ev, value, dims[-1])
+    if name is not None:
+        return name, ev.g.constants[name]
+    return value, evaluated_table(ev, value, dims[-1], "position table")
 
 
 def find_row_table(ev: ShapeEvaluator, value: str, width: int) -> str | None:
@@ -444,6 +542,10 @@ class HeadPath:
     factor: float  # scalar constants multiplied in (folded into the attention scale)
     heads: int = 0
     rope: Rope | None = None
+    # the source columns the path reads, head after head (a fused projection: GPT-NeoX's
+    # per-head [q | k | v], Phi-3's [q | k | v]); None when it reads all of them in order
+    columns: np.ndarray | None = None
+    norm: Norm | None = None  # a per-head RMSNorm before the RoPE (Qwen3)
 
 
 @dataclass
@@ -456,6 +558,7 @@ class Attention:
     head_dim: int
     scale: float
     causal: bool
+    window: int | None  # sliding window of the last `window` keys (with causal)
     nodes: list[int]
 
 
@@ -469,15 +572,20 @@ def match_attention(ev: ShapeEvaluator, value: str) -> Attention | None:
     if reshape is None or not is_activation(ev, value):
         return None
     tr = producer(ev, reshape.input[0], "Transpose")
-    pv = producer(ev, tr.input[0], "MatMul") if tr is not None else None
-    sm = producer(ev, pv.input[0], "Softmax") if pv is not None else None
+    pv_value, same = (_through_identity_reshapes(ev, tr.input[0]) if tr is not None
+                      else (None, []))
+    pv = producer(ev, pv_value, "MatMul") if tr is not None else None
+    probs, guard = (pv.input[0], []) if pv is not None else (None, [])
+    if pv is not None and (g := _nan_guard(ev, probs)) is not None:
+        probs, guard = g
+    sm = producer(ev, probs, "Softmax") if pv is not None else None
     if sm is None or not all(ev.is_data(i) for i in pv.input):
         return None
     rank = len(ev.shape(pv.output[0], PROBES[0]))
     if list(attr(tr, "perm", [])) != ([0, 2, 1, 3] if rank == 4 else [1, 0, 2]) \
             or attr(sm, "axis", -1) % rank != rank - 1:
         return None
-    qk, scale, causal, nodes = _scores(ev, sm.input[0])
+    qk, scale, causal, window, nodes = _scores(ev, sm.input[0])
     qh, kt = qk.input
     shape = _head_dims(ev, qh, transposed=False)
     if shape is None or _head_dims(ev, kt, transposed=True) != shape \
@@ -489,15 +597,44 @@ def match_attention(ev: ShapeEvaluator, value: str) -> Attention | None:
     paths = [_head_path(ev, v, role, head_dim) for v, role in
              ((qh, "query"), (kt, "key"), (pv.input[1], "value"))]
     q, k, v = paths
+    for path, start, transposed in ((q, qh, False), (k, kt, True), (v, pv.input[1], False)):
+        _select_columns(ev, path, start, transposed, head_dim, sm)
     if q.heads != heads or k.heads != v.heads or heads % k.heads or v.factor != 1.0 \
             or v.rope is not None:
         raise _layout_error(ev, sm, "the query/key/value head counts do not fit together")
     for path, start, transposed in ((q, qh, False), (k, kt, True), (v, pv.input[1], False)):
         _verify_path(ev, path, start, heads, head_dim, transposed, sm)
     nodes += node_ids(ev, value, tr.output[0], pv.output[0], sm.output[0], qk.output[0])
+    nodes += guard + same
     nodes += q.nodes + k.nodes + v.nodes
     return Attention(q, k, v, heads, k.heads, head_dim, scale * q.factor * k.factor, causal,
-                     nodes)
+                     window, nodes)
+
+
+def _through_identity_reshapes(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]]:
+    """Past Reshapes that keep the shape (the legacy SDPA export reshapes its output to
+    itself): (the value before them, their nodes)."""
+    nodes = []
+    while (node := producer(ev, value, "Reshape")) is not None and all(
+            ev.shape(node.input[0], t) == ev.shape(value, t) for t in PROBES):
+        nodes.append(ev.g.index(value))
+        value = node.input[0]
+    return value, nodes
+
+
+def _nan_guard(ev: ShapeEvaluator, value: str) -> tuple[str, list[int]] | None:
+    """Where(IsNaN(p), 0, p): the guard torch's SDPA export puts after the Softmax for rows
+    whose keys are all masked. With the causal (or sliding-window) masks irtool accepts every
+    query sees at least its own key, so no row is all masked and the guard is the identity:
+    (p, the guard's nodes), else None."""
+    where = producer(ev, value, "Where")
+    if where is None:
+        return None
+    cond, fill, p = where.input
+    isnan = producer(ev, cond, "IsNaN")
+    if isnan is None or isnan.input[0] != p or scalar(ev, fill) != 0.0:
+        return None
+    return p, node_ids(ev, value, cond)
 
 
 def _layout_error(ev: ShapeEvaluator, softmax: onnx.NodeProto, why: str) -> IrtoolError:
@@ -544,29 +681,55 @@ def _scores(ev: ShapeEvaluator, value: str):
             raise UnsupportedNode(node, "between the attention scores and their Softmax")
         if masked is not None:
             mask_nodes.append(ev.g.index(node.output[0]))
-            vis = [_key_visibility(~m, t, node) for m, t in zip(masked, PROBES, strict=True)]
-            visible = vis if visible is None else [a & b for a, b in zip(visible, vis, strict=True)]
+            vis = [_key_visibility(~m, t, node)
+                   for m, t in zip(masked, _mask_lengths(ev), strict=True)]
+            visible = vis if visible is None else [a & b for a, b in zip(visible, vis,
+                                                                          strict=True)]
     causal = visible is not None
-    if causal and not all(np.array_equal(v, np.tril(np.ones((t, t), bool)))
-                          for v, t in zip(visible, PROBES, strict=True)):
-        raise IrtoolError(f"the attention mask applied by node '{ev.g.label(mask_nodes[0])}' "
-                          "is not causal; irtool raises causal or unmasked self-attention")
-    return node, scale, causal, nodes
+    window = classify_mask(visible, ev.g.label(mask_nodes[0]), ev.mask_length) if causal \
+        else None
+    return node, scale, causal, window, nodes
+
+
+def _mask_lengths(ev: ShapeEvaluator) -> tuple[int, ...]:
+    """Where masks are evaluated: the probes and the full context, or as much of it as
+    `mask_length` allows (a sliding window shows only at lengths beyond it)."""
+    return (*PROBES, ev.mask_length)
+
+
+def sliding_window_mask(t: int, window: int | None) -> np.ndarray:
+    """[t, t] keys visible to each query: causal, and the last `window` keys if given."""
+    i, j = np.arange(t)[:, None], np.arange(t)[None, :]
+    visible = j <= i
+    return visible & (j > i - window) if window is not None else visible
+
+
+def classify_mask(visible: list[np.ndarray], node: str, context: int) -> int | None:
+    """None for a causal mask, W for a causal sliding window of W keys (both exactly, at
+    every evaluated length including the full context); anything else is refused."""
+    full = visible[-1]
+    window = int(full[-1].sum())
+    window = None if window >= full.shape[0] else window
+    if all(np.array_equal(v, sliding_window_mask(v.shape[0], window)) for v in visible):
+        return window
+    raise IrtoolError(f"the attention mask applied by node '{node}' is neither causal nor a "
+                      f"causal sliding window (evaluated at {context} tokens); irtool raises "
+                      "causal, sliding-window or unmasked self-attention")
 
 
 def _where_mask(ev: ShapeEvaluator, node: onnx.NodeProto):
-    """Where(cond, fill, scores) or Where(cond, scores, fill): (scores, masked per probe)."""
+    """Where(cond, fill, scores) or Where(cond, scores, fill): (scores, masked per length)."""
     cond, a, b = node.input
     for fill, data, hide_when in ((a, b, True), (b, a, False)):
         f = scalar(ev, fill)
         if f is not None and f <= MASKED and ev.is_data(data):
-            return data, [c.astype(bool) == hide_when for c in ev.values(cond)]
+            return data, [ev.value(cond, t).astype(bool) == hide_when for t in _mask_lengths(ev)]
     raise UnsupportedNode(node, "a Where that is not a -inf attention mask")
 
 
 def _additive_mask(ev: ShapeEvaluator, value: str, node: onnx.NodeProto) -> list[np.ndarray]:
     """An added mask must be 0 (visible) or very negative (hidden): no biases like ALiBi."""
-    values = ev.values(value)
+    values = [ev.value(value, t) for t in _mask_lengths(ev)]
     if not all(((m == 0) | (m <= MASKED)).all() for m in values):
         raise UnsupportedNode(node, "adding a bias to the attention scores")
     return [m <= MASKED for m in values]
@@ -583,6 +746,7 @@ def _key_visibility(visible: np.ndarray, t: int, node: onnx.NodeProto) -> np.nda
 def _head_path(ev: ShapeEvaluator, start: str, role: str, head_dim: int) -> HeadPath:
     """Collect the nodes between `start` and its projection, stopping at [1, T, F] values."""
     sources, nodes, tables, negated, factor = [], [], [], False, 1.0
+    norms: list[Norm] = []
     stack, seen = [start], set()
     while stack:
         v = stack.pop()
@@ -591,6 +755,11 @@ def _head_path(ev: ShapeEvaluator, start: str, role: str, head_dim: int) -> Head
         seen.add(v)
         if is_activation(ev, v):
             sources.append(v)
+            continue
+        if ev.dims(v)[-1] == head_dim and (norm := match_rms_norm(ev, v)) is not None:
+            norms.append(norm)  # a per-head RMSNorm (Qwen3's q_norm / k_norm)
+            nodes += [i for i in norm.nodes if i not in nodes]
+            stack.append(norm.x)
             continue
         node = producer(ev, v)
         if node is None or node.op_type not in PATH_OPS:
@@ -616,7 +785,10 @@ def _head_path(ev: ShapeEvaluator, start: str, role: str, head_dim: int) -> Head
     if len(set(sources)) != 1:
         raise IrtoolError(f"the attention {role} at '{start}' does not come from exactly one "
                           f"[1, T, features] projection (found {len(set(sources))})")
+    if len(norms) > 1:
+        raise IrtoolError(f"the attention {role} path holds {len(norms)} RMSNorms")
     path = HeadPath(sources[0], nodes, list(dict.fromkeys(tables)), negated, factor)
+    path.norm = norms[0] if norms else None
     features = ev.dims(path.source)[-1]
     if features % head_dim:
         raise IrtoolError(f"the attention {role} projection has {features} features, not a "
@@ -637,10 +809,8 @@ def _rope(ev: ShapeEvaluator, path: HeadPath, role: str, head_dim: int) -> Rope:
             raise IrtoolError(f"the attention {role} path multiplies by '{name}' (dims "
                               f"{dims}), which is not a [T, width] rotary table")
         table_name = find_row_table(ev, name, width)
-        if table_name is None:
-            raise IrtoolError(f"the rotary table '{name}' of the attention {role} is not rows "
-                              "0..T-1 of a constant table")
-        table = ev.g.constants[table_name]
+        table = ev.g.constants[table_name] if table_name is not None \
+            else evaluated_table(ev, name, width, f"rotary table of the attention {role}")
         kind = "cos" if np.allclose(table[0], 1.0) else "sin" if np.allclose(table[0], 0.0) \
             else None
         if kind is None:
@@ -654,19 +824,74 @@ def _rope(ev: ShapeEvaluator, path: HeadPath, role: str, head_dim: int) -> Rope:
         raise IrtoolError(f"the attention {role} path has RoPE tables {sorted(found)}, "
                           "expected one cos and one sin table")
     cos, sin = found["cos"], found["sin"]
-    if path.negated:  # rotate_half: HF tables repeat the angles for both halves
-        half = cos.shape[1] // 2
-        if cos.shape[1] % 2 or not (np.array_equal(cos[:, :half], cos[:, half:])
-                                    and np.array_equal(sin[:, :half], sin[:, half:])):
-            raise IrtoolError(f"the rotate_half RoPE tables of the attention {role} do not "
-                              "repeat their first half")
-        rope = Rope(cos[:, :half], sin[:, :half], cos.shape[1], "rotate_half")
+    # The tables' layout tells the pairing: one angle per pair, repeated for both halves
+    # (HF rotate_half), repeated for each pair of neighbours (GPT-J's rotate_every_two), or
+    # not repeated (llama2.c: the path picks even/odd dims itself). _verify_path then checks
+    # the whole path against this reading.
+    width = cos.shape[1]
+
+    def repeats(split) -> bool:
+        return width % 2 == 0 and all(np.array_equal(*split(a)) for a in (cos, sin))
+
+    halves = repeats(lambda a: (a[:, :width // 2], a[:, width // 2:]))
+    pairs = repeats(lambda a: (a[:, 0::2], a[:, 1::2]))
+    if halves and (path.negated or not pairs):
+        rope = Rope(cos[:, :width // 2], sin[:, :width // 2], width, "rotate_half")
+    elif pairs:
+        rope = Rope(cos[:, 0::2], sin[:, 0::2], width, "interleaved")
+    elif not path.negated:
+        rope = Rope(cos, sin, 2 * width, "interleaved")
     else:
-        rope = Rope(cos, sin, 2 * cos.shape[1], "interleaved")
+        raise IrtoolError(f"the rotate_half RoPE tables of the attention {role} do not "
+                          "repeat their first half")
     if rope.rotary_dim > head_dim:
         raise IrtoolError(f"the RoPE tables of the attention {role} rotate {rope.rotary_dim} "
                           f"dims but a head has {head_dim}")
     return rope
+
+
+def evaluated_table(ev: ShapeEvaluator, name: str, width: int, what: str) -> np.ndarray:
+    """A [T, width] value that depends on the length only (cos/sin computed at run time from
+    the positions, any RoPE variant or scaling), evaluated at the full context length: row p
+    is position p's. It must be a table: its rows at a short length are the same rows."""
+    full = np.asarray(ev.value(name, ev.context)).reshape(ev.context, width)
+    for t in PROBES:
+        short = np.asarray(ev.value(name, t)).reshape(t, width)
+        if not np.allclose(short, full[:t], rtol=1e-6, atol=1e-7):
+            raise IrtoolError(f"the {what} '{name}' changes with the sequence length (its "
+                              f"first {t} rows differ at lengths {t} and {ev.context}): "
+                              "a length-dependent RoPE scaling irtool cannot precompute")
+    return full.astype(np.float32)
+
+
+def _select_columns(ev: ShapeEvaluator, path: HeadPath, start: str, transposed: bool,
+                    head_dim: int, softmax: onnx.NodeProto) -> None:
+    """Which source columns land in which head, found by evaluation: the path's nodes run on
+    a source whose every column holds its own index, read at position 0 (where RoPE is the
+    identity: cos 1, sin 0). Heads repeated for grouped KV count once."""
+    if path.norm is not None:  # normalised indices are no longer indices: whole heads in
+        return                    # order (_verify_path checks it)
+    t = PROBES[0]
+    features = ev.dims(path.source)[-1]
+    x = np.broadcast_to(np.arange(1, features + 1, dtype=np.float32), (1, t, features))
+    out = _run_nodes(ev, sorted(path.nodes), path.source, start,
+                     np.ascontiguousarray(x).reshape(ev.shape(path.source, t)), t)
+    out = out.reshape((-1,) + out.shape[-2:])
+    rows = (out[:, :, 0] if transposed else out[:, 0, :]) / np.float32(path.factor)
+    cols = np.rint(rows) - 1
+    if not np.allclose(rows - 1, cols, atol=1e-2) or cols.min() < 0 or cols.max() >= features \
+            or rows.shape[-1] != head_dim:
+        raise _layout_error(ev, softmax, f"the nodes from '{path.source}' to '{start}' do not "
+                                         "pick whole heads out of their projection")
+    heads: list[tuple] = []
+    for r in cols.astype(np.int64):
+        if tuple(r) not in heads:
+            heads.append(tuple(r))
+    selected = np.array([c for h in heads for c in h], dtype=np.int64)
+    if np.array_equal(selected, np.arange(features)):
+        return
+    path.columns = selected
+    path.heads = len(heads)
 
 
 def _verify_path(ev: ShapeEvaluator, path: HeadPath, start: str, heads: int, head_dim: int,
@@ -674,10 +899,10 @@ def _verify_path(ev: ShapeEvaluator, path: HeadPath, start: str, heads: int, hea
     """Run the path's nodes with onnx's reference evaluator on random data and compare it
     with what the raised ops compute; a layout the matcher misread fails here."""
     t = PROBES[-1]
-    x = np.random.default_rng(0).standard_normal((1, t, path.heads * head_dim))
+    x = np.random.default_rng(0).standard_normal((1, t, ev.dims(path.source)[-1]))
     x = x.astype(np.float32).reshape(ev.shape(path.source, t))
     got = _run_nodes(ev, sorted(path.nodes), path.source, start, x, t)
-    want = _expected_heads(x.reshape(t, -1), path, heads, head_dim, t)
+    want = _expected_heads(ev, x.reshape(t, -1), path, heads, head_dim, t)
     want = want.transpose(0, 2, 1) if transposed else want
     if got.shape != tuple(ev.shape(start, t)) or not np.allclose(
             got.reshape(want.shape), want, rtol=1e-4, atol=1e-5):
@@ -697,14 +922,20 @@ def _run_nodes(ev: ShapeEvaluator, nodes: list[int], source: str, output: str,
         protos, "head_path", [helper.make_tensor_value_info(source, onnx.TensorProto.FLOAT,
                                                             None)],
         [helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ev.g.opset)])
     return ReferenceEvaluator(model).run(None, {source: x})[0]
 
 
-def _expected_heads(x: np.ndarray, path: HeadPath, heads: int, head_dim: int,
-                    t: int) -> np.ndarray:
+def _expected_heads(ev: ShapeEvaluator, x: np.ndarray, path: HeadPath, heads: int,
+                    head_dim: int, t: int) -> np.ndarray:
     """[heads, T, head_dim]: rope per source head, then KV heads repeated (head h uses h//g)."""
+    if path.columns is not None:
+        x = x[:, path.columns]
     y = x.reshape(t, path.heads, head_dim).astype(np.float64)
+    if path.norm is not None:
+        n = path.norm
+        gamma = 1.0 if n.gamma is None else constant(ev, n.gamma).reshape(-1)
+        y = y / np.sqrt((y * y).mean(-1, keepdims=True) + n.eps) * gamma
     if path.rope is not None:
         r = path.rope
         c, s = r.cos[:t, None, :], r.sin[:t, None, :]

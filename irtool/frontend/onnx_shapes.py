@@ -13,6 +13,7 @@ Token data is never needed: only shapes flow from the activations into this arit
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -49,7 +50,9 @@ def attr(node: onnx.NodeProto, name: str, default=None):
 class OnnxGraph:
     """Index of one (optimized) graph: who produces each value, who reads it, the constants."""
 
-    def __init__(self, graph: onnx.GraphProto, input_name: str, output_name: str):
+    def __init__(self, graph: onnx.GraphProto, input_name: str, output_name: str,
+                 opset: int = 17):
+        self.opset = opset  # of the default domain: what the graph's nodes mean
         self.input_name = input_name
         self.output_name = output_name
         self.constants: dict[str, np.ndarray] = {
@@ -227,8 +230,8 @@ _VALUE_OPS: dict[str, ValueFn] = {
     "Neg": lambda n, x: [-x[0]],
     "Sqrt": lambda n, x: [np.sqrt(x[0])],
     "Pow": lambda n, x: [np.power(x[0], x[1])],
-    "Max": lambda n, x: [np.maximum.reduce(x)],
-    "Min": lambda n, x: [np.minimum.reduce(x)],
+    "Max": lambda n, x: [functools.reduce(np.maximum, x)],  # broadcasting, any arity
+    "Min": lambda n, x: [functools.reduce(np.minimum, x)],
     "Cast": lambda n, x: [_cast(n, x[0])],
     "Range": lambda n, x: [np.arange(x[0].item(), x[1].item(), x[2].item(), dtype=x[0].dtype)],
     "ConstantOfShape": lambda n, x: [_constant_of_shape(n, x)],
@@ -251,7 +254,8 @@ _VALUE_OPS: dict[str, ValueFn] = {
 # Ops whose (first) output is shaped like the broadcast of all their inputs.
 _ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Pow", "Where", "Equal", "Less", "Greater", "Max",
                 "Min", "And", "Or", "LessOrEqual", "GreaterOrEqual", "Neg", "Sqrt", "Erf",
-                "Tanh", "Sigmoid", "Exp", "Log", "Relu", "Reciprocal", "Abs", "Softmax",
+                "Tanh", "Sigmoid", "Exp", "Log", "Relu", "Reciprocal", "Abs", "Softmax", "IsNaN",
+                "IsInf", "Cos", "Sin", "Gelu",
                 "LogSoftmax", "Cast", "Identity", "Not", "LayerNormalization", "Dropout"}
 _LIKE_FIRST = {"LayerNormalization", "Dropout"}  # extra inputs are parameters, not operands
 
@@ -264,6 +268,11 @@ class ShapeEvaluator:
         self._static: dict[str, bool] = {}
         self._values: dict[tuple[str, int], np.ndarray] = {}
         self._shapes: dict[tuple[str, int], tuple[int, ...]] = {}
+        self._reference_runners: dict[int, object] = {}
+        # the longest sequence the model is imported for: masks and rotary tables are
+        # evaluated (and classified) at this length, not only at the probes
+        self.context = max(PROBES)
+        self.mask_length = max(PROBES)  # where attention masks are classified
 
     # -- classification ------------------------------------------------------------------
 
@@ -312,11 +321,38 @@ class ShapeEvaluator:
         if node.op_type == "Shape":
             shape = np.array(self.shape(node.input[0], t), dtype=np.int64)
             return shape[attr(node, "start", 0):attr(node, "end", None)]
-        fn = _VALUE_OPS.get(node.op_type)
-        if fn is None or node.domain not in ("", "ai.onnx"):
-            raise UnsupportedNode(node, "in shape arithmetic")
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedNode(node, "in the length-dependent subgraph (masks, positions, "
+                                        "rotary tables): not a standard ONNX op")
         inputs = [self.value(i, t) if i else None for i in node.input]
+        fn = _VALUE_OPS.get(node.op_type)
+        if fn is None:
+            return self._reference(node, inputs)[self.g.output_index(name)]
         return fn(node, inputs)[self.g.output_index(name)]
+
+    def _reference(self, node: onnx.NodeProto, inputs: list) -> list[np.ndarray]:
+        """Any other standard op (CumSum, GatherND, ScatterND, Cos, Sin, IsNaN, ...) through
+        onnx's reference evaluator: the subgraph is evaluated, whatever ops it uses."""
+        from onnx.reference import ReferenceEvaluator
+
+        index = self.g.index(node.output[0])
+        runner = self._reference_runners.get(index)
+        try:
+            if runner is None:  # a one-node model at the graph's opset
+                h = onnx.helper
+                one = h.make_model(h.make_graph(
+                    [node], "node", [h.make_tensor_value_info(n, 0, None) for n in node.input
+                                     if n],
+                    [h.make_tensor_value_info(n, 0, None) for n in node.output]),
+                    opset_imports=[h.make_opsetid("", self.g.opset)])
+                runner = self._reference_runners[index] = ReferenceEvaluator(one)
+            feeds = {n: v for n, v in zip(node.input, inputs, strict=True) if n}
+            return list(runner.run(None, feeds))
+        except Exception as e:  # the reference ops raise assorted types on bad input
+            detail = (str(e).strip().splitlines() or [""])[0][:200]
+            raise UnsupportedNode(node, "in the length-dependent subgraph (masks, positions, "
+                                        f"rotary tables): onnx's reference evaluator failed "
+                                        f"({type(e).__name__}: {detail})") from None
 
     # -- shapes --------------------------------------------------------------------------
 
@@ -370,6 +406,11 @@ class ShapeEvaluator:
 def _matmul_shape(ev: ShapeEvaluator, node, name, t):
     a, b = (ev.shape(i, t) for i in node.input)
     return tuple(np.broadcast_shapes(a[:-2], b[:-2])) + (a[-2], b[-1])
+
+
+def _gemm_shape(ev: ShapeEvaluator, node, name, t):
+    a, b = (ev.shape(i, t) for i in node.input[:2])
+    return (a[1] if attr(node, "transA", 0) else a[0], b[0] if attr(node, "transB", 0) else b[1])
 
 
 def _gather_shape(ev: ShapeEvaluator, node, name, t):
@@ -449,6 +490,7 @@ def _shape_of_shape(ev: ShapeEvaluator, node, name, t):
 
 _SHAPE_RULES: dict[str, Callable] = {
     "MatMul": _matmul_shape,
+    "Gemm": _gemm_shape,
     "Gather": _gather_shape,
     "Reshape": _reshape_shape,
     "Transpose": _transpose_shape,

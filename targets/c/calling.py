@@ -56,12 +56,16 @@ def _calls(entries: Mapping[str, tuple[str, str]]) -> dict[str, CCall]:
 PORTABLE_CALLS = CCalls(_calls({
     "irt_linear_f32": ("irt_linear_f32", "op:x op:w NULL op:y p:T p:K p:N"),
     "irt_linear_bias_f32": ("irt_linear_f32", "op:x op:w op:b op:y p:T p:K p:N"),
+    "irt_linear_packed_f32": ("irt_linear_packed_f32", "op:x op:w NULL op:y p:T p:K p:N"),
+    "irt_linear_packed_bias_f32": ("irt_linear_packed_f32", "op:x op:w op:b op:y p:T p:K p:N"),
     "irt_matmul_f32": ("irt_matmul_f32", "op:a op:b op:y p:M p:K p:N p:transpose_b"),
     "irt_rms_norm_f32": ("irt_rms_norm_f32", "op:x op:g op:y p:T p:D p:eps"),
     "irt_layer_norm_f32": ("irt_layer_norm_f32", "op:x op:g op:b op:y p:T p:D p:eps"),
     "irt_rope_f32": ("irt_rope_f32",
         "op:x op:cos op:sin op:y p:T p:heads p:head_dim p:rotary_dim op:start p:style"),
     "irt_embedding_f32": ("irt_embedding_f32", "op:tokens op:table op:y p:T p:D"),
+    "irt_embedding_packed_f32": ("irt_embedding_packed_f32",
+        "op:tokens op:table op:y p:T p:D p:vocab"),
     "irt_position_embedding_f32": ("irt_position_embedding_f32", "op:table op:y p:T p:D op:start"),
     "irt_add_f32": ("irt_add_f32", "op:a op:b op:y p:n"),
     "irt_mul_f32": ("irt_mul_f32", "op:a op:b op:y p:n"),
@@ -76,6 +80,9 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_cached_attention_f32": ("irt_cached_attention_f32",
         "op:q op:kcache op:vcache op:out SCRATCH p:layer p:heads p:kv_heads p:head_dim  "
         "p:capacity p:T op:end p:ring p:scale"),
+    "irt_cached_attention_hd8_f32": ("irt_cached_attention_hd8_f32",
+        "op:q op:kcache op:vcache op:out SCRATCH p:layer p:heads p:kv_heads p:capacity p:T  "
+        "op:end p:ring p:scale"),
     "irt_quantize_act_i8": ("irt_quantize_act_i8", "op:x op:xq p:n val:scale val:zp"),
     "irt_quantize_act_i8_sym": ("irt_quantize_act_i8", "op:x op:xq p:n val:scale p:zero_point"),
     "irt_linear_w8a8": ("irt_linear_w8a8", "op:xq val:zx op:w op:m NULL op:y p:T p:K p:N"),

@@ -65,7 +65,7 @@ void irt_kv_write_f32(float *restrict cache, const float *restrict new_rows, int
 {
     const int width = kv_heads * head_dim;
     float *base = cache + layer * kv_heads * capacity * head_dim;
-    int t = 0, h, d;
+    int t = 0, h;
 
     if (ring && T > capacity)
         t = T - capacity; /* earlier rows would be overwritten by later ones anyway */
@@ -74,9 +74,7 @@ void irt_kv_write_f32(float *restrict cache, const float *restrict new_rows, int
         const float *src = new_rows + t * width;
         for (h = 0; h < kv_heads; ++h) {
             float *dst = base + (h * capacity + slot) * head_dim;
-            const float *sh = src + h * head_dim;
-            for (d = 0; d < head_dim; ++d)
-                dst[d] = sh[d];
+            irt__copy_f32(dst, src + h * head_dim, head_dim);
         }
     }
 }

@@ -8,25 +8,18 @@
 
 #include <stddef.h>
 
-static void irt__copy(const float *restrict src, float *restrict dst, int n)
-{
-    int i;
-    for (i = 0; i < n; ++i)
-        dst[i] = src[i];
-}
-
 void irt_embedding_f32(const int32_t *restrict tokens, const float *restrict table,
                        float *restrict y, int T, int D)
 {
     int t;
     for (t = 0; t < T; ++t)
-        irt__copy(table + (ptrdiff_t)tokens[t] * D, y + t * D, D);
+        irt__copy_f32(y + t * D, table + (ptrdiff_t)tokens[t] * D, D);
 }
 
 void irt_position_embedding_f32(const float *restrict table, float *restrict y, int T,
                                 int D, int start)
 {
-    irt__copy(table + start * D, y, T * D);
+    irt__copy_f32(y, table + start * D, T * D);
 }
 
 void irt_add_f32(const float *a, const float *b, float *y, int n)
@@ -44,6 +37,22 @@ void irt_add_f32(const float *a, const float *b, float *y, int n)
         y[i] = a[i] + b[i];
 }
 
+void irt_add_inplace_f32(float *restrict y, const float *restrict x, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float *const yi = y + i;
+        const float *const xi = x + i;
+        const float s0 = yi[0] + xi[0], s1 = yi[1] + xi[1], s2 = yi[2] + xi[2];
+        const float s3 = yi[3] + xi[3], s4 = yi[4] + xi[4], s5 = yi[5] + xi[5];
+        const float s6 = yi[6] + xi[6], s7 = yi[7] + xi[7];
+        yi[0] = s0, yi[1] = s1, yi[2] = s2, yi[3] = s3;
+        yi[4] = s4, yi[5] = s5, yi[6] = s6, yi[7] = s7;
+    }
+    for (; i < n; ++i)
+        y[i] += x[i];
+}
+
 void irt_mul_f32(const float *a, const float *b, float *y, int n)
 {
     int i = 0;
@@ -59,12 +68,37 @@ void irt_mul_f32(const float *a, const float *b, float *y, int n)
         y[i] = a[i] * b[i];
 }
 
+/* exp(-v) for SiLU without a library call or branch: 2^(-v log2 e) with the exponent kept in
+ * [-126, 127] (SiLU is then v / 2^127 or v / (1 + 2^-126): as close to the exact value as
+ * float32 allows). */
+static inline float irt__exp_neg(float v, irt__shift none, irt__exp2_poly c, float hi)
+{
+    return irt__exp2_shifted(irt__fmin(v * -IRT_LOG2E, hi), none, c);
+}
+
 void irt_silu_f32(const float *x, float *y, int n)
 {
+    const irt__exp2_poly c = irt__exp2_coefficients();
+    const irt__shift none = irt__shift_of(0.0f); /* M = 0: plain 2^x for x >= -126 */
+    float hi = 127.0f;
     int i;
+    irt__pin(hi);
     for (i = 0; i < n; ++i) {
         const float v = x[i];
-        y[i] = v / (1.0f + irt__expf(-v));
+        y[i] = v / (1.0f + irt__exp_neg(v, none, c, hi));
+    }
+}
+
+void irt_silu_mul_f32(const float *a, const float *b, float *y, int n)
+{
+    const irt__exp2_poly c = irt__exp2_coefficients();
+    const irt__shift none = irt__shift_of(0.0f);
+    float hi = 127.0f;
+    int i;
+    irt__pin(hi);
+    for (i = 0; i < n; ++i) {
+        const float v = a[i], w = b[i];
+        y[i] = v / (1.0f + irt__exp_neg(v, none, c, hi)) * w;
     }
 }
 

@@ -65,8 +65,17 @@ void irt_rms_norm_f32(const float *x, const float *restrict g, float *y, int T, 
         float *yr = y + t * D;
         const float ms = irt__sum_squares(xr, D) / (float)D;
         const float inv = 1.0f / sqrtf(ms + eps);
-        /* Element d is read before it is written: in place is fine. */
-        for (d = 0; d < D; ++d)
+        /* Element d is read before it is written: in place is fine.  Four per pass: the
+         * loop's bumps and branch are a third of the work at one element per pass. */
+        for (d = 0; d + 4 <= D; d += 4) {
+            const float y0 = xr[d] * inv * g[d], y1 = xr[d + 1] * inv * g[d + 1];
+            const float y2 = xr[d + 2] * inv * g[d + 2], y3 = xr[d + 3] * inv * g[d + 3];
+            yr[d] = y0;
+            yr[d + 1] = y1;
+            yr[d + 2] = y2;
+            yr[d + 3] = y3;
+        }
+        for (; d < D; ++d)
             yr[d] = xr[d] * inv * g[d];
     }
 }

@@ -21,8 +21,8 @@
  * The quantizers divide (fdiv.s) once per element, as the contract says (x / scale, not
  * x * (1 / scale)); the a4 quantizer multiplies by the exact 2^-e instead.
  */
+#include "irt_internal.h" /* first: it marks this file as the runtime's own */
 #include "irt_quant.h"
-#include "irt_internal.h"
 
 #include <stddef.h>
 

@@ -163,4 +163,23 @@ void irt_cached_attention_i8(const float *IRT_RESTRICT q, const int8_t *IRT_REST
 }
 #endif
 
+
+/* With -DIRT_PROFILE, calls from generated code are counted per kernel (irt_profile.h). */
+#if defined(IRT_PROFILE) && !defined(IRT_RUNTIME_SOURCE)
+#include "irt_profile.h"
+#define irt_quantize_act_i8(...) \
+    IRT_PROFILE_CALL("quantize_act_i8", irt_quantize_act_i8(__VA_ARGS__))
+#define irt_matvec_i8_acc(...) IRT_PROFILE_CALL("matvec_i8_acc", irt_matvec_i8_acc(__VA_ARGS__))
+#define irt_linear_w8a8(...) IRT_PROFILE_CALL("linear_w8a8", irt_linear_w8a8(__VA_ARGS__))
+#define irt_linear_w8(...) IRT_PROFILE_CALL("linear_w8", irt_linear_w8(__VA_ARGS__))
+#define irt_linear_w4g(...) IRT_PROFILE_CALL("linear_w4g", irt_linear_w4g(__VA_ARGS__))
+#define irt_linear_w1(...) IRT_PROFILE_CALL("linear_w1", irt_linear_w1(__VA_ARGS__))
+#define irt_quantize_act_a4(...) \
+    IRT_PROFILE_CALL("quantize_act_a4", irt_quantize_act_a4(__VA_ARGS__))
+#define irt_linear_w1a4(...) IRT_PROFILE_CALL("linear_w1a4", irt_linear_w1a4(__VA_ARGS__))
+#define irt_kv_write_i8(...) IRT_PROFILE_CALL("kv_write_i8", irt_kv_write_i8(__VA_ARGS__))
+#define irt_cached_attention_i8(...) \
+    IRT_PROFILE_CALL("cached_attention_i8", irt_cached_attention_i8(__VA_ARGS__))
+#endif
+
 #endif /* IRT_QUANT_H */

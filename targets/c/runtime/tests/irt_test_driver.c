@@ -63,6 +63,14 @@ static int run(const char *kernel)
         irt_linear_f32(x, w, b, y, T, K, N);
         save(y, (size_t)T * N);
         free(x), free(w), free(b), free(y);
+    } else if (strcmp(kernel, "linear_packed") == 0) {
+        const int T = geti("T"), K = geti("K"), N = geti("N");
+        float *x = loadf("x", (size_t)T * K), *wp = loadf("wp", (size_t)N * K);
+        float *b = geti("has_bias") ? loadf("bias", N) : NULL;
+        float *y = output((size_t)T * N);
+        irt_linear_packed_f32(x, wp, b, y, T, K, N);
+        save(y, (size_t)T * N);
+        free(x), free(wp), free(b), free(y);
     } else if (strcmp(kernel, "matmul") == 0) {
         const int M = geti("M"), K = geti("K"), N = geti("N");
         float *a = loadf("a", (size_t)M * K), *b = loadf("b", (size_t)K * N);
@@ -105,6 +113,13 @@ static int run(const char *kernel)
         irt_embedding_f32(tok, table, y, T, D);
         save(y, (size_t)T * D);
         free(tok), free(table), free(y);
+    } else if (strcmp(kernel, "embedding_packed") == 0) {
+        const int T = geti("T"), D = geti("D"), V = geti("vocab");
+        int32_t *tok = (int32_t *)load("tokens", T, 4);
+        float *table = loadf("table", (size_t)V * D), *y = output((size_t)T * D);
+        irt_embedding_packed_f32(tok, table, y, T, D, V);
+        save(y, (size_t)T * D);
+        free(tok), free(table), free(y);
     } else if (strcmp(kernel, "position_embedding") == 0) {
         const int T = geti("T"), D = geti("D");
         float *table = loadf("table", (size_t)geti("max_pos") * D);
@@ -128,6 +143,22 @@ static int run(const char *kernel)
         if (b != a)
             free(b);
         free(a);
+    } else if (strcmp(kernel, "silu_mul") == 0) {
+        /* inplace: 0 fresh y, 1 y = a, 2 y = b. */
+        const int n = geti("n"), mode = geti_or("inplace", 0);
+        float *a = loadf("a", n), *b = loadf("b", n);
+        float *y = mode == 1 ? a : mode == 2 ? b : output(n);
+        irt_silu_mul_f32(a, b, y, n);
+        save(y, n);
+        if (y != a && y != b)
+            free(y);
+        free(a), free(b);
+    } else if (strcmp(kernel, "add_inplace") == 0) {
+        const int n = geti("n");
+        float *y = loadf("y", n), *x = loadf("x", n);
+        irt_add_inplace_f32(y, x, n);
+        save(y, n);
+        free(y), free(x);
     } else if (strcmp(kernel, "silu") == 0 || strcmp(kernel, "gelu") == 0) {
         const int n = geti("n");
         float *x = loadf("x", n), *y = out_or_inplace(x, n);
@@ -182,6 +213,17 @@ static int run(const char *kernel)
         irt_cached_attention_f32(q, kc, vc, out, scratch, geti("layer"), H, KV, hd, cap, T,
                                  geti("end"), geti("ring"), getf("scale"));
         save(out, (size_t)T * H * hd);
+        free(q), free(kc), free(vc), free(out), free(scratch);
+    } else if (strcmp(kernel, "cached_attention_hd8") == 0) {
+        const int H = geti("heads"), KV = geti("kv_heads"), cap = geti("capacity");
+        const int T = geti("T");
+        const size_t n = (size_t)geti("layers") * KV * cap * 8;
+        float *q = loadf("q", (size_t)T * H * 8);
+        float *kc = loadf("kcache", n), *vc = loadf("vcache", n);
+        float *out = output((size_t)T * H * 8), *scratch = output(2 * (size_t)cap);
+        irt_cached_attention_hd8_f32(q, kc, vc, out, scratch, geti("layer"), H, KV, cap, T,
+                                     geti("end"), geti("ring"), getf("scale"));
+        save(out, (size_t)T * H * 8);
         free(q), free(kc), free(vc), free(out), free(scratch);
     } else {
         die("unknown kernel", kernel);

@@ -1,0 +1,92 @@
+"""Importing a Hugging Face checkpoint folder: config.json + model.safetensors, no ONNX needed.
+
+The folder is what `model.save_pretrained(DIR)` writes (and what the Hub serves). The weights
+are read with the `safetensors` package, the architecture from `config.json`: each supported
+`model_type` has a mapping in `hf_families` that names its tensors and its choices (norm,
+MLP, residual, positions), and `decoder.build_decoder` emits the transformer ops. RoPE tables
+are computed the way transformers computes them (float32 angles), for the default RoPE and
+linear scaling; other scalings are refused by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from irtool.errors import IrtoolError
+from irtool.weights import WeightStore
+
+CONFIG = "config.json"
+SINGLE = "model.safetensors"
+INDEX = "model.safetensors.index.json"
+
+
+def is_checkpoint_folder(path: str | os.PathLike[str]) -> bool:
+    return Path(path).is_dir() and (Path(path) / CONFIG).is_file()
+
+
+def import_hf_folder(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
+    """The `transformer` module and weights of the Hugging Face checkpoint folder `path`."""
+    from irtool.frontend.decoder import build_decoder
+    from irtool.frontend.hf_families import decoder_for
+
+    folder = Path(path)
+    config = read_config(folder)
+    tensors = read_safetensors(folder)
+    return build_decoder(decoder_for(config, tensors, folder))
+
+
+def read_config(folder: Path) -> dict:
+    p = folder / CONFIG
+    if not p.is_file():
+        raise IrtoolError(f"'{folder}' has no {CONFIG}: a Hugging Face checkpoint folder holds "
+                          "config.json and model.safetensors (model.save_pretrained(DIR))")
+    try:
+        config = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IrtoolError(f"'{p}' is not readable JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise IrtoolError(f"'{p}' is not a JSON object")
+    return config
+
+
+def _shard_files(folder: Path) -> list[Path]:
+    if (folder / SINGLE).is_file():
+        return [folder / SINGLE]
+    index = folder / INDEX
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
+            raise IrtoolError(f"'{index}' is not a safetensors index ({e})") from None
+        return [folder / name for name in sorted(set(weight_map.values()))]
+    if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
+        raise IrtoolError(f"'{folder}' holds PyTorch pickles but no {SINGLE}: irtool reads "
+                          "safetensors only; save with model.save_pretrained(DIR, "
+                          "safe_serialization=True)")
+    raise IrtoolError(f"'{folder}' has no {SINGLE} (nor {INDEX}): save the model with "
+                      "model.save_pretrained(DIR)")
+
+
+def read_safetensors(folder: Path) -> dict[str, np.ndarray]:
+    """Every tensor of the folder's safetensors file(s), as float32 numpy arrays."""
+    from safetensors import SafetensorError, safe_open
+
+    tensors: dict[str, np.ndarray] = {}
+    for f in _shard_files(folder):
+        if not f.is_file():
+            raise IrtoolError(f"safetensors shard '{f}' is missing")
+        try:
+            with safe_open(os.fspath(f), framework="numpy") as st:
+                for name in st.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
+                    tensors[name] = np.asarray(st.get_tensor(name), dtype=np.float32)
+        except (SafetensorError, OSError) as e:
+            raise IrtoolError(f"'{f}' is not a readable safetensors file ({e})") from None
+        except TypeError as e:  # numpy has no bfloat16
+            raise IrtoolError(f"'{f}' stores a dtype numpy cannot read ({e}); save the model "
+                              "in float32 (model.float().save_pretrained(DIR))") from None
+    return tensors

@@ -1,0 +1,321 @@
+"""The host side of a u280-hls project: buffers, the schedule of kernel runs, main, Makefile.
+
+The host allocates one buffer per weight (loaded from `weights.bin`, never C text), per KV
+cache and per activation that crosses kernels; one decode step starts the kernels of each
+host step together (attn_q, attn_k and attn_v of a layer run concurrently) and waits for
+them. The prompt goes through the same decode step token by token. `dispatch_csim.cpp` maps a
+run to a direct call of the kernel's C++ for C simulation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.ir import SSAValue
+
+from irtool.block_parts import BlockParts, buffer_names, ports, weight_name
+from irtool.targets.u280_hls.kernels import ctype
+
+ALIGN = 64  # one 512-bit beat: every buffer starts on a beat in weights.bin and on the card
+
+
+@dataclass
+class Buffer:
+    name: str
+    nbytes: int
+    role: str  # weight, cache, input, output
+    offset: int = -1
+    """Where its bytes start in weights.bin (weights only)."""
+    store_name: str = ""
+    rows: tuple[int, int] | None = None
+    """For a stripe of a weight matrix: the rows of the store entry it holds."""
+
+
+@dataclass
+class HostPlan:
+    """Every buffer the host allocates and every kernel run of one decode step."""
+
+    bp: BlockParts
+    buffers: list[Buffer]
+    index: dict[str, int]
+    value_buffer: dict[SSAValue, int]
+    kinds: list[str]
+    runs: list[tuple[int, int, list[str]]]
+    """(host step, kernel index, C++ argument expressions)."""
+    first_use: dict[int, tuple[int, int]]
+    token: int
+    logits: int
+
+    def bytes_of(self, role: str) -> int:
+        return sum(b.nbytes for b in self.buffers if b.role == role)
+
+
+def _c_float(x: float) -> str:
+    """A decimal literal that reads back as the same float32 (9 significant digits)."""
+    text = f"{float(np.float32(x)):.9g}"
+    text += "" if any(ch in text for ch in ".e") else ".0"
+    return text + "f" if np.isfinite(x) else "0.0f"
+
+
+def plan_host(bp: BlockParts, stripes: int = 1) -> HostPlan:
+    names = buffer_names(bp, stripes)
+    buffers: list[Buffer] = []
+    index: dict[str, int] = {}
+    value_buffer: dict[SSAValue, int] = {}
+    kinds = [p.kind for p in bp.kinds()]
+    runs, first_use = [], {}
+    for part in bp.parts:
+        k = kinds.index(part.kind)
+        args = []
+        for i, port in enumerate(ports(part, stripes)):
+            if port.role == "scalar":
+                args.append(_scalar_value(port.value))
+                continue
+            name = names[port.value, port.rows]
+            if name not in index:
+                role = port.role if port.role in ("weight", "cache") else "activation"
+                index[name] = len(buffers)
+                buffers.append(Buffer(name, port.nbytes, role,
+                                      store_name=weight_name(port.value) if role == "weight"
+                                      else "", rows=port.rows))
+            b = index[name]
+            if port.rows is None:
+                value_buffer[port.value] = b
+            first_use.setdefault(b, (k, i))
+            args.append(f"irt_buf({b})")
+        args.append("irt_int(pos)")
+        if part.layer is not None:
+            args.append(f"irt_int({part.layer})")
+        runs.append((part.step, k, args))
+    token, logits = value_buffer[bp.token], value_buffer[bp.logits]
+    buffers[token].role = "input"
+    return HostPlan(bp, buffers, index, value_buffer, kinds, runs, first_use, token, logits)
+
+
+def _scalar_value(v: SSAValue) -> str:
+    """Filled in by `weights_blob` (the store is needed); a placeholder until then."""
+    return f"@scalar:{weight_name(v)}:{ctype(v)}"
+
+
+def weights_blob(plan: HostPlan, store) -> bytes:
+    """weights.bin: every weight buffer at a 64-byte aligned offset (offsets recorded)."""
+    out = bytearray()
+    for b in plan.buffers:
+        if b.role != "weight":
+            continue
+        pad = (-len(out)) % ALIGN
+        out += b"\0" * pad
+        b.offset = len(out)
+        arr = np.asarray(store[b.store_name])
+        if b.rows is not None:
+            arr = arr[b.rows[0]:b.rows[1]]
+        arr = np.ascontiguousarray(arr)
+        if arr.nbytes != b.nbytes:
+            raise AssertionError(f"weight {b.name}: {arr.nbytes} bytes, expected {b.nbytes}")
+        out += arr.tobytes()
+    return bytes(out)
+
+
+def _resolve(arg: str, store) -> str:
+    if not arg.startswith("@scalar:"):
+        return arg
+    _, name, t = arg.split(":")
+    value = np.asarray(store[name]).reshape(-1)[0]
+    return f"irt_float({_c_float(value)})" if t == "float" else f"irt_int({int(value)})"
+
+
+def model_cpp(plan: HostPlan, store) -> str:
+    """Tables (buffers, kernels) and `irt_decode_step`: one decode step as kernel runs."""
+    lines = ['// model.cpp - buffers and the schedule of one decode step (generated by irtool).',
+             '#include "irt_model.h"', "", "const IrtBuffer IRT_BUFFERS[] = {"]
+    for b in plan.buffers:
+        lines.append(f'    {{"{b.name}", {b.nbytes}u, {b.offset}L, \'{b.role[0]}\'}},')
+    lines += ["};", f"const int IRT_BUFFER_COUNT = {len(plan.buffers)};",
+              "const int IRT_BUFFER_FIRST_USE[][2] = {"]
+    lines += [f"    {{{plan.first_use.get(i, (0, 0))[0]}, {plan.first_use.get(i, (0, 0))[1]}}},"
+              for i in range(len(plan.buffers))]
+    lines += ["};", "const char *const IRT_KERNEL_NAMES[] = {"]
+    lines += [f'    "{k}",' for k in plan.kinds]
+    lines += ["};", f"const int IRT_KERNEL_COUNT = {len(plan.kinds)};", "",
+              "void irt_decode_step(IrtAccelerator &acc, int token, int pos)", "{",
+              f"    acc.write({plan.token}, &token, sizeof token);"]
+    step = None
+    for s, k, args in plan.runs:
+        if s != step:
+            if step is not None:
+                lines.append("    acc.wait();")
+            lines.append(f"    /* step {s} */")
+            step = s
+        resolved = ", ".join(_resolve(a, store) for a in args)
+        lines.append(f"    {{ const IrtArg a[] = {{{resolved}}}; "
+                     f"acc.start({k}, a, {len(args)}); }} /* {plan.kinds[k]} */")
+    lines += ["    acc.wait();", "}", ""]
+    return "\n".join(lines)
+
+
+def model_h(plan: HostPlan, vocab: int, max_positions: int) -> str:
+    return "\n".join([
+        "// irt_model.h - what the generated model offers the host program.",
+        "#ifndef IRT_MODEL_H", "#define IRT_MODEL_H", '#include "irt_accel.h"', "",
+        "struct IrtBuffer { const char *name; unsigned bytes; long weights_offset; char role; };",
+        "extern const IrtBuffer IRT_BUFFERS[];", "extern const int IRT_BUFFER_COUNT;",
+        f"#define IRT_VOCAB {vocab}", f"#define IRT_MAX_POSITIONS {max_positions}",
+        f"#define IRT_LOGITS_BUFFER {plan.logits}",
+        "void irt_decode_step(IrtAccelerator &acc, int token, int pos);", "", "#endif", ""])
+
+
+def dispatch_cpp(plan: HostPlan, stripes: int = 1) -> str:
+    """C simulation: kernel index -> a direct call of the kernel's top function."""
+    lines = ["// dispatch_csim.cpp - runs a kernel by calling its C++ (generated by irtool).",
+             '#include "irt_accel.h"', '#include "kernels.h"', "",
+             "void irt_csim_dispatch(int kernel, const IrtArg *a, int n, void *const *mem)",
+             "{", "    (void)n;", "    switch (kernel) {"]
+    for k, part in enumerate(plan.bp.kinds()):
+        args = []
+        for i, port in enumerate(ports(part, stripes)):
+            t = ctype(port.value)
+            if port.role == "scalar":
+                args.append(f"a[{i}].f" if t == "float" else f"a[{i}].i")
+            else:
+                args.append(f"({t} *)mem[a[{i}].buffer]")
+        i = len(ports(part, stripes))
+        args.append(f"a[{i}].i")
+        if part.layer is not None:
+            args.append(f"a[{i + 1}].i")
+        lines.append(f"    case {k}: {part.kind}({', '.join(args)}); break;")
+    lines += ["    }", "}", ""]
+    return "\n".join(lines)
+
+
+def main_cpp(prompt: Sequence[int], steps: int) -> str:
+    ids = ", ".join(str(int(t)) for t in prompt)
+    return f"""// main.cpp - load the weights, feed the prompt token by token through the decode
+// kernels, then generate greedily; prints `tokens: ...` (generated by irtool).
+// ./csim                 C simulation (kernels called directly)
+// ./host_xrt MODEL.xclbin on an Alveo card through XRT
+// IRT_LOGITS=FILE writes the float32 logits of every position ([positions, vocab]).
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "irt_model.h"
+
+static const int PROMPT[] = {{{ids}}};
+static const int PROMPT_LEN = {len(prompt)};
+static const int STEPS = {steps};
+
+static void load(IrtAccelerator &acc, const char *path)
+{{
+    FILE *f = std::fopen(path, "rb");
+    if (!f) {{ std::fprintf(stderr, "error: cannot open %s\\n", path); std::exit(1); }}
+    std::vector<char> blob;
+    char chunk[1 << 16];
+    size_t got;
+    while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0)
+        blob.insert(blob.end(), chunk, chunk + got);
+    std::fclose(f);
+    for (int b = 0; b < IRT_BUFFER_COUNT; ++b) {{
+        const IrtBuffer &buf = IRT_BUFFERS[b];
+        acc.alloc(b, buf.bytes);
+        if (buf.weights_offset >= 0) {{
+            if ((size_t)buf.weights_offset + buf.bytes > blob.size()) {{
+                std::fprintf(stderr, "error: %s is too short for weight %s\\n", path, buf.name);
+                std::exit(1);
+            }}
+            acc.write(b, blob.data() + buf.weights_offset, buf.bytes);
+        }}
+    }}
+}}
+
+static int argmax(const float *x, int n)
+{{
+    int best = 0;
+    for (int i = 1; i < n; ++i) if (x[i] > x[best]) best = i;
+    return best;
+}}
+
+int main(int argc, char **argv)
+{{
+#ifdef IRT_XRT
+    if (argc < 2) {{ std::fprintf(stderr, "usage: %s MODEL.xclbin\\n", argv[0]); return 1; }}
+    IrtAccelerator *acc = irt_make_xrt(argv[1]);
+#else
+    (void)argc; (void)argv;
+    IrtAccelerator *acc = irt_make_csim();
+#endif
+    load(*acc, "weights.bin");
+    FILE *logf = std::getenv("IRT_LOGITS") ? std::fopen(std::getenv("IRT_LOGITS"), "wb") : nullptr;
+    std::vector<float> logits(IRT_VOCAB);
+    std::vector<int> ids(PROMPT, PROMPT + PROMPT_LEN), out;
+    int pos = 0;
+    for (; pos < PROMPT_LEN; ++pos) {{
+        irt_decode_step(*acc, ids[pos], pos);
+        acc->read(IRT_LOGITS_BUFFER, logits.data(), sizeof(float) * IRT_VOCAB);
+        if (logf) std::fwrite(logits.data(), sizeof(float), IRT_VOCAB, logf);
+    }}
+    for (int s = 0; s < STEPS && (int)ids.size() < IRT_MAX_POSITIONS; ++s) {{
+        if (s > 0) {{
+            irt_decode_step(*acc, ids.back(), (int)ids.size() - 1);
+            acc->read(IRT_LOGITS_BUFFER, logits.data(), sizeof(float) * IRT_VOCAB);
+            if (logf) std::fwrite(logits.data(), sizeof(float), IRT_VOCAB, logf);
+        }}
+        const int next = argmax(logits.data(), IRT_VOCAB);
+        ids.push_back(next);
+        out.push_back(next);
+    }}
+    if (logf) std::fclose(logf);
+    std::printf("tokens: ");
+    for (size_t i = 0; i < out.size(); ++i) std::printf(i ? ",%d" : "%d", out[i]);
+    std::printf("\\n");
+    delete acc;
+    return 0;
+}}
+"""
+
+
+def makefile(kinds: Sequence[str], platform: str) -> str:
+    xos = " ".join(f"{k}.xo" for k in kinds)
+    rules = "\n".join(f"{k}.xo: kernels.cpp kernels.h irt_hls.h\n"
+                      f"\tv++ -c -t $(TARGET) --platform $(PLATFORM) -k {k} "
+                      f"--hls.clock $(CLOCK):{k} kernels.cpp -o $@\n" for k in kinds)
+    return f"""# u280-hls project (generated by irtool).
+#   make csim      C simulation with g++: the kernels' C++ called directly (runs anywhere)
+#   make xclbin    v++ -c per kernel, v++ -l with connectivity.cfg (needs Vitis)
+#   make host_xrt  the host program on XRT's native API (needs XRT)
+#   make run_hw    ./host_xrt model.xclbin on the card
+CXX ?= g++
+CXXFLAGS ?= -std=c++14 -O2 -ffp-contract=off -Wall -Wno-unknown-pragmas -Wno-unused-label
+PLATFORM ?= {platform}
+TARGET ?= hw
+CLOCK ?= 300000000
+XRT_CXXFLAGS ?= -std=c++17 -O2 -Wall -Wno-unknown-pragmas  # XRT's native C++ API needs C++17
+XRT_INC ?= $(XILINX_XRT)/include
+XRT_LIB ?= $(XILINX_XRT)/lib
+HOST = main.cpp model.cpp
+
+csim: csim.bin
+\t./csim.bin
+
+run host: csim
+
+csim.bin: $(HOST) kernels.cpp dispatch_csim.cpp accel_csim.cpp *.h
+\t$(CXX) $(CXXFLAGS) $(HOST) kernels.cpp dispatch_csim.cpp accel_csim.cpp -o $@
+
+host_xrt: $(HOST) accel_xrt.cpp *.h
+\t$(CXX) $(XRT_CXXFLAGS) -DIRT_XRT -I$(XRT_INC) $(HOST) accel_xrt.cpp -L$(XRT_LIB) -lxrt_coreutil \\
+\t\t-pthread -o $@
+
+{rules}
+xclbin: model.xclbin
+
+model.xclbin: {xos} connectivity.cfg
+\tv++ -l -t $(TARGET) --platform $(PLATFORM) --config connectivity.cfg \\
+\t\t--kernel_frequency $(shell expr $(CLOCK) / 1000000) {xos} -o $@
+
+run_hw: host_xrt model.xclbin
+\t./host_xrt model.xclbin
+
+.PHONY: csim run host xclbin run_hw
+"""

@@ -1,0 +1,104 @@
+"""The u280-hls target: a decode step as Vitis HLS kernels on an Alveo U280 with HBM.
+
+Not a C target: the pipeline stops at the quant level (calibrate, extract-kv-cache with
+token-by-token prefill, quantize) and binds buffers to HBM pseudo-channels
+(`assign-hbm-banks`); the project is HLS C++ (one kernel per block part, `kernels.py`), a host
+program behind a thin accelerator interface (`host.py`, `runtime/`), `connectivity.cfg`, the
+bank map and a Makefile with `csim` (g++) and the `v++ -c/-l` targets.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from xdsl.dialects.builtin import ModuleOp
+
+from irtool.block_parts import split_decode
+from irtool.errors import IrtoolError
+from irtool.lowering import LoweringRules
+from irtool.targets.description import load_description
+from irtool.targets.target import PipelineOptions, Target, quote
+from irtool.targets.u280_hls import host, kernels
+
+FOLDER = Path(__file__).resolve().parent
+RUNTIME = FOLDER / "runtime"
+
+
+class U280Target(Target):
+    def __init__(self, folder: Path = FOLDER, reference: str = "u280-hls"):
+        super().__init__(load_description(folder / "description.json"), LoweringRules(),
+                         reference=reference, folder=folder)
+
+    @property
+    def fabric(self):
+        return self.description.engine("fabric")
+
+    def cost_model(self, schedule: str | None = None):
+        """For `irtool estimate`: the emitted kernels' arithmetic, op by op."""
+        from irtool.errors import IrtoolError
+        from irtool.targets.u280_hls.cost import OpCostModel
+
+        if schedule not in (None, "kernels"):
+            raise IrtoolError(f"target '{self.name}' has one schedule (kernels), not "
+                              f"'{schedule}'")
+        return OpCostModel(self.description)
+
+    def stages(self, opts: PipelineOptions) -> dict[str, str]:
+        stages = super().stages(opts)
+        stages["lower"] = f"assign-hbm-banks{{target={quote(self.reference)}}}"
+        return stages
+
+    def emitters(self) -> dict[str, Callable[[], type]]:
+        def hls():
+            from irtool.targets.u280_hls.opt_targets import HlsEmitTarget
+
+            return HlsEmitTarget
+
+        def hls_project():
+            from irtool.targets.u280_hls.opt_targets import HlsProjectEmitTarget
+
+            return HlsProjectEmitTarget
+
+        return {"hls": hls, "hls-project": hls_project}
+
+    def write_project(self, module: ModuleOp, store, out_dir: Path, *, prompt: Sequence[int],
+                      steps: int, tokenizer=None, project=None) -> Path:
+        from irtool.bank_map import BANK_MAP_ATTR, read_bank_map
+
+        bp = split_decode(module)
+        vocab = module.attributes["irtool.vocab_size"].value.data
+        capacity = bp.cache_args[0].type.get_shape()[2]
+        bad = [t for t in prompt if not 0 <= t < vocab]
+        if bad:
+            raise IrtoolError(f"prompt token {bad[0]} is outside the vocabulary (0..{vocab - 1})")
+        if len(prompt) + steps > capacity + 1:
+            raise IrtoolError(f"{len(prompt)} prompt tokens + {steps} steps need more positions "
+                              f"than the KV cache's {capacity}: compile with a larger --capacity")
+        bank_map = read_bank_map(module) if BANK_MAP_ATTR in module.attributes else None
+        stripes = bank_map.data.get("stripes", 1) if bank_map else 1
+        plan = host.plan_host(bp, stripes)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "weights.bin").write_bytes(host.weights_blob(plan, store))
+        files = {
+            "kernels.cpp": kernels.kernels_cpp(bp, stripes),
+            "kernels.h": kernels.kernels_h(bp, stripes),
+            "model.cpp": host.model_cpp(plan, store),
+            "irt_model.h": host.model_h(plan, vocab, capacity),
+            "dispatch_csim.cpp": host.dispatch_cpp(plan, stripes),
+            "main.cpp": host.main_cpp(prompt, steps),
+            "Makefile": host.makefile(plan.kinds, self.fabric.cost.get("platform", "")),
+        }
+        if bank_map is not None:
+            files["connectivity.cfg"] = bank_map.connectivity_cfg()
+            files["bank_map.md"] = bank_map.table()
+            files["bank_map.json"] = json.dumps(bank_map.to_json(), indent=1) + "\n"
+        for name, text in files.items():
+            (out / name).write_text(text)
+        for src in RUNTIME.iterdir():
+            if src.suffix in (".h", ".cpp"):
+                shutil.copyfile(src, out / src.name)
+        return out

@@ -1,0 +1,186 @@
+"""`irtool import DIR` of Hugging Face checkpoint folders, checked against transformers itself.
+
+Every zoo model (tests/hf_zoo.py: seeded small configs of the common decoder families) is
+saved with `save_pretrained` once per module; the imported module must give transformers'
+logits (1e-4 relative) and, after extract-kv-cache and bufferize (the memory level the C
+target starts from), the greedy tokens of the torch model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from irtool.errors import IrtoolError
+from irtool.frontend.load import import_model
+from irtool.interpreter.runner import ModelRunner
+from tests import hf_zoo
+from tests.requirements import need, need_module
+
+need_module("torch")
+need_module("transformers")
+
+IDS = [int(i) for i in np.random.RandomState(7).randint(0, 96, 24)]  # longer than window 8
+PROMPT, STEPS = IDS[:5], 9  # 14 positions: past the window of mistral-window8
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """name -> (torch model, checkpoint folder), each built and saved once."""
+    root = tmp_path_factory.mktemp("hf_zoo")
+    out = {}
+    for z in hf_zoo.ZOO:
+        m = hf_zoo.build(z)
+        out[z.name] = (m, hf_zoo.save_folder(m, root / z.name))
+    return out
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+@pytest.mark.parametrize("name", [z.name for z in hf_zoo.ZOO])
+def test_folder_logits_match_transformers(zoo, name):
+    model, folder = zoo[name]
+    module, store = import_model(folder)
+    got = ModelRunner(module, store).forward(IDS)
+    assert relative_error(got, hf_zoo.torch_logits(model, IDS)) < 1e-4
+
+
+@pytest.mark.parametrize("name", [z.name for z in hf_zoo.ZOO])
+def test_folder_greedy_tokens_at_the_memory_level(zoo, name):
+    model, folder = zoo[name]
+    module, store = import_model(folder)
+    window = hf_zoo.BY_NAME[name].window
+    got = ModelRunner(hf_zoo.memory_level(module, window), store).generate(PROMPT, STEPS)
+    assert got == hf_zoo.torch_greedy(model, PROMPT, STEPS)
+
+
+def test_sliding_window_is_imported_and_matters(zoo):
+    """The window of 8 is in the IR, and the same model without it gives other logits from
+    position 8 on: a wrong-window import cannot pass the logits test above."""
+    from irtool.dialects import transformer as tf
+
+    model, folder = zoo["mistral-window8"]
+    module, store = import_model(folder)
+    assert hf_zoo.attention_windows(module) == {8}
+    for op in module.walk():
+        if isinstance(op, tf.AttentionOp):
+            del op.properties["window"]
+    unwindowed = ModelRunner(module, store).forward(IDS)
+    want = hf_zoo.torch_logits(model, IDS)
+    assert relative_error(unwindowed[:8], want[:8]) < 1e-4
+    assert relative_error(unwindowed[8:], want[8:]) > 1e-2
+
+
+def test_tied_embeddings_are_stored_once(zoo):
+    _, folder = zoo["smollm-tied"]
+    _, store = import_model(folder)
+    tables = [n for n, a in store.arrays.items() if a.shape == (128, 32)]
+    assert tables == ["model.embed_tokens.weight"]
+
+
+def _copy(folder, tmp_path, name="m"):
+    dst = tmp_path / name
+    shutil.copytree(folder, dst)
+    return dst
+
+
+def _edit_config(folder, **changes):
+    p = folder / "config.json"
+    cfg = json.loads(p.read_text())
+    cfg.update(changes)
+    p.write_text(json.dumps(cfg))
+
+
+def test_relu_opt_is_refused_by_name(zoo, tmp_path):
+    d = _copy(zoo["opt-gelu"][1], tmp_path)
+    _edit_config(d, activation_function="relu")
+    with pytest.raises(IrtoolError, match="activation 'relu' of model_type 'opt'"):
+        import_model(d)
+
+
+def test_unknown_family_missing_tensor_and_pickles_are_clear_errors(zoo, tmp_path):
+    d = _copy(zoo["llama"][1], tmp_path)
+    _edit_config(d, model_type="mamba")
+    with pytest.raises(IrtoolError, match="model_type 'mamba' .* not supported"):
+        import_model(d)
+    d = _copy(zoo["gpt2"][1], tmp_path, "renamed")
+    _edit_config(d, model_type="llama", hidden_size=32, num_attention_heads=4,
+                 num_hidden_layers=2, max_position_embeddings=64, rms_norm_eps=1e-6)
+    with pytest.raises(IrtoolError, match="tensor 'model.embed_tokens.weight' is missing"):
+        import_model(d)
+    (d / "model.safetensors").rename(d / "pytorch_model.bin")
+    with pytest.raises(IrtoolError, match="PyTorch pickles but no model.safetensors"):
+        import_model(d)
+    d = _copy(zoo["llama"][1], tmp_path, "rope")
+    _edit_config(d, rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 2.0})
+    with pytest.raises(IrtoolError, match="RoPE type 'yarn'"):
+        import_model(d)
+
+
+def test_cli_imports_and_generates_with_the_folders_tokenizer(zoo, tmp_path):
+    """`irtool import DIR` and `irtool generate DIR` as a user runs them: the tokenizer.json
+    of the folder encodes the prompt, and the tokens are the torch model's greedy ones."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from irtool.tokenizer import HFTokenizer, load_tokenizer
+
+    model, folder = zoo["llama"]
+    d = _copy(folder, tmp_path)
+    hf_zoo.save_tokenizer(d, 96)
+    tok = load_tokenizer(d)
+    assert isinstance(tok, HFTokenizer)
+    prompt = tok.encode("the fox ran to the river")
+    assert prompt[0] == 1 and len(prompt) > 3
+    assert tok.decode(prompt[1:]) == "the fox ran to the river"
+
+    bin_dir = Path(sys.executable).parent
+    proc = subprocess.run([str(bin_dir / "irtool"), "import", str(d), "-o",
+                           str(tmp_path / "m.mlir")], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "m.mlir").is_file()
+    proc = subprocess.run([str(bin_dir / "irtool"), "generate", str(d), "--prompt",
+                           "the fox ran to the river", "--steps", "6"], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    want = prompt + hf_zoo.torch_greedy(model, prompt, 6)
+    assert f"tokens: {','.join(map(str, want))}" in proc.stdout
+
+
+def test_compiled_folder_gives_the_torch_tokens_on_qemu(zoo, tmp_path):
+    """`irtool compile DIR --prompt TEXT` on the sliding-window model (its tokenizer.json
+    encodes the prompt), run on qemu: the tokens past the window are torch's greedy ones."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_riscv_ulp import Run
+
+    need("riscv", "qemu")
+    model, folder = zoo["mistral-window8"]
+    d = _copy(folder, tmp_path)
+    tok_path = hf_zoo.save_tokenizer(d, 96)
+    from irtool.tokenizer import load_tokenizer
+
+    prompt = load_tokenizer(tok_path).encode("the fox ran to the river")
+    steps = 10  # 17 positions: past the window of 8
+    out = tmp_path / "c"
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "compile", str(d),
+                           "--prompt", "the fox ran to the river", "--steps", str(steps),
+                           "--window", "8", "-o", str(out)], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run(["make", "-s", "run"], cwd=out, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+    parsed = Run.parse(run.stdout)
+    want = hf_zoo.torch_greedy(model, prompt, steps)
+    assert parsed.tokens == want
+    assert parsed.text.startswith("<s> the fox ran to the river")

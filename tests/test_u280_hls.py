@@ -1,0 +1,460 @@
+"""The u280-hls target: W8A8 models as Vitis HLS kernels, checked by g++ C simulation.
+
+* stories260K and phi-tiny, quantized W8A8 and compiled with `irtool compile --target
+  u280-hls`: the C simulation (the host program calling the kernels' C++ directly, prompt fed
+  token by token through the decode kernels) prints the 16 tokens the quant-level interpreter
+  generates from the same module, and its logits of every position are within 1e-4 of the
+  interpreter's (the integer W8A8 parts are exact; float32 rounding of norms, softmax and the
+  float lm_head remains, about 1e-5 on these models). nanogpt-tiny (GPT-2 style, learned
+  positions) the same.
+* An independent checker reads what the project says (connectivity.cfg, the buffer table and
+  the kernel runs in model.cpp, the kernel signatures in kernels.h, bank_map.json) and checks
+  the bank assignment: every buffer argument bound, each buffer inside the channels of every
+  port it is passed to, kernels of one host step on disjoint channels (except the channel of a
+  buffer they both read), K and V caches apart, 256 MiB per channel held.
+* Bad input gets one error line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BIN = Path(sys.executable).parent
+STEPS = 16
+CAPACITY = 64
+LOGITS_ATOL = 1e-4
+HBM_CHANNEL_BYTES = 256 << 20
+
+needs_gxx = pytest.mark.needs("cc")  # tests/requirements.py: g++ comes with the host gcc
+
+
+def _random_calibration(path: Path, vocab: int) -> str:
+    rng = np.random.default_rng(7)
+    path.write_text(json.dumps([rng.integers(0, vocab, 48).tolist() for _ in range(8)]))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def build(shared_models, tmp_path_factory):
+    """model -> (project dir, interpreter tokens, interpreter logits, csim output), built once."""
+    from irtool.compile import CompileOptions, compile_to_c, prepare_for_target
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+
+    cache: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name in cache:
+            return cache[name]
+        tmp = tmp_path_factory.mktemp(name)
+        if name == "stories260K":
+            d = shared_models / "stories260K"
+            model, calib = d / "stories260K.bin", str(d / "eval_tokens.json")
+            prompt = json.loads((d / "golden.json").read_text())["prompt_ids"]
+        elif name == "phi-tiny":
+            model = shared_models / "phi-tiny" / "phi.onnx"
+            calib, prompt = _random_calibration(tmp / "calib.json", 256), [5, 17, 99, 200, 3]
+        else:  # GPT-2 style: learned positions
+            model = shared_models / "nanogpt-tiny" / "nanogpt.onnx"
+            calib, prompt = _random_calibration(tmp / "calib.json", 65), [5, 17, 40]
+        opts = CompileOptions(target="u280-hls", capacity=CAPACITY, quant="w8a8",
+                              calibration=calib, time_limit=5.0)
+        module, store = import_model(model)
+        module, store = prepare_for_target(module, store, opts)
+        runner = ModelRunner(module.clone(), store)
+        want = runner.generate(prompt, STEPS)
+        logits = runner.forward(list(prompt) + want[:-1])
+        out = tmp / "proj"
+        compile_to_c(module, store, out, prompt=prompt, steps=STEPS, tokenizer=None,
+                     opts=dataclasses.replace(opts, quant="none", calibration=None))
+        env = dict(os.environ, IRT_LOGITS=str(out / "logits.bin"))
+        proc = subprocess.run(["make", "-s", "-C", str(out), "csim"], check=False,
+                              capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        cache[name] = (out, want, logits, proc.stdout)
+        return cache[name]
+
+    return get
+
+
+def _tokens(output: str) -> list[int]:
+    m = re.search(r"^tokens: ([0-9,]*)$", output, re.MULTILINE)
+    assert m, output[-2000:]
+    return [int(t) for t in m.group(1).split(",") if t]
+
+
+MODELS = ["stories260K", "phi-tiny"]
+
+
+@needs_gxx
+@pytest.mark.parametrize("name", [*MODELS, "nanogpt-tiny"])
+def test_csim_prints_the_quant_interpreter_tokens(build, name):
+    out, want, logits, output = build(name)
+    got = _tokens(output)
+    assert len(got) == STEPS
+    for pos, (g, w) in enumerate(zip(got, want, strict=False)):
+        assert g == w, f"position {pos}: csim {g}, interpreter {w} ({got} vs {want})"
+    csim = np.fromfile(out / "logits.bin", dtype=np.float32).reshape(logits.shape)
+    np.testing.assert_allclose(csim, logits, rtol=0, atol=LOGITS_ATOL)
+
+
+@needs_gxx
+@pytest.mark.parametrize("name", MODELS)
+def test_kernels_are_hls_top_functions_per_block_part(build, name):
+    out = build(name)[0]
+    cpp = (out / "kernels.cpp").read_text()
+    tops = re.findall(r'^extern "C" void (\w+)\(', cpp, re.MULTILINE)
+    assert tops == ["embed", "attn_in", "attn_q", "attn_k", "attn_v", "attn", "mlp", "head"]
+    # every pointer argument is an m_axi port of its own bundle, widened to 512 bits
+    for sig in re.findall(r'^extern "C" void \w+\((.*)\)$', cpp, re.MULTILINE):
+        for ptr in re.findall(r"\*(\w+)", sig):
+            assert re.search(rf"#pragma HLS interface m_axi port={ptr} offset=slave "
+                             rf"bundle=gmem_{ptr} max_widen_bitwidth=512", cpp)
+    # W8A8 linears with their matrix in 4 row stripes (4 ports, read in the same pipelined
+    # beat loop); the lm_head float, striped too
+    assert re.search(r"qlinear_w8a8_x4<\d+, \d+, \d+>\(in0, \w+, (\w+_s[0-3], ){4}", cpp)
+    assert re.search(r"linear_f32_x4<\d+, \d+, \d+>\(v\d+, (\w+_s[0-3], ){4}", cpp)
+    assert "irt_hls::cached_attention<" in cpp
+    for pragma in ("pipeline II=1", "unroll", "array_partition"):
+        assert f"#pragma HLS {pragma}" in cpp
+    # each stripe's int8 weights are read in row order, one 64-lane beat per iteration
+    helper = cpp[cpp.index("static void qlinear_w8a8_x4"):]
+    helper = helper[:helper.index("\n}\n")]
+    assert "for (int k0 = 0; k0 < K; k0 += irt_hls::BEAT) {\n#pragma HLS pipeline II=1" in helper
+    for s in range(4):
+        assert f"p{s} += (int32_t)xs[k] * (int32_t)w{s}[(size_t)r * K + k];" in helper
+
+
+# --- an independent reading of the bank assignment --------------------------------------------
+
+def _parse_connectivity(text: str):
+    nk, sp, slr = {}, {}, {}
+    section = None
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            section = line
+            continue
+        assert section == "[connectivity]", line
+        key, _, value = line.partition("=")
+        if key == "nk":
+            kernel, count, cus = value.split(":")
+            assert int(count) == len(cus.split(","))
+            nk[kernel] = cus.split(",")
+        elif key == "sp":
+            port, _, bank = value.partition(":")
+            cu, arg = port.split(".")
+            m = re.fullmatch(r"HBM\[(\d+)(?::(\d+))?\]", bank)
+            assert m, bank
+            lo, hi = int(m[1]), int(m[2] or m[1])
+            assert 0 <= lo <= hi <= 31
+            sp[cu, arg] = set(range(lo, hi + 1))
+        elif key == "slr":
+            cu, where = value.split(":")
+            assert re.fullmatch(r"SLR[0-2]", where)
+            slr[cu] = where
+        else:
+            raise AssertionError(f"unknown key {key}")
+    return nk, sp, slr
+
+
+def _project_runs(out: Path):
+    """From model.cpp and kernels.h: buffers (name, bytes, role), kernel argument names, and
+    the runs of each host step as (kernel, [buffer or None per argument])."""
+    model = (out / "model.cpp").read_text()
+    buffers = [(n, int(b), r) for n, b, r in
+               re.findall(r'\{"([^"]+)", (\d+)u, -?\d+L, \'(\w)\'\}', model)]
+    kernels = re.findall(r'^    "(\w+)",$', model.split("IRT_KERNEL_NAMES")[1], re.MULTILINE)
+    header = (out / "kernels.h").read_text()
+    args = {k: [a.split()[-1].lstrip("*") for a in sig.split(", ")]
+            for k, sig in re.findall(r'extern "C" void (\w+)\((.*)\);', header)}
+    steps: list[list[tuple[str, list]]] = []
+    for block in model.split("/* step ")[1:]:
+        runs = []
+        for argtext, k in re.findall(r"const IrtArg a\[\] = \{(.*?)\}; acc\.start\((\d+),", block):
+            vals = [int(m[1]) if m else None for m in
+                    (re.fullmatch(r"irt_buf\((\d+)\)", a.strip()) for a in argtext.split(", "))]
+            runs.append((kernels[int(k)], vals))
+        steps.append(runs)
+    return buffers, args, steps
+
+
+def _channels(sp, cu: str, args: list[str], bound: list) -> set[int]:
+    """The channels of every buffer argument of one run of a compute unit."""
+    return set().union(*(sp[cu, a] for a, b in zip(args, bound, strict=True) if b is not None))
+
+
+@needs_gxx
+@pytest.mark.parametrize("name", MODELS)
+def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
+    out = build(name)[0]
+    nk, sp, slr = _parse_connectivity((out / "connectivity.cfg").read_text())
+    buffers, args, steps = _project_runs(out)
+    where = json.loads((out / "bank_map.json").read_text())["buffers"]
+    channel = {i: where[n] for i, (n, _, _) in enumerate(buffers)}
+    cu = {k: nk[k][0] for k in nk}
+    assert set(nk) == set(args) and set(slr) == set(cu.values())
+    port_buffers: dict[tuple[str, str], set[int]] = {}
+    for runs in steps:
+        for kernel, vals in runs:
+            for arg, b in zip(args[kernel], vals, strict=False):
+                if b is not None:
+                    port_buffers.setdefault((kernel, arg), set()).add(b)
+    # every buffer argument is bound, and each buffer lies in every port's channels
+    for (kernel, arg), held in port_buffers.items():
+        assert (cu[kernel], arg) in sp, f"{kernel}.{arg} is not bound"
+        for b in held:
+            assert channel[b] in sp[cu[kernel], arg], (kernel, arg, buffers[b])
+    # kernels of one host step: disjoint channels, except the channel of a shared buffer
+    concurrent = [runs for runs in steps if len(runs) > 1]
+    assert concurrent, "the Q/K/V projections should run concurrently"
+    for runs in concurrent:
+        assert {k for k, _ in runs} == {"attn_q", "attn_k", "attn_v"}
+        for i, (ka, va) in enumerate(runs):
+            for kb, vb in runs[i + 1:]:
+                chans_a = _channels(sp, cu[ka], args[ka], va)
+                chans_b = _channels(sp, cu[kb], args[kb], vb)
+                shared = {channel[b] for b in set(va) & set(vb) if b is not None}
+                assert chans_a & chans_b <= shared, (ka, kb, chans_a & chans_b, shared)
+    # the stripes of one matrix (`<weight>#rows=lo:hi`) on different channels
+    stripes: dict[str, list[int]] = {}
+    for i, (n, _, _) in enumerate(buffers):
+        if "#rows=" in n:
+            stripes.setdefault(n.split("#")[0], []).append(channel[i])
+    assert stripes and all(len(set(c)) == len(c) == 4 for c in stripes.values())
+    caches = [i for i, (_, _, r) in enumerate(buffers) if r == "c"]
+    assert len(caches) == 2 and channel[caches[0]] != channel[caches[1]]
+    per_channel: dict[int, int] = {}
+    for i, (_, nbytes, _) in enumerate(buffers):
+        per_channel[channel[i]] = per_channel.get(channel[i], 0) + nbytes
+    assert max(per_channel.values()) <= HBM_CHANNEL_BYTES
+
+
+def test_bank_assignment_refuses_what_does_not_fit():
+    from irtool.errors import IrtoolError
+
+    with pytest.raises(IrtoolError, match="no bank map"):
+        _tiny_solve([("hbm0", 1000), ("hbm1", 1000)])
+
+
+def _tiny_solve(channels):
+    """A real split of stories260K's decode over channels far too small."""
+    from irtool.block_parts import split_decode
+    from irtool.passes.assign_hbm_banks import solve_banks
+
+    return solve_banks(split_decode(_stories_decode()), channels, time_limit=2.0)
+
+
+_DECODE = {}
+
+
+def _stories_decode():
+    if "m" not in _DECODE:
+        from irtool.compile import CompileOptions, prepare_for_target
+        from irtool.frontend.load import import_model
+        from tests.conftest import SHARED_MODELS
+
+        d = SHARED_MODELS / "stories260K"
+        module, store = import_model(d / "stories260K.bin")
+        prepare_for_target(module, store, CompileOptions(target="u280-hls", capacity=16,
+                                                         quant="w8"))
+        _DECODE["m"] = module
+    return _DECODE["m"]
+
+
+def test_int8_kv_cache_is_refused_with_one_line(shared_models, tmp_path):
+    proc = subprocess.run([str(BIN / "irtool"), "compile", "--target", "u280-hls", "-o",
+                           str(tmp_path / "x"), "--capacity", "16", "--quant", "w8",
+                           "--kv", "int8", "--steps", "2"], check=False, capture_output=True,
+                          text=True,
+                          timeout=600)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error: ") and "int8 KV cache" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- the cost model -----------------------------------------------------------------------------
+
+def _phi2_bytes_per_token(position: int) -> tuple[int, int]:
+    """Phi-2's bytes per token, written out here: (int8 weight bytes, all bytes read)."""
+    d, layers, heads, hd, mlp, vocab = 2560, 32, 32, 80, 10240, 51200
+    linears = [(d, d)] * 4 + [(mlp, d), (d, mlp)]  # (rows, cols): q, k, v, dense, fc1, fc2
+    int8 = layers * sum(n * k for n, k in linears)
+    scales_biases = layers * sum(8 * n for n, _ in linears)  # float m and bias per row
+    lm_head = 4 * vocab * d + 4 * vocab
+    kv = layers * 2 * heads * position * hd * 4
+    return int8, int8 + scales_biases + lm_head + kv
+
+
+def test_phi2_estimate_against_the_bandwidth_it_must_move():
+    from irtool.targets.registry import load_target
+    from irtool.targets.u280_hls.cost import PHI2, USERS_S_PER_TOKEN, estimate
+
+    desc = load_target("u280-hls").description
+    int8, total = _phi2_bytes_per_token(512)
+    one = estimate(PHI2, desc, 1, position=512)
+    assert one.weight_bytes_int8 == int8
+    assert one.hbm_floor_s == pytest.approx(int8 / 460e9, rel=1e-9)
+    channel = 14.375e9 * 0.8
+    # one channel: every byte through it (the activations' few KB aside), plus at most a few
+    # ms of compute-bound norms
+    assert total / channel <= one.s_per_token <= total / channel + 3e-3
+    times = [estimate(PHI2, desc, c, position=512).s_per_token for c in (1, 8, 16, 32)]
+    assert times == sorted(times, reverse=True) and times[0] / times[-1] > 10
+    full = estimate(PHI2, desc, 32, position=512)
+    assert full.s_per_token >= total / (32 * channel)  # no faster than the bandwidth allows
+    assert full.s_per_token < USERS_S_PER_TOKEN / 10 and full.fits
+    assert {k.name: k.bound for k in full.kernels}["attn_q"] == "HBM"
+
+
+def test_shape_of_a_compiled_module():
+    from irtool.targets.u280_hls.cost import shape_of
+
+    s = shape_of(_stories_decode(), "stories260K")
+    assert (s.hidden, s.layers, s.heads, s.kv, s.head_dim, s.mlp, s.vocab, s.mlp_linears,
+            s.bias) == (64, 5, 8, 4, 8, 172, 512, 3, False)
+
+
+@needs_gxx
+def test_makefile_builds_the_xclbin_with_vpp_and_the_xrt_host(build):
+    out = build("stories260K")[0]
+    proc = subprocess.run(["make", "-n", "-C", str(out), "xclbin", "host_xrt"], check=False,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    kernels = re.findall(r"v\+\+ -c -t hw --platform \S+ -k (\w+) .*kernels\.cpp -o (\w+)\.xo",
+                         proc.stdout)
+    assert [k for k, _ in kernels] == [x for _, x in kernels] == [
+        "embed", "attn_in", "attn_q", "attn_k", "attn_v", "attn", "mlp", "head"]
+    assert re.search(r"v\+\+ -l -t hw --platform \S+ --config connectivity\.cfg", proc.stdout)
+    assert "-DIRT_XRT" in proc.stdout and "-lxrt_coreutil" in proc.stdout
+    assert "accel_xrt.cpp" in proc.stdout and "-std=c++17" in proc.stdout
+
+
+def test_hls_emitter_without_decode_says_what_to_run(tmp_path):
+    mlir = tmp_path / "m.mlir"
+    mlir.write_text("builtin.module {}\n")
+    proc = subprocess.run([str(BIN / "irtool-opt"), str(mlir), "-t", "hls"], check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        ("error: the module has no @decode: run extract-kv-cache first (irtool compile does; "
+         "with irtool-opt: -p 'extract-kv-cache{capacity=N}')")]
+
+
+# --- the HLS building blocks, bit for bit against the quantization reference ------------------
+
+HARNESS = r"""
+#include <cstdio>
+#include <cstdint>
+#include "irt_hls.h"
+%(helper)s
+int main() {
+    static float x[K], m[N], b[N], y1[N], y2[N];
+    static int8_t w[N * K], xq[K];
+    float sx;
+    int32_t zx;
+    FILE *f = std::fopen("in.bin", "rb");
+    if (!f || std::fread(x, 4, K, f) != K || std::fread(w, 1, N * K, f) != N * K ||
+        std::fread(m, 4, N, f) != N || std::fread(b, 4, N, f) != N ||
+        std::fread(&sx, 4, 1, f) != 1 || std::fread(&zx, 4, 1, f) != 1) return 2;
+    std::fclose(f);
+    irt_hls::quantize<K>(x, xq, sx, zx);
+    irt_hls::qlinear_w8a8<N, K>(xq, zx, w, m, b, y1);
+    qlinear_w8a8_x3<N, K, NB>(xq, zx, w, w + NB * K, w + 2 * NB * K, m, b, y2);
+    FILE *o = std::fopen("out.bin", "wb");
+    std::fwrite(xq, 1, K, o);
+    std::fwrite(y1, 4, N, o);
+    std::fwrite(y2, 4, N, o);
+    std::fclose(o);
+    return 0;
+}
+"""
+
+
+@needs_gxx
+def test_w8a8_templates_equal_the_quantization_reference_bit_for_bit(tmp_path):
+    from irtool.numerics import quant as ref
+    from irtool.targets.u280_hls.kernels import striped_linear
+    from irtool.targets.u280_hls.target import RUNTIME
+
+    n, k, nb = 37, 172, 13  # K not a whole number of 64-byte beats; 3 stripes of 13, 13, 11
+    rng = np.random.default_rng(3)
+    sx, zx = np.float32(0.5), np.int32(-7)
+    x = (rng.standard_normal(k) * 40).astype(np.float32)
+    x[:20] = (np.arange(20) - 10) * 0.5 + 0.25  # exact ties of x / sx: round half to even
+    x[20:24] = [1e4, -1e4, 63.75, -64.25]  # clipped
+    w = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    m = (rng.random(n) * 1e-3).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    (tmp_path / "in.bin").write_bytes(x.tobytes() + w.tobytes() + m.tobytes() + b.tobytes()
+                                      + sx.tobytes() + zx.tobytes())
+    src = HARNESS % {"helper": striped_linear("qlinear_w8a8", 3)}
+    src = src.replace("int main() {", f"static const int N = {n}, K = {k}, NB = {nb};\n"
+                      "int main() {")
+    (tmp_path / "t.cpp").write_text(src)
+    gxx = subprocess.run(["g++", "-std=c++14", "-O2", "-ffp-contract=off", "-Wall",
+                          "-Wno-unknown-pragmas", "-Wno-unused-label", f"-I{RUNTIME}", "t.cpp",
+                          "-o", "t"], cwd=tmp_path, check=False, capture_output=True, text=True)
+    assert gxx.returncode == 0, gxx.stderr[-3000:]
+    assert subprocess.run(["./t"], cwd=tmp_path, check=False).returncode == 0
+    out = (tmp_path / "out.bin").read_bytes()
+    xq = np.frombuffer(out[:k], np.int8)
+    y1 = np.frombuffer(out[k:k + 4 * n], np.float32)
+    y2 = np.frombuffer(out[k + 4 * n:], np.float32)
+    want_xq = ref.quantize_activations(x, sx, zx)
+    np.testing.assert_array_equal(xq, want_xq)
+    want = ref.w8a8_linear(want_xq[None], zx, w, m, b)[0]
+    np.testing.assert_array_equal(y1.view(np.int32), want.view(np.int32))
+    np.testing.assert_array_equal(y2.view(np.int32), want.view(np.int32))
+
+
+def test_assign_hbm_banks_needs_an_accelerator_with_channels():
+    from xdsl.context import Context
+
+    from irtool.errors import IrtoolError
+    from irtool.passes.assign_hbm_banks import AssignHbmBanksPass
+
+    with pytest.raises(IrtoolError, match="^assign-hbm-banks: target 'host' has no accelerator "
+                                          "engine reading memory channels$"):
+        AssignHbmBanksPass(target="host").apply(Context(), _stories_decode().clone())
+    with pytest.raises(IrtoolError, match="stripes must be >= 1, got 0"):
+        AssignHbmBanksPass(stripes=0).apply(Context(), _stories_decode().clone())
+
+
+def test_irtool_estimate_phi2_from_its_config(tmp_path):
+    """`irtool estimate --target u280-hls` on Phi-2's config alone: never faster than reading
+    the weights once at the full 460 GB/s (the floor, computed here from the shape), and faster
+    than the users' hand port (0.8 s/token)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = {"model_type": "phi", "hidden_size": 2560, "intermediate_size": 10240,
+           "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+           "vocab_size": 51200, "max_position_embeddings": 2048, "partial_rotary_factor": 0.4}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "estimate", str(path),
+                           "--target", "u280-hls", "--positions", "512", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    (sched,) = report["schedules"].values()
+    decode = sched["decode"] if "decode" in sched else sched["phases"]["decode"]
+    seconds = decode["seconds_per_token"]
+    d, mlp, layers, vocab = 2560, 10240, 32, 51200
+    weight_bytes = layers * (4 * d * d + 2 * d * mlp) + 4 * d * vocab  # int8 + float lm_head
+    floor = weight_bytes / 460e9
+    assert floor < seconds < 0.8
