@@ -99,6 +99,10 @@ class AllocatePass(ModulePass):
     copy_weights: bool = True
     """May weights be copied into writable memories (faster reads, more RAM)? With false they
     stay in the target's read-only memories and are read in place (execute-in-place Flash)."""
+    weights_in: str = ""
+    """Memories (comma-separated) weights may be placed in; empty: any the core reads. A
+    target whose weights stream into a fast memory through the `tile` pass keeps them out of
+    it, so the fast memory stays free for the windows."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from irtool.run_limits import check_time_limit
@@ -108,15 +112,54 @@ class AllocatePass(ModulePass):
             raise IrtoolError("allocate: the module has no memory.global or memory.alloc to "
                               "place: it is not at the memory level; run bufferize first "
                               "(e.g. -p 'extract-kv-cache{...},bufferize,allocate')")
-        target = load_target(self.target).description
+        loaded = load_target(self.target)
+        target = loaded.description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
-                           kv_option=kv_option, copy_weights=self.copy_weights)
+                           kv_option=kv_option, copy_weights=self.copy_weights,
+                           weights_in=_names(self.weights_in, target),
+                           engine_reads=accelerator_reads(op, loaded))
         write_plan(op, live, plan)
         op.attributes[MEMORY_PLAN_ATTR] = plan.as_attribute()
         if self.report:
             print(plan.summary(), file=sys.stderr)
+
+
+def accelerator_reads(module: ModuleOp, target) -> dict[str, tuple[str, ...]]:
+    """Weight buffer -> the memories of the accelerator that runs every kernel reading it.
+
+    The target's lowering rules are asked which engine each `memory.kernel` reading a weight
+    global will run on (as bufferize asks them about aliasing); a weight read only by kernels
+    of one accelerator may also live in the memories that engine reads (an NPU's weight
+    memory), which the core need not reach. A weight any core kernel reads gets nothing."""
+    engines = {e.name: e for e in target.description.engines if e.kind == "accelerator"}
+    if not engines:
+        return {}
+    users: dict[str, set[str | None]] = {}
+    for kernel in module.walk():
+        if not isinstance(kernel, memory.KernelOp):
+            continue
+        body = kernel.computation
+        engine = None
+        if len(body) == 1:
+            try:
+                engine = target.rules.choose(body[0], lambda v: v, list(body[0].results)).engine
+            except IrtoolError:
+                engine = None
+        for v in kernel.ins:
+            if isinstance(v.owner, memory.GetGlobalOp):
+                users.setdefault(f"@{v.owner.global_name.string_value()}", set()).add(engine)
+    return {name: engines[next(iter(used))].reads for name, used in users.items()
+            if len(used) == 1 and next(iter(used)) in engines}
+
+
+def _names(text: str, target: TargetDescription) -> tuple[str, ...]:
+    """The memories of a comma-separated option value, each checked against the target."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    for n in names:
+        target.memory(n)  # IrtoolError naming the target's memories
+    return names
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -184,11 +227,15 @@ class MemoryPlan:
 
 def plan_memory(live: Liveness, target: TargetDescription, time_limit: float = 10.0,
                 kv_capacity: int | None = None, kv_option: str = "capacity",
-                copy_weights: bool = True) -> MemoryPlan:
+                copy_weights: bool = True, weights_in: tuple[str, ...] = (),
+                engine_reads: Mapping[str, tuple[str, ...]] | None = None) -> MemoryPlan:
     """The best plan found within `time_limit` seconds; IrtoolError if the model cannot fit.
     `kv_capacity` (positions of the KV caches) and `kv_option` (the extract-kv-cache option
-    that sets it) only serve the advice of that error."""
-    problem = Problem(live, target, kv_capacity, kv_option, copy_weights)
+    that sets it) only serve the advice of that error; `weights_in`, if given, the memories
+    weights may go to; `engine_reads`, per weight, the memories of the accelerator that alone
+    reads it (`accelerator_reads`)."""
+    problem = Problem(live, target, kv_capacity, kv_option, copy_weights, weights_in,
+                      engine_reads)
     _check_fits(problem)
     t0 = time.perf_counter()
     hint = best_greedy_plan(problem)
@@ -254,7 +301,8 @@ class Problem:
 
     def __init__(self, live: Liveness, target: TargetDescription,
                  kv_capacity: int | None = None, kv_option: str = "capacity",
-                 copy_weights: bool = True):
+                 copy_weights: bool = True, weights_in: tuple[str, ...] = (),
+                 engine_reads: Mapping[str, tuple[str, ...]] | None = None):
         self.live = live
         self.target = target
         self.kv_capacity = kv_capacity
@@ -264,13 +312,16 @@ class Problem:
         self.scale = _cost_scale(target)
         self.options: dict[str, list[MemorySpec]] = {}
         in_place = not copy_weights and any(m.read_only for m in target.memories)
-        # the program's core reads and writes its buffers directly: only its memories
-        direct = set(target.core.reads)
+        # the program's core reads and writes its buffers directly: only its memories (and,
+        # for a weight only an accelerator reads, that accelerator's)
+        engine_reads = engine_reads or {}
         for b in self.buffers:
+            direct = set(target.core.reads) | set(engine_reads.get(b.name, ()))
             allowed = [m for m in target.memories
                        if m.name in direct and m.capacity >= b.size
                        and (not b.writable or not m.read_only)
-                       and not (in_place and b.kind == "weight" and not m.read_only)]
+                       and not (in_place and b.kind == "weight" and not m.read_only)
+                       and not (weights_in and b.kind == "weight" and m.name not in weights_in)]
             allowed.sort(key=lambda m: (self.cost(b, m), m.capacity))
             self.options[b.name] = allowed
         self.persistent = [b for b in self.buffers if b.start == 0 and b.end >= live.horizon]

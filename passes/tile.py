@@ -68,8 +68,9 @@ def _align_up(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
-LINEARS = (tf.LinearOp, quant.WLinearOp)
-"""Float and weight-quantized linears: `[N, row]` weights whose rows are output channels."""
+LINEARS = (tf.LinearOp, quant.WLinearOp, quant.QLinearOp)
+"""Float, weight-quantized and W8A8 linears: `[N, row]` weights whose rows are output
+channels."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,11 @@ class Streamed:
         if isinstance(self.linear, tf.LinearOp):
             kernel, body = memory.KernelOp.build([x, window, *bias], [out])
             lin = tf.LinearOp(body.args[0], body.args[1], *body.args[2:])
+        elif isinstance(self.linear, quant.QLinearOp):  # W8A8: per-row multipliers, one zx
+            m = per_row(self.linear.multiplier)
+            zx = self.operand(self.linear.input_zero_point)
+            kernel, body = memory.KernelOp.build([x, window, *m, zx, *bias], [out])
+            lin = quant.QLinearOp(*body.args[:4], *body.args[4:])
         else:
             scale = per_row(self.linear.scale)
             kernel, body = memory.KernelOp.build([x, window, *scale, *bias], [out])

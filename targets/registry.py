@@ -37,6 +37,7 @@ _BUILTIN = {
     "host": "irtool.targets.host",
     "matrix8x8": "irtool.targets.matrix8x8",
     "cortex-m7-256k": "irtool.targets.cortex_m7_256k",
+    "siracusa": "irtool.targets.siracusa",
     "u280-hls": "irtool.targets.u280_hls",
 }
 _LOADED: dict[str, Target] = {}

@@ -296,8 +296,8 @@ HOST_FLAGS = -g -fsanitize=address,undefined -fno-sanitize-recover=all
 endif
 
 .PHONY: run host size lib lib-host headers clean
-model.elf: main.c lib/libirtmodel.a model.h {deps}
-\t$(CC_TARGET) $(TARGET_FLAGS) $(CFLAGS_COMMON) -o $@ main.c lib/libirtmodel.a $(TARGET_LDFLAGS) -lm
+model.elf: $(SRCS) model.h {deps} $(BLOBS)
+\t$(CC_TARGET) $(TARGET_FLAGS) $(CFLAGS_COMMON) -o $@ $(SRCS) $(TARGET_LDFLAGS) -lm
 
 run: model.elf
 \ttimeout $(RUN_TIMEOUT) {run}
@@ -343,5 +343,6 @@ headers: $(PUBLIC_HEADERS)
 \tcp $(PUBLIC_HEADERS) include/
 
 clean:
-\trm -rf model.elf model.map model_host lib build include
+\trm -f model.elf model.map model_host
+\trm -rf lib build include
 """

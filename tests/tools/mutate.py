@@ -121,6 +121,12 @@ MUTATIONS = [
              (("(a->value == b->value && a->index < b->index)",
                "(a->value == b->value && a->index > b->index)"),),
              ("tests/test_sampling.py",)),
+    Mutation("siracusa-team-share",
+             "siracusa's fork/join drops the extra row blocks when they do not divide evenly "
+             "among the cores",
+             "targets/siracusa/runtime/irt_team.c",
+             (("int b1 = b0 + per + (core < extra ? 1 : 0);", "int b1 = b0 + per;"),),
+             ("tests/test_siracusa.py", "-k", "native_build")),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",

@@ -1,0 +1,152 @@
+/*
+ * irt_hartcount_plugin.c - a qemu TCG plugin: exact instruction counts per hart, per decode
+ * step and per parallel phase (siracusa on qemu-system-riscv32 -M virt -smp N).
+ *
+ * Under -icount, minstret is one counter shared by all harts (../shared/anchors/CLUSTER_RV32.md),
+ * so per-core counts come from here: every translated block adds its instruction count to its
+ * hart.  The program marks boundaries by calling empty functions (irt_team.h) whose addresses
+ * the Makefile passes as arguments (step_begin=0x..., step_end, phase_begin, phase_end,
+ * device_begin, device_end: hart 0 running a device model, left out of the cluster's time).  A
+ * parallel phase's time is its slowest hart's instructions between phase_begin and phase_end
+ * (fork and barrier code included); a step's modelled time is hart 0's instructions outside the
+ * phases plus the sum of the phases' slowest harts.  Output (with -d plugin, on stderr):
+ *   hartcount: hart H total N steps M
+ *   hartcount: steps S phases P serial X parallel-slowest Y parallel-sum Z device D per-step W
+ *
+ * Debian's qemu ships no qemu-plugin.h: the few API (version 1) declarations are below.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef uint64_t qemu_plugin_id_t;
+typedef struct qemu_info_t qemu_info_t;
+struct qemu_plugin_tb;
+enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS };
+typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
+typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
+typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
+void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb, qemu_plugin_vcpu_udata_cb_t cb,
+                                          enum qemu_plugin_cb_flags flags, void *userdata);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
+void qemu_plugin_outs(const char *string);
+
+__attribute__((visibility("default"))) int qemu_plugin_version = 1;
+
+#define MAX_HARTS 64
+enum { STEP_BEGIN, STEP_END, PHASE_BEGIN, PHASE_END, DEVICE_BEGIN, DEVICE_END, MARKS };
+static const char *mark_names[MARKS] = {"step_begin", "step_end", "phase_begin", "phase_end",
+                                        "device_begin", "device_end"};
+static uint64_t mark_addr[MARKS];
+
+static uint64_t total[MAX_HARTS], in_steps[MAX_HARTS];
+static uint64_t step_start[MAX_HARTS], phase_start[MAX_HARTS];
+static uint64_t steps, phases, hart0_in_phases, slowest_sum, parallel_sum;
+static uint64_t device_start, device_sum; /* hart 0 running a device model (not cluster time) */
+static int in_step;
+static unsigned harts_seen;
+
+static void count(unsigned int vcpu, void *n)
+{
+    if (vcpu < MAX_HARTS) {
+        total[vcpu] += (uint64_t)(uintptr_t)n;
+        if (vcpu + 1 > harts_seen)
+            harts_seen = vcpu + 1;
+    }
+}
+
+static void mark(unsigned int vcpu, void *what)
+{
+    (void)vcpu;
+    switch ((int)(uintptr_t)what) {
+    case STEP_BEGIN:
+        memcpy(step_start, total, sizeof total);
+        in_step = 1;
+        break;
+    case STEP_END:
+        if (!in_step)
+            break;
+        for (unsigned h = 0; h < MAX_HARTS; h++)
+            in_steps[h] += total[h] - step_start[h];
+        steps++;
+        in_step = 0;
+        break;
+    case PHASE_BEGIN:
+        memcpy(phase_start, total, sizeof total);
+        break;
+    case PHASE_END: {
+        if (!in_step)
+            break;
+        uint64_t slowest = 0;
+        for (unsigned h = 0; h < MAX_HARTS; h++) {
+            uint64_t d = total[h] - phase_start[h];
+            parallel_sum += d;
+            if (d > slowest)
+                slowest = d;
+        }
+        hart0_in_phases += total[0] - phase_start[0];
+        slowest_sum += slowest;
+        phases++;
+        break;
+    }
+    case DEVICE_BEGIN:
+        device_start = total[0];
+        break;
+    case DEVICE_END:
+        if (in_step)
+            device_sum += total[0] - device_start;
+        break;
+    }
+}
+
+static void translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
+    (void)id;
+    uint64_t pc = qemu_plugin_tb_vaddr(tb);
+    for (int m = 0; m < MARKS; m++)
+        if (mark_addr[m] && pc == mark_addr[m])
+            qemu_plugin_register_vcpu_tb_exec_cb(tb, mark, QEMU_PLUGIN_CB_NO_REGS,
+                                                 (void *)(uintptr_t)m);
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, count, QEMU_PLUGIN_CB_NO_REGS,
+                                         (void *)(uintptr_t)qemu_plugin_tb_n_insns(tb));
+}
+
+static void report(qemu_plugin_id_t id, void *p)
+{
+    (void)id;
+    (void)p;
+    char line[256];
+    for (unsigned h = 0; h < harts_seen; h++) {
+        snprintf(line, sizeof line, "hartcount: hart %u total %" PRIu64 " steps %" PRIu64 "\n",
+                 h, total[h], in_steps[h]);
+        qemu_plugin_outs(line);
+    }
+    uint64_t serial = in_steps[0] - hart0_in_phases - device_sum;
+    snprintf(line, sizeof line,
+             "hartcount: steps %" PRIu64 " phases %" PRIu64 " serial %" PRIu64
+             " parallel-slowest %" PRIu64 " parallel-sum %" PRIu64 " device %" PRIu64
+             " per-step %" PRIu64 "\n",
+             steps, phases, serial, slowest_sum, parallel_sum, device_sum,
+             steps ? (serial + slowest_sum) / steps : 0);
+    qemu_plugin_outs(line);
+}
+
+__attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id,
+                                                               const qemu_info_t *info,
+                                                               int argc, char **argv)
+{
+    (void)info;
+    for (int i = 0; i < argc; i++)
+        for (int m = 0; m < MARKS; m++) {
+            size_t n = strlen(mark_names[m]);
+            if (!strncmp(argv[i], mark_names[m], n) && argv[i][n] == '=')
+                mark_addr[m] = strtoull(argv[i] + n + 1, NULL, 16);
+        }
+    qemu_plugin_register_vcpu_tb_trans_cb(id, translate);
+    qemu_plugin_register_atexit_cb(id, report, NULL);
+    return 0;
+}

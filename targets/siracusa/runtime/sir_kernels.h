@@ -1,0 +1,31 @@
+/*
+ * sir_kernels.h - siracusa's cluster kernels: the portable kernels split across the cores.
+ *
+ * sir_linear_w8a8 / sir_linear_f32 are irt_linear_w8a8 (irt_quant.h) / irt_linear_f32
+ * (irt_kernels.h) with the output rows (channels) shared among `cores` cores of the team in
+ * blocks of 4 rows (the portable kernels' row blocking); every output value is computed by
+ * the very same code, so the result is bit-identical for any number of cores.
+ */
+#ifndef SIR_KERNELS_H
+#define SIR_KERNELS_H
+
+#include <stdint.h>
+
+void sir_linear_w8a8(const int8_t *xq, int32_t x_zero_point, const int8_t *wq, const float *m,
+                     const float *bias_or_null, float *y, int T, int K, int N, int cores);
+void sir_linear_f32(const float *x, const float *w, const float *bias_or_null, float *y, int T,
+                    int K, int N, int cores);
+
+/* irt_cached_attention_i8 for one token (T = 1) with the heads shared among the cores;
+ * `scratch` holds `capacity` floats per core. */
+void sir_cached_attention_i8(const float *q, const int8_t *kcache, const float *kscales,
+                             const int8_t *vcache, const float *vscales, float *out,
+                             float *scratch, int layer, int heads, int kv_heads, int head_dim,
+                             int capacity, int T, int end, int ring, float scale, int cores);
+
+/* irt_silu_f32 / irt_quantize_act_i8 with the n values shared among the cores. */
+void sir_silu_f32(const float *x, float *y, int n, int cores);
+void sir_quantize_act_i8(const float *x, int8_t *xq, int n, float scale, int32_t zero_point,
+                         int cores);
+
+#endif
