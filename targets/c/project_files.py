@@ -39,6 +39,7 @@ def main_c(prompt: Sequence[int], steps: int, pieces: Sequence[bytes], bos: int,
 #include "irt_target.h"
 
 #define N_PROMPT {len(prompt)}
+#define GEN_KEEP (STEPS > 65536 ? 65536 : (STEPS > 0 ? STEPS : 1))
 #define STEPS {steps}
 #define BOS {bos}
 
@@ -84,24 +85,39 @@ int main(int argc, char **argv)
         }}
     }}
 #endif
-    static int32_t generated[STEPS > 0 ? STEPS : 1];
-    int n_generated = 0;
+    /* The inputs are data baked into this file: check them before trusting them. */
+    for (int i = 0; i < N_PROMPT; i++) {{
+        if (prompt[i] < 0 || prompt[i] >= IRT_VOCAB) {{
+            fprintf(stderr, "error: prompt token %d is %ld, outside the vocabulary 0..%d\\n", i,
+                    (long)prompt[i], IRT_VOCAB - 1);
+            return 1;
+        }}
+    }}
+    if (!IRT_RING && N_PROMPT > IRT_MAX_POSITIONS) {{
+        fprintf(stderr, "error: the prompt has %d tokens but the KV cache holds %d positions\\n",
+                N_PROMPT, IRT_MAX_POSITIONS);
+        return 1;
+    }}
+    /* The ids of the `tokens:` line; a ring cache may generate for ever, so at most GEN_KEEP
+       are kept (the text shows them all). */
+    static int32_t generated[GEN_KEEP];
+    long n_generated = 0;
     uint64_t prefill_instr = 0, decode_instr = 0;
     int prefill_calls = 0, decode_calls = 0;
     int32_t prev = -1, tok = prompt[0];
     /* The last generated token is printed but never decoded: its logits would be unused. */
-    int total = N_PROMPT + STEPS - 1;
+    long long total = (long long)N_PROMPT + STEPS - 1;
     if (!IRT_RING && total > IRT_MAX_POSITIONS) total = IRT_MAX_POSITIONS;
 
     int pending = 1; /* a token chosen but not printed yet */
     irt_sampler_t sampler;
     irt_sampler_init(&sampler, &sampling, sample_work, IRT_RUN_WORK);
     irt_init();
-    for (int pos = 0; pos < total; pos++) {{
+    for (long long pos = 0; pos < total; pos++) {{
         print_token(prev, tok);
         pending = 0;
         uint64_t start = irt_read_instret();
-        const float *logits = irt_decode(&tok, pos);
+        const float *logits = irt_decode(&tok, (int32_t)pos);
         uint64_t used = irt_read_instret() - start;
         if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
         else {{ decode_instr += used; decode_calls++; }}
@@ -112,7 +128,8 @@ int main(int argc, char **argv)
         }} else {{
             next = irt_sample(&sampler, logits, IRT_VOCAB);
             if (is_stop(next)) break; /* ends the text, not printed */
-            generated[n_generated++] = next;
+            if (n_generated < GEN_KEEP) generated[n_generated] = next;
+            n_generated++;
         }}
         prev = tok;
         tok = next;
@@ -121,7 +138,8 @@ int main(int argc, char **argv)
     if (pending) print_token(prev, tok);
     printf("\\n");
     printf("tokens: ");
-    for (int i = 0; i < n_generated; i++) printf(i ? ",%ld" : "%ld", (long)generated[i]);
+    for (long i = 0; i < n_generated && i < GEN_KEEP; i++)
+        printf(i ? ",%ld" : "%ld", (long)generated[i]);
     printf("\\n");
 #if IRT_HAS_INSTRUCTION_COUNTER
     if (prefill_calls)
@@ -155,9 +173,13 @@ def target_header(target: TargetDescription) -> str:
              f"#define IRT_CLOCK_HZ {target.clock_hz or 0}",
              f"#define IRT_CPI {core.cpi!r}"]
     if tc.counter == "minstret":
-        lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_counters.h"',
+        # the counter exists on the target only: `make host` builds the same C natively
+        lines += ["#if !defined(__riscv)", "#define IRT_HAS_INSTRUCTION_COUNTER 0",
+                  "static inline uint64_t irt_read_instret(void) { return 0; }", "#else",
+                  "#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_counters.h"',
                   "/* Instructions retired (the minstret CSR; exact under qemu -icount). */",
-                  "static inline uint64_t irt_read_instret(void) { return irt_read_minstret(); }"]
+                  "static inline uint64_t irt_read_instret(void) { return irt_read_minstret(); }",
+                  "#endif"]
     elif tc.counter == "systick":
         lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_systick.h"',
                   "/* SysTick ticks under qemu -icount shift=0 (the target's runtime). */",
