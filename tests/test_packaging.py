@@ -32,3 +32,9 @@ def test_wheel_contains_mapped_packages_and_data(tmp_path):
                    "irtool/data/stories260K.bin", "irtool/data/tok512.bin"):
         assert needed in names, needed
     assert not any(n.startswith(("passes/", "dialects/", "targets/")) for n in names)
+    # every target folder ships whole: its code, its description and its own sources
+    for path in sorted((ROOT / "targets").rglob("*")):
+        rel = path.relative_to(ROOT / "targets")
+        if (path.is_file() and "tests" not in rel.parts and "__pycache__" not in rel.parts
+                and path.suffix in (".py", ".json", ".c", ".h", ".S", ".cpp")):
+            assert f"irtool/targets/{rel.as_posix()}" in names, rel
