@@ -117,7 +117,7 @@ int main(int argc, char **argv)
         print_token(prev, tok);
         pending = 0;
         uint64_t start = irt_read_instret();
-        const float *logits = irt_decode(&tok, (int32_t)pos);
+        const float *logits = irt_decode(&tok, pos);
         uint64_t used = irt_read_instret() - start;
         if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
         else {{ decode_instr += used; decode_calls++; }}
