@@ -63,20 +63,24 @@ ELEMENTWISE_INSTRUCTIONS = 10
 class CoreCostModel:
     """Everything on the description's core: instructions x CPI, plus the extra cycles of
     reads from memories slower than the fastest one (read_cost per 32-bit word relative to
-    it; an in-order core stalls on them, so the two add). Weights are read from the first
+    it; an in-order core stalls on them, so the two add). Weights are read from the largest
     read-only memory (Flash, executed in place), activations and the KV cache from the
-    largest writable one."""
+    largest writable one. When a DMA link leaves the weights' memory (external Flash streamed
+    into SRAM windows by the `tile` pass), weights move over that link instead, double-buffered
+    behind the compute: an op then takes the longer of the two."""
 
     def __init__(self, description: TargetDescription):
         self.description = description
         mems = description.memories
-        ro = [m for m in mems if m.read_only]
+        ro = sorted((m for m in mems if m.read_only), key=lambda m: -m.size)
         rw = sorted(description.writable or mems, key=lambda m: -m.size)
         self.weights_memory = (ro or list(mems))[0]
         self.data_memory = rw[0]
         self.fastest = min(m.read_cost for m in mems) or 1
         self.cpi = description.core.cpi
         self.schedule = "core"
+        self.stream = next((link for link in description.links
+                            if link.source == self.weights_memory.name), None)
 
     @property
     def clock_hz(self) -> int:
@@ -93,14 +97,19 @@ class CoreCostModel:
             if n:
                 nbytes[mem] = nbytes.get(mem, 0) + int(n)
         compute = instructions * self.cpi
-        movement = (self._stall(self.weights_memory, weight_bytes)
-                    + self._stall(self.data_memory, data_bytes))
+        data_stall = self._stall(self.data_memory, data_bytes)
         extra = {"instructions": round(instructions)}
         energy = self.energy_pj(instructions=instructions, nbytes=nbytes)
         if energy is not None:
             extra["energy_pj"] = energy
-        return OpCost(op.layer, op.name, engine or self.description.core.name, macs, nbytes,
-                      compute, movement, compute + movement, extra)
+        engine = engine or self.description.core.name
+        if self.stream is not None and weight_bytes:
+            movement = self.stream.cycles(weight_bytes) + data_stall
+            return OpCost(op.layer, op.name, engine, macs, nbytes, compute, movement,
+                          max(compute + data_stall, movement), extra)
+        movement = self._stall(self.weights_memory, weight_bytes) + data_stall
+        return OpCost(op.layer, op.name, engine, macs, nbytes, compute, movement,
+                      compute + movement, extra)
 
     def energy_pj(self, *, instructions: float = 0, nbytes: dict[str, int] | None = None,
                   engine=None, **counts: float) -> float | None:
@@ -150,4 +159,8 @@ class CoreCostModel:
                 f"{ATTENTION_INSTRUCTIONS_PER_MAC} (attention), {ELEMENTWISE_INSTRUCTIONS} "
                 "per elementwise value (from the C kernels' stated counts)"),
                 (f"weights read from {self.weights_memory.name}, activations and KV cache from "
-                f"{self.data_memory.name}; slower memories stall per word by their read_cost")]
+                f"{self.data_memory.name}; slower memories stall per word by their read_cost"),
+                *([f"weights streamed {self.stream.source} -> {self.stream.dest} at "
+                   f"{self.stream.bytes_per_cycle:g} B/cycle + {self.stream.setup_cycles} "
+                   "set-up cycles per op, double-buffered (an op takes the longer of compute "
+                   "and transfer)"] if self.stream else [])]
