@@ -477,8 +477,11 @@ class KVWriteOp(IRDLOperation):
     """Stores new key (or value) rows into one layer of a KV cache; returns the updated cache.
 
     `cache: [L, KV, C, hd]`, `new: [T, KV * hd]`; `pos` is the position of `new`'s first row.
-    Row `t` goes to slot `pos + t` of layer `layer` (a linear cache, which must not overflow
-    `C`), or to slot `(pos + t) % C` with `ring` (window mode keeps the last `C` positions).
+    `L` is the number of layers the buffer holds and `layer` the index inside it (extract-kv-cache
+    makes one buffer per model layer, `L = 1` and `layer = 0`, so the allocator can place each
+    layer's cache on its own). Row `t` goes to slot `pos + t` of layer `layer` (a linear cache,
+    which must not overflow `C`), or to slot `(pos + t) % C` with `ring` (window mode keeps the
+    last `C` positions).
     The cache is a value: the op returns a new one, so state is explicit in the IR.
     """
 

@@ -21,7 +21,8 @@ index); a layer that differs is refused with the part and layer named. The host 
 in `steps`: parts in one step are independent and run concurrently.
 
 Values that cross parts are activation buffers; weights (`transformer.weight`) and the KV caches
-(`@decode`'s state arguments, written in place) are arguments of the parts that read them;
+(`@decode`'s state arguments, one key and one value cache per layer, written in place) are
+arguments of the parts that read them (each layer's parts get that layer's caches);
 index scalars (`pos`, `pos + 1`) are recomputed in each part from `pos`.
 """
 
@@ -341,7 +342,7 @@ def signature(part: Part) -> list[str]:
         out.append(f"{op.name} {[str(t) for t in op.operand_types]} "
                    f"{[str(t) for t in op.result_types]} {sorted(props.items())}")
     out.append(f"in {[str(v.type) for v in part.inputs]} out {[str(v.type) for v in part.outputs]}"
-               f" w {[str(v.type) for v in part.weights]} c {[a.index for a in part.caches]}")
+               f" w {[str(v.type) for v in part.weights]} c {[str(a.type) for a in part.caches]}")
     return out
 
 
@@ -447,7 +448,9 @@ def ports(part: Part, stripes: int = 1) -> list[Port]:
         else:
             out.append(Port(unique(role_name(w)), "scalar" if numel(w) == 1 else "weight", w))
     for c in part.caches:
-        out.append(Port(unique(c.name_hint or f"cache{c.index}"), "cache", c))
+        # one port for every layer's cache of a kind: `kcache3` is port `kcache` of attn
+        name = re.sub(r"\d+$", "", c.name_hint or "") or f"cache{c.index}"
+        out.append(Port(unique(name), "cache", c))
     out += [Port(unique(f"out{i}"), "output", v) for i, v in enumerate(part.outputs)]
     return out
 

@@ -4,13 +4,21 @@
 token. This pass makes the KV cache explicit state in the IR, so that every later level (and
 the memory planner) sees it as a buffer like any other:
 
-    @decode(%tok: tensor<1xi32>, %pos: index, %K: tensor<LxKVxCxhd>, %V: ...)
-        -> (tensor<1xVxf32>, K', V')
-    @prefill(%tokens: tensor<?xi32>, %K, %V) -> (tensor<?xVxf32>, K', V')   (prefill=batched)
+    @decode(%tok: tensor<1xi32>, %pos: index, %K0: tensor<1xKVxCxhd>, %V0, %K1, %V1, ...)
+        -> (tensor<1xVxf32>, K0', V0', K1', V1', ...)
+    @prefill(%tokens: tensor<?xi32>, %K0, %V0, ...) -> (tensor<?xVxf32>, K0', V0', ...)
+                                                                          (prefill=batched)
+
+There is one key and one value cache per layer (arguments `kcache<l>`, `vcache<l>`, in layer
+order, K before V), not one tensor for all layers: each is a buffer of its own, so the memory
+planner can put some layers' caches in one memory and the rest in another. A cache keeps the
+rank-4 `[layers, KV, C, hd]` type the cache ops take, with `layers = 1`, and the ops address it
+with `layer = 0` (an op's `layer` is the index inside the buffer it is given, see
+`transformer.kv_write`); which model layer a buffer belongs to is in its name.
 
 `decode` is `forward` with every `?` token dimension refined to 1, `rope`/`position_embedding`
 started at `%pos`, and each attention replaced by `kv_write` of the new key/value row into
-layer `l` of the caches followed by `cached_attention` over the updated caches. `prefill` keeps
+that layer's caches followed by `cached_attention` over the updated caches. `prefill` keeps
 the batched attention of `forward` (sliding-window in window mode) and writes all its rows into
 the caches. With `window=W` the caches are rings of `W` positions (generation continues past
 `W`, each token seeing the last `W`); otherwise they hold `capacity` positions.
@@ -57,7 +65,7 @@ from irtool.ir_names import (
 
 @dataclass(frozen=True)
 class CacheShape:
-    """The one shape shared by the key and the value cache: `[layers, kv_heads, capacity, hd]`."""
+    """The shape shared by every layer's key and value cache: `[1, kv_heads, capacity, hd]`."""
 
     layers: int
     kv_heads: int
@@ -68,8 +76,14 @@ class CacheShape:
 
     @property
     def type(self) -> TensorType:
-        return TensorType(self.element_type,
-                          [self.layers, self.kv_heads, self.capacity, self.head_dim])
+        return TensorType(self.element_type, [1, self.kv_heads, self.capacity, self.head_dim])
+
+    def arg_types(self) -> list[Attribute]:
+        """The state arguments of a step: a key and a value cache per layer."""
+        return [self.type] * (2 * self.layers)
+
+    def arg_names(self) -> list[str]:
+        return [f"{kv}cache{layer}" for layer in range(self.layers) for kv in "kv"]
 
 
 def _refine_tokens(t: Attribute) -> Attribute:
@@ -99,7 +113,9 @@ class _StepBuilder:
         self.block = Block(arg_types=self.arg_types(forward.args[0].type))
         self.builder = Builder(InsertPoint.at_end(self.block))
         self.values: dict[SSAValue, SSAValue] = {forward.args[0]: self.block.args[0]}
-        self.kcache, self.vcache = self.block.args[-2], self.block.args[-1]
+        first = len(self.block.args) - 2 * cache.layers
+        self.caches: list[SSAValue] = list(self.block.args[first:])
+        """The current value of each layer's caches: kcache0, vcache0, kcache1, ..."""
         self.layer = 0
 
     # Hooks of the subclasses --------------------------------------------------------------
@@ -126,7 +142,7 @@ class _StepBuilder:
             arg.name_hint = name
         for op in self.forward.body.block.ops:
             if isinstance(op, func.ReturnOp):
-                outputs = [self.values[v] for v in op.operands] + [self.kcache, self.vcache]
+                outputs = [self.values[v] for v in op.operands] + self.caches
                 self.builder.insert(func.ReturnOp(*outputs))
             elif isinstance(op, tf.RopeOp | tf.PositionEmbeddingOp):
                 self.positioned(op)
@@ -161,13 +177,23 @@ class _StepBuilder:
             self.values[old] = res
         return self.insert(new)
 
+    @property
+    def kcache(self) -> SSAValue:
+        """This layer's key cache (as last written)."""
+        return self.caches[2 * self.layer]
+
+    @property
+    def vcache(self) -> SSAValue:
+        return self.caches[2 * self.layer + 1]
+
     def write_caches(self, op: tf.AttentionOp, pos: SSAValue) -> None:
-        """kv_write the key and value rows of `op`, starting at position `pos`."""
-        for which, row in (("kcache", op.key), ("vcache", op.value)):
-            write = self.insert(tf.KVWriteOp(getattr(self, which), self.values[row], pos,
-                                             layer=self.layer, ring=self.cache.ring))
-            write.result.name_hint = f"{which[0]}cache{self.layer}"
-            setattr(self, which, write.result)
+        """kv_write the key and value rows of `op` into this layer's caches from `pos`."""
+        for which, row in ((0, op.key), (1, op.value)):
+            slot = 2 * self.layer + which
+            write = self.insert(tf.KVWriteOp(self.caches[slot], self.values[row], pos,
+                                             layer=0, ring=self.cache.ring))
+            write.result.name_hint = f"{'kv'[which]}cache{self.layer}"
+            self.caches[slot] = write.result
 
 
 class _DecodeBuilder(_StepBuilder):
@@ -184,10 +210,10 @@ class _DecodeBuilder(_StepBuilder):
         self.end = end.result
 
     def arg_types(self, tokens: Attribute) -> list[Attribute]:
-        return [_refine_tokens(tokens), IndexType(), self.cache.type, self.cache.type]
+        return [_refine_tokens(tokens), IndexType(), *self.cache.arg_types()]
 
     def arg_names(self) -> list[str]:
-        return ["tok", "pos", "kcache", "vcache"]
+        return ["tok", "pos", *self.cache.arg_names()]
 
     def refine(self, t: Attribute) -> Attribute:
         return _refine_tokens(t)
@@ -202,7 +228,7 @@ class _DecodeBuilder(_StepBuilder):
     def attend(self, op: tf.AttentionOp) -> SSAValue:
         self.write_caches(op, self.pos)
         new = self.insert(tf.CachedAttentionOp(
-            self.values[op.query], self.kcache, self.vcache, self.end, layer=self.layer,
+            self.values[op.query], self.kcache, self.vcache, self.end, layer=0,
             heads=op.heads.value.data, kv_heads=op.kv_heads.value.data,
             head_dim=op.head_dim.value.data, scale=op.scale.value.data, ring=self.cache.ring))
         new.result.name_hint = op.result.name_hint
@@ -222,10 +248,10 @@ class _PrefillBuilder(_StepBuilder):
         self.start = zero.result
 
     def arg_types(self, tokens: Attribute) -> list[Attribute]:
-        return [tokens, self.cache.type, self.cache.type]
+        return [tokens, *self.cache.arg_types()]
 
     def arg_names(self) -> list[str]:
-        return ["tokens", "kcache", "vcache"]
+        return ["tokens", *self.cache.arg_names()]
 
     def attend(self, op: tf.AttentionOp) -> SSAValue:
         props = {} if self.window is None else {"window": IntegerAttr(self.window, i64)}
@@ -310,7 +336,8 @@ def _find_forward(module: ModuleOp) -> func.FuncOp:
 
 
 def _cache_shape(forward: func.FuncOp, capacity: int, ring: bool) -> CacheShape:
-    """One cache shape for all layers; attention ops must agree on kv_heads and head_dim."""
+    """One cache shape for all layers; attention ops must agree on kv_heads and head_dim
+    (every layer's buffer has the same type, which the C runtime and the runner rely on)."""
     attentions = [op for op in forward.body.block.ops if isinstance(op, tf.AttentionOp)]
     if not attentions:
         raise IrtoolError("extract-kv-cache: @forward has no transformer.attention op, so there "
@@ -327,7 +354,7 @@ def _cache_shape(forward: func.FuncOp, capacity: int, ring: bool) -> CacheShape:
             raise IrtoolError(
                 f"extract-kv-cache: transformer.attention #{i} has kv_heads = {got[0]}, "
                 f"head_dim = {got[1]} but #0 has kv_heads = {kv_heads}, head_dim = {head_dim}; "
-                "the caches are one tensor per K and V, so every layer must have the same shape")
+                "every layer's caches must have the same shape")
         if op.key.type.element_type != first.key.type.element_type:
             raise IrtoolError(f"extract-kv-cache: transformer.attention #{i} has keys of "
                               f"{op.key.type.element_type}, #0 of {first.key.type.element_type}")

@@ -446,7 +446,7 @@ def test_stories260k_full_cache_does_not_fit_riscv_ulp(shared_models):
     with pytest.raises(IrtoolError) as err:
         allocate(module, "riscv-ulp")
     msg = str(err.value)
-    assert "@state.kcache (state, 327680 bytes)" in msg
+    assert "@state.kcache0 (state, 65536 bytes)" in msg
     assert "extract-kv-cache{capacity=" in msg
 
 

@@ -233,8 +233,11 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
         if "#rows=" in n:
             stripes.setdefault(n.split("#")[0], []).append(channel[i])
     assert stripes and all(len(set(c)) == len(c) == 4 for c in stripes.values())
-    caches = [i for i, (_, _, r) in enumerate(buffers) if r == "c"]
-    assert len(caches) == 2 and channel[caches[0]] != channel[caches[1]]
+    # one key and one value cache per layer; a layer's two on different channels
+    caches = {n: channel[i] for i, (n, _, r) in enumerate(buffers) if r == "c"}
+    layers = [n.removeprefix("kcache") for n in caches if n.startswith("kcache")]
+    assert len(layers) >= 2 and len(caches) == 2 * len(layers)
+    assert all(caches[f"kcache{lay}"] != caches[f"vcache{lay}"] for lay in layers)
     per_channel: dict[int, int] = {}
     for i, (_, nbytes, _) in enumerate(buffers):
         per_channel[channel[i]] = per_channel.get(channel[i], 0) + nbytes

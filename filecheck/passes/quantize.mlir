@@ -70,19 +70,19 @@
 // W8A8-NEXT:  quant.qlinear %[[XQ]]
 // W8A8:       transformer.linear {{.*}} -> tensor<?x512xf32>
 
-// kv=int8 after extract-kv-cache: int8 caches plus one scale per cached row, appended after the
+// kv=int8 after extract-kv-cache: int8 caches (one K and one V per layer) plus one scale per cached row, appended after the
 // caches in @prefill and @decode alike; the batched prefill attends over int8-rounded rows.
 // KV:         irtool.quant = {scheme = "none", kv = "int8", per_tensor = false, lm_head = "float"}
-// KV-LABEL:   func.func @prefill(%tokens: tensor<?xi32>, %kcache: tensor<5x4x32x8xi8>, %vcache: tensor<5x4x32x8xi8>, %kscales: tensor<5x4x32xf32>, %vscales: tensor<5x4x32xf32>) -> (tensor<?x512xf32>, tensor<5x4x32x8xi8>, tensor<5x4x32x8xi8>, tensor<5x4x32xf32>, tensor<5x4x32xf32>) {
+// KV-LABEL:   func.func @prefill(%tokens: tensor<?xi32>, %kcache0: tensor<1x4x32x8xi8>, %vcache0: tensor<1x4x32x8xi8>, %kcache1: tensor<1x4x32x8xi8>, {{.*}}, %vcache4: tensor<1x4x32x8xi8>, %kscales0: tensor<1x4x32xf32>, %vscales0: tensor<1x4x32xf32>, {{.*}}, %vscales4: tensor<1x4x32xf32>) -> (tensor<?x512xf32>, tensor<1x4x32x8xi8>, {{.*}}, tensor<1x4x32xf32>) {
 // KV:           %[[KQ:.*]], %[[KS:.*]] = quant.dynamic_quantize %[[K:.*]] {group = 8 : i64} : tensor<?x32xf32> -> tensor<?x32xi8>, tensor<?x4xf32>
 // KV-NEXT:      %[[KD:.*]] = quant.dequantize %[[KQ]], %[[KS]] {group = 8 : i64} : tensor<?x32xi8>, tensor<?x4xf32> -> tensor<?x32xf32>
 // KV:           transformer.attention %{{.*}}, %[[KD]], %{{.*}}
-// KV-NEXT:      %kcache0, %kscales0 = quant.kv_write %kcache, %kscales, %[[K]], %start {layer = 0 : i64} : tensor<5x4x32x8xi8>, tensor<5x4x32xf32>, tensor<?x32xf32> -> tensor<5x4x32x8xi8>, tensor<5x4x32xf32>
-// KV:           func.return %{{.*}}, %kcache4, %vcache4, %kscales4, %vscales4 : tensor<?x512xf32>, tensor<5x4x32x8xi8>, tensor<5x4x32x8xi8>, tensor<5x4x32xf32>, tensor<5x4x32xf32>
-// KV-LABEL:   func.func @decode(%tok: tensor<1xi32>, %pos: index, %kcache: tensor<5x4x32x8xi8>, %vcache: tensor<5x4x32x8xi8>, %kscales: tensor<5x4x32xf32>, %vscales: tensor<5x4x32xf32>) -> (tensor<1x512xf32>, tensor<5x4x32x8xi8>, tensor<5x4x32x8xi8>, tensor<5x4x32xf32>, tensor<5x4x32xf32>) {
-// KV:           %kcache0, %kscales0 = quant.kv_write %kcache, %kscales, %{{.*}}, %pos {layer = 0 : i64}
-// KV-NEXT:      %vcache0, %vscales0 = quant.kv_write %vcache, %vscales, %{{.*}}, %pos {layer = 0 : i64}
-// KV-NEXT:      quant.cached_attention %{{.*}}, %kcache0, %kscales0, %vcache0, %vscales0, %end {layer = 0 : i64, heads = 8 : i64, kv_heads = 4 : i64, head_dim = 8 : i64, scale = 0.353553385 : f32} : tensor<1x64xf32>, tensor<5x4x32x8xi8>, tensor<5x4x32xf32>, tensor<5x4x32x8xi8>, tensor<5x4x32xf32> -> tensor<1x64xf32>
+// KV-NEXT:      %kcache0_1, %kscales0_1 = quant.kv_write %kcache0, %kscales0, %[[K]], %start {layer = 0 : i64} : tensor<1x4x32x8xi8>, tensor<1x4x32xf32>, tensor<?x32xf32> -> tensor<1x4x32x8xi8>, tensor<1x4x32xf32>
+// KV:           func.return %{{.*}}, %kcache0_1, %vcache0_1, {{.*}}, %vcache4_1, %kscales0_1, %vscales0_1, {{.*}}, %vscales4_1 : tensor<?x512xf32>, tensor<1x4x32x8xi8>,
+// KV-LABEL:   func.func @decode(%tok: tensor<1xi32>, %pos: index, %kcache0: tensor<1x4x32x8xi8>, %vcache0: tensor<1x4x32x8xi8>, {{.*}}, %vcache4: tensor<1x4x32x8xi8>, %kscales0: tensor<1x4x32xf32>, {{.*}}, %vscales4: tensor<1x4x32xf32>) -> (tensor<1x512xf32>, {{.*}}) {
+// KV:           %kcache0_1, %kscales0_1 = quant.kv_write %kcache0, %kscales0, %{{.*}}, %pos {layer = 0 : i64}
+// KV-NEXT:      %vcache0_1, %vscales0_1 = quant.kv_write %vcache0, %vscales0, %{{.*}}, %pos {layer = 0 : i64}
+// KV-NEXT:      quant.cached_attention %{{.*}}, %kcache0_1, %kscales0_1, %vcache0_1, %vscales0_1, %end {layer = 0 : i64, heads = 8 : i64, kv_heads = 4 : i64, head_dim = 8 : i64, scale = 0.353553385 : f32} : tensor<1x64xf32>, tensor<1x4x32x8xi8>, tensor<1x4x32xf32>, tensor<1x4x32x8xi8>, tensor<1x4x32xf32> -> tensor<1x64xf32>
 // KV-NOT:       transformer.kv_write
 // KV-NOT:       transformer.cached_attention
 

@@ -171,12 +171,14 @@ class KernelWriter:
         if n == "transformer.kv_write":
             _, kv, cap, hd = _shape(o[0])
             return (f"irt_hls::kv_write<{kv}, {cap}, {hd}>({self.name(o[0])}, "
-                    f"{self.name(o[1])}, layer, {self.index(o[2])})")
+                    f"{self.name(o[1])}, {_prop(op, 'layer').value.data}, "
+                    f"{self.index(o[2])})")
         if n == "transformer.cached_attention":
             _, kv, cap, hd = _shape(o[1])
             heads = _prop(op, "heads").value.data
             return (f"irt_hls::cached_attention<{heads}, {kv}, {hd}, {cap}>({self.name(o[0])}, "
-                    f"{self.name(o[1])}, {self.name(o[2])}, layer, {self.index(o[3])}, "
+                    f"{self.name(o[1])}, {self.name(o[2])}, {_prop(op, 'layer').value.data}, "
+                    f"{self.index(o[3])}, "
                     f"{_lit(_prop(op, 'scale').value.data)}, {self.result(op)})")
         if n in ("transformer.add", "transformer.mul"):
             fn = n.split(".")[1]
