@@ -154,7 +154,7 @@ def _check_compile_request(module, prompt: list[int], args: argparse.Namespace) 
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
-    from irtool.compile import CompileOptions, compile_to_c
+    from irtool.compile import MAPPING_FILE, CompileOptions, compile_to_c
     from irtool.frontend.load import DEFAULT_MODEL, import_model
     from irtool.output_safety import check_project_dir
     from irtool.quality import EVAL_FILE
@@ -194,10 +194,16 @@ def cmd_compile(args: argparse.Namespace) -> None:
     sampling = options_from_args(args, tok)
     opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
-                          calibration=calibration)
+                          calibration=calibration, prefill=args.prefill,
+                          prefill_tokens=args.prefill_tokens)
+    if args.prefill_tokens < 0:
+        raise IrtoolError("--prefill-tokens must be at least 1 (0: the prompt's length)")
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts, sampling=sampling,
                        report=args.report)
+    mapping = out / MAPPING_FILE
+    if mapping.is_file():
+        print(mapping.read_text(), end="")
     if args.report:
         print(f"wrote {out / 'report.html'} (irtool report: the memory plan as pictures)")
     what = ""
@@ -291,6 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     kv.add_argument("--window", type=int, metavar="W",
                     help="sliding-window KV cache of W positions")
     kv.add_argument("--capacity", type=int, metavar="N", help="KV cache of N positions")
+    comp.add_argument("--prefill", choices=("batched", "token"),
+                      help="how the prompt goes in: batched (chunks of --prefill-tokens tokens "
+                           "per call, each linear a GEMM, beside the one-token decode step) or "
+                           "token (through the decode step); default: the target's (siracusa: "
+                           "batched, the others: token)")
+    comp.add_argument("--prefill-tokens", type=int, default=0, metavar="T",
+                      help="tokens per batched prefill call, static in the program (default: "
+                           "the prompt's length); a longer prompt goes in chunks of T, the "
+                           "rest through the decode step")
     comp.add_argument("--time-limit", type=float, default=10.0,
                       help="seconds for the CP-SAT memory allocator")
     comp.add_argument("--quant", default="none",

@@ -31,10 +31,12 @@ from irtool.interpreter.transformer import TransformerFunctions
 from irtool.ir_names import (
     DECODE,
     FORWARD,
+    KV_CAPACITY_ATTR,
     MAX_SEQ_LEN_ATTR,
     PREFILL,
     PREFILL_ATTR,
     PREFILL_TOKEN_BY_TOKEN,
+    PREFILL_TOKENS_ATTR,
     VOCAB_ATTR,
     entry_points,
 )
@@ -132,15 +134,36 @@ class ModelRunner:
         """Zeros of the types of @decode's arguments after the token and the position."""
         return tuple(_zeros(arg.type) for arg in self._decode.args[2:])
 
+    @property
+    def prefill_tokens(self) -> int:
+        """T of a static `@prefill(tokens, pos, *state)` (0: none, or a dynamic one)."""
+        return (self._int_attr(PREFILL_TOKENS_ATTR) or 0) if self._prefill is not None else 0
+
     def prefill(self, ids: np.ndarray) -> tuple[np.ndarray, State]:
-        """Logits of every prompt position and the state after the prompt (decode levels)."""
+        """Logits of every prompt position and the state after the prompt (decode levels).
+        A static @prefill of T tokens takes the prompt in chunks of T while they fit the
+        cache (as the C programs do), the rest goes through @decode."""
         state = self.initial_state()
+        if self.prefill_tokens:
+            return self._chunked_prefill(ids, state)
         if self.batched_prefill:
             logits, *rest = self.interpreter.call_op(PREFILL, (ids, *state))
             return np.array(logits, dtype=np.float32), tuple(rest)
         rows = []
         for pos, tok in enumerate(ids):
             row, state = self.decode_step(int(tok), pos, state)
+            rows.append(row)
+        return np.concatenate(rows), state
+
+    def _chunked_prefill(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        n, rows, pos = self.prefill_tokens, [], 0
+        capacity = self._int_attr(KV_CAPACITY_ATTR) or ids.size
+        while pos + n <= min(ids.size, capacity):
+            logits, *rest = self.interpreter.call_op(PREFILL, (ids[pos:pos + n], pos, *state))
+            rows.append(np.array(logits, dtype=np.float32))
+            state, pos = tuple(rest), pos + n
+        for p in range(pos, ids.size):
+            row, state = self.decode_step(int(ids[p]), p, state)
             rows.append(row)
         return np.concatenate(rows), state
 

@@ -25,8 +25,26 @@ def _c_bytes(b: bytes) -> str:
     return '"' + "".join(f"\\x{c:02x}" for c in b) + '"'
 
 
+MAIN_HOOKS = """/* A target's hooks around each call of the model (its main_c may define them). */
+#ifndef IRT_STEP_BEGIN
+#define IRT_STEP_BEGIN()
+#define IRT_STEP_END()
+#endif
+#ifndef IRT_PREFILL_BEGIN
+#define IRT_PREFILL_BEGIN()
+#define IRT_PREFILL_END()
+#endif
+#ifndef IRT_REPORT
+#define IRT_REPORT(positions)
+#endif
+"""
+
+
 def main_c(prompt: Sequence[int], steps: int, pieces: Sequence[bytes], bos: int,
-           strip_after_bos: Sequence[bool]) -> str:
+           strip_after_bos: Sequence[bool], hooks: str = "") -> str:
+    """main.c; `hooks` (C text after the includes) may define the MAIN_HOOKS macros: code
+    around each irt_decode (IRT_STEP_*) and irt_prefill (IRT_PREFILL_*) call, and a report
+    after the counts (IRT_REPORT, given the positions decoded)."""
     piece_table = ",\n".join(f"  {{{_c_bytes(p)}, {len(p)}, {int(s)}}}"
                              for p, s in zip(pieces, strip_after_bos, strict=False))
     prompt_list = ", ".join(str(t) for t in prompt)
@@ -37,7 +55,7 @@ def main_c(prompt: Sequence[int], steps: int, pieces: Sequence[bytes], bos: int,
 #include "model.h"
 #include "irt_run.h"
 #include "irt_target.h"
-
+{hooks}{MAIN_HOOKS}
 #define N_PROMPT {len(prompt)}
 #define GEN_KEEP (STEPS > 65536 ? 65536 : (STEPS > 0 ? STEPS : 1))
 #define STEPS {steps}
@@ -103,7 +121,7 @@ int main(int argc, char **argv)
     static int32_t generated[GEN_KEEP];
     long n_generated = 0;
     uint64_t prefill_instr = 0, decode_instr = 0;
-    int prefill_calls = 0, decode_calls = 0;
+    int prefill_calls = 0, decode_calls = 0, prefill_chunks = 0;
     int32_t prev = -1, tok = prompt[0];
     /* The last generated token is printed but never decoded: its logits would be unused. */
     long long total = (long long)N_PROMPT + STEPS - 1;
@@ -113,18 +131,47 @@ int main(int argc, char **argv)
     irt_sampler_t sampler;
     irt_sampler_init(&sampler, &sampling, sample_work, IRT_RUN_WORK);
     irt_init();
-    for (long long pos = 0; pos < total; pos++) {{
+    for (long long pos = 0; pos < total;) {{
+        const float *logits;
+        long long n = 1; /* positions decoded by this call */
+        uint64_t start;
         print_token(prev, tok);
         pending = 0;
-        uint64_t start = irt_read_instret();
-        const float *logits = irt_decode(&tok, pos);
-        uint64_t used = irt_read_instret() - start;
-        if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
-        else {{ decode_instr += used; decode_calls++; }}
-        if (logits_out) fwrite(logits, sizeof(float), IRT_VOCAB, logits_out);
+#if IRT_PREFILL_TOKENS > 1
+        /* a whole chunk of the prompt in one batched call, while one fits the prompt and
+           the cache; the rest goes through irt_decode (the same numbers, row for row) */
+        if (pos + IRT_PREFILL_TOKENS <= N_PROMPT
+            && pos + IRT_PREFILL_TOKENS <= IRT_MAX_POSITIONS) {{
+            n = IRT_PREFILL_TOKENS;
+            for (long long i = 1; i < n; i++) print_token(prompt[pos + i - 1], prompt[pos + i]);
+            start = irt_read_instret();
+            IRT_PREFILL_BEGIN();
+            logits = irt_prefill(&prompt[pos], (int32_t)pos);
+            IRT_PREFILL_END();
+            prefill_instr += irt_read_instret() - start;
+            prefill_calls += (int)n;
+            prefill_chunks++;
+            prev = prompt[pos + n - 2];
+            tok = prompt[pos + n - 1];
+        }} else
+#endif
+        {{
+            start = irt_read_instret();
+            IRT_STEP_BEGIN();
+            logits = irt_decode(&tok, pos);
+            IRT_STEP_END();
+            uint64_t used = irt_read_instret() - start;
+            if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
+            else {{ decode_instr += used; decode_calls++; }}
+        }}
+        /* a batched call's logits rows (one per position) end at its last position's */
+        if (logits_out)
+            fwrite(logits - (n - 1) * IRT_VOCAB, sizeof(float), (size_t)(n * IRT_VOCAB),
+                   logits_out);
+        pos += n;
         int32_t next;
-        if (pos + 1 < N_PROMPT) {{
-            next = prompt[pos + 1];
+        if (pos < N_PROMPT) {{
+            next = prompt[pos];
         }} else {{
             next = irt_sample(&sampler, logits, IRT_VOCAB);
             if (is_stop(next)) break; /* ends the text, not printed */
@@ -142,6 +189,8 @@ int main(int argc, char **argv)
         printf(i ? ",%ld" : "%ld", (long)generated[i]);
     printf("\\n");
 #if IRT_HAS_INSTRUCTION_COUNTER
+    if (prefill_chunks)
+        printf("batched prefill: %d calls of %d tokens\\n", prefill_chunks, IRT_PREFILL_TOKENS);
     if (prefill_calls)
         printf("instructions per prompt token: %lu\\n",
                (unsigned long)(prefill_instr / (uint64_t)prefill_calls));
@@ -156,7 +205,9 @@ int main(int argc, char **argv)
     }}
 #else
     (void)prefill_instr; (void)decode_instr; (void)prefill_calls; (void)decode_calls;
+    (void)prefill_chunks;
 #endif
+    IRT_REPORT(prefill_calls + decode_calls);
     printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);
     if (logits_out) fclose(logits_out);
     return 0;

@@ -1,11 +1,12 @@
 /*
  * irt_hartcount_plugin.c - a qemu TCG plugin: exact instruction counts per hart, per decode
- * step and per parallel phase (siracusa on qemu-system-riscv32 -M virt -smp N).
+ * step, per batched prefill call and per parallel phase (siracusa on qemu-system-riscv32 -M virt -smp N).
  *
  * Under -icount, minstret is one counter shared by all harts (../shared/anchors/CLUSTER_RV32.md),
  * so per-core counts come from here: every translated block adds its instruction count to its
  * hart.  The program marks boundaries by calling empty functions (irt_team.h) whose addresses
- * the Makefile passes as arguments (step_begin=0x..., step_end, phase_begin, phase_end,
+ * the Makefile passes as arguments (step_begin=0x..., step_end, prefill_begin, prefill_end
+ * (counted apart: a second summary line "prefill-calls ... per-call"), phase_begin, phase_end,
  * device_begin, device_end: hart 0 running a device model, left out of the cluster's time).  A
  * parallel phase's time is its slowest hart's instructions between phase_begin and phase_end
  * (fork and barrier code included); a step's modelled time is hart 0's instructions outside the
@@ -38,16 +39,23 @@ void qemu_plugin_outs(const char *string);
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
 #define MAX_HARTS 64
-enum { STEP_BEGIN, STEP_END, PHASE_BEGIN, PHASE_END, DEVICE_BEGIN, DEVICE_END, MARKS };
-static const char *mark_names[MARKS] = {"step_begin", "step_end", "phase_begin", "phase_end",
+enum { STEP_BEGIN, STEP_END, PREFILL_BEGIN, PREFILL_END, PHASE_BEGIN, PHASE_END, DEVICE_BEGIN,
+       DEVICE_END, MARKS };
+static const char *mark_names[MARKS] = {"step_begin", "step_end", "prefill_begin",
+                                        "prefill_end", "phase_begin", "phase_end",
                                         "device_begin", "device_end"};
 static uint64_t mark_addr[MARKS];
 
+/* the counts of one kind of call: decode steps (0) or batched prefill calls (1) */
+typedef struct {
+    uint64_t steps, phases, hart0_in_phases, slowest_sum, parallel_sum, device_sum;
+    uint64_t hart0_in_steps;
+} acc_t;
+static acc_t acc[2];
 static uint64_t total[MAX_HARTS], in_steps[MAX_HARTS];
 static uint64_t step_start[MAX_HARTS], phase_start[MAX_HARTS];
-static uint64_t steps, phases, hart0_in_phases, slowest_sum, parallel_sum;
-static uint64_t device_start, device_sum; /* hart 0 running a device model (not cluster time) */
-static int in_step;
+static uint64_t device_start; /* hart 0 running a device model (not cluster time) */
+static int in_step, kind;
 static unsigned harts_seen;
 
 static void count(unsigned int vcpu, void *n)
@@ -62,17 +70,22 @@ static void count(unsigned int vcpu, void *n)
 static void mark(unsigned int vcpu, void *what)
 {
     (void)vcpu;
+    acc_t *a = &acc[kind];
     switch ((int)(uintptr_t)what) {
     case STEP_BEGIN:
+    case PREFILL_BEGIN:
         memcpy(step_start, total, sizeof total);
         in_step = 1;
+        kind = (int)(uintptr_t)what == PREFILL_BEGIN;
         break;
     case STEP_END:
+    case PREFILL_END:
         if (!in_step)
             break;
         for (unsigned h = 0; h < MAX_HARTS; h++)
             in_steps[h] += total[h] - step_start[h];
-        steps++;
+        a->hart0_in_steps += total[0] - step_start[0];
+        a->steps++;
         in_step = 0;
         break;
     case PHASE_BEGIN:
@@ -84,13 +97,13 @@ static void mark(unsigned int vcpu, void *what)
         uint64_t slowest = 0;
         for (unsigned h = 0; h < MAX_HARTS; h++) {
             uint64_t d = total[h] - phase_start[h];
-            parallel_sum += d;
+            a->parallel_sum += d;
             if (d > slowest)
                 slowest = d;
         }
-        hart0_in_phases += total[0] - phase_start[0];
-        slowest_sum += slowest;
-        phases++;
+        a->hart0_in_phases += total[0] - phase_start[0];
+        a->slowest_sum += slowest;
+        a->phases++;
         break;
     }
     case DEVICE_BEGIN:
@@ -98,7 +111,7 @@ static void mark(unsigned int vcpu, void *what)
         break;
     case DEVICE_END:
         if (in_step)
-            device_sum += total[0] - device_start;
+            a->device_sum += total[0] - device_start;
         break;
     }
 }
@@ -125,14 +138,20 @@ static void report(qemu_plugin_id_t id, void *p)
                  h, total[h], in_steps[h]);
         qemu_plugin_outs(line);
     }
-    uint64_t serial = in_steps[0] - hart0_in_phases - device_sum;
-    snprintf(line, sizeof line,
-             "hartcount: steps %" PRIu64 " phases %" PRIu64 " serial %" PRIu64
-             " parallel-slowest %" PRIu64 " parallel-sum %" PRIu64 " device %" PRIu64
-             " per-step %" PRIu64 "\n",
-             steps, phases, serial, slowest_sum, parallel_sum, device_sum,
-             steps ? (serial + slowest_sum) / steps : 0);
-    qemu_plugin_outs(line);
+    for (int k = 0; k < 2; k++) {
+        const acc_t *a = &acc[k];
+        uint64_t serial = a->hart0_in_steps - a->hart0_in_phases - a->device_sum;
+        if (k == 1 && !a->steps)
+            break; /* no batched prefill */
+        snprintf(line, sizeof line,
+                 "hartcount: %s %" PRIu64 " phases %" PRIu64 " serial %" PRIu64
+                 " parallel-slowest %" PRIu64 " parallel-sum %" PRIu64 " device %" PRIu64
+                 " per-%s %" PRIu64 "\n",
+                 k ? "prefill-calls" : "steps", a->steps, a->phases, serial, a->slowest_sum,
+                 a->parallel_sum, a->device_sum, k ? "call" : "step",
+                 a->steps ? (serial + a->slowest_sum) / a->steps : 0);
+        qemu_plugin_outs(line);
+    }
 }
 
 __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id,
