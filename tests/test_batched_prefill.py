@@ -1,0 +1,198 @@
+"""Batched prefill in C: the prompt in chunks of T tokens through one static `@prefill` call
+(each linear a [T, d] GEMM, T rows written into the KV cache, cached attention of the T rows),
+beside the one-token `@decode`, each mode mapped by the cost model.
+
+References (independent of the batched path): the quant-level interpreter running the prompt
+token by token through `@decode` (the module with its `@prefill` removed), and llama2.c's
+fp32 golden tokens. Proved here:
+
+* siracusa, stories260K W8A8 + int8 KV, prompt of 5 as one call of 5: the tokens on qemu with
+  1 core, 8 cores, 8 cores + NPU; the plugin counts the prefill call apart from the decode
+  steps, with parallel phases on 8 cores; the mapping report's cycles are the description's
+  formulas, counted here from the layer shapes;
+* a MicroLlama-shaped model (dim 64, 8 layers, 16 heads of 4, random weights), prompt of 6
+  with T = 4: one batched call and two decode steps for the prompt, the same tokens;
+* riscv-ulp fp32 with `--prefill batched`: llama2.c's golden tokens on qemu.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.requirements import need
+from tests.test_siracusa import MICRO, _hartcount, _make, _tokens, without_npu, write_microllama
+
+CAPACITY = 64
+STEPS = 8
+
+
+def token_by_token(module, store, prompt, steps) -> list[int]:
+    """The quant-level interpreter's greedy tokens with the prompt through @decode only."""
+    from irtool.interpreter.runner import ModelRunner
+    from irtool.ir_names import PREFILL, PREFILL_TOKENS_ATTR, entry_points
+
+    module = module.clone()
+    module.body.block.erase_op(entry_points(module)[PREFILL])
+    module.attributes.pop(PREFILL_TOKENS_ATTR)
+    return ModelRunner(module, store).generate(prompt, steps)
+
+
+@pytest.fixture(scope="module")
+def cluster_target(tmp_path_factory) -> str:
+    return str(without_npu(tmp_path_factory.mktemp("target") / "siracusa_cluster"))
+
+
+@pytest.fixture(scope="module")
+def golden(shared_models):
+    return json.loads((shared_models / "stories260K" / "golden.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def stories(shared_models, cluster_target, golden):
+    """stories260K W8A8 + int8 KV at the quant level with a static @prefill of the prompt's
+    5 tokens, and the token-by-token interpreter's tokens."""
+    from irtool.compile import CompileOptions, prepare_for_target
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+
+    d = shared_models / "stories260K"
+    prompt = golden["prompt_ids"]
+    opts = CompileOptions(target=cluster_target, capacity=CAPACITY, quant="w8a8", kv="int8",
+                          calibration=str(d / "eval_tokens.json"), time_limit=5,
+                          prefill="batched", prefill_tokens=len(prompt))
+    module, store = prepare_for_target(*import_model(d / "stories260K.bin"), opts)
+    want = token_by_token(module, store, prompt, STEPS)
+    # the interpreter's own batched path agrees (its @prefill: one call of the 5 tokens)
+    assert ModelRunner(module.clone(), store).generate(prompt, STEPS) == want
+    return module, store, opts, want
+
+
+def _compile(quant_level, out: Path, target: str, prompt, steps) -> Path:
+    from irtool.compile import compile_to_c
+
+    module, store, opts = quant_level
+    compile_to_c(module.clone(), store, out, prompt=prompt, steps=steps, tokenizer=None,
+                 opts=dataclasses.replace(opts, target=target, quant="none", kv="none",
+                                          calibration=None))
+    return out
+
+
+def _prefill_line(out: str) -> dict[str, int]:
+    m = re.search(r"^hartcount: prefill-calls (\d+) phases (\d+) serial (\d+) parallel-slowest "
+                  r"(\d+) parallel-sum (\d+) device (\d+) per-call (\d+)$", out, re.MULTILINE)
+    assert m, out[-3000:]
+    keys = ("calls", "phases", "serial", "slowest", "parallel_sum", "device", "per_call")
+    return dict(zip(keys, map(int, m.groups()), strict=True))
+
+
+# per layer of stories260K: (K, N) of wq, wk, wv, wo, w1, w3, w2
+STORIES_LINEARS = [(64, 64), (64, 32), (64, 32), (64, 64), (64, 172), (64, 172), (172, 64)]
+
+
+def npu_cycles(T: int, K: int, N: int) -> float:
+    """description.json's NPU: 200 + 9 per 32x32 block and token, + 8 per output (requant)."""
+    return 200 + 9 * -(-K // 32) * -(-N // 32) * T + 8 * N * T
+
+
+def cluster_cycles(T: int, K: int, N: int) -> float:
+    """8 cores, 4-row blocks, 4.25 instructions per MAC, 300 per fork/join."""
+    blocks = -(-N // 4)
+    rows = min(N, -(-blocks // 8) * 4)
+    return rows * K * T * 4.25 + 300
+
+
+def test_stories260k_batched_prefill_on_qemu_1_8_cores_and_npu(stories, golden, tmp_path,
+                                                                cluster_target):
+    need("riscv", "qemu", "cc")
+    module, store, opts, want = stories
+    prompt = golden["prompt_ids"]
+    cluster = _compile((module, store, opts), tmp_path / "cluster", cluster_target, prompt,
+                       STEPS)
+    npu = _compile((module, store, opts), tmp_path / "npu", "siracusa", prompt, STEPS)
+    model_c = (cluster / "model.c").read_text()
+    assert "const float *irt_prefill(const int32_t *tokens, int32_t pos)" in model_c
+    # @prefill's linears are GEMMs of 5 rows on the 8 cores (T=5 in every call)
+    prefill_c = model_c.split("irt_prefill(const int32_t *tokens")[1]
+    assert len(re.findall(r"sir_linear_w8a8\(.*, 5, \d+, \d+, 8\);", prefill_c)) == 35
+
+    runs = {"1 core": _make(cluster, "run", "CORES=1"), "8 cores": _make(cluster, "run"),
+            "8 cores + NPU": _make(npu, "run")}
+    lines = {}
+    for name, out in runs.items():
+        assert _tokens(out) == want, name
+        assert "batched prefill: 1 calls of 5 tokens" in out
+        harts, decode = _hartcount(out)
+        lines[name] = prefill = _prefill_line(out)
+        assert prefill["calls"] == 1 and decode["steps"] == STEPS - 1
+    assert lines["1 core"]["phases"] == 0 and lines["8 cores"]["phases"] > 0
+    # the modelled prefill call (serial + slowest core per phase) on 8 cores is at least 3x
+    # shorter than on one core; the NPU shortens it further
+    assert lines["8 cores"]["per_call"] * 3 < lines["1 core"]["per_call"]
+    assert lines["8 cores + NPU"]["per_call"] < lines["8 cores"]["per_call"]
+
+    # the mapping report: both modes' linears on the NPU, the cluster's cost beside
+    text = (npu / "mapping.txt").read_text()
+    for mode, T in (("prefill (5 tokens per call)", 5), ("decode (1 token)", 1)):
+        npu_total = 5 * sum(npu_cycles(T, k, n) for k, n in STORIES_LINEARS)
+        cluster_total = 5 * sum(cluster_cycles(T, k, n) for k, n in STORIES_LINEARS)
+        assert (f"mapping of {mode}: W8A8 linears 35 on the NPU, 0 on the 8 cores: "
+                f"{npu_total:,.0f} modelled cycles per call (alternatives: all on the 8 cores "
+                f"{cluster_total:,.0f}, all on the NPU {npu_total:,.0f})") in text, text
+    assert "35 on the NPU" not in (cluster / "mapping.txt").read_text()
+
+
+@pytest.mark.parametrize("with_npu", [False, True])
+def test_microllama_chunk_and_tail_on_qemu(tmp_path, cluster_target, with_npu):
+    need("riscv", "qemu", "cc")
+    from irtool.compile import CompileOptions, prepare_for_target
+    from irtool.frontend.load import import_model
+
+    rng = np.random.default_rng(1)
+    calib = tmp_path / "calib.json"
+    calib.write_text(json.dumps([rng.integers(0, MICRO["vocab"], 24).tolist()
+                                 for _ in range(4)]))
+    target = "siracusa" if with_npu else cluster_target
+    opts = CompileOptions(target=target, capacity=32, quant="w8a8", kv="int8",
+                          calibration=str(calib), time_limit=5, prefill="batched",
+                          prefill_tokens=4)
+    module, store = prepare_for_target(*import_model(write_microllama(tmp_path / "m.bin")),
+                                       opts)
+    prompt, steps = [1, 17, 42, 5, 63, 8], 6
+    want = token_by_token(module, store, prompt, steps)
+    out = _compile((module, store, opts), tmp_path / "out", target, prompt, steps)
+    model_c = (out / "model.c").read_text()
+    prefill_c = model_c.split("irt_prefill(const int32_t *tokens")[1]
+    assert prefill_c.count("npu_linear_w8a8(") == (7 * 8 if with_npu else 0)
+    for cores in ((8,) if with_npu else (1, 8)):
+        text = _make(out, "run", f"CORES={cores}")
+        assert _tokens(text) == want
+        assert "batched prefill: 1 calls of 4 tokens" in text
+        # the 2 prompt tokens after the chunk and all but the last generated one: decode steps
+        assert _hartcount(text)[1]["steps"] == 2 + steps - 1
+        assert _prefill_line(text)["calls"] == 1
+
+
+def test_riscv_ulp_fp32_batched_prefill_prints_the_golden_tokens(shared_models, golden,
+                                                                  tmp_path):
+    need("riscv", "qemu")
+    d = shared_models / "stories260K"
+    out = tmp_path / "p"
+    proc = subprocess.run(
+        [sys.executable, "-m", "irtool.cli", "compile", str(d / "stories260K.bin"), "--target",
+         "riscv-ulp", "--prompt-tokens", ",".join(map(str, golden["prompt_ids"])), "--steps",
+         "12", "--capacity", "64", "--prefill", "batched", "--prefill-tokens", "3",
+         "--tokenizer", str(d / "tok512.bin"), "-o", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "#define IRT_PREFILL_TOKENS 3" in (out / "model.h").read_text()
+    text = _make(out, "run")
+    assert "batched prefill: 1 calls of 3 tokens" in text
+    assert _tokens(text) == golden["new_ids"][:12]
