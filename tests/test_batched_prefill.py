@@ -122,6 +122,9 @@ def test_stories260k_batched_prefill_on_qemu_1_8_cores_and_npu(stories, golden, 
     # @prefill's linears are GEMMs of 5 rows on the 8 cores (T=5 in every call)
     prefill_c = model_c.split("irt_prefill(const int32_t *tokens")[1]
     assert len(re.findall(r"sir_linear_w8a8\(.*, 5, \d+, \d+, 8\);", prefill_c)) == 35
+    # and its attention of 5 rows by heads over the cores (rows one by one, each causal)
+    assert len(re.findall(r"sir_cached_attention_i8\(.*, 64, 5, \(pos \+ 5\), 0, .*, 8\);",
+                          prefill_c)) == 5
 
     runs = {"1 core": _make(cluster, "run", "CORES=1"), "8 cores": _make(cluster, "run"),
             "8 cores + NPU": _make(npu, "run")}
