@@ -199,3 +199,21 @@ def test_riscv_ulp_fp32_batched_prefill_prints_the_golden_tokens(shared_models, 
     text = _make(out, "run")
     assert "batched prefill: 1 calls of 3 tokens" in text
     assert _tokens(text) == golden["new_ids"][:12]
+
+
+def test_library_feeds_the_prompt_in_batched_chunks(tmp_path):
+    """irt_feed (irt_generate.c) takes whole chunks through irt_prefill: the README's
+    firmware loop on the host library, prompt of 5 in chunks of 2 + one decode step, prints
+    llama2.c's golden tokens."""
+    need("cc")
+    from tests.test_library import GOLDEN, build_example, compile_project, make
+
+    project = compile_project(tmp_path / "host", "host", "--prefill", "batched",
+                              "--prefill-tokens", "2")
+    assert "#define IRT_PREFILL_TOKENS 2" in (project / "model.h").read_text()
+    make(project, "lib-host")
+    proc = build_example(project, "lib/host/libirtmodel.a")
+    assert proc.returncode == 0, proc.stderr
+    out = subprocess.run([str(project / "firmware")], capture_output=True, text=True,
+                         check=True).stdout
+    assert [int(t) for t in out.split()] == GOLDEN["new_ids"]

@@ -47,10 +47,18 @@ static int irt__flush(irt_generator_t *g)
 
 int irt_feed(irt_generator_t *g, const int32_t *tokens, int32_t n)
 {
-    int32_t i;
+    int32_t i = 0;
     if (irt__flush(g) != IRT_OK)
         return IRT_ERR_FULL;
-    for (i = 0; i < n; i++)
+#if IRT_PREFILL_TOKENS > 1
+    /* whole chunks through the batched prefill while they fit the cache (model.h) */
+    for (; i + IRT_PREFILL_TOKENS <= n && g->pos + IRT_PREFILL_TOKENS <= IRT_MAX_POSITIONS;
+         i += IRT_PREFILL_TOKENS) {
+        g->logits = irt_prefill(tokens + i, g->pos);
+        g->pos += IRT_PREFILL_TOKENS;
+    }
+#endif
+    for (; i < n; i++)
         if (irt__decode(g, tokens[i]) != IRT_OK)
             return IRT_ERR_FULL;
     return IRT_OK;
