@@ -217,3 +217,38 @@ def test_library_feeds_the_prompt_in_batched_chunks(tmp_path):
     out = subprocess.run([str(project / "firmware")], capture_output=True, text=True,
                          check=True).stdout
     assert [int(t) for t in out.split()] == GOLDEN["new_ids"]
+
+
+def test_static_prefill_equals_decode_steps_row_for_row(shared_models, golden):
+    """extract-kv-cache tokens=T: @prefill(tokens, pos) at pos 0 and pos 3 gives the logits
+    and caches of T decode steps (stories260K fp32 at the transformer level); bad options are
+    one clear error."""
+    from xdsl.passes import PassPipeline
+
+    from irtool.context import make_context
+    from irtool.errors import IrtoolError
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+    from irtool.passes import get_all_passes
+
+    def extracted(spec: str):
+        module, store = import_model(shared_models / "stories260K" / "stories260K.bin")
+        PassPipeline.parse_spec(get_all_passes(), spec).apply(make_context(), module)
+        return ModelRunner(module, store)
+
+    ids = np.array(golden["prompt_ids"] + golden["new_ids"][:1], dtype=np.int32)  # 6 tokens
+    static = extracted("extract-kv-cache{prefill=batched tokens=3 capacity=16}")
+    steps = extracted("extract-kv-cache{prefill=token-by-token capacity=16}")
+    state = static.initial_state()
+    rows = []
+    for pos in (0, 3):
+        logits, *state = static.interpreter.call_op("prefill", (ids[pos:pos + 3], pos, *state))
+        rows.append(np.array(logits))
+    want, want_state = steps.prefill(ids)
+    np.testing.assert_allclose(np.concatenate(rows), want, rtol=0, atol=2e-5)
+    for got, ref in zip(state, want_state, strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=0, atol=2e-5)
+    for spec, says in (("prefill=batched tokens=17 capacity=16", "does not fit the KV cache"),
+                       ("prefill=token-by-token tokens=3", "needs prefill=batched")):
+        with pytest.raises(IrtoolError, match=says):
+            extracted(f"extract-kv-cache{{{spec}}}")
