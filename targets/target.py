@@ -81,7 +81,7 @@ class Target:
         static token count of at least 2 is known."""
         mode = opts.prefill or self.default_prefill
         if mode not in PREFILL_CHOICES:
-            raise IrtoolError(f"--prefill {mode}: expected one of {', '.join(PREFILL_CHOICES)}")
+            raise IrtoolError(f"prefill '{mode}': expected one of {', '.join(PREFILL_CHOICES)}")
         return mode if mode == "token" or opts.prefill_tokens >= 2 else "token"
 
     def kv_pass(self, opts: PipelineOptions) -> str:

@@ -12,7 +12,8 @@ fp32 golden tokens. Proved here:
   formulas, counted here from the layer shapes;
 * a MicroLlama-shaped model (dim 64, 8 layers, 16 heads of 4, random weights), prompt of 6
   with T = 4: one batched call and two decode steps for the prompt, the same tokens;
-* riscv-ulp fp32 with `--prefill batched`: llama2.c's golden tokens on qemu.
+* riscv-ulp and cortex-m7-256k fp32 with `--prefill batched` (chunks + a tail through the
+  decode step): llama2.c's golden tokens on qemu; the host library's irt_feed likewise.
 """
 
 from __future__ import annotations
@@ -183,21 +184,24 @@ def test_microllama_chunk_and_tail_on_qemu(tmp_path, cluster_target, with_npu):
         assert _prefill_line(text)["calls"] == 1
 
 
-def test_riscv_ulp_fp32_batched_prefill_prints_the_golden_tokens(shared_models, golden,
-                                                                  tmp_path):
-    need("riscv", "qemu")
+@pytest.mark.parametrize("target, tools, tokens", [("riscv-ulp", ("riscv", "qemu"), 3),
+                                                   ("cortex-m7-256k", ("arm", "qemu-arm"), 2)])
+def test_fp32_batched_prefill_prints_the_golden_tokens(shared_models, golden, tmp_path,
+                                                       target, tools, tokens):
+    need(*tools)
     d = shared_models / "stories260K"
     out = tmp_path / "p"
     proc = subprocess.run(
         [sys.executable, "-m", "irtool.cli", "compile", str(d / "stories260K.bin"), "--target",
-         "riscv-ulp", "--prompt-tokens", ",".join(map(str, golden["prompt_ids"])), "--steps",
-         "12", "--capacity", "64", "--prefill", "batched", "--prefill-tokens", "3",
-         "--tokenizer", str(d / "tok512.bin"), "-o", str(out), "--quiet"],
+         target, "--prompt-tokens", ",".join(map(str, golden["prompt_ids"])), "--steps",
+         "12", "--capacity", "64", "--prefill", "batched", "--prefill-tokens", str(tokens),
+         "--tokenizer", str(d / "tok512.bin"), "-o", str(out), "--quiet", "--time-limit", "5"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "#define IRT_PREFILL_TOKENS 3" in (out / "model.h").read_text()
+    assert f"#define IRT_PREFILL_TOKENS {tokens}" in (out / "model.h").read_text()
     text = _make(out, "run")
-    assert "batched prefill: 1 calls of 3 tokens" in text
+    calls = len(golden["prompt_ids"]) // tokens
+    assert f"batched prefill: {calls} calls of {tokens} tokens" in text
     assert _tokens(text) == golden["new_ids"][:12]
 
 
