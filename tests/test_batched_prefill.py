@@ -256,3 +256,25 @@ def test_static_prefill_equals_decode_steps_row_for_row(shared_models, golden):
                        ("prefill=token-by-token tokens=3", "needs prefill=batched")):
         with pytest.raises(IrtoolError, match=says):
             extracted(f"extract-kv-cache{{{spec}}}")
+
+
+def test_hw_level_prefill_equals_the_quant_level(stories, golden):
+    """The lowered @prefill (GEMMs on the NPU, attention rows by heads on the cores) run by
+    the interpreter gives the quant level's logits; the prompt of 5 and one generated token
+    go in as a chunk of 5 and a decode step."""
+    from irtool.compile import lower_for_target
+    from irtool.dialects import hw
+    from irtool.interpreter.runner import ModelRunner
+
+    module, store, opts, _ = stories
+    ids = golden["prompt_ids"] + golden["new_ids"][:1]
+    ref = ModelRunner(module.clone(), store).forward(ids)
+    lowered = lower_for_target(module.clone(), dataclasses.replace(
+        opts, target="siracusa", quant="none", kv="none", calibration=None))
+    prefill = next(op for op in lowered.ops if getattr(op, "sym_name", None) is not None
+                   and op.sym_name.data == "prefill")
+    attention = [op for op in prefill.walk() if isinstance(op, hw.CallOp)
+                 and op.kernel == "sir_cached_attention_i8"]
+    assert len(attention) == 5 and {a.param("T") for a in attention} == {5}
+    got = ModelRunner(lowered, store).forward(ids)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
