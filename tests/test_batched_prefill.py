@@ -278,3 +278,30 @@ def test_hw_level_prefill_equals_the_quant_level(stories, golden):
     assert len(attention) == 5 and {a.param("T") for a in attention} == {5}
     got = ModelRunner(lowered, store).forward(ids)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5)
+
+
+def test_ring_cache_chunks_only_while_they_fit_the_window(shared_models, tmp_path):
+    """A ring of 8 positions, a prompt of 12 in chunks of 2: four calls fill the window, the
+    rest goes through the decode step; the tokens are the interpreter's token by token."""
+    need("cc")
+    from xdsl.passes import PassPipeline
+
+    from irtool.context import make_context
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+    from irtool.passes import get_all_passes
+    from tests.test_library import irtool, make
+
+    d = shared_models / "stories260K"
+    prompt = [1, 403, 407, 261, 378, 412, 306, 263, 404, 305, 300, 301]
+    module, store = import_model(d / "stories260K.bin")
+    PassPipeline.parse_spec(get_all_passes(), "extract-kv-cache{window=8 prefill=token-by-token}"
+                            ).apply(make_context(), module)
+    want = ModelRunner(module, store).generate(prompt, 16)
+    out = tmp_path / "ring"
+    irtool("compile", d / "stories260K.bin", "--target", "host", "--window", 8, "--steps", 16,
+           "--prefill", "batched", "--prefill-tokens", 2, "--prompt-tokens",
+           ",".join(map(str, prompt)), "-o", out, "--quiet")
+    text = make(out, "run")
+    assert "batched prefill: 4 calls of 2 tokens" in text
+    assert _tokens(text) == want

@@ -188,9 +188,9 @@ int main(int argc, char **argv)
     for (long i = 0; i < n_generated && i < GEN_KEEP; i++)
         printf(i ? ",%ld" : "%ld", (long)generated[i]);
     printf("\\n");
-#if IRT_HAS_INSTRUCTION_COUNTER
     if (prefill_chunks)
         printf("batched prefill: %d calls of %d tokens\\n", prefill_chunks, IRT_PREFILL_TOKENS);
+#if IRT_HAS_INSTRUCTION_COUNTER
     if (prefill_calls)
         printf("instructions per prompt token: %lu\\n",
                (unsigned long)(prefill_instr / (uint64_t)prefill_calls));
@@ -205,7 +205,6 @@ int main(int argc, char **argv)
     }}
 #else
     (void)prefill_instr; (void)decode_instr; (void)prefill_calls; (void)decode_calls;
-    (void)prefill_chunks;
 #endif
     IRT_REPORT(prefill_calls + decode_calls);
     printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);
