@@ -305,3 +305,30 @@ def test_ring_cache_chunks_only_while_they_fit_the_window(shared_models, tmp_pat
     text = make(out, "run")
     assert "batched prefill: 4 calls of 2 tokens" in text
     assert _tokens(text) == want
+
+
+def test_a_prefill_too_large_for_the_memories_says_so(shared_models, tmp_path):
+    """riscv-ulp with 96 KiB of SRAM: the decode step fits, a batched prefill of 63 tokens
+    ([63, 512] logits alone are 129,024 bytes) does not; the error names it and its need."""
+    desc = json.loads(Path(__file__).resolve().parents[1].joinpath(
+        "targets", "riscv_ulp", "description.json").read_text())
+    for m in desc["memories"]:
+        if m["name"] == "sram":
+            m["size"] = 98304 + m.get("reserved", 0)
+    desc["name"] = "riscv-ulp-small"
+    target = tmp_path / "small.json"
+    target.write_text(json.dumps(desc))
+    prompt = ",".join(str(t) for t in [1, *range(300, 362)])
+    proc = subprocess.run(
+        [sys.executable, "-m", "irtool.cli", "compile",
+         str(shared_models / "stories260K" / "stories260K.bin"), "--target", str(target),
+         "--capacity", "64", "--steps", "1", "--prefill", "batched", "--prompt-tokens", prompt,
+         "-o", str(tmp_path / "out"), "--time-limit", "2", "--quiet"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "prefill/%alloc" in proc.stderr and "(activation, 129024 bytes)" in proc.stderr
+    m = re.search(r"- a smaller batched prefill \(fewer --prefill-tokens, or --prefill token\): "
+                  r"its activations need (\d+) bytes at once, the decode step's (\d+)$",
+                  proc.stderr, re.MULTILINE)
+    assert m, proc.stderr[-2000:]
+    assert int(m.group(1)) >= 129024 > int(m.group(2))
