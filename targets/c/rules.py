@@ -239,9 +239,10 @@ def cached_attention_i8(op: q.CachedAttentionOp, arg: ArgMap, outs) -> KernelCal
 
 
 def batched_prefill_only(op: Operation, arg: ArgMap, outs) -> KernelCall:
-    raise unsupported(op, "(dequantize, requantize and dynamic_quantize appear only in a "
-                          "batched prefill, which the C target does not use: compile with "
-                          "extract-kv-cache{prefill=token-by-token})")
+    raise unsupported(op, "(dequantize, requantize and dynamic_quantize appear only in the "
+                          "dynamic batched prefill, which the C target does not use: compile "
+                          "with extract-kv-cache{prefill=token-by-token} or, static, "
+                          "{prefill=batched tokens=T})")
 
 
 PORTABLE_RULES = LoweringRules([
