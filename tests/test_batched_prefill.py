@@ -136,6 +136,13 @@ def test_stories260k_batched_prefill_on_qemu_1_8_cores_and_npu(stories, golden, 
         harts, decode = _hartcount(out)
         lines[name] = prefill = _prefill_line(out)
         assert prefill["calls"] == 1 and decode["steps"] == STEPS - 1
+        in_prefill = {int(h): int(n) for h, n in
+                      re.findall(r"^hartcount: hart (\d+) prefill (\d+)$", out, re.MULTILINE)}
+        assert set(in_prefill) == set(harts)
+        # every core works in the prefill call; hart 0's share is its serial work + its
+        # share of the phases + the device models (NPU, DMA) it runs
+        assert all(n > 0 for n in in_prefill.values())
+        assert in_prefill[0] >= prefill["serial"] + prefill["device"]
     assert lines["1 core"]["phases"] == 0 and lines["8 cores"]["phases"] > 0
     # the modelled prefill call (serial + slowest core per phase) on 8 cores is at least 3x
     # shorter than on one core; the NPU shortens it further

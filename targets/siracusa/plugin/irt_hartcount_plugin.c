@@ -1,6 +1,7 @@
 /*
  * irt_hartcount_plugin.c - a qemu TCG plugin: exact instruction counts per hart, per decode
- * step, per batched prefill call and per parallel phase (siracusa on qemu-system-riscv32 -M virt -smp N).
+ * step, per batched prefill call and per parallel phase (siracusa on qemu-system-riscv32
+ * -M virt -smp N).
  *
  * Under -icount, minstret is one counter shared by all harts (../shared/anchors/CLUSTER_RV32.md),
  * so per-core counts come from here: every translated block adds its instruction count to its
@@ -11,8 +12,10 @@
  * parallel phase's time is its slowest hart's instructions between phase_begin and phase_end
  * (fork and barrier code included); a step's modelled time is hart 0's instructions outside the
  * phases plus the sum of the phases' slowest harts.  Output (with -d plugin, on stderr):
- *   hartcount: hart H total N steps M
+ *   hartcount: hart H total N steps M          (steps: decode steps and prefill calls)
+ *   hartcount: hart H prefill P                (with batched prefill calls: their share)
  *   hartcount: steps S phases P serial X parallel-slowest Y parallel-sum Z device D per-step W
+ *   hartcount: prefill-calls C phases ... per-call W (the same for the batched prefill calls)
  *
  * Debian's qemu ships no qemu-plugin.h: the few API (version 1) declarations are below.
  */
@@ -52,7 +55,7 @@ typedef struct {
     uint64_t hart0_in_steps;
 } acc_t;
 static acc_t acc[2];
-static uint64_t total[MAX_HARTS], in_steps[MAX_HARTS];
+static uint64_t total[MAX_HARTS], in_steps[MAX_HARTS], in_prefill[MAX_HARTS];
 static uint64_t step_start[MAX_HARTS], phase_start[MAX_HARTS];
 static uint64_t device_start; /* hart 0 running a device model (not cluster time) */
 static int in_step, kind;
@@ -82,8 +85,11 @@ static void mark(unsigned int vcpu, void *what)
     case PREFILL_END:
         if (!in_step)
             break;
-        for (unsigned h = 0; h < MAX_HARTS; h++)
+        for (unsigned h = 0; h < MAX_HARTS; h++) {
             in_steps[h] += total[h] - step_start[h];
+            if (kind)
+                in_prefill[h] += total[h] - step_start[h];
+        }
         a->hart0_in_steps += total[0] - step_start[0];
         a->steps++;
         in_step = 0;
@@ -137,6 +143,11 @@ static void report(qemu_plugin_id_t id, void *p)
         snprintf(line, sizeof line, "hartcount: hart %u total %" PRIu64 " steps %" PRIu64 "\n",
                  h, total[h], in_steps[h]);
         qemu_plugin_outs(line);
+        if (acc[1].steps) {
+            snprintf(line, sizeof line, "hartcount: hart %u prefill %" PRIu64 "\n", h,
+                     in_prefill[h]);
+            qemu_plugin_outs(line);
+        }
     }
     for (int k = 0; k < 2; k++) {
         const acc_t *a = &acc[k];
