@@ -11,9 +11,9 @@ fp32 golden tokens. Proved here:
   steps, with parallel phases on 8 cores; the mapping report's cycles are the description's
   formulas, counted here from the layer shapes;
 * a MicroLlama-shaped model (dim 64, 8 layers, 16 heads of 4, random weights), prompt of 6
-  with T = 4: one batched call and two decode steps for the prompt, the same tokens;
-* riscv-ulp and cortex-m7-256k fp32 with `--prefill batched` (chunks + a tail through the
-  decode step): llama2.c's golden tokens on qemu; the host library's irt_feed likewise.
+  with T = 4: a call of 4 and one of the last 2 padded to 4, the same tokens;
+* riscv-ulp and cortex-m7-256k fp32 with `--prefill batched` (chunks, a padded one, a tail
+  through the decode step): llama2.c's golden tokens on qemu; the host library's irt_feed likewise.
 """
 
 from __future__ import annotations
@@ -161,10 +161,11 @@ def test_stories260k_batched_prefill_on_qemu_1_8_cores_and_npu(stories, golden, 
 
 
 @pytest.mark.parametrize("with_npu", [False, True])
-def test_microllama_chunk_and_tail_on_qemu(tmp_path, cluster_target, with_npu):
+def test_microllama_chunk_and_padded_chunk_on_qemu(tmp_path, cluster_target, with_npu):
     need("riscv", "qemu", "cc")
     from irtool.compile import CompileOptions, prepare_for_target
     from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
 
     rng = np.random.default_rng(1)
     calib = tmp_path / "calib.json"
@@ -178,6 +179,8 @@ def test_microllama_chunk_and_tail_on_qemu(tmp_path, cluster_target, with_npu):
                                        opts)
     prompt, steps = [1, 17, 42, 5, 63, 8], 6
     want = token_by_token(module, store, prompt, steps)
+    # the interpreter's batched path: a chunk of 4, then the last 2 padded to 4
+    assert ModelRunner(module.clone(), store).generate(prompt, steps) == want
     out = _compile((module, store, opts), tmp_path / "out", target, prompt, steps)
     model_c = (out / "model.c").read_text()
     prefill_c = model_c.split("irt_prefill(const int32_t *tokens")[1]
@@ -185,16 +188,19 @@ def test_microllama_chunk_and_tail_on_qemu(tmp_path, cluster_target, with_npu):
     for cores in ((8,) if with_npu else (1, 8)):
         text = _make(out, "run", f"CORES={cores}")
         assert _tokens(text) == want
-        assert "batched prefill: 1 calls of 4 tokens" in text
-        # the 2 prompt tokens after the chunk and all but the last generated one: decode steps
-        assert _hartcount(text)[1]["steps"] == 2 + steps - 1
-        assert _prefill_line(text)["calls"] == 1
+        # a chunk of 4, the last 2 prompt tokens padded to a second call; decode steps for
+        # all but the last generated token
+        assert "batched prefill: 2 calls of 4 tokens" in text
+        assert _hartcount(text)[1]["steps"] == steps - 1
+        assert _prefill_line(text)["calls"] == 2
 
 
-@pytest.mark.parametrize("target, tools, tokens", [("riscv-ulp", ("riscv", "qemu"), 3),
-                                                   ("cortex-m7-256k", ("arm", "qemu-arm"), 2)])
+@pytest.mark.parametrize("target, tools, tokens, calls", [
+    ("riscv-ulp", ("riscv", "qemu"), 3, 2),  # 3 + 2 padded to 3
+    ("cortex-m7-256k", ("arm", "qemu-arm"), 2, 2),  # 2 + 2, the fifth token decoded
+])
 def test_fp32_batched_prefill_prints_the_golden_tokens(shared_models, golden, tmp_path,
-                                                       target, tools, tokens):
+                                                       target, tools, tokens, calls):
     need(*tools)
     d = shared_models / "stories260K"
     out = tmp_path / "p"
@@ -207,7 +213,6 @@ def test_fp32_batched_prefill_prints_the_golden_tokens(shared_models, golden, tm
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"#define IRT_PREFILL_TOKENS {tokens}" in (out / "model.h").read_text()
     text = _make(out, "run")
-    calls = len(golden["prompt_ids"]) // tokens
     assert f"batched prefill: {calls} calls of {tokens} tokens" in text
     assert _tokens(text) == golden["new_ids"][:12]
 

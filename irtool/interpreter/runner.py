@@ -141,8 +141,8 @@ class ModelRunner:
 
     def prefill(self, ids: np.ndarray) -> tuple[np.ndarray, State]:
         """Logits of every prompt position and the state after the prompt (decode levels).
-        A static @prefill of T tokens takes the prompt in chunks of T while they fit the
-        cache (as the C programs do), the rest goes through @decode."""
+        A static @prefill of T tokens takes the prompt in chunks of T (_chunked_prefill), the
+        rest goes through @decode."""
         state = self.initial_state()
         if self.prefill_tokens:
             return self._chunked_prefill(ids, state)
@@ -156,12 +156,18 @@ class ModelRunner:
         return np.concatenate(rows), state
 
     def _chunked_prefill(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """As the C programs do: chunks of T while one fits the cache and is at least half
+        full, a shorter one padded with its last token (the padding's cache rows lie past the
+        prompt, where @decode writes before it reads)."""
         n, rows, pos = self.prefill_tokens, [], 0
-        capacity = self._int_attr(KV_CAPACITY_ATTR) or ids.size
-        while pos + n <= min(ids.size, capacity):
-            logits, *rest = self.interpreter.call_op(PREFILL, (ids[pos:pos + n], pos, *state))
-            rows.append(np.array(logits, dtype=np.float32))
-            state, pos = tuple(rest), pos + n
+        capacity = self._int_attr(KV_CAPACITY_ATTR) or ids.size + n
+        while (left := ids.size - pos) >= 2 and 2 * left >= n and pos + n <= capacity:
+            m = min(n, left)
+            chunk = np.concatenate([ids[pos:pos + m], np.repeat(ids[pos + m - 1], n - m)])
+            logits, *rest = self.interpreter.call_op(PREFILL, (chunk.astype(np.int32), pos,
+                                                              *state))
+            rows.append(np.array(logits, dtype=np.float32)[:m])
+            state, pos = tuple(rest), pos + m
         for p in range(pos, ids.size):
             row, state = self.decode_step(int(ids[p]), p, state)
             rows.append(row)

@@ -138,15 +138,21 @@ int main(int argc, char **argv)
         print_token(prev, tok);
         pending = 0;
 #if IRT_PREFILL_TOKENS > 1
-        /* a whole chunk of the prompt in one batched call, while one fits the prompt and
-           the cache; the rest goes through irt_decode (the same numbers, row for row) */
-        if (pos + IRT_PREFILL_TOKENS <= N_PROMPT
+        /* the prompt in chunks of IRT_PREFILL_TOKENS through one batched call while the
+           chunk fits the cache and is at least half full (a shorter one is padded with its
+           last token: the padding's cache rows lie past the prompt, where irt_decode writes
+           before it reads); the rest through irt_decode (the same numbers, row for row) */
+        long long left = N_PROMPT - pos;
+        if (left >= 2 && 2 * left >= IRT_PREFILL_TOKENS
             && pos + IRT_PREFILL_TOKENS <= IRT_MAX_POSITIONS) {{
-            n = IRT_PREFILL_TOKENS;
+            static int32_t chunk[IRT_PREFILL_TOKENS];
+            n = left < IRT_PREFILL_TOKENS ? left : IRT_PREFILL_TOKENS;
+            for (long long i = 0; i < IRT_PREFILL_TOKENS; i++)
+                chunk[i] = prompt[pos + (i < n ? i : n - 1)];
             for (long long i = 1; i < n; i++) print_token(prompt[pos + i - 1], prompt[pos + i]);
             start = irt_read_instret();
             IRT_PREFILL_BEGIN();
-            logits = irt_prefill(&prompt[pos], (int32_t)pos);
+            logits = irt_prefill(chunk, (int32_t)pos) - (IRT_PREFILL_TOKENS - n) * IRT_VOCAB;
             IRT_PREFILL_END();
             prefill_instr += irt_read_instret() - start;
             prefill_calls += (int)n;
