@@ -61,6 +61,10 @@ class Part:
     caches: list[BlockArgument] = field(default_factory=list)
     """@decode's KV-cache arguments it reads or writes (in place)."""
     step: int = 0
+    copies: dict[SSAValue, int] = field(default_factory=dict)
+    """Outputs written to several buffers (one per concurrent reader): value -> how many."""
+    copy_of: dict[SSAValue, int] = field(default_factory=dict)
+    """Inputs read from one of those copies: value -> which copy (0 is the first)."""
 
     @property
     def name(self) -> str:
@@ -194,7 +198,29 @@ def split_decode(module: ModuleOp) -> BlockParts:
     bp = BlockParts(decode, parts, len(attentions))
     _connect(bp, owner)
     _check_layers_alike(bp)
+    _copy_shared_inputs(bp)
     return bp
+
+
+def _copy_shared_inputs(bp: BlockParts) -> None:
+    """Parts of one step run at the same time and must not share a memory channel, not even
+    through an input they all read (the quantized vector of attn_q/k/v): the part that makes
+    such a value writes one copy per reader, and each reader reads its own."""
+    for group in bp.steps:
+        readers: dict[SSAValue, list[Part]] = {}
+        for part in group:
+            for v in part.inputs:
+                readers.setdefault(v, []).append(part)
+        for v, parts in readers.items():
+            if len(parts) < 2:
+                continue
+            maker = next((p for p in bp.parts if v in p.outputs), None)
+            if maker is None:
+                raise IrtoolError(f"block parts: {parts[0].name} and {parts[1].name} run at "
+                                  "the same time and read a value no part makes (the token?)")
+            maker.copies[v] = len(parts)
+            for i, part in enumerate(parts):
+                part.copy_of[v] = i
 
 
 def _attention_parts(att: Operation, layer: int, compute, claim) -> list[Part]:
@@ -385,6 +411,13 @@ class Port:
     """The value bound to it in this part (the representative's for the kernel's types)."""
     rows: tuple[int, int] | None = None
     """For one stripe of a striped weight matrix: its rows [lo, hi)."""
+    copy: int = 0
+    """For an activation written once per concurrent reader: which copy."""
+
+    @property
+    def key(self) -> tuple:
+        """What tells its buffer apart: the value, the stripe's rows, the copy."""
+        return (self.value, self.rows, self.copy)
 
     @property
     def is_buffer(self) -> bool:
@@ -438,7 +471,8 @@ def ports(part: Part, stripes: int = 1) -> list[Port]:
         return name
 
     matrices = matrix_weights(part) if stripes > 1 else set()
-    out += [Port(unique(f"in{i}"), "input", v) for i, v in enumerate(part.inputs)]
+    out += [Port(unique(f"in{i}"), "input", v, copy=part.copy_of.get(v, 0))
+            for i, v in enumerate(part.inputs)]
     for w in part.weights:
         if w in matrices:
             base = role_name(w)
@@ -448,19 +482,23 @@ def ports(part: Part, stripes: int = 1) -> list[Port]:
             out.append(Port(unique(role_name(w)), "scalar" if numel(w) == 1 else "weight", w))
     for c in part.caches:
         out.append(Port(unique(c.name_hint or f"cache{c.index}"), "cache", c))
-    out += [Port(unique(f"out{i}"), "output", v) for i, v in enumerate(part.outputs)]
+    for i, v in enumerate(part.outputs):
+        out.append(Port(unique(f"out{i}"), "output", v))
+        out += [Port(unique(f"out{i}_c{c}"), "output", v, copy=c)
+                for c in range(1, part.copies.get(v, 1))]
     return out
 
 
-def buffer_names(bp: BlockParts, stripes: int = 1) -> dict[tuple[SSAValue, tuple | None], str]:
-    """A name for every buffer the host allocates, keyed by (value, stripe rows): weights by
-    their store name (`<name>#rows=lo:hi` for a stripe), caches by @decode's argument name,
-    activations `act<N>` in order of appearance."""
-    names: dict[tuple[SSAValue, tuple | None], str] = {}
+def buffer_names(bp: BlockParts, stripes: int = 1) -> dict[tuple, str]:
+    """A name for every buffer the host allocates, keyed by `Port.key` (value, stripe rows,
+    copy): weights by their store name (`<name>#rows=lo:hi` for a stripe), caches by @decode's
+    argument name, activations `act<N>` in order of appearance (`act<N>#copy=<c>` for the
+    copies of one read by concurrent parts)."""
+    names: dict[tuple, str] = {}
     acts = 0
     for part in bp.parts:
         for port in ports(part, stripes):
-            key = (port.value, port.rows)
+            key = port.key
             if key in names or port.role == "scalar":
                 continue
             v = port.value
@@ -469,6 +507,8 @@ def buffer_names(bp: BlockParts, stripes: int = 1) -> dict[tuple[SSAValue, tuple
                                                if port.rows else "")
             elif port.role == "cache":
                 names[key] = v.name_hint or f"cache{v.index}"
+            elif port.copy:
+                names[key] = f"{names[v, None, 0]}#copy={port.copy}"
             else:
                 names[key] = f"act{acts}"
                 acts += 1

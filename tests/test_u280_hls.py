@@ -10,8 +10,9 @@
 * An independent checker reads what the project says (connectivity.cfg, the buffer table and
   the kernel runs in model.cpp, the kernel signatures in kernels.h, bank_map.json) and checks
   the bank assignment: every buffer argument bound, each buffer inside the channels of every
-  port it is passed to, kernels of one host step on disjoint channels (except the channel of a
-  buffer they both read), K and V caches apart, 256 MiB per channel held.
+  port it is passed to, kernels of one host step on disjoint channels over all their
+  arguments, inputs included (each reads its own copy), K and V caches apart, 256 MiB per
+  channel held.
 * Bad input gets one error line.
 """
 
@@ -216,7 +217,8 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
         assert (cu[kernel], arg) in sp, f"{kernel}.{arg} is not bound"
         for b in held:
             assert channel[b] in sp[cu[kernel], arg], (kernel, arg, buffers[b])
-    # kernels of one host step: disjoint channels, except the channel of a shared buffer
+    # kernels of one host step: disjoint channels over ALL their buffer arguments, inputs
+    # included (each reads its own copy of the quantized vector), and no buffer in common
     concurrent = [runs for runs in steps if len(runs) > 1]
     assert concurrent, "the Q/K/V projections should run concurrently"
     for runs in concurrent:
@@ -225,8 +227,17 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
             for kb, vb in runs[i + 1:]:
                 chans_a = _channels(sp, cu[ka], args[ka], va)
                 chans_b = _channels(sp, cu[kb], args[kb], vb)
-                shared = {channel[b] for b in set(va) & set(vb) if b is not None}
-                assert chans_a & chans_b <= shared, (ka, kb, chans_a & chans_b, shared)
+                assert not chans_a & chans_b, (ka, kb, chans_a & chans_b)
+                assert not {b for b in va if b is not None} & set(vb), (ka, kb)
+    # the copies: the producer (attn_in) writes one per concurrent reader, each its own buffer
+    # of the same size, and the bank map counts their bytes in the channels' load
+    copies = [(n, nbytes) for n, nbytes, _ in buffers if "#copy=" in n]
+    assert copies and all(nbytes == dict((n, b) for n, b, _ in buffers)[n.split("#")[0]]
+                          for n, nbytes in copies)
+    bank = json.loads((out / "bank_map.json").read_text())
+    for c in range(len(bank["channels"])):
+        held = [i for i, (n, _, _) in enumerate(buffers) if channel[i] == c]
+        assert bank["bytes"][c] == sum(buffers[i][1] for i in held)
     # the stripes of one matrix (`<weight>#rows=lo:hi`) on different channels
     stripes: dict[str, list[int]] = {}
     for i, (n, _, _) in enumerate(buffers):

@@ -167,7 +167,8 @@ def _kernels(shape: ModelShape, position: int) -> list[KernelCost]:
     vec = 4 * d  # one float activation vector
     kernels = [
         KernelCost("embed", 1, 0, other_cycles=d, other_bytes=4 * d + vec),
-        KernelCost("attn_in", L, 1, other_cycles=3 * d, other_bytes=2 * vec + d),
+        # the quantized vector written once per concurrent projection (3 copies, 3 channels)
+        KernelCost("attn_in", L, 1, other_cycles=6 * d, other_bytes=2 * vec + 3 * d),
         KernelCost("attn_q", L, 2, [Linear(h * hd, d)], other_cycles=d, other_bytes=d + 4 * h * hd),
         KernelCost("attn_k", L, 2, [Linear(kv * hd, d)], other_cycles=d,
                    other_bytes=d + 4 * kv * hd),

@@ -73,7 +73,7 @@ def plan_host(bp: BlockParts, stripes: int = 1) -> HostPlan:
             if port.role == "scalar":
                 args.append(_scalar_value(port.value))
                 continue
-            name = names[port.value, port.rows]
+            name = names[port.key]
             if name not in index:
                 role = port.role if port.role in ("weight", "cache") else "activation"
                 index[name] = len(buffers)
@@ -81,7 +81,7 @@ def plan_host(bp: BlockParts, stripes: int = 1) -> HostPlan:
                                       store_name=weight_name(port.value) if role == "weight"
                                       else "", rows=port.rows))
             b = index[name]
-            if port.rows is None:
+            if port.rows is None and port.copy == 0:
                 value_buffer[port.value] = b
             first_use.setdefault(b, (k, i))
             args.append(f"irt_buf({b})")

@@ -49,8 +49,9 @@ class KernelWriter:
     def __init__(self, part: Part, stripes: int = 1):
         self.part = part
         self.ports = ports(part, stripes)
-        self.names: dict[SSAValue, str] = {p.value: p.name for p in self.ports
-                                           if p.rows is None}
+        self.names: dict[SSAValue, str] = {
+            p.value: p.name for p in self.ports
+            if p.rows is None and (p.role != "output" or p.copy == 0)}
         self.striped: dict[SSAValue, list[str]] = {}
         for p in self.ports:
             if p.rows is not None:
@@ -194,10 +195,18 @@ class KernelWriter:
                           "cached_attention, add, mul, silu, gelu")
 
     def write(self) -> str:
+        copied = set(self.part.copies)
         for p in self.ports:  # outputs are written straight to their ports
             if p.role == "output":
-                self.names[p.value] = p.name
+                if p.value in copied:
+                    self.names.pop(p.value, None)  # made on chip, then written to every copy
+                else:
+                    self.names[p.value] = p.name
         body = self.body()
+        for p in self.ports:  # one copy per concurrent reader, each on its own port
+            if p.role == "output" and p.value in copied:
+                body.append(f"    irt_hls::copy_out<{numel(p.value)}>({self.names[p.value]}, "
+                            f"{p.name});")
         what = ", ".join(o.name.split(".")[1] for o in self.part.ops)
         head = [f"// {self.part.kind}: {what}", self.signature(), "{", *self.pragmas()]
         return "\n".join([*head, *self.locals, *body, "}", ""])
