@@ -252,6 +252,77 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
     assert max(per_channel.values()) <= HBM_CHANNEL_BYTES
 
 
+# --- resources and SLR placement, checked against the budgets read here ----------------------
+
+DESCRIPTION = Path(__file__).resolve().parents[1] / "targets" / "u280_hls" / "description.json"
+
+
+def _slr_budgets() -> dict[str, dict]:
+    """Per-SLR budgets, read straight from the description (UG1120's U280 table)."""
+    desc = json.loads(DESCRIPTION.read_text())
+    (fabric,) = [e for e in desc["engines"] if e["name"] == "fabric"]
+    return {b["name"]: b for b in fabric["cost"]["slr_budgets"]}
+
+
+@needs_gxx
+@pytest.mark.parametrize("name", MODELS)
+def test_kernels_are_placed_on_slrs_within_their_budgets(build, name):
+    out = build(name)[0]
+    nk, _, slr = _parse_connectivity((out / "connectivity.cfg").read_text())
+    report = json.loads((out / "resources.json").read_text())
+    budgets = _slr_budgets()
+    assert set(budgets) == {"SLR0", "SLR1", "SLR2"}
+    assert budgets["SLR0"]["dsp"] + budgets["SLR1"]["dsp"] + budgets["SLR2"]["dsp"] == 8490
+    # every compute unit placed once; the sums per SLR (from the slr= lines) within budget
+    assert set(slr) == {nk[k][0] for k in nk}
+    used = {s: dict.fromkeys(("dsp", "bram36", "uram", "luts"), 0) for s in budgets}
+    for kernel, cus in nk.items():
+        for r in used[slr[cus[0]]]:
+            used[slr[cus[0]]][r] += report["kernels"][kernel][r]
+    for s, u in used.items():
+        for r, n in u.items():
+            assert n <= budgets[s][r], (s, r, n, budgets[s][r])
+    # the estimate follows the emitted C++: every W8A8 stripe unrolls one 64-byte beat of int8
+    # products, two per DSP48E2; every m_axi port has its 512-bit read or write FIFO
+    cpp = (out / "kernels.cpp").read_text()
+    for kernel in ("attn_q", "mlp"):
+        body = cpp[cpp.index(f'extern "C" void {kernel}('):]
+        body = body[:body.index("\n}\n")]
+        stripes = sum(len(re.findall(r"_s\d+", call)) for call in
+                      re.findall(r"qlinear_w8a8_x\d+<[^;]*;", body))
+        ports = len(re.findall(r"#pragma HLS interface m_axi", body))
+        assert stripes >= 4 and report["kernels"][kernel]["dsp"] >= 32 * stripes
+        assert report["kernels"][kernel]["ports"] == ports
+        assert report["kernels"][kernel]["bram36"] >= 8 * ports
+    # the HBM is beside SLR0: a placement with every kernel in SLR0 would have no crossing
+    crossings = sum(report["kernels"][k]["ports"] * int(slr[nk[k][0]][-1]) for k in nk)
+    assert report["crossings"] == crossings
+
+
+def test_slr_placement_refuses_a_design_the_device_cannot_hold():
+    from irtool.errors import IrtoolError
+    from irtool.targets.u280_hls.resources import Resources
+    from irtool.targets.u280_hls.slr_place import place_kernels
+
+    budgets = list(_slr_budgets().values())
+    big = {f"k{i}": Resources(dsp=2000, bram36=100, uram=0, luts=1000) for i in range(5)}
+    ports = dict.fromkeys(big, 4)
+    with pytest.raises(IrtoolError, match=r"does not fit the device: its kernels need 10,000 "
+                                          r"DSP and the 3 SLRs offer 8,490"):
+        place_kernels(big, ports, budgets, "SLR0")
+    # in total it fits (3 x 2,000 DSP), but two kernels never share an SLR: one per SLR
+    three = {f"k{i}": Resources(dsp=2000, bram36=100, uram=0, luts=1000) for i in range(3)}
+    placed = place_kernels(three, dict.fromkeys(three, 4), budgets, "SLR0")
+    assert sorted(placed.slr.values()) == ["SLR0", "SLR1", "SLR2"]
+    assert placed.crossings == 4 * (0 + 1 + 2)
+    four = {f"k{i}": Resources(dsp=2000, bram36=100, uram=0, luts=1000) for i in range(4)}
+    with pytest.raises(IrtoolError, match="no placement of its 4 kernels keeps every SLR"):
+        place_kernels(four, dict.fromkeys(four, 4), budgets, "SLR0")
+    with pytest.raises(IrtoolError, match="kernel k0 does not fit in any one SLR: it needs "
+                                          "3,000 DSP"):
+        place_kernels({"k0": Resources(dsp=3000)}, {"k0": 1}, budgets, "SLR0")
+
+
 def test_bank_assignment_refuses_what_does_not_fit():
     from irtool.errors import IrtoolError
 

@@ -31,6 +31,15 @@ def ctype(v: SSAValue) -> str:
     raise IrtoolError(f"u280-hls: no C++ type for elements of {v.type}")
 
 
+URAM_MIN_BITS = 4 * 36 * 1024
+"""An on-chip array of at least this many bits (four BRAM36 blocks' worth) is bound to
+UltraRAM (`bind_storage impl=uram`), the rest left to Vitis (BRAM or LUTRAM)."""
+
+
+def _bits(c_type: str) -> int:
+    return {"float": 32, "int32_t": 32, "int16_t": 16, "int8_t": 8}[c_type]
+
+
 def _shape(v: SSAValue) -> list[int]:
     return list(v.type.get_shape())
 
@@ -58,6 +67,8 @@ class KernelWriter:
                 self.striped.setdefault(p.value, []).append(p.name)
         self.helpers: set[tuple[str, int]] = set()
         self.locals: list[str] = []
+        self.arrays: list[tuple[str, str, int]] = []
+        """The on-chip arrays it declares: (name, C type, elements)."""
         self.per_layer = part.layer is not None
 
     def name(self, v: SSAValue) -> str:
@@ -81,9 +92,12 @@ class KernelWriter:
     def result(self, op) -> str:
         r = op.results[0]
         if r not in self.names:
-            n = f"v{len(self.locals)}"
+            n = f"v{len(self.arrays)}"
             self.names[r] = n
             self.locals.append(f"    {ctype(r)} {n}[{numel(r)}];")
+            self.arrays.append((n, ctype(r), numel(r)))
+            if numel(r) * _bits(ctype(r)) >= URAM_MIN_BITS:
+                self.locals.append(f"#pragma HLS bind_storage variable={n} type=ram_2p impl=uram")
         return self.names[r]
 
     def signature(self) -> str:

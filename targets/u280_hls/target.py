@@ -22,6 +22,7 @@ from irtool.lowering import LoweringRules
 from irtool.targets.description import load_description
 from irtool.targets.target import PipelineOptions, Target, quote
 from irtool.targets.u280_hls import host, kernels
+from irtool.targets.u280_hls.slr_place import place_design
 
 FOLDER = Path(__file__).resolve().parent
 RUNTIME = FOLDER / "runtime"
@@ -92,8 +93,11 @@ class U280Target(Target):
             "main.cpp": host.main_cpp(prompt, steps),
             "Makefile": host.makefile(plan.kinds, self.fabric.cost.get("platform", "")),
         }
+        placement = place_design(bp, stripes, self.description)
+        files["resources.md"] = placement.table()
+        files["resources.json"] = json.dumps(placement.to_json(), indent=1) + "\n"
         if bank_map is not None:
-            files["connectivity.cfg"] = bank_map.connectivity_cfg()
+            files["connectivity.cfg"] = bank_map.connectivity_cfg(placement.slr)
             files["bank_map.md"] = bank_map.table()
             files["bank_map.json"] = json.dumps(bank_map.to_json(), indent=1) + "\n"
         for name, text in files.items():
