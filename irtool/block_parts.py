@@ -35,12 +35,13 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 
 from irtool.errors import IrtoolError
-from irtool.ir_names import DECODE, KV_WINDOW_ATTR
+from irtool.ir_names import DECODE
 
 LINEARS = ("transformer.linear", "quant.qlinear", "quant.wlinear")
 RESIDUAL = ("transformer.add", "transformer.embedding")
-ATTENTION = "transformer.cached_attention"
-KV_WRITE = "transformer.kv_write"
+ATTENTION = ("transformer.cached_attention", "quant.cached_attention")
+KV_WRITE = ("transformer.kv_write", "quant.kv_write")
+"""The float cache ops and their int8-cache forms (which also carry the per-row scales)."""
 WEIGHT = "transformer.weight"
 PROJECTIONS = ("q", "k", "v")
 
@@ -129,8 +130,8 @@ def _is_scalar_or_weight(op: Operation | None) -> bool:
 
 def _cache_root(v: SSAValue) -> BlockArgument:
     """The @decode argument a KV-cache value descends from (through kv_write)."""
-    while isinstance(v, OpResult):
-        v = v.owner.operands[0]
+    while isinstance(v, OpResult):  # a kv_write's result i is its operand i, updated
+        v = v.owner.operands[v.index]
     assert isinstance(v, BlockArgument)
     return v
 
@@ -138,17 +139,10 @@ def _cache_root(v: SSAValue) -> BlockArgument:
 def split_decode(module: ModuleOp) -> BlockParts:
     """The block parts of `@decode` (see the module docstring)."""
     decode = decode_function(module)
-    if KV_WINDOW_ATTR in module.attributes or KV_WINDOW_ATTR in decode.attributes:
-        raise IrtoolError("block parts: a windowed (ring) KV cache is not supported here; "
-                          "compile with --capacity N instead of --window")
     body = [op for op in decode.body.block.ops if not isinstance(op, func.ReturnOp)]
-    for op in body:
-        if op.name.startswith("quant.") and ("kv_write" in op.name or "attention" in op.name):
-            raise IrtoolError(f"block parts: {op.name} (an int8 KV cache) is not supported; "
-                              "compile without --kv int8")
     compute = [op for op in body if not _is_scalar_or_weight(op)]
     index = {op: i for i, op in enumerate(compute)}
-    attentions = [op for op in compute if op.name == ATTENTION]
+    attentions = [op for op in compute if op.name in ATTENTION]
     if len(attentions) < 2:
         raise IrtoolError(f"block parts: @{DECODE} has {len(attentions)} attention layer(s); "
                           "at least 2 are needed to tell the last layer's MLP from the head")
@@ -232,15 +226,17 @@ def _attention_parts(att: Operation, layer: int, compute, claim) -> list[Part]:
             p = _producer(v)
             if _is_scalar_or_weight(p) or p in core or p in projections:
                 continue
-            if op.name == KV_WRITE and i == 0:
-                continue  # the previous layer's cache state
+            if op.name in KV_WRITE and i < len(op.results):
+                continue  # the previous layer's cache state (and scales)
             if p.name in LINEARS:
                 projections.append(p)
-            elif p.name == KV_WRITE or p.name not in RESIDUAL:
+            elif p.name in KV_WRITE or p.name not in RESIDUAL:
                 core.add(p)
                 stack.append(p)
     roles = {}
-    kroot, vroot = _cache_root(att.operands[1]), _cache_root(att.operands[2])
+    # (q, kcache, vcache, end) or (q, kcache, kscales, vcache, vscales, end)
+    kroot = _cache_root(att.operands[1])
+    vroot = _cache_root(att.operands[len(att.operands) // 2])
     for proj in projections:
         role = _projection_role(proj, att, kroot, vroot, core)
         if role in roles:
@@ -289,7 +285,7 @@ def _projection_role(proj, att, kroot, vroot, core) -> str:
                 u = use.operation
                 if u is att and use.index == 0:
                     return "q"
-                if u.name == KV_WRITE and use.index == 1:
+                if u.name in KV_WRITE and use.index == len(u.results):  # the new rows
                     return "k" if _cache_root(u.operands[0]) is kroot else "v"
                 if u in core:
                     stack.append(u)
@@ -313,7 +309,7 @@ def _slice_back_from_operands(op, allowed, stop) -> set[Operation]:
             p = _producer(v)
             if _is_scalar_or_weight(p) or p in out or p in stop or p not in allowed:
                 continue
-            if p.name in RESIDUAL or p.name in LINEARS or p.name == ATTENTION:
+            if p.name in RESIDUAL or p.name in LINEARS or p.name in ATTENTION:
                 continue
             out.add(p)
             stack.append(p)
@@ -338,14 +334,14 @@ def _connect(bp: BlockParts, owner: dict[Operation, Part]) -> None:
                 elif p.name == WEIGHT:
                     if v not in part.weights:
                         part.weights.append(v)
-                elif p.name == KV_WRITE and p not in mine:
+                elif p.name in KV_WRITE and p not in mine:
                     root = _cache_root(v)
                     if root not in part.caches:
                         part.caches.append(root)
                 elif p not in mine and not _is_scalar_or_weight(p) and v not in part.inputs:
                     part.inputs.append(v)
             for r in op.results:
-                if op.name == KV_WRITE:
+                if op.name in KV_WRITE:
                     root = _cache_root(r)
                     if root not in part.caches:
                         part.caches.append(root)

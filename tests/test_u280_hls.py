@@ -6,7 +6,9 @@
   generates from the same module, and its logits of every position are within 1e-4 of the
   interpreter's (the integer W8A8 parts are exact; float32 rounding of norms, softmax and the
   float lm_head remains, about 1e-5 on these models). nanogpt-tiny (GPT-2 style, learned
-  positions) the same.
+  positions) the same, and stories260K with an int8 KV cache in a ring of 8 slots (`irtool
+  compile --kv int8 --window 8`, 21 positions wrap it) against the interpreter of the same
+  quant-level module.
 * An independent checker reads what the project says (connectivity.cfg, the buffer table and
   the kernel runs in model.cpp, the kernel signatures in kernels.h, bank_map.json) and checks
   the bank assignment: every buffer argument bound, each buffer inside the channels of every
@@ -57,26 +59,38 @@ def build(shared_models, tmp_path_factory):
         if name in cache:
             return cache[name]
         tmp = tmp_path_factory.mktemp(name)
-        if name == "stories260K":
+        base, _, variant = name.partition("+")
+        kv, window = ("int8", 8) if variant == "int8kv-window8" else ("none", None)
+        if base == "stories260K":
             d = shared_models / "stories260K"
             model, calib = d / "stories260K.bin", str(d / "eval_tokens.json")
             prompt = json.loads((d / "golden.json").read_text())["prompt_ids"]
-        elif name == "phi-tiny":
+        elif base == "phi-tiny":
             model = shared_models / "phi-tiny" / "phi.onnx"
             calib, prompt = _random_calibration(tmp / "calib.json", 256), [5, 17, 99, 200, 3]
         else:  # GPT-2 style: learned positions
             model = shared_models / "nanogpt-tiny" / "nanogpt.onnx"
             calib, prompt = _random_calibration(tmp / "calib.json", 65), [5, 17, 40]
-        opts = CompileOptions(target="u280-hls", capacity=CAPACITY, quant="w8a8",
-                              calibration=calib, time_limit=5.0)
+        opts = CompileOptions(target="u280-hls", capacity=None if window else CAPACITY,
+                              window=window, quant="w8a8", kv=kv, calibration=calib,
+                              time_limit=5.0)
         module, store = import_model(model)
         module, store = prepare_for_target(module, store, opts)
         runner = ModelRunner(module.clone(), store)
         want = runner.generate(prompt, STEPS)
         logits = runner.forward(list(prompt) + want[:-1])
         out = tmp / "proj"
-        compile_to_c(module, store, out, prompt=prompt, steps=STEPS, tokenizer=None,
-                     opts=dataclasses.replace(opts, quant="none", calibration=None))
+        if variant:  # through the command line, as a user would
+            proc = subprocess.run(
+                [str(BIN / "irtool"), "compile", str(model), "--target", "u280-hls", "-o",
+                 str(out), "--window", str(window), "--kv", kv, "--quant", "w8a8",
+                 "--calibration", calib, "--steps", str(STEPS), "--time-limit", "5",
+                 "--prompt-tokens", ",".join(map(str, prompt))],
+                check=False, capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+        else:
+            compile_to_c(module, store, out, prompt=prompt, steps=STEPS, tokenizer=None,
+                         opts=dataclasses.replace(opts, quant="none", calibration=None))
         env = dict(os.environ, IRT_LOGITS=str(out / "logits.bin"))
         proc = subprocess.run(["make", "-s", "-C", str(out), "csim"], check=False,
                               capture_output=True, text=True, timeout=600, env=env)
@@ -96,8 +110,12 @@ def _tokens(output: str) -> list[int]:
 MODELS = ["stories260K", "phi-tiny"]
 
 
+RING = "stories260K+int8kv-window8"
+"""int8 KV cache (per-row scales) in a ring of 8 slots (--window 8): 5 + 16 positions wrap it."""
+
+
 @needs_gxx
-@pytest.mark.parametrize("name", [*MODELS, "nanogpt-tiny"])
+@pytest.mark.parametrize("name", [*MODELS, "nanogpt-tiny", RING])
 def test_csim_prints_the_quant_interpreter_tokens(build, name):
     out, want, logits, output = build(name)
     got = _tokens(output)
@@ -197,7 +215,7 @@ def _channels(sp, cu: str, args: list[str], bound: list) -> set[int]:
 
 
 @needs_gxx
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [*MODELS, RING])
 def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
     out = build(name)[0]
     nk, sp, slr = _parse_connectivity((out / "connectivity.cfg").read_text())
@@ -245,7 +263,8 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
             stripes.setdefault(n.split("#")[0], []).append(channel[i])
     assert stripes and all(len(set(c)) == len(c) == 4 for c in stripes.values())
     caches = [i for i, (_, _, r) in enumerate(buffers) if r == "c"]
-    assert len(caches) == 2 and channel[caches[0]] != channel[caches[1]]
+    assert len(caches) in (2, 4)  # K and V (and their int8 rows' scales), each its own channel
+    assert len({channel[c] for c in caches}) == len(caches)
     per_channel: dict[int, int] = {}
     for i, (_, nbytes, _) in enumerate(buffers):
         per_channel[channel[i]] = per_channel.get(channel[i], 0) + nbytes
@@ -355,15 +374,18 @@ def _stories_decode():
     return _DECODE["m"]
 
 
-def test_int8_kv_cache_is_refused_with_one_line(shared_models, tmp_path):
-    proc = subprocess.run([str(BIN / "irtool"), "compile", "--target", "u280-hls", "-o",
-                           str(tmp_path / "x"), "--capacity", "16", "--quant", "w8",
-                           "--kv", "int8", "--steps", "2"], check=False, capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().startswith("error: ") and "int8 KV cache" in proc.stderr
-    assert "Traceback" not in proc.stderr
+@needs_gxx
+def test_int8_ring_cache_kernels(build):
+    """--kv int8 --window 8: the attention kernel writes int8 rows with a scale each into slot
+    pos % 8 and reads them back dequantized, in position order from max(0, end - 8)."""
+    out = build(RING)[0]
+    cpp = (out / "kernels.cpp").read_text()
+    assert re.search(r"irt_hls::kv_write_int8<4, 8, 8, 1>\(kcache, kscales, v\d+, layer, pos\)",
+                     cpp), cpp[-3000:]
+    assert re.search(r"irt_hls::cached_attention<8, 4, 8, 8, 1, int8_t>\(v\d+, kcache, kscales, "
+                     r"vcache, vscales, layer, \(pos \+ 1\)", cpp)
+    irt = (out / "irt_hls.h").read_text()
+    assert "static inline int kv_slot(int pos) { return RING ? pos % CAP : pos; }" in irt
 
 
 # --- the cost model -----------------------------------------------------------------------------

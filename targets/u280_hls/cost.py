@@ -226,13 +226,13 @@ def estimate(shape: ModelShape, description: TargetDescription, channels: int | 
 
 def shape_of(module, name: str = "model") -> ModelShape:
     """The shape of a compiled module (quant level with @decode), from its block parts."""
-    from irtool.block_parts import LINEARS, split_decode
+    from irtool.block_parts import ATTENTION, LINEARS, split_decode
 
     bias_at = {"transformer.linear": 2, "quant.wlinear": 3, "quant.qlinear": 4}
 
     bp = split_decode(module)
     att = next(op for p in bp.parts if p.kind == "attn" for op in p.ops
-               if op.name == "transformer.cached_attention")
+               if op.name in ATTENTION)
     props = att.properties
     mlp = next(p for p in bp.parts if p.kind == "mlp")
     linears = [op for op in mlp.ops if op.name in LINEARS]

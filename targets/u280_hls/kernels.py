@@ -16,7 +16,7 @@ from xdsl.dialects import arith
 from xdsl.dialects.builtin import Float32Type, IntegerType
 from xdsl.ir import BlockArgument, OpResult, SSAValue
 
-from irtool.block_parts import BlockParts, Part, numel, ports
+from irtool.block_parts import ATTENTION, KV_WRITE, BlockParts, Part, numel, ports
 from irtool.errors import IrtoolError
 
 HEADER = "irt_hls.h"
@@ -74,8 +74,8 @@ class KernelWriter:
     def name(self, v: SSAValue) -> str:
         if v in self.names:
             return self.names[v]
-        if isinstance(v, OpResult) and v.owner.name == "transformer.kv_write":
-            return self.name(v.owner.operands[0])  # the cache, written in place
+        if isinstance(v, OpResult) and v.owner.name in KV_WRITE:
+            return self.name(v.owner.operands[v.index])  # the cache (scales), in place
         raise IrtoolError(f"u280-hls: {self.part.name}: value {v} has no name")
 
     def index(self, v: SSAValue) -> str:
@@ -183,15 +183,26 @@ class KernelWriter:
             return (f"irt_hls::rope<{h}, {hd}, {rot}, {style}>({self.name(o[0])}, "
                     f"{self.name(o[1])}, {self.name(o[2])}, {self.index(o[3])}, "
                     f"{self.result(op)})")
-        if n == "transformer.kv_write":
+        if n in KV_WRITE:
             _, kv, cap, hd = _shape(o[0])
-            return (f"irt_hls::kv_write<{kv}, {cap}, {hd}>({self.name(o[0])}, "
+            ring = int(op.ring is not None)
+            if n == "quant.kv_write":  # (cache, scales, new, pos)
+                return (f"irt_hls::kv_write_int8<{kv}, {cap}, {hd}, {ring}>({self.name(o[0])}, "
+                        f"{self.name(o[1])}, {self.name(o[2])}, layer, {self.index(o[3])})")
+            return (f"irt_hls::kv_write<{kv}, {cap}, {hd}, {ring}>({self.name(o[0])}, "
                     f"{self.name(o[1])}, layer, {self.index(o[2])})")
-        if n == "transformer.cached_attention":
+        if n in ATTENTION:
             _, kv, cap, hd = _shape(o[1])
             heads = _prop(op, "heads").value.data
-            return (f"irt_hls::cached_attention<{heads}, {kv}, {hd}, {cap}>({self.name(o[0])}, "
-                    f"{self.name(o[1])}, {self.name(o[2])}, layer, {self.index(o[3])}, "
+            ring = int(op.ring is not None)
+            if n == "quant.cached_attention":  # (q, kcache, kscales, vcache, vscales, end)
+                caches = ", ".join(self.name(v) for v in o[1:5])
+                t, end = "int8_t", o[5]
+            else:
+                caches = f"{self.name(o[1])}, nullptr, {self.name(o[2])}, nullptr"
+                t, end = "float", o[3]
+            return (f"irt_hls::cached_attention<{heads}, {kv}, {hd}, {cap}, {ring}, {t}>("
+                    f"{self.name(o[0])}, {caches}, layer, {self.index(end)}, "
                     f"{_lit(_prop(op, 'scale').value.data)}, {self.result(op)})")
         if n in ("transformer.add", "transformer.mul"):
             fn = n.split(".")[1]
@@ -205,8 +216,9 @@ class KernelWriter:
                     f"{self.result(op)})")
         raise IrtoolError(f"u280-hls: no HLS kernel code for {n} (in part {self.part.name}); "
                           "supported: embedding, position_embedding, rms_norm, layer_norm, "
-                          "quantize, qlinear (W8A8), linear (float), rope, kv_write, "
-                          "cached_attention, add, mul, silu, gelu")
+                          "quantize, qlinear (W8A8), linear (float), rope, kv_write and "
+                          "cached_attention (float or int8 cache, linear or ring), add, mul, "
+                          "silu, gelu")
 
     def write(self) -> str:
         copied = set(self.part.copies)

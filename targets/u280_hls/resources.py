@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from irtool.block_parts import Part
+from irtool.block_parts import ATTENTION, Part
 from irtool.targets.u280_hls.kernels import URAM_MIN_BITS, KernelWriter, _bits, _shape
 
 INT8_LANES, FLOAT_LANES = 64, 16
@@ -86,13 +86,15 @@ def _op_resources(op, stripes_of) -> Resources:
         s = stripes_of(o[1])
         dsp = s * (FLOAT_LANES * (FMUL + FADD) + (FADD if len(o) > 2 else 0))
         return Resources(dsp=dsp) + memory(math.ceil(k / FLOAT_LANES), 32, FLOAT_LANES)
-    if n == "transformer.cached_attention":
+    if n in ATTENTION:
         _, _, cap, hd = _shape(o[1])
         dsp = 2 * hd * (FMUL + FADD) + 2 * FMUL + 2 * FADD + FFUNC
+        if n == "quant.cached_attention":  # int8 rows times their scale, in both passes
+            dsp += 2 * hd * FMUL
         return Resources(dsp=dsp) + memory(cap, 32)
     dsp = {"transformer.rms_norm": 3 * FMUL + FADD,
            "transformer.layer_norm": 3 * FMUL + 4 * FADD,
-           "quant.quantize": 2 * FADD,
+           "quant.quantize": 2 * FADD, "quant.kv_write": 2 * FADD,
            "transformer.rope": 4 * FMUL + 2 * FADD,
            "transformer.add": FADD, "transformer.mul": FMUL,
            "transformer.silu": FADD + FFUNC,
