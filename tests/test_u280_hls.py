@@ -562,3 +562,14 @@ def test_irtool_estimate_phi2_from_its_config(tmp_path):
     weight_bytes = layers * (4 * d * d + 2 * d * mlp) + 4 * d * vocab  # int8 + float lm_head
     floor = weight_bytes / 460e9
     assert floor < seconds < 0.8
+
+
+def test_sampling_other_than_greedy_is_refused_with_one_line(tmp_path):
+    from irtool.errors import IrtoolError
+    from irtool.sampling import SamplingOptions
+    from irtool.targets.registry import load_target
+
+    with pytest.raises(IrtoolError, match=r"^u280-hls: the host program decodes greedily; drop "
+                                          r"--temperature/--top-k/--top-p for this target$"):
+        load_target("u280-hls").write_project(None, None, tmp_path, prompt=[1], steps=1,
+                                              sampling=SamplingOptions(temperature=0.8))
