@@ -302,7 +302,8 @@ def test_kernels_are_placed_on_slrs_within_their_budgets(build, name):
         for r, n in u.items():
             assert n <= budgets[s][r], (s, r, n, budgets[s][r])
     # the estimate follows the emitted C++: every W8A8 stripe unrolls one 64-byte beat of int8
-    # products, two per DSP48E2; every m_axi port has its 512-bit read or write FIFO
+    # products, two per DSP48E2; every m_axi port has its 512-bit read or write FIFO, at least
+    # 8 BRAM36 side by side (a BRAM36 is at most 72 bits wide)
     cpp = (out / "kernels.cpp").read_text()
     for kernel in ("attn_q", "mlp"):
         body = cpp[cpp.index(f'extern "C" void {kernel}('):]
