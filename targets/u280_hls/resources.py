@@ -28,9 +28,9 @@ import math
 from dataclasses import dataclass
 
 from irtool.block_parts import ATTENTION, Part
+from irtool.targets.u280_hls.cost import DSP_PER_INT8_MAC, FLOAT_LANES, INT8_LANES
 from irtool.targets.u280_hls.kernels import URAM_MIN_BITS, KernelWriter, _bits, _shape
 
-INT8_LANES, FLOAT_LANES = 64, 16
 FMUL, FADD, FFUNC = 3, 2, 7
 """DSPs of a float multiply, a float add, an exp/tanh/erfc (assumed)."""
 LUTRAM_MAX_BITS = 2048
@@ -79,7 +79,7 @@ def _op_resources(op, stripes_of) -> Resources:
     if n == "quant.qlinear":
         _, k = _shape(o[1])
         s = stripes_of(o[1])
-        dsp = s * (INT8_LANES // 2 + FMUL + (FADD if len(o) > 4 else 0))
+        dsp = s * (math.ceil(INT8_LANES * DSP_PER_INT8_MAC) + FMUL + (FADD if len(o) > 4 else 0))
         return Resources(dsp=dsp) + memory(math.ceil(k / INT8_LANES), 16, INT8_LANES)
     if n == "transformer.linear":
         _, k = _shape(o[1])
