@@ -574,3 +574,15 @@ def test_sampling_other_than_greedy_is_refused_with_one_line(tmp_path):
                                           r"--temperature/--top-k/--top-p for this target$"):
         load_target("u280-hls").write_project(None, None, tmp_path, prompt=[1], steps=1,
                                               sampling=SamplingOptions(temperature=0.8))
+
+
+def test_on_chip_arrays_in_memory_blocks():
+    """BRAM36 (512x72 .. 32Kx1) and URAM288 (4Kx72) counts, worked out by hand here."""
+    from irtool.targets.u280_hls.resources import memory
+
+    assert memory(1024, 512).bram36 == 15  # an m_axi read FIFO: 15 blocks of 1K x 36 wide
+    assert memory(256, 512).bram36 == 8  # a write FIFO: 8 wide, one deep
+    assert memory(4096, 32).bram36 == 4  # 4K x 9 blocks, 4 side by side (1K x 36: 4 deep)
+    assert memory(160, 16, banks=64).bram36 == 64  # a partitioned int8 copy: one per bank
+    assert memory(16, 16, banks=64).bram36 == 0  # small banks: LUTRAM
+    assert memory(10240, 32, uram=True).uram == 3  # 4K x 72: one wide, 3 deep
