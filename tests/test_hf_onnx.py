@@ -130,13 +130,13 @@ def test_a_graph_traced_at_a_fixed_length_is_explained(tmp_path):
 
 
 def test_an_unsupported_op_is_named_with_what_it_usually_is(tmp_path):
-    """OPT's stock ReLU MLP: no relu op in the dialect; the error names the node and says
-    where such a node comes from."""
-    relu_opt = hf_zoo.ZooModel("opt-relu", "OPTConfig", {
-        **hf_zoo.BY_NAME["opt-gelu"].kwargs, "activation_function": "relu"})
-    _, path = hf_zoo.export_onnx(relu_opt, "dynamo", tmp_path / "opt-relu")
-    with pytest.raises(IrtoolError, match=r"unsupported ONNX op 'Relu' \(node '[^']+'.*this is "
-                                          r"usually a ReLU MLP \(OPT\)"):
+    """OPT with a ReLU6 MLP (a Clip node): no clamp op in the dialect; the error names the
+    node and says where such a node comes from."""
+    relu6_opt = hf_zoo.ZooModel("opt-relu6", "OPTConfig", {
+        **hf_zoo.BY_NAME["opt"].kwargs, "activation_function": "relu6"})
+    _, path = hf_zoo.export_onnx(relu6_opt, "dynamo", tmp_path / "opt-relu6")
+    with pytest.raises(IrtoolError, match=r"unsupported ONNX op 'Clip' \(node '[^']+'.*this is "
+                                          r"usually a clamped activation \(ReLU6"):
         import_model(path)
 
 

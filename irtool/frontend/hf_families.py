@@ -25,7 +25,7 @@ from irtool.errors import IrtoolError
 from irtool.frontend.decoder import Decoder, Layer, Linear, Named, Norm, Rope
 
 ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh",
-               "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": None, "relu": None}
+               "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": None, "relu": "relu"}
 
 
 class _Checkpoint:
@@ -81,7 +81,7 @@ def _activation(c: _Checkpoint, *keys: str) -> str:
     if act is None:
         raise IrtoolError(f"activation '{name}' of model_type '{c.config.get('model_type')}' "
                           f"in '{c.folder}' has no op in the transformer dialect (it has "
-                          "silu, gelu and tanh-gelu)")
+                          "silu, gelu, tanh-gelu and relu)")
     return act
 
 

@@ -50,8 +50,8 @@ SUPPORTED = (
     "Gather of a constant table by input_ids (token embedding), MatMul or Gemm by a constant "
     "[+ bias] (linear; Split/Slice of one, a constant factor folded in), LayerNormalization, "
     "RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul), GELU (the Gelu op, Div/Erf/Add/Mul or "
-    "Mul/Add/Tanh), SiLU (Mul by Sigmoid), Add/Mul of two activations, and attention "
-    "(MatMul/Softmax with a constant scale, a causal or sliding-window mask, and "
+    "Mul/Add/Tanh), SiLU (Mul by Sigmoid), ReLU (the Relu op), Add/Mul of two activations, "
+    "and attention (MatMul/Softmax with a constant scale, a causal or sliding-window mask, and "
     "Reshape/Transpose/Slice/Gather/Concat/Neg/Mul/Add/Sub/Unsqueeze/Tile/Expand nodes for "
     "head layout, RoPE and grouped KV heads); any value that depends on the length only "
     "(masks, positions, RoPE tables, position tables) is evaluated, whatever ops compute it")
@@ -133,10 +133,11 @@ HINTS = {
              "an attention softmax; irtool skips it only right after a causal softmax",
     "Reciprocal": "part of an RMSNorm whose spelling irtool did not recognise (or one over "
                   "another axis than the features or a head's dims)",
-    "Relu": "a ReLU MLP (OPT): the transformer dialect has no relu op",
     "CumSum": "position ids or a mask computed from token values; irtool binds "
               "attention_mask/position_ids and evaluates only length-dependent values",
     "Gemm": "a linear layer whose weight is not a constant",
+    "Clip": "a clamped activation (ReLU6, hardtanh): the transformer dialect has relu but no "
+            "clamp",
     "ScatterND": "a packed-sequence mask over token values (export with an attention_mask "
                  "input, or the default dynamo exporter)",
 }
@@ -433,6 +434,7 @@ class _Raiser:
             "Div": [self._rms_norm, self._scaled],
             "LayerNormalization": [self._layer_norm],
             "Gelu": [self._gelu],
+            "Relu": [self._relu],
             "Reshape": [self._attention, self._passthrough],
             **{op: [self._passthrough] for op in PASSTHROUGH - {"Reshape"}},
         }
@@ -620,6 +622,14 @@ class _Raiser:
             return None
         self._cover(act.nodes)
         return self.b.value(tf.SiluOp(self.activation(act.x)))
+
+    def _relu(self, name: str) -> SSAValue | None:
+        """The Relu op of an activation (OPT's MLP)."""
+        node = self.g.node(name)
+        if self._features(node.input[0]) is None:
+            return None
+        self._cover(pat.node_ids(self.ev, name))
+        return self.b.value(tf.ReluOp(self.activation(node.input[0])))
 
     def _binary(self, name: str) -> SSAValue | None:
         """Add/Mul of two activations of one shape (residuals, gates, wte + wpe)."""
