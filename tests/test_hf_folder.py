@@ -76,6 +76,28 @@ def test_sliding_window_is_imported_and_matters(zoo):
     assert relative_error(unwindowed[8:], want[8:]) > 1e-2
 
 
+def test_bfloat16_folder_is_widened_exactly(zoo, tmp_path):
+    """A folder saved in bfloat16 (as most Hub checkpoints are): every weight is the bf16
+    value widened to float32, and the logits are transformers' on the folder loaded in
+    float32 (its own widening; RoPE tables computed in float32)."""
+    import torch
+    import transformers
+
+    model, _ = zoo["qwen2"]
+    bf16 = hf_zoo.build(hf_zoo.BY_NAME["qwen2"]).to(torch.bfloat16)
+    folder = hf_zoo.save_folder(bf16, tmp_path / "bf16")
+    reference = transformers.AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32, attn_implementation="eager").eval()
+    assert reference.model.embed_tokens.weight.dtype == torch.float32
+    module, store = import_model(folder)
+    for name, p in reference.state_dict().items():
+        if name in store.arrays:
+            assert np.array_equal(store.arrays[name], p.numpy()), name
+    got = ModelRunner(module, store).forward(IDS)
+    assert relative_error(got, hf_zoo.torch_logits(reference, IDS)) < 1e-4
+    assert relative_error(got, hf_zoo.torch_logits(model, IDS)) > 1e-3  # bf16 rounding shows
+
+
 def test_tied_embeddings_are_stored_once(zoo):
     _, folder = zoo["smollm-tied"]
     _, store = import_model(folder)
