@@ -98,6 +98,44 @@ def test_bfloat16_folder_is_widened_exactly(zoo, tmp_path):
     assert relative_error(got, hf_zoo.torch_logits(model, IDS)) > 1e-3  # bf16 rounding shows
 
 
+ROPE_SCALINGS = {  # head_dim 8: 4 rotary pairs; original contexts below the zoo's 64
+    "linear": {"factor": 2.0},
+    "dynamic": {"factor": 3.0},
+    "llama3": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 16},
+    "yarn": {"factor": 4.0, "original_max_position_embeddings": 16},
+    "yarn-mscale": {"factor": 4.0, "original_max_position_embeddings": 16, "mscale": 0.8,
+                    "mscale_all_dim": 0.5, "beta_fast": 8, "beta_slow": 2, "truncate": False},
+    "longrope": {"short_factor": [1.0, 1.3, 2.0, 3.5], "long_factor": [1.0, 2.0, 4.0, 8.0],
+                 "original_max_position_embeddings": 64, "factor": 4.0},
+}
+
+
+@pytest.mark.parametrize("scaling", list(ROPE_SCALINGS))
+def test_rope_scaling_tables_and_logits_match_transformers(tmp_path, scaling):
+    """Each RoPE scaling: the cos/sin tables are transformers' own rotary embedding over the
+    whole context (attention factor included), and the logits match."""
+    import torch
+
+    kind = scaling.split("-")[0]
+    z = hf_zoo.ZooModel(f"llama-{scaling}", "LlamaConfig", hf_zoo._llama_kw(
+        rope_parameters={"rope_type": kind, "rope_theta": 10000.0, **ROPE_SCALINGS[scaling]}))
+    model = hf_zoo.build(z)
+    module, store = import_model(hf_zoo.save_folder(model, tmp_path / scaling))
+    positions = torch.arange(hf_zoo.CONTEXT)[None]
+    with torch.no_grad():
+        cos, sin = model.model.rotary_emb(torch.zeros(1, dtype=torch.float32), positions)
+    half = cos.shape[-1] // 2
+    np.testing.assert_allclose(store.arrays["rope.cos"], cos[0, :, :half].numpy(), atol=2e-6)
+    np.testing.assert_allclose(store.arrays["rope.sin"], sin[0, :, :half].numpy(), atol=2e-6)
+    default = hf_zoo.build(hf_zoo.BY_NAME["llama"]).model.rotary_emb(
+        torch.zeros(1), positions)[0][0, :, :half].numpy()
+    if kind != "dynamic":  # dynamic NTK is the default RoPE within the context
+        assert np.abs(store.arrays["rope.cos"] - default).max() > 1e-2
+    got = ModelRunner(module, store).forward(IDS)
+    assert relative_error(got, hf_zoo.torch_logits(model, IDS)) < 1e-4
+
+
 def test_tied_embeddings_are_stored_once(zoo):
     _, folder = zoo["smollm-tied"]
     _, store = import_model(folder)
@@ -139,8 +177,13 @@ def test_unknown_family_missing_tensor_and_pickles_are_clear_errors(zoo, tmp_pat
     with pytest.raises(IrtoolError, match="PyTorch pickles but no model.safetensors"):
         import_model(d)
     d = _copy(zoo["llama"][1], tmp_path, "rope")
-    _edit_config(d, rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 2.0})
-    with pytest.raises(IrtoolError, match="RoPE type 'yarn'"):
+    _edit_config(d, rope_parameters={"rope_type": "proportional", "rope_theta": 1e4})
+    with pytest.raises(IrtoolError, match="RoPE type 'proportional' .* not supported"):
+        import_model(d)
+    _edit_config(d, rope_parameters={"rope_type": "longrope", "rope_theta": 1e4,
+                                     "original_max_position_embeddings": 32,
+                                     "short_factor": [1.0] * 4, "long_factor": [2.0] * 4})
+    with pytest.raises(IrtoolError, match="longrope.*above original_max_position_embeddings"):
         import_model(d)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from irtool.errors import IrtoolError
 from irtool.frontend.decoder import Decoder, Layer, Linear, Named, Norm, Rope
+from irtool.frontend.hf_rope import rope_frequencies
 
 ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh",
                "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": None, "relu": "relu"}
@@ -96,31 +97,23 @@ def _rope_parameters(c: _Checkpoint) -> dict:
     return params
 
 
-def rope_angles(max_positions: int, rotary_dim: int, theta: float,
-                position_scale: float = 1.0) -> np.ndarray:
-    """`position * inv_freq` in float32, as transformers computes it (`[P, rotary_dim/2]`)."""
-    exponent = np.arange(0, rotary_dim, 2, dtype=np.float32) / np.float32(rotary_dim)
-    inv_freq = (np.float32(1.0) / np.power(np.float32(theta), exponent)).astype(np.float32)
-    positions = np.arange(max_positions, dtype=np.float32) / np.float32(position_scale)
-    return (positions[:, None] * inv_freq[None, :]).astype(np.float32)
-
-
 def _rope(c: _Checkpoint, head_dim: int, max_pos: int, style: str,
           rotary_dim: int | None = None, default_theta: float = 10000.0) -> Rope:
+    """cos/sin tables over the context: `position * inv_freq` in float32 as transformers
+    computes them, times the scaling's attention factor (hf_rope)."""
     params = _rope_parameters(c)
-    kind = params.get("rope_type", params.get("type", "default"))
-    scale = 1.0
-    if kind == "linear":
-        scale = float(params["factor"])
-    elif kind != "default":
-        raise IrtoolError(f"RoPE type '{kind}' of '{c.folder}' is not supported by the "
-                          "checkpoint-folder import (default and linear are); an ONNX export "
-                          "computes its tables for irtool")
+    params.setdefault("rope_theta", default_theta)
+    if params.get("original_max_position_embeddings") is None:
+        params["original_max_position_embeddings"] = c.config.get(
+            "original_max_position_embeddings")
     if rotary_dim is None:
         rotary_dim = int(head_dim * float(params.get("partial_rotary_factor", 1.0)))
-    angles = rope_angles(max_pos, rotary_dim, float(params.get("rope_theta", default_theta)),
-                         scale)
-    return Rope(Named("rope.cos", np.cos(angles)), Named("rope.sin", np.sin(angles)),
+    freq = rope_frequencies(params, rotary_dim, max_pos, f"'{c.folder}'")
+    positions = np.arange(max_pos, dtype=np.float32)
+    angles = (positions[:, None] * freq.inv_freq[None, :]).astype(np.float32)
+    scale = np.float32(freq.attention_scaling)
+    return Rope(Named("rope.cos", (np.cos(angles) * scale).astype(np.float32)),
+                Named("rope.sin", (np.sin(angles) * scale).astype(np.float32)),
                 rotary_dim, style)
 
 

@@ -4,8 +4,8 @@ The folder is what `model.save_pretrained(DIR)` writes (and what the Hub serves)
 are read with the `safetensors` package, the architecture from `config.json`: each supported
 `model_type` has a mapping in `hf_families` that names its tensors and its choices (norm,
 MLP, residual, positions), and `decoder.build_decoder` emits the transformer ops. RoPE tables
-are computed the way transformers computes them (float32 angles), for the default RoPE and
-linear scaling; other scalings are refused by name.
+are computed the way transformers computes them (float32 angles) for every scaling that is a
+fixed table over the context (`hf_rope`); other scalings are refused by name.
 """
 
 from __future__ import annotations
