@@ -142,9 +142,9 @@ def test_an_unsupported_op_is_named_with_what_it_usually_is(tmp_path):
 
 def test_a_window_shows_only_past_it_and_is_found_there(exports, tmp_path, monkeypatch):
     """mistral-window8 without its config.json (context: the 2048 default) still imports
-    with window 8: masks are classified at the context length. Classified only up to 8
-    tokens, the same mask looks causal, and the import computes wrong logits from position 8
-    on: the check beyond the window is what keeps a wrong-window import out."""
+    with window 8: masks are classified at the context length. When the mask cannot be
+    evaluated that far (here: limited to 8 tokens, where the window looks causal), the import
+    is refused with how to give the window, and with the config.json back it imports right."""
     import shutil
 
     from irtool.frontend import onnx_import
@@ -156,12 +156,15 @@ def test_a_window_shows_only_past_it_and_is_found_there(exports, tmp_path, monke
     module, _ = import_model(lone)
     assert hf_zoo.attention_windows(module) == {8}
     monkeypatch.setattr(onnx_import, "MASK_LENGTH_LIMIT", 8)
-    module, store = import_model(lone)
-    assert hf_zoo.attention_windows(module) == {None}
+    with pytest.raises(IrtoolError, match=r"is causal up to 8 tokens, but the model's context "
+                                          r"is 2048 tokens.*sliding window of 8 keys or more "
+                                          r"would not show; put the model's config.json"):
+        import_model(lone)
+    shutil.copy(path.parent / "config.json", tmp_path / "config.json")
+    module, store = import_model(lone)  # the config declares window 8: evaluated at 9
+    assert hf_zoo.attention_windows(module) == {8}
     got = ModelRunner(module, store).forward(IDS)
-    want = hf_zoo.onnxruntime_logits(path, IDS)
-    assert relative_error(got[:8], want[:8]) < 1e-4
-    assert relative_error(got[8:], want[8:]) > 1e-2
+    assert relative_error(got, hf_zoo.onnxruntime_logits(path, IDS)) < 1e-4
 
 
 def test_compiled_qwen3_export_gives_the_torch_tokens_on_qemu(exports, tmp_path):

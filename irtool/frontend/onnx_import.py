@@ -72,7 +72,9 @@ def import_onnx(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
         graph = OnnxGraph(model.graph, input_name, output_name, opset)
         context = _context_length(path, graph)
-        module, store = _Raiser(graph, vocab, context, _mask_length(path, context)).run()
+        raiser = _Raiser(graph, vocab, context, _mask_length(path, context))
+        raiser.ev.mask_unchecked = _mask_unchecked(path, context)
+        module, store = raiser.run()
         if bound:
             module.attributes[BOUND_INPUTS_ATTR] = StringAttr(bound)
         return module, store
@@ -328,6 +330,20 @@ def _mask_length(path, context: int) -> int:
     if isinstance(window, int) and length <= window < context:
         length = window + 1
     return length
+
+
+def _mask_unchecked(path, context: int) -> str | None:
+    """Why a mask that looks causal at the evaluated length may still hide a sliding window,
+    or None: the mask is evaluated at the whole context, or a config.json beside the file
+    declares the window (or, without the key, that the family has none)."""
+    length = _mask_length(path, context)
+    if length >= context or _config_beside(path):
+        return None
+    return (f"the model's context is {context} tokens, where a [T, T] mask is too large to "
+            f"evaluate, so a sliding window of {length} keys or more would not show; put the "
+            f"model's config.json beside "
+            f"'{path}' (export tools write it: its sliding_window, null for none, and "
+            "max_position_embeddings are used)")
 
 
 def _context_length(path, graph: OnnxGraph) -> int:
