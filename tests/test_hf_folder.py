@@ -168,6 +168,9 @@ def test_unknown_family_missing_tensor_and_pickles_are_clear_errors(zoo, tmp_pat
     _edit_config(d, model_type="mamba")
     with pytest.raises(IrtoolError, match="model_type 'mamba' .* not supported"):
         import_model(d)
+    _edit_config(d, model_type="gemma2")
+    with pytest.raises(IrtoolError, match="model_type 'gemma2' .* logit soft-capping"):
+        import_model(d)
     d = _copy(zoo["gpt2"][1], tmp_path, "renamed")
     _edit_config(d, model_type="llama", hidden_size=32, num_attention_heads=4,
                  num_hidden_layers=2, max_position_embeddings=64, rms_norm_eps=1e-6)

@@ -140,6 +140,15 @@ def test_an_unsupported_op_is_named_with_what_it_usually_is(tmp_path):
         import_model(path)
 
 
+def test_gemma2_soft_capping_is_named(tmp_path):
+    """Gemma 2 caps its logits with tanh(x / c) * c: no op for it; the error says so."""
+    gemma2 = hf_zoo.ZooModel("gemma2", "Gemma2Config", hf_zoo._llama_kw(
+        num_key_value_heads=1, head_dim=16, tie_word_embeddings=True, sliding_window=8))
+    _, path = hf_zoo.export_onnx(gemma2, "dynamo-eager", tmp_path / "gemma2")
+    with pytest.raises(IrtoolError, match=r"tanh\(x / 30\) \* 30 is logit soft-capping"):
+        import_model(path)
+
+
 def test_a_window_shows_only_past_it_and_is_found_there(exports, tmp_path, monkeypatch):
     """mistral-window8 without its config.json (context: the 2048 default) still imports
     with window 8: masks are classified at the context length. When the mask cannot be

@@ -65,6 +65,9 @@ class _Checkpoint:
 def decoder_for(config: dict, tensors: dict[str, np.ndarray], folder: Path) -> Decoder:
     model_type = config.get("model_type")
     family = FAMILIES.get(model_type)
+    if model_type in NOT_YET:
+        raise IrtoolError(f"model_type '{model_type}' of '{folder}' is not supported by the "
+                          f"checkpoint-folder import: {NOT_YET[model_type]}")
     if family is None:
         raise IrtoolError(f"model_type '{model_type}' of '{folder}' is not supported by the "
                           f"checkpoint-folder import (supported: {', '.join(sorted(FAMILIES))})"
@@ -360,6 +363,18 @@ def _opt(c: _Checkpoint) -> Decoder:
         final_norm=c.norm("model.decoder.final_layer_norm", True), lm_head=_lm_head(c, embed),
         layers=layers, positions=positions)
 
+
+# Families users bring that need what the transformer dialect lacks, with what that is.
+_SOFTCAP = "logit soft-capping tanh(x / c) * c (attn_logit_softcapping on the attention " \
+    "scores, final_logit_softcapping on the logits), which the transformer dialect has no op for"
+NOT_YET = {
+    "gemma2": _SOFTCAP + ", and a norm after attention and after the MLP",
+    "gemma3_text": "per-layer RoPE bases (rope_local_base_freq for the sliding layers), a norm "
+                   "after attention and after the MLP, and " + _SOFTCAP + " when the config "
+                   "sets it",
+}
+NOT_YET["gemma3"] = "the multimodal Gemma 3 (import its text model, model_type " \
+    "gemma3_text, which needs " + NOT_YET["gemma3_text"] + ")"
 
 FAMILIES: dict[str, Callable[[_Checkpoint], Decoder]] = {
     "llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,

@@ -566,6 +566,12 @@ class _Raiser:
             w = self.w.get(("scaled", table, c), f"{_readable(table) or 'tok_embeddings'}.scaled",
                            lambda: self.g.constants[table] * np.float32(c))
             return self.b.value(tf.EmbeddingOp(self.b.tokens, w))
+        source = self.g.node(x)
+        if source is not None and source.op_type == "Tanh":
+            raise UnsupportedNode(node, f"tanh(x / {c:g}) * {c:g} is logit soft-capping "
+                                        "(Gemma 2's final_logit_softcapping; its "
+                                        "attn_logit_softcapping caps the attention scores the "
+                                        "same way), which the transformer dialect has no op for")
         raise UnsupportedNode(node, f"multiplying by the constant {c:g}: irtool folds a "
                                     "constant factor into the linear or embedding that computes "
                                     "its operand (the transformer dialect has no scalar multiply)"
