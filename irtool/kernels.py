@@ -89,6 +89,13 @@ def _attention(o, p):
                                    p["window"] or None))
 
 
+def _lora(o, p):
+    y, t = ref.lora(o["x"].reshape(p["T"], p["K"]), o["y"].reshape(p["T"], p["N"]),
+                    o["a"], o["b"], p["selected"])
+    _store(o["out"], y)
+    _store(o["rank"], t)
+
+
 def _spec(name, operands, params, writes, reference, scratch=None, alias="", layout=""):
     """`alias`: "y=x y=b" -- the written operand y may be the buffer of x or of b;
     `layout`: "w=row_panels16" -- operand w is stored in that layout."""
@@ -105,6 +112,10 @@ _SPECS = [
     _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels16"),
     _spec("irt_linear_packed_bias_f32", "x w b y", "T K N", "y", _linear,
           layout="w=row_panels16"),
+    # a task adapter on a linear's output: the adapter chosen at run time in C (the compiled
+    # default `selected` here and until irt_select_adapter is called)
+    _spec("irt_lora_f32", "x y a b out rank", "T K N R adapters selected", "out rank", _lora,
+          alias="out=y"),
     _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
           lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
     _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",

@@ -58,6 +58,8 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_linear_bias_f32": ("irt_linear_f32", "op:x op:w op:b op:y p:T p:K p:N"),
     "irt_linear_packed_f32": ("irt_linear_packed_f32", "op:x op:w NULL op:y p:T p:K p:N"),
     "irt_linear_packed_bias_f32": ("irt_linear_packed_f32", "op:x op:w op:b op:y p:T p:K p:N"),
+    "irt_lora_f32": ("irt_lora_f32",
+        "op:x op:y op:a op:b op:out op:rank p:T p:K p:N p:R p:adapters p:selected"),
     "irt_matmul_f32": ("irt_matmul_f32", "op:a op:b op:y p:M p:K p:N p:transpose_b"),
     "irt_rms_norm_f32": ("irt_rms_norm_f32", "op:x op:g op:y p:T p:D p:eps"),
     "irt_layer_norm_f32": ("irt_layer_norm_f32", "op:x op:g op:b op:y p:T p:D p:eps"),
@@ -101,4 +103,4 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_cached_attention_i8": ("irt_cached_attention_i8",
         "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads  "
         "p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale"),
-}), headers=("irt_kernels.h", "irt_quant.h"))
+}), headers=("irt_kernels.h", "irt_quant.h", "irt_lora.h"))

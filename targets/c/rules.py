@@ -79,6 +79,14 @@ def linear(op: tf.LinearOp, arg: ArgMap, outs) -> KernelCall:
     return _call("irt_linear_f32", [*ins, outs[0]], T=t, K=k, N=n)
 
 
+def lora(op: tf.LoraOp, arg: ArgMap, outs) -> KernelCall:
+    n, r, k = op.down.type.get_shape()
+    return _call("irt_lora_f32", [arg(op.input), arg(op.base), arg(op.down), arg(op.up),
+                                  outs[0], outs[1]],
+                 T=rows(op.input), K=k, N=cols(op.base), R=r, adapters=n,
+                 selected=_i(op.selected))
+
+
 def matmul(op: tf.MatmulOp, arg: ArgMap, outs) -> KernelCall:
     tb = op.is_transposed
     n = op.rhs.type.get_shape()[0 if tb else 1]
@@ -245,7 +253,7 @@ def batched_prefill_only(op: Operation, arg: ArgMap, outs) -> KernelCall:
 
 
 PORTABLE_RULES = LoweringRules([
-    (tf.LinearOp, linear), (tf.MatmulOp, matmul), (tf.RMSNormOp, rms_norm),
+    (tf.LinearOp, linear), (tf.LoraOp, lora), (tf.MatmulOp, matmul), (tf.RMSNormOp, rms_norm),
     (tf.LayerNormOp, layer_norm), (tf.RopeOp, rope), (tf.EmbeddingOp, embedding),
     (tf.PositionEmbeddingOp, position_embedding), (tf.AddOp, add), (tf.MulOp, mul),
     (tf.SiluOp, silu), (tf.GeluOp, gelu), (tf.SoftmaxOp, softmax),
