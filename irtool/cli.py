@@ -310,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "if there is one (stories260K has it)")
     comp.add_argument("--quantize-lm-head", action="store_true",
                       help="quantize the lm_head too, with the --quant scheme (it stays float "
-                           "by default; a large vocabulary's float classifier may not fit)")
+                           "by default; a large vocabulary's float classifier may not fit); a "
+                           "token embedding tied to it reads its quantized rows")
     comp.add_argument("--lora", action="append", default=[], metavar="NAME=FILE",
                       help="a task adapter (repeatable): a PEFT-style .safetensors file of "
                            "lora_A/lora_B matrices for named linears, scaled by alpha/r from "

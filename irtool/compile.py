@@ -47,7 +47,8 @@ class CompileOptions:
     calibration: str | None = None
     """Calibration data for w8a8 (an eval_tokens.json `calib` list, a token-id file, ...)."""
     quantize_lm_head: bool = False
-    """Quantize the linear producing the logits as well (it stays float by default)."""
+    """Quantize the linear producing the logits as well (it stays float by default), and a
+    token embedding tied to it reads its quantized rows."""
     lora: tuple[str, ...] = ()
     """Task adapters, `NAME=FILE[:SCALE]` (irtool.frontend.lora), numbered in this order."""
     adapter: str | None = None
@@ -150,7 +151,8 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
         _extract_kv_cache(module, opts)
         _attach_adapters(module, store, opts)  # before quantize: the deltas stay float
         module, store = quantize_module(module, store, QuantOptions(
-            opts.quant, opts.kv, quantize_lm_head=opts.quantize_lm_head))
+            opts.quant, opts.kv, quantize_lm_head=opts.quantize_lm_head,
+            tied_embedding=opts.quantize_lm_head))
     return module, store
 
 

@@ -195,6 +195,17 @@ def _w1a4(o, p):
                                     _bias(o), p["group"]))
 
 
+def _wembedding(bits):
+    def reference(o, p):
+        s = o["s"]
+        group = p.get("group")
+        if bits == 8 and p["per_tensor"]:
+            s = s.reshape(1)
+        _store(o["y"], qref.dequantized_rows(o["w"], s, o["tokens"].reshape(-1), p["D"], bits,
+                                             group))
+    return reference
+
+
 def _kv_write_i8(o, p):
     cache, scales = qref.kv_write_int8(o["cache"], o["scales"], o["new"].reshape(p["T"], -1),
                                        int(o["pos"]), p["layer"], bool(p["ring"]))
@@ -223,6 +234,9 @@ _SPECS += [
     *_linear_specs("irt_linear_w4g", "x w s", "T K N group", _w4g),
     *_linear_specs("irt_linear_w1", "x w alpha", "T K N", _w1),
     *_linear_specs("irt_linear_w1a4", "x w alpha", "T K N group", _w1a4),
+    _spec("irt_embedding_w8", "tokens w s y", "T D per_tensor", "y", _wembedding(8)),
+    _spec("irt_embedding_w4g", "tokens w s y", "T D group", "y", _wembedding(4)),
+    _spec("irt_embedding_w1", "tokens w s y", "T D", "y", _wembedding(1)),
     _spec("irt_kv_write_i8", "cache scales new pos", "layer kv_heads capacity head_dim T ring",
           "cache scales", _kv_write_i8),
     _spec("irt_cached_attention_i8", "q kcache kscales vcache vscales end out",

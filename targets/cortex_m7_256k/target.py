@@ -17,6 +17,8 @@ from irtool.errors import IrtoolError
 from irtool.targets.c.emit import ARENA_ALIGN, CProject, TokenTable
 from irtool.targets.c.target import CTarget
 from irtool.targets.cortex_m7_256k.report import PlanFacts
+from irtool.targets.cortex_m7_256k.token_table import SECTION as TOKENS_SECTION
+from irtool.targets.cortex_m7_256k.token_table import with_compact_table
 from irtool.targets.description import TargetDescription
 from irtool.targets.target import PipelineOptions, quote
 
@@ -70,6 +72,8 @@ def linker_script(target: TargetDescription) -> str:
     if xflash:
         lines.append(f"  .xflash : ALIGN({ARENA_ALIGN}) {{ KEEP(*(.xflash)) }} "
                      "> irt_xflash :xflash")
+        lines.append(f"  {TOKENS_SECTION} : ALIGN(4) {{ KEEP(*({TOKENS_SECTION})) }} "
+                     "> irt_xflash :xflash")
     lines += ["}", ""]
     return "\n".join(lines)
 
@@ -119,6 +123,8 @@ class M7Target(CTarget):
         # the generic time line would count qemu's stand-in DMA copies as compute: the
         # report prints the modelled time instead
         text = re.sub(r"#if IRT_CLOCK_HZ\n.*?#endif\n", "", text, count=1, flags=re.S)
+        if any(m.name == "xflash" for m in self.description.memories):
+            text = with_compact_table(text, table)
         return text.replace(REPORT_AT, REPORT + REPORT_AT, 1)
 
     def project_files(self, prompt: Sequence[int], steps: int,
