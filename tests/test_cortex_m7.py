@@ -189,6 +189,26 @@ def test_the_program_reports_modelled_time_and_the_sram_map(fp32):
     assert sum(int(v) for v in rows.values()) == SRAM_BYTES
 
 
+def test_the_plugin_counts_every_decode_step_exactly(fp32):
+    """The shared TCG plugin (targets/c/plugin) counts each decode step between the markers:
+    one count per position, the prompt's and the generated steps' means printed as exact
+    figures, and SysTick's estimate (one tick = 40 instructions) within 0.1% of them."""
+    _, output = fp32
+    per_step = [int(n) for n in re.findall(r"^hartcount: step \d+ instructions (\d+)$",
+                                           output, re.M)]
+    n_prompt = len(GOLDEN["prompt_ids"])
+    assert len(per_step) == n_prompt + STEPS - 1
+    exact = re.search(r"^hartcount: exact instructions per prompt step (\d+) per generated "
+                      r"step (\d+)$", output, re.M)
+    assert exact, output[-3000:]
+    assert int(exact.group(1)) == sum(per_step[:n_prompt]) // n_prompt
+    assert int(exact.group(2)) == sum(per_step[n_prompt:]) // (STEPS - 1)
+    total = re.search(r"^hartcount: hart 0 total (\d+) steps (\d+)$", output, re.M)
+    assert total and int(total.group(2)) == sum(per_step) < int(total.group(1))
+    systick = figure(output, r"^instructions per generated token: (\d+)$")
+    assert systick == pytest.approx(int(exact.group(2)), rel=1e-3)
+
+
 QUANT_STEPS = 16
 
 

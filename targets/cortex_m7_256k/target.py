@@ -15,6 +15,7 @@ from pathlib import Path
 
 from irtool.errors import IrtoolError
 from irtool.targets.c.emit import ARENA_ALIGN, CProject, TokenTable
+from irtool.targets.c.target import HARTCOUNT_PLUGIN as PLUGIN
 from irtool.targets.c.target import CTarget
 from irtool.targets.cortex_m7_256k.report import PlanFacts
 from irtool.targets.cortex_m7_256k.token_table import SECTION as TOKENS_SECTION
@@ -79,6 +80,21 @@ def linker_script(target: TargetDescription) -> str:
 
 
 REPORT_AT = '    printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);\n'
+DECODE_CALL = "        const float *logits = irt_decode(&tok, pos);\n"
+RUN_RULES = """
+NM ?= arm-none-eabi-nm
+
+irt_hartcount.so: irt_hartcount_plugin.c
+\t$(HOST_CC) -shared -fPIC -O2 -Wall -o $@ $<
+
+# the plugin counts every decode step exactly between the markers (irt_step_marks.h), at
+# their addresses in the ELF
+run: model.elf irt_hartcount.so
+\tmarks=$$($(NM) model.elf | awk '$$3 ~ /^irt_step_(begin|end)$$/ \\
+\t    {{ sub("irt_", "", $$3); printf ",%s=0x%s", $$3, $$1 }}'); \\
+\ttimeout $(RUN_TIMEOUT) {run} -plugin ./irt_hartcount.so$$marks,per_step=1,prompt={prompt} \\
+\t    -d plugin
+"""
 REPORT = """#if IRT_HAS_INSTRUCTION_COUNTER
     irt_m7_report(decode_calls ? decode_instr / (uint64_t)decode_calls : 0,
                   prefill_calls + decode_calls);
@@ -118,8 +134,14 @@ class M7Target(CTarget):
         if REPORT_AT not in text or '#include "irt_target.h"\n' not in text:
             raise IrtoolError("cortex-m7-256k: the generic main.c changed shape; update "
                               "targets/cortex_m7_256k/target.py")
+        if DECODE_CALL not in text:
+            raise IrtoolError("cortex-m7-256k: the generic main.c has no decode call of the "
+                              "expected shape; update targets/cortex_m7_256k/target.py")
         text = text.replace('#include "irt_target.h"\n',
-                            '#include "irt_target.h"\n#include "irt_m7_report.h"\n', 1)
+                            '#include "irt_target.h"\n#include "irt_m7_report.h"\n'
+                            '#include "irt_step_marks.h"\n', 1)
+        text = text.replace(DECODE_CALL, "        irt_step_begin();\n" + DECODE_CALL
+                            + "        irt_step_end();\n", 1)
         # the generic time line would count qemu's stand-in DMA copies as compute: the
         # report prints the modelled time instead
         text = re.sub(r"#if IRT_CLOCK_HZ\n.*?#endif\n", "", text, count=1, flags=re.S)
@@ -139,7 +161,15 @@ class M7Target(CTarget):
         if n != 1:
             raise IrtoolError("cortex-m7-256k: the generic Makefile has no TARGET_LDFLAGS line; "
                               "update targets/cortex_m7_256k/target.py")
-        files["Makefile"] = makefile
+        run = self.description.toolchain.run.replace("{elf}", "model.elf")
+        makefile, n = re.subn(r"^run: model\.elf\n\ttimeout .*\n", "", makefile, count=1,
+                              flags=re.M)
+        if n != 1:
+            raise IrtoolError("cortex-m7-256k: the generic Makefile has no run rule of the "
+                              "expected shape; update targets/cortex_m7_256k/target.py")
+        makefile = makefile.replace("\trm -f model.elf", "\trm -f irt_hartcount.so model.elf", 1)
+        files["Makefile"] = makefile + RUN_RULES.format(run=run, prompt=len(prompt))
+        files["irt_hartcount_plugin.c"] = PLUGIN.read_text()
         files["irt_memory.ld"] = linker_script(self.description)
         return files
 
