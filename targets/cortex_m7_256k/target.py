@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irtool.errors import IrtoolError
+from irtool.targets.c.calling import PORTABLE_CALLS, CCall
 from irtool.targets.c.emit import ARENA_ALIGN, CProject, TokenTable
 from irtool.targets.c.target import HARTCOUNT_PLUGIN as PLUGIN
 from irtool.targets.c.target import CTarget
@@ -83,6 +84,10 @@ REPORT_AT = '    printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);\n
 DECODE_CALL = "        const float *logits = irt_decode(&tok, pos);\n"
 RUN_RULES = """
 NM ?= arm-none-eabi-nm
+ifeq ($(DSP),0)
+# the portable kernels instead of the DSP extension's (runtime/irt_m7_dsp.h)
+CFLAGS_COMMON += -DIRT_NO_DSP
+endif
 
 irt_hartcount.so: irt_hartcount_plugin.c
 \t$(HOST_CC) -shared -fPIC -O2 -Wall -o $@ $<
@@ -104,10 +109,27 @@ REPORT = """#if IRT_HAS_INSTRUCTION_COUNTER
 """
 
 
+DSP_CALLS = PORTABLE_CALLS.extended({
+    # the same kernels (signatures, references) with the DSP extension where it exists
+    "irt_linear_w8a8": CCall("irt_linear_w8a8_m7",
+                             ("op:xq", "val:zx", "op:w", "op:m", "NULL", "op:y", "p:T", "p:K",
+                              "p:N")),
+    "irt_linear_w8a8_bias": CCall("irt_linear_w8a8_m7",
+                                  ("op:xq", "val:zx", "op:w", "op:m", "op:b", "op:y", "p:T",
+                                   "p:K", "p:N")),
+}, headers=("irt_m7_dsp.h",))
+"""The portable C calls, with the int8 x int8 linear layer taken by runtime/irt_m7_dsp.c."""
+
+
 class M7Target(CTarget):
     """The portable C target with this board's layout and report."""
 
     _facts: PlanFacts | None = None
+
+    @classmethod
+    def from_folder(cls, folder: Path, **kwargs) -> M7Target:
+        kwargs.setdefault("calls", DSP_CALLS)
+        return super().from_folder(folder, **kwargs)  # type: ignore[return-value]
 
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         """The generic stages with `tile` after `allocate`: the weights in the external Flash

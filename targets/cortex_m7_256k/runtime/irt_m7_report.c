@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "irt_dma.h"
+#include "irt_m7_dsp.h"
 #include "irt_m7_plan.h"
 #include "irt_m7_report.h"
 #include "irt_target.h"
@@ -26,6 +27,8 @@ void irt_m7_report(uint64_t instructions, int calls)
 {
     double flash = (double)IRT_XFLASH_BYTES_PER_TOKEN * IRT_LINK_CYCLES_PER_BYTE;
     double copies = 0, stall = 0;
+    printf("DSP extension kernels: %s\n",
+           irt_m7_dsp_enabled() ? "on (SMLAD for int8 x int8)" : "off (portable C)");
     printf("external Flash read in place per generated token: %lu B (%.0f cycles at %.1f "
            "cycles/B, not hidden)\n",
            (unsigned long)IRT_XFLASH_BYTES_PER_TOKEN, flash, IRT_LINK_CYCLES_PER_BYTE);
