@@ -104,15 +104,23 @@ def merged_tokens(prompt: list[int], deltas: dict | None, w1: bool = False) -> l
     return ModelRunner(module, store).generate(prompt, STEPS)
 
 
-def run(project: Path, *make_args: str) -> tuple[int, list[int]]:
+def run_output(project: Path, *make_args: str) -> str:
     proc = subprocess.run(["make", "-s", "-B", "-C", str(project), "run", *make_args],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    chosen = re.search(r"^adapter: (-?\d+) of 2$", proc.stdout, re.M)
-    tokens = re.search(r"^tokens: ([0-9,]*)$", proc.stdout, re.M)
-    assert chosen and tokens, proc.stdout[-3000:]
+    return proc.stdout
+
+
+def chosen_and_tokens(output: str) -> tuple[int, list[int]]:
+    chosen = re.search(r"^adapter: (-?\d+) of 2$", output, re.M)
+    tokens = re.search(r"^tokens: ([0-9,]*)$", output, re.M)
+    assert chosen and tokens, output[-3000:]
     return int(chosen.group(1)), [int(t) for t in tokens.group(1).split(",") if t]
+
+
+def run(project: Path, *make_args: str) -> tuple[int, list[int]]:
+    return chosen_and_tokens(run_output(project, *make_args))
 
 
 PROMPT = [1, 403, 407, 261, 378]  # "Once upon a time"
@@ -152,12 +160,18 @@ def test_w1_base_with_adapters_equals_the_merged_sign_weights(adapters, tmp_path
     assert model_c.count("irt_linear_w1(") >= 35 and model_c.count("irt_lora_f32(") == 15
     want = merged_tokens(PROMPT, adapters[1][1], w1=True)
     assert want != merged_tokens(PROMPT, None, w1=True)
-    assert run(out) == (1, want)
+    output = run_output(out)
+    assert chosen_and_tokens(output) == (1, want)
     # the down and up stacks of both adapters are weights of their own in the plan, the
     # product A x a [1, R] buffer in SRAM: R = 4 where the story adapter's rank 4 is padded
     plan = (out / "model.hw.mlir").read_text()
     assert re.search(r'memory\.global @"?layers\.0\.wq\.lora_down"?.*memref<2x4x64xf32', plan)
     assert "memref<1x4xf32, #memory.space<sram>>" in plan
+    # ... and a row of the program's SRAM map: 15 adapted linears, [1, 4] floats each, at
+    # most one buffer each
+    rows = dict(re.findall(r"^\| (.+?) +\| +(\d+) \| +[\d.]+% \|$", output, re.M))
+    assert 16 <= int(rows["task-adapter rank scratch (--lora)"]) <= 15 * 16
+    assert sum(int(v) for v in rows.values()) == 256 * 1024
 
 
 def error_of(tmp_path, *args) -> str:
@@ -188,3 +202,5 @@ def test_unknown_module_and_shape_mismatch_are_clear_errors(tmp_path):
     err = error_of(tmp_path, "--lora", f"a={wrong}:2")
     assert "(weight layers.0.w2 [64, 172]) gets lora_A [2, 64]" in err
     assert "expected [r, 172] and [64, r]" in err
+    err = error_of(tmp_path, "--adapter", "story")
+    assert "--adapter story chooses among --lora adapters, and none was given" in err

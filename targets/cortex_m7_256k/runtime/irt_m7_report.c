@@ -63,8 +63,12 @@ void irt_m7_report(uint64_t instructions, int calls)
     printf("| %-40s | %9s | %6s |\n", "what", "bytes", "share");
     row("KV cache", IRT_SRAM_KV_BYTES);
     row("weight windows (2, double-buffered)", IRT_WINDOWS_SPAN_BYTES);
-    row("activations and scratch (planned)",
-        IRT_SRAM_ARENA_BYTES - IRT_SRAM_KV_BYTES - IRT_WINDOWS_SPAN_BYTES);
+#if IRT_SRAM_ADAPTER_SCRATCH_BYTES
+    row("task-adapter rank scratch (--lora)", IRT_SRAM_ADAPTER_SCRATCH_BYTES);
+#endif
+    row("activations and scratch (planned)", IRT_SRAM_ARENA_BYTES - IRT_SRAM_KV_BYTES -
+                                                 IRT_WINDOWS_SPAN_BYTES -
+                                                 IRT_SRAM_ADAPTER_SCRATCH_BYTES);
     row("arena free", IRT_SRAM_ARENA_CAPACITY - IRT_SRAM_ARENA_BYTES);
 #if defined(__PICOLIBC__)
     row("C library and main.c data (.data+.bss)",
