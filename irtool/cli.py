@@ -194,7 +194,8 @@ def cmd_compile(args: argparse.Namespace) -> None:
     sampling = options_from_args(args, tok)
     opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
-                          calibration=calibration)
+                          calibration=calibration, quantize_lm_head=args.quantize_lm_head,
+                          lora=tuple(args.lora), adapter=args.adapter)
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts, sampling=sampling,
                        report=args.report)
@@ -307,6 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
                            "ranges: an eval_tokens.json (its 'calib' list), a token-id file or "
                            "a JSON list of id lists; default: eval_tokens.json beside the model "
                            "if there is one (stories260K has it)")
+    comp.add_argument("--quantize-lm-head", action="store_true",
+                      help="quantize the lm_head too, with the --quant scheme (it stays float "
+                           "by default; a large vocabulary's float classifier may not fit); a "
+                           "token embedding tied to it reads its quantized rows")
+    comp.add_argument("--lora", action="append", default=[], metavar="NAME=FILE",
+                      help="a task adapter (repeatable): a PEFT-style .safetensors file of "
+                           "lora_A/lora_B matrices for named linears, scaled by alpha/r from "
+                           "the adapter_config.json beside it (or NAME=FILE:SCALE); every "
+                           "adapter is stored, the program chooses one at run time")
+    comp.add_argument("--adapter", metavar="NAME",
+                      help="the --lora adapter the program starts with (default: the first; "
+                           "'none': the base model); the C API irt_select_adapter(i) changes it")
     add_sampling_arguments(comp)
     comp.add_argument("--report", action="store_true",
                       help="also write DIR/report.html (irtool report: the memory map)")

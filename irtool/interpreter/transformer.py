@@ -17,6 +17,7 @@ from irtool.numerics.transformer import (
     gelu,
     kv_write,
     layer_norm,
+    lora,
     relu,
     rms_norm,
     rope,
@@ -63,6 +64,10 @@ class TransformerFunctions(InterpreterFunctions):
         if len(args) > 2:
             y = y + args[2]
         return (y,)
+
+    @impl(tf.LoraOp)
+    def run_lora(self, interpreter: Interpreter, op: tf.LoraOp, args):
+        return lora(*args, op.selected.value.data)
 
     @impl(tf.MatmulOp)
     def run_matmul(self, interpreter: Interpreter, op: tf.MatmulOp, args):

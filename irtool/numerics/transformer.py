@@ -160,3 +160,14 @@ def cached_attention(q: np.ndarray, kcache: np.ndarray, vcache: np.ndarray, end:
     k = kcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
     v = vcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
     return attention(q, k, v, heads, kv_heads, head_dim, scale, causal=True)
+
+
+def lora(x: np.ndarray, y: np.ndarray, down: np.ndarray, up: np.ndarray,
+         selected: int) -> tuple[np.ndarray, np.ndarray]:
+    """`y + B_s (A_s x)` for adapter `selected` of the stacks `down: [n, R, K]` and
+    `up: [n, N, R]` (scale folded into `up`), and the rank-sized product `A_s x: [T, R]`;
+    `selected = -1` is the base model (`y` unchanged, a zero product)."""
+    if selected < 0:
+        return y.copy(), np.zeros((x.shape[0], down.shape[1]), dtype=np.float32)
+    t = (x @ down[selected].T).astype(np.float32)
+    return (y + t @ up[selected].T).astype(np.float32), t
