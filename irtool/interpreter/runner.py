@@ -23,6 +23,7 @@ from xdsl.interpreter import Interpreter
 from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
 
+from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.interpreter.hw import HwFunctions
 from irtool.interpreter.memory import MemoryFunctions
@@ -91,10 +92,12 @@ class ModelRunner:
 
     def _call(self, name: str, args: tuple) -> tuple:
         """@name(*args): through its straight-line program when it has that form (read once,
-        again after a pass changed its ops), else through xDSL's interpreter."""
+        again after a pass changed its ops; the store's weights are read then, so a runner's
+        store is not changed while it is used), else through xDSL's interpreter."""
         program = self._programs.get(name)
         if program is None or not program.is_current():
-            program = self._programs[name] = StraightLine.of(self._funcs[name])
+            program = self._programs[name] = StraightLine.of(
+                self._funcs[name], self.interpreter, lambda op: isinstance(op, tf.WeightOp))
         if not program.runs_here:
             return self.interpreter.call_op(name, args)
         return program(self.interpreter, args)
