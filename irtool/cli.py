@@ -209,9 +209,9 @@ def cmd_compile(args: argparse.Namespace) -> None:
         parts = [] if opts.quant == "none" else [opts.quant]
         parts += ["int8 KV cache"] if opts.kv == "int8" else []
         what = f" ({', '.join(parts)})"
+    runner = opts.load_target().description.toolchain.run.format(elf="model.elf").split()[0]
     print(f"wrote the project for {args.target}{what} to {out}: run it with "
-          f"'make -C {out} run' ({opts.load_target().description.toolchain.run.split()[0]}) or "
-          f"'make -C {out} host' (natively)")
+          f"'make -C {out} run' ({runner}) or 'make -C {out} host' (natively)")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
