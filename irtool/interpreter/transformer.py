@@ -18,6 +18,7 @@ from irtool.numerics.transformer import (
     kv_write,
     layer_norm,
     linear,
+    relu,
     rms_norm,
     rope,
     silu,
@@ -130,6 +131,10 @@ class TransformerFunctions(InterpreterFunctions):
     @impl(tf.GeluOp)
     def run_gelu(self, interpreter: Interpreter, op: tf.GeluOp, args):
         return (gelu(args[0], op.approximate.data),)
+
+    @impl(tf.ReluOp)
+    def run_relu(self, interpreter: Interpreter, op: tf.ReluOp, args):
+        return (relu(args[0]),)
 
     @impl(tf.SiluOp)
     def run_silu(self, interpreter: Interpreter, op: tf.SiluOp, args):
