@@ -22,12 +22,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtool import progress
-from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
-from irtool.errors import IrtoolError
-from irtool.ir_names import VOCAB_ATTR, has_decode
-from irtool.sampling import add_arguments as add_sampling_arguments
-from irtool.sampling import options_from_args
+from irtool.startup import freeze_imported, imports_without_gc
+
+with imports_without_gc():  # numpy and xDSL: see irtool.startup
+    from irtool import progress
+    from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
+    from irtool.errors import IrtoolError
+    from irtool.ir_names import VOCAB_ATTR, has_decode
+    from irtool.sampling import add_arguments as add_sampling_arguments
+    from irtool.sampling import options_from_args
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -154,11 +157,12 @@ def _check_compile_request(module, prompt: list[int], args: argparse.Namespace) 
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
-    from irtool.compile import CompileOptions, compile_to_c
-    from irtool.frontend.load import DEFAULT_MODEL, import_model
-    from irtool.output_safety import check_project_dir
-    from irtool.quality import EVAL_FILE
-    from irtool.run import parse_token_list
+    with imports_without_gc():
+        from irtool.compile import CompileOptions, compile_to_c
+        from irtool.frontend.load import DEFAULT_MODEL, import_model
+        from irtool.output_safety import check_project_dir
+        from irtool.quality import EVAL_FILE
+        from irtool.run import parse_token_list
 
     check_project_dir(Path(args.output), args.force)  # before the work, not after it
     model = Path(args.model) if args.model else DEFAULT_MODEL
@@ -206,9 +210,9 @@ def cmd_compile(args: argparse.Namespace) -> None:
         parts = [] if opts.quant == "none" else [opts.quant]
         parts += ["int8 KV cache"] if opts.kv == "int8" else []
         what = f" ({', '.join(parts)})"
+    runner = opts.load_target().description.toolchain.run.format(elf="model.elf").split()[0]
     print(f"wrote the project for {args.target}{what} to {out}: run it with "
-          f"'make -C {out} run' ({opts.load_target().description.toolchain.run.split()[0]}) or "
-          f"'make -C {out} host' (natively)")
+          f"'make -C {out} run' ({runner}) or 'make -C {out} host' (natively)")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -362,6 +366,7 @@ def run_command(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    freeze_imported()
     args = build_parser().parse_args(argv)
     progress.set_quiet("--quiet" in argv)
     run_reporting_errors(lambda: run_command(args), wants_debug(argv))

@@ -58,10 +58,7 @@ def _store(out: np.ndarray, value: np.ndarray) -> None:
 
 
 def _linear(o, p):
-    y = o["x"].reshape(p["T"], p["K"]) @ o["w"].T
-    if "b" in o:
-        y = y + o["b"]
-    _store(o["y"], y)
+    _store(o["y"], ref.linear(o["x"].reshape(p["T"], p["K"]), o["w"], o.get("b")))
 
 
 def _rope(o, p):
