@@ -91,7 +91,7 @@ def _attention(o, p):
 
 def _spec(name, operands, params, writes, reference, scratch=None, alias="", layout=""):
     """`alias`: "y=x y=b" -- the written operand y may be the buffer of x or of b;
-    `layout`: "w=row_panels16" -- operand w is stored in that layout."""
+    `layout`: "w=row_panels24" -- operand w is stored in that layout."""
     pairs = tuple(tuple(a.split("=")) for a in alias.split())
     layouts = tuple(tuple(a.split("=")) for a in layout.split())
     return KernelSignature(name, tuple(operands.split()), tuple(params.split()),
@@ -102,9 +102,9 @@ _SPECS = [
     _spec("irt_linear_f32", "x w y", "T K N", "y", _linear),
     _spec("irt_linear_bias_f32", "x w b y", "T K N", "y", _linear),
     # the same product with w stored in row panels (irt_linear_packed_f32)
-    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels16"),
+    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels24"),
     _spec("irt_linear_packed_bias_f32", "x w b y", "T K N", "y", _linear,
-          layout="w=row_panels16"),
+          layout="w=row_panels24"),
     _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
           lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
     _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",
@@ -118,7 +118,7 @@ _SPECS = [
           lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)])),
     _spec("irt_embedding_packed_f32", "tokens table y", "T D vocab", "y",
           lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)]),
-          layout="table=row_panels16"),
+          layout="table=row_panels24"),
     _spec("irt_position_embedding_f32", "table start y", "T D", "y",
           lambda o, p: _store(o["y"], o["table"][int(o["start"]):int(o["start"]) + p["T"]])),
     _spec("irt_add_f32", "a b y", "n", "y", lambda o, p: _store(o["y"], o["a"] + o["b"]),

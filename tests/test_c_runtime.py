@@ -90,10 +90,10 @@ def test_linear(runner, T, K, N, bias):
 
 
 def packed_by_definition(w: np.ndarray) -> np.ndarray:
-    """w [N][K] packed by the words of irt_kernels.h, element by element: panels of 16 rows
-    while 16 remain, then one each of 8, 4, 2, 1 for the bits of N % 16; [k][r] inside."""
+    """w [N][K] packed by the words of irt_kernels.h, element by element: panels of 24 rows
+    while 24 remain, then one each of 16, 8, 4, 2, 1 for the bits of N % 24; [k][r] inside."""
     N, K = w.shape
-    widths = [16] * (N // 16) + [p for p in (8, 4, 2, 1) if (N % 16) & p]
+    widths = [24] * (N // 24) + [p for p in (16, 8, 4, 2, 1) if (N % 24) & p]
     out, n0 = [], 0
     for p in widths:
         for k in range(K):
@@ -104,7 +104,8 @@ def packed_by_definition(w: np.ndarray) -> np.ndarray:
 
 
 PACKED_SHAPES = [(1, 64, 64), (1, 64, 32), (1, 64, 172), (1, 172, 64), (2, 13, 31), (3, 9, 16),
-                 (1, 1, 1), (1, 5, 7), (2, 8, 24), (1, 3, 2), (1, 20, 15)]
+                 (1, 1, 1), (1, 5, 7), (2, 8, 24), (1, 3, 2), (1, 20, 15), (2, 31, 47),
+                 (1, 16, 24), (1, 29, 71)]
 
 
 @pytest.mark.parametrize("bias", [False, True])
@@ -651,10 +652,10 @@ def innermost_loop(disassembly: str, function: str) -> list[str]:
 @pytest.mark.parametrize("source,function,macs,max_insns", [
     ("irt_linear", "irt__dot_rows_f32", 32, 80),       # 4 rows x 8 columns: ~2.44 / MAC
     ("irt_linear", "irt__weighted_rows_f32", 16, 40),  # 8 columns x 2 rows:  ~2.4 / MAC
-    # 16-row panels x 8 columns: 8 + 128 loads, 128 fmadd.s, 3 loop: ~2.09 / MAC
-    ("irt_linear_packed", "irt_linear_packed_f32", 128, 267),
-    # the value pass for two heads, two rows: 4 + 16 loads, 32 fmadd.s, 3 loop
-    ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 32, 55),
+    # 24-row panels x 16 columns (asm): 16 + 384 loads, 384 fmadd.s, 3 loop: ~2.05 / MAC
+    ("irt_linear_packed", "irt_linear_packed_f32", 384, 787),
+    # the value pass for two heads, four rows: 8 + 32 loads, 64 fmadd.s, 3 loop
+    ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 64, 107),
 ])
 def test_inner_loop_cost(target_objects, source, function, macs, max_insns):
     objdump = TARGET_CC.replace("gcc", "objdump")

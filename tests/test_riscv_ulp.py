@@ -439,7 +439,7 @@ def test_weights_are_linked_as_binary_in_their_kernels_layout(stories):
         assert space == "flash"
         want = np.asarray(store[g.weight.data], dtype=np.float32)
         if LAYOUT_ATTR in g.attributes:
-            assert g.attributes[LAYOUT_ATTR].data == "row_panels16"
+            assert g.attributes[LAYOUT_ATTR].data == "row_panels24"
             want = pack_row_panels(want)
             packed += 1
         got = np.frombuffer(blob, dtype=np.float32, count=want.size, offset=offset)

@@ -4,7 +4,7 @@ Put in front of the portable C rules (`PORTABLE_RULES.extended(RULES)`); each re
 where it does not apply, and the portable rule runs instead.
 
 * fp32 linear layers whose weight is a constant run `irt_linear_packed_f32`: the weight is
-  stored in 16-row panels (lower-to-hw marks the global, the emitter packs it), ~2.1
+  stored in 24-row panels (lower-to-hw marks the global, the emitter packs it), ~2.1
   instructions per multiply-accumulate against ~2.5. An embedding table tied to the
   classifier is then read from the panels too (`irt_embedding_packed_f32`); a weight that
   anything else reads keeps its row-major layout and kernels.
@@ -24,7 +24,7 @@ from irtool.kernels import kernel_signature
 from irtool.lowering import ArgMap, KernelCall
 from irtool.targets.c import rules as portable
 
-PANELS = "row_panels16"
+PANELS = "row_panels24"
 
 
 def _global_name(buffer: SSAValue) -> str | None:

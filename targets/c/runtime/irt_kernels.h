@@ -40,10 +40,10 @@ void irt_linear_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT w,
                     int T, int K, int N);
 
 /* The same as irt_linear_f32 with the weights packed in row panels (chosen by the compiler
- * when it packs the weights at compile time; about 2.1 instructions per multiply-accumulate on
- * RV32 against 2.5 for irt_linear_f32).  Packed layout of w [N][K]: the rows are cut, in
- * order, into panels of 16 rows while 16 remain, then at most one panel each of 8, 4, 2 and
- * 1 rows (the binary digits of N % 16); a panel of P rows starting at row n0 is stored as
+ * when it packs the weights at compile time; about 2.06 instructions per multiply-accumulate
+ * on RV32F against 2.5 for irt_linear_f32).  Packed layout of w [N][K]: the rows are cut, in
+ * order, into panels of 24 rows while 24 remain, then at most one panel each of 16, 8, 4, 2
+ * and 1 rows (the binary digits of N % 24); a panel of P rows starting at row n0 is stored as
  * [K][P], element [k][r] = w[n0 + r][k], and the panels follow each other: N * K floats in
  * all, no padding.  wp [N*K] packed, bias [N], y [T][N]; y must not overlap x, wp or bias. */
 void irt_linear_packed_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT wp,

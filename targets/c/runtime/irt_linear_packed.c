@@ -4,14 +4,18 @@
  * Why a packed layout: with the rows of a panel interleaved ([K][P] per panel) every weight of
  * a P-row block is reached from ONE pointer with immediate offsets, so P rows cost one pointer
  * bump instead of P, and P accumulators stay in registers while one activation load feeds P
- * fused multiply-adds.  The body for P = 16 rows and 8 columns is 8 activation loads, 128
- * weight loads, 128 fmadd.s, 2 pointer bumps and a branch: 267 instructions for 128
- * multiply-accumulates, 2.09 per MAC (the floor with one load per weight is 2).
+ * fused multiply-adds.  The body for P = 24 rows and 16 columns (RV32F asm below) is 16
+ * activation loads, 384 weight loads, 384 fmadd.s, 2 pointer bumps and a branch: 787
+ * instructions for 384 multiply-accumulates, 2.05 per MAC (the floor with one load per weight
+ * is 2); the 16-row panels in C take 8 columns per turn, 2.09 per MAC.
  * The layout is defined in irt_kernels.h; passes pack the weights at compile time.
  */
 #include "irt_internal.h"
 
 #include <stddef.h>
+
+/* The width of the full panels (irt_kernels.h; PANEL_ROWS in targets/panel_layout.py). */
+#define IRT_PANEL_ROWS 24
 
 /* acc_r += w[c][r] * x[c] for r in [r0, r0 + 4) of a panel P floats wide. */
 #define IRT_MAC4(P, c, r0, a, b, d, e)                                                   \
@@ -124,6 +128,112 @@ static void irt__panel16(const float *restrict x, const float *restrict wk,
     IRT_STORE4(12, a12, a13, a14, a15);
 }
 
+/* ---------------------------------------------------------------- 24-row panels, RV32F asm
+ * gcc 12 spills registers when it schedules 24 accumulators itself (and an asm statement
+ * takes at most 30 operands), so on RV32F a whole 24-row panel is one asm statement with the
+ * accumulators in fixed registers: per column one activation load (ft0) and 24 weight loads
+ * (ft1/ft2 in turn) at immediate offsets from one pointer, each followed by its fmadd.s;
+ * 16 columns per loop turn (offsets up to 1532 bytes, inside the 12-bit immediate).  Per 16
+ * columns: 16 + 384 loads, 384 fmadd.s and 3 loop instructions, 2.05 per multiply-accumulate.
+ * Each row is still summed in column order with one rounding per fused multiply-add (the
+ * first column a plain product), as the C panels do, so the results are the same bits.
+ */
+#if IRT_RISCV_F_ASM
+#define IRT_A24_FMA(c, r, t, a)                                                          \
+    "flw " t ", (" #c "*24+" #r ")*4(%[w])\n\tfmadd.s " a ", " t ", ft0, " a "\n\t"
+#define IRT_A24_MUL(c, r, t, a)                                                          \
+    "flw " t ", (" #c "*24+" #r ")*4(%[w])\n\tfmul.s " a ", " t ", ft0\n\t"
+/* One column c: x[c] into ft0, then the 24 rows with OP (IRT_A24_FMA or IRT_A24_MUL). */
+#define IRT_A24_COLUMN(c, OP)                                                            \
+    "flw ft0, " #c "*4(%[x])\n\t"                                                        \
+    OP(c, 0, "ft1", "ft3") \
+    OP(c, 1, "ft2", "ft4") \
+    OP(c, 2, "ft1", "ft5") \
+    OP(c, 3, "ft2", "ft6") \
+    OP(c, 4, "ft1", "ft7") \
+    OP(c, 5, "ft2", "ft8") \
+    OP(c, 6, "ft1", "ft9") \
+    OP(c, 7, "ft2", "ft10") \
+    OP(c, 8, "ft1", "ft11") \
+    OP(c, 9, "ft2", "fa0") \
+    OP(c, 10, "ft1", "fa1") \
+    OP(c, 11, "ft2", "fa2") \
+    OP(c, 12, "ft1", "fa3") \
+    OP(c, 13, "ft2", "fa4") \
+    OP(c, 14, "ft1", "fa5") \
+    OP(c, 15, "ft2", "fa6") \
+    OP(c, 16, "ft1", "fa7") \
+    OP(c, 17, "ft2", "fs0") \
+    OP(c, 18, "ft1", "fs1") \
+    OP(c, 19, "ft2", "fs2") \
+    OP(c, 20, "ft1", "fs3") \
+    OP(c, 21, "ft2", "fs4") \
+    OP(c, 22, "ft1", "fs5") \
+    OP(c, 23, "ft2", "fs6")
+#define IRT_A24_COLUMNS4(c0, c1, c2, c3)                                                 \
+    IRT_A24_COLUMN(c0, IRT_A24_FMA) IRT_A24_COLUMN(c1, IRT_A24_FMA)                      \
+    IRT_A24_COLUMN(c2, IRT_A24_FMA) IRT_A24_COLUMN(c3, IRT_A24_FMA)
+#define IRT_A24_STORE                                                                    \
+    "fsw ft3, 0(%[y])\n\tfsw ft4, 4(%[y])\n\t" \
+    "fsw ft5, 8(%[y])\n\tfsw ft6, 12(%[y])\n\t" \
+    "fsw ft7, 16(%[y])\n\tfsw ft8, 20(%[y])\n\t" \
+    "fsw ft9, 24(%[y])\n\tfsw ft10, 28(%[y])\n\t" \
+    "fsw ft11, 32(%[y])\n\tfsw fa0, 36(%[y])\n\t" \
+    "fsw fa1, 40(%[y])\n\tfsw fa2, 44(%[y])\n\t" \
+    "fsw fa3, 48(%[y])\n\tfsw fa4, 52(%[y])\n\t" \
+    "fsw fa5, 56(%[y])\n\tfsw fa6, 60(%[y])\n\t" \
+    "fsw fa7, 64(%[y])\n\tfsw fs0, 68(%[y])\n\t" \
+    "fsw fs1, 72(%[y])\n\tfsw fs2, 76(%[y])\n\t" \
+    "fsw fs3, 80(%[y])\n\tfsw fs4, 84(%[y])\n\t" \
+    "fsw fs5, 88(%[y])\n\tfsw fs6, 92(%[y])\n\t"
+
+/* One panel of 24 rows, K >= 16: y[0..23] = panel . x (+ bias). */
+static void irt__panel24(const float *restrict x, const float *restrict wk,
+                         const float *restrict bias, float *restrict y, int K)
+{
+    const float *xk = x;
+    const float *const x16 = x + (K & ~15);
+    const float *const xe = x + K;
+    int flag;
+    int r;
+    __asm__ volatile(/* columns 0..15, column 0 setting the accumulators (volatile: its
+                        outputs are the stores, not the operands) */
+            IRT_A24_COLUMN(0, IRT_A24_MUL) IRT_A24_COLUMN(1, IRT_A24_FMA)
+            IRT_A24_COLUMN(2, IRT_A24_FMA) IRT_A24_COLUMN(3, IRT_A24_FMA)
+            IRT_A24_COLUMNS4(4, 5, 6, 7) IRT_A24_COLUMNS4(8, 9, 10, 11)
+            IRT_A24_COLUMNS4(12, 13, 14, 15)
+            "addi %[x], %[x], 64\n\taddi %[w], %[w], 1536\n\t"
+            "beq %[x], %[x16], 2f\n"
+            "1:\n\t" /* 16 columns per turn */
+            IRT_A24_COLUMNS4(0, 1, 2, 3) IRT_A24_COLUMNS4(4, 5, 6, 7)
+            IRT_A24_COLUMNS4(8, 9, 10, 11) IRT_A24_COLUMNS4(12, 13, 14, 15)
+            "addi %[x], %[x], 64\n\taddi %[w], %[w], 1536\n\t"
+            "bne %[x], %[x16], 1b\n"
+            "2:\n\t" /* then 8, 4, 1 columns */
+            "andi %[f], %[K], 8\n\tbeqz %[f], 3f\n\t"
+            IRT_A24_COLUMNS4(0, 1, 2, 3) IRT_A24_COLUMNS4(4, 5, 6, 7)
+            "addi %[x], %[x], 32\n\taddi %[w], %[w], 768\n"
+            "3:\n\t"
+            "andi %[f], %[K], 4\n\tbeqz %[f], 4f\n\t"
+            IRT_A24_COLUMNS4(0, 1, 2, 3)
+            "addi %[x], %[x], 16\n\taddi %[w], %[w], 384\n"
+            "4:\n\t"
+            "beq %[x], %[xe], 6f\n"
+            "5:\n\t"
+            IRT_A24_COLUMN(0, IRT_A24_FMA)
+            "addi %[x], %[x], 4\n\taddi %[w], %[w], 96\n\t"
+            "bne %[x], %[xe], 5b\n"
+            "6:\n\t"
+            IRT_A24_STORE
+            : [x] "+r"(xk), [w] "+r"(wk), [f] "=&r"(flag)
+            : [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K), [y] "r"(y)
+            : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10", "ft11", "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1", "fs2", "fs3", "fs4", "fs5", "fs6", "memory");
+    if (bias != NULL) /* the same sums as a + bias in registers */
+        for (r = 0; r < 24; ++r)
+            y[r] += bias[r];
+}
+#endif
+
 /* One panel of 8 rows. */
 static void irt__panel8(const float *restrict x, const float *restrict wk,
                         const float *restrict bias, float *restrict y, int K)
@@ -182,7 +292,8 @@ static void irt__panel4(const float *restrict x, const float *restrict wk,
     IRT_STORE4(0, a0, a1, a2, a3);
 }
 
-/* A panel of P < 4 rows (2 or 1), [K][P]. */
+/* A panel of P rows, [K][P], one row at a time: the 2- and 1-row panels, and the 24-row
+ * panels where the asm above is not used (K < 16, or a core without RV32F). */
 static void irt__panel_small(const float *restrict x, const float *restrict wk,
                              const float *restrict bias, float *restrict y, int K, int P)
 {
@@ -205,8 +316,20 @@ void irt_linear_packed_f32(const float *restrict x, const float *restrict wp,
         float *yt = y + (ptrdiff_t)t * N;
         const float *w = wp;
         int n = 0;
-        for (; n + 16 <= N; n += 16, w += 16 * K)
+        for (; n + IRT_PANEL_ROWS <= N; n += IRT_PANEL_ROWS, w += IRT_PANEL_ROWS * K) {
+            const float *b = bias_or_null == NULL ? NULL : bias_or_null + n;
+#if IRT_RISCV_F_ASM
+            if (K >= 16) {
+                irt__panel24(xt, w, b, yt + n, K);
+                continue;
+            }
+#endif
+            irt__panel_small(xt, w, b, yt + n, K, IRT_PANEL_ROWS);
+        }
+        if (N - n >= 16) {
             irt__panel16(xt, w, bias_or_null == NULL ? NULL : bias_or_null + n, yt + n, K);
+            n += 16, w += 16 * K;
+        }
         if (N - n >= 8) {
             irt__panel8(xt, w, bias_or_null == NULL ? NULL : bias_or_null + n, yt + n, K);
             n += 8, w += 8 * K;
@@ -229,18 +352,18 @@ void irt_linear_packed_f32(const float *restrict x, const float *restrict wp,
 void irt_embedding_packed_f32(const int32_t *restrict tokens, const float *restrict table,
                               float *restrict y, int T, int D, int vocab)
 {
-    const int full = vocab & ~15; /* rows in panels of 16 */
+    const int full = vocab - vocab % IRT_PANEL_ROWS; /* rows in full-width panels */
     int t, k;
     for (t = 0; t < T; ++t) {
         const int n = tokens[t];
-        int n0, P = 16;
+        int n0, P = IRT_PANEL_ROWS;
         const float *row;
         float *yt = y + (ptrdiff_t)t * D;
         if (n < full) {
-            n0 = n & ~15;
-        } else { /* the panels of 8, 4, 2, 1 rows after the full ones */
+            n0 = n - n % IRT_PANEL_ROWS;
+        } else { /* the panels of 16, 8, 4, 2, 1 rows after the full ones */
             n0 = full;
-            for (P = 8; P > 0; P >>= 1) {
+            for (P = 16; P > 0; P >>= 1) {
                 if ((vocab - full) & P) {
                     if (n < n0 + P)
                         break;
