@@ -105,6 +105,11 @@ _SPECS = [
     _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels24"),
     _spec("irt_linear_packed_bias_f32", "x w b y", "T K N", "y", _linear,
           layout="w=row_panels24"),
+    # y = r + x @ w.T: a residual add fused into the packed linear (targets/c/fusions.py)
+    _spec("irt_linear_packed_residual_f32", "x w r y", "T K N", "y",
+          lambda o, p: _store(o["y"], o["r"].reshape(p["T"], p["N"])
+                              + o["x"].reshape(p["T"], p["K"]) @ o["w"].T),
+          alias="y=r", layout="w=row_panels24"),
     _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
           lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
     _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",
@@ -112,6 +117,8 @@ _SPECS = [
     _spec("irt_layer_norm_f32", "x g b y", "T D eps", "y",
           lambda o, p: _store(o["y"], ref.layer_norm(o["x"], o["g"], o["b"], p["eps"])),
           alias="y=x"),
+    _spec("irt_rope_hd8_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y",
+          _rope, alias="y=x"),
     _spec("irt_rope_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y", _rope,
           alias="y=x"),
     _spec("irt_embedding_f32", "tokens table y", "T D", "y",
@@ -127,6 +134,9 @@ _SPECS = [
           alias="y=a y=b"),
     _spec("irt_silu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.silu(o["x"])),
           alias="y=x"),
+    # silu(a) * b in one pass (targets/c/fusions.py)
+    _spec("irt_silu_mul_f32", "a b y", "n", "y",
+          lambda o, p: _store(o["y"], ref.silu(o["a"]) * o["b"]), alias="y=a y=b"),
     _spec("irt_gelu_f32", "x y", "n tanh_approx", "y",
           lambda o, p: _store(o["y"], ref.gelu(o["x"], "tanh" if p["tanh_approx"] else "none")),
           alias="y=x"),

@@ -50,6 +50,13 @@ void irt_linear_packed_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRIC
                            const float *IRT_RESTRICT bias_or_null, float *IRT_RESTRICT y,
                            int T, int K, int N);
 
+/* y[t][n] = r[t][n] + sum_k x[t][k] * w[n][k]: a linear layer and the residual add after it
+ * in one pass (the add done on the accumulators before the store; the same sums as
+ * irt_linear_packed_f32 then irt_add_f32, bit for bit).  wp packed as above, r [T][N],
+ * y [T][N]; y may be r (the residual stream updated in place), not x or wp. */
+void irt_linear_packed_residual_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT wp,
+                                    const float *r, float *y, int T, int K, int N);
+
 /* irt_embedding_f32 over a table [vocab][D] stored in the packed layout above (a table tied
  * to the classifier, which reads it with irt_linear_packed_f32): row tokens[t] gathered from
  * its panel.  0 <= tokens[t] < vocab. */
@@ -89,6 +96,12 @@ void irt_layer_norm_f32(const float *x, const float *IRT_RESTRICT g,
 void irt_rope_f32(const float *x, const float *IRT_RESTRICT cos_table,
                   const float *IRT_RESTRICT sin_table, float *y, int T, int heads,
                   int head_dim, int rotary_dim, int start, int style);
+
+/* irt_rope_f32 for head_dim == rotary_dim == 8 (the same results, bit for bit): cos/sin of
+ * the position kept in registers across the heads, a head per loop turn. */
+void irt_rope_hd8_f32(const float *x, const float *IRT_RESTRICT cos_table,
+                      const float *IRT_RESTRICT sin_table, float *y, int T, int heads,
+                      int start, int style);
 
 /* ------------------------------------------------------------------ embeddings */
 
@@ -204,6 +217,8 @@ void irt_cached_attention_hd8_f32(const float *IRT_RESTRICT q,
 #define irt_linear_f32(...) IRT_PROFILE_CALL("linear_f32", irt_linear_f32(__VA_ARGS__))
 #define irt_linear_packed_f32(...) \
     IRT_PROFILE_CALL("linear_packed_f32", irt_linear_packed_f32(__VA_ARGS__))
+#define irt_linear_packed_residual_f32(...) \
+    IRT_PROFILE_CALL("linear_packed_residual_f32", irt_linear_packed_residual_f32(__VA_ARGS__))
 #define irt_embedding_packed_f32(...) \
     IRT_PROFILE_CALL("embedding_packed_f32", irt_embedding_packed_f32(__VA_ARGS__))
 #define irt_matmul_f32(...) IRT_PROFILE_CALL("matmul_f32", irt_matmul_f32(__VA_ARGS__))
@@ -211,6 +226,7 @@ void irt_cached_attention_hd8_f32(const float *IRT_RESTRICT q,
 #define irt_layer_norm_f32(...) \
     IRT_PROFILE_CALL("layer_norm_f32", irt_layer_norm_f32(__VA_ARGS__))
 #define irt_rope_f32(...) IRT_PROFILE_CALL("rope_f32", irt_rope_f32(__VA_ARGS__))
+#define irt_rope_hd8_f32(...) IRT_PROFILE_CALL("rope_hd8_f32", irt_rope_hd8_f32(__VA_ARGS__))
 #define irt_embedding_f32(...) IRT_PROFILE_CALL("embedding_f32", irt_embedding_f32(__VA_ARGS__))
 #define irt_position_embedding_f32(...) \
     IRT_PROFILE_CALL("position_embedding_f32", irt_position_embedding_f32(__VA_ARGS__))

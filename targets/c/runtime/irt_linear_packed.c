@@ -14,6 +14,14 @@
 
 #include <stddef.h>
 
+/* Kept out of line: one copy of the panels for both entry points, and the narrow panels in
+ * functions of their own, so that a call saves only the registers its panels use. */
+#if defined(__GNUC__)
+#define IRT__NOINLINE __attribute__((noinline))
+#else
+#define IRT__NOINLINE
+#endif
+
 /* The width of the full panels (irt_kernels.h; PANEL_ROWS in targets/panel_layout.py). */
 #define IRT_PANEL_ROWS 24
 
@@ -83,8 +91,8 @@
     } while (0)
 
 /* One panel of 16 rows: y[0..15] = wp-panel . x (+ bias). */
-static void irt__panel16(const float *restrict x, const float *restrict wk,
-                         const float *restrict bias, float *restrict y, int K)
+static IRT__NOINLINE void irt__panel16(const float *restrict x, const float *restrict wk,
+                         const float *bias, float *y, int K)
 {
     float a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
     const float *xk = x;
@@ -173,6 +181,21 @@ static void irt__panel16(const float *restrict x, const float *restrict wk,
 #define IRT_A24_COLUMNS4(c0, c1, c2, c3)                                                 \
     IRT_A24_COLUMN(c0, IRT_A24_FMA) IRT_A24_COLUMN(c1, IRT_A24_FMA)                      \
     IRT_A24_COLUMN(c2, IRT_A24_FMA) IRT_A24_COLUMN(c3, IRT_A24_FMA)
+/* acc_r += bias[r]: the bias (or residual) added in registers, before any store (y may be
+ * the residual). */
+#define IRT_A24_ADD_BIAS                                                                 \
+    "flw ft1, 0(%[b])\n\tfadd.s ft3, ft3, ft1\n\tflw ft2, 4(%[b])\n\tfadd.s ft4, ft4, ft2\n\t" \
+    "flw ft1, 8(%[b])\n\tfadd.s ft5, ft5, ft1\n\tflw ft2, 12(%[b])\n\tfadd.s ft6, ft6, ft2\n\t" \
+    "flw ft1, 16(%[b])\n\tfadd.s ft7, ft7, ft1\n\tflw ft2, 20(%[b])\n\tfadd.s ft8, ft8, ft2\n\t" \
+    "flw ft1, 24(%[b])\n\tfadd.s ft9, ft9, ft1\n\tflw ft2, 28(%[b])\n\tfadd.s ft10, ft10, ft2\n\t" \
+    "flw ft1, 32(%[b])\n\tfadd.s ft11, ft11, ft1\n\tflw ft2, 36(%[b])\n\tfadd.s fa0, fa0, ft2\n\t" \
+    "flw ft1, 40(%[b])\n\tfadd.s fa1, fa1, ft1\n\tflw ft2, 44(%[b])\n\tfadd.s fa2, fa2, ft2\n\t" \
+    "flw ft1, 48(%[b])\n\tfadd.s fa3, fa3, ft1\n\tflw ft2, 52(%[b])\n\tfadd.s fa4, fa4, ft2\n\t" \
+    "flw ft1, 56(%[b])\n\tfadd.s fa5, fa5, ft1\n\tflw ft2, 60(%[b])\n\tfadd.s fa6, fa6, ft2\n\t" \
+    "flw ft1, 64(%[b])\n\tfadd.s fa7, fa7, ft1\n\tflw ft2, 68(%[b])\n\tfadd.s fs0, fs0, ft2\n\t" \
+    "flw ft1, 72(%[b])\n\tfadd.s fs1, fs1, ft1\n\tflw ft2, 76(%[b])\n\tfadd.s fs2, fs2, ft2\n\t" \
+    "flw ft1, 80(%[b])\n\tfadd.s fs3, fs3, ft1\n\tflw ft2, 84(%[b])\n\tfadd.s fs4, fs4, ft2\n\t" \
+    "flw ft1, 88(%[b])\n\tfadd.s fs5, fs5, ft1\n\tflw ft2, 92(%[b])\n\tfadd.s fs6, fs6, ft2\n\t"
 #define IRT_A24_STORE                                                                    \
     "fsw ft3, 0(%[y])\n\tfsw ft4, 4(%[y])\n\t" \
     "fsw ft5, 8(%[y])\n\tfsw ft6, 12(%[y])\n\t" \
@@ -189,13 +212,12 @@ static void irt__panel16(const float *restrict x, const float *restrict wk,
 
 /* One panel of 24 rows, K >= 16: y[0..23] = panel . x (+ bias). */
 static void irt__panel24(const float *restrict x, const float *restrict wk,
-                         const float *restrict bias, float *restrict y, int K)
+                         const float *bias, float *y, int K)
 {
     const float *xk = x;
     const float *const x16 = x + (K & ~15);
     const float *const xe = x + K;
     int flag;
-    int r;
     __asm__ volatile(/* columns 0..15, column 0 setting the accumulators (volatile: its
                         outputs are the stores, not the operands) */
             IRT_A24_COLUMN(0, IRT_A24_MUL) IRT_A24_COLUMN(1, IRT_A24_FMA)
@@ -224,19 +246,19 @@ static void irt__panel24(const float *restrict x, const float *restrict wk,
             "addi %[x], %[x], 4\n\taddi %[w], %[w], 96\n\t"
             "bne %[x], %[xe], 5b\n"
             "6:\n\t"
+            "beqz %[b], 7f\n\t"
+            IRT_A24_ADD_BIAS
+            "7:\n\t"
             IRT_A24_STORE
             : [x] "+r"(xk), [w] "+r"(wk), [f] "=&r"(flag)
-            : [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K), [y] "r"(y)
+            : [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K), [y] "r"(y), [b] "r"(bias)
             : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10", "ft11", "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1", "fs2", "fs3", "fs4", "fs5", "fs6", "memory");
-    if (bias != NULL) /* the same sums as a + bias in registers */
-        for (r = 0; r < 24; ++r)
-            y[r] += bias[r];
 }
 #endif
 
 /* One panel of 8 rows. */
-static void irt__panel8(const float *restrict x, const float *restrict wk,
-                        const float *restrict bias, float *restrict y, int K)
+static IRT__NOINLINE void irt__panel8(const float *restrict x, const float *restrict wk,
+                        const float *bias, float *y, int K)
 {
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f;
     float a7 = 0.0f;
@@ -265,8 +287,8 @@ static void irt__panel8(const float *restrict x, const float *restrict wk,
 }
 
 /* One panel of 4 rows. */
-static void irt__panel4(const float *restrict x, const float *restrict wk,
-                        const float *restrict bias, float *restrict y, int K)
+static IRT__NOINLINE void irt__panel4(const float *restrict x, const float *restrict wk,
+                        const float *bias, float *y, int K)
 {
     float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
     const float *xk = x;
@@ -294,8 +316,8 @@ static void irt__panel4(const float *restrict x, const float *restrict wk,
 
 /* A panel of P rows, [K][P], one row at a time: the 2- and 1-row panels, and the 24-row
  * panels where the asm above is not used (K < 16, or a core without RV32F). */
-static void irt__panel_small(const float *restrict x, const float *restrict wk,
-                             const float *restrict bias, float *restrict y, int K, int P)
+static IRT__NOINLINE void irt__panel_small(const float *restrict x, const float *restrict wk,
+                             const float *bias, float *y, int K, int P)
 {
     int r, k;
     for (r = 0; r < P; ++r) {
@@ -306,18 +328,22 @@ static void irt__panel_small(const float *restrict x, const float *restrict wk,
     }
 }
 
-void irt_linear_packed_f32(const float *restrict x, const float *restrict wp,
-                           const float *restrict bias_or_null, float *restrict y, int T,
-                           int K, int N)
+/* Both entry points: bias_or_null + t * ldb is the row added to output row t (ldb 0: a
+ * bias; N: a residual, which may be y itself: each output element reads its own addend
+ * before it is stored, and no other). */
+static IRT__NOINLINE void irt__linear_packed(const float *restrict x, const float *restrict wp,
+                               const float *bias_or_null, int ldb, float *y, int T, int K,
+                               int N)
 {
     int t;
     for (t = 0; t < T; ++t) {
         const float *xt = x + (ptrdiff_t)t * K;
         float *yt = y + (ptrdiff_t)t * N;
         const float *w = wp;
+        const float *const bt = bias_or_null == NULL ? NULL : bias_or_null + (ptrdiff_t)t * ldb;
         int n = 0;
         for (; n + IRT_PANEL_ROWS <= N; n += IRT_PANEL_ROWS, w += IRT_PANEL_ROWS * K) {
-            const float *b = bias_or_null == NULL ? NULL : bias_or_null + n;
+            const float *b = bt == NULL ? NULL : bt + n;
 #if IRT_RISCV_F_ASM
             if (K >= 16) {
                 irt__panel24(xt, w, b, yt + n, K);
@@ -327,26 +353,37 @@ void irt_linear_packed_f32(const float *restrict x, const float *restrict wp,
             irt__panel_small(xt, w, b, yt + n, K, IRT_PANEL_ROWS);
         }
         if (N - n >= 16) {
-            irt__panel16(xt, w, bias_or_null == NULL ? NULL : bias_or_null + n, yt + n, K);
+            irt__panel16(xt, w, bt == NULL ? NULL : bt + n, yt + n, K);
             n += 16, w += 16 * K;
         }
         if (N - n >= 8) {
-            irt__panel8(xt, w, bias_or_null == NULL ? NULL : bias_or_null + n, yt + n, K);
+            irt__panel8(xt, w, bt == NULL ? NULL : bt + n, yt + n, K);
             n += 8, w += 8 * K;
         }
         if (N - n >= 4) {
-            irt__panel4(xt, w, bias_or_null == NULL ? NULL : bias_or_null + n, yt + n, K);
+            irt__panel4(xt, w, bt == NULL ? NULL : bt + n, yt + n, K);
             n += 4, w += 4 * K;
         }
         if (N - n >= 2) {
-            irt__panel_small(xt, w, bias_or_null == NULL ? NULL : bias_or_null + n, yt + n, K,
-                             2);
+            irt__panel_small(xt, w, bt == NULL ? NULL : bt + n, yt + n, K, 2);
             n += 2, w += 2 * K;
         }
         if (N - n == 1)
-            irt__panel_small(xt, w, bias_or_null == NULL ? NULL : bias_or_null + n, yt + n, K,
-                             1);
+            irt__panel_small(xt, w, bt == NULL ? NULL : bt + n, yt + n, K, 1);
     }
+}
+
+void irt_linear_packed_f32(const float *restrict x, const float *restrict wp,
+                           const float *restrict bias_or_null, float *restrict y, int T,
+                           int K, int N)
+{
+    irt__linear_packed(x, wp, bias_or_null, 0, y, T, K, N);
+}
+
+void irt_linear_packed_residual_f32(const float *restrict x, const float *restrict wp,
+                                    const float *r, float *y, int T, int K, int N)
+{
+    irt__linear_packed(x, wp, r, N, y, T, K, N);
 }
 
 void irt_embedding_packed_f32(const int32_t *restrict tokens, const float *restrict table,
