@@ -138,7 +138,8 @@ static IRT__NOINLINE void irt__panel16(const float *restrict x, const float *res
 
 /* ---------------------------------------------------------------- 24-row panels, RV32F asm
  * gcc 12 spills registers when it schedules 24 accumulators itself (and an asm statement
- * takes at most 30 operands), so on RV32F a whole 24-row panel is one asm statement with the
+ * takes at most 30 operands), so on RV32F all the 24-row panels of a layer are one asm
+ * statement (a loop over the panels around the loop over the columns), with the
  * accumulators in fixed registers: per column one activation load (ft0) and 24 weight loads
  * (ft1/ft2 in turn) at immediate offsets from one pointer, each followed by its fmadd.s;
  * 16 columns per loop turn (offsets up to 1532 bytes, inside the 12-bit immediate).  Per 16
@@ -210,16 +211,19 @@ static IRT__NOINLINE void irt__panel16(const float *restrict x, const float *res
     "fsw fs3, 80(%[y])\n\tfsw fs4, 84(%[y])\n\t" \
     "fsw fs5, 88(%[y])\n\tfsw fs6, 92(%[y])\n\t"
 
-/* One panel of 24 rows, K >= 16: y[0..23] = panel . x (+ bias). */
-static void irt__panel24(const float *restrict x, const float *restrict wk,
-                         const float *bias, float *y, int K)
+/* `count` >= 1 panels of 24 rows one after the other, K >= 16: y[24p + r] = panel p . x
+ * (+ bias[24p + r]).  One asm statement for all of them: the panels follow each other in wp,
+ * so the weight pointer runs on; x restarts, y and the bias move on by 24 per panel. */
+static void irt__panels24(const float *restrict x, const float *restrict wk,
+                          const float *bias, float *y, int K, int count)
 {
     const float *xk = x;
     const float *const x16 = x + (K & ~15);
     const float *const xe = x + K;
     int flag;
-    __asm__ volatile(/* columns 0..15, column 0 setting the accumulators (volatile: its
-                        outputs are the stores, not the operands) */
+    __asm__ volatile(/* volatile: its outputs are the stores, not the operands */
+            "0:\n\t" /* a panel: columns 0..15, column 0 setting the accumulators */
+            "mv %[x], %[x0]\n\t"
             IRT_A24_COLUMN(0, IRT_A24_MUL) IRT_A24_COLUMN(1, IRT_A24_FMA)
             IRT_A24_COLUMN(2, IRT_A24_FMA) IRT_A24_COLUMN(3, IRT_A24_FMA)
             IRT_A24_COLUMNS4(4, 5, 6, 7) IRT_A24_COLUMNS4(8, 9, 10, 11)
@@ -248,11 +252,19 @@ static void irt__panel24(const float *restrict x, const float *restrict wk,
             "6:\n\t"
             "beqz %[b], 7f\n\t"
             IRT_A24_ADD_BIAS
+            "addi %[b], %[b], 96\n"
             "7:\n\t"
             IRT_A24_STORE
-            : [x] "+r"(xk), [w] "+r"(wk), [f] "=&r"(flag)
-            : [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K), [y] "r"(y), [b] "r"(bias)
-            : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10", "ft11", "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1", "fs2", "fs3", "fs4", "fs5", "fs6", "memory");
+            "addi %[y], %[y], 96\n\t"
+            "addi %[n], %[n], -1\n\t"
+            "bnez %[n], 0b\n\t"
+            /* early-clobber: changed before the inputs are last read (x0 each panel) */
+            : [x] "+&r"(xk), [w] "+&r"(wk), [y] "+&r"(y), [b] "+&r"(bias), [n] "+&r"(count),
+              [f] "=&r"(flag)
+            : [x0] "r"(x), [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K)
+            : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10",
+              "ft11", "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1",
+              "fs2", "fs3", "fs4", "fs5", "fs6", "memory");
 }
 #endif
 
@@ -342,16 +354,16 @@ static IRT__NOINLINE void irt__linear_packed(const float *restrict x, const floa
         const float *w = wp;
         const float *const bt = bias_or_null == NULL ? NULL : bias_or_null + (ptrdiff_t)t * ldb;
         int n = 0;
-        for (; n + IRT_PANEL_ROWS <= N; n += IRT_PANEL_ROWS, w += IRT_PANEL_ROWS * K) {
-            const float *b = bt == NULL ? NULL : bt + n;
 #if IRT_RISCV_F_ASM
-            if (K >= 16) {
-                irt__panel24(xt, w, b, yt + n, K);
-                continue;
-            }
-#endif
-            irt__panel_small(xt, w, b, yt + n, K, IRT_PANEL_ROWS);
+        if (K >= 16 && N >= IRT_PANEL_ROWS) {
+            const int count = N / IRT_PANEL_ROWS;
+            irt__panels24(xt, w, bt, yt, K, count);
+            n = count * IRT_PANEL_ROWS;
+            w += (ptrdiff_t)n * K;
         }
+#endif
+        for (; n + IRT_PANEL_ROWS <= N; n += IRT_PANEL_ROWS, w += IRT_PANEL_ROWS * K)
+            irt__panel_small(xt, w, bt == NULL ? NULL : bt + n, yt + n, K, IRT_PANEL_ROWS);
         if (N - n >= 16) {
             irt__panel16(xt, w, bt == NULL ? NULL : bt + n, yt + n, K);
             n += 16, w += 16 * K;
