@@ -137,6 +137,8 @@ _SPECS = [
     # silu(a) * b in one pass (targets/c/fusions.py)
     _spec("irt_silu_mul_f32", "a b y", "n", "y",
           lambda o, p: _store(o["y"], ref.silu(o["a"]) * o["b"]), alias="y=a y=b"),
+    _spec("irt_relu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.relu(o["x"])),
+          alias="y=x"),
     _spec("irt_gelu_f32", "x y", "n tanh_approx", "y",
           lambda o, p: _store(o["y"], ref.gelu(o["x"], "tanh" if p["tanh_approx"] else "none")),
           alias="y=x"),

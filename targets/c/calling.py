@@ -106,4 +106,5 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_cached_attention_i8": ("irt_cached_attention_i8",
         "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads  "
         "p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale"),
-}), headers=("irt_kernels.h", "irt_quant.h"))
+}), headers=("irt_kernels.h", "irt_quant.h")).extended(
+    _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",))
