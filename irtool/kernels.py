@@ -95,7 +95,7 @@ def _lora(o, p):
 
 def _spec(name, operands, params, writes, reference, scratch=None, alias="", layout=""):
     """`alias`: "y=x y=b" -- the written operand y may be the buffer of x or of b;
-    `layout`: "w=row_panels16" -- operand w is stored in that layout."""
+    `layout`: "w=row_panels24" -- operand w is stored in that layout."""
     pairs = tuple(tuple(a.split("=")) for a in alias.split())
     layouts = tuple(tuple(a.split("=")) for a in layout.split())
     return KernelSignature(name, tuple(operands.split()), tuple(params.split()),
@@ -106,9 +106,14 @@ _SPECS = [
     _spec("irt_linear_f32", "x w y", "T K N", "y", _linear),
     _spec("irt_linear_bias_f32", "x w b y", "T K N", "y", _linear),
     # the same product with w stored in row panels (irt_linear_packed_f32)
-    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels16"),
+    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels24"),
     _spec("irt_linear_packed_bias_f32", "x w b y", "T K N", "y", _linear,
-          layout="w=row_panels16"),
+          layout="w=row_panels24"),
+    # y = r + x @ w.T: a residual add fused into the packed linear (targets/c/fusions.py)
+    _spec("irt_linear_packed_residual_f32", "x w r y", "T K N", "y",
+          lambda o, p: _store(o["y"], o["r"].reshape(p["T"], p["N"])
+                              + o["x"].reshape(p["T"], p["K"]) @ o["w"].T),
+          alias="y=r", layout="w=row_panels24"),
     # a task adapter on a linear's output: the adapter chosen at run time in C (the compiled
     # default `selected` here and until irt_select_adapter is called)
     _spec("irt_lora_f32", "x y a b out rank", "T K N R adapters selected", "out rank", _lora,
@@ -120,13 +125,15 @@ _SPECS = [
     _spec("irt_layer_norm_f32", "x g b y", "T D eps", "y",
           lambda o, p: _store(o["y"], ref.layer_norm(o["x"], o["g"], o["b"], p["eps"])),
           alias="y=x"),
+    _spec("irt_rope_hd8_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y",
+          _rope, alias="y=x"),
     _spec("irt_rope_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y", _rope,
           alias="y=x"),
     _spec("irt_embedding_f32", "tokens table y", "T D", "y",
           lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)])),
     _spec("irt_embedding_packed_f32", "tokens table y", "T D vocab", "y",
           lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)]),
-          layout="table=row_panels16"),
+          layout="table=row_panels24"),
     _spec("irt_position_embedding_f32", "table start y", "T D", "y",
           lambda o, p: _store(o["y"], o["table"][int(o["start"]):int(o["start"]) + p["T"]])),
     _spec("irt_add_f32", "a b y", "n", "y", lambda o, p: _store(o["y"], o["a"] + o["b"]),
@@ -135,6 +142,9 @@ _SPECS = [
           alias="y=a y=b"),
     _spec("irt_silu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.silu(o["x"])),
           alias="y=x"),
+    # silu(a) * b in one pass (targets/c/fusions.py)
+    _spec("irt_silu_mul_f32", "a b y", "n", "y",
+          lambda o, p: _store(o["y"], ref.silu(o["a"]) * o["b"]), alias="y=a y=b"),
     _spec("irt_relu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.relu(o["x"])),
           alias="y=x"),
     _spec("irt_gelu_f32", "x y", "n tanh_approx", "y",

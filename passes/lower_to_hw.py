@@ -7,6 +7,9 @@ and its static shapes and attributes as parameters, is decided by the lowering r
 target (`target=NAME|PATH`, found through the registry; the default plans for the host). The
 buffers keep their placement, so the emitter can print every call as it stands.
 
+Then the target's fusions run (`LoweringRules.fusions`): rules over a pattern of calls that one
+kernel runs, e.g. SiLU and the product after it.
+
 Kernels that update a buffer in place (`kv_write`: only the new rows are written) get the
 buffer they update as their out buffer; when bufferize gave the result a buffer of its own,
 a `memory.copy` of the old contents precedes the call.
@@ -111,6 +114,8 @@ class LowerToHwPass(ModulePass):
         target = load_target(self.target or DEFAULT_TARGET)
         PatternRewriteWalker(KernelToCall(target.rules, module_globals(op)),
                              apply_recursively=False).rewrite_module(op)
+        for fuse in target.rules.fusions:
+            fuse(op)
         check_layouts(op)
         op.attributes[hw.TARGET_ATTR] = hw.TargetAttr(target.reference)
 
