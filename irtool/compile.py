@@ -49,6 +49,13 @@ class CompileOptions:
     """KV cache element type: none (float32) or int8."""
     calibration: str | None = None
     """Calibration data for w8a8 (an eval_tokens.json `calib` list, a token-id file, ...)."""
+    quantize_lm_head: bool = False
+    """Quantize the linear producing the logits as well (it stays float by default), and a
+    token embedding tied to it reads its quantized rows."""
+    lora: tuple[str, ...] = ()
+    """Task adapters, `NAME=FILE[:SCALE]` (irtool.frontend.lora), numbered in this order."""
+    adapter: str | None = None
+    """The adapter the program starts with (default the first; 'none': the base model)."""
     prefill: str | None = None
     """batched or token (None: the target's default); see PipelineOptions."""
     prefill_tokens: int = 0
@@ -56,7 +63,7 @@ class CompileOptions:
 
     @property
     def quantized(self) -> bool:
-        return self.quant != "none" or self.kv != "none"
+        return self.quant != "none" or self.kv != "none" or self.quantize_lm_head
 
     def pipeline_options(self) -> PipelineOptions:
         return PipelineOptions(capacity=self.capacity, window=self.window, quant=self.quant,
@@ -110,6 +117,9 @@ def _extract_kv_cache(module: ModuleOp, opts: CompileOptions) -> None:
 
 def check_quant_options(opts: CompileOptions) -> None:
     if opts.quant == "none" and opts.kv == "none" and opts.calibration is None:
+        if opts.quantize_lm_head:
+            raise IrtoolError("--quantize-lm-head quantizes the lm_head with the scheme of "
+                              "--quant, and none was given (e.g. --quant w4g32)")
         return  # fp32: the quantize pass (and its imports) is not needed at all
     from irtool.passes.quantize import KV_MODES
     from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
@@ -139,6 +149,7 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
     check_quant_options(opts)
     if not opts.quantized:
         _extract_kv_cache(module, opts)
+        _attach_adapters(module, store, opts)
         return module, store
     from irtool.ir_names import QUANT_ATTR
     from irtool.passes.quantize import QuantOptions, quantize_module
@@ -156,8 +167,24 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
             calibrate_module(module, store, seqs,
                              where=f"calibration file '{opts.calibration}'")
         _extract_kv_cache(module, opts)
-        module, store = quantize_module(module, store, QuantOptions(opts.quant, opts.kv))
+        _attach_adapters(module, store, opts)  # before quantize: the deltas stay float
+        module, store = quantize_module(module, store, QuantOptions(
+            opts.quant, opts.kv, quantize_lm_head=opts.quantize_lm_head,
+            tied_embedding=opts.quantize_lm_head))
     return module, store
+
+
+def _attach_adapters(module: ModuleOp, store: WeightStore, opts: CompileOptions) -> None:
+    """`--lora`: each adapted linear gets a `transformer.lora` with every adapter's delta."""
+    if not opts.lora:
+        if opts.adapter is not None:
+            raise IrtoolError(f"--adapter {opts.adapter} chooses among --lora adapters, and "
+                              "none was given")
+        return
+    from irtool.frontend.lora import attach_adapters, check_selected, load_adapter
+
+    adapters = [load_adapter(spec) for spec in opts.lora]
+    attach_adapters(module, store, adapters, check_selected(adapters, opts.adapter))
 
 
 def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:

@@ -23,10 +23,12 @@ from xdsl.interpreter import Interpreter
 from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
 
+from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.interpreter.hw import HwFunctions
 from irtool.interpreter.memory import MemoryFunctions
 from irtool.interpreter.quant import QuantFunctions
+from irtool.interpreter.straight_line import StraightLine
 from irtool.interpreter.transformer import TransformerFunctions
 from irtool.ir_names import (
     DECODE,
@@ -77,6 +79,8 @@ class ModelRunner:
                           QuantFunctions(), MemoryFunctions(store), HwFunctions()):
             self.interpreter.register_implementations(functions)
         funcs = entry_points(module)
+        self._funcs = funcs
+        self._programs: dict[str, StraightLine] = {}
         self._decode = funcs.get(DECODE)
         self._prefill = funcs.get(PREFILL)
         if self._decode is None and FORWARD not in funcs:
@@ -87,6 +91,18 @@ class ModelRunner:
         else:
             _check_signature(self._decode, 2, "(tok, pos: index, state...) -> (logits, state...)",
                              at_least=True)
+
+    def _call(self, name: str, args: tuple) -> tuple:
+        """@name(*args): through its straight-line program when it has that form (read once,
+        again after a pass changed its ops; the store's weights are read then, so a runner's
+        store is not changed while it is used), else through xDSL's interpreter."""
+        program = self._programs.get(name)
+        if program is None or not program.is_current():
+            program = self._programs[name] = StraightLine.of(
+                self._funcs[name], self.interpreter, lambda op: isinstance(op, tf.WeightOp))
+        if not program.runs_here:
+            return self.interpreter.call_op(name, args)
+        return program(self.interpreter, args)
 
     def _int_attr(self, name: str) -> int | None:
         attr = self.module.attributes.get(name)
@@ -125,7 +141,7 @@ class ModelRunner:
         """Logits `[T, vocab]` (float32) of every position."""
         ids = self.check_tokens(tokens)
         if not self.uses_cache:
-            (logits,) = self.interpreter.call_op(FORWARD, (ids,))
+            (logits,) = self._call(FORWARD, (ids,))
             return np.array(logits, dtype=np.float32)
         logits, _ = self.prefill(ids)
         return logits
@@ -147,7 +163,7 @@ class ModelRunner:
         if self.prefill_tokens:
             return self._chunked_prefill(ids, state)
         if self.batched_prefill:
-            logits, *rest = self.interpreter.call_op(PREFILL, (ids, *state))
+            logits, *rest = self._call(PREFILL, (ids, *state))
             return np.array(logits, dtype=np.float32), tuple(rest)
         rows = []
         for pos, tok in enumerate(ids):
@@ -176,7 +192,7 @@ class ModelRunner:
     def decode_step(self, token: int, pos: int, state: State) -> tuple[np.ndarray, State]:
         """One @decode call: logits `[1, vocab]` of `token` at `pos`, and the next state."""
         tok = np.array([token], dtype=np.int32)
-        logits, *rest = self.interpreter.call_op(DECODE, (tok, pos, *state))
+        logits, *rest = self._call(DECODE, (tok, pos, *state))
         return np.array(logits, dtype=np.float32), tuple(rest)
 
     def generate(self, tokens: Sequence[int], steps: int,

@@ -295,6 +295,13 @@ class CProject:
                       f"#define IRT_ARENA_{ident.upper()}_BYTES {self.padded(space)}u"]
         summary = ", ".join(f"{space} {self.padded(space)} B" for space in sorted(self.arena_size))
         lines += [f'#define IRT_MEMORY_SUMMARY "{summary}"']
+        adapters, default = self.adapters()
+        lines += ["", "/* Task adapters (irtool compile --lora): IRT_ADAPTERS of them, the program",
+                  " * starts with IRT_ADAPTER_DEFAULT (-1: the base model); irt_lora.h chooses. */",
+                  f"#define IRT_ADAPTERS {adapters}",
+                  f"#define IRT_ADAPTER_DEFAULT {default}"]
+        if adapters:
+            lines.append('#include "irt_lora.h"')
         lines += ["", "/* Reset: initial contents of writable memories, an empty KV cache. */",
                   "void irt_init(void);",
                   "/* One decode step: token `tok` at position `pos` (0, 1, 2, ... in order);",
@@ -309,6 +316,13 @@ class CProject:
                   "/* Sampling (irt_sample.h), the generation loop with a callback per token */",
                   '#include "irt_generate.h"', "", "#endif", ""]
         return "\n".join(lines)
+
+    def adapters(self) -> tuple[int, int]:
+        """(adapters, the compiled default) from the `irt_lora_f32` calls; (0, -1) without."""
+        for op in self.module.walk():
+            if isinstance(op, hw.CallOp) and op.kernel == "irt_lora_f32":
+                return op.param("adapters"), op.param("selected")
+        return 0, -1
 
     def max_positions(self) -> int:
         attr = self.module.attributes.get(KV_CAPACITY_ATTR)

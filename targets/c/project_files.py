@@ -131,6 +131,18 @@ int main(int argc, char **argv)
     irt_sampler_t sampler;
     irt_sampler_init(&sampler, &sampling, sample_work, IRT_RUN_WORK);
     irt_init();
+#if IRT_ADAPTERS > 0 && defined(IRT_ADAPTER)
+    /* make ADAPTER=i: start with task adapter i (-1: the base model) instead of the one
+       chosen at compile time */
+    if (IRT_ADAPTER >= IRT_ADAPTERS || irt_select_adapter(IRT_ADAPTER) != 0) {{
+        fprintf(stderr, "error: ADAPTER=%d is not an adapter of this program (-1..%d)\\n",
+                IRT_ADAPTER, IRT_ADAPTERS - 1);
+        return 1;
+    }}
+#endif
+#if IRT_ADAPTERS > 0
+    printf("adapter: %d of %d\\n", irt_selected_adapter(IRT_ADAPTER_DEFAULT), IRT_ADAPTERS);
+#endif
     for (long long pos = 0; pos < total;) {{
         const float *logits;
         long long n = 1; /* positions decoded by this call */
@@ -352,7 +364,7 @@ def makefile(target: TargetDescription) -> str:
 #   LIB_CFLAGS=-DIRT_EXTERNAL_ARENAS   the caller defines the writable arenas (model.h)
 SRCS = main.c model.c weights.c weights.S irt_generate.c $(wildcard runtime/*.c)
 LIB_SRCS = $(filter-out main.c,$(SRCS))
-PUBLIC_HEADERS = model.h irt_generate.h runtime/irt_sample.h
+PUBLIC_HEADERS = model.h irt_generate.h runtime/irt_sample.h runtime/irt_lora.h
 BLOBS = $(wildcard weights_*.bin)
 CFLAGS_COMMON = -std=c99 -O2 -Wall -Wextra -I. -Iruntime
 
@@ -365,6 +377,10 @@ TARGET_LDFLAGS = {ldflags}
 
 HOST_CC ?= cc
 HOST_AR ?= ar
+ifdef ADAPTER
+# the task adapter the program starts with (irt_select_adapter; -1: the base model)
+CFLAGS_COMMON += -DIRT_ADAPTER=$(ADAPTER)
+endif
 ifeq ($(PROFILE),1)
 # instructions per kernel, printed at exit (runtime/irt_profile.h)
 CFLAGS_COMMON += -DIRT_PROFILE

@@ -24,6 +24,9 @@ from irtool.targets.target import Target
 
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 """The generation loop over model.h (irt_generate.h/.c), part of every project's library."""
+HARTCOUNT_PLUGIN = Path(__file__).resolve().parent / "plugin" / "irt_hartcount_plugin.c"
+"""The qemu TCG plugin counting instructions exactly per hart and decode step, for any guest
+(the qemu targets copy it into their projects)."""
 
 
 class CTarget(Target):

@@ -24,12 +24,12 @@ from pathlib import Path
 
 from irtool.errors import IrtoolError
 from irtool.targets.c.emit import TokenTable
+from irtool.targets.c.target import HARTCOUNT_PLUGIN as PLUGIN
 from irtool.targets.c.target import CTarget
 from irtool.targets.description import TargetDescription
 from irtool.targets.target import PipelineOptions, quote
 
 FOLDER = Path(__file__).resolve().parent
-PLUGIN = FOLDER / "plugin" / "irt_hartcount_plugin.c"
 HART_STACK_BYTES = 4096
 WEIGHT_HOME = "l2"
 NPU_WEIGHTS = "wmem"
