@@ -49,6 +49,10 @@ MEMORY_PLAN_ATTR = "irtool.memory_plan"
 STREAM_ATTR = "irtool.stream"
 """The streaming report (tile): window bytes and placement, tiles and bytes streamed per
 call, and the tile plan's CP-SAT status, modelled cycles and lower bound."""
+TILE_PLAN_ATTR = "irtool.tile_plan"
+"""The tile plan solved with the allocation (allocate{tile=true}): the windows' space, size and
+offsets, rows per tile of each streamed weight, the solver status, modelled time per token and
+its lower bound; the tile pass applies it (passes/stream_plan.py)."""
 
 # Operation attributes -----------------------------------------------------------------------
 

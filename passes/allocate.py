@@ -62,8 +62,16 @@ from xdsl.rewriter import Rewriter
 
 from irtool.dialects import memory
 from irtool.errors import IrtoolError
-from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR
+from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR, TILE_PLAN_ATTR
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
+from irtool.passes.stream_plan import (
+    StreamSpec,
+    StreamVars,
+    WindowPlan,
+    add_stream,
+    solved_windows,
+    stream_spec,
+)
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import load_target
 
@@ -103,6 +111,18 @@ class AllocatePass(ModulePass):
     """Memories (comma-separated) weights may be placed in; empty: any the core reads. A
     target whose weights stream into a fast memory through the `tile` pass keeps them out of
     it, so the fast memory stays free for the windows."""
+    tile: bool = False
+    """Plan the `tile` pass's windows and tiles in the same model (passes/stream_plan.py): the
+    first objective becomes the modelled time per token, and the plan goes into the module
+    attribute irtool.tile_plan for `tile` to apply."""
+    mac_cycles: float = 5.0
+    """With tile: modelled compute cycles per multiply-accumulate of a linear (an estimate)."""
+    max_tiles: int = 256
+    """With tile: most tiles per decode step (each is straight-line code)."""
+    window: int = 0
+    """With tile: most bytes per window (0: no cap)."""
+    tile_cycles: float = 0.0
+    """With tile: a fixed cost per tile besides the DMA set-up (e.g. a cluster fork/join)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from irtool.run_limits import check_time_limit
@@ -116,12 +136,17 @@ class AllocatePass(ModulePass):
         target = loaded.description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
+        stream = (stream_spec(op, target, self.mac_cycles, self.max_tiles, self.window,
+                              self.tile_cycles) if self.tile else None)
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
                            kv_option=kv_option, copy_weights=self.copy_weights,
                            weights_in=_names(self.weights_in, target),
-                           engine_reads=accelerator_reads(op, loaded))
+                           engine_reads=accelerator_reads(op, loaded), stream=stream)
         write_plan(op, live, plan)
         op.attributes[MEMORY_PLAN_ATTR] = plan.as_attribute()
+        op.attributes.pop(TILE_PLAN_ATTR, None)
+        if plan.windows is not None:
+            op.attributes[TILE_PLAN_ATTR] = plan.windows.as_attribute()
         if self.report:
             print(plan.summary(), file=sys.stderr)
 
@@ -189,6 +214,8 @@ class MemoryPlan:
     buffers: int = 0
     solver: str = "CP-SAT"
     """Who proved the status: 'CP-SAT', or GREEDY_IS_OPTIMAL when the solver was not needed."""
+    windows: WindowPlan | None = None
+    """The tile plan solved with the allocation (allocate{tile=true}), if anything streams."""
 
     def as_attribute(self) -> DictionaryAttr:
         entries: dict[str, Attribute] = {
@@ -222,24 +249,33 @@ class MemoryPlan:
             lines.append(f"  {m.name:<8} {self.peaks.get(m.name, 0):>12} "
                          f"{self.lower_bounds.get(m.name, 0):>12} "
                          f"{self.no_reuse.get(m.name, 0):>12} {m.capacity:>14}")
+        w = self.windows
+        if w is not None:
+            lines.append(f"  tile plan: {len(w.rows_per_tile)} weights streamed through two "
+                         f"windows of {w.window} bytes in {w.space} at {w.offsets[0]}, "
+                         f"{w.offsets[1]}; {w.status}, modelled time per token "
+                         f"{w.cycles:g}, lower bound {w.bound:g} (gap {w.gap:.1%})")
         return "\n".join(lines)
 
 
 def plan_memory(live: Liveness, target: TargetDescription, time_limit: float = 10.0,
                 kv_capacity: int | None = None, kv_option: str = "capacity",
                 copy_weights: bool = True, weights_in: tuple[str, ...] = (),
-                engine_reads: Mapping[str, tuple[str, ...]] | None = None) -> MemoryPlan:
+                engine_reads: Mapping[str, tuple[str, ...]] | None = None,
+                stream: StreamSpec | None = None) -> MemoryPlan:
     """The best plan found within `time_limit` seconds; IrtoolError if the model cannot fit.
     `kv_capacity` (positions of the KV caches) and `kv_option` (the extract-kv-cache option
     that sets it) only serve the advice of that error; `weights_in`, if given, the memories
     weights may go to; `engine_reads`, per weight, the memories of the accelerator that alone
-    reads it (`accelerator_reads`)."""
+    reads it (`accelerator_reads`); `stream`, the linears whose tile plan is solved with the
+    allocation (the greedy bounds then no longer bound the cost: CP-SAT always runs)."""
     problem = Problem(live, target, kv_capacity, kv_option, copy_weights, weights_in,
-                      engine_reads)
+                      engine_reads, stream)
     _check_fits(problem)
     t0 = time.perf_counter()
     hint = best_greedy_plan(problem)
-    if hint is not None and greedy_meets_lower_bounds(problem, hint):
+    if (hint is not None and problem.stream is None
+            and greedy_meets_lower_bounds(problem, hint)):
         ms = round((time.perf_counter() - t0) * 1000)
         return _finish(problem, SolveResult(hint, "OPTIMAL"), ms, solver=GREEDY_IS_OPTIMAL)
     result = solve_cpsat(problem, hint, time_limit)
@@ -287,11 +323,15 @@ def _finish(problem: Problem, result: SolveResult, ms: int,
         p = placements[b.name]
         peaks[p.space] = max(peaks.get(p.space, 0), p.offset + b.size)
         no_reuse[p.space] = no_reuse.get(p.space, 0) + b.size
+    windows = result.windows
+    if windows is not None:  # the windows count in their space's peak
+        peaks[windows.space] = max(peaks.get(windows.space, 0),
+                                   windows.offsets[1] + windows.window)
     return MemoryPlan(target=problem.target, placements=placements, status=result.status,
                       solve_time_ms=ms, access_cost=problem.access_cost(space_of),
                       peaks=peaks, lower_bounds=problem.live.lower_bounds(space_of),
                       no_reuse=no_reuse, cost_gap=result.cost_gap, peak_gap=result.peak_gap,
-                      buffers=len(problem.buffers), solver=solver)
+                      buffers=len(problem.buffers), solver=solver, windows=windows)
 
 
 # --- the problem: which memories each buffer may use, at what cost ----------------------------
@@ -302,8 +342,11 @@ class Problem:
     def __init__(self, live: Liveness, target: TargetDescription,
                  kv_capacity: int | None = None, kv_option: str = "capacity",
                  copy_weights: bool = True, weights_in: tuple[str, ...] = (),
-                 engine_reads: Mapping[str, tuple[str, ...]] | None = None):
+                 engine_reads: Mapping[str, tuple[str, ...]] | None = None,
+                 stream: StreamSpec | None = None):
         self.live = live
+        self.stream = stream
+        """Linears whose tile plan is solved with the allocation (passes/stream_plan.py)."""
         self.target = target
         self.kv_capacity = kv_capacity
         """Positions of the KV caches (module attribute irtool.kv_capacity), for advice."""
@@ -519,6 +562,7 @@ class SolveResult:
     status: str
     cost_gap: float = 0.0
     peak_gap: float = 0.0
+    windows: WindowPlan | None = None
 
 
 @dataclass
@@ -548,6 +592,11 @@ class _Model:
     """Per space, the bytes of the persistent stack (a linear expression)."""
     peaks: dict[str, cp_model.IntVar] = field(default_factory=dict)
     rooms: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    stream: StreamVars | None = None
+    windows: tuple[int, dict[str, int], tuple[int, int]] | None = None
+    """The last solution's window size, rows per streamed weight and window offsets."""
+    cost_value: float = 0.0
+    """The last solution's first objective (its value, whichever stage found it)."""
 
 
 def _cp_model():
@@ -566,11 +615,14 @@ def build_model(problem: Problem) -> _Model:
         mine = [c for c in mine if c is not None]
         model.add_exactly_one(c.present for c in mine)
         choices.extend(mine)
+    stream, windows, stream_cost, replaced = _add_stream(model, problem, choices)
     stack: dict[str, cp_model.LinearExpr] = {}
     for m in problem.target.memories:
         here = [c for c in choices if c.memory is m]
         stack[m.name] = sum(footprint(c.buffer, c.align) * c.present
                             for c in here if c.slot is None)
+        if stream is not None and m.name == problem.stream.window_space:
+            stack[m.name] += windows
         model.add(stack[m.name] <= m.capacity)
         transient = [c for c in here if c.slot is not None]
         for c in transient:
@@ -581,8 +633,30 @@ def build_model(problem: Problem) -> _Model:
                     c.offset, max(c.buffer.size, 1), c.present, f"bytes[{c.buffer.name}]")
                  for c in transient],
                 [c.life for c in transient])
-    cost = sum(c.cost * c.present for c in choices)
-    return _Model(model, choices, cost, stack)
+    cost = sum(c.cost * c.present for c in choices if id(c) not in replaced) + stream_cost
+    return _Model(model, choices, cost, stack, stream=stream)
+
+
+def _add_stream(model: cp_model.CpModel, problem: Problem, choices: list[_Choice]):
+    """The tile plan's part of the model (passes/stream_plan.py): its variables, the windows'
+    bytes in their space (with one alignment of padding when anything streams), the
+    candidates' cost, and the choices whose access cost that cost replaces."""
+    spec = problem.stream
+    if spec is None:
+        return None, 0, 0, set()
+    target = problem.target
+    in_source = {c.buffer.name: c for c in choices if c.memory.name == spec.source
+                 and any(k.buffer == c.buffer.name for k in spec.candidates)}
+    stream, windows, cost = add_stream(
+        model, spec, {n: c.present for n, c in in_source.items()},
+        target.memory(spec.window_space), target.memory(spec.source), problem.scale,
+        {n: c.cost for n, c in in_source.items()})
+    used = model.new_bool_var("windows_used")
+    if stream.streamed:
+        model.add_max_equality(used, list(stream.streamed.values()))
+    else:
+        model.add(used == 0)
+    return stream, windows + stream.align * used, cost, {id(c) for c in in_source.values()}
 
 
 def _choice(model: cp_model.CpModel, problem: Problem, b: Buffer,
@@ -648,7 +722,13 @@ def _solver(seconds: float) -> cp_model.CpSolver:
 
 def _extract(m: _Model, problem: Problem, solver: cp_model.CpSolver) -> dict[str, Placement]:
     chosen = [c for c in m.choices if solver.boolean_value(c.present)]
-    out, _ = stack_persistent(problem, {c.buffer.name: c.memory.name for c in chosen})
+    out, heights = stack_persistent(problem, {c.buffer.name: c.memory.name for c in chosen})
+    if m.stream is not None:  # the windows go right above the persistent stack
+        window, rows = solved_windows(problem.stream, m.stream, solver.value,
+                                      solver.boolean_value)
+        base = _align_up(heights[problem.stream.window_space], m.stream.align)
+        m.windows = (window, rows, (base, base + window)) if rows else None
+        m.cost_value = solver.value(m.cost)
     for c in chosen:
         if c.slot is not None:
             out[c.buffer.name] = Placement(c.memory.name, solver.value(c.slot) * c.align,
@@ -686,7 +766,21 @@ def solve_cpsat(problem: Problem, hint: Mapping[str, Placement] | None,
         return None
     optimal = cost.optimal and peak.optimal
     return SolveResult(peak.placements or placements, "OPTIMAL" if optimal else "FEASIBLE",
-                       cost.gap, peak.gap)
+                       cost.gap, peak.gap, _window_plan(m, problem, cost))
+
+
+def _window_plan(m: _Model, problem: Problem, cost: _Stage) -> WindowPlan | None:
+    """The solved windows, with the first stage's status and bound and the final solution's
+    first objective turned into modelled time per token (the candidates' compute added
+    back)."""
+    if m.windows is None or problem.stream is None:
+        return None
+    window, rows, offsets = m.windows
+    compute = problem.stream.compute
+    return WindowPlan(problem.stream.window_space, window, offsets, rows,
+                      _cp_model().CpSolver().status_name(cost.status),
+                      m.cost_value / problem.scale + compute,
+                      cost.bound / problem.scale + compute)
 
 
 @dataclass
@@ -696,6 +790,8 @@ class _Stage:
     status: int
     gap: float
     placements: dict[str, Placement] | None = None
+    objective: float = 0.0
+    bound: float = 0.0
 
     @property
     def optimal(self) -> bool:
@@ -715,10 +811,13 @@ def _run_stage(m: _Model, problem: Problem, objective: cp_model.LinearExpr, seco
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return _Stage(status, 1.0)
     m.model.add(objective <= round(solver.objective_value))
-    return _Stage(status, _gap(solver), _extract(m, problem, solver))
+    return _Stage(status, _gap(solver), _extract(m, problem, solver),
+                  solver.objective_value, solver.best_objective_bound)
 
 
 def _cost_varies(problem: Problem) -> bool:
+    if problem.stream is not None:  # streaming trades access cost for window room
+        return True
     return any(len({problem.cost(b, m) for m in problem.options[b.name]}) > 1
                for b in problem.buffers)
 

@@ -19,10 +19,12 @@ own shape at one of the two offsets. The window size, which linears stream and t
 tile are chosen by CP-SAT (passes/tile_plan.py) for the least modelled time per token under
 the free space of S (`window` caps it), at most `max_tiles` tiles (each is straight-line code)
 and a stated compute estimate (`mac_cycles` per multiply-accumulate); the module attribute
-`irtool.stream` keeps the solver's status, objective and lower bound. The allocation itself is
-not re-solved with the windows (the windows use what the allocator left). A weight whose row
-does not fit a window (the reduction dimension would have to be split) stays where it is,
-read in place, and so does every weight when S has no room for two rows.
+`irtool.stream` keeps the solver's status, objective and lower bound. That is the plan when the
+module comes from a plain `allocate` (the windows then use what the allocator left); after
+`allocate{tile=true}` the windows, their offsets and every tile size were decided with the
+allocation in one CP-SAT model (passes/stream_plan.py) and this pass applies that plan. A
+weight whose row does not fit a window (the reduction dimension would have to be split) stays
+where it is, read in place, and so does every weight when S has no room for two rows.
 """
 
 from __future__ import annotations
@@ -48,9 +50,18 @@ from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.ir_names import STREAM_ATTR
-from irtool.passes.tile_plan import Candidate, solve_tile_plan
+from irtool.passes.stream_plan import (
+    LINEARS,
+    WindowPlan,
+    linear_kernels,
+    read_window_plan,
+    window_link,
+)
+from irtool.passes.tile_plan import Candidate, TilePlan, solve_tile_plan
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import DEFAULT_TARGET, load_target
+
+__all__ = ["LINEARS", "TilePass", "streamed_linears", "tile_function"]
 
 
 def element_bytes(t: MemRefType) -> int:
@@ -67,10 +78,6 @@ def nbytes(t: MemRefType) -> int:
 def _align_up(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
-
-LINEARS = (tf.LinearOp, quant.WLinearOp, quant.QLinearOp)
-"""Float, weight-quantized and W8A8 linears: `[N, row]` weights whose rows are output
-channels."""
 
 
 @dataclass(frozen=True)
@@ -132,34 +139,15 @@ class Streamed:
 
 def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streamed]:
     """The linears of `fn` whose weight sits in a memory with a cheaper, linked window space."""
-    core = set(target.core.reads)
     out = []
-    for op in fn.body.block.ops:
-        if not isinstance(op, memory.KernelOp):
-            continue
-        body = op.computation
-        if len(body) != 1 or not isinstance(body[0], LINEARS):
-            continue
-        linear = body[0]
-        arg_of = dict(zip(op.body.block.args, op.ins, strict=True))
-        weight = arg_of.get(linear.weight)
-        x = arg_of.get(linear.input)
-        if weight is None or x is None or not isinstance(weight.type, MemRefType):
-            continue
-        if len(weight.type.get_shape()) != 2 or len(op.outs) != 1:
-            continue
-        if not isinstance(weight.owner, memory.GetGlobalOp):
-            continue
-        space = memory.space_of(weight.type)
+    for k in linear_kernels(fn):
+        space = memory.space_of(k.weight.type)
         if space is None:
             raise IrtoolError("tile: buffers have no memory space; run allocate before tile")
         src = target.memory(space)
-        for link in target.links:
-            dst = target.memory(link.dest)
-            if (link.source == space and not dst.read_only and dst.name in core
-                    and dst.read_cost < src.read_cost):
-                out.append(Streamed(op, linear, weight, src, dst))
-                break
+        link = window_link(target, src)
+        if link is not None:
+            out.append(Streamed(k.kernel, k.linear, k.weight, src, target.memory(link.dest)))
     return out
 
 
@@ -217,20 +205,29 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         return
     fast = streams[0].window_space
     streams = [s for s in streams if s.window_space is fast]
-    link = target.link(streams[0].source.name, fast.name)
     align = max(fast.alignment, 4)
-    base = _align_up(space_peak(module, fast.name), align)
-    candidates = [Candidate(s.weight.type.get_shape()[0], s.row_bytes,
-                            mac_cycles * s.operand(s.linear.input).type.get_shape()[-1])
-                  for s in streams]
-    plan = solve_tile_plan(candidates, fast.capacity - base, align, link.setup_cycles,
-                           1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit)
-    if plan is None or not any(plan.rows_per_tile):
-        return  # no room for two windows of one row: the weights are read in place
-    rows_of = {id(s): r for s, r in zip(streams, plan.rows_per_tile, strict=True) if r}
+    joint = read_window_plan(module)
+    if joint is not None:  # solved with the allocation: apply it
+        plan: TilePlan | WindowPlan = joint
+        rows_of = {id(s): joint.rows_per_tile[_global_name(s.weight)] for s in streams
+                   if _global_name(s.weight) in joint.rows_per_tile}
+        base, window, offsets = joint.offsets[0], joint.window, joint.offsets
+    else:
+        link = target.link(streams[0].source.name, fast.name)
+        base = _align_up(space_peak(module, fast.name), align)
+        candidates = [Candidate(s.weight.type.get_shape()[0], s.row_bytes,
+                                mac_cycles * s.operand(s.linear.input).type.get_shape()[-1])
+                      for s in streams]
+        plan = solve_tile_plan(candidates, fast.capacity - base, align, link.setup_cycles,
+                               1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit)
+        if plan is None or not any(plan.rows_per_tile):
+            return  # no room for two windows of one row: the weights are read in place
+        rows_of = {id(s): r for s, r in zip(streams, plan.rows_per_tile, strict=True) if r}
+        window = plan.window
+        offsets = (base, base + _align_up(window, align))
     streams = [s for s in streams if id(s) in rows_of]
-    window = plan.window
-    offsets = (base, base + _align_up(window, align))
+    if not streams:
+        return
 
     # the tiles in program order: (stream, first row, rows)
     tiles = []
@@ -283,6 +280,8 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         "window": IntegerAttr(window, i64), "offset": IntegerAttr(base, i64),
         "end": IntegerAttr(used, i64),
         "solver": StringAttr(plan.status),
+        # what `cycles` models: the linears alone, or (solved with the allocation) the token
+        "scope": StringAttr("time per token" if joint is not None else "linears"),
         "cycles": IntegerAttr(round(plan.cycles), i64),
         "bound": IntegerAttr(math.floor(plan.bound), i64),
         "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64)})

@@ -79,7 +79,8 @@ class PlanFacts:
         window = windows = streamed = 0
         solver = "none"
         if stream is not None:
-            solver = (f"{stream.data['solver'].data}, modelled linears "
+            scope = stream.data["scope"].data if "scope" in stream.data else "linears"
+            solver = (f"{stream.data['solver'].data}, modelled {scope} "
                       f"{stream.data['cycles'].value.data} cycles, lower bound "
                       f"{stream.data['bound'].value.data}")
             window = stream.data["window"].value.data

@@ -132,10 +132,14 @@ class M7Target(CTarget):
 
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         """The generic stages with `tile` after `allocate`: the weights in the external Flash
-        stream through a double-buffered SRAM window instead of being read in place."""
+        stream through a double-buffered SRAM window instead of being read in place; the
+        allocation solves the tile plan with the buffers (`allocate{tile=true}`)."""
         stages = super().stages(opts)
-        lower = stages["lower"]
-        at = lower.index("lower-to-hw{")
+        lower, n = re.subn(r"(allocate\{[^}]*)\}", r"\1 tile=true}", stages["lower"], count=1)
+        at = lower.find("lower-to-hw{")
+        if n != 1 or at < 0:
+            raise IrtoolError("cortex-m7-256k: the generic pipeline changed shape; update "
+                              "targets/cortex_m7_256k/target.py")
         stages["lower"] = f"{lower[:at]}tile{{target={quote(self.reference)}}},{lower[at:]}"
         return stages
 
