@@ -681,3 +681,24 @@ def test_inner_loop_cost(target_objects, source, function, macs, max_insns):
     loop = innermost_loop(dis, function)
     assert loop.count("fmadd.s") == macs, loop
     assert len(loop) <= max_insns, (len(loop), loop)
+
+
+# ------------------------------------------------------------------------- relu (irt_relu.h)
+
+def python_relu(x: np.ndarray) -> list[float]:
+    """max(v, 0) per element in Python floats; NaN stays NaN."""
+    return [v if (v > 0.0 or math.isnan(v)) else 0.0 for v in map(float, x)]
+
+
+@pytest.mark.parametrize("inplace", [0, 1])
+@pytest.mark.parametrize("n", [1, 5, 40, 173])
+def test_relu(runner, n, inplace):
+    x = activation_input(rng_for("relu", n, inplace), n)
+    got = runner.run("relu", {"n": n, "inplace": inplace}, {"x": x})
+    np.testing.assert_array_equal(got, np.array(python_relu(x), dtype=F32))
+
+
+def test_relu_keeps_nan(runner):
+    x = np.array([np.nan, -1.0, 2.0], dtype=F32)
+    got = runner.run("relu", {"n": 3, "inplace": 0}, {"x": x})
+    assert math.isnan(got[0]) and list(got[1:]) == [0.0, 2.0]

@@ -58,6 +58,8 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_linear_bias_f32": ("irt_linear_f32", "op:x op:w op:b op:y p:T p:K p:N"),
     "irt_linear_packed_f32": ("irt_linear_packed_f32", "op:x op:w NULL op:y p:T p:K p:N"),
     "irt_linear_packed_bias_f32": ("irt_linear_packed_f32", "op:x op:w op:b op:y p:T p:K p:N"),
+    "irt_lora_f32": ("irt_lora_f32",
+        "op:x op:y op:a op:b op:out op:rank p:T p:K p:N p:R p:adapters p:selected"),
     "irt_linear_packed_residual_f32": ("irt_linear_packed_residual_f32",
         "op:x op:w op:r op:y p:T p:K p:N"),
     "irt_matmul_f32": ("irt_matmul_f32", "op:a op:b op:y p:M p:K p:N p:transpose_b"),
@@ -70,6 +72,9 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_embedding_f32": ("irt_embedding_f32", "op:tokens op:table op:y p:T p:D"),
     "irt_embedding_packed_f32": ("irt_embedding_packed_f32",
         "op:tokens op:table op:y p:T p:D p:vocab"),
+    "irt_embedding_w8": ("irt_embedding_w8", "op:tokens op:w op:s op:y p:T p:D p:per_tensor"),
+    "irt_embedding_w4g": ("irt_embedding_w4g", "op:tokens op:w op:s op:y p:T p:D p:group"),
+    "irt_embedding_w1": ("irt_embedding_w1", "op:tokens op:w op:s op:y p:T p:D"),
     "irt_position_embedding_f32": ("irt_position_embedding_f32", "op:table op:y p:T p:D op:start"),
     "irt_add_f32": ("irt_add_f32", "op:a op:b op:y p:n"),
     "irt_mul_f32": ("irt_mul_f32", "op:a op:b op:y p:n"),
@@ -106,5 +111,6 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_cached_attention_i8": ("irt_cached_attention_i8",
         "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads  "
         "p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale"),
-}), headers=("irt_kernels.h", "irt_quant.h")).extended(
+}), headers=("irt_kernels.h", "irt_quant.h", "irt_lora.h",
+                  "irt_embedding_q.h")).extended(
     _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",))
