@@ -6,9 +6,10 @@
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
                    [--steps N] [--window W | --capacity N]   # then: make -C DIR run
                    [--quant w8|w8a8|w4g32|w1|w1a4] [--kv int8] [--calibration FILE]
+                   [--integer-only]
     irtool estimate MODEL|config.json --target T [--prefill N] [--positions P] [--json]
                     [--plot FILE.png]
-    irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8]
+    irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8] [--integer-only]
                     [--calibration FILE] -o OUT.mlir [--report [--eval FILE]]
 
 With no MODEL, `generate` uses the example model bundled with irtool (stories260K).
@@ -194,7 +195,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
     sampling = options_from_args(args, tok)
     opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
-                          calibration=calibration)
+                          calibration=calibration, integer_only=args.integer_only)
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts, sampling=sampling,
                        report=args.report)
@@ -204,6 +205,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
     if opts.quantized:
         parts = [] if opts.quant == "none" else [opts.quant]
         parts += ["int8 KV cache"] if opts.kv == "int8" else []
+        parts += ["integer-only non-linear ops"] if opts.integer_only else []
         what = f" ({', '.join(parts)})"
     print(f"wrote the project for {args.target}{what} to {out}: run it with "
           f"'make -C {out} run' ({opts.load_target().description.toolchain.run.split()[0]}) or "
@@ -302,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--kv", default="none", choices=("none", "int8"),
                       help="KV cache element type: int8 (one scale per cached row) or none "
                            "(float32)")
+    comp.add_argument("--integer-only", action="store_true",
+                      help="(--quant w8a8) RMSNorm, SiLU and attention's softmax by integer "
+                           "approximations (I-BERT style; needs --kv int8)")
     comp.add_argument("--calibration", metavar="FILE",
                       help="(--quant w8a8) calibration token sequences for the activation "
                            "ranges: an eval_tokens.json (its 'calib' list), a token-id file or "

@@ -46,6 +46,8 @@ class CompileOptions:
     """KV cache element type: none (float32) or int8."""
     calibration: str | None = None
     """Calibration data for w8a8 (an eval_tokens.json `calib` list, a token-id file, ...)."""
+    integer_only: bool = False
+    """With w8a8: RMSNorm, SiLU and softmax by their integer approximations too."""
 
     @property
     def quantized(self) -> bool:
@@ -138,7 +140,8 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
             calibrate_module(module, store, seqs,
                              where=f"calibration file '{opts.calibration}'")
         _extract_kv_cache(module, opts)
-        module, store = quantize_module(module, store, QuantOptions(opts.quant, opts.kv))
+        module, store = quantize_module(module, store, QuantOptions(opts.quant, opts.kv,
+                                                                  integer_only=opts.integer_only))
     return module, store
 
 

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "irt_intops.h"
 #include "irt_quant.h"
 #include "irt_team.h"
 
@@ -24,6 +25,7 @@ typedef struct {
     float *scratch;
     int layer, heads, kv_heads, head_dim, capacity, end, ring;
     float scale;
+    int integer_softmax; /* irt_cached_attention_i8_isoftmax (irt_intops.h) per head */
 } sir_attention_args;
 
 static void sir_attention_share(int core, int cores, void *p)
@@ -35,7 +37,8 @@ static void sir_attention_share(int core, int cores, void *p)
     irt_team_share(a->heads, 1, core, cores, &lo, &hi);
     for (int h = lo; h < hi; h++) {
         const size_t kvh = (size_t)a->layer * a->kv_heads + h / group;
-        irt_cached_attention_i8(a->q + (size_t)h * a->head_dim, a->kcache + kvh * plane,
+        (a->integer_softmax ? irt_cached_attention_i8_isoftmax : irt_cached_attention_i8)(
+                                a->q + (size_t)h * a->head_dim, a->kcache + kvh * plane,
                                 a->kscales + kvh * a->capacity, a->vcache + kvh * plane,
                                 a->vscales + kvh * a->capacity, a->out + (size_t)h * a->head_dim,
                                 a->scratch + (size_t)core * a->capacity, 0, 1, 1, a->head_dim,
@@ -49,7 +52,20 @@ void sir_cached_attention_i8(const float *q, const int8_t *kcache, const float *
                              int capacity, int T, int end, int ring, float scale, int cores)
 {
     sir_attention_args a = {q, kcache, kscales, vcache, vscales, out, scratch, layer, heads,
-                            kv_heads, head_dim, capacity, end, ring, scale};
+                            kv_heads, head_dim, capacity, end, ring, scale, 0};
     (void)T; /* one token (the rules give longer queries to the portable kernel) */
+    irt_team_run(sir_attention_share, &a, cores);
+}
+
+void sir_cached_attention_i8_isoftmax(const float *q, const int8_t *kcache,
+                                      const float *kscales, const int8_t *vcache,
+                                      const float *vscales, float *out, float *scratch,
+                                      int layer, int heads, int kv_heads, int head_dim,
+                                      int capacity, int T, int end, int ring, float scale,
+                                      int cores)
+{
+    sir_attention_args a = {q, kcache, kscales, vcache, vscales, out, scratch, layer, heads,
+                            kv_heads, head_dim, capacity, end, ring, scale, 1};
+    (void)T;
     irt_team_run(sir_attention_share, &a, cores);
 }
