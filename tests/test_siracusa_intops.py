@@ -72,3 +72,23 @@ def test_qemu_eight_cores_print_the_integer_only_interpreter_tokens(int_level, s
     assert all(harts[h][0] == harts[h][1] > 0 for h in range(1, 8))
     # one parallel phase per cluster call and step, counted by the plugin
     assert total["phases"] == model_c.count("  sir_") * steps
+
+
+def test_riscv_ulp_runs_the_same_integer_ops_on_qemu(int_level, shared_models, tmp_path):
+    """The portable rules: one core of riscv-ulp prints the same interpreter tokens."""
+    need("riscv", "qemu", "cc")
+    from irtool.compile import compile_to_c
+    from irtool.interpreter.runner import ModelRunner
+
+    module, store, opts = int_level
+    prompt, steps = [1, 403, 407, 161], 6
+    want = ModelRunner(module.clone(), store).generate(prompt, steps)
+    out = tmp_path / "ulp"
+    compile_to_c(module.clone(), store, out, prompt=prompt, steps=steps, tokenizer=None,
+                 opts=dataclasses.replace(opts, target="riscv-ulp", quant="none", kv="none",
+                                          calibration=None))
+    model_c = (out / "model.c").read_text()
+    assert model_c.count("  irt_int_rms_norm_f32(") == 11
+    assert model_c.count("  irt_int_silu_f32(") == 5
+    assert model_c.count("  irt_cached_attention_i8_isoftmax(") == 5
+    assert _tokens(_make(out, "run")) == want
