@@ -619,11 +619,9 @@ class GeluOp(_ActivationOp):
         self._check_result_like(self.input)
 
 
-@irdl_op_definition
-class SiluOp(_ActivationOp):
-    """SiLU (swish): `x * sigmoid(x)`."""
+class _UnaryOp(_ActivationOp):
+    """Base of the parameterless element-wise activations: one tensor in, the same type out."""
 
-    name = "transformer.silu"
     T: ClassVar = VarConstraint("T", base(TensorType))
     input = operand_def(T)
     result = result_def(T)
@@ -637,9 +635,24 @@ class SiluOp(_ActivationOp):
         self._check_result_like(self.input)
 
 
+@irdl_op_definition
+class SiluOp(_UnaryOp):
+    """SiLU (swish): `x * sigmoid(x)`."""
+
+    name = "transformer.silu"
+
+
+@irdl_op_definition
+class ReluOp(_UnaryOp):
+    """ReLU: `max(x, 0)` (OPT's MLP activation)."""
+
+    name = "transformer.relu"
+
+
 Transformer = Dialect(
     "transformer",
     [WeightOp, EmbeddingOp, PositionEmbeddingOp, LinearOp, MatmulOp, AddOp, MulOp, RMSNormOp,
-     LayerNormOp, RopeOp, AttentionOp, KVWriteOp, CachedAttentionOp, SoftmaxOp, GeluOp, SiluOp],
+     LayerNormOp, RopeOp, AttentionOp, KVWriteOp, CachedAttentionOp, SoftmaxOp, GeluOp, SiluOp,
+     ReluOp],
     [],
 )

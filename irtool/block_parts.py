@@ -35,12 +35,13 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import BlockArgument, Operation, OpResult, SSAValue
 
 from irtool.errors import IrtoolError
-from irtool.ir_names import DECODE, KV_WINDOW_ATTR
+from irtool.ir_names import DECODE
 
 LINEARS = ("transformer.linear", "quant.qlinear", "quant.wlinear")
 RESIDUAL = ("transformer.add", "transformer.embedding")
-ATTENTION = "transformer.cached_attention"
-KV_WRITE = "transformer.kv_write"
+ATTENTION = ("transformer.cached_attention", "quant.cached_attention")
+KV_WRITE = ("transformer.kv_write", "quant.kv_write")
+"""The float cache ops and their int8-cache forms (which also carry the per-row scales)."""
 WEIGHT = "transformer.weight"
 PROJECTIONS = ("q", "k", "v")
 
@@ -61,6 +62,10 @@ class Part:
     caches: list[BlockArgument] = field(default_factory=list)
     """@decode's KV-cache arguments it reads or writes (in place)."""
     step: int = 0
+    copies: dict[SSAValue, int] = field(default_factory=dict)
+    """Outputs written to several buffers (one per concurrent reader): value -> how many."""
+    copy_of: dict[SSAValue, int] = field(default_factory=dict)
+    """Inputs read from one of those copies: value -> which copy (0 is the first)."""
 
     @property
     def name(self) -> str:
@@ -125,8 +130,8 @@ def _is_scalar_or_weight(op: Operation | None) -> bool:
 
 def _cache_root(v: SSAValue) -> BlockArgument:
     """The @decode argument a KV-cache value descends from (through kv_write)."""
-    while isinstance(v, OpResult):
-        v = v.owner.operands[0]
+    while isinstance(v, OpResult):  # a kv_write's result i is its operand i, updated
+        v = v.owner.operands[v.index]
     assert isinstance(v, BlockArgument)
     return v
 
@@ -134,17 +139,10 @@ def _cache_root(v: SSAValue) -> BlockArgument:
 def split_decode(module: ModuleOp) -> BlockParts:
     """The block parts of `@decode` (see the module docstring)."""
     decode = decode_function(module)
-    if KV_WINDOW_ATTR in module.attributes or KV_WINDOW_ATTR in decode.attributes:
-        raise IrtoolError("block parts: a windowed (ring) KV cache is not supported here; "
-                          "compile with --capacity N instead of --window")
     body = [op for op in decode.body.block.ops if not isinstance(op, func.ReturnOp)]
-    for op in body:
-        if op.name.startswith("quant.") and ("kv_write" in op.name or "attention" in op.name):
-            raise IrtoolError(f"block parts: {op.name} (an int8 KV cache) is not supported; "
-                              "compile without --kv int8")
     compute = [op for op in body if not _is_scalar_or_weight(op)]
     index = {op: i for i, op in enumerate(compute)}
-    attentions = [op for op in compute if op.name == ATTENTION]
+    attentions = [op for op in compute if op.name in ATTENTION]
     if len(attentions) < 2:
         raise IrtoolError(f"block parts: @{DECODE} has {len(attentions)} attention layer(s); "
                           "at least 2 are needed to tell the last layer's MLP from the head")
@@ -194,7 +192,29 @@ def split_decode(module: ModuleOp) -> BlockParts:
     bp = BlockParts(decode, parts, len(attentions))
     _connect(bp, owner)
     _check_layers_alike(bp)
+    _copy_shared_inputs(bp)
     return bp
+
+
+def _copy_shared_inputs(bp: BlockParts) -> None:
+    """Parts of one step run at the same time and must not share a memory channel, not even
+    through an input they all read (the quantized vector of attn_q/k/v): the part that makes
+    such a value writes one copy per reader, and each reader reads its own."""
+    for group in bp.steps:
+        readers: dict[SSAValue, list[Part]] = {}
+        for part in group:
+            for v in part.inputs:
+                readers.setdefault(v, []).append(part)
+        for v, parts in readers.items():
+            if len(parts) < 2:
+                continue
+            maker = next((p for p in bp.parts if v in p.outputs), None)
+            if maker is None:
+                raise IrtoolError(f"block parts: {parts[0].name} and {parts[1].name} run at "
+                                  "the same time and read a value no part makes (the token?)")
+            maker.copies[v] = len(parts)
+            for i, part in enumerate(parts):
+                part.copy_of[v] = i
 
 
 def _attention_parts(att: Operation, layer: int, compute, claim) -> list[Part]:
@@ -206,15 +226,17 @@ def _attention_parts(att: Operation, layer: int, compute, claim) -> list[Part]:
             p = _producer(v)
             if _is_scalar_or_weight(p) or p in core or p in projections:
                 continue
-            if op.name == KV_WRITE and i == 0:
-                continue  # the previous layer's cache state
+            if op.name in KV_WRITE and i < len(op.results):
+                continue  # the previous layer's cache state (and scales)
             if p.name in LINEARS:
                 projections.append(p)
-            elif p.name == KV_WRITE or p.name not in RESIDUAL:
+            elif p.name in KV_WRITE or p.name not in RESIDUAL:
                 core.add(p)
                 stack.append(p)
     roles = {}
-    kroot, vroot = _cache_root(att.operands[1]), _cache_root(att.operands[2])
+    # (q, kcache, vcache, end) or (q, kcache, kscales, vcache, vscales, end)
+    kroot = _cache_root(att.operands[1])
+    vroot = _cache_root(att.operands[len(att.operands) // 2])
     for proj in projections:
         role = _projection_role(proj, att, kroot, vroot, core)
         if role in roles:
@@ -263,7 +285,7 @@ def _projection_role(proj, att, kroot, vroot, core) -> str:
                 u = use.operation
                 if u is att and use.index == 0:
                     return "q"
-                if u.name == KV_WRITE and use.index == 1:
+                if u.name in KV_WRITE and use.index == len(u.results):  # the new rows
                     return "k" if _cache_root(u.operands[0]) is kroot else "v"
                 if u in core:
                     stack.append(u)
@@ -287,7 +309,7 @@ def _slice_back_from_operands(op, allowed, stop) -> set[Operation]:
             p = _producer(v)
             if _is_scalar_or_weight(p) or p in out or p in stop or p not in allowed:
                 continue
-            if p.name in RESIDUAL or p.name in LINEARS or p.name == ATTENTION:
+            if p.name in RESIDUAL or p.name in LINEARS or p.name in ATTENTION:
                 continue
             out.add(p)
             stack.append(p)
@@ -312,14 +334,14 @@ def _connect(bp: BlockParts, owner: dict[Operation, Part]) -> None:
                 elif p.name == WEIGHT:
                     if v not in part.weights:
                         part.weights.append(v)
-                elif p.name == KV_WRITE and p not in mine:
+                elif p.name in KV_WRITE and p not in mine:
                     root = _cache_root(v)
                     if root not in part.caches:
                         part.caches.append(root)
                 elif p not in mine and not _is_scalar_or_weight(p) and v not in part.inputs:
                     part.inputs.append(v)
             for r in op.results:
-                if op.name == KV_WRITE:
+                if op.name in KV_WRITE:
                     root = _cache_root(r)
                     if root not in part.caches:
                         part.caches.append(root)
@@ -385,6 +407,13 @@ class Port:
     """The value bound to it in this part (the representative's for the kernel's types)."""
     rows: tuple[int, int] | None = None
     """For one stripe of a striped weight matrix: its rows [lo, hi)."""
+    copy: int = 0
+    """For an activation written once per concurrent reader: which copy."""
+
+    @property
+    def key(self) -> tuple:
+        """What tells its buffer apart: the value, the stripe's rows, the copy."""
+        return (self.value, self.rows, self.copy)
 
     @property
     def is_buffer(self) -> bool:
@@ -438,7 +467,8 @@ def ports(part: Part, stripes: int = 1) -> list[Port]:
         return name
 
     matrices = matrix_weights(part) if stripes > 1 else set()
-    out += [Port(unique(f"in{i}"), "input", v) for i, v in enumerate(part.inputs)]
+    out += [Port(unique(f"in{i}"), "input", v, copy=part.copy_of.get(v, 0))
+            for i, v in enumerate(part.inputs)]
     for w in part.weights:
         if w in matrices:
             base = role_name(w)
@@ -448,19 +478,23 @@ def ports(part: Part, stripes: int = 1) -> list[Port]:
             out.append(Port(unique(role_name(w)), "scalar" if numel(w) == 1 else "weight", w))
     for c in part.caches:
         out.append(Port(unique(c.name_hint or f"cache{c.index}"), "cache", c))
-    out += [Port(unique(f"out{i}"), "output", v) for i, v in enumerate(part.outputs)]
+    for i, v in enumerate(part.outputs):
+        out.append(Port(unique(f"out{i}"), "output", v))
+        out += [Port(unique(f"out{i}_c{c}"), "output", v, copy=c)
+                for c in range(1, part.copies.get(v, 1))]
     return out
 
 
-def buffer_names(bp: BlockParts, stripes: int = 1) -> dict[tuple[SSAValue, tuple | None], str]:
-    """A name for every buffer the host allocates, keyed by (value, stripe rows): weights by
-    their store name (`<name>#rows=lo:hi` for a stripe), caches by @decode's argument name,
-    activations `act<N>` in order of appearance."""
-    names: dict[tuple[SSAValue, tuple | None], str] = {}
+def buffer_names(bp: BlockParts, stripes: int = 1) -> dict[tuple, str]:
+    """A name for every buffer the host allocates, keyed by `Port.key` (value, stripe rows,
+    copy): weights by their store name (`<name>#rows=lo:hi` for a stripe), caches by @decode's
+    argument name, activations `act<N>` in order of appearance (`act<N>#copy=<c>` for the
+    copies of one read by concurrent parts)."""
+    names: dict[tuple, str] = {}
     acts = 0
     for part in bp.parts:
         for port in ports(part, stripes):
-            key = (port.value, port.rows)
+            key = port.key
             if key in names or port.role == "scalar":
                 continue
             v = port.value
@@ -469,6 +503,8 @@ def buffer_names(bp: BlockParts, stripes: int = 1) -> dict[tuple[SSAValue, tuple
                                                if port.rows else "")
             elif port.role == "cache":
                 names[key] = v.name_hint or f"cache{v.index}"
+            elif port.copy:
+                names[key] = f"{names[v, None, 0]}#copy={port.copy}"
             else:
                 names[key] = f"act{acts}"
                 acts += 1

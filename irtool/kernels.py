@@ -128,6 +128,8 @@ _SPECS = [
           alias="y=a y=b"),
     _spec("irt_silu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.silu(o["x"])),
           alias="y=x"),
+    _spec("irt_relu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.relu(o["x"])),
+          alias="y=x"),
     _spec("irt_gelu_f32", "x y", "n tanh_approx", "y",
           lambda o, p: _store(o["y"], ref.gelu(o["x"], "tanh" if p["tanh_approx"] else "none")),
           alias="y=x"),

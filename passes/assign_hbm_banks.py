@@ -11,8 +11,9 @@ S buffers, each passed to its own port and kept on its own channel, so that the 
 the S stripes in parallel (the emitter reads the stripe count from the bank map).
 
 Constraints: every port has a non-empty range and every buffer one channel in the ranges of
-its ports; kernels that run at the same time (one host step) never share a channel, except
-through a buffer they both read (the activation vector they all start from, one burst); the K
+its ports; kernels that run at the same time (one host step) never share a channel, not
+even for an input they all read (the producer writes one copy per reader, each in its own
+channel; the copies are buffers, so their bytes count in the channels' load); the K
 and V caches in different channels, and the stripes of one matrix; the bytes of each channel
 within its capacity. A greedy map (heaviest group of buffers first on the least-loaded channel
 its conflicts allow) is the solver's starting point, and the answer when the solver finds
@@ -61,7 +62,7 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
         for port in ports(part, stripes):
             if not port.is_buffer:
                 continue
-            b = names[port.value, port.rows]
+            b = names[port.key]
             size[b] = port.nbytes
             role[b] = port.role
             if port.rows is not None:
@@ -96,18 +97,17 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
         for b in held:
             for c in range(C):
                 m.AddImplication(y[b, c], z[p, c])
-    # concurrent kernels: no channel in two of their ports' ranges, unless the two ports
-    # pass the same buffer (then only that buffer's channel may be shared)
+    # concurrent kernels: no channel in two of their ports' ranges (an input they all read
+    # comes in one copy per kernel, `block_parts`)
     for a in plist:
         for b in plist:
             if a >= b or a[0] == b[0] or kind_step[a[0]] != kind_step[b[0]]:
                 continue
-            shared = port_buffers[a] & port_buffers[b]
+            if port_buffers[a] & port_buffers[b]:
+                raise IrtoolError(f"assign-hbm-banks: concurrent kernels {a[0]} and {b[0]} "
+                                  "pass the same buffer")
             for c in range(C):
-                if shared:
-                    m.Add(z[a, c] + z[b, c] <= 1 + sum(y[s, c] for s in shared))
-                else:
-                    m.Add(z[a, c] + z[b, c] <= 1)
+                m.Add(z[a, c] + z[b, c] <= 1)
     for i, k in enumerate(caches):
         for v in caches[i + 1:]:
             for c in range(C):
@@ -170,12 +170,12 @@ def _embedding_rows(bp: BlockParts, names) -> dict[str, int]:
     for part in bp.parts:
         for op in part.ops:
             for i, v in enumerate(op.operands):
-                if (v, None) not in names:
+                if (v, None, 0) not in names:
                     continue
                 if op.name == "transformer.embedding" and i == 1:
-                    rows[names[v, None]] = v.type.get_shape()[1] * _elem_bytes(v)
+                    rows[names[v, None, 0]] = v.type.get_shape()[1] * _elem_bytes(v)
                 else:
-                    other.add(names[v, None])
+                    other.add(names[v, None, 0])
     return {b: r for b, r in rows.items() if b not in other}
 
 

@@ -64,10 +64,10 @@ ZOO = [
                                                max_position_embeddings=CONTEXT, rotary_pct=0.5)),
     ZooModel("gpt-j", "GPTJConfig", dict(vocab_size=128, n_embd=32, n_layer=2, n_head=4,
                                          n_positions=CONTEXT, rotary_dim=4)),
-    ZooModel("opt-gelu", "OPTConfig", dict(vocab_size=128, hidden_size=32, ffn_dim=64,
-                                           num_hidden_layers=2, num_attention_heads=4,
-                                           max_position_embeddings=CONTEXT,
-                                           word_embed_proj_dim=32, activation_function="gelu")),
+    # stock OPT: a ReLU MLP (transformer.relu), learned positions offset by 2
+    ZooModel("opt", "OPTConfig", dict(vocab_size=128, hidden_size=32, ffn_dim=64,
+                                      num_hidden_layers=2, num_attention_heads=4,
+                                      max_position_embeddings=CONTEXT, word_embed_proj_dim=32)),
 ]
 BY_NAME = {m.name: m for m in ZOO}
 

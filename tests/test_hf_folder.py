@@ -76,6 +76,66 @@ def test_sliding_window_is_imported_and_matters(zoo):
     assert relative_error(unwindowed[8:], want[8:]) > 1e-2
 
 
+def test_bfloat16_folder_is_widened_exactly(zoo, tmp_path):
+    """A folder saved in bfloat16 (as most Hub checkpoints are): every weight is the bf16
+    value widened to float32, and the logits are transformers' on the folder loaded in
+    float32 (its own widening; RoPE tables computed in float32)."""
+    import torch
+    import transformers
+
+    model, _ = zoo["qwen2"]
+    bf16 = hf_zoo.build(hf_zoo.BY_NAME["qwen2"]).to(torch.bfloat16)
+    folder = hf_zoo.save_folder(bf16, tmp_path / "bf16")
+    reference = transformers.AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32, attn_implementation="eager").eval()
+    assert reference.model.embed_tokens.weight.dtype == torch.float32
+    module, store = import_model(folder)
+    for name, p in reference.state_dict().items():
+        if name in store.arrays:
+            assert np.array_equal(store.arrays[name], p.numpy()), name
+    got = ModelRunner(module, store).forward(IDS)
+    assert relative_error(got, hf_zoo.torch_logits(reference, IDS)) < 1e-4
+    assert relative_error(got, hf_zoo.torch_logits(model, IDS)) > 1e-3  # bf16 rounding shows
+
+
+ROPE_SCALINGS = {  # head_dim 8: 4 rotary pairs; original contexts below the zoo's 64
+    "linear": {"factor": 2.0},
+    "dynamic": {"factor": 3.0},
+    "llama3": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 16},
+    "yarn": {"factor": 4.0, "original_max_position_embeddings": 16},
+    "yarn-mscale": {"factor": 4.0, "original_max_position_embeddings": 16, "mscale": 0.8,
+                    "mscale_all_dim": 0.5, "beta_fast": 8, "beta_slow": 2, "truncate": False},
+    "longrope": {"short_factor": [1.0, 1.3, 2.0, 3.5], "long_factor": [1.0, 2.0, 4.0, 8.0],
+                 "original_max_position_embeddings": 64, "factor": 4.0},
+}
+
+
+@pytest.mark.parametrize("scaling", list(ROPE_SCALINGS))
+def test_rope_scaling_tables_and_logits_match_transformers(tmp_path, scaling):
+    """Each RoPE scaling: the cos/sin tables are transformers' own rotary embedding over the
+    whole context (attention factor included), and the logits match."""
+    import torch
+
+    kind = scaling.split("-")[0]
+    z = hf_zoo.ZooModel(f"llama-{scaling}", "LlamaConfig", hf_zoo._llama_kw(
+        rope_parameters={"rope_type": kind, "rope_theta": 10000.0, **ROPE_SCALINGS[scaling]}))
+    model = hf_zoo.build(z)
+    module, store = import_model(hf_zoo.save_folder(model, tmp_path / scaling))
+    positions = torch.arange(hf_zoo.CONTEXT)[None]
+    with torch.no_grad():
+        cos, sin = model.model.rotary_emb(torch.zeros(1, dtype=torch.float32), positions)
+    half = cos.shape[-1] // 2
+    np.testing.assert_allclose(store.arrays["rope.cos"], cos[0, :, :half].numpy(), atol=2e-6)
+    np.testing.assert_allclose(store.arrays["rope.sin"], sin[0, :, :half].numpy(), atol=2e-6)
+    default = hf_zoo.build(hf_zoo.BY_NAME["llama"]).model.rotary_emb(
+        torch.zeros(1), positions)[0][0, :, :half].numpy()
+    if kind != "dynamic":  # dynamic NTK is the default RoPE within the context
+        assert np.abs(store.arrays["rope.cos"] - default).max() > 1e-2
+    got = ModelRunner(module, store).forward(IDS)
+    assert relative_error(got, hf_zoo.torch_logits(model, IDS)) < 1e-4
+
+
 def test_tied_embeddings_are_stored_once(zoo):
     _, folder = zoo["smollm-tied"]
     _, store = import_model(folder)
@@ -96,10 +156,10 @@ def _edit_config(folder, **changes):
     p.write_text(json.dumps(cfg))
 
 
-def test_relu_opt_is_refused_by_name(zoo, tmp_path):
-    d = _copy(zoo["opt-gelu"][1], tmp_path)
-    _edit_config(d, activation_function="relu")
-    with pytest.raises(IrtoolError, match="activation 'relu' of model_type 'opt'"):
+def test_an_activation_without_an_op_is_refused_by_name(zoo, tmp_path):
+    d = _copy(zoo["opt"][1], tmp_path)
+    _edit_config(d, activation_function="gelu_fast")
+    with pytest.raises(IrtoolError, match="activation 'gelu_fast' of model_type 'opt'"):
         import_model(d)
 
 
@@ -107,6 +167,9 @@ def test_unknown_family_missing_tensor_and_pickles_are_clear_errors(zoo, tmp_pat
     d = _copy(zoo["llama"][1], tmp_path)
     _edit_config(d, model_type="mamba")
     with pytest.raises(IrtoolError, match="model_type 'mamba' .* not supported"):
+        import_model(d)
+    _edit_config(d, model_type="gemma2")
+    with pytest.raises(IrtoolError, match="model_type 'gemma2' .* logit soft-capping"):
         import_model(d)
     d = _copy(zoo["gpt2"][1], tmp_path, "renamed")
     _edit_config(d, model_type="llama", hidden_size=32, num_attention_heads=4,
@@ -117,8 +180,13 @@ def test_unknown_family_missing_tensor_and_pickles_are_clear_errors(zoo, tmp_pat
     with pytest.raises(IrtoolError, match="PyTorch pickles but no model.safetensors"):
         import_model(d)
     d = _copy(zoo["llama"][1], tmp_path, "rope")
-    _edit_config(d, rope_parameters={"rope_type": "yarn", "rope_theta": 1e4, "factor": 2.0})
-    with pytest.raises(IrtoolError, match="RoPE type 'yarn'"):
+    _edit_config(d, rope_parameters={"rope_type": "proportional", "rope_theta": 1e4})
+    with pytest.raises(IrtoolError, match="RoPE type 'proportional' .* not supported"):
+        import_model(d)
+    _edit_config(d, rope_parameters={"rope_type": "longrope", "rope_theta": 1e4,
+                                     "original_max_position_embeddings": 32,
+                                     "short_factor": [1.0] * 4, "long_factor": [2.0] * 4})
+    with pytest.raises(IrtoolError, match="longrope.*above original_max_position_embeddings"):
         import_model(d)
 
 
@@ -154,9 +222,9 @@ def test_cli_imports_and_generates_with_the_folders_tokenizer(zoo, tmp_path):
     assert f"tokens: {','.join(map(str, want))}" in proc.stdout
 
 
-def test_compiled_folder_gives_the_torch_tokens_on_qemu(zoo, tmp_path):
-    """`irtool compile DIR --prompt TEXT` on the sliding-window model (its tokenizer.json
-    encodes the prompt), run on qemu: the tokens past the window are torch's greedy ones."""
+def _run_on_qemu(model_path, out, *options: str):
+    """`irtool compile MODEL OPTIONS -o OUT` for riscv-ulp, then `make run` on qemu: the
+    parsed run."""
     import subprocess
     import sys
     from pathlib import Path
@@ -164,23 +232,37 @@ def test_compiled_folder_gives_the_torch_tokens_on_qemu(zoo, tmp_path):
     from tests.test_riscv_ulp import Run
 
     need("riscv", "qemu")
-    model, folder = zoo["mistral-window8"]
-    d = _copy(folder, tmp_path)
-    tok_path = hf_zoo.save_tokenizer(d, 96)
-    from irtool.tokenizer import load_tokenizer
-
-    prompt = load_tokenizer(tok_path).encode("the fox ran to the river")
-    steps = 10  # 17 positions: past the window of 8
-    out = tmp_path / "c"
-    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "compile", str(d),
-                           "--prompt", "the fox ran to the river", "--steps", str(steps),
-                           "--window", "8", "-o", str(out)], capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "compile",
+                           str(model_path), *options, "-o", str(out)], capture_output=True,
+                          text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     run = subprocess.run(["make", "-s", "run"], cwd=out, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout[-3000:]
-    parsed = Run.parse(run.stdout)
-    want = hf_zoo.torch_greedy(model, prompt, steps)
-    assert parsed.tokens == want
+    return Run.parse(run.stdout)
+
+
+def test_compiled_folder_gives_the_torch_tokens_on_qemu(zoo, tmp_path):
+    """`irtool compile DIR --prompt TEXT` on the sliding-window model (its tokenizer.json
+    encodes the prompt), run on qemu: the tokens past the window are torch's greedy ones."""
+    from irtool.tokenizer import load_tokenizer
+
+    model, folder = zoo["mistral-window8"]
+    d = _copy(folder, tmp_path)
+    tok_path = hf_zoo.save_tokenizer(d, 96)
+    prompt = load_tokenizer(tok_path).encode("the fox ran to the river")
+    steps = 10  # 17 positions: past the window of 8
+    parsed = _run_on_qemu(d, tmp_path / "c", "--prompt", "the fox ran to the river",
+                          "--steps", str(steps), "--window", "8")
+    assert parsed.tokens == hf_zoo.torch_greedy(model, prompt, steps)
     assert parsed.text.startswith("<s> the fox ran to the river")
+
+
+def test_compiled_stock_opt_gives_the_torch_tokens_on_qemu(zoo, tmp_path):
+    """Stock OPT's ReLU MLP (transformer.relu, irt_relu_f32) through the riscv-ulp build."""
+    model, folder = zoo["opt"]
+    model_c = tmp_path / "c" / "model.c"
+    parsed = _run_on_qemu(folder, tmp_path / "c", "--prompt-tokens",
+                          ",".join(map(str, PROMPT)), "--steps", str(STEPS))
+    assert model_c.read_text().count("irt_relu_f32(") == 2  # one per layer
+    assert parsed.tokens == hf_zoo.torch_greedy(model, PROMPT, STEPS)

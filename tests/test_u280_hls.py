@@ -6,12 +6,15 @@
   generates from the same module, and its logits of every position are within 1e-4 of the
   interpreter's (the integer W8A8 parts are exact; float32 rounding of norms, softmax and the
   float lm_head remains, about 1e-5 on these models). nanogpt-tiny (GPT-2 style, learned
-  positions) the same.
+  positions) the same, and stories260K with an int8 KV cache in a ring of 8 slots (`irtool
+  compile --kv int8 --window 8`, 21 positions wrap it) against the interpreter of the same
+  quant-level module.
 * An independent checker reads what the project says (connectivity.cfg, the buffer table and
   the kernel runs in model.cpp, the kernel signatures in kernels.h, bank_map.json) and checks
   the bank assignment: every buffer argument bound, each buffer inside the channels of every
-  port it is passed to, kernels of one host step on disjoint channels (except the channel of a
-  buffer they both read), K and V caches apart, 256 MiB per channel held.
+  port it is passed to, kernels of one host step on disjoint channels over all their
+  arguments, inputs included (each reads its own copy), K and V caches apart, 256 MiB per
+  channel held.
 * Bad input gets one error line.
 """
 
@@ -56,26 +59,38 @@ def build(shared_models, tmp_path_factory):
         if name in cache:
             return cache[name]
         tmp = tmp_path_factory.mktemp(name)
-        if name == "stories260K":
+        base, _, variant = name.partition("+")
+        kv, window = ("int8", 8) if variant == "int8kv-window8" else ("none", None)
+        if base == "stories260K":
             d = shared_models / "stories260K"
             model, calib = d / "stories260K.bin", str(d / "eval_tokens.json")
             prompt = json.loads((d / "golden.json").read_text())["prompt_ids"]
-        elif name == "phi-tiny":
+        elif base == "phi-tiny":
             model = shared_models / "phi-tiny" / "phi.onnx"
             calib, prompt = _random_calibration(tmp / "calib.json", 256), [5, 17, 99, 200, 3]
         else:  # GPT-2 style: learned positions
             model = shared_models / "nanogpt-tiny" / "nanogpt.onnx"
             calib, prompt = _random_calibration(tmp / "calib.json", 65), [5, 17, 40]
-        opts = CompileOptions(target="u280-hls", capacity=CAPACITY, quant="w8a8",
-                              calibration=calib, time_limit=5.0)
+        opts = CompileOptions(target="u280-hls", capacity=None if window else CAPACITY,
+                              window=window, quant="w8a8", kv=kv, calibration=calib,
+                              time_limit=5.0)
         module, store = import_model(model)
         module, store = prepare_for_target(module, store, opts)
         runner = ModelRunner(module.clone(), store)
         want = runner.generate(prompt, STEPS)
         logits = runner.forward(list(prompt) + want[:-1])
         out = tmp / "proj"
-        compile_to_c(module, store, out, prompt=prompt, steps=STEPS, tokenizer=None,
-                     opts=dataclasses.replace(opts, quant="none", calibration=None))
+        if variant:  # through the command line, as a user would
+            proc = subprocess.run(
+                [str(BIN / "irtool"), "compile", str(model), "--target", "u280-hls", "-o",
+                 str(out), "--window", str(window), "--kv", kv, "--quant", "w8a8",
+                 "--calibration", calib, "--steps", str(STEPS), "--time-limit", "5",
+                 "--prompt-tokens", ",".join(map(str, prompt))],
+                check=False, capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+        else:
+            compile_to_c(module, store, out, prompt=prompt, steps=STEPS, tokenizer=None,
+                         opts=dataclasses.replace(opts, quant="none", calibration=None))
         env = dict(os.environ, IRT_LOGITS=str(out / "logits.bin"))
         proc = subprocess.run(["make", "-s", "-C", str(out), "csim"], check=False,
                               capture_output=True, text=True, timeout=600, env=env)
@@ -95,8 +110,12 @@ def _tokens(output: str) -> list[int]:
 MODELS = ["stories260K", "phi-tiny"]
 
 
+RING = "stories260K+int8kv-window8"
+"""int8 KV cache (per-row scales) in a ring of 8 slots (--window 8): 5 + 16 positions wrap it."""
+
+
 @needs_gxx
-@pytest.mark.parametrize("name", [*MODELS, "nanogpt-tiny"])
+@pytest.mark.parametrize("name", [*MODELS, "nanogpt-tiny", RING])
 def test_csim_prints_the_quant_interpreter_tokens(build, name):
     out, want, logits, output = build(name)
     got = _tokens(output)
@@ -196,7 +215,7 @@ def _channels(sp, cu: str, args: list[str], bound: list) -> set[int]:
 
 
 @needs_gxx
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [*MODELS, RING])
 def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
     out = build(name)[0]
     nk, sp, slr = _parse_connectivity((out / "connectivity.cfg").read_text())
@@ -216,7 +235,8 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
         assert (cu[kernel], arg) in sp, f"{kernel}.{arg} is not bound"
         for b in held:
             assert channel[b] in sp[cu[kernel], arg], (kernel, arg, buffers[b])
-    # kernels of one host step: disjoint channels, except the channel of a shared buffer
+    # kernels of one host step: disjoint channels over ALL their buffer arguments, inputs
+    # included (each reads its own copy of the quantized vector), and no buffer in common
     concurrent = [runs for runs in steps if len(runs) > 1]
     assert concurrent, "the Q/K/V projections should run concurrently"
     for runs in concurrent:
@@ -225,8 +245,17 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
             for kb, vb in runs[i + 1:]:
                 chans_a = _channels(sp, cu[ka], args[ka], va)
                 chans_b = _channels(sp, cu[kb], args[kb], vb)
-                shared = {channel[b] for b in set(va) & set(vb) if b is not None}
-                assert chans_a & chans_b <= shared, (ka, kb, chans_a & chans_b, shared)
+                assert not chans_a & chans_b, (ka, kb, chans_a & chans_b)
+                assert not {b for b in va if b is not None} & set(vb), (ka, kb)
+    # the copies: the producer (attn_in) writes one per concurrent reader, each its own buffer
+    # of the same size, and the bank map counts their bytes in the channels' load
+    copies = [(n, nbytes) for n, nbytes, _ in buffers if "#copy=" in n]
+    assert copies and all(nbytes == dict((n, b) for n, b, _ in buffers)[n.split("#")[0]]
+                          for n, nbytes in copies)
+    bank = json.loads((out / "bank_map.json").read_text())
+    for c in range(len(bank["channels"])):
+        held = [i for i, (n, _, _) in enumerate(buffers) if channel[i] == c]
+        assert bank["bytes"][c] == sum(buffers[i][1] for i in held)
     # the stripes of one matrix (`<weight>#rows=lo:hi`) on different channels
     stripes: dict[str, list[int]] = {}
     for i, (n, _, _) in enumerate(buffers):
@@ -234,11 +263,84 @@ def test_connectivity_binds_every_argument_and_keeps_the_rules(build, name):
             stripes.setdefault(n.split("#")[0], []).append(channel[i])
     assert stripes and all(len(set(c)) == len(c) == 4 for c in stripes.values())
     caches = [i for i, (_, _, r) in enumerate(buffers) if r == "c"]
-    assert len(caches) == 2 and channel[caches[0]] != channel[caches[1]]
+    assert len(caches) in (2, 4)  # K and V (and their int8 rows' scales), each its own channel
+    assert len({channel[c] for c in caches}) == len(caches)
     per_channel: dict[int, int] = {}
     for i, (_, nbytes, _) in enumerate(buffers):
         per_channel[channel[i]] = per_channel.get(channel[i], 0) + nbytes
     assert max(per_channel.values()) <= HBM_CHANNEL_BYTES
+
+
+# --- resources and SLR placement, checked against the budgets read here ----------------------
+
+DESCRIPTION = Path(__file__).resolve().parents[1] / "targets" / "u280_hls" / "description.json"
+
+
+def _slr_budgets() -> dict[str, dict]:
+    """Per-SLR budgets, read straight from the description (UG1120's U280 table)."""
+    desc = json.loads(DESCRIPTION.read_text())
+    (fabric,) = [e for e in desc["engines"] if e["name"] == "fabric"]
+    return {b["name"]: b for b in fabric["cost"]["slr_budgets"]}
+
+
+@needs_gxx
+@pytest.mark.parametrize("name", MODELS)
+def test_kernels_are_placed_on_slrs_within_their_budgets(build, name):
+    out = build(name)[0]
+    nk, _, slr = _parse_connectivity((out / "connectivity.cfg").read_text())
+    report = json.loads((out / "resources.json").read_text())
+    budgets = _slr_budgets()
+    assert set(budgets) == {"SLR0", "SLR1", "SLR2"}
+    assert budgets["SLR0"]["dsp"] + budgets["SLR1"]["dsp"] + budgets["SLR2"]["dsp"] == 8490
+    # every compute unit placed once; the sums per SLR (from the slr= lines) within budget
+    assert set(slr) == {nk[k][0] for k in nk}
+    used = {s: dict.fromkeys(("dsp", "bram36", "uram", "luts"), 0) for s in budgets}
+    for kernel, cus in nk.items():
+        for r in used[slr[cus[0]]]:
+            used[slr[cus[0]]][r] += report["kernels"][kernel][r]
+    for s, u in used.items():
+        for r, n in u.items():
+            assert n <= budgets[s][r], (s, r, n, budgets[s][r])
+    # the estimate follows the emitted C++: every W8A8 stripe unrolls one 64-byte beat of int8
+    # products, two per DSP48E2; every m_axi port has its 512-bit read or write FIFO, at least
+    # 8 BRAM36 side by side (a BRAM36 is at most 72 bits wide)
+    cpp = (out / "kernels.cpp").read_text()
+    for kernel in ("attn_q", "mlp"):
+        body = cpp[cpp.index(f'extern "C" void {kernel}('):]
+        body = body[:body.index("\n}\n")]
+        stripes = sum(len(re.findall(r"_s\d+", call)) for call in
+                      re.findall(r"qlinear_w8a8_x\d+<[^;]*;", body))
+        ports = len(re.findall(r"#pragma HLS interface m_axi", body))
+        assert stripes >= 4 and report["kernels"][kernel]["dsp"] >= 32 * stripes
+        assert report["kernels"][kernel]["ports"] == ports
+        assert report["kernels"][kernel]["bram36"] >= 8 * ports
+    # the HBM is beside SLR0: a placement with every kernel in SLR0 would have no crossing
+    crossings = sum(report["kernels"][k]["ports"] * int(slr[nk[k][0]][-1]) for k in nk)
+    assert report["crossings"] == crossings
+
+
+def test_slr_placement_refuses_a_design_the_device_cannot_hold():
+    from irtool.errors import IrtoolError
+    from irtool.targets.u280_hls.resources import Resources
+    from irtool.targets.u280_hls.slr_place import place_kernels
+
+    budgets = list(_slr_budgets().values())
+    big = {f"k{i}": Resources(dsp=2000, bram36=100, uram=0, luts=1000) for i in range(5)}
+    ports = dict.fromkeys(big, 4)
+    with pytest.raises(IrtoolError, match=r"does not fit the device: its kernels need 10,000 "
+                                          r"DSP and the 3 SLRs offer 8,490"):
+        place_kernels(big, ports, budgets, "SLR0")
+    # in total it fits (3 x 2,000 DSP), but two kernels never share an SLR: one per SLR
+    three = {f"k{i}": Resources(dsp=2000, bram36=100, uram=0, luts=1000) for i in range(3)}
+    placed = place_kernels(three, dict.fromkeys(three, 4), budgets, "SLR0")
+    assert sorted(placed.slr.values()) == ["SLR0", "SLR1", "SLR2"]
+    assert placed.crossings == 4 * (0 + 1 + 2)
+    four = {f"k{i}": Resources(dsp=2000, bram36=100, uram=0, luts=1000) for i in range(4)}
+    with pytest.raises(IrtoolError, match="no placement of its 4 kernels keeps every SLR"):
+        place_kernels(four, dict.fromkeys(four, 4), budgets, "SLR0")
+    with pytest.raises(IrtoolError, match="kernel k0 does not fit in any one SLR: it needs "
+                                          "3,000 DSP"):
+        place_kernels({"k0": Resources(dsp=3000)}, {"k0": 1}, budgets, "SLR0")
 
 
 def test_bank_assignment_refuses_what_does_not_fit():
@@ -273,15 +375,18 @@ def _stories_decode():
     return _DECODE["m"]
 
 
-def test_int8_kv_cache_is_refused_with_one_line(shared_models, tmp_path):
-    proc = subprocess.run([str(BIN / "irtool"), "compile", "--target", "u280-hls", "-o",
-                           str(tmp_path / "x"), "--capacity", "16", "--quant", "w8",
-                           "--kv", "int8", "--steps", "2"], check=False, capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().startswith("error: ") and "int8 KV cache" in proc.stderr
-    assert "Traceback" not in proc.stderr
+@needs_gxx
+def test_int8_ring_cache_kernels(build):
+    """--kv int8 --window 8: the attention kernel writes int8 rows with a scale each into slot
+    pos % 8 and reads them back dequantized, in position order from max(0, end - 8)."""
+    out = build(RING)[0]
+    cpp = (out / "kernels.cpp").read_text()
+    assert re.search(r"irt_hls::kv_write_int8<4, 8, 8, 1>\(kcache, kscales, v\d+, layer, pos\)",
+                     cpp), cpp[-3000:]
+    assert re.search(r"irt_hls::cached_attention<8, 4, 8, 8, 1, int8_t>\(v\d+, kcache, kscales, "
+                     r"vcache, vscales, layer, \(pos \+ 1\)", cpp)
+    irt = (out / "irt_hls.h").read_text()
+    assert "static inline int kv_slot(int pos) { return RING ? pos % CAP : pos; }" in irt
 
 
 # --- the cost model -----------------------------------------------------------------------------
@@ -458,3 +563,26 @@ def test_irtool_estimate_phi2_from_its_config(tmp_path):
     weight_bytes = layers * (4 * d * d + 2 * d * mlp) + 4 * d * vocab  # int8 + float lm_head
     floor = weight_bytes / 460e9
     assert floor < seconds < 0.8
+
+
+def test_sampling_other_than_greedy_is_refused_with_one_line(tmp_path):
+    from irtool.errors import IrtoolError
+    from irtool.sampling import SamplingOptions
+    from irtool.targets.registry import load_target
+
+    with pytest.raises(IrtoolError, match=r"^u280-hls: the host program decodes greedily; drop "
+                                          r"--temperature/--top-k/--top-p for this target$"):
+        load_target("u280-hls").write_project(None, None, tmp_path, prompt=[1], steps=1,
+                                              sampling=SamplingOptions(temperature=0.8))
+
+
+def test_on_chip_arrays_in_memory_blocks():
+    """BRAM36 (512x72 .. 32Kx1) and URAM288 (4Kx72) counts, worked out by hand here."""
+    from irtool.targets.u280_hls.resources import memory
+
+    assert memory(1024, 512).bram36 == 15  # an m_axi read FIFO: 15 blocks of 1K x 36 wide
+    assert memory(256, 512).bram36 == 8  # a write FIFO: 8 wide, one deep
+    assert memory(4096, 32).bram36 == 4  # 4K x 9 blocks, 4 side by side (1K x 36: 4 deep)
+    assert memory(160, 16, banks=64).bram36 == 64  # a partitioned int8 copy: one per bank
+    assert memory(16, 16, banks=64).bram36 == 0  # small banks: LUTRAM
+    assert memory(10240, 32, uram=True).uram == 3  # 4K x 72: one wide, 3 deep

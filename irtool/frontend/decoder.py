@@ -77,7 +77,7 @@ class Decoder:
     kv_heads: int
     head_dim: int
     norm_eps: float
-    activation: str  # "silu", "gelu" or "gelu_tanh"
+    activation: str  # "silu", "gelu", "gelu_tanh" or "relu"
     embed: Named  # the table the token ids index (pre-scaled where a family scales it)
     final_norm: Norm
     lm_head: Linear
@@ -129,6 +129,8 @@ class _Parts:
         act = self.d.activation
         if act == "silu":
             return self.b.value(tf.SiluOp(x))
+        if act == "relu":
+            return self.b.value(tf.ReluOp(x))
         return self.b.value(tf.GeluOp(x, "tanh" if act == "gelu_tanh" else "none"))
 
     def mlp(self, n: SSAValue, layer: Layer) -> SSAValue:

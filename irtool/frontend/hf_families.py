@@ -23,9 +23,10 @@ import numpy as np
 
 from irtool.errors import IrtoolError
 from irtool.frontend.decoder import Decoder, Layer, Linear, Named, Norm, Rope
+from irtool.frontend.hf_rope import rope_frequencies
 
 ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh",
-               "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": None, "relu": None}
+               "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": None, "relu": "relu"}
 
 
 class _Checkpoint:
@@ -64,6 +65,9 @@ class _Checkpoint:
 def decoder_for(config: dict, tensors: dict[str, np.ndarray], folder: Path) -> Decoder:
     model_type = config.get("model_type")
     family = FAMILIES.get(model_type)
+    if model_type in NOT_YET:
+        raise IrtoolError(f"model_type '{model_type}' of '{folder}' is not supported by the "
+                          f"checkpoint-folder import: {NOT_YET[model_type]}")
     if family is None:
         raise IrtoolError(f"model_type '{model_type}' of '{folder}' is not supported by the "
                           f"checkpoint-folder import (supported: {', '.join(sorted(FAMILIES))})"
@@ -81,7 +85,7 @@ def _activation(c: _Checkpoint, *keys: str) -> str:
     if act is None:
         raise IrtoolError(f"activation '{name}' of model_type '{c.config.get('model_type')}' "
                           f"in '{c.folder}' has no op in the transformer dialect (it has "
-                          "silu, gelu and tanh-gelu)")
+                          "silu, gelu, tanh-gelu and relu)")
     return act
 
 
@@ -96,31 +100,23 @@ def _rope_parameters(c: _Checkpoint) -> dict:
     return params
 
 
-def rope_angles(max_positions: int, rotary_dim: int, theta: float,
-                position_scale: float = 1.0) -> np.ndarray:
-    """`position * inv_freq` in float32, as transformers computes it (`[P, rotary_dim/2]`)."""
-    exponent = np.arange(0, rotary_dim, 2, dtype=np.float32) / np.float32(rotary_dim)
-    inv_freq = (np.float32(1.0) / np.power(np.float32(theta), exponent)).astype(np.float32)
-    positions = np.arange(max_positions, dtype=np.float32) / np.float32(position_scale)
-    return (positions[:, None] * inv_freq[None, :]).astype(np.float32)
-
-
 def _rope(c: _Checkpoint, head_dim: int, max_pos: int, style: str,
           rotary_dim: int | None = None, default_theta: float = 10000.0) -> Rope:
+    """cos/sin tables over the context: `position * inv_freq` in float32 as transformers
+    computes them, times the scaling's attention factor (hf_rope)."""
     params = _rope_parameters(c)
-    kind = params.get("rope_type", params.get("type", "default"))
-    scale = 1.0
-    if kind == "linear":
-        scale = float(params["factor"])
-    elif kind != "default":
-        raise IrtoolError(f"RoPE type '{kind}' of '{c.folder}' is not supported by the "
-                          "checkpoint-folder import (default and linear are); an ONNX export "
-                          "computes its tables for irtool")
+    params.setdefault("rope_theta", default_theta)
+    if params.get("original_max_position_embeddings") is None:
+        params["original_max_position_embeddings"] = c.config.get(
+            "original_max_position_embeddings")
     if rotary_dim is None:
         rotary_dim = int(head_dim * float(params.get("partial_rotary_factor", 1.0)))
-    angles = rope_angles(max_pos, rotary_dim, float(params.get("rope_theta", default_theta)),
-                         scale)
-    return Rope(Named("rope.cos", np.cos(angles)), Named("rope.sin", np.sin(angles)),
+    freq = rope_frequencies(params, rotary_dim, max_pos, f"'{c.folder}'")
+    positions = np.arange(max_pos, dtype=np.float32)
+    angles = (positions[:, None] * freq.inv_freq[None, :]).astype(np.float32)
+    scale = np.float32(freq.attention_scaling)
+    return Rope(Named("rope.cos", (np.cos(angles) * scale).astype(np.float32)),
+                Named("rope.sin", (np.sin(angles) * scale).astype(np.float32)),
                 rotary_dim, style)
 
 
@@ -367,6 +363,18 @@ def _opt(c: _Checkpoint) -> Decoder:
         final_norm=c.norm("model.decoder.final_layer_norm", True), lm_head=_lm_head(c, embed),
         layers=layers, positions=positions)
 
+
+# Families users bring that need what the transformer dialect lacks, with what that is.
+_SOFTCAP = "logit soft-capping tanh(x / c) * c (attn_logit_softcapping on the attention " \
+    "scores, final_logit_softcapping on the logits), which the transformer dialect has no op for"
+NOT_YET = {
+    "gemma2": _SOFTCAP + ", and a norm after attention and after the MLP",
+    "gemma3_text": "per-layer RoPE bases (rope_local_base_freq for the sliding layers), a norm "
+                   "after attention and after the MLP, and " + _SOFTCAP + " when the config "
+                   "sets it",
+}
+NOT_YET["gemma3"] = "the multimodal Gemma 3 (import its text model, model_type " \
+    "gemma3_text, which needs " + NOT_YET["gemma3_text"] + ")"
 
 FAMILIES: dict[str, Callable[[_Checkpoint], Decoder]] = {
     "llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,

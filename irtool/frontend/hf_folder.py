@@ -4,8 +4,8 @@ The folder is what `model.save_pretrained(DIR)` writes (and what the Hub serves)
 are read with the `safetensors` package, the architecture from `config.json`: each supported
 `model_type` has a mapping in `hf_families` that names its tensors and its choices (norm,
 MLP, residual, positions), and `decoder.build_decoder` emits the transformer ops. RoPE tables
-are computed the way transformers computes them (float32 angles), for the default RoPE and
-linear scaling; other scalings are refused by name.
+are computed the way transformers computes them (float32 angles) for every scaling that is a
+fixed table over the context (`hf_rope`); other scalings are refused by name.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def _shard_files(folder: Path) -> list[Path]:
 
 
 def read_safetensors(folder: Path) -> dict[str, np.ndarray]:
-    """Every tensor of the folder's safetensors file(s), as float32 numpy arrays."""
+    """Every tensor of the folder's safetensors file(s), as float32 numpy arrays (bfloat16
+    and float16 widened exactly: every value of either is a float32 value)."""
     from safetensors import SafetensorError, safe_open
 
     tensors: dict[str, np.ndarray] = {}
@@ -82,11 +83,36 @@ def read_safetensors(folder: Path) -> dict[str, np.ndarray]:
             raise IrtoolError(f"safetensors shard '{f}' is missing")
         try:
             with safe_open(os.fspath(f), framework="numpy") as st:
-                for name in st.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
-                    tensors[name] = np.asarray(st.get_tensor(name), dtype=np.float32)
+                names = list(st.keys())
+                bf16 = {n for n in names if st.get_slice(n).get_dtype() == "BF16"}
+                for name in names:
+                    if name not in bf16:
+                        tensors[name] = np.asarray(st.get_tensor(name), dtype=np.float32)
+            if bf16:
+                tensors.update(read_bf16_as_f32(f, bf16))
         except (SafetensorError, OSError) as e:
             raise IrtoolError(f"'{f}' is not a readable safetensors file ({e})") from None
-        except TypeError as e:  # numpy has no bfloat16
+        except TypeError as e:  # a dtype numpy has no type for (e.g. float8)
             raise IrtoolError(f"'{f}' stores a dtype numpy cannot read ({e}); save the model "
                               "in float32 (model.float().save_pretrained(DIR))") from None
     return tensors
+
+
+def read_bf16_as_f32(path: Path, names: set[str]) -> dict[str, np.ndarray]:
+    """The bfloat16 tensors `names` of the safetensors file `path`, widened to float32.
+
+    numpy has no bfloat16, so they are read from the file's layout (a little-endian u64
+    header length, a JSON header of dtype/shape/data_offsets per tensor, then the data, as
+    the safetensors format documents it): a bfloat16 is the upper half of the float32 with
+    the same value, so shifting its 16 bits up is exact."""
+    with open(path, "rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(header_len))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_len)
+    out = {}
+    for name in names:
+        entry = header[name]
+        start, end = entry["data_offsets"]
+        halves = data[start:end].view("<u2").astype(np.uint32) << 16
+        out[name] = halves.view(np.float32).reshape(entry["shape"])
+    return out

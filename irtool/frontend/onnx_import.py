@@ -50,8 +50,8 @@ SUPPORTED = (
     "Gather of a constant table by input_ids (token embedding), MatMul or Gemm by a constant "
     "[+ bias] (linear; Split/Slice of one, a constant factor folded in), LayerNormalization, "
     "RMSNorm (Pow/ReduceMean/Add/Sqrt/Div/Mul), GELU (the Gelu op, Div/Erf/Add/Mul or "
-    "Mul/Add/Tanh), SiLU (Mul by Sigmoid), Add/Mul of two activations, and attention "
-    "(MatMul/Softmax with a constant scale, a causal or sliding-window mask, and "
+    "Mul/Add/Tanh), SiLU (Mul by Sigmoid), ReLU (the Relu op), Add/Mul of two activations, "
+    "and attention (MatMul/Softmax with a constant scale, a causal or sliding-window mask, and "
     "Reshape/Transpose/Slice/Gather/Concat/Neg/Mul/Add/Sub/Unsqueeze/Tile/Expand nodes for "
     "head layout, RoPE and grouped KV heads); any value that depends on the length only "
     "(masks, positions, RoPE tables, position tables) is evaluated, whatever ops compute it")
@@ -72,7 +72,9 @@ def import_onnx(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
         graph = OnnxGraph(model.graph, input_name, output_name, opset)
         context = _context_length(path, graph)
-        module, store = _Raiser(graph, vocab, context, _mask_length(path, context)).run()
+        raiser = _Raiser(graph, vocab, context, _mask_length(path, context))
+        raiser.ev.mask_unchecked = _mask_unchecked(path, context)
+        module, store = raiser.run()
         if bound:
             module.attributes[BOUND_INPUTS_ATTR] = StringAttr(bound)
         return module, store
@@ -133,10 +135,11 @@ HINTS = {
              "an attention softmax; irtool skips it only right after a causal softmax",
     "Reciprocal": "part of an RMSNorm whose spelling irtool did not recognise (or one over "
                   "another axis than the features or a head's dims)",
-    "Relu": "a ReLU MLP (OPT): the transformer dialect has no relu op",
     "CumSum": "position ids or a mask computed from token values; irtool binds "
               "attention_mask/position_ids and evaluates only length-dependent values",
     "Gemm": "a linear layer whose weight is not a constant",
+    "Clip": "a clamped activation (ReLU6, hardtanh): the transformer dialect has relu but no "
+            "clamp",
     "ScatterND": "a packed-sequence mask over token values (export with an attention_mask "
                  "input, or the default dynamo exporter)",
 }
@@ -329,6 +332,20 @@ def _mask_length(path, context: int) -> int:
     return length
 
 
+def _mask_unchecked(path, context: int) -> str | None:
+    """Why a mask that looks causal at the evaluated length may still hide a sliding window,
+    or None: the mask is evaluated at the whole context, or a config.json beside the file
+    declares the window (or, without the key, that the family has none)."""
+    length = _mask_length(path, context)
+    if length >= context or _config_beside(path):
+        return None
+    return (f"the model's context is {context} tokens, where a [T, T] mask is too large to "
+            f"evaluate, so a sliding window of {length} keys or more would not show; put the "
+            f"model's config.json beside "
+            f"'{path}' (export tools write it: its sliding_window, null for none, and "
+            "max_position_embeddings are used)")
+
+
 def _context_length(path, graph: OnnxGraph) -> int:
     """The longest sequence to import the model for: `max_position_embeddings` of a
     config.json beside the file, else the rows of the constant tables the graph indexes by
@@ -433,6 +450,7 @@ class _Raiser:
             "Div": [self._rms_norm, self._scaled],
             "LayerNormalization": [self._layer_norm],
             "Gelu": [self._gelu],
+            "Relu": [self._relu],
             "Reshape": [self._attention, self._passthrough],
             **{op: [self._passthrough] for op in PASSTHROUGH - {"Reshape"}},
         }
@@ -548,6 +566,12 @@ class _Raiser:
             w = self.w.get(("scaled", table, c), f"{_readable(table) or 'tok_embeddings'}.scaled",
                            lambda: self.g.constants[table] * np.float32(c))
             return self.b.value(tf.EmbeddingOp(self.b.tokens, w))
+        source = self.g.node(x)
+        if source is not None and source.op_type == "Tanh":
+            raise UnsupportedNode(node, f"tanh(x / {c:g}) * {c:g} is logit soft-capping "
+                                        "(Gemma 2's final_logit_softcapping; its "
+                                        "attn_logit_softcapping caps the attention scores the "
+                                        "same way), which the transformer dialect has no op for")
         raise UnsupportedNode(node, f"multiplying by the constant {c:g}: irtool folds a "
                                     "constant factor into the linear or embedding that computes "
                                     "its operand (the transformer dialect has no scalar multiply)"
@@ -620,6 +644,14 @@ class _Raiser:
             return None
         self._cover(act.nodes)
         return self.b.value(tf.SiluOp(self.activation(act.x)))
+
+    def _relu(self, name: str) -> SSAValue | None:
+        """The Relu op of an activation (OPT's MLP)."""
+        node = self.g.node(name)
+        if self._features(node.input[0]) is None:
+            return None
+        self._cover(pat.node_ids(self.ev, name))
+        return self.b.value(tf.ReluOp(self.activation(node.input[0])))
 
     def _binary(self, name: str) -> SSAValue | None:
         """Add/Mul of two activations of one shape (residuals, gates, wte + wpe)."""

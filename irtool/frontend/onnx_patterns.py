@@ -688,6 +688,10 @@ def _scores(ev: ShapeEvaluator, value: str):
     causal = visible is not None
     window = classify_mask(visible, ev.g.label(mask_nodes[0]), ev.mask_length) if causal \
         else None
+    if causal and window is None and ev.mask_unchecked:
+        raise IrtoolError(f"the attention mask applied by node '{ev.g.label(mask_nodes[0])}' "
+                          f"is causal up to {ev.mask_length} tokens, but "
+                          f"{ev.mask_unchecked}")
     return node, scale, causal, window, nodes
 
 

@@ -273,6 +273,8 @@ class ShapeEvaluator:
         # evaluated (and classified) at this length, not only at the probes
         self.context = max(PROBES)
         self.mask_length = max(PROBES)  # where attention masks are classified
+        # why a mask causal up to mask_length may still be a window beyond it (None: it cannot)
+        self.mask_unchecked: str | None = None
 
     # -- classification ------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from irtool.numerics.transformer import (
     gelu,
     kv_write,
     layer_norm,
+    relu,
     rms_norm,
     rope,
     silu,
@@ -115,6 +116,10 @@ class TransformerFunctions(InterpreterFunctions):
     @impl(tf.GeluOp)
     def run_gelu(self, interpreter: Interpreter, op: tf.GeluOp, args):
         return (gelu(args[0], op.approximate.data),)
+
+    @impl(tf.ReluOp)
+    def run_relu(self, interpreter: Interpreter, op: tf.ReluOp, args):
+        return (relu(args[0]),)
 
     @impl(tf.SiluOp)
     def run_silu(self, interpreter: Interpreter, op: tf.SiluOp, args):

@@ -54,6 +54,11 @@ def silu(x: np.ndarray) -> np.ndarray:
     return (x / (F32(1.0) + np.exp(-x))).astype(F32)
 
 
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0); NaN stays NaN (as torch.relu), and -0.0 becomes +0.0."""
+    return np.where((x > 0) | np.isnan(x), x, F32(0.0)).astype(F32)
+
+
 def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, start: int, heads: int,
          head_dim: int, rotary_dim: int, style: str) -> np.ndarray:
     t = x.shape[0]

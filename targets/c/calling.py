@@ -106,4 +106,5 @@ PORTABLE_CALLS = CCalls(_calls({
         "p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale"),
     "irt_int_rms_norm_f32": ("irt_int_rms_norm_f32", "op:x op:g op:y p:T p:D p:eps"),
     "irt_int_silu_f32": ("irt_int_silu_f32", "op:x op:y p:n"),
-}), headers=("irt_kernels.h", "irt_quant.h", "irt_intops.h"))
+}), headers=("irt_kernels.h", "irt_quant.h", "irt_intops.h")).extended(
+    _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",))

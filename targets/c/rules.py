@@ -135,6 +135,10 @@ def silu(op: tf.SiluOp, arg: ArgMap, outs) -> KernelCall:
     return _call("irt_silu_f32", [arg(op.input), outs[0]], n=numel(op.input))
 
 
+def relu(op: tf.ReluOp, arg: ArgMap, outs) -> KernelCall:
+    return _call("irt_relu_f32", [arg(op.input), outs[0]], n=numel(op.input))
+
+
 def gelu(op: tf.GeluOp, arg: ArgMap, outs) -> KernelCall:
     return _call("irt_gelu_f32", [arg(op.input), outs[0]], n=numel(op.input),
                  tanh_approx=int(op.approximate.data == "tanh"))
@@ -266,7 +270,7 @@ PORTABLE_RULES = LoweringRules([
     (tf.LinearOp, linear), (tf.MatmulOp, matmul), (tf.RMSNormOp, rms_norm),
     (tf.LayerNormOp, layer_norm), (tf.RopeOp, rope), (tf.EmbeddingOp, embedding),
     (tf.PositionEmbeddingOp, position_embedding), (tf.AddOp, add), (tf.MulOp, mul),
-    (tf.SiluOp, silu), (tf.GeluOp, gelu), (tf.SoftmaxOp, softmax),
+    (tf.SiluOp, silu), (tf.ReluOp, relu), (tf.GeluOp, gelu), (tf.SoftmaxOp, softmax),
     (tf.AttentionOp, attention), (tf.KVWriteOp, kv_write),
     (tf.CachedAttentionOp, cached_attention),
     (q.QuantizeOp, quantize), (q.QLinearOp, qlinear), (q.WLinearOp, wlinear),

@@ -167,7 +167,8 @@ def _kernels(shape: ModelShape, position: int) -> list[KernelCost]:
     vec = 4 * d  # one float activation vector
     kernels = [
         KernelCost("embed", 1, 0, other_cycles=d, other_bytes=4 * d + vec),
-        KernelCost("attn_in", L, 1, other_cycles=3 * d, other_bytes=2 * vec + d),
+        # the quantized vector written once per concurrent projection (3 copies, 3 channels)
+        KernelCost("attn_in", L, 1, other_cycles=6 * d, other_bytes=2 * vec + 3 * d),
         KernelCost("attn_q", L, 2, [Linear(h * hd, d)], other_cycles=d, other_bytes=d + 4 * h * hd),
         KernelCost("attn_k", L, 2, [Linear(kv * hd, d)], other_cycles=d,
                    other_bytes=d + 4 * kv * hd),
@@ -225,13 +226,13 @@ def estimate(shape: ModelShape, description: TargetDescription, channels: int | 
 
 def shape_of(module, name: str = "model") -> ModelShape:
     """The shape of a compiled module (quant level with @decode), from its block parts."""
-    from irtool.block_parts import LINEARS, split_decode
+    from irtool.block_parts import ATTENTION, LINEARS, split_decode
 
     bias_at = {"transformer.linear": 2, "quant.wlinear": 3, "quant.qlinear": 4}
 
     bp = split_decode(module)
     att = next(op for p in bp.parts if p.kind == "attn" for op in p.ops
-               if op.name == "transformer.cached_attention")
+               if op.name in ATTENTION)
     props = att.properties
     mlp = next(p for p in bp.parts if p.kind == "mlp")
     linears = [op for op in mlp.ops if op.name in LINEARS]

@@ -16,7 +16,7 @@ from xdsl.dialects import arith
 from xdsl.dialects.builtin import Float32Type, IntegerType
 from xdsl.ir import BlockArgument, OpResult, SSAValue
 
-from irtool.block_parts import BlockParts, Part, numel, ports
+from irtool.block_parts import ATTENTION, KV_WRITE, BlockParts, Part, numel, ports
 from irtool.errors import IrtoolError
 
 HEADER = "irt_hls.h"
@@ -29,6 +29,15 @@ def ctype(v: SSAValue) -> str:
     if isinstance(t, IntegerType) and t.width.data in (8, 32):
         return f"int{t.width.data}_t"
     raise IrtoolError(f"u280-hls: no C++ type for elements of {v.type}")
+
+
+URAM_MIN_BITS = 4 * 36 * 1024
+"""An on-chip array of at least this many bits (four BRAM36 blocks' worth) is bound to
+UltraRAM (`bind_storage impl=uram`), the rest left to Vitis (BRAM or LUTRAM)."""
+
+
+def _bits(c_type: str) -> int:
+    return {"float": 32, "int32_t": 32, "int16_t": 16, "int8_t": 8}[c_type]
 
 
 def _shape(v: SSAValue) -> list[int]:
@@ -49,21 +58,24 @@ class KernelWriter:
     def __init__(self, part: Part, stripes: int = 1):
         self.part = part
         self.ports = ports(part, stripes)
-        self.names: dict[SSAValue, str] = {p.value: p.name for p in self.ports
-                                           if p.rows is None}
+        self.names: dict[SSAValue, str] = {
+            p.value: p.name for p in self.ports
+            if p.rows is None and (p.role != "output" or p.copy == 0)}
         self.striped: dict[SSAValue, list[str]] = {}
         for p in self.ports:
             if p.rows is not None:
                 self.striped.setdefault(p.value, []).append(p.name)
         self.helpers: set[tuple[str, int]] = set()
         self.locals: list[str] = []
+        self.arrays: list[tuple[str, str, int]] = []
+        """The on-chip arrays it declares: (name, C type, elements)."""
         self.per_layer = part.layer is not None
 
     def name(self, v: SSAValue) -> str:
         if v in self.names:
             return self.names[v]
-        if isinstance(v, OpResult) and v.owner.name == "transformer.kv_write":
-            return self.name(v.owner.operands[0])  # the cache, written in place
+        if isinstance(v, OpResult) and v.owner.name in KV_WRITE:
+            return self.name(v.owner.operands[v.index])  # the cache (scales), in place
         raise IrtoolError(f"u280-hls: {self.part.name}: value {v} has no name")
 
     def index(self, v: SSAValue) -> str:
@@ -80,9 +92,12 @@ class KernelWriter:
     def result(self, op) -> str:
         r = op.results[0]
         if r not in self.names:
-            n = f"v{len(self.locals)}"
+            n = f"v{len(self.arrays)}"
             self.names[r] = n
             self.locals.append(f"    {ctype(r)} {n}[{numel(r)}];")
+            self.arrays.append((n, ctype(r), numel(r)))
+            if numel(r) * _bits(ctype(r)) >= URAM_MIN_BITS:
+                self.locals.append(f"#pragma HLS bind_storage variable={n} type=ram_2p impl=uram")
         return self.names[r]
 
     def signature(self) -> str:
@@ -168,15 +183,26 @@ class KernelWriter:
             return (f"irt_hls::rope<{h}, {hd}, {rot}, {style}>({self.name(o[0])}, "
                     f"{self.name(o[1])}, {self.name(o[2])}, {self.index(o[3])}, "
                     f"{self.result(op)})")
-        if n == "transformer.kv_write":
+        if n in KV_WRITE:
             _, kv, cap, hd = _shape(o[0])
-            return (f"irt_hls::kv_write<{kv}, {cap}, {hd}>({self.name(o[0])}, "
+            ring = int(op.ring is not None)
+            if n == "quant.kv_write":  # (cache, scales, new, pos)
+                return (f"irt_hls::kv_write_int8<{kv}, {cap}, {hd}, {ring}>({self.name(o[0])}, "
+                        f"{self.name(o[1])}, {self.name(o[2])}, layer, {self.index(o[3])})")
+            return (f"irt_hls::kv_write<{kv}, {cap}, {hd}, {ring}>({self.name(o[0])}, "
                     f"{self.name(o[1])}, layer, {self.index(o[2])})")
-        if n == "transformer.cached_attention":
+        if n in ATTENTION:
             _, kv, cap, hd = _shape(o[1])
             heads = _prop(op, "heads").value.data
-            return (f"irt_hls::cached_attention<{heads}, {kv}, {hd}, {cap}>({self.name(o[0])}, "
-                    f"{self.name(o[1])}, {self.name(o[2])}, layer, {self.index(o[3])}, "
+            ring = int(op.ring is not None)
+            if n == "quant.cached_attention":  # (q, kcache, kscales, vcache, vscales, end)
+                caches = ", ".join(self.name(v) for v in o[1:5])
+                t, end = "int8_t", o[5]
+            else:
+                caches = f"{self.name(o[1])}, nullptr, {self.name(o[2])}, nullptr"
+                t, end = "float", o[3]
+            return (f"irt_hls::cached_attention<{heads}, {kv}, {hd}, {cap}, {ring}, {t}>("
+                    f"{self.name(o[0])}, {caches}, layer, {self.index(end)}, "
                     f"{_lit(_prop(op, 'scale').value.data)}, {self.result(op)})")
         if n in ("transformer.add", "transformer.mul"):
             fn = n.split(".")[1]
@@ -190,14 +216,23 @@ class KernelWriter:
                     f"{self.result(op)})")
         raise IrtoolError(f"u280-hls: no HLS kernel code for {n} (in part {self.part.name}); "
                           "supported: embedding, position_embedding, rms_norm, layer_norm, "
-                          "quantize, qlinear (W8A8), linear (float), rope, kv_write, "
-                          "cached_attention, add, mul, silu, gelu")
+                          "quantize, qlinear (W8A8), linear (float), rope, kv_write and "
+                          "cached_attention (float or int8 cache, linear or ring), add, mul, "
+                          "silu, gelu")
 
     def write(self) -> str:
+        copied = set(self.part.copies)
         for p in self.ports:  # outputs are written straight to their ports
             if p.role == "output":
-                self.names[p.value] = p.name
+                if p.value in copied:
+                    self.names.pop(p.value, None)  # made on chip, then written to every copy
+                else:
+                    self.names[p.value] = p.name
         body = self.body()
+        for p in self.ports:  # one copy per concurrent reader, each on its own port
+            if p.role == "output" and p.value in copied:
+                body.append(f"    irt_hls::copy_out<{numel(p.value)}>({self.names[p.value]}, "
+                            f"{p.name});")
         what = ", ".join(o.name.split(".")[1] for o in self.part.ops)
         head = [f"// {self.part.kind}: {what}", self.signature(), "{", *self.pragmas()]
         return "\n".join([*head, *self.locals, *body, "}", ""])

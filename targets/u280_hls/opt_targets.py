@@ -30,7 +30,12 @@ class HlsEmitTarget(XdslTarget):
         stripes = bank_map.data.get("stripes", 1) if bank_map else 1
         output.write("// ----- kernels.cpp\n" + kernels_cpp(bp, stripes))
         if bank_map is not None:
-            output.write("// ----- connectivity.cfg\n" + bank_map.connectivity_cfg())
+            from irtool.targets.registry import load_target
+            from irtool.targets.u280_hls.slr_place import place_design
+
+            placement = place_design(bp, stripes, load_target("u280-hls").description)
+            output.write("// ----- connectivity.cfg\n"
+                         + bank_map.connectivity_cfg(placement.slr))
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,18 @@ from pathlib import Path
 
 from xdsl.dialects.builtin import ModuleOp
 
-from irtool.block_parts import split_decode
+from irtool.block_parts import KV_WRITE, split_decode
 from irtool.errors import IrtoolError
 from irtool.lowering import LoweringRules
 from irtool.targets.description import load_description
 from irtool.targets.target import PipelineOptions, Target, quote
 from irtool.targets.u280_hls import host, kernels
+from irtool.targets.u280_hls.slr_place import place_design
 
 FOLDER = Path(__file__).resolve().parent
 RUNTIME = FOLDER / "runtime"
+RING_POSITIONS = 1 << 30
+"""IRT_MAX_POSITIONS of a ring cache: no limit from the cache (the steps asked for end it)."""
 
 
 class U280Target(Target):
@@ -65,16 +68,21 @@ class U280Target(Target):
         return {"hls": hls, "hls-project": hls_project}
 
     def write_project(self, module: ModuleOp, store, out_dir: Path, *, prompt: Sequence[int],
-                      steps: int, tokenizer=None, project=None) -> Path:
+                      steps: int, tokenizer=None, project=None, sampling=None) -> Path:
         from irtool.bank_map import BANK_MAP_ATTR, read_bank_map
 
+        if sampling is not None and not sampling.greedy:
+            raise IrtoolError("u280-hls: the host program decodes greedily; drop "
+                              "--temperature/--top-k/--top-p for this target")
+        stop = tuple(sampling.stop) if sampling is not None else ()
         bp = split_decode(module)
         vocab = module.attributes["irtool.vocab_size"].value.data
         capacity = bp.cache_args[0].type.get_shape()[2]
+        ring = any(op.name in KV_WRITE and op.ring is not None for p in bp.parts for op in p.ops)
         bad = [t for t in prompt if not 0 <= t < vocab]
         if bad:
             raise IrtoolError(f"prompt token {bad[0]} is outside the vocabulary (0..{vocab - 1})")
-        if len(prompt) + steps > capacity + 1:
+        if not ring and len(prompt) + steps > capacity + 1:
             raise IrtoolError(f"{len(prompt)} prompt tokens + {steps} steps need more positions "
                               f"than the KV cache's {capacity}: compile with a larger --capacity")
         bank_map = read_bank_map(module) if BANK_MAP_ATTR in module.attributes else None
@@ -87,13 +95,17 @@ class U280Target(Target):
             "kernels.cpp": kernels.kernels_cpp(bp, stripes),
             "kernels.h": kernels.kernels_h(bp, stripes),
             "model.cpp": host.model_cpp(plan, store),
-            "irt_model.h": host.model_h(plan, vocab, capacity),
+            # a ring (--window) keeps the last `capacity` positions: generation never stops
+            "irt_model.h": host.model_h(plan, vocab, RING_POSITIONS if ring else capacity),
             "dispatch_csim.cpp": host.dispatch_cpp(plan, stripes),
-            "main.cpp": host.main_cpp(prompt, steps),
+            "main.cpp": host.main_cpp(prompt, steps, stop),
             "Makefile": host.makefile(plan.kinds, self.fabric.cost.get("platform", "")),
         }
+        placement = place_design(bp, stripes, self.description)
+        files["resources.md"] = placement.table()
+        files["resources.json"] = json.dumps(placement.to_json(), indent=1) + "\n"
         if bank_map is not None:
-            files["connectivity.cfg"] = bank_map.connectivity_cfg()
+            files["connectivity.cfg"] = bank_map.connectivity_cfg(placement.slr)
             files["bank_map.md"] = bank_map.table()
             files["bank_map.json"] = json.dumps(bank_map.to_json(), indent=1) + "\n"
         for name, text in files.items():

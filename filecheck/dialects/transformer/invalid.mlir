@@ -468,3 +468,12 @@ func.func @silu_not_tensor(%x: f32) {
   func.return
 }
 // CHECK: {{^}}f32 should be of base attribute tensor
+
+// -----
+
+func.func @relu_result(%x: tensor<?x8xf32>) {
+  %y = "transformer.relu"(%x) : (tensor<?x8xf32>) -> tensor<?x4xf32>
+  func.return
+}
+// CHECK:      Operation does not verify: result 'result' at position 0 does not verify:
+// CHECK-NEXT: attribute tensor<?x8xf32> expected from variable 'T', but got tensor<?x4xf32>

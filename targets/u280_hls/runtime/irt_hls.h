@@ -207,42 +207,85 @@ heads:
     }
 }
 
-// cache[layer][h][pos][:] = row[h * HD : (h + 1) * HD]
-template <int KV, int CAP, int HD>
+// The slot of position `pos` in a cache of CAP slots: `pos` (linear) or `pos % CAP` (RING, a
+// window that keeps the last CAP positions).
+template <int CAP, int RING>
+static inline int kv_slot(int pos) { return RING ? pos % CAP : pos; }
+
+// cache[layer][h][slot(pos)][:] = row[h * HD : (h + 1) * HD]
+template <int KV, int CAP, int HD, int RING>
 void kv_write(float *cache, const float row[KV * HD], int layer, int pos) {
+    const int slot = kv_slot<CAP, RING>(pos);
 heads:
     for (int h = 0; h < KV; ++h) {
     dims:
         for (int d = 0; d < HD; ++d) {
 #pragma HLS pipeline II=1
-            cache[(((size_t)layer * KV + h) * CAP + pos) * HD + d] = row[h * HD + d];
+            cache[(((size_t)layer * KV + h) * CAP + slot) * HD + d] = row[h * HD + d];
         }
     }
 }
 
-// attention of one query per head over cached positions 0..end-1 (grouped-query: head h
-// reads KV head h / (HEADS / KV)); scores, softmax and the weighted sum per head.
-template <int HEADS, int KV, int HD, int CAP>
-void cached_attention(const float q[HEADS * HD], const float *kcache, const float *vcache,
-                      int layer, int end, float scale, float out[HEADS * HD]) {
+// The int8 cache: each row (position, kv head) quantized with its own scale
+// s = max|row| / 127 (1 when the row is 0), q = clip(round(row / s), -127, 127), round half
+// to even; the scale goes to scales[layer][h][slot].
+template <int KV, int CAP, int HD, int RING>
+void kv_write_int8(int8_t *cache, float *scales, const float row[KV * HD], int layer, int pos) {
+    const int slot = kv_slot<CAP, RING>(pos);
+heads:
+    for (int h = 0; h < KV; ++h) {
+        float mx = 0.0f;
+    absmax:
+        for (int d = 0; d < HD; ++d) {
+#pragma HLS pipeline II=1
+            const float a = std::fabs(row[h * HD + d]);
+            mx = a > mx ? a : mx;
+        }
+        float s = mx / 127.0f;
+        if (s == 0.0f) s = 1.0f;
+        const size_t at = ((size_t)layer * KV + h) * CAP + slot;
+    dims:
+        for (int d = 0; d < HD; ++d) {
+#pragma HLS pipeline II=1
+            cache[at * HD + d] = (int8_t)round_clip(row[h * HD + d] / s, -127.0f, 127.0f);
+        }
+        scales[at] = s;
+    }
+}
+
+// a cached element as float: itself, or an int8 times its row's scale
+static inline float kv_load(const float *c, const float *, size_t i, size_t) { return c[i]; }
+static inline float kv_load(const int8_t *c, const float *s, size_t i, size_t row) {
+    return (float)c[i] * s[row];
+}
+
+// attention of one query per head over the cached positions max(0, end - CAP) .. end - 1, in
+// position order, slot kv_slot(p) (grouped-query: head h reads KV head h / (HEADS / KV));
+// scores, softmax and the weighted sum per head. T is float (kscales/vscales unused) or int8.
+template <int HEADS, int KV, int HD, int CAP, int RING, typename T>
+void cached_attention(const float q[HEADS * HD], const T *kcache, const float *kscales,
+                      const T *vcache, const float *vscales, int layer, int end, float scale,
+                      float out[HEADS * HD]) {
     float score[CAP];
     float acc[HD];
 #pragma HLS array_partition variable=acc type=complete dim=1
+    const int first = end > CAP ? end - CAP : 0;
+    const int held = end - first;
 heads:
     for (int h = 0; h < HEADS; ++h) {
         const int kvh = h / (HEADS / KV);
-        const float *kh = kcache + ((size_t)layer * KV + kvh) * CAP * HD;
-        const float *vh = vcache + ((size_t)layer * KV + kvh) * CAP * HD;
+        const size_t base = ((size_t)layer * KV + kvh) * CAP;
         float mx = -INFINITY;
     scores:
-        for (int j = 0; j < end; ++j) {
+        for (int j = 0; j < held; ++j) {
 #pragma HLS loop_tripcount max=CAP
 #pragma HLS pipeline II=1
+            const size_t row = base + kv_slot<CAP, RING>(first + j);
             float s = 0.0f;
         dot:
             for (int d = 0; d < HD; ++d) {
 #pragma HLS unroll
-                s += q[h * HD + d] * kh[(size_t)j * HD + d];
+                s += q[h * HD + d] * kv_load(kcache, kscales, row * HD + d, row);
             }
             s = s * scale;
             score[j] = s;
@@ -250,7 +293,7 @@ heads:
         }
         float sum = 0.0f;
     softmax:
-        for (int j = 0; j < end; ++j) {
+        for (int j = 0; j < held; ++j) {
 #pragma HLS loop_tripcount max=CAP
 #pragma HLS pipeline II=1
             const float e = std::exp(score[j] - mx);
@@ -263,13 +306,14 @@ heads:
             acc[d] = 0.0f;
         }
     values:
-        for (int j = 0; j < end; ++j) {
+        for (int j = 0; j < held; ++j) {
 #pragma HLS loop_tripcount max=CAP
 #pragma HLS pipeline II=1
+            const size_t row = base + kv_slot<CAP, RING>(first + j);
         vdims:
             for (int d = 0; d < HD; ++d) {
 #pragma HLS unroll
-                acc[d] += score[j] * vh[(size_t)j * HD + d];
+                acc[d] += score[j] * kv_load(vcache, vscales, row * HD + d, row);
             }
         }
         const float inv = 1.0f / sum;

@@ -13,6 +13,7 @@
  * This is test code: unlike the runtime it may allocate and do I/O.
  */
 #include "irt_kernels.h"
+#include "irt_relu.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -166,6 +167,14 @@ static int run(const char *kernel)
             irt_silu_f32(x, y, n);
         else
             irt_gelu_f32(x, y, n, geti("tanh_approx"));
+        save(y, n);
+        if (y != x)
+            free(y);
+        free(x);
+    } else if (strcmp(kernel, "relu") == 0) {
+        const int n = geti("n");
+        float *x = loadf("x", n), *y = out_or_inplace(x, n);
+        irt_relu_f32(x, y, n);
         save(y, n);
         if (y != x)
             free(y);
