@@ -122,10 +122,12 @@ def test_split_kernels_equal_the_portable_ones(tmp_path):
     (9, 40, False),     # 9 units on 8 cores: the slowest core does 2 (80 + 300 > 360)
 ])
 def test_fork_when_the_parallel_phase_is_shorter(units, per_unit, forks):
-    from irtool.targets.siracusa.cost import FORK_JOIN_INSTRUCTIONS
     from irtool.targets.siracusa.split_rules import fork_pays
+    from irtool.targets.siracusa.target import make_target
 
-    slowest = -(-units // 8) * per_unit + FORK_JOIN_INSTRUCTIONS
+    cluster = make_target().description.core
+    assert cluster.cores == 8 and cluster.cpi == 1.0 and cluster.fork_join_cycles == 300
+    slowest = -(-units // 8) * per_unit + 300
     assert (slowest < units * per_unit) == forks  # the criterion, written out here
-    assert fork_pays(units, per_unit, 8) == forks
-    assert not fork_pays(units, per_unit, 1)
+    assert fork_pays(units, per_unit, 8, cluster.fork_join_cycles) == forks
+    assert not fork_pays(units, per_unit, 1, 300)

@@ -93,4 +93,4 @@ def siracusa_rules(description: TargetDescription) -> LoweringRules:
         (tf.SiluOp, elementwise(silu, SILU_INSTRUCTIONS)),
         (q.IntSiluOp, elementwise(int_silu, INT_SILU_INSTRUCTIONS)),
         (q.QuantizeOp, elementwise(quantize, QUANTIZE_INSTRUCTIONS)),
-        *split_rules(cluster.cores)])
+        *split_rules(cluster)])
