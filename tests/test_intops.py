@@ -168,3 +168,38 @@ def test_c_cached_attention_isoftmax(qrunner):  # noqa: F811
     # float scores summed in another order: within 1e-5 of the values' magnitude (the float
     # softmax would differ by about 1e-3)
     check_close(got, want.reshape(-1), np.full(heads * hd, np.abs(v).max()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--scheme", "w8", "--integer-only"],
+     "integer-only needs the integer linears of scheme w8a8, not w8"),
+    (["--scheme", "w4g32", "--kv", "int8", "--integer-only"], "not w4g32"),
+])
+def test_integer_only_errors(tmp_path, shared_models, capsys, argv, message):
+    from irtool.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["quantize", str(shared_models / "stories260K" / "stories260K.bin"), "-o",
+              str(tmp_path / "m.mlir"), *argv])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_integer_only_needs_the_int8_cache(shared_models):
+    """A float KV cache has no integer-softmax attention: refused, not left in float."""
+    from irtool.context import make_context
+    from irtool.errors import IrtoolError
+    from irtool.frontend.load import import_model
+    from irtool.passes.calibrate import calibrate_module
+    from irtool.passes.extract_kv_cache import ExtractKVCachePass
+    from irtool.passes.quantize import QuantOptions, quantize_module
+    from irtool.quality import load_sequences
+
+    d = shared_models / "stories260K"
+    module, store = import_model(d / "stories260K.bin")
+    calibrate_module(module, store, load_sequences(d / "eval_tokens.json", "calib")[:2])
+    ExtractKVCachePass(capacity=16).apply(make_context(), module)
+    with pytest.raises(IrtoolError, match=r"integer-only attention reads an int8 KV cache: "
+                                          r"add kv=int8 \(--kv int8\)"):
+        quantize_module(module, store, QuantOptions("w8a8", integer_only=True))
