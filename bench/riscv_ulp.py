@@ -104,13 +104,12 @@ def _sh(cmd, cwd=None, timeout=QEMU_TIMEOUT) -> str:
 
 VARIANT_PLUGIN = """from pathlib import Path
 
-from irtool.targets.c.rules import PORTABLE_RULES
 from irtool.targets.c.target import CTarget
-from irtool.targets.riscv_ulp.rules import RULES
+from irtool.targets.riscv_ulp.rules import LOWERING
 
 
 def make_target(folder):
-    return CTarget.from_folder(Path(folder), rules=PORTABLE_RULES.extended(RULES))
+    return CTarget.from_folder(Path(folder), rules=LOWERING)
 """
 
 
@@ -148,7 +147,7 @@ def compile_case(case: Case, out: Path, target: str, time_limit: float):
 
 
 LINEAR_KERNELS = ("irt_linear_f32", "irt_linear_bias_f32", "irt_linear_packed_f32",
-                  "irt_linear_packed_bias_f32")
+                  "irt_linear_packed_bias_f32", "irt_linear_packed_residual_f32")
 ATTENTION_KERNELS = ("irt_cached_attention_f32", "irt_cached_attention_hd8_f32")
 
 

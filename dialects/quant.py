@@ -460,8 +460,20 @@ class QLinearOp(IRDLOperation):
                                                        self.input_zero_point), (1,))
 
 
+class _PackedWeights:
+    """`bits` and the optional `group` of an op reading weights stored as wlinear stores them."""
+
+    @property
+    def weight_bits(self) -> int:
+        return self.bits.value.data  # type: ignore[attr-defined]
+
+    @property
+    def group_size(self) -> int | None:
+        return _int(self.group)  # type: ignore[attr-defined]
+
+
 @irdl_op_definition
-class WLinearOp(IRDLOperation):
+class WLinearOp(_PackedWeights, IRDLOperation):
     """Weight-only quantized linear layer with float activations: `x @ dequant(W)^T (+ b)`.
 
     `input: [T, K] f32` (K static), N output channels; by `bits`:
@@ -504,14 +516,6 @@ class WLinearOp(IRDLOperation):
                 props[key] = _i64(value)
         super().__init__(operands=[x, w, scale, [bias] if bias else []], properties=props,
                          result_types=[TensorType(Float32Type(), [t, n])])
-
-    @property
-    def weight_bits(self) -> int:
-        return self.bits.value.data
-
-    @property
-    def group_size(self) -> int | None:
-        return _int(self.group)
 
     @property
     def activation_bits(self) -> int | None:
@@ -565,6 +569,63 @@ class WLinearOp(IRDLOperation):
             raise VerifyException(f"{self.name}: act_bits = {ab} needs act_group (activation "
                                   "scales are per group of act_group inputs)")
         _positive(self, "act_group", ag)
+
+
+@irdl_op_definition
+class WEmbeddingOp(_PackedWeights, IRDLOperation):
+    """Rows of a weight-quantized table: `dequant(W)[tokens]` as float32 `[T, D]`.
+
+    The table is stored as `quant.wlinear` stores its weights (bits 8, 4 or 1, the same
+    scales), so a token embedding tied to a quantized classifier reads the classifier's own
+    packed rows: row `i` element `k` is `float32(q[i, k]) * s[i, k // group]` (per channel
+    `s[i]`, per tensor `s[0]`); for 1 bit `+/-alpha[i]`. `D` is the result's width (the packed
+    rows do not say it for 4 and 1 bits).
+    """
+
+    name = "quant.wembedding"
+    tokens = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    bits = prop_def(IntegerAttr)
+    group = opt_prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = ("$tokens `,` $weight `,` $scale attr-dict `:` functional-type(operands, "
+                       "results)")
+
+    def __init__(self, tokens: SSAValue, w: SSAValue, scale: SSAValue, *, dim: int, bits: int,
+                 group: int | None = None):
+        props: dict[str, Attribute] = {"bits": _i64(bits)}
+        if group is not None:
+            props["group"] = _i64(group)
+        t = tokens.type.get_shape()[0]
+        super().__init__(operands=[tokens, w, scale], properties=props,
+                         result_types=[TensorType(Float32Type(), [t, dim])])
+
+    def verify_(self) -> None:
+        bits = self.weight_bits
+        if bits not in WEIGHT_BITS:
+            raise VerifyException(f"{self.name}: bits = {bits} is not supported (expected one "
+                                  f"of {', '.join(map(str, WEIGHT_BITS))})")
+        (t,) = _shape(self, "tokens", self.tokens, 1)
+        _expect_int(self, "tokens", self.tokens, 32)
+        n, wcols = _shape(self, "weight", self.weight, 2)
+        _expect_int(self, "weight", self.weight, 8, unsigned=bits < 8)
+        rt, d = _shape(self, "result", self.result, 2)
+        _expect_f32(self, "result", self.result)
+        if d == DYNAMIC or wcols != packed_row_bytes(d, bits):
+            raise VerifyException(f"{self.name}: weight rows have {wcols} columns, not the "
+                                  f"{bits}-bit packing of the result's {d} features")
+        if rt != t:
+            raise VerifyException(f"{self.name}: {t} tokens give {rt} rows")
+        _expect_f32(self, "scale", self.scale)
+        s, group = _shape(self, "scale", self.scale), self.group_size
+        _positive(self, "group", group)
+        if group is not None:
+            _expect_shape(self, f"scale (one per group of {group})", s, (n, ceil_div(d, group)))
+        elif s != (1,) or bits == 1:
+            _expect_shape(self, "scale (one per row)", s, (n,))
 
 
 # The int8 KV cache ----------------------------------------------------------------------------
@@ -806,6 +867,7 @@ class IntAttentionOp(_IntVersionOf, IRDLOperation):
 Quant = Dialect(
     "quant",
     [QuantizeOp, DequantizeOp, RequantizeOp, DynamicQuantizeOp, QLinearOp, WLinearOp,
+     WEmbeddingOp,
      KVWriteOp, CachedAttentionOp, IntRMSNormOp, IntSiluOp, IntAttentionOp],
     [],
 )

@@ -221,6 +221,56 @@ class LinearOp(IRDLOperation):
 
 
 @irdl_op_definition
+class LoraOp(IRDLOperation):
+    """A low-rank task adapter added to a linear's output: `y + B_s (A_s x)`.
+
+    `x: [T, K]` is the linear's input and `y: [T, N]` its output; `a: [n, R, K]` and
+    `b: [n, N, R]` stack the down and up matrices of `n` adapters (the scale alpha/r folded
+    into `b`, ranks below `R` padded with zeros). `selected` is the adapter chosen when the
+    program is built; a program may choose another at run time (the C runtime's
+    `irt_select_adapter`), or none (-1: the base model). The second result is the rank-sized
+    scratch `A_s x: [T, R]`, a buffer of its own so the memory plan accounts for it.
+    """
+
+    name = "transformer.lora"
+    input = operand_def(TensorType)
+    base = operand_def(TensorType)
+    down = operand_def(TensorType)
+    up = operand_def(TensorType)
+    selected = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    rank_scratch = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = ("$input `,` $base `,` $down `,` $up attr-dict `:` "
+                       "functional-type(operands, results)")
+
+    def __init__(self, x: SSAValue, y: SSAValue, down: SSAValue, up: SSAValue, *,
+                 selected: int):
+        t = x.type.get_shape()[0]
+        r = down.type.get_shape()[1]
+        super().__init__(operands=[x, y, down, up], properties={"selected": _i64(selected)},
+                         result_types=[y.type, TensorType(x.type.element_type, [t, r])])
+
+    def verify_(self) -> None:
+        t, k = _expect_rank(self, "input", self.input, 2)
+        _, n = _expect_rank(self, "base", self.base, 2)
+        count, r, dk = _expect_rank(self, "down", self.down, 3)
+        _expect_same(self, "up", _shape(self, "up", self.up), (count, n, r))
+        if not _dims_agree(k, dk):
+            raise VerifyException(f"{self.name}: input has {k} features but the down "
+                                  f"matrices [{count}, {r}, {dk}] expect {dk}")
+        if not -1 <= self.selected.value.data < count:
+            raise VerifyException(f"{self.name}: selected = {self.selected.value.data} is not "
+                                  f"an adapter (-1..{count - 1})")
+        if self.result.type != self.base.type:
+            raise VerifyException(f"{self.name}: result type {self.result.type} differs from "
+                                  f"the base output {self.base.type}")
+        _expect_same(self, "rank_scratch",
+                     _expect_rank(self, "rank_scratch", self.rank_scratch, 2), (t, r))
+
+
+@irdl_op_definition
 class MatmulOp(IRDLOperation):
     """A plain 2-D matrix product `a @ b` (`a @ b^T` with `transpose_b`)."""
 
@@ -651,8 +701,8 @@ class ReluOp(_UnaryOp):
 
 Transformer = Dialect(
     "transformer",
-    [WeightOp, EmbeddingOp, PositionEmbeddingOp, LinearOp, MatmulOp, AddOp, MulOp, RMSNormOp,
-     LayerNormOp, RopeOp, AttentionOp, KVWriteOp, CachedAttentionOp, SoftmaxOp, GeluOp, SiluOp,
-     ReluOp],
+    [WeightOp, EmbeddingOp, PositionEmbeddingOp, LinearOp, LoraOp, MatmulOp, AddOp, MulOp,
+     RMSNormOp, LayerNormOp, RopeOp, AttentionOp, KVWriteOp, CachedAttentionOp, SoftmaxOp,
+     GeluOp, SiluOp, ReluOp],
     [],
 )

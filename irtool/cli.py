@@ -23,12 +23,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtool import progress
-from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
-from irtool.errors import IrtoolError
-from irtool.ir_names import VOCAB_ATTR, has_decode
-from irtool.sampling import add_arguments as add_sampling_arguments
-from irtool.sampling import options_from_args
+from irtool.startup import freeze_imported, imports_without_gc
+
+with imports_without_gc():  # numpy and xDSL: see irtool.startup
+    from irtool import progress
+    from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
+    from irtool.errors import IrtoolError
+    from irtool.ir_names import VOCAB_ATTR, has_decode
+    from irtool.sampling import add_arguments as add_sampling_arguments
+    from irtool.sampling import options_from_args
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -155,11 +158,12 @@ def _check_compile_request(module, prompt: list[int], args: argparse.Namespace) 
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
-    from irtool.compile import CompileOptions, compile_to_c
-    from irtool.frontend.load import DEFAULT_MODEL, import_model
-    from irtool.output_safety import check_project_dir
-    from irtool.quality import EVAL_FILE
-    from irtool.run import parse_token_list
+    with imports_without_gc():
+        from irtool.compile import MAPPING_FILE, CompileOptions, compile_to_c
+        from irtool.frontend.load import DEFAULT_MODEL, import_model
+        from irtool.output_safety import check_project_dir
+        from irtool.quality import EVAL_FILE
+        from irtool.run import parse_token_list
 
     check_project_dir(Path(args.output), args.force)  # before the work, not after it
     model = Path(args.model) if args.model else DEFAULT_MODEL
@@ -195,10 +199,17 @@ def cmd_compile(args: argparse.Namespace) -> None:
     sampling = options_from_args(args, tok)
     opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
-                          calibration=calibration, integer_only=args.integer_only)
+                          calibration=calibration, quantize_lm_head=args.quantize_lm_head,
+                          lora=tuple(args.lora), adapter=args.adapter, prefill=args.prefill,
+                          prefill_tokens=args.prefill_tokens, integer_only=args.integer_only)
+    if args.prefill_tokens < 0:
+        raise IrtoolError("--prefill-tokens must be at least 1 (0: the prompt's length)")
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts, sampling=sampling,
                        report=args.report)
+    mapping = out / MAPPING_FILE
+    if mapping.is_file():
+        print(mapping.read_text(), end="")
     if args.report:
         print(f"wrote {out / 'report.html'} (irtool report: the memory plan as pictures)")
     what = ""
@@ -207,9 +218,9 @@ def cmd_compile(args: argparse.Namespace) -> None:
         parts += ["int8 KV cache"] if opts.kv == "int8" else []
         parts += ["integer-only non-linear ops"] if opts.integer_only else []
         what = f" ({', '.join(parts)})"
+    runner = opts.load_target().description.toolchain.run.format(elf="model.elf").split()[0]
     print(f"wrote the project for {args.target}{what} to {out}: run it with "
-          f"'make -C {out} run' ({opts.load_target().description.toolchain.run.split()[0]}) or "
-          f"'make -C {out} host' (natively)")
+          f"'make -C {out} run' ({runner}) or 'make -C {out} host' (natively)")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -293,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     kv.add_argument("--window", type=int, metavar="W",
                     help="sliding-window KV cache of W positions")
     kv.add_argument("--capacity", type=int, metavar="N", help="KV cache of N positions")
+    comp.add_argument("--prefill", choices=("batched", "token"),
+                      help="how the prompt goes in: batched (chunks of --prefill-tokens tokens "
+                           "per call, each linear a GEMM, beside the one-token decode step) or "
+                           "token (through the decode step); default: the target's (siracusa: "
+                           "batched, the others: token)")
+    comp.add_argument("--prefill-tokens", type=int, default=0, metavar="T",
+                      help="tokens per batched prefill call, static in the program (default: "
+                           "the prompt's length); a longer prompt goes in chunks of T, the "
+                           "rest through the decode step")
     comp.add_argument("--time-limit", type=float, default=10.0,
                       help="seconds for the CP-SAT memory allocator")
     comp.add_argument("--quant", default="none",
@@ -312,6 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
                            "ranges: an eval_tokens.json (its 'calib' list), a token-id file or "
                            "a JSON list of id lists; default: eval_tokens.json beside the model "
                            "if there is one (stories260K has it)")
+    comp.add_argument("--quantize-lm-head", action="store_true",
+                      help="quantize the lm_head too, with the --quant scheme (it stays float "
+                           "by default; a large vocabulary's float classifier may not fit); a "
+                           "token embedding tied to it reads its quantized rows")
+    comp.add_argument("--lora", action="append", default=[], metavar="NAME=FILE",
+                      help="a task adapter (repeatable): a PEFT-style .safetensors file of "
+                           "lora_A/lora_B matrices for named linears, scaled by alpha/r from "
+                           "the adapter_config.json beside it (or NAME=FILE:SCALE); every "
+                           "adapter is stored, the program chooses one at run time")
+    comp.add_argument("--adapter", metavar="NAME",
+                      help="the --lora adapter the program starts with (default: the first; "
+                           "'none': the base model); the C API irt_select_adapter(i) changes it")
     add_sampling_arguments(comp)
     comp.add_argument("--report", action="store_true",
                       help="also write DIR/report.html (irtool report: the memory map)")
@@ -354,6 +386,7 @@ def run_command(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    freeze_imported()
     args = build_parser().parse_args(argv)
     progress.set_quiet("--quiet" in argv)
     run_reporting_errors(lambda: run_command(args), wants_debug(argv))

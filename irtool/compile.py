@@ -31,6 +31,9 @@ from irtool.targets.registry import load_target
 from irtool.targets.target import PipelineOptions, Target
 from irtool.weights import WeightStore
 
+MAPPING_FILE = "mapping.txt"
+"""In the project: Target.mapping_report's lines (irtool compile prints them too)."""
+
 
 @dataclass(frozen=True)
 class CompileOptions:
@@ -46,17 +49,29 @@ class CompileOptions:
     """KV cache element type: none (float32) or int8."""
     calibration: str | None = None
     """Calibration data for w8a8 (an eval_tokens.json `calib` list, a token-id file, ...)."""
+    quantize_lm_head: bool = False
+    """Quantize the linear producing the logits as well (it stays float by default), and a
+    token embedding tied to it reads its quantized rows."""
+    lora: tuple[str, ...] = ()
+    """Task adapters, `NAME=FILE[:SCALE]` (irtool.frontend.lora), numbered in this order."""
+    adapter: str | None = None
+    """The adapter the program starts with (default the first; 'none': the base model)."""
+    prefill: str | None = None
+    """batched or token (None: the target's default); see PipelineOptions."""
+    prefill_tokens: int = 0
+    """T of a batched prefill; compile_to_c sets the prompt's length when it is 0."""
     integer_only: bool = False
     """With w8a8: RMSNorm, SiLU and softmax by their integer approximations too."""
 
     @property
     def quantized(self) -> bool:
-        return self.quant != "none" or self.kv != "none"
+        return self.quant != "none" or self.kv != "none" or self.quantize_lm_head
 
     def pipeline_options(self) -> PipelineOptions:
         return PipelineOptions(capacity=self.capacity, window=self.window, quant=self.quant,
                                kv=self.kv, calibration=self.calibration,
-                               time_limit=self.time_limit, copy_weights=self.copy_weights)
+                               time_limit=self.time_limit, copy_weights=self.copy_weights,
+                               prefill=self.prefill, prefill_tokens=self.prefill_tokens)
 
     def load_target(self) -> Target:
         return load_target(self.target)
@@ -76,11 +91,21 @@ def _extract_kv_cache(module: ModuleOp, opts: CompileOptions) -> None:
         return
     from irtool.ir_names import KV_CAPACITY_ATTR as CAPACITY_ATTR
     from irtool.ir_names import KV_WINDOW_ATTR as WINDOW_ATTR
-    from irtool.ir_names import PREFILL
+    from irtool.ir_names import PREFILL, PREFILL_TOKENS_ATTR
 
-    for op in list(module.body.block.ops):  # the C program feeds the prompt through @decode
-        if isinstance(op, func.FuncOp) and op.sym_name.data == PREFILL:
-            module.body.block.erase_op(op)
+    target = opts.load_target()
+    have = module.attributes.get(PREFILL_TOKENS_ATTR)
+    keep = (isinstance(have, IntegerAttr)
+            and target.prefill_mode(opts.pipeline_options()) == "batched")
+    if opts.prefill == "batched" and have is None and opts.prefill_tokens >= 2:
+        raise IrtoolError("--prefill batched: the module already has its KV cache (@decode) "
+                          "without a static @prefill; prepare it with a batched prefill of a "
+                          "known token count, or compile the model it was made from")
+    if not keep:  # the C program feeds the prompt through @decode
+        module.attributes.pop(PREFILL_TOKENS_ATTR, None)
+        for op in list(module.body.block.ops):
+            if isinstance(op, func.FuncOp) and op.sym_name.data == PREFILL:
+                module.body.block.erase_op(op)
 
     for what, value, attr in (("capacity", opts.capacity, CAPACITY_ATTR),
                               ("window", opts.window, WINDOW_ATTR)):
@@ -94,6 +119,9 @@ def _extract_kv_cache(module: ModuleOp, opts: CompileOptions) -> None:
 
 def check_quant_options(opts: CompileOptions) -> None:
     if opts.quant == "none" and opts.kv == "none" and opts.calibration is None:
+        if opts.quantize_lm_head:
+            raise IrtoolError("--quantize-lm-head quantizes the lm_head with the scheme of "
+                              "--quant, and none was given (e.g. --quant w4g32)")
         return  # fp32: the quantize pass (and its imports) is not needed at all
     from irtool.passes.quantize import KV_MODES
     from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
@@ -123,6 +151,7 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
     check_quant_options(opts)
     if not opts.quantized:
         _extract_kv_cache(module, opts)
+        _attach_adapters(module, store, opts)
         return module, store
     from irtool.ir_names import QUANT_ATTR
     from irtool.passes.quantize import QuantOptions, quantize_module
@@ -140,9 +169,24 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
             calibrate_module(module, store, seqs,
                              where=f"calibration file '{opts.calibration}'")
         _extract_kv_cache(module, opts)
-        module, store = quantize_module(module, store, QuantOptions(opts.quant, opts.kv,
-                                                                  integer_only=opts.integer_only))
+        _attach_adapters(module, store, opts)  # before quantize: the deltas stay float
+        module, store = quantize_module(module, store, QuantOptions(
+            opts.quant, opts.kv, quantize_lm_head=opts.quantize_lm_head,
+            tied_embedding=opts.quantize_lm_head, integer_only=opts.integer_only))
     return module, store
+
+
+def _attach_adapters(module: ModuleOp, store: WeightStore, opts: CompileOptions) -> None:
+    """`--lora`: each adapted linear gets a `transformer.lora` with every adapter's delta."""
+    if not opts.lora:
+        if opts.adapter is not None:
+            raise IrtoolError(f"--adapter {opts.adapter} chooses among --lora adapters, and "
+                              "none was given")
+        return
+    from irtool.frontend.lora import attach_adapters, check_selected, load_adapter
+
+    adapters = [load_adapter(spec) for spec in opts.lora]
+    attach_adapters(module, store, adapters, check_selected(adapters, opts.adapter))
 
 
 def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
@@ -166,6 +210,7 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     tokens; the project also keeps model.hw.mlir and estimate.json (and with `report`,
     report.html) for `irtool report`."""
     target = opts.load_target()
+    opts = with_prefill_tokens(module, opts, len(prompt))
     workload = _workload(module, opts)  # before the module is lowered in place
     with progress.step("quantizing" if opts.quantized else "extracting the KV cache"):
         module, store = prepare_for_target(module, store, opts)
@@ -181,9 +226,27 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     if project is not None:  # a C project keeps what irtool report reads
         extra["extra_files"] = _record(module, target, opts, prompt, steps, sampling,
                                        workload, str(out_dir), report)
+        mapping = target.mapping_report(module)
+        if mapping:  # the engines of each mode (prefill, decode) and the alternative's cost
+            extra["extra_files"][MAPPING_FILE] = "\n".join(mapping) + "\n"
     with progress.step(f"writing the project to {out_dir}"):
         return target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
                                     tokenizer=tokenizer, project=project, **extra)
+
+
+def with_prefill_tokens(module: ModuleOp, opts: CompileOptions, prompt: int) -> CompileOptions:
+    """The options with the batched prefill's T: as given, else the prompt's length (at most
+    the KV cache's positions)."""
+    from dataclasses import replace
+
+    from irtool.ir_names import MAX_SEQ_LEN_ATTR
+
+    if opts.prefill_tokens:
+        return opts
+    context = module.attributes.get(MAX_SEQ_LEN_ATTR)
+    cap = opts.window or opts.capacity or (context.value.data
+                                           if isinstance(context, IntegerAttr) else prompt)
+    return replace(opts, prefill_tokens=min(prompt, cap))
 
 
 def _workload(module: ModuleOp, opts: CompileOptions):

@@ -7,7 +7,8 @@ without importing the layer that happens to write them (this module imports only
 Entry points (see `irtool.interpreter.runner` for their calling conventions):
 * `@forward(tokens) -> logits`, written by the frontends;
 * `@decode(tok, pos, *state) -> (logits, *state)` and the optional
-  `@prefill(tokens, *state) -> (logits, *state)`, written by extract-kv-cache (which removes
+  `@prefill(tokens, *state) -> (logits, *state)` (or, static, `@prefill(tokens, pos, *state)`
+  when the module has `irtool.prefill_tokens`), written by extract-kv-cache (which removes
   `@forward`).
 """
 
@@ -32,6 +33,9 @@ WEIGHTS_ATTR = "irtool.weights"
 """Path of the module's weight store (`irtool.weights`)."""
 PREFILL_ATTR = "irtool.prefill"
 """How the prompt goes in: one of PREFILL_MODES (extract-kv-cache)."""
+PREFILL_TOKENS_ATTR = "irtool.prefill_tokens"
+"""Present when `@prefill(tokens, pos, *state)` is static: the `T` tokens it takes per call
+(extract-kv-cache tokens=T; the prompt goes in chunks of T, the rest through `@decode`)."""
 KV_CAPACITY_ATTR = "irtool.kv_capacity"
 """Positions the KV caches hold (extract-kv-cache)."""
 KV_WINDOW_ATTR = "irtool.kv_window"

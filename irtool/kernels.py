@@ -59,10 +59,7 @@ def _store(out: np.ndarray, value: np.ndarray) -> None:
 
 
 def _linear(o, p):
-    y = o["x"].reshape(p["T"], p["K"]) @ o["w"].T
-    if "b" in o:
-        y = y + o["b"]
-    _store(o["y"], y)
+    _store(o["y"], ref.linear(o["x"].reshape(p["T"], p["K"]), o["w"], o.get("b")))
 
 
 def _rope(o, p):
@@ -90,9 +87,16 @@ def _attention(o, p):
                                    p["window"] or None))
 
 
+def _lora(o, p):
+    y, t = ref.lora(o["x"].reshape(p["T"], p["K"]), o["y"].reshape(p["T"], p["N"]),
+                    o["a"], o["b"], p["selected"])
+    _store(o["out"], y)
+    _store(o["rank"], t)
+
+
 def _spec(name, operands, params, writes, reference, scratch=None, alias="", layout=""):
     """`alias`: "y=x y=b" -- the written operand y may be the buffer of x or of b;
-    `layout`: "w=row_panels16" -- operand w is stored in that layout."""
+    `layout`: "w=row_panels24" -- operand w is stored in that layout."""
     pairs = tuple(tuple(a.split("=")) for a in alias.split())
     layouts = tuple(tuple(a.split("=")) for a in layout.split())
     return KernelSignature(name, tuple(operands.split()), tuple(params.split()),
@@ -103,9 +107,18 @@ _SPECS = [
     _spec("irt_linear_f32", "x w y", "T K N", "y", _linear),
     _spec("irt_linear_bias_f32", "x w b y", "T K N", "y", _linear),
     # the same product with w stored in row panels (irt_linear_packed_f32)
-    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels16"),
+    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels24"),
     _spec("irt_linear_packed_bias_f32", "x w b y", "T K N", "y", _linear,
-          layout="w=row_panels16"),
+          layout="w=row_panels24"),
+    # y = r + x @ w.T: a residual add fused into the packed linear (targets/c/fusions.py)
+    _spec("irt_linear_packed_residual_f32", "x w r y", "T K N", "y",
+          lambda o, p: _store(o["y"], o["r"].reshape(p["T"], p["N"])
+                              + o["x"].reshape(p["T"], p["K"]) @ o["w"].T),
+          alias="y=r", layout="w=row_panels24"),
+    # a task adapter on a linear's output: the adapter chosen at run time in C (the compiled
+    # default `selected` here and until irt_select_adapter is called)
+    _spec("irt_lora_f32", "x y a b out rank", "T K N R adapters selected", "out rank", _lora,
+          alias="out=y"),
     _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
           lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
     _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",
@@ -113,13 +126,15 @@ _SPECS = [
     _spec("irt_layer_norm_f32", "x g b y", "T D eps", "y",
           lambda o, p: _store(o["y"], ref.layer_norm(o["x"], o["g"], o["b"], p["eps"])),
           alias="y=x"),
+    _spec("irt_rope_hd8_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y",
+          _rope, alias="y=x"),
     _spec("irt_rope_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y", _rope,
           alias="y=x"),
     _spec("irt_embedding_f32", "tokens table y", "T D", "y",
           lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)])),
     _spec("irt_embedding_packed_f32", "tokens table y", "T D vocab", "y",
           lambda o, p: _store(o["y"], o["table"][o["tokens"].reshape(-1)]),
-          layout="table=row_panels16"),
+          layout="table=row_panels24"),
     _spec("irt_position_embedding_f32", "table start y", "T D", "y",
           lambda o, p: _store(o["y"], o["table"][int(o["start"]):int(o["start"]) + p["T"]])),
     _spec("irt_add_f32", "a b y", "n", "y", lambda o, p: _store(o["y"], o["a"] + o["b"]),
@@ -128,6 +143,9 @@ _SPECS = [
           alias="y=a y=b"),
     _spec("irt_silu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.silu(o["x"])),
           alias="y=x"),
+    # silu(a) * b in one pass (targets/c/fusions.py)
+    _spec("irt_silu_mul_f32", "a b y", "n", "y",
+          lambda o, p: _store(o["y"], ref.silu(o["a"]) * o["b"]), alias="y=a y=b"),
     _spec("irt_relu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.relu(o["x"])),
           alias="y=x"),
     _spec("irt_gelu_f32", "x y", "n tanh_approx", "y",
@@ -187,6 +205,17 @@ def _w1a4(o, p):
                                     _bias(o), p["group"]))
 
 
+def _wembedding(bits):
+    def reference(o, p):
+        s = o["s"]
+        group = p.get("group")
+        if bits == 8 and p["per_tensor"]:
+            s = s.reshape(1)
+        _store(o["y"], qref.dequantized_rows(o["w"], s, o["tokens"].reshape(-1), p["D"], bits,
+                                             group))
+    return reference
+
+
 def _kv_write_i8(o, p):
     cache, scales = qref.kv_write_int8(o["cache"], o["scales"], o["new"].reshape(p["T"], -1),
                                        int(o["pos"]), p["layer"], bool(p["ring"]))
@@ -215,6 +244,9 @@ _SPECS += [
     *_linear_specs("irt_linear_w4g", "x w s", "T K N group", _w4g),
     *_linear_specs("irt_linear_w1", "x w alpha", "T K N", _w1),
     *_linear_specs("irt_linear_w1a4", "x w alpha", "T K N group", _w1a4),
+    _spec("irt_embedding_w8", "tokens w s y", "T D per_tensor", "y", _wembedding(8)),
+    _spec("irt_embedding_w4g", "tokens w s y", "T D group", "y", _wembedding(4)),
+    _spec("irt_embedding_w1", "tokens w s y", "T D", "y", _wembedding(1)),
     _spec("irt_kv_write_i8", "cache scales new pos", "layer kv_heads capacity head_dim T ring",
           "cache scales", _kv_write_i8),
     _spec("irt_cached_attention_i8", "q kcache kscales vcache vscales end out",

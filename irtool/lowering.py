@@ -10,6 +10,10 @@ Targets own their rule sets and compose them: a target takes the portable C rule
 its own in front (`LoweringRules.extended`), the way xDSL pattern lists are combined. The
 `lower-to-hw` pass applies the rules of the target it is given; `bufferize` reads from the
 chosen kernel's signature which output may reuse which input's buffer.
+
+Rules over a pattern of ops rather than one are fusions: functions that `lower-to-hw` runs on
+the module once every op has its call, each replacing calls that one kernel runs (they see
+the buffers that pass between the calls, and so when a pair can be one call).
 """
 
 from __future__ import annotations
@@ -40,17 +44,23 @@ class KernelCall:
 
 
 Rule = Callable[[Operation, ArgMap, Sequence[SSAValue]], KernelCall | None]
+Fusion = Callable[[Operation], None]
+"""Rewrites the hw.calls of a module (given the module) in place."""
 
 
 class LoweringRules:
     """An ordered set of rules per op type; the first rule that returns a call wins."""
 
-    def __init__(self, rules: Iterable[tuple[type[Operation], Rule]] = ()):
+    def __init__(self, rules: Iterable[tuple[type[Operation], Rule]] = (),
+                 fusions: Iterable[Fusion] = ()):
         self._rules: tuple[tuple[type[Operation], Rule], ...] = tuple(rules)
+        self.fusions: tuple[Fusion, ...] = tuple(fusions)
 
-    def extended(self, rules: Iterable[tuple[type[Operation], Rule]]) -> LoweringRules:
-        """These rules first, then the current ones (a target's overrides)."""
-        return LoweringRules((*rules, *self._rules))
+    def extended(self, rules: Iterable[tuple[type[Operation], Rule]],
+                 fusions: Iterable[Fusion] = ()) -> LoweringRules:
+        """These rules first, then the current ones (a target's overrides); these fusions
+        first, then the current ones."""
+        return LoweringRules((*rules, *self._rules), (*fusions, *self.fusions))
 
     def rules_for(self, op: Operation) -> list[Rule]:
         return [rule for kind, rule in self._rules if isinstance(op, kind)]

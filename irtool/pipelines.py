@@ -18,8 +18,8 @@ GENERIC: dict[str, str] = {
 }
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(\{(?P<opts>[^{}]*)\})?$")
-_INT_OPTIONS = ("capacity", "window")
-_TEXT_OPTIONS = ("quant", "kv", "calibration")
+_INT_OPTIONS = ("capacity", "window", "prefill_tokens")
+_TEXT_OPTIONS = ("quant", "kv", "calibration", "prefill")
 
 
 def pipeline_names() -> list[str]:

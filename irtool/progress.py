@@ -1,15 +1,16 @@
 """Progress on the terminal for the steps that take seconds: importing a large model, the
 compile pipeline (CP-SAT on a big plan), writing a project, generating.
 
-Why: a command that prints nothing for many seconds looks hung. A spinner (rich) names the
-running step on stderr and disappears when it ends; a step that took a second or more leaves
-one line with its time. Nothing at all is written when stderr is not a terminal (pipes, CI
-logs, tests that read the output) or with `--quiet`.
+Why: a command that prints nothing for many seconds looks hung. A line names the running step
+on stderr and disappears when it ends (a spinner, rich, once the step has run half a second);
+a step that took a second or more leaves one line with its time. Nothing at all is written
+when stderr is not a terminal (pipes, CI logs, tests that read the output) or with `--quiet`.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,19 +34,56 @@ def _console():
     return Console(file=sys.stderr, highlight=False)
 
 
+SPIN_AFTER = 0.5  # seconds: a step still running then gets rich's spinner
+
+
 @contextmanager
 def step(text: str) -> Iterator[None]:
-    """A spinner named `text` while the block runs (on a terminal)."""
+    """`text ...` on the terminal while the block runs; a spinner (rich) replaces it if the
+    step lasts: rich takes 60 ms to import, more than most steps of a small model take."""
     if not enabled():
         yield
         return
-    console = _console()
     start = time.perf_counter()
-    with console.status(f"{text} ..."):
+    status = _StepStatus(text)
+    try:
         yield
+    finally:
+        status.close()
     elapsed = time.perf_counter() - start
     if elapsed >= LONG:
-        console.print(f"[dim]{text}: {elapsed:.1f} s[/dim]")
+        _console().print(f"[dim]{text}: {elapsed:.1f} s[/dim]")
+
+
+class _StepStatus:
+    """The running step's line: plain text at once, rich's spinner after SPIN_AFTER seconds
+    (from a timer thread), erased when the step ends."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.lock = threading.Lock()
+        self.spinner = None
+        self.closed = False
+        sys.stderr.write(f"{text} ...\r")
+        sys.stderr.flush()
+        self.timer = threading.Timer(SPIN_AFTER, self._spin)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _spin(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.spinner = _console().status(f"{self.text} ...")
+                self.spinner.start()
+
+    def close(self) -> None:
+        self.timer.cancel()
+        with self.lock:
+            self.closed = True
+            if self.spinner is not None:
+                self.spinner.stop()
+        sys.stderr.write("\r\x1b[K")  # the line is erased, as the spinner's would be
+        sys.stderr.flush()
 
 
 class TokenBar:

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
     from irtool.quality import blas_threads, load_sequences
 
     options = QuantOptions(args.scheme, args.kv, args.per_tensor, args.quantize_lm_head,
-                           args.integer_only)
+                           integer_only=args.integer_only)
     options.check()
     if (args.capacity is not None or args.window is not None) and args.kv != "int8":
         raise IrtoolError("--capacity and --window size the int8 KV cache: use them with "

@@ -340,7 +340,7 @@ def project_record(module, options: dict, estimate: dict | None, name: str,
     if plan is not None:
         module.attributes[PLAN_ATTR] = plan
     if estimate is not None:
-        files[PROJECT_ESTIMATE] = json.dumps(estimate, indent=1)
+        files[PROJECT_ESTIMATE] = json.dumps(estimate)  # compact: the C encoder, 8x faster
     if with_report:
         files[PROJECT_REPORT] = render_html(report_data(module, name, estimate))
     return files

@@ -812,8 +812,22 @@ def _kv_caches(problem: Problem) -> list[Buffer]:
     return named or state
 
 
+def _prefill_suggestion(problem: Problem) -> str | None:
+    """A batched prefill whose activations outweigh the decode step's: fewer tokens per
+    call (or none) would leave it the decode step's needs."""
+    peak = {f: peak_live_bytes([b for b in problem.buffers
+                                if b.function == f and b.kind == "activation"])
+            for f in ("prefill", "decode")}
+    if peak["prefill"] <= peak["decode"]:
+        return None
+    return (f"a smaller batched prefill (fewer --prefill-tokens, or --prefill token): its "
+            f"activations need {peak['prefill']} bytes at once, the decode step's "
+            f"{peak['decode']}")
+
+
 def _suggestions(problem: Problem, d: Demand) -> list[str]:
-    out = [s for s in (_kv_suggestion(problem, d), _quantize_suggestion(problem, d)) if s]
+    out = [s for s in (_prefill_suggestion(problem), _kv_suggestion(problem, d),
+                       _quantize_suggestion(problem, d)) if s]
     biggest = max((b.size for b in problem.buffers if b.writable), default=0)
     out.append(f"a target with at least {d.writable_need} bytes of writable memory (has "
                f"{d.writable_capacity}), one writable memory of at least {biggest} bytes, and "

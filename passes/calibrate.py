@@ -35,6 +35,7 @@ from xdsl.passes import ModulePass
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.ir_names import ACT_RANGE_ATTR, CALIBRATED_ATTR
+from irtool.numerics.transformer import linear
 
 
 def act_range(op: tf.LinearOp) -> tuple[np.float32, np.float32] | None:
@@ -97,10 +98,7 @@ def _recorder(ranges: _Ranges) -> InterpreterFunctions:
         @impl(tf.LinearOp)
         def run_linear(self, interpreter: Interpreter, op: tf.LinearOp, args):
             ranges.record(op, args[0])
-            y = args[0] @ args[1].T
-            if len(args) > 2:
-                y = y + args[2]
-            return (y,)
+            return (linear(args[0], args[1], args[2] if len(args) > 2 else None),)
 
     return RecordingLinear()
 

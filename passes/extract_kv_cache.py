@@ -7,6 +7,8 @@ the memory planner) sees it as a buffer like any other:
     @decode(%tok: tensor<1xi32>, %pos: index, %K: tensor<LxKVxCxhd>, %V: ...)
         -> (tensor<1xVxf32>, K', V')
     @prefill(%tokens: tensor<?xi32>, %K, %V) -> (tensor<?xVxf32>, K', V')   (prefill=batched)
+    @prefill(%tokens: tensor<Txi32>, %pos: index, %K, %V) -> (tensor<TxVxf32>, K', V')
+                                                       (prefill=batched tokens=T)
 
 `decode` is `forward` with every `?` token dimension refined to 1, `rope`/`position_embedding`
 started at `%pos`, and each attention replaced by `kv_write` of the new key/value row into
@@ -14,6 +16,13 @@ layer `l` of the caches followed by `cached_attention` over the updated caches. 
 the batched attention of `forward` (sliding-window in window mode) and writes all its rows into
 the caches. With `window=W` the caches are rings of `W` positions (generation continues past
 `W`, each token seeing the last `W`); otherwise they hold `capacity` positions.
+
+With `tokens=T` the prefill is static (what a C target can place in memory): the decode step
+over `T` tokens at once, starting at `%pos`: every linear a `[T, d]` GEMM, `T` key/value rows
+written into the caches, `cached_attention` of the `T` query rows over them (each row causal up
+to its own position). Its numbers are the decode step's, row for row, so a prompt goes in as
+chunks of `T` (the last, shorter part through `@decode`) and gives the tokens of token-by-token
+prefill; `irtool.prefill_tokens` records `T`.
 
 The module records `irtool.prefill`, `irtool.kv_capacity` and (window mode) `irtool.kv_window`;
 `@forward` is removed, so `prefill`/`decode` are the entry points (see ModelRunner for the
@@ -52,6 +61,7 @@ from irtool.ir_names import (
     PREFILL_ATTR,
     PREFILL_BATCHED,
     PREFILL_MODES,
+    PREFILL_TOKENS_ATTR,
 )
 
 
@@ -72,10 +82,12 @@ class CacheShape:
                           [self.layers, self.kv_heads, self.capacity, self.head_dim])
 
 
-def _refine_tokens(t: Attribute) -> Attribute:
-    """The type with every `?` (in `forward` only the token count is dynamic) set to 1."""
+def _refine_tokens(t: Attribute, tokens: int = 1) -> Attribute:
+    """The type with every `?` (in `forward` only the token count is dynamic) set to
+    `tokens`."""
     if isinstance(t, TensorType) and tf.DYNAMIC in t.get_shape():
-        return TensorType(t.element_type, [1 if d == tf.DYNAMIC else d for d in t.get_shape()])
+        return TensorType(t.element_type,
+                          [tokens if d == tf.DYNAMIC else d for d in t.get_shape()])
     return t
 
 
@@ -171,26 +183,29 @@ class _StepBuilder:
 
 
 class _DecodeBuilder(_StepBuilder):
-    """`@decode(tok, pos, K, V)`: one token at position `pos` against the caches."""
+    """`@decode(tok, pos, K, V)`: one token at position `pos` against the caches (or, as
+    `@prefill` with `tokens` = T, T tokens at positions `pos .. pos + T - 1`)."""
 
     name = DECODE
 
-    def __init__(self, forward: func.FuncOp, cache: CacheShape):
+    def __init__(self, forward: func.FuncOp, cache: CacheShape, tokens: int = 1):
+        self.tokens = tokens
         super().__init__(forward, cache)
         self.pos = self.block.args[1]
-        one = self.insert(_index_constant(1))
-        end = self.insert(arith.AddiOp(self.pos, one.result))
+        count = self.insert(_index_constant(tokens))
+        end = self.insert(arith.AddiOp(self.pos, count.result))
         end.result.name_hint = "end"
         self.end = end.result
 
     def arg_types(self, tokens: Attribute) -> list[Attribute]:
-        return [_refine_tokens(tokens), IndexType(), self.cache.type, self.cache.type]
+        return [_refine_tokens(tokens, self.tokens), IndexType(), self.cache.type,
+                self.cache.type]
 
     def arg_names(self) -> list[str]:
-        return ["tok", "pos", "kcache", "vcache"]
+        return ["tok" if self.tokens == 1 else "tokens", "pos", "kcache", "vcache"]
 
     def refine(self, t: Attribute) -> Attribute:
-        return _refine_tokens(t)
+        return _refine_tokens(t, self.tokens)
 
     def positioned(self, op: tf.RopeOp | tf.PositionEmbeddingOp) -> Operation:
         """The same op, started at `%pos` (added to the start `forward` already gave it)."""
@@ -207,6 +222,13 @@ class _DecodeBuilder(_StepBuilder):
             head_dim=op.head_dim.value.data, scale=op.scale.value.data, ring=self.cache.ring))
         new.result.name_hint = op.result.name_hint
         return new.result
+
+
+class _ChunkBuilder(_DecodeBuilder):
+    """`@prefill(tokens, pos, K, V)` with a static token count: the decode step over `T`
+    tokens (see the module docstring)."""
+
+    name = PREFILL
 
 
 class _PrefillBuilder(_StepBuilder):
@@ -241,7 +263,9 @@ class ExtractKVCachePass(ModulePass):
     Options: `capacity` (positions held; default the module's irtool.max_seq_len), `window`
     (a ring buffer of the last W positions, which is then the capacity) and `prefill`
     ("batched": an `@prefill` over the whole prompt; "token-by-token": the prompt goes
-    through `@decode` one token at a time, so no `@prefill` is emitted).
+    through `@decode` one token at a time, so no `@prefill` is emitted) and `tokens`
+    (batched only: a static `@prefill` of `T` tokens from any position, see the module
+    docstring; 0: the dynamic whole-prompt `@prefill`).
     """
 
     name = "extract-kv-cache"
@@ -249,6 +273,7 @@ class ExtractKVCachePass(ModulePass):
     capacity: int | None = None
     window: int | None = None
     prefill: str = PREFILL_BATCHED
+    tokens: int = 0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.prefill not in PREFILL_MODES:
@@ -257,8 +282,18 @@ class ExtractKVCachePass(ModulePass):
         forward = _find_forward(op)
         cache = _cache_shape(forward, self._capacity(op), ring=self.window is not None)
         _check_windows(forward, self.window)
+        if self.tokens < 0 or (self.tokens and self.prefill != PREFILL_BATCHED):
+            raise IrtoolError(f"extract-kv-cache: tokens={self.tokens} needs prefill=batched "
+                              "and a token count of at least 1 (0: a dynamic @prefill)")
+        if self.tokens > cache.capacity:
+            raise IrtoolError(f"extract-kv-cache: a prefill of tokens={self.tokens} does not "
+                              f"fit the KV cache of {cache.capacity} positions; give at most "
+                              f"tokens={cache.capacity}")
         steps = [_DecodeBuilder(forward, cache).build()]
-        if self.prefill == PREFILL_BATCHED:
+        if self.prefill == PREFILL_BATCHED and self.tokens:
+            steps.insert(0, _ChunkBuilder(forward, cache, self.tokens).build())
+            op.attributes[PREFILL_TOKENS_ATTR] = IntegerAttr(self.tokens, i64)
+        elif self.prefill == PREFILL_BATCHED:
             steps.insert(0, _PrefillBuilder(forward, cache, self.window).build())
         op.body.block.insert_ops_before(steps, forward)
         forward.detach()

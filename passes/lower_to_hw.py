@@ -7,6 +7,9 @@ and its static shapes and attributes as parameters, is decided by the lowering r
 target (`target=NAME|PATH`, found through the registry; the default plans for the host). The
 buffers keep their placement, so the emitter can print every call as it stands.
 
+Then the target's fusions run (`LoweringRules.fusions`): rules over a pattern of calls that one
+kernel runs, e.g. SiLU and the product after it.
+
 Kernels that update a buffer in place (`kv_write`: only the new rows are written) get the
 buffer they update as their out buffer; when bufferize gave the result a buffer of its own,
 a `memory.copy` of the old contents precedes the call.
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr
+from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
@@ -38,6 +42,8 @@ from irtool.targets.registry import DEFAULT_TARGET, load_target
 @dataclass
 class KernelToCall(RewritePattern):
     rules: LoweringRules
+    by_name: dict[str, memory.GlobalOp]
+    """The module's memory.global ops by name (looked up once, not per call)."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: memory.KernelOp, rewriter: PatternRewriter) -> None:
@@ -60,11 +66,24 @@ class KernelToCall(RewritePattern):
                   for operand, k in call.updates if outside[operand] is not op.outs[k]]
         new = (hw.CallOp(call.kernel, call.args, call.params) if call.engine is None
                else hw.AccelOp(call.engine, call.kernel, call.args, call.params))
-        mark_layouts(call)
+        mark_layouts(call, self.by_name)
         rewriter.replace(op, [*copies, new])
 
 
-def mark_layouts(call: KernelCall) -> None:
+def module_globals(module: ModuleOp) -> dict[str, memory.GlobalOp]:
+    """memory.global ops by symbol name: a symbol-table walk per weight read is a tenth of
+    this pass on a small model."""
+    return {op.sym_name.data: op for op in module.body.block.ops
+            if isinstance(op, memory.GlobalOp)}
+
+
+def _global_of(get: memory.GetGlobalOp, by_name: dict[str, memory.GlobalOp]) -> Operation:
+    name = get.global_name.root_reference.data
+    found = by_name.get(name)
+    return found if found is not None else SymbolTable.lookup_symbol(get, name)
+
+
+def mark_layouts(call: KernelCall, by_name: dict[str, memory.GlobalOp]) -> None:
     """Record on each weight global the storage layout its kernel reads it in (the emitter
     stores the weight so); two kernels wanting one weight in different layouts is an error
     of the rules that chose them."""
@@ -76,7 +95,7 @@ def mark_layouts(call: KernelCall) -> None:
             raise IrtoolError(f"lower-to-hw: @{call.kernel} reads '{operand}' in layout "
                               f"{layout}, which needs a constant memory.global")
         name = get.global_name.root_reference.data
-        glob = SymbolTable.lookup_symbol(get, name)
+        glob = _global_of(get, by_name)
         have = glob.attributes.get(LAYOUT_ATTR)
         if have is not None and have.data != layout:
             raise IrtoolError(f"lower-to-hw: weight @{name} is read in layout {have.data} and "
@@ -93,8 +112,10 @@ class LowerToHwPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         target = load_target(self.target or DEFAULT_TARGET)
-        PatternRewriteWalker(KernelToCall(target.rules),
+        PatternRewriteWalker(KernelToCall(target.rules, module_globals(op)),
                              apply_recursively=False).rewrite_module(op)
+        for fuse in target.rules.fusions:
+            fuse(op)
         check_layouts(op)
         op.attributes[hw.TARGET_ATTR] = hw.TargetAttr(target.reference)
 
@@ -102,6 +123,7 @@ class LowerToHwPass(ModulePass):
 def check_layouts(module: ModuleOp) -> None:
     """Every reader of a weight stored in a layout reads it in that layout (else the emitter
     would pack a weight that some kernel reads row by row: a silent wrong answer)."""
+    by_name = module_globals(module)
     for call in module.walk():
         if not isinstance(call, (hw.CallOp, hw.AccelOp)):
             continue
@@ -112,7 +134,7 @@ def check_layouts(module: ModuleOp) -> None:
             if not isinstance(get, memory.GetGlobalOp):
                 continue
             name = get.global_name.root_reference.data
-            have = SymbolTable.lookup_symbol(get, name).attributes.get(LAYOUT_ATTR)
+            have = _global_of(get, by_name).attributes.get(LAYOUT_ATTR)
             if (have.data if have is not None else None) != wants.get(operand):
                 raise IrtoolError(f"lower-to-hw: weight @{name} is stored in layout "
                                   f"{have.data if have else 'row-major'} but @{call.kernel} "

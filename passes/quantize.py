@@ -2,6 +2,7 @@
 
     irtool-opt m.mlir -p 'quantize{scheme=w8a8 kv=int8 per-tensor=false quantize-lm-head=false
                                    integer-only=false}'
+    irtool-opt m.mlir -p 'quantize{scheme=w4g32 quantize-lm-head=true tied-embedding=true}'
 
 Schemes (the arithmetic is the contract in `irtool.numerics.quant`):
 * `w8`: int8 weights, one scale per output channel (`per-tensor=true`: one per matrix), float
@@ -15,7 +16,10 @@ Schemes (the arithmetic is the contract in `irtool.numerics.quant`):
   with power-of-two scales (`act_bits = 4, act_group = 32`);
 * `none`: weights stay float (with `kv=int8`: only the cache is quantized).
 The linear producing the logits (lm_head) stays float unless `quantize-lm-head=true`; a linear
-whose weight is not a stored `transformer.weight` stays float as well.
+whose weight is not a stored `transformer.weight` stays float as well. With
+`tied-embedding=true` too (schemes w8, w4g32, w1, w1a4), a token embedding whose table is the
+quantized classifier's weight becomes `quant.wembedding` over the same packed rows and scales
+(1-bit rows for w1a4), so no float copy of the table stays.
 
 `integer-only=true` (with w8a8) also replaces the non-linear ops by integer approximations
 (I-BERT style, `irtool.numerics.intops`): `transformer.rms_norm` -> `quant.int_rms_norm`,
@@ -87,6 +91,9 @@ class QuantOptions:
     kv: str = "none"
     per_tensor: bool = False
     quantize_lm_head: bool = False
+    tied_embedding: bool = False
+    """With quantize_lm_head: a token embedding tied to the classifier reads its quantized rows
+    (`quant.wembedding`) instead of keeping the float table."""
     integer_only: bool = False
 
     def check(self) -> None:
@@ -101,6 +108,9 @@ class QuantOptions:
                               f"not to {self.scheme} (its scales are per group or channel)")
         if self.scheme == "none" and self.kv == "none":
             raise IrtoolError("quantize: scheme=none and kv=none leave nothing to quantize")
+        if self.tied_embedding and not self.quantize_lm_head:
+            raise IrtoolError("quantize: tied-embedding=true reads the quantized classifier's "
+                              "rows, so it needs quantize-lm-head=true")
         if self.integer_only and self.scheme != "w8a8":
             raise IrtoolError(f"quantize: integer-only needs the integer linears of scheme "
                               f"w8a8, not {self.scheme}")
@@ -115,6 +125,8 @@ class QuantOptions:
             parts.append("pt")
         if self.quantize_lm_head:
             parts.append("lmq")
+        if self.tied_embedding:
+            parts.append("emb")
         if self.integer_only:
             parts.append("int")
         return "-".join(parts)
@@ -231,6 +243,26 @@ class _Quantizer:
         for op in targets:
             self._replace_linear(op, weights, acts)
             self.quantized += 1
+        if self.options.tied_embedding and self.options.scheme != "w8a8":
+            self._tie_embeddings(fn)
+
+    def _tie_embeddings(self, fn: func.FuncOp) -> None:
+        """A token embedding whose table is the weight of a linear just quantized (a classifier
+        tied to the embedding, quantized with quantize-lm-head) reads the same quantized rows
+        (`quant.wembedding`): the float table would otherwise stay, as large as the classifier
+        was."""
+        for op in [o for o in fn.body.block.ops if isinstance(o, tf.EmbeddingOp)]:
+            owner = op.table.owner
+            if not isinstance(owner, tf.WeightOp) or owner.weight_name.data not in self.derived:
+                continue
+            entries = self.derived[owner.weight_name.data]
+            weights: dict[str, SSAValue] = {}  # its own: the classifier's come after it
+            wq = self.weight_value(weights, entries["q"], op)
+            s_val = self.weight_value(weights, entries["scale"], op)
+            bits = {"w8": 8, "w4g32": 4}.get(self.options.scheme, 1)
+            new = q.WEmbeddingOp(op.tokens, wq, s_val, dim=op.table.type.get_shape()[1],
+                                 bits=bits, group=W4_GROUP if bits == 4 else None)
+            Rewriter.replace_op(op, new)
 
     def _replace_linear(self, op: tf.LinearOp, weights: dict[str, SSAValue],
                         acts: dict) -> None:
@@ -463,6 +495,7 @@ class QuantizePass(ModulePass):
     kv: str = "none"
     per_tensor: bool = False
     quantize_lm_head: bool = False
+    tied_embedding: bool = False
     integer_only: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
@@ -471,6 +504,7 @@ class QuantizePass(ModulePass):
         from irtool.weights import set_store_reference, store_path_for, store_reference
 
         options = QuantOptions(self.scheme, self.kv, self.per_tensor, self.quantize_lm_head,
+                               self.tied_embedding,
                                self.integer_only)
         options.check()
         ref_path = store_reference(op)

@@ -7,8 +7,9 @@ the weights once, at compile time, with `pack_row_panels`; the numpy reference o
 kernel reads them back with `unpack_row_panels`.
 
 Layout of w [N][K]: the rows are cut, in order, into panels of `width` rows while that many
-remain, then at most one panel each of width/2, width/4, ..., 1 rows (the binary digits of
-N % width); a panel of P rows starting at row n0 is stored as [K][P] (element [k][r] is
+remain, then at most one panel each of the powers of two below it (the binary digits of
+N % width: 16, 8, 4, 2, 1 for width 24, as many accumulators as fit in 32 float registers
+beside the loads); a panel of P rows starting at row n0 is stored as [K][P] (element [k][r] is
 w[n0 + r][k]) and the panels follow each other: N * K values, no padding.
 """
 
@@ -20,17 +21,17 @@ import numpy as np
 
 from irtool.errors import IrtoolError
 
-PANEL_ROWS = 16
-"""The panel width of irt_linear_packed_f32 (16 accumulators in registers)."""
+PANEL_ROWS = 24
+"""The panel width of irt_linear_packed_f32 (24 accumulators in registers)."""
 
 
 def panel_widths(n: int, width: int = PANEL_ROWS) -> list[int]:
     """The widths of the panels that cover n rows, in order."""
-    if width <= 0 or width & (width - 1):
-        raise ValueError(f"panel width {width} is not a power of two")
+    if width <= 0:
+        raise ValueError(f"panel width {width} is not positive")
     widths = [width] * (n // width)
     rest = n % width
-    p = width // 2
+    p = 1 << (rest.bit_length() - 1) if rest else 0
     while p:
         if rest & p:
             widths.append(p)
@@ -62,7 +63,7 @@ def unpack_row_panels(packed: np.ndarray, n: int, k: int, width: int = PANEL_ROW
     return np.concatenate(rows) if rows else packed.reshape(n, k).copy()
 
 
-LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"row_panels16": pack_row_panels}
+LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"row_panels24": pack_row_panels}
 """Storage layouts a kernel signature may ask for (`KernelSignature.layouts`), by name."""
 
 LAYOUT_ATTR = "irtool.layout"

@@ -21,7 +21,6 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from irtool.errors import IrtoolError
@@ -47,6 +46,14 @@ def _builtin(module: str) -> Callable[[], Target]:
     return lambda: importlib.import_module(module).make_target()
 
 
+def entry_points(group: str):
+    """The installed packages' entry points of `group` (importlib.metadata takes 15 ms to
+    import: only asked when a name is not a shipped target)."""
+    from importlib.metadata import entry_points as installed
+
+    return installed(group=group)
+
+
 def get_all_targets() -> dict[str, Callable[[], Target]]:
     """Target name -> factory (shipped targets, then entry points; a shipped name wins)."""
     targets: dict[str, Callable[[], Target]] = {}
@@ -69,7 +76,9 @@ def load_target(name_or_path: str | os.PathLike[str]) -> Target:
     key = str(name_or_path)
     if key in _LOADED:
         return _LOADED[key]
-    if _looks_like_path(key):
+    if key in _BUILTIN:  # a shipped name wins over entry points: no need to scan them
+        target = _builtin(_BUILTIN[key])()
+    elif _looks_like_path(key):
         target = _from_path(Path(key))
     else:
         factories = get_all_targets()

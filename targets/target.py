@@ -34,10 +34,18 @@ class PipelineOptions:
     time_limit: float = 10.0
     copy_weights: bool = False
     """Weights stay where the allocator may read them in place (Flash) unless this is set."""
+    prefill: str | None = None
+    """How the prompt goes in: "batched" (a static `@prefill` of `prefill_tokens` tokens per
+    call, each linear a GEMM) or "token" (through `@decode`); None: the target's default."""
+    prefill_tokens: int = 0
+    """T of the batched prefill (the prompt's length, or a bound); below 2 it is "token"."""
 
     @property
     def quantized(self) -> bool:
         return self.quant != "none" or self.kv != "none"
+
+
+PREFILL_CHOICES = ("batched", "token")
 
 
 def quote(text: str) -> str:
@@ -65,8 +73,21 @@ class Target:
 
     # -- the pipeline ---------------------------------------------------------------------
 
+    default_prefill = "token"
+    """The prefill `irtool compile` uses unless told (PipelineOptions.prefill)."""
+
+    def prefill_mode(self, opts: PipelineOptions) -> str:
+        """"batched" or "token": the option, else the target's default; "token" when no
+        static token count of at least 2 is known."""
+        mode = opts.prefill or self.default_prefill
+        if mode not in PREFILL_CHOICES:
+            raise IrtoolError(f"prefill '{mode}': expected one of {', '.join(PREFILL_CHOICES)}")
+        return mode if mode == "token" or opts.prefill_tokens >= 2 else "token"
+
     def kv_pass(self, opts: PipelineOptions) -> str:
-        parts = ["prefill=token-by-token"]
+        batched = self.prefill_mode(opts) == "batched"
+        parts = [f"prefill=batched tokens={opts.prefill_tokens}" if batched
+                 else "prefill=token-by-token"]
         if opts.capacity is not None:
             parts.append(f"capacity={opts.capacity}")
         if opts.window is not None:
@@ -92,6 +113,12 @@ class Target:
 
     def pipeline(self, opts: PipelineOptions) -> str:
         return ",".join(s for s in self.stages(opts).values() if s)
+
+    def mapping_report(self, module) -> list[str]:
+        """Lines on how the lowered module's modes (batched prefill, decode) are mapped to
+        the engines, with the alternative's modelled cost; none unless the target has a
+        choice to report (irtool compile prints them and keeps them as mapping.txt)."""
+        return []
 
     # -- emitters -------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from tests.c_kernel_harness import (
     RUNTIME,
     TARGET_CC,
     TARGET_FLAGS,
+    compile_driver,
     have_tool,
     runtime_sources,
 )
@@ -80,13 +81,7 @@ class QuantRunner:
 def qrunner(tmp_path_factory) -> QuantRunner:
     need("cc")
     build = tmp_path_factory.mktemp("irt_quant_build")
-    exe = build / "irt_quant_test_driver"
-    cmd = [HOST_CC, *HOST_FLAGS, f"-I{RUNTIME}", str(DRIVER_SOURCE),
-           *map(str, runtime_sources()), "-o", str(exe), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"building the quant test driver failed:\n{' '.join(cmd)}\n"
-                           f"{proc.stderr}")
+    exe = compile_driver(HOST_CC, HOST_FLAGS, DRIVER_SOURCE, build / "irt_quant_test_driver")
     return QuantRunner(exe, tmp_path_factory.mktemp("irt_quant_runs"))
 
 

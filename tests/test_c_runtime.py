@@ -90,10 +90,10 @@ def test_linear(runner, T, K, N, bias):
 
 
 def packed_by_definition(w: np.ndarray) -> np.ndarray:
-    """w [N][K] packed by the words of irt_kernels.h, element by element: panels of 16 rows
-    while 16 remain, then one each of 8, 4, 2, 1 for the bits of N % 16; [k][r] inside."""
+    """w [N][K] packed by the words of irt_kernels.h, element by element: panels of 24 rows
+    while 24 remain, then one each of 16, 8, 4, 2, 1 for the bits of N % 24; [k][r] inside."""
     N, K = w.shape
-    widths = [16] * (N // 16) + [p for p in (8, 4, 2, 1) if (N % 16) & p]
+    widths = [24] * (N // 24) + [p for p in (16, 8, 4, 2, 1) if (N % 24) & p]
     out, n0 = [], 0
     for p in widths:
         for k in range(K):
@@ -104,7 +104,8 @@ def packed_by_definition(w: np.ndarray) -> np.ndarray:
 
 
 PACKED_SHAPES = [(1, 64, 64), (1, 64, 32), (1, 64, 172), (1, 172, 64), (2, 13, 31), (3, 9, 16),
-                 (1, 1, 1), (1, 5, 7), (2, 8, 24), (1, 3, 2), (1, 20, 15)]
+                 (1, 1, 1), (1, 5, 7), (2, 8, 24), (1, 3, 2), (1, 20, 15), (2, 31, 47),
+                 (1, 16, 24), (1, 29, 71)]
 
 
 @pytest.mark.parametrize("bias", [False, True])
@@ -120,6 +121,17 @@ def test_linear_packed(runner, T, K, N, bias):
     arrays = {"x": x, "wp": wp, **({"bias": b} if bias else {})}
     got = runner.run("linear_packed", {"T": T, "K": K, "N": N, "has_bias": bias}, arrays)
     check(got, *linear_reference(x, w, b if bias else None))
+
+
+@pytest.mark.parametrize("inplace", [0, 1])
+@pytest.mark.parametrize("T,K,N", [(1, 64, 64), (1, 172, 64), (2, 13, 31), (1, 20, 47)])
+def test_linear_packed_residual(runner, T, K, N, inplace):
+    rng = rng_for("linear_packed_residual", T, K, N, inplace)
+    x, w, r = randn(rng, T, K), randn(rng, N, K), randn(rng, T, N)
+    got = runner.run("linear_packed_residual", {"T": T, "K": K, "N": N, "inplace": inplace},
+                     {"x": x, "wp": packed_by_definition(w), "r": r})
+    want, mag = linear_reference(x, w, None)
+    check(got, want + r.astype(np.float64), mag + np.abs(r))
 
 
 @pytest.mark.parametrize("transpose_b", [0, 1])
@@ -186,12 +198,17 @@ def test_layer_norm(runner, T, D, inplace):
 
 # ------------------------------------------------------------------------- rotary embedding
 
+ROPE_SHAPES = [(1, 1, 2, 2, 0), (3, 2, 8, 8, 0), (4, 3, 16, 8, 5), (2, 2, 10, 6, 3),
+               (1, 4, 12, 12, 9), (5, 1, 7, 4, 1)]
+ROPE_HD8_SHAPES = [(3, 2, 8, 8, 0), (1, 8, 8, 8, 7), (2, 4, 8, 8, 3)]
+
+
 @pytest.mark.parametrize("inplace", [0, 1])
 @pytest.mark.parametrize("style", [0, 1])
-@pytest.mark.parametrize("T,heads,head_dim,rotary_dim,start", [
-    (1, 1, 2, 2, 0), (3, 2, 8, 8, 0), (4, 3, 16, 8, 5), (2, 2, 10, 6, 3), (1, 4, 12, 12, 9),
-    (5, 1, 7, 4, 1)])
-def test_rope(runner, T, heads, head_dim, rotary_dim, start, style, inplace):
+@pytest.mark.parametrize("kernel,T,heads,head_dim,rotary_dim,start",
+                         [("rope", *s) for s in ROPE_SHAPES]
+                         + [("rope_hd8", *s) for s in ROPE_HD8_SHAPES])
+def test_rope(runner, kernel, T, heads, head_dim, rotary_dim, start, style, inplace):
     rng = rng_for("rope", T, heads, head_dim, rotary_dim, start, style, inplace)
     max_pos = start + T + 2
     half = rotary_dim // 2
@@ -214,7 +231,7 @@ def test_rope(runner, T, heads, head_dim, rotary_dim, start, style, inplace):
                 mag[t, ia] = mag[t, ib] = abs(a) + abs(b)
     params = {"T": T, "heads": heads, "head_dim": head_dim, "rotary_dim": rotary_dim,
               "start": start, "style": style, "max_pos": max_pos, "inplace": inplace}
-    got = runner.run("rope", params, {"x": x, "cos": cos, "sin": sin})
+    got = runner.run(kernel, params, {"x": x, "cos": cos, "sin": sin})
     check(got, want, mag)
 
 
@@ -652,10 +669,10 @@ def innermost_loop(disassembly: str, function: str) -> list[str]:
 @pytest.mark.parametrize("source,function,macs,max_insns", [
     ("irt_linear", "irt__dot_rows_f32", 32, 80),       # 4 rows x 8 columns: ~2.44 / MAC
     ("irt_linear", "irt__weighted_rows_f32", 16, 40),  # 8 columns x 2 rows:  ~2.4 / MAC
-    # 16-row panels x 8 columns: 8 + 128 loads, 128 fmadd.s, 3 loop: ~2.09 / MAC
-    ("irt_linear_packed", "irt_linear_packed_f32", 128, 267),
-    # the value pass for two heads, two rows: 4 + 16 loads, 32 fmadd.s, 3 loop
-    ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 32, 55),
+    # 24-row panels x 16 columns (asm): 16 + 384 loads, 384 fmadd.s, 3 loop: ~2.05 / MAC
+    ("irt_linear_packed", "irt__linear_packed", 384, 787),
+    # the value pass for two heads, four rows: 8 + 32 loads, 64 fmadd.s, 3 loop
+    ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 64, 107),
 ])
 def test_inner_loop_cost(target_objects, source, function, macs, max_insns):
     objdump = TARGET_CC.replace("gcc", "objdump")
@@ -665,3 +682,24 @@ def test_inner_loop_cost(target_objects, source, function, macs, max_insns):
     loop = innermost_loop(dis, function)
     assert loop.count("fmadd.s") == macs, loop
     assert len(loop) <= max_insns, (len(loop), loop)
+
+
+# ------------------------------------------------------------------------- relu (irt_relu.h)
+
+def python_relu(x: np.ndarray) -> list[float]:
+    """max(v, 0) per element in Python floats; NaN stays NaN."""
+    return [v if (v > 0.0 or math.isnan(v)) else 0.0 for v in map(float, x)]
+
+
+@pytest.mark.parametrize("inplace", [0, 1])
+@pytest.mark.parametrize("n", [1, 5, 40, 173])
+def test_relu(runner, n, inplace):
+    x = activation_input(rng_for("relu", n, inplace), n)
+    got = runner.run("relu", {"n": n, "inplace": inplace}, {"x": x})
+    np.testing.assert_array_equal(got, np.array(python_relu(x), dtype=F32))
+
+
+def test_relu_keeps_nan(runner):
+    x = np.array([np.nan, -1.0, 2.0], dtype=F32)
+    got = runner.run("relu", {"n": 3, "inplace": 0}, {"x": x})
+    assert math.isnan(got[0]) and list(got[1:]) == [0.0, 2.0]

@@ -189,6 +189,26 @@ def test_the_program_reports_modelled_time_and_the_sram_map(fp32):
     assert sum(int(v) for v in rows.values()) == SRAM_BYTES
 
 
+def test_the_plugin_counts_every_decode_step_exactly(fp32):
+    """The shared TCG plugin (targets/c/plugin) counts each decode step between the markers:
+    one count per position, the prompt's and the generated steps' means printed as exact
+    figures, and SysTick's estimate (one tick = 40 instructions) within 0.1% of them."""
+    _, output = fp32
+    per_step = [int(n) for n in re.findall(r"^hartcount: step \d+ instructions (\d+)$",
+                                           output, re.M)]
+    n_prompt = len(GOLDEN["prompt_ids"])
+    assert len(per_step) == n_prompt + STEPS - 1
+    exact = re.search(r"^hartcount: exact instructions per prompt step (\d+) per generated "
+                      r"step (\d+)$", output, re.M)
+    assert exact, output[-3000:]
+    assert int(exact.group(1)) == sum(per_step[:n_prompt]) // n_prompt
+    assert int(exact.group(2)) == sum(per_step[n_prompt:]) // (STEPS - 1)
+    total = re.search(r"^hartcount: hart 0 total (\d+) steps (\d+)$", output, re.M)
+    assert total and int(total.group(2)) == sum(per_step) < int(total.group(1))
+    systick = figure(output, r"^instructions per generated token: (\d+)$")
+    assert systick == pytest.approx(int(exact.group(2)), rel=1e-3)
+
+
 QUANT_STEPS = 16
 
 
@@ -200,7 +220,9 @@ def interpreter_tokens(quant: str, kv: str) -> list[int]:
     from irtool.frontend.load import import_model
     from irtool.interpreter.runner import ModelRunner
 
-    opts = CompileOptions(target="cortex-m7-256k", capacity=128, quant=quant, kv=kv)
+    calibration = str(MODELS / "stories260K" / "eval_tokens.json") if quant == "w8a8" else None
+    opts = CompileOptions(target="cortex-m7-256k", capacity=128, quant=quant, kv=kv,
+                          calibration=calibration)
     module, store = import_model(MODELS / "stories260K" / "stories260K.bin")
     module, store = prepare_for_target(module, store, opts)
     return ModelRunner(module, store).generate(GOLDEN["prompt_ids"], QUANT_STEPS)
@@ -228,6 +250,29 @@ def test_quantized_schemes_with_int8_kv_print_the_interpreter_tokens(quant, tmp_
     # layer, position and KV head each
     rows = dict(re.findall(r"^\| (.+?) +\| +(\d+) \| +[\d.]+% \|$", output, re.M))
     assert int(rows["KV cache"]) == 2 * (5 * 128 * 4 * 8 + 5 * 128 * 4 * 4)
+
+
+def test_w8a8_with_the_dsp_extension_equals_the_portable_kernel_and_the_interpreter(tmp_path):
+    """int8 x int8 linears through SMLAD (runtime/irt_m7_dsp.c, __ARM_FEATURE_DSP): the
+    interpreter's tokens, as the portable build (`make DSP=0`) prints them, in fewer exact
+    instructions (the TCG plugin's count)."""
+    out = tmp_path / "w8a8"
+    proc = irtool("compile", MODELS / "stories260K" / "stories260K.bin", "--target",
+                  "cortex-m7-256k", "-o", out, "--capacity", 128, "--steps", QUANT_STEPS,
+                  "--prompt", GOLDEN["prompt"], "--quant", "w8a8", "--kv", "int8")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "model.c").read_text().count("irt_linear_w8a8_m7(") == 35
+    want = interpreter_tokens("w8a8", "int8")
+    counts = {}
+    for dsp in ("1", "0"):
+        output = make(out, "-B", "run", f"DSP={dsp}").stdout
+        assert generated_tokens(output) == want
+        on = "DSP extension kernels: on (SMLAD" in output
+        assert on == (dsp == "1")
+        counts[dsp] = figure(output, r"^hartcount: exact instructions per prompt step \d+ per "
+                                     r"generated step (\d+)$")
+    # 226,560 int8 multiply-accumulates per token: about 2 instructions fewer each
+    assert counts["0"] - counts["1"] > 300_000
 
 
 def test_nanogpt_tiny_prints_its_golden_tokens(tmp_path):

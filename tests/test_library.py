@@ -85,7 +85,7 @@ def build_example(project: Path, lib: str, *extra_sources: Path) -> subprocess.C
 def test_readme_firmware_loop_against_the_host_library(host_project):
     make(host_project, "lib-host")
     assert sorted(p.name for p in (host_project / "include").iterdir()) == \
-        ["irt_generate.h", "irt_sample.h", "model.h"]
+        ["irt_generate.h", "irt_lora.h", "irt_sample.h", "model.h"]
     proc = build_example(host_project, "lib/host/libirtmodel.a")
     assert proc.returncode == 0, proc.stderr
     out = subprocess.run([str(host_project / "firmware")], capture_output=True, text=True,

@@ -439,7 +439,7 @@ def test_weights_are_linked_as_binary_in_their_kernels_layout(stories):
         assert space == "flash"
         want = np.asarray(store[g.weight.data], dtype=np.float32)
         if LAYOUT_ATTR in g.attributes:
-            assert g.attributes[LAYOUT_ATTR].data == "row_panels16"
+            assert g.attributes[LAYOUT_ATTR].data == "row_panels24"
             want = pack_row_panels(want)
             packed += 1
         got = np.frombuffer(blob, dtype=np.float32, count=want.size, offset=offset)
@@ -466,7 +466,12 @@ def test_per_kernel_profile_adds_up_to_the_decode_count(stories, tmp_path):
     n_prompt = len(stories.prompt)
     positions = n_prompt + stories.steps - 1
     assert kernels["embedding_packed_f32"][0] == positions
-    assert kernels["linear_packed_f32"][0] == positions * 36  # 7 per layer + the classifier
+    # 7 per layer + the classifier; wo and w2 take the residual add after them (fused)
+    assert kernels["linear_packed_f32"][0] == positions * (5 * 5 + 1)
+    assert kernels["linear_packed_residual_f32"][0] == positions * 5 * 2
+    assert kernels["silu_mul_f32"][0] == positions * 5  # SiLU and the product: one call
+    assert "silu_f32" not in kernels and "mul_f32" not in kernels and "add_f32" not in kernels
+    assert kernels["rope_hd8_f32"][0] == positions * 5 * 2
     assert kernels["cached_attention_hd8_f32"][0] == positions * 5
     # the counters' own cost is measured and subtracted; main.c's figures are per token
     clean = stories.qemu

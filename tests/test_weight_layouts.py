@@ -31,8 +31,8 @@ def globals_of(module) -> dict:
 
 def test_riscv_ulp_marks_the_weights_its_packed_linears_read():
     g = globals_of(lowered("riscv-ulp"))
-    assert g["wq"].attributes[LAYOUT_ATTR].data == "row_panels16"
-    assert g["wk"].attributes[LAYOUT_ATTR].data == "row_panels16"
+    assert g["wq"].attributes[LAYOUT_ATTR].data == "row_panels24"
+    assert g["wk"].attributes[LAYOUT_ATTR].data == "row_panels24"
     for name in ("g", "bk", "cos", "sin"):  # read by row-major kernels (and a bias)
         assert LAYOUT_ATTR not in g[name].attributes, name
     assert all(LAYOUT_ATTR not in op.attributes for op in globals_of(lowered("host")).values())
@@ -40,14 +40,15 @@ def test_riscv_ulp_marks_the_weights_its_packed_linears_read():
 
 def test_a_packed_weight_read_row_by_row_is_refused():
     module = lowered("riscv-ulp")
-    globals_of(module)["g"].attributes[LAYOUT_ATTR] = StringAttr("row_panels16")
-    with pytest.raises(IrtoolError, match=r"weight @g is stored in layout row_panels16 but "
+    globals_of(module)["g"].attributes[LAYOUT_ATTR] = StringAttr("row_panels24")
+    with pytest.raises(IrtoolError, match=r"weight @g is stored in layout row_panels24 but "
                                           r"@irt_rms_norm_f32 reads its 'g' as row-major"):
         check_layouts(module)
 
 
-@pytest.mark.parametrize("n,widths", [(64, [16] * 4), (172, [16] * 10 + [8, 4]), (7, [4, 2, 1]),
-                                      (0, []), (16, [16])])
+@pytest.mark.parametrize("n,widths", [(64, [24, 24, 16]), (172, [24] * 7 + [4]),
+                                      (7, [4, 2, 1]), (0, []), (16, [16]), (24, [24]),
+                                      (47, [24, 16, 4, 2, 1])])
 def test_panel_widths(n, widths):
     assert panel_widths(n) == widths
     assert sum(widths) == n

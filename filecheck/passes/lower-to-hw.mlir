@@ -11,8 +11,8 @@
 
 // CHECK:       builtin.module attributes {irtool.kv_capacity = 16 : i64, hw.target = #hw.target<"riscv-ulp">} {
 // CHECK-NEXT:    memory.global @state.kcache {kind = "state", offset = 0 : i64, alignment = 4 : i64} : memref<2x1x16x4xf32, #memory.space<sram>>
-// CHECK:         memory.global @wq {irtool.layout = "row_panels16", kind = "weight", weight = "wq", offset = 32 : i64, alignment = 4 : i64} : memref<8x8xf32, #memory.space<flash>>
-// CHECK-NEXT:    memory.global @wk {irtool.layout = "row_panels16", kind = "weight", weight = "wk", offset = 288 : i64, alignment = 4 : i64} : memref<4x8xf32, #memory.space<flash>>
+// CHECK:         memory.global @wq {irtool.layout = "row_panels24", kind = "weight", weight = "wq", offset = 32 : i64, alignment = 4 : i64} : memref<8x8xf32, #memory.space<flash>>
+// CHECK-NEXT:    memory.global @wk {irtool.layout = "row_panels24", kind = "weight", weight = "wk", offset = 288 : i64, alignment = 4 : i64} : memref<4x8xf32, #memory.space<flash>>
 // CHECK-NEXT:    memory.global @bk {kind = "weight"
 // CHECK:         func.func @decode(%tok: memref<1xi32>, %pos: index) -> memref<1x8xf32, #memory.space<dtim>> {
 // CHECK:           %end = arith.addi %pos, %c1 : index

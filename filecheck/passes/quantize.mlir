@@ -5,6 +5,10 @@
 // RUN: irtool-run %t/w8.mlir --tokens 1,403,407 --generate 4 | filecheck %s --check-prefix=EXEC
 // RUN: cd %t && irtool-opt %t/m.mlir -p 'quantize{scheme=w4g32}' | filecheck %s --check-prefix=W4
 // RUN: cd %t && irtool-opt %t/m.mlir -p 'quantize{scheme=w1a4 quantize-lm-head=true}' | filecheck %s --check-prefix=W1A4
+// RUN: irtool-opt %t/m.mlir -p 'quantize{scheme=w4g32 quantize-lm-head=true tied-embedding=true}' -o %t/emb.mlir
+// RUN: filecheck %s --check-prefix=EMB --input-file %t/emb.mlir
+// RUN: irtool-run %t/emb.mlir --tokens 1,403,407 --generate 4 | filecheck %s --check-prefix=EXEC
+// RUN: not irtool-opt %t/m.mlir -p 'quantize{scheme=w4g32 tied-embedding=true}' 2>&1 | filecheck %s --check-prefix=NOLMQ
 // RUN: cd %t && irtool-opt %t/m.mlir -p 'calibrate{calibration="%shared_models/stories260K/eval_tokens.json" max-sequences=2},quantize{scheme=w8a8 per-tensor=true}' | filecheck %s --check-prefix=W8A8
 // RUN: irtool-opt %t/m.mlir -p 'extract-kv-cache{capacity=32},quantize{scheme=none kv=int8}' -o %t/kv.mlir
 // RUN: filecheck %s --check-prefix=KV --input-file %t/kv.mlir
@@ -53,6 +57,17 @@
 // W1A4-NEXT:  %[[L:.*]] = quant.wlinear {{.*}} -> tensor<?x512xf32>
 // W1A4-NEXT:  func.return %[[L]]
 // W1A4-NOT:   transformer.linear
+
+// tied-embedding=true: the token embedding reads the quantized classifier's packed rows and
+// scales (the same store entries), and no float table is left.
+// EMB:        irtool.quant = {scheme = "w4g32", kv = "none", per_tensor = false, lm_head = "quantized"}
+// EMB:        %[[Q:.*]] = transformer.weight "tok_embeddings.q4" : tensor<512x32xui8>
+// EMB-NEXT:   %[[S:.*]] = transformer.weight "tok_embeddings.scale" : tensor<512x2xf32>
+// EMB-NEXT:   quant.wembedding %{{.*}}, %[[Q]], %[[S]] {bits = 4 : i64, group = 32 : i64} : (tensor<?xi32>, tensor<512x32xui8>, tensor<512x2xf32>) -> tensor<?x64xf32>
+// EMB-NOT:    transformer.weight "tok_embeddings" :
+// EMB:        transformer.weight "tok_embeddings.q4" : tensor<512x32xui8>
+// EMB:        quant.wlinear {{.*}} -> tensor<?x512xf32>
+// NOLMQ:      error: quantize: tied-embedding=true reads the quantized classifier's rows, so it needs quantize-lm-head=true
 
 // w8a8 after calibration: each distinct linear input is quantized once (q, k and v share it),
 // the integer linears take the multiplier m = sx * s, one per output channel even with a

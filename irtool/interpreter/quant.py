@@ -10,10 +10,12 @@ import numpy as np
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
 from irtool.dialects import quant as q
+from irtool.errors import IrtoolError
 from irtool.numerics.intops import int_rms_norm, int_silu, int_softmax
 from irtool.numerics.quant import (
     cached_attention_int8,
     dequantize,
+    dequantized_rows,
     dynamic_quantize,
     kv_write_int8,
     quantize,
@@ -66,6 +68,16 @@ class QuantFunctions(InterpreterFunctions):
         xq, wq, m, zx = args[:4]
         b = args[4] if len(args) > 4 else None
         return (w8a8_linear(xq, zx, wq, m, b),)
+
+    @impl(q.WEmbeddingOp)
+    def run_wembedding(self, interpreter: Interpreter, op: q.WEmbeddingOp, args):
+        tokens, w, s = args
+        bad = (tokens < 0) | (tokens >= w.shape[0])
+        if np.any(bad):
+            raise IrtoolError(f"token id {int(tokens[bad][0])} is outside the vocabulary "
+                              f"(0..{w.shape[0] - 1})")
+        dim = op.result.type.get_shape()[1]
+        return (dequantized_rows(w, s, tokens, dim, op.weight_bits, op.group_size),)
 
     @impl(q.WLinearOp)
     def run_wlinear(self, interpreter: Interpreter, op: q.WLinearOp, args):

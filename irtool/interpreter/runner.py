@@ -23,18 +23,22 @@ from xdsl.interpreter import Interpreter
 from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
 
+from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.interpreter.hw import HwFunctions
 from irtool.interpreter.memory import MemoryFunctions
 from irtool.interpreter.quant import QuantFunctions
+from irtool.interpreter.straight_line import StraightLine
 from irtool.interpreter.transformer import TransformerFunctions
 from irtool.ir_names import (
     DECODE,
     FORWARD,
+    KV_CAPACITY_ATTR,
     MAX_SEQ_LEN_ATTR,
     PREFILL,
     PREFILL_ATTR,
     PREFILL_TOKEN_BY_TOKEN,
+    PREFILL_TOKENS_ATTR,
     VOCAB_ATTR,
     entry_points,
 )
@@ -75,6 +79,8 @@ class ModelRunner:
                           QuantFunctions(), MemoryFunctions(store), HwFunctions()):
             self.interpreter.register_implementations(functions)
         funcs = entry_points(module)
+        self._funcs = funcs
+        self._programs: dict[str, StraightLine] = {}
         self._decode = funcs.get(DECODE)
         self._prefill = funcs.get(PREFILL)
         if self._decode is None and FORWARD not in funcs:
@@ -85,6 +91,18 @@ class ModelRunner:
         else:
             _check_signature(self._decode, 2, "(tok, pos: index, state...) -> (logits, state...)",
                              at_least=True)
+
+    def _call(self, name: str, args: tuple) -> tuple:
+        """@name(*args): through its straight-line program when it has that form (read once,
+        again after a pass changed its ops; the store's weights are read then, so a runner's
+        store is not changed while it is used), else through xDSL's interpreter."""
+        program = self._programs.get(name)
+        if program is None or not program.is_current():
+            program = self._programs[name] = StraightLine.of(
+                self._funcs[name], self.interpreter, lambda op: isinstance(op, tf.WeightOp))
+        if not program.runs_here:
+            return self.interpreter.call_op(name, args)
+        return program(self.interpreter, args)
 
     def _int_attr(self, name: str) -> int | None:
         attr = self.module.attributes.get(name)
@@ -123,7 +141,7 @@ class ModelRunner:
         """Logits `[T, vocab]` (float32) of every position."""
         ids = self.check_tokens(tokens)
         if not self.uses_cache:
-            (logits,) = self.interpreter.call_op(FORWARD, (ids,))
+            (logits,) = self._call(FORWARD, (ids,))
             return np.array(logits, dtype=np.float32)
         logits, _ = self.prefill(ids)
         return logits
@@ -132,11 +150,20 @@ class ModelRunner:
         """Zeros of the types of @decode's arguments after the token and the position."""
         return tuple(_zeros(arg.type) for arg in self._decode.args[2:])
 
+    @property
+    def prefill_tokens(self) -> int:
+        """T of a static `@prefill(tokens, pos, *state)` (0: none, or a dynamic one)."""
+        return (self._int_attr(PREFILL_TOKENS_ATTR) or 0) if self._prefill is not None else 0
+
     def prefill(self, ids: np.ndarray) -> tuple[np.ndarray, State]:
-        """Logits of every prompt position and the state after the prompt (decode levels)."""
+        """Logits of every prompt position and the state after the prompt (decode levels).
+        A static @prefill of T tokens takes the prompt in chunks of T (_chunked_prefill), the
+        rest goes through @decode."""
         state = self.initial_state()
+        if self.prefill_tokens:
+            return self._chunked_prefill(ids, state)
         if self.batched_prefill:
-            logits, *rest = self.interpreter.call_op(PREFILL, (ids, *state))
+            logits, *rest = self._call(PREFILL, (ids, *state))
             return np.array(logits, dtype=np.float32), tuple(rest)
         rows = []
         for pos, tok in enumerate(ids):
@@ -144,10 +171,28 @@ class ModelRunner:
             rows.append(row)
         return np.concatenate(rows), state
 
+    def _chunked_prefill(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """As the C programs do: chunks of T while one fits the cache and is at least half
+        full, a shorter one padded with its last token (the padding's cache rows lie past the
+        prompt, where @decode writes before it reads)."""
+        n, rows, pos = self.prefill_tokens, [], 0
+        capacity = self._int_attr(KV_CAPACITY_ATTR) or ids.size + n
+        while (left := ids.size - pos) >= 2 and 2 * left >= n and pos + n <= capacity:
+            m = min(n, left)
+            chunk = np.concatenate([ids[pos:pos + m], np.repeat(ids[pos + m - 1], n - m)])
+            logits, *rest = self.interpreter.call_op(PREFILL, (chunk.astype(np.int32), pos,
+                                                              *state))
+            rows.append(np.array(logits, dtype=np.float32)[:m])
+            state, pos = tuple(rest), pos + m
+        for p in range(pos, ids.size):
+            row, state = self.decode_step(int(ids[p]), p, state)
+            rows.append(row)
+        return np.concatenate(rows), state
+
     def decode_step(self, token: int, pos: int, state: State) -> tuple[np.ndarray, State]:
         """One @decode call: logits `[1, vocab]` of `token` at `pos`, and the next state."""
         tok = np.array([token], dtype=np.int32)
-        logits, *rest = self.interpreter.call_op(DECODE, (tok, pos, *state))
+        logits, *rest = self._call(DECODE, (tok, pos, *state))
         return np.array(logits, dtype=np.float32), tuple(rest)
 
     def generate(self, tokens: Sequence[int], steps: int,

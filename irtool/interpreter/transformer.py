@@ -17,6 +17,8 @@ from irtool.numerics.transformer import (
     gelu,
     kv_write,
     layer_norm,
+    linear,
+    lora,
     relu,
     rms_norm,
     rope,
@@ -32,6 +34,21 @@ class TransformerFunctions(InterpreterFunctions):
 
     def __init__(self, store: WeightStore):
         self.store = store
+        self._transposed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def transposed(self, w: np.ndarray) -> np.ndarray:
+        """`w.T` as a contiguous array (see `numerics.transformer.linear`), made once per store
+        array. Keyed by the array object, which the entry keeps alive; a store array replaced
+        by another gets its own entry (weights are not modified in place while a module
+        runs)."""
+        hit = self._transposed.get(id(w))
+        if hit is not None and hit[0] is w:
+            return hit[1]
+        if len(self._transposed) >= 4 * max(len(self.store.arrays), 256):
+            self._transposed.clear()  # arrays replaced over and over: start again
+        t = np.ascontiguousarray(w.T)
+        self._transposed[id(w)] = (w, t)
+        return t
 
     @impl(tf.WeightOp)
     def run_weight(self, interpreter: Interpreter, op: tf.WeightOp, args):
@@ -59,10 +76,13 @@ class TransformerFunctions(InterpreterFunctions):
 
     @impl(tf.LinearOp)
     def run_linear(self, interpreter: Interpreter, op: tf.LinearOp, args):
-        y = args[0] @ args[1].T
-        if len(args) > 2:
-            y = y + args[2]
-        return (y,)
+        w = args[1]
+        wt = self.transposed(w) if isinstance(op.weight.owner, tf.WeightOp) else None
+        return (linear(args[0], w, args[2] if len(args) > 2 else None, wt),)
+
+    @impl(tf.LoraOp)
+    def run_lora(self, interpreter: Interpreter, op: tf.LoraOp, args):
+        return lora(*args, op.selected.value.data)
 
     @impl(tf.MatmulOp)
     def run_matmul(self, interpreter: Interpreter, op: tf.MatmulOp, args):

@@ -205,6 +205,19 @@ def signs(bits: np.ndarray) -> np.ndarray:
     return (2 * np.asarray(bits, np.int8) - 1).astype(np.int8)
 
 
+def dequantized_rows(packed: np.ndarray, scale: np.ndarray, ids: np.ndarray, dim: int,
+                     bits: int, group: int | None = None) -> np.ndarray:
+    """Rows `ids` of a table stored as `quant.wlinear` weights, dequantized to float32:
+    `float32(q) * s` with the row's (group's, the tensor's) scale; 1 bit: `+/-alpha`."""
+    rows, s = np.asarray(packed)[ids], _f32(scale)
+    if bits == 1:
+        return (signs(unpack_bits(rows, dim)).astype(F32) * s[ids][:, None]).astype(F32)
+    qv = (rows if bits == 8 else unpack_int4(rows, dim)).astype(F32)
+    if group is not None:
+        return (qv * np.repeat(s[ids], group, axis=1)[:, :dim]).astype(F32)
+    return (qv * (s[0] if s.shape == (1,) else s[ids][:, None])).astype(F32)
+
+
 # Activations ----------------------------------------------------------------------------------
 
 def activation_params(lo: float, hi: float) -> tuple[np.float32, np.int32]:

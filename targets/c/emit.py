@@ -36,7 +36,13 @@ from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import hw, memory
 from irtool.errors import IrtoolError
-from irtool.ir_names import DECODE, KV_CAPACITY_ATTR, KV_WINDOW_ATTR
+from irtool.ir_names import (
+    DECODE,
+    KV_CAPACITY_ATTR,
+    KV_WINDOW_ATTR,
+    PREFILL,
+    PREFILL_TOKENS_ATTR,
+)
 from irtool.kernels import checked_signature, kernel_signature
 from irtool.output_safety import project_directory
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
@@ -161,13 +167,18 @@ class CProject:
         self.globals = {op.sym_name.data: op for op in module.ops
                         if isinstance(op, memory.GlobalOp)}
         self.decode = self._function(DECODE)
+        tokens = module.attributes.get(PREFILL_TOKENS_ATTR)
+        self.prefill_tokens = tokens.value.data if isinstance(tokens, IntegerAttr) else 0
+        self.prefill = self._function(PREFILL) if self.prefill_tokens else None
+        self.steps = [fn for fn in (self.prefill, self.decode) if fn is not None]
         self.arena_size: dict[str, int] = {}
         for name, g in self.globals.items():
             self._grow(placement(g, f"memory.global @{name}"))
-        for op in self.decode.walk():
-            if isinstance(op, memory.AllocOp):
-                self._grow(placement(op, "a memory.alloc in @decode"))
-        self.scratch_floats = max([_scratch(c) for c in self.decode.walk()
+        for fn in self.steps:
+            for op in fn.walk():
+                if isinstance(op, memory.AllocOp):
+                    self._grow(placement(op, f"a memory.alloc in @{fn.sym_name.data}"))
+        self.scratch_floats = max([_scratch(c) for fn in self.steps for c in fn.walk()
                                    if isinstance(c, hw.CallOp)] or [1])
         ret = self.decode.function_type.outputs.data
         if len(ret) != 1 or len(self.decode.args) != 2:
@@ -284,14 +295,34 @@ class CProject:
                       f"#define IRT_ARENA_{ident.upper()}_BYTES {self.padded(space)}u"]
         summary = ", ".join(f"{space} {self.padded(space)} B" for space in sorted(self.arena_size))
         lines += [f'#define IRT_MEMORY_SUMMARY "{summary}"']
+        adapters, default = self.adapters()
+        lines += ["", "/* Task adapters (irtool compile --lora): IRT_ADAPTERS of them, the program",
+                  " * starts with IRT_ADAPTER_DEFAULT (-1: the base model); irt_lora.h chooses. */",
+                  f"#define IRT_ADAPTERS {adapters}",
+                  f"#define IRT_ADAPTER_DEFAULT {default}"]
+        if adapters:
+            lines.append('#include "irt_lora.h"')
         lines += ["", "/* Reset: initial contents of writable memories, an empty KV cache. */",
                   "void irt_init(void);",
                   "/* One decode step: token `tok` at position `pos` (0, 1, 2, ... in order);",
                   " * returns the logits, valid until the next call. */",
-                  "const float *irt_decode(const int32_t *tok, int32_t pos);", "",
+                  "const float *irt_decode(const int32_t *tok, int32_t pos);",
+                  "/* IRT_PREFILL_TOKENS > 0: irt_prefill(tokens, pos) takes that many tokens",
+                  " * at positions pos.. in one pass (each linear a GEMM), the same as as many",
+                  " * irt_decode calls; returns the logits of the last one. */",
+                  f"#define IRT_PREFILL_TOKENS {self.prefill_tokens}",
+                  *(["const float *irt_prefill(const int32_t *tokens, int32_t pos);"]
+                    if self.prefill_tokens else []), "",
                   "/* Sampling (irt_sample.h), the generation loop with a callback per token */",
                   '#include "irt_generate.h"', "", "#endif", ""]
         return "\n".join(lines)
+
+    def adapters(self) -> tuple[int, int]:
+        """(adapters, the compiled default) from the `irt_lora_f32` calls; (0, -1) without."""
+        for op in self.module.walk():
+            if isinstance(op, hw.CallOp) and op.kernel == "irt_lora_f32":
+                return op.param("adapters"), op.param("selected")
+        return 0, -1
 
     def max_positions(self) -> int:
         attr = self.module.attributes.get(KV_CAPACITY_ATTR)
@@ -301,17 +332,50 @@ class CProject:
         return KV_WINDOW_ATTR in self.module.attributes
 
     def model_c(self) -> str:
+        decode = self._body(self.decode, "tok")
+        prefill = (self._body(self.prefill, "tokens", (self.prefill_tokens - 1) * self.vocab)
+                   if self.prefill is not None else [])
+        init = []
+        for space in sorted(self.arena_size):
+            ident = c_identifier(space)
+            if self.has_initial_weights(space):
+                init.append(f"  memcpy(irt_arena_{ident}, irt_init_{ident}_ptr, "
+                            f"IRT_ARENA_{ident.upper()}_BYTES);")
+        for name_, g in self.globals.items():
+            if g.kind.data == "state":
+                p = placement(g, name_)
+                init.append(f"  memset(irt_arena_{c_identifier(p.space)} + {p.offset}, 0, "
+                            f"{nbytes(p.type)}u); /* @{name_} */")
+        dma = any(isinstance(op, memory.DmaStartOp) for fn in self.steps for op in fn.walk())
+        externs = [f"extern const uint32_t *const irt_init_{c_identifier(s)}_ptr;"
+                   for s in sorted(self.arena_size) if self.has_initial_weights(s)]
+        return "\n".join([
+            "/* Generated by irtool from the hw-level @decode: one kernel call per hw.call. */",
+            "#include <math.h>", "#include <stddef.h>", "#include <string.h>",
+            '#include "model.h"', *(f'#include "{h}"' for h in self.calls.headers),
+            *(['#include "irt_dma.h" /* the target\'s DMA HAL */'] if dma else []), "",
+            *externs,
+            f"static float irt_scratch[{self.scratch_floats}];", "",
+            "void irt_init(void)", "{", *init, "}", "",
+            "const float *irt_decode(const int32_t *tok, int32_t pos)", "{", *decode, "}", "",
+            *(["const float *irt_prefill(const int32_t *tokens, int32_t pos)", "{", *prefill,
+               "}", ""] if prefill else [])])
+
+    def _body(self, fn: func.FuncOp, tokens: str, last_row: int = 0) -> list[str]:
+        """The C statements of one step function; it returns the logits of its last token
+        (row `last_row / vocab` of a batched prefill's)."""
         body, names = [], {}
-        tok_arg, pos_arg = self.decode.args
-        names[tok_arg] = "tok"
+        tok_arg, pos_arg = fn.args
+        names[tok_arg] = tokens
         names[pos_arg] = "pos"
+        where = f"@{fn.sym_name.data}"
 
         def name(v: SSAValue) -> str:
             if v not in names:
-                raise IrtoolError(f"C emitter: value {v} of @decode is not emitted")
+                raise IrtoolError(f"C emitter: value {v} of {where} is not emitted")
             return names[v]
 
-        for op in self.decode.body.block.ops:
+        for op in fn.body.block.ops:
             match op:
                 case memory.GetGlobalOp():
                     g = self.globals[op.global_name.root_reference.data]
@@ -337,34 +401,13 @@ class CProject:
                 case memory.DmaWaitOp():
                     body.append(f"  irt_dma_wait({name(op.token)});")
                 case func.ReturnOp():
-                    body.append(f"  return {name(op.arguments[0])};")
+                    row = f" + {last_row}" if last_row else ""
+                    body.append(f"  return {name(op.arguments[0])}{row};")
                 case memory.DeallocOp():
                     pass
                 case _:
-                    raise IrtoolError(f"C emitter: cannot emit {op.name} in @decode")
-        init = []
-        for space in sorted(self.arena_size):
-            ident = c_identifier(space)
-            if self.has_initial_weights(space):
-                init.append(f"  memcpy(irt_arena_{ident}, irt_init_{ident}_ptr, "
-                            f"IRT_ARENA_{ident.upper()}_BYTES);")
-        for name_, g in self.globals.items():
-            if g.kind.data == "state":
-                p = placement(g, name_)
-                init.append(f"  memset(irt_arena_{c_identifier(p.space)} + {p.offset}, 0, "
-                            f"{nbytes(p.type)}u); /* @{name_} */")
-        dma = any(isinstance(op, memory.DmaStartOp) for op in self.decode.walk())
-        externs = [f"extern const uint32_t *const irt_init_{c_identifier(s)}_ptr;"
-                   for s in sorted(self.arena_size) if self.has_initial_weights(s)]
-        return "\n".join([
-            "/* Generated by irtool from the hw-level @decode: one kernel call per hw.call. */",
-            "#include <math.h>", "#include <stddef.h>", "#include <string.h>",
-            '#include "model.h"', *(f'#include "{h}"' for h in self.calls.headers),
-            *(['#include "irt_dma.h" /* the target\'s DMA HAL */'] if dma else []), "",
-            *externs,
-            f"static float irt_scratch[{self.scratch_floats}];", "",
-            "void irt_init(void)", "{", *init, "}", "",
-            "const float *irt_decode(const int32_t *tok, int32_t pos)", "{", *body, "}", ""])
+                    raise IrtoolError(f"C emitter: cannot emit {op.name} in {where}")
+        return body
 
     def call(self, op: hw.CallOp, name) -> str:
         sig, c_call = checked_signature(op), self.calls[op.kernel]

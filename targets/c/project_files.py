@@ -25,8 +25,26 @@ def _c_bytes(b: bytes) -> str:
     return '"' + "".join(f"\\x{c:02x}" for c in b) + '"'
 
 
+MAIN_HOOKS = """/* A target's hooks around each call of the model (its main_c may define them). */
+#ifndef IRT_STEP_BEGIN
+#define IRT_STEP_BEGIN()
+#define IRT_STEP_END()
+#endif
+#ifndef IRT_PREFILL_BEGIN
+#define IRT_PREFILL_BEGIN()
+#define IRT_PREFILL_END()
+#endif
+#ifndef IRT_REPORT
+#define IRT_REPORT(positions)
+#endif
+"""
+
+
 def main_c(prompt: Sequence[int], steps: int, pieces: Sequence[bytes], bos: int,
-           strip_after_bos: Sequence[bool]) -> str:
+           strip_after_bos: Sequence[bool], hooks: str = "") -> str:
+    """main.c; `hooks` (C text after the includes) may define the MAIN_HOOKS macros: code
+    around each irt_decode (IRT_STEP_*) and irt_prefill (IRT_PREFILL_*) call, and a report
+    after the counts (IRT_REPORT, given the positions decoded)."""
     piece_table = ",\n".join(f"  {{{_c_bytes(p)}, {len(p)}, {int(s)}}}"
                              for p, s in zip(pieces, strip_after_bos, strict=False))
     prompt_list = ", ".join(str(t) for t in prompt)
@@ -37,7 +55,7 @@ def main_c(prompt: Sequence[int], steps: int, pieces: Sequence[bytes], bos: int,
 #include "model.h"
 #include "irt_run.h"
 #include "irt_target.h"
-
+{hooks}{MAIN_HOOKS}
 #define N_PROMPT {len(prompt)}
 #define GEN_KEEP (STEPS > 65536 ? 65536 : (STEPS > 0 ? STEPS : 1))
 #define STEPS {steps}
@@ -103,7 +121,7 @@ int main(int argc, char **argv)
     static int32_t generated[GEN_KEEP];
     long n_generated = 0;
     uint64_t prefill_instr = 0, decode_instr = 0;
-    int prefill_calls = 0, decode_calls = 0;
+    int prefill_calls = 0, decode_calls = 0, prefill_chunks = 0;
     int32_t prev = -1, tok = prompt[0];
     /* The last generated token is printed but never decoded: its logits would be unused. */
     long long total = (long long)N_PROMPT + STEPS - 1;
@@ -113,18 +131,65 @@ int main(int argc, char **argv)
     irt_sampler_t sampler;
     irt_sampler_init(&sampler, &sampling, sample_work, IRT_RUN_WORK);
     irt_init();
-    for (long long pos = 0; pos < total; pos++) {{
+#if IRT_ADAPTERS > 0 && defined(IRT_ADAPTER)
+    /* make ADAPTER=i: start with task adapter i (-1: the base model) instead of the one
+       chosen at compile time */
+    if (IRT_ADAPTER >= IRT_ADAPTERS || irt_select_adapter(IRT_ADAPTER) != 0) {{
+        fprintf(stderr, "error: ADAPTER=%d is not an adapter of this program (-1..%d)\\n",
+                IRT_ADAPTER, IRT_ADAPTERS - 1);
+        return 1;
+    }}
+#endif
+#if IRT_ADAPTERS > 0
+    printf("adapter: %d of %d\\n", irt_selected_adapter(IRT_ADAPTER_DEFAULT), IRT_ADAPTERS);
+#endif
+    for (long long pos = 0; pos < total;) {{
+        const float *logits;
+        long long n = 1; /* positions decoded by this call */
+        uint64_t start;
         print_token(prev, tok);
         pending = 0;
-        uint64_t start = irt_read_instret();
-        const float *logits = irt_decode(&tok, pos);
-        uint64_t used = irt_read_instret() - start;
-        if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
-        else {{ decode_instr += used; decode_calls++; }}
-        if (logits_out) fwrite(logits, sizeof(float), IRT_VOCAB, logits_out);
+#if IRT_PREFILL_TOKENS > 1
+        /* the prompt in chunks of IRT_PREFILL_TOKENS through one batched call while the
+           chunk fits the cache and is at least half full (a shorter one is padded with its
+           last token: the padding's cache rows lie past the prompt, where irt_decode writes
+           before it reads); the rest through irt_decode (the same numbers, row for row) */
+        long long left = N_PROMPT - pos;
+        if (left >= 2 && 2 * left >= IRT_PREFILL_TOKENS
+            && pos + IRT_PREFILL_TOKENS <= IRT_MAX_POSITIONS) {{
+            static int32_t chunk[IRT_PREFILL_TOKENS];
+            n = left < IRT_PREFILL_TOKENS ? left : IRT_PREFILL_TOKENS;
+            for (long long i = 0; i < IRT_PREFILL_TOKENS; i++)
+                chunk[i] = prompt[pos + (i < n ? i : n - 1)];
+            for (long long i = 1; i < n; i++) print_token(prompt[pos + i - 1], prompt[pos + i]);
+            start = irt_read_instret();
+            IRT_PREFILL_BEGIN();
+            logits = irt_prefill(chunk, (int32_t)pos) - (IRT_PREFILL_TOKENS - n) * IRT_VOCAB;
+            IRT_PREFILL_END();
+            prefill_instr += irt_read_instret() - start;
+            prefill_calls += (int)n;
+            prefill_chunks++;
+            prev = prompt[pos + n - 2];
+            tok = prompt[pos + n - 1];
+        }} else
+#endif
+        {{
+            start = irt_read_instret();
+            IRT_STEP_BEGIN();
+            logits = irt_decode(&tok, pos);
+            IRT_STEP_END();
+            uint64_t used = irt_read_instret() - start;
+            if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
+            else {{ decode_instr += used; decode_calls++; }}
+        }}
+        /* a batched call's logits rows (one per position) end at its last position's */
+        if (logits_out)
+            fwrite(logits - (n - 1) * IRT_VOCAB, sizeof(float), (size_t)(n * IRT_VOCAB),
+                   logits_out);
+        pos += n;
         int32_t next;
-        if (pos + 1 < N_PROMPT) {{
-            next = prompt[pos + 1];
+        if (pos < N_PROMPT) {{
+            next = prompt[pos];
         }} else {{
             next = irt_sample(&sampler, logits, IRT_VOCAB);
             if (is_stop(next)) break; /* ends the text, not printed */
@@ -141,6 +206,8 @@ int main(int argc, char **argv)
     for (long i = 0; i < n_generated && i < GEN_KEEP; i++)
         printf(i ? ",%ld" : "%ld", (long)generated[i]);
     printf("\\n");
+    if (prefill_chunks)
+        printf("batched prefill: %d calls of %d tokens\\n", prefill_chunks, IRT_PREFILL_TOKENS);
 #if IRT_HAS_INSTRUCTION_COUNTER
     if (prefill_calls)
         printf("instructions per prompt token: %lu\\n",
@@ -157,6 +224,7 @@ int main(int argc, char **argv)
 #else
     (void)prefill_instr; (void)decode_instr; (void)prefill_calls; (void)decode_calls;
 #endif
+    IRT_REPORT(prefill_calls + decode_calls);
     printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);
     if (logits_out) fclose(logits_out);
     return 0;
@@ -296,7 +364,7 @@ def makefile(target: TargetDescription) -> str:
 #   LIB_CFLAGS=-DIRT_EXTERNAL_ARENAS   the caller defines the writable arenas (model.h)
 SRCS = main.c model.c weights.c weights.S irt_generate.c $(wildcard runtime/*.c)
 LIB_SRCS = $(filter-out main.c,$(SRCS))
-PUBLIC_HEADERS = model.h irt_generate.h runtime/irt_sample.h
+PUBLIC_HEADERS = model.h irt_generate.h runtime/irt_sample.h runtime/irt_lora.h
 BLOBS = $(wildcard weights_*.bin)
 CFLAGS_COMMON = -std=c99 -O2 -Wall -Wextra -I. -Iruntime
 
@@ -309,6 +377,10 @@ TARGET_LDFLAGS = {ldflags}
 
 HOST_CC ?= cc
 HOST_AR ?= ar
+ifdef ADAPTER
+# the task adapter the program starts with (irt_select_adapter; -1: the base model)
+CFLAGS_COMMON += -DIRT_ADAPTER=$(ADAPTER)
+endif
 ifeq ($(PROFILE),1)
 # instructions per kernel, printed at exit (runtime/irt_profile.h)
 CFLAGS_COMMON += -DIRT_PROFILE

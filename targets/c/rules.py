@@ -82,6 +82,14 @@ def linear(op: tf.LinearOp, arg: ArgMap, outs) -> KernelCall:
     return _call("irt_linear_f32", [*ins, outs[0]], T=t, K=k, N=n)
 
 
+def lora(op: tf.LoraOp, arg: ArgMap, outs) -> KernelCall:
+    n, r, k = op.down.type.get_shape()
+    return _call("irt_lora_f32", [arg(op.input), arg(op.base), arg(op.down), arg(op.up),
+                                  outs[0], outs[1]],
+                 T=rows(op.input), K=k, N=cols(op.base), R=r, adapters=n,
+                 selected=_i(op.selected))
+
+
 def matmul(op: tf.MatmulOp, arg: ArgMap, outs) -> KernelCall:
     tb = op.is_transposed
     n = op.rhs.type.get_shape()[0 if tb else 1]
@@ -229,6 +237,20 @@ def wlinear(op: q.WLinearOp, arg: ArgMap, outs) -> KernelCall:
     return _call(name, args, T=t, K=k, N=n, group=ag)
 
 
+def wembedding(op: q.WEmbeddingOp, arg: ArgMap, outs) -> KernelCall:
+    ins = [arg(op.tokens), arg(op.weight), arg(op.scale), outs[0]]
+    t, d = op.result.type.get_shape()
+    bits, group = op.weight_bits, op.group_size
+    if bits == 8 and group is None:
+        per_tensor = tuple(op.scale.type.get_shape()) == (1,) and rows(op.weight) != 1
+        return _call("irt_embedding_w8", ins, T=t, D=d, per_tensor=int(per_tensor))
+    if bits == 4 and group is not None:
+        return _call("irt_embedding_w4g", ins, T=t, D=d, group=group)
+    if bits == 1:
+        return _call("irt_embedding_w1", ins, T=t, D=d)
+    raise unsupported(op, f"with bits = {bits} and group = {group}")
+
+
 def kv_write_i8(op: q.KVWriteOp, arg: ArgMap, outs) -> KernelCall:
     _, kvh, cap, hd = op.cache.type.get_shape()
     return KernelCall("irt_kv_write_i8", (outs[0], outs[1], arg(op.new), arg(op.pos)), dict(
@@ -262,18 +284,20 @@ def int_silu(op: q.IntSiluOp, arg: ArgMap, outs) -> KernelCall:
 
 def batched_prefill_only(op: Operation, arg: ArgMap, outs) -> KernelCall:
     raise unsupported(op, "(dequantize, requantize, dynamic_quantize and int_attention "
-                          "appear only in a batched prefill, which the C target does not use: "
-                          "compile with extract-kv-cache{prefill=token-by-token})")
+                          "appear only in the dynamic batched prefill, which the C target does "
+                          "not use: compile with extract-kv-cache{prefill=token-by-token} or, "
+                          "static, {prefill=batched tokens=T})")
 
 
 PORTABLE_RULES = LoweringRules([
-    (tf.LinearOp, linear), (tf.MatmulOp, matmul), (tf.RMSNormOp, rms_norm),
+    (tf.LinearOp, linear), (tf.LoraOp, lora), (tf.MatmulOp, matmul), (tf.RMSNormOp, rms_norm),
     (tf.LayerNormOp, layer_norm), (tf.RopeOp, rope), (tf.EmbeddingOp, embedding),
     (tf.PositionEmbeddingOp, position_embedding), (tf.AddOp, add), (tf.MulOp, mul),
     (tf.SiluOp, silu), (tf.ReluOp, relu), (tf.GeluOp, gelu), (tf.SoftmaxOp, softmax),
     (tf.AttentionOp, attention), (tf.KVWriteOp, kv_write),
     (tf.CachedAttentionOp, cached_attention),
     (q.QuantizeOp, quantize), (q.QLinearOp, qlinear), (q.WLinearOp, wlinear),
+    (q.WEmbeddingOp, wembedding),
     (q.KVWriteOp, kv_write_i8), (q.CachedAttentionOp, cached_attention_i8),
     (q.DequantizeOp, batched_prefill_only), (q.RequantizeOp, batched_prefill_only),
     (q.DynamicQuantizeOp, batched_prefill_only), (q.IntAttentionOp, batched_prefill_only),

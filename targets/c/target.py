@@ -24,6 +24,9 @@ from irtool.targets.target import Target
 
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 """The generation loop over model.h (irt_generate.h/.c), part of every project's library."""
+HARTCOUNT_PLUGIN = Path(__file__).resolve().parent / "plugin" / "irt_hartcount_plugin.c"
+"""The qemu TCG plugin counting instructions exactly per hart and decode step, for any guest
+(the qemu targets copy it into their projects)."""
 
 
 class CTarget(Target):
@@ -61,9 +64,14 @@ class CTarget(Target):
     def project(self, module, store) -> CProject:
         return CProject(module, store, self.description, self.calls)
 
+    def main_hooks(self) -> str:
+        """C text main.c includes after its headers: a target's definitions of the hooks
+        around the model's calls (project_files.MAIN_HOOKS); none by default."""
+        return ""
+
     def main_c(self, prompt: Sequence[int], steps: int, table: TokenTable) -> str:
         return project_files.main_c(prompt, steps, table.pieces, table.bos,
-                                    table.strip_after_bos)
+                                    table.strip_after_bos, self.main_hooks())
 
     def project_files(self, prompt: Sequence[int], steps: int,
                       table: TokenTable) -> dict[str, str]:

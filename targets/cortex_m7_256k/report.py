@@ -19,8 +19,12 @@ from irtool.targets.description import TargetDescription
 
 EXTERNAL = "xflash"
 SRAM = "sram"
-LOOKUP_KERNELS = ("irt_embedding_f32",)
-"""Kernels that read one row of their table per token, not all of it."""
+LOOKUP_KERNELS = ("irt_embedding_f32", "irt_embedding_w8", "irt_embedding_w4g",
+                  "irt_embedding_w1", "irt_lora_f32")
+"""Kernels that read one slice (along the first dimension) of each weight per token, not all
+of it: a token's row of an embedding table, the selected adapter of a LoRA stack."""
+LORA_KERNEL, LORA_SCRATCH = "irt_lora_f32", 5
+"""The task-adapter kernel and the position of its rank-sized scratch among its operands."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class PlanFacts:
     """Weight bytes streamed per token."""
     solver: str = "none"
     """The tile plan's CP-SAT status, objective and bound."""
+    adapter_scratch: int = 0
+    """Bytes of SRAM the task adapters' rank-sized scratch buffers cover (--lora)."""
 
     @classmethod
     def of(cls, project: CProject) -> PlanFacts:
@@ -47,9 +53,15 @@ class PlanFacts:
             elif isinstance(op, memory.SubviewOp) and op.source in got:
                 got[op.result] = (got[op.source][0], nbytes(op.result.type))
         traffic = 0
+        scratch: set[tuple[int, int]] = set()  # (offset, end) in SRAM
         for op in project.decode.walk():
             if not isinstance(op, hw.CallOp):
                 continue
+            if op.kernel == LORA_KERNEL and isinstance(op.args[LORA_SCRATCH].owner,
+                                                       memory.AllocOp):
+                p = placement(op.args[LORA_SCRATCH].owner, "the adapter scratch")
+                if p.space == SRAM:
+                    scratch.add((p.offset, p.end))
             for arg in op.args:
                 g, size = got.get(arg, (None, 0))
                 if g is None or g.kind.data != "weight":
@@ -73,7 +85,8 @@ class PlanFacts:
             window = stream.data["window"].value.data
             windows = stream.data["end"].value.data - stream.data["offset"].value.data
             streamed = stream.data["bytes"].value.data
-        return cls(traffic, arena, kv, window, windows, streamed, solver)
+        covered = {b for lo, hi in scratch for b in range(lo, hi)}
+        return cls(traffic, arena, kv, window, windows, streamed, solver, len(covered))
 
     def header(self, target: TargetDescription) -> str:
         link = target.link(EXTERNAL, SRAM)
@@ -88,6 +101,7 @@ class PlanFacts:
             f"#define IRT_SRAM_ARENA_BYTES {self.sram_arena}u",
             f"#define IRT_SRAM_ARENA_CAPACITY {sram.capacity}u",
             f"#define IRT_SRAM_KV_BYTES {self.sram_kv_cache}u",
+            f"#define IRT_SRAM_ADAPTER_SCRATCH_BYTES {self.adapter_scratch}u",
             f"#define IRT_WINDOW_BYTES {self.window}u",
             f"#define IRT_WINDOWS_SPAN_BYTES {self.windows}u",
             f"#define IRT_STREAMED_BYTES {self.streamed}u",

@@ -14,9 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irtool.errors import IrtoolError
+from irtool.targets.c.calling import PORTABLE_CALLS, CCall
 from irtool.targets.c.emit import ARENA_ALIGN, CProject, TokenTable
+from irtool.targets.c.target import HARTCOUNT_PLUGIN as PLUGIN
 from irtool.targets.c.target import CTarget
 from irtool.targets.cortex_m7_256k.report import PlanFacts
+from irtool.targets.cortex_m7_256k.token_table import SECTION as TOKENS_SECTION
+from irtool.targets.cortex_m7_256k.token_table import with_compact_table
 from irtool.targets.description import TargetDescription
 from irtool.targets.target import PipelineOptions, quote
 
@@ -70,11 +74,31 @@ def linker_script(target: TargetDescription) -> str:
     if xflash:
         lines.append(f"  .xflash : ALIGN({ARENA_ALIGN}) {{ KEEP(*(.xflash)) }} "
                      "> irt_xflash :xflash")
+        lines.append(f"  {TOKENS_SECTION} : ALIGN(4) {{ KEEP(*({TOKENS_SECTION})) }} "
+                     "> irt_xflash :xflash")
     lines += ["}", ""]
     return "\n".join(lines)
 
 
 REPORT_AT = '    printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);\n'
+RUN_RULES = """
+NM ?= arm-none-eabi-nm
+ifeq ($(DSP),0)
+# the portable kernels instead of the DSP extension's (runtime/irt_m7_dsp.h)
+CFLAGS_COMMON += -DIRT_NO_DSP
+endif
+
+irt_hartcount.so: irt_hartcount_plugin.c
+\t$(HOST_CC) -shared -fPIC -O2 -Wall -o $@ $<
+
+# the plugin counts every decode step exactly between the markers (irt_step_marks.h), at
+# their addresses in the ELF
+run: model.elf irt_hartcount.so
+\tmarks=$$($(NM) model.elf | awk '$$3 ~ /^irt_step_(begin|end)$$/ \\
+\t    {{ sub("irt_", "", $$3); printf ",%s=0x%s", $$3, $$1 }}'); \\
+\ttimeout $(RUN_TIMEOUT) {run} -plugin ./irt_hartcount.so$$marks,per_step=1,prompt={prompt} \\
+\t    -d plugin
+"""
 REPORT = """#if IRT_HAS_INSTRUCTION_COUNTER
     irt_m7_report(decode_calls ? decode_instr / (uint64_t)decode_calls : 0,
                   prefill_calls + decode_calls);
@@ -84,10 +108,27 @@ REPORT = """#if IRT_HAS_INSTRUCTION_COUNTER
 """
 
 
+DSP_CALLS = PORTABLE_CALLS.extended({
+    # the same kernels (signatures, references) with the DSP extension where it exists
+    "irt_linear_w8a8": CCall("irt_linear_w8a8_m7",
+                             ("op:xq", "val:zx", "op:w", "op:m", "NULL", "op:y", "p:T", "p:K",
+                              "p:N")),
+    "irt_linear_w8a8_bias": CCall("irt_linear_w8a8_m7",
+                                  ("op:xq", "val:zx", "op:w", "op:m", "op:b", "op:y", "p:T",
+                                   "p:K", "p:N")),
+}, headers=("irt_m7_dsp.h",))
+"""The portable C calls, with the int8 x int8 linear layer taken by runtime/irt_m7_dsp.c."""
+
+
 class M7Target(CTarget):
     """The portable C target with this board's layout and report."""
 
     _facts: PlanFacts | None = None
+
+    @classmethod
+    def from_folder(cls, folder: Path, **kwargs) -> M7Target:
+        kwargs.setdefault("calls", DSP_CALLS)
+        return super().from_folder(folder, **kwargs)  # type: ignore[return-value]
 
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         """The generic stages with `tile` after `allocate`: the weights in the external Flash
@@ -109,16 +150,23 @@ class M7Target(CTarget):
         finally:
             self._facts = None
 
+    def main_hooks(self) -> str:
+        """The report's and the step markers' headers; the markers around each decode step
+        (the plugin counts its instructions exactly)."""
+        return "\n".join(['#include "irt_m7_report.h"', '#include "irt_step_marks.h"',
+                          "#define IRT_STEP_BEGIN() irt_step_begin()",
+                          "#define IRT_STEP_END() irt_step_end()", ""])
+
     def main_c(self, prompt: Sequence[int], steps: int, table: TokenTable) -> str:
         text = super().main_c(prompt, steps, table)
-        if REPORT_AT not in text or '#include "irt_target.h"\n' not in text:
+        if REPORT_AT not in text:
             raise IrtoolError("cortex-m7-256k: the generic main.c changed shape; update "
                               "targets/cortex_m7_256k/target.py")
-        text = text.replace('#include "irt_target.h"\n',
-                            '#include "irt_target.h"\n#include "irt_m7_report.h"\n', 1)
         # the generic time line would count qemu's stand-in DMA copies as compute: the
         # report prints the modelled time instead
         text = re.sub(r"#if IRT_CLOCK_HZ\n.*?#endif\n", "", text, count=1, flags=re.S)
+        if any(m.name == "xflash" for m in self.description.memories):
+            text = with_compact_table(text, table)
         return text.replace(REPORT_AT, REPORT + REPORT_AT, 1)
 
     def project_files(self, prompt: Sequence[int], steps: int,
@@ -133,7 +181,15 @@ class M7Target(CTarget):
         if n != 1:
             raise IrtoolError("cortex-m7-256k: the generic Makefile has no TARGET_LDFLAGS line; "
                               "update targets/cortex_m7_256k/target.py")
-        files["Makefile"] = makefile
+        run = self.description.toolchain.run.replace("{elf}", "model.elf")
+        makefile, n = re.subn(r"^run: model\.elf\n\ttimeout .*\n", "", makefile, count=1,
+                              flags=re.M)
+        if n != 1:
+            raise IrtoolError("cortex-m7-256k: the generic Makefile has no run rule of the "
+                              "expected shape; update targets/cortex_m7_256k/target.py")
+        makefile = makefile.replace("\trm -f model.elf", "\trm -f irt_hartcount.so model.elf", 1)
+        files["Makefile"] = makefile + RUN_RULES.format(run=run, prompt=len(prompt))
+        files["irt_hartcount_plugin.c"] = PLUGIN.read_text()
         files["irt_memory.ld"] = linker_script(self.description)
         return files
 

@@ -8,11 +8,10 @@ rules).
 
 from pathlib import Path
 
-from irtool.targets.c.rules import PORTABLE_RULES
 from irtool.targets.c.target import CTarget
-from irtool.targets.riscv_ulp.rules import RULES
+from irtool.targets.riscv_ulp.rules import LOWERING
 
 
 def make_target() -> CTarget:
     return CTarget.from_folder(Path(__file__).resolve().parent, reference="riscv-ulp",
-                               rules=PORTABLE_RULES.extended(RULES))
+                               rules=LOWERING)

@@ -4,13 +4,18 @@ Put in front of the portable C rules (`PORTABLE_RULES.extended(RULES)`); each re
 where it does not apply, and the portable rule runs instead.
 
 * fp32 linear layers whose weight is a constant run `irt_linear_packed_f32`: the weight is
-  stored in 16-row panels (lower-to-hw marks the global, the emitter packs it), ~2.1
+  stored in 24-row panels (lower-to-hw marks the global, the emitter packs it), ~2.1
   instructions per multiply-accumulate against ~2.5. An embedding table tied to the
   classifier is then read from the panels too (`irt_embedding_packed_f32`); a weight that
   anything else reads keeps its row-major layout and kernels.
 * cached attention with head_dim 8 runs `irt_cached_attention_hd8_f32` (each cached row loaded
   once per pair of query heads, max tracked while scoring, exp without range checks): about
   half the instructions per cached position of the generic kernel.
+* rotary embedding with 8-wide heads runs `irt_rope_hd8_f32` (cos/sin in registers across
+  the heads, a head per loop turn): under half the instructions of `irt_rope_f32`.
+* fusions (`FUSIONS`, after every op has its call): SiLU and the product after it run as
+  `irt_silu_mul_f32`; a residual add after a packed linear layer is done on its accumulators
+  (`irt_linear_packed_residual_f32`).  `LOWERING` is the composed rule set.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from irtool.dialects import hw, memory
 from irtool.dialects import transformer as tf
 from irtool.kernels import kernel_signature
 from irtool.lowering import ArgMap, KernelCall
+from irtool.targets.c import fusions
 from irtool.targets.c import rules as portable
 
-PANELS = "row_panels16"
+PANELS = "row_panels24"
 
 
 def _global_name(buffer: SSAValue) -> str | None:
@@ -109,5 +115,14 @@ def cached_attention_hd8(op: tf.CachedAttentionOp, arg: ArgMap, outs) -> KernelC
     return KernelCall("irt_cached_attention_hd8_f32", call.args, call.params)
 
 
+def rope_hd8(op: tf.RopeOp, arg: ArgMap, outs) -> KernelCall | None:
+    if op.head_dim.value.data != 8 or op.rotary_dim.value.data != 8:
+        return None
+    call = portable.rope(op, arg, outs)
+    return KernelCall("irt_rope_hd8_f32", call.args, call.params)
+
+
 RULES = [(tf.LinearOp, packed_linear), (tf.EmbeddingOp, packed_embedding),
-         (tf.CachedAttentionOp, cached_attention_hd8)]
+         (tf.CachedAttentionOp, cached_attention_hd8), (tf.RopeOp, rope_hd8)]
+FUSIONS = [fusions.silu_mul, fusions.residual_linear]
+LOWERING = portable.PORTABLE_RULES.extended(RULES, FUSIONS)

@@ -105,10 +105,10 @@ class SiracusaCostModel:
                       compute, link, max(compute, link), extra)
 
     def attention(self, op, tokens: int, start: int):
-        """One token's attention has its heads shared among the cores (the slowest core's
-        heads + a fork/join); a longer query runs on core 0, as the compiled program does."""
+        """Attention has its heads shared among the cores (the slowest core's heads + a
+        fork/join), one token's or a batched prefill's rows, as the compiled program does."""
         cost = self.host.op_cost(op, tokens, start)
-        if tokens != 1 or self.cores == 1 or not op.heads:
+        if self.cores == 1 or not op.heads:
             return cost
         share = math.ceil(op.heads / self.cores) / op.heads
         compute = cost.compute_cycles * share + self.cluster.cpi * FORK_JOIN_INSTRUCTIONS
@@ -135,7 +135,7 @@ class SiracusaCostModel:
                  f"{FORK_JOIN_INSTRUCTIONS} per fork/join{npu}"),
                 (f"weights stream {self.weight_home} -> {self.window_space} in row tiles of at "
                  f"most {self.window:,} bytes ({link}), hidden behind compute (double-buffered)"),
-                "one token's attention split by heads over the cores; norms, elementwise ops "
-                "and longer attention on core 0; qemu's RV32IMF counts "
+                "attention split by heads over the cores; norms and elementwise ops on "
+                "core 0; qemu's RV32IMF counts "
                 "(no XPULP hardware loops or SIMD) make these an upper bound for a PULP core",
                 *self.host.assumptions()[:1]]

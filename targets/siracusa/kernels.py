@@ -23,6 +23,7 @@ import numpy as np
 
 from irtool.interpreter import quant as qref
 from irtool.kernels import KernelSignature, kernel_signature
+from irtool.numerics.transformer import linear
 
 
 def _w8a8(o, p):
@@ -39,9 +40,8 @@ SIR_LINEAR_BIAS = KernelSignature("sir_linear_w8a8_bias", ("xq", "zx", "w", "m",
 
 
 def _f32(o, p):
-    y = np.asarray(o["x"], np.float32).reshape(p["T"], p["K"]) @ np.asarray(o["w"]).T
-    if "b" in o:
-        y = y + o["b"]
+    y = linear(np.asarray(o["x"], np.float32).reshape(p["T"], p["K"]), np.asarray(o["w"]),
+               o.get("b"))
     o["y"][...] = np.asarray(y, np.float32).reshape(o["y"].shape)
 
 

@@ -73,7 +73,7 @@ def siracusa_rules(description: TargetDescription) -> LoweringRules:
 
     def attention(op: q.CachedAttentionOp, arg: ArgMap, outs) -> KernelCall | None:
         call = cached_attention_i8(op, arg, outs)
-        if call.params["T"] != 1:
+        if call.params["T"] != 1 and call.params["ring"]:  # sir_attention.c: rows unwrapped
             return None
         return KernelCall(call.kernel.replace("irt_", "sir_", 1), call.args,
                           {**call.params, "cores": cluster.cores})

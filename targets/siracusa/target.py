@@ -24,12 +24,12 @@ from pathlib import Path
 
 from irtool.errors import IrtoolError
 from irtool.targets.c.emit import TokenTable
+from irtool.targets.c.target import HARTCOUNT_PLUGIN as PLUGIN
 from irtool.targets.c.target import CTarget
 from irtool.targets.description import TargetDescription
 from irtool.targets.target import PipelineOptions, quote
 
 FOLDER = Path(__file__).resolve().parent
-PLUGIN = FOLDER / "plugin" / "irt_hartcount_plugin.c"
 HART_STACK_BYTES = 4096
 WEIGHT_HOME = "l2"
 NPU_WEIGHTS = "wmem"
@@ -44,8 +44,6 @@ CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imafc/ilp32f/crt0-semihost
 """picolibc's semihosting crt0 for rv32imafc/ilp32f (Debian's path; `-print-file-name`
 does not find it, ../shared/anchors/CLUSTER_RV32.md). `make PICOLIBC_CRT0=...` overrides."""
 
-REPORT_AT = '    printf("memory (planned arenas)'
-DECODE_CALL = "        const float *logits = irt_decode(&tok, pos);\n"
 RUN_RULES = """
 NM ?= riscv64-unknown-elf-nm
 CORES ?= 8
@@ -63,7 +61,7 @@ irt_hartcount.so: irt_hartcount_plugin.c
 
 # the plugin watches the program's marker functions (irt_team.h) at their ELF addresses
 run: model.elf irt_hartcount.so
-\tmarks=$$($(NM) model.elf | awk '$$3 ~ /^irt_(step|phase|device)_(begin|end)$$/ \\
+\tmarks=$$($(NM) model.elf | awk '$$3 ~ /^irt_(step|prefill|phase|device)_(begin|end)$$/ \\
 \t    {{ sub("irt_", "", $$3); printf ",%s=0x%s", $$3, $$1 }}'); \\
 \ttimeout $(RUN_TIMEOUT) $(QEMU) -smp $(CORES) -plugin ./irt_hartcount.so$$marks -d plugin \\
 \t    -kernel model.elf
@@ -98,23 +96,29 @@ class SiracusaTarget(CTarget):
         stages["lower"] = f"{lower[:at]}{tile},{lower[at:]}"
         return stages
 
+    def mapping_report(self, module) -> list[str]:
+        from irtool.targets.siracusa.mapping import mapping_lines
+
+        return mapping_lines(module, self.description)
+
     def project(self, module, store):
         check_streamed(module, self.description)
         return super().project(module, store)
 
-    def main_c(self, prompt: Sequence[int], steps: int, table: TokenTable) -> str:
-        text = super().main_c(prompt, steps, table)
-        if any(x not in text for x in (DECODE_CALL, REPORT_AT, '#include "irt_target.h"\n')):
-            raise IrtoolError("siracusa: the generic main.c changed shape; update "
-                              "targets/siracusa/target.py")
-        text = text.replace('#include "irt_target.h"\n',
-                            '#include "irt_target.h"\n#include "irt_team.h"\n'
-                            '#include "npu.h"\n#include "irt_dma.h"\n', 1)
-        text = text.replace(REPORT_AT, "    npu_report(prefill_calls + decode_calls);\n"
-                            "    irt_dma_report(prefill_calls + decode_calls);\n"
-                            + REPORT_AT, 1)
-        return text.replace(DECODE_CALL, "        irt_step_begin();\n" + DECODE_CALL
-                            + "        irt_step_end();\n", 1)
+    default_prefill = "batched"
+
+    def main_hooks(self) -> str:
+        """The team, NPU and DMA headers; the plugin's markers around each decode step and
+        each batched prefill call; the NPU's and DMA's counts after the run."""
+        return "\n".join([
+            '#include "irt_team.h"', '#include "npu.h"', '#include "irt_dma.h"',
+            "#define IRT_STEP_BEGIN() irt_step_begin()",
+            "#define IRT_STEP_END() irt_step_end()",
+            "#define IRT_PREFILL_BEGIN() irt_prefill_begin()",
+            "#define IRT_PREFILL_END() irt_prefill_end()",
+            "#define IRT_REPORT(positions) \\",
+            "    do { npu_report(positions); irt_dma_report(positions); } while (0)",
+            ""])
 
     def project_files(self, prompt: Sequence[int], steps: int,
                       table: TokenTable) -> dict[str, str]:

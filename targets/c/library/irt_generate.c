@@ -47,10 +47,25 @@ static int irt__flush(irt_generator_t *g)
 
 int irt_feed(irt_generator_t *g, const int32_t *tokens, int32_t n)
 {
-    int32_t i;
+    int32_t i = 0;
     if (irt__flush(g) != IRT_OK)
         return IRT_ERR_FULL;
-    for (i = 0; i < n; i++)
+#if IRT_PREFILL_TOKENS > 1
+    /* chunks through the batched prefill (model.h) while one fits the cache and is at least
+     * half full, a shorter one padded with its last token (its rows lie past the tokens fed,
+     * where irt_decode writes before it reads) */
+    while (n - i >= 2 && 2 * (n - i) >= IRT_PREFILL_TOKENS
+           && g->pos + IRT_PREFILL_TOKENS <= IRT_MAX_POSITIONS) {
+        static int32_t chunk[IRT_PREFILL_TOKENS];
+        int32_t m = n - i < IRT_PREFILL_TOKENS ? n - i : IRT_PREFILL_TOKENS, j;
+        for (j = 0; j < IRT_PREFILL_TOKENS; j++)
+            chunk[j] = tokens[i + (j < m ? j : m - 1)];
+        g->logits = irt_prefill(chunk, g->pos) - (IRT_PREFILL_TOKENS - m) * IRT_VOCAB;
+        g->pos += m;
+        i += m;
+    }
+#endif
+    for (; i < n; i++)
         if (irt__decode(g, tokens[i]) != IRT_OK)
             return IRT_ERR_FULL;
     return IRT_OK;

@@ -8,7 +8,8 @@
  *     irt_feed(&g, prompt, n_prompt);
  *     irt_generate(&g, 64, on_token, user);              (on_token(token, user) per token)
  *
- * Every position costs one irt_decode(). A generated token is decoded lazily, when the next
+ * Every position costs one irt_decode(), but for a model with a batched prefill
+ * (IRT_PREFILL_TOKENS > 1 in model.h), where irt_feed() takes whole chunks in one irt_prefill(). A generated token is decoded lazily, when the next
  * token is needed or irt_feed() adds more (a multi-turn loop just feeds the next turn).
  * A stop token ends irt_generate(); it is not handed to the callback nor decoded.
  */

@@ -40,15 +40,22 @@ void irt_linear_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT w,
                     int T, int K, int N);
 
 /* The same as irt_linear_f32 with the weights packed in row panels (chosen by the compiler
- * when it packs the weights at compile time; about 2.1 instructions per multiply-accumulate on
- * RV32 against 2.5 for irt_linear_f32).  Packed layout of w [N][K]: the rows are cut, in
- * order, into panels of 16 rows while 16 remain, then at most one panel each of 8, 4, 2 and
- * 1 rows (the binary digits of N % 16); a panel of P rows starting at row n0 is stored as
+ * when it packs the weights at compile time; about 2.06 instructions per multiply-accumulate
+ * on RV32F against 2.5 for irt_linear_f32).  Packed layout of w [N][K]: the rows are cut, in
+ * order, into panels of 24 rows while 24 remain, then at most one panel each of 16, 8, 4, 2
+ * and 1 rows (the binary digits of N % 24); a panel of P rows starting at row n0 is stored as
  * [K][P], element [k][r] = w[n0 + r][k], and the panels follow each other: N * K floats in
  * all, no padding.  wp [N*K] packed, bias [N], y [T][N]; y must not overlap x, wp or bias. */
 void irt_linear_packed_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT wp,
                            const float *IRT_RESTRICT bias_or_null, float *IRT_RESTRICT y,
                            int T, int K, int N);
+
+/* y[t][n] = r[t][n] + sum_k x[t][k] * w[n][k]: a linear layer and the residual add after it
+ * in one pass (the add done on the accumulators before the store; the same sums as
+ * irt_linear_packed_f32 then irt_add_f32, bit for bit).  wp packed as above, r [T][N],
+ * y [T][N]; y may be r (the residual stream updated in place), not x or wp. */
+void irt_linear_packed_residual_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT wp,
+                                    const float *r, float *y, int T, int K, int N);
 
 /* irt_embedding_f32 over a table [vocab][D] stored in the packed layout above (a table tied
  * to the classifier, which reads it with irt_linear_packed_f32): row tokens[t] gathered from
@@ -89,6 +96,12 @@ void irt_layer_norm_f32(const float *x, const float *IRT_RESTRICT g,
 void irt_rope_f32(const float *x, const float *IRT_RESTRICT cos_table,
                   const float *IRT_RESTRICT sin_table, float *y, int T, int heads,
                   int head_dim, int rotary_dim, int start, int style);
+
+/* irt_rope_f32 for head_dim == rotary_dim == 8 (the same results, bit for bit): cos/sin of
+ * the position kept in registers across the heads, a head per loop turn. */
+void irt_rope_hd8_f32(const float *x, const float *IRT_RESTRICT cos_table,
+                      const float *IRT_RESTRICT sin_table, float *y, int T, int heads,
+                      int start, int style);
 
 /* ------------------------------------------------------------------ embeddings */
 
@@ -204,6 +217,8 @@ void irt_cached_attention_hd8_f32(const float *IRT_RESTRICT q,
 #define irt_linear_f32(...) IRT_PROFILE_CALL("linear_f32", irt_linear_f32(__VA_ARGS__))
 #define irt_linear_packed_f32(...) \
     IRT_PROFILE_CALL("linear_packed_f32", irt_linear_packed_f32(__VA_ARGS__))
+#define irt_linear_packed_residual_f32(...) \
+    IRT_PROFILE_CALL("linear_packed_residual_f32", irt_linear_packed_residual_f32(__VA_ARGS__))
 #define irt_embedding_packed_f32(...) \
     IRT_PROFILE_CALL("embedding_packed_f32", irt_embedding_packed_f32(__VA_ARGS__))
 #define irt_matmul_f32(...) IRT_PROFILE_CALL("matmul_f32", irt_matmul_f32(__VA_ARGS__))
@@ -211,6 +226,7 @@ void irt_cached_attention_hd8_f32(const float *IRT_RESTRICT q,
 #define irt_layer_norm_f32(...) \
     IRT_PROFILE_CALL("layer_norm_f32", irt_layer_norm_f32(__VA_ARGS__))
 #define irt_rope_f32(...) IRT_PROFILE_CALL("rope_f32", irt_rope_f32(__VA_ARGS__))
+#define irt_rope_hd8_f32(...) IRT_PROFILE_CALL("rope_hd8_f32", irt_rope_hd8_f32(__VA_ARGS__))
 #define irt_embedding_f32(...) IRT_PROFILE_CALL("embedding_f32", irt_embedding_f32(__VA_ARGS__))
 #define irt_position_embedding_f32(...) \
     IRT_PROFILE_CALL("position_embedding_f32", irt_position_embedding_f32(__VA_ARGS__))

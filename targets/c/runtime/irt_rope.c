@@ -38,3 +38,51 @@ void irt_rope_f32(const float *x, const float *restrict cos_table,
         }
     }
 }
+
+/* Why a kernel for 8-wide heads: the cos/sin of the position (4 + 4 values) stay in registers
+ * for all heads, and a whole head is one loop turn: 8 loads, 24 arithmetic, 8 stores and 3
+ * loop instructions, about 11 per pair against about 25 in irt_rope_f32's loops.  The same
+ * expressions as irt_rope_f32, so the same bits. */
+void irt_rope_hd8_f32(const float *x, const float *restrict cos_table,
+                      const float *restrict sin_table, float *y, int T, int heads, int start,
+                      int style)
+{
+    int t;
+    for (t = 0; t < T; ++t) {
+        const float *cp = cos_table + (start + t) * 4;
+        const float *sp = sin_table + (start + t) * 4;
+        const float c0 = cp[0], c1 = cp[1], c2 = cp[2], c3 = cp[3];
+        const float s0 = sp[0], s1 = sp[1], s2 = sp[2], s3 = sp[3];
+        const float *xh = x + t * heads * 8;
+        float *yh = y + t * heads * 8;
+        float *const end = yh + heads * 8;
+        /* Each head is read completely before it is written, so y == x is fine. */
+        if (style == 0) {
+            for (; yh != end; xh += 8, yh += 8) {
+                const float a0 = xh[0], b0 = xh[1], a1 = xh[2], b1 = xh[3];
+                const float a2 = xh[4], b2 = xh[5], a3 = xh[6], b3 = xh[7];
+                yh[0] = a0 * c0 - b0 * s0;
+                yh[1] = a0 * s0 + b0 * c0;
+                yh[2] = a1 * c1 - b1 * s1;
+                yh[3] = a1 * s1 + b1 * c1;
+                yh[4] = a2 * c2 - b2 * s2;
+                yh[5] = a2 * s2 + b2 * c2;
+                yh[6] = a3 * c3 - b3 * s3;
+                yh[7] = a3 * s3 + b3 * c3;
+            }
+        } else {
+            for (; yh != end; xh += 8, yh += 8) {
+                const float a0 = xh[0], a1 = xh[1], a2 = xh[2], a3 = xh[3];
+                const float b0 = xh[4], b1 = xh[5], b2 = xh[6], b3 = xh[7];
+                yh[0] = a0 * c0 - b0 * s0;
+                yh[1] = a1 * c1 - b1 * s1;
+                yh[2] = a2 * c2 - b2 * s2;
+                yh[3] = a3 * c3 - b3 * s3;
+                yh[4] = b0 * c0 + a0 * s0;
+                yh[5] = b1 * c1 + a1 * s1;
+                yh[6] = b2 * c2 + a2 * s2;
+                yh[7] = b3 * c3 + a3 * s3;
+            }
+        }
+    }
+}

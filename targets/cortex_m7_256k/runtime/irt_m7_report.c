@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "irt_dma.h"
+#include "irt_m7_dsp.h"
 #include "irt_m7_plan.h"
 #include "irt_m7_report.h"
 #include "irt_target.h"
@@ -26,6 +27,8 @@ void irt_m7_report(uint64_t instructions, int calls)
 {
     double flash = (double)IRT_XFLASH_BYTES_PER_TOKEN * IRT_LINK_CYCLES_PER_BYTE;
     double copies = 0, stall = 0;
+    printf("DSP extension kernels: %s\n",
+           irt_m7_dsp_enabled() ? "on (SMLAD for int8 x int8)" : "off (portable C)");
     printf("external Flash read in place per generated token: %lu B (%.0f cycles at %.1f "
            "cycles/B, not hidden)\n",
            (unsigned long)IRT_XFLASH_BYTES_PER_TOKEN, flash, IRT_LINK_CYCLES_PER_BYTE);
@@ -60,8 +63,12 @@ void irt_m7_report(uint64_t instructions, int calls)
     printf("| %-40s | %9s | %6s |\n", "what", "bytes", "share");
     row("KV cache", IRT_SRAM_KV_BYTES);
     row("weight windows (2, double-buffered)", IRT_WINDOWS_SPAN_BYTES);
-    row("activations and scratch (planned)",
-        IRT_SRAM_ARENA_BYTES - IRT_SRAM_KV_BYTES - IRT_WINDOWS_SPAN_BYTES);
+#if IRT_SRAM_ADAPTER_SCRATCH_BYTES
+    row("task-adapter rank scratch (--lora)", IRT_SRAM_ADAPTER_SCRATCH_BYTES);
+#endif
+    row("activations and scratch (planned)", IRT_SRAM_ARENA_BYTES - IRT_SRAM_KV_BYTES -
+                                                 IRT_WINDOWS_SPAN_BYTES -
+                                                 IRT_SRAM_ADAPTER_SCRATCH_BYTES);
     row("arena free", IRT_SRAM_ARENA_CAPACITY - IRT_SRAM_ARENA_BYTES);
 #if defined(__PICOLIBC__)
     row("C library and main.c data (.data+.bss)",

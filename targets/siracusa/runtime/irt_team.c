@@ -29,6 +29,8 @@ __attribute__((noinline)) void irt_phase_begin(void) { __asm__ __volatile__(" # 
 __attribute__((noinline)) void irt_phase_end(void) { __asm__ __volatile__(" # phase_end" ::: "memory"); }
 __attribute__((noinline)) void irt_step_begin(void) { __asm__ __volatile__(" # step_begin" ::: "memory"); }
 __attribute__((noinline)) void irt_step_end(void) { __asm__ __volatile__(" # step_end" ::: "memory"); }
+__attribute__((noinline)) void irt_prefill_begin(void) { __asm__ __volatile__(" # prefill_begin" ::: "memory"); }
+__attribute__((noinline)) void irt_prefill_end(void) { __asm__ __volatile__(" # prefill_end" ::: "memory"); }
 __attribute__((noinline)) void irt_device_begin(void) { __asm__ __volatile__(" # device_begin" ::: "memory"); }
 __attribute__((noinline)) void irt_device_end(void) { __asm__ __volatile__(" # device_end" ::: "memory"); }
 

@@ -9,7 +9,8 @@
  * team is simulated: the cores' shares run one after another on the one host thread, which
  * checks the work split without the cluster.
  *
- * irt_phase_begin/irt_phase_end, irt_step_begin/irt_step_end and irt_device_begin/_end
+ * irt_phase_begin/irt_phase_end, irt_step_begin/irt_step_end, irt_prefill_begin/_end (a
+ * batched prefill call) and irt_device_begin/_end
  * (a device model's own instructions, npu.h) are empty, never inlined
  * functions the TCG plugin (irt_hartcount_plugin.c) watches: the per-core instruction counts
  * of each parallel phase and of each decode step come from qemu, not from the program.
@@ -34,6 +35,9 @@ void irt_phase_begin(void);
 void irt_phase_end(void);
 void irt_step_begin(void);
 void irt_step_end(void);
+/* Around each batched prefill call (counted apart from the decode steps). */
+void irt_prefill_begin(void);
+void irt_prefill_end(void);
 /* Work of a device model (the NPU's C model) run on hart 0: not cluster time. */
 void irt_device_begin(void);
 void irt_device_end(void);

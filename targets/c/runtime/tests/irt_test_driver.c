@@ -2,6 +2,9 @@
  * irt_test_driver.c - runs one runtime kernel on inputs read from files (for the tests).
  *
  *   irt_test_driver KERNEL DIR
+ *   irt_test_driver              (other argument counts: "KERNEL DIR" read from
+ *                                 ./irt_test_args.txt, on a bare-metal target run by qemu,
+ *                                 which passes no arguments)
  *
  * DIR/params.txt holds "name value" lines (integers, or floats for eps/scale); every
  * array input NAME is DIR/NAME.bin (raw little-endian float32, or int32 for tokens) and
@@ -72,6 +75,17 @@ static int run(const char *kernel)
         irt_linear_packed_f32(x, wp, b, y, T, K, N);
         save(y, (size_t)T * N);
         free(x), free(wp), free(b), free(y);
+    } else if (strcmp(kernel, "linear_packed_residual") == 0) {
+        /* inplace: 1 y = r (the residual stream updated in place) */
+        const int T = geti("T"), K = geti("K"), N = geti("N");
+        float *x = loadf("x", (size_t)T * K), *wp = loadf("wp", (size_t)N * K);
+        float *r = loadf("r", (size_t)T * N);
+        float *y = geti_or("inplace", 0) ? r : output((size_t)T * N);
+        irt_linear_packed_residual_f32(x, wp, r, y, T, K, N);
+        save(y, (size_t)T * N);
+        if (y != r)
+            free(y);
+        free(x), free(wp), free(r);
     } else if (strcmp(kernel, "matmul") == 0) {
         const int M = geti("M"), K = geti("K"), N = geti("N");
         float *a = loadf("a", (size_t)M * K), *b = loadf("b", (size_t)K * N);
@@ -94,7 +108,7 @@ static int run(const char *kernel)
         if (y != x)
             free(y);
         free(x), free(g);
-    } else if (strcmp(kernel, "rope") == 0) {
+    } else if (strcmp(kernel, "rope") == 0 || strcmp(kernel, "rope_hd8") == 0) {
         const int T = geti("T"), heads = geti("heads"), hd = geti("head_dim");
         const int rd = geti("rotary_dim"), max_pos = geti("max_pos");
         const size_t n = (size_t)T * heads * hd;
@@ -102,7 +116,10 @@ static int run(const char *kernel)
         float *c = loadf("cos", (size_t)max_pos * (rd / 2));
         float *s = loadf("sin", (size_t)max_pos * (rd / 2));
         float *y = out_or_inplace(x, n);
-        irt_rope_f32(x, c, s, y, T, heads, hd, rd, geti("start"), geti("style"));
+        if (strcmp(kernel, "rope") == 0)
+            irt_rope_f32(x, c, s, y, T, heads, hd, rd, geti("start"), geti("style"));
+        else /* head_dim == rotary_dim == 8 */
+            irt_rope_hd8_f32(x, c, s, y, T, heads, geti("start"), geti("style"));
         save(y, n);
         if (y != x)
             free(y);
@@ -242,10 +259,22 @@ static int run(const char *kernel)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s KERNEL DIR\n", argv[0]);
-        return 2;
+    static char kernel[64], dir[4096];
+    if (argc == 3) {
+        g_dir = argv[2];
+        return run(argv[1]);
     }
-    g_dir = argv[2];
-    return run(argv[1]);
+    { /* picolibc's semihosting start-up gives argc 2 with an empty argument */
+        FILE *f = fopen("irt_test_args.txt", "r");
+        const int got = f != NULL ? fscanf(f, "%63s %4095s", kernel, dir) : 0;
+        if (f != NULL)
+            fclose(f);
+        if (got == 2) {
+            g_dir = dir;
+            return run(kernel);
+        }
+    }
+    fprintf(stderr, "usage: %s KERNEL DIR (or KERNEL DIR in ./irt_test_args.txt)\n",
+            argc > 0 ? argv[0] : "irt_test_driver");
+    return 2;
 }

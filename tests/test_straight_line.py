@@ -1,0 +1,187 @@
+"""The interpreter's fast paths against the plain ones they replace, bit for bit.
+
+* `StraightLine` (irtool/interpreter/straight_line.py) runs a function as a list of ops over
+  value slots; xDSL's own `Interpreter.call_op` walking the same module is the reference.
+* The norms, softmax, SiLU and GELU of `irtool.numerics.transformer` avoid np.mean's Python
+  layer and extra copies; the plain numpy formulas, written here, are the reference.
+* A float linear multiplies by the contiguous transpose of the weight at every level; the
+  product with the transposed view must agree to float rounding, and the interpreter's kept
+  transpose must follow a store array that was replaced.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import erf
+from xdsl.dialects import func
+from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
+from xdsl.interpreter import Interpreter
+from xdsl.ir import Block, Region
+
+from irtool.dialects import transformer as tf
+from irtool.interpreter.runner import ModelRunner
+from irtool.interpreter.straight_line import StraightLine
+from irtool.numerics import transformer as ref
+from irtool.weights import WeightStore
+
+RNG = np.random.default_rng(7)
+F32 = np.float32
+
+
+def _xdsl_forward(runner: ModelRunner, ids) -> np.ndarray:
+    (logits,) = runner.interpreter.call_op("forward", (runner.check_tokens(ids),))
+    return np.asarray(logits)
+
+
+@pytest.mark.parametrize("model", ["stories260K/stories260K.bin", "nanogpt-tiny/nanogpt.onnx"])
+def test_straight_line_forward_equals_xdsl_interpreter(shared_models, model):
+    """Same module, same store: the straight-line program and xDSL's walk give the same
+    logits bit for bit, and the runner really took the straight-line path."""
+    from irtool.frontend.load import import_model
+
+    runner = ModelRunner(*import_model(shared_models / model))
+    ids = [1, 5, 9, 2, 7, 3, 11, 4]
+    fast = runner.forward(ids)
+    assert runner._programs["forward"].runs_here
+    np.testing.assert_array_equal(fast, _xdsl_forward(runner, ids))
+
+
+def _two_linears_module() -> tuple[ModuleOp, func.FuncOp]:
+    """@f(x) = linear(linear(x, w1), w2) with weights from the store."""
+    f32 = Float32Type()
+    x_t, w_t = TensorType(f32, [tf.DYNAMIC, 4]), TensorType(f32, [4, 4])
+    block = Block(arg_types=[x_t])
+    w1, w2 = tf.WeightOp("w1", w_t), tf.WeightOp("w2", w_t)
+    h = tf.LinearOp(block.args[0], w1.results[0])
+    y = tf.LinearOp(h.results[0], w2.results[0])
+    block.add_ops([w1, w2, h, y, func.ReturnOp(y.results[0])])
+    fn = func.FuncOp("forward", ([x_t], [x_t]), Region(block))
+    return ModuleOp([fn]), fn
+
+
+def test_program_is_reread_after_a_pass_changes_the_ops():
+    """A runner keeps its program only while the function holds the same ops: erasing the
+    second linear (returning the first) must show in the next call."""
+    module, fn = _two_linears_module()
+    store = WeightStore({"w1": RNG.standard_normal((4, 4)).astype(F32),
+                         "w2": RNG.standard_normal((4, 4)).astype(F32)})
+    runner = ModelRunner(module, store)
+    x = RNG.standard_normal((3, 4)).astype(F32)
+    both = runner._call("forward", (x,))[0]
+    np.testing.assert_allclose(both, x @ store["w1"].T @ store["w2"].T, rtol=1e-5, atol=1e-6)
+    ops = list(fn.body.block.ops)
+    first, second, ret = ops[2], ops[3], ops[4]
+    ret.operands = [first.results[0]]
+    fn.body.block.erase_op(second)
+    one = runner._call("forward", (x,))[0]
+    np.testing.assert_allclose(one, x @ store["w1"].T, rtol=1e-5, atol=1e-6)
+
+
+def test_constants_run_once_and_dead_values_are_dropped():
+    """Weight reads become constants of the program; no step of the program is a weight op,
+    and every intermediate slot is freed by the last op that reads it."""
+    module, fn = _two_linears_module()
+    store = WeightStore({"w1": np.eye(4, dtype=F32), "w2": np.eye(4, dtype=F32)})
+    runner = ModelRunner(module, store)
+    program = StraightLine.of(fn, runner.interpreter, lambda op: isinstance(op, tf.WeightOp))
+    assert program.runs_here and len(program.constants) == 2
+    assert [type(op) for op, *_ in program.steps] == [tf.LinearOp, tf.LinearOp]
+    (_, _, h_out, h_dead), (_, y_in, _, y_dead) = program.steps
+    assert h_dead == () and y_dead == h_out == (y_in[0],)
+
+
+def test_function_with_a_region_op_is_left_to_xdsl():
+    """An op with a region (here a nested func.func standing for memory.kernel) cannot be a
+    straight-line step: the program says so and the runner goes through call_op."""
+    f32 = Float32Type()
+    inner = func.FuncOp("inner", ([], []), Region(Block()))
+    block = Block(arg_types=[TensorType(f32, [2])])
+    block.add_ops([inner, func.ReturnOp(block.args[0])])
+    fn = func.FuncOp("forward", ([TensorType(f32, [2])], [TensorType(f32, [2])]),
+                     Region(block))
+    program = StraightLine.of(fn, Interpreter(ModuleOp([])))
+    assert not program.runs_here
+
+
+def test_kept_transpose_follows_a_replaced_store_array():
+    """The runner keeps one transpose per store array; a weight replaced in the store (a new
+    array) is multiplied as the new one."""
+    module, _ = _two_linears_module()
+    store = WeightStore({"w1": np.eye(4, dtype=F32), "w2": np.eye(4, dtype=F32)})
+    runner = ModelRunner(module, store)
+    x = RNG.standard_normal((2, 4)).astype(F32)
+    np.testing.assert_array_equal(runner._call("forward", (x,))[0], x)
+    store.arrays["w2"] = 2 * np.eye(4, dtype=F32)
+    runner._programs.clear()  # the store is read when the program is (see ModelRunner._call)
+    np.testing.assert_array_equal(runner._call("forward", (x,))[0], 2 * x)
+
+
+# --- numerics: the fast forms against the plain formulas ---------------------------------------
+
+def _plain_rms_norm(x, g, eps):
+    ms = np.mean(x * x, axis=-1, keepdims=True, dtype=F32)
+    return (x / np.sqrt(ms + F32(eps))) * g
+
+
+def _plain_layer_norm(x, g, b, eps):
+    mean = np.mean(x, axis=-1, keepdims=True, dtype=F32)
+    xc = x - mean
+    var = np.mean(xc * xc, axis=-1, keepdims=True, dtype=F32)
+    return xc / np.sqrt(var + F32(eps)) * g + b
+
+
+def _plain_softmax(x):
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return (e / np.sum(e, axis=-1, keepdims=True)).astype(F32)
+
+
+def _plain_gelu(x):
+    return (0.5 * x * (1.0 + erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(F32)
+
+
+def _plain_silu(x):
+    return (x / (F32(1.0) + np.exp(-x))).astype(F32)
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (17, 96), (48, 384), (3, 4, 9, 9)])
+def test_fast_numerics_equal_the_plain_formulas(shape):
+    x = (RNG.standard_normal(shape) * 3).astype(F32)
+    g = RNG.standard_normal(shape[-1]).astype(F32)
+    b = RNG.standard_normal(shape[-1]).astype(F32)
+    before = x.copy()
+    np.testing.assert_array_equal(ref.rms_norm(x, g, 1e-5), _plain_rms_norm(x, g, 1e-5))
+    np.testing.assert_array_equal(ref.layer_norm(x, g, b, 1e-5),
+                                  _plain_layer_norm(x, g, b, 1e-5))
+    np.testing.assert_array_equal(ref.softmax(x), _plain_softmax(x))
+    np.testing.assert_array_equal(ref.gelu(x, "none"), _plain_gelu(x))
+    np.testing.assert_array_equal(ref.silu(x), _plain_silu(x))
+    np.testing.assert_array_equal(x, before)  # no input is modified in place
+
+
+def test_masked_attention_equals_a_loop_reference():
+    """Causal attention with a window, masked in place: per head and query, a float64 loop."""
+    t, heads, kv_heads, hd, window = 7, 4, 2, 8, 3
+    q, k, v = (RNG.standard_normal((t, n * hd)).astype(F32) for n in (heads, kv_heads, kv_heads))
+    out = ref.attention(q, k, v, heads, kv_heads, hd, 0.35, True, window)
+    want = np.zeros((t, heads * hd))
+    for h in range(heads):
+        kh = h // (heads // kv_heads)
+        for i in range(t):
+            keys = [j for j in range(t) if i - window < j <= i]
+            s = [0.35 * float(q[i, h * hd:(h + 1) * hd] @ k[j, kh * hd:(kh + 1) * hd])
+                 for j in keys]
+            p = np.exp(np.array(s) - max(s))
+            p /= p.sum()
+            want[i, h * hd:(h + 1) * hd] = sum(pj * v[j, kh * hd:(kh + 1) * hd]
+                                               for pj, j in zip(p, keys, strict=True))
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [70, 96, 384])
+def test_linear_by_contiguous_transpose_is_the_product(n):
+    x, w, b = (RNG.standard_normal(s).astype(F32) for s in ((33, 96), (n, 96), (n,)))
+    want = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    np.testing.assert_allclose(ref.linear(x, w, b), want, rtol=1e-4, atol=1e-4)
+    kept = np.ascontiguousarray(w.T)
+    np.testing.assert_array_equal(ref.linear(x, w, b, kept), ref.linear(x, w, b))
