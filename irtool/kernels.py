@@ -113,7 +113,7 @@ _SPECS = [
     # y = r + x @ w.T: a residual add fused into the packed linear (targets/c/fusions.py)
     _spec("irt_linear_packed_residual_f32", "x w r y", "T K N", "y",
           lambda o, p: _store(o["y"], o["r"].reshape(p["T"], p["N"])
-                              + o["x"].reshape(p["T"], p["K"]) @ o["w"].T),
+                              + ref.linear(o["x"].reshape(p["T"], p["K"]), o["w"])),
           alias="y=r", layout="w=row_panels24"),
     # a task adapter on a linear's output: the adapter chosen at run time in C (the compiled
     # default `selected` here and until irt_select_adapter is called)
