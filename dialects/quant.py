@@ -26,10 +26,12 @@ the numpy reference is `irtool.numerics.quant`, which spells it out operation by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     AnyFloat,
+    BoolAttr,
     Float32Type,
     FloatAttr,
     IndexType,
@@ -55,6 +57,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
+from irtool.dialects import transformer as tf
 from irtool.dialects.transformer import verify_heads
 
 DYNAMIC = DYNAMIC_INDEX
@@ -707,7 +710,8 @@ class KVWriteOp(IRDLOperation):
 @irdl_op_definition
 class CachedAttentionOp(IRDLOperation):
     """`transformer.cached_attention` over int8 caches: every cached row is read back as
-    `float32(q) * s` with its scale, then attention proceeds in float32 as the float op does.
+    `float32(q) * s` with its scale, then attention proceeds in float32 as the float op does
+    (with `integer_softmax`: the softmax is `irtool.numerics.intops.int_softmax`).
     """
 
     name = "quant.cached_attention"
@@ -723,6 +727,7 @@ class CachedAttentionOp(IRDLOperation):
     head_dim = prop_def(IntegerAttr)
     scale = prop_def(FloatAttr[AnyFloat])
     ring = opt_prop_def(UnitAttr)
+    integer_softmax = opt_prop_def(UnitAttr)
     result = result_def(TensorType)
     traits = traits_def(Pure())
     irdl_options = (ParsePropInAttrDict(),)
@@ -732,18 +737,25 @@ class CachedAttentionOp(IRDLOperation):
 
     def __init__(self, q: SSAValue, kcache: SSAValue, kscales: SSAValue, vcache: SSAValue,
                  vscales: SSAValue, end: SSAValue, *, layer: int, heads: int, kv_heads: int,
-                 head_dim: int, scale: float, ring: bool = False):
+                 head_dim: int, scale: float, ring: bool = False,
+                 integer_softmax: bool = False):
         props: dict[str, Attribute] = {"layer": _i64(layer), "heads": _i64(heads),
                                        "kv_heads": _i64(kv_heads), "head_dim": _i64(head_dim),
                                        "scale": _f32(scale)}
         if ring:
             props["ring"] = UnitAttr()
+        if integer_softmax:
+            props["integer_softmax"] = UnitAttr()
         super().__init__(operands=[q, kcache, kscales, vcache, vscales, end], properties=props,
                          result_types=[q.type])
 
     @property
     def is_ring(self) -> bool:
         return self.ring is not None
+
+    @property
+    def has_integer_softmax(self) -> bool:
+        return self.integer_softmax is not None
 
     def verify_(self) -> None:
         _expect_f32(self, "query", self.query)
@@ -761,10 +773,101 @@ class CachedAttentionOp(IRDLOperation):
         _expect_shape(self, "result", _shape(self, "result", self.result, 2), (t, dq))
 
 
+# Integer approximations of the non-linear ops (--integer-only) ---------------------------------
+# Float32 tensors in and out, integer arithmetic inside; the contract (grids, polynomial, integer
+# square root) is `irtool.numerics.intops`. Each op has the operands, properties and checks of
+# the transformer op it stands for.
+
+class _IntVersionOf:
+    """Verification borrowed from the transformer op this op stands for (same operands and
+    properties), so the integer version accepts exactly what the float one does."""
+
+    FLOAT_OP: ClassVar[type[IRDLOperation]]
+
+    def verify_(self) -> None:
+        self.FLOAT_OP.verify_(self)  # type: ignore[arg-type]
+
+
+@irdl_op_definition
+class IntRMSNormOp(_IntVersionOf, IRDLOperation):
+    """`transformer.rms_norm` with an integer mean of squares and integer square root; only the
+    gain multiplies in float32 (`irtool.numerics.intops.int_rms_norm`)."""
+
+    name = "quant.int_rms_norm"
+    FLOAT_OP: ClassVar = tf.RMSNormOp
+    input = operand_def(TensorType)
+    gamma = operand_def(TensorType)
+    eps = prop_def(FloatAttr[AnyFloat])
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input `,` $gamma attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, x: SSAValue, gamma: SSAValue, eps: float):
+        super().__init__(operands=[x, gamma], properties={"eps": _f32(eps)},
+                         result_types=[x.type])
+
+    def _check_result_like(self, operand: SSAValue) -> None:
+        tf._ActivationOp._check_result_like(self, operand)  # type: ignore[arg-type]
+
+
+@irdl_op_definition
+class IntSiluOp(_IntVersionOf, IRDLOperation):
+    """`transformer.silu` with an I-BERT-style integer sigmoid
+    (`irtool.numerics.intops.int_silu`)."""
+
+    name = "quant.int_silu"
+    FLOAT_OP: ClassVar = tf.SiluOp
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
+
+    def __init__(self, x: SSAValue):
+        super().__init__(operands=[x], result_types=[x.type])
+
+    def _check_result_like(self, operand: SSAValue) -> None:
+        tf._ActivationOp._check_result_like(self, operand)  # type: ignore[arg-type]
+
+
+@irdl_op_definition
+class IntAttentionOp(_IntVersionOf, IRDLOperation):
+    """`transformer.attention` whose softmax is the integer one
+    (`irtool.numerics.intops.int_softmax`); the dot products stay float32."""
+
+    name = "quant.int_attention"
+    FLOAT_OP: ClassVar = tf.AttentionOp
+    query = operand_def(TensorType)
+    key = operand_def(TensorType)
+    value = operand_def(TensorType)
+    heads = prop_def(IntegerAttr)
+    kv_heads = prop_def(IntegerAttr)
+    head_dim = prop_def(IntegerAttr)
+    scale = prop_def(FloatAttr[AnyFloat])
+    causal = opt_prop_def(BoolAttr)
+    window = opt_prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$query `,` $key `,` $value attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, like: tf.AttentionOp):
+        super().__init__(operands=list(like.operands), properties=dict(like.properties),
+                         result_types=[like.result.type])
+
+    @property
+    def is_causal(self) -> bool:
+        return self.causal is not None and bool(self.causal.value.data)
+
+    @property
+    def window_size(self) -> int | None:
+        return None if self.window is None else self.window.value.data
+
+
 Quant = Dialect(
     "quant",
     [QuantizeOp, DequantizeOp, RequantizeOp, DynamicQuantizeOp, QLinearOp, WLinearOp,
      WEmbeddingOp,
-     KVWriteOp, CachedAttentionOp],
+     KVWriteOp, CachedAttentionOp, IntRMSNormOp, IntSiluOp, IntAttentionOp],
     [],
 )

@@ -6,9 +6,10 @@
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
                    [--steps N] [--window W | --capacity N]   # then: make -C DIR run
                    [--quant w8|w8a8|w4g32|w1|w1a4] [--kv int8] [--calibration FILE]
+                   [--integer-only]
     irtool estimate MODEL|config.json --target T [--prefill N] [--positions P] [--json]
                     [--plot FILE.png]
-    irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8]
+    irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8] [--integer-only]
                     [--calibration FILE] -o OUT.mlir [--report [--eval FILE]]
 
 With no MODEL, `generate` uses the example model bundled with irtool (stories260K).
@@ -200,7 +201,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
                           calibration=calibration, quantize_lm_head=args.quantize_lm_head,
                           lora=tuple(args.lora), adapter=args.adapter, prefill=args.prefill,
-                          prefill_tokens=args.prefill_tokens)
+                          prefill_tokens=args.prefill_tokens, integer_only=args.integer_only)
     if args.prefill_tokens < 0:
         raise IrtoolError("--prefill-tokens must be at least 1 (0: the prompt's length)")
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
@@ -215,6 +216,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
     if opts.quantized:
         parts = [] if opts.quant == "none" else [opts.quant]
         parts += ["int8 KV cache"] if opts.kv == "int8" else []
+        parts += ["integer-only non-linear ops"] if opts.integer_only else []
         what = f" ({', '.join(parts)})"
     runner = opts.load_target().description.toolchain.run.format(elf="model.elf").split()[0]
     print(f"wrote the project for {args.target}{what} to {out}: run it with "
@@ -322,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--kv", default="none", choices=("none", "int8"),
                       help="KV cache element type: int8 (one scale per cached row) or none "
                            "(float32)")
+    comp.add_argument("--integer-only", action="store_true",
+                      help="(--quant w8a8) RMSNorm, SiLU and attention's softmax by integer "
+                           "approximations (I-BERT style; needs --kv int8)")
     comp.add_argument("--calibration", metavar="FILE",
                       help="(--quant w8a8) calibration token sequences for the activation "
                            "ranges: an eval_tokens.json (its 'calib' list), a token-id file or "

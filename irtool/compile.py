@@ -60,6 +60,8 @@ class CompileOptions:
     """batched or token (None: the target's default); see PipelineOptions."""
     prefill_tokens: int = 0
     """T of a batched prefill; compile_to_c sets the prompt's length when it is 0."""
+    integer_only: bool = False
+    """With w8a8: RMSNorm, SiLU and softmax by their integer approximations too."""
 
     @property
     def quantized(self) -> bool:
@@ -170,7 +172,7 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
         _attach_adapters(module, store, opts)  # before quantize: the deltas stay float
         module, store = quantize_module(module, store, QuantOptions(
             opts.quant, opts.kv, quantize_lm_head=opts.quantize_lm_head,
-            tied_embedding=opts.quantize_lm_head))
+            tied_embedding=opts.quantize_lm_head, integer_only=opts.integer_only))
     return module, store
 
 

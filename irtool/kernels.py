@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from irtool.errors import IrtoolError
+from irtool.numerics import intops as iref
 from irtool.numerics import quant as qref
 from irtool.numerics import transformer as ref
 
@@ -112,7 +113,7 @@ _SPECS = [
     # y = r + x @ w.T: a residual add fused into the packed linear (targets/c/fusions.py)
     _spec("irt_linear_packed_residual_f32", "x w r y", "T K N", "y",
           lambda o, p: _store(o["y"], o["r"].reshape(p["T"], p["N"])
-                              + o["x"].reshape(p["T"], p["K"]) @ o["w"].T),
+                              + ref.linear(o["x"].reshape(p["T"], p["K"]), o["w"])),
           alias="y=r", layout="w=row_panels24"),
     # a task adapter on a linear's output: the adapter chosen at run time in C (the compiled
     # default `selected` here and until irt_select_adapter is called)
@@ -222,11 +223,11 @@ def _kv_write_i8(o, p):
     o["scales"][...] = scales
 
 
-def _cached_attention_i8(o, p):
+def _cached_attention_i8(o, p, integer_softmax: bool = False):
     _store(o["out"], qref.cached_attention_int8(
         o["q"].reshape(p["T"], -1), o["kcache"], o["kscales"], o["vcache"], o["vscales"],
         int(o["end"]), p["layer"], p["heads"], p["kv_heads"], p["head_dim"], p["scale"],
-        bool(p["ring"])))
+        bool(p["ring"]), integer_softmax))
 
 
 def _linear_specs(name: str, inputs: str, params: str, reference) -> list:
@@ -250,6 +251,20 @@ _SPECS += [
           "cache scales", _kv_write_i8),
     _spec("irt_cached_attention_i8", "q kcache kscales vcache vscales end out",
           "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention_i8,
+          scratch=lambda p: p["capacity"]),
+]
+
+# Integer non-linear ops (irt_intops.h; --integer-only) ------------------------------------------
+
+_SPECS += [
+    _spec("irt_int_rms_norm_f32", "x g y", "T D eps", "y",
+          lambda o, p: _store(o["y"], iref.int_rms_norm(o["x"].reshape(p["T"], p["D"]), o["g"],
+                                                        p["eps"])), alias="y=x"),
+    _spec("irt_int_silu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], iref.int_silu(o["x"])),
+          alias="y=x"),
+    _spec("irt_cached_attention_i8_isoftmax", "q kcache kscales vcache vscales end out",
+          "layer heads kv_heads head_dim capacity T ring scale", "out",
+          lambda o, p: _cached_attention_i8(o, p, integer_softmax=True),
           scratch=lambda p: p["capacity"]),
 ]
 

@@ -1,6 +1,6 @@
 """`irtool quantize`: quantize a model, write it with its new store, and report its quality.
 
-    irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8]
+    irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8] [--integer-only]
                     [--calibration FILE [--tokenizer T] [--percentile P] [--max-sequences N]]
                     [--per-tensor] [--quantize-lm-head] [--capacity N | --window W]
                     -o OUT.mlir [--report [--eval FILE]]
@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="use at most N calibration sequences")
     p.add_argument("--per-tensor", action="store_true",
                    help="one weight scale per matrix instead of per output channel (w8, w8a8)")
+    p.add_argument("--integer-only", action="store_true",
+                   help="(w8a8) RMSNorm, SiLU and attention's softmax by integer "
+                        "approximations too (I-BERT style, irtool.numerics.intops)")
     p.add_argument("--quantize-lm-head", action="store_true",
                    help="quantize the linear producing the logits too (default: kept float)")
     kv = p.add_mutually_exclusive_group()
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> None:
     from irtool.passes.quantize import QuantOptions, quantize_module
     from irtool.quality import blas_threads, load_sequences
 
-    options = QuantOptions(args.scheme, args.kv, args.per_tensor, args.quantize_lm_head)
+    options = QuantOptions(args.scheme, args.kv, args.per_tensor, args.quantize_lm_head,
+                           integer_only=args.integer_only)
     options.check()
     if (args.capacity is not None or args.window is not None) and args.kv != "int8":
         raise IrtoolError("--capacity and --window size the int8 KV cache: use them with "
@@ -144,6 +148,8 @@ def quality_report(reference, store, module, new_store, options, model: Path,
     label = options.scheme + (" + int8 KV cache" if options.kv == "int8" else "")
     if options.per_tensor:
         label += ", per-tensor weight scales"
+    if options.integer_only:
+        label += ", integer RMSNorm/SiLU/softmax"
     label += ", lm_head " + ("quantized" if options.quantize_lm_head else "float")
     return QualityReport(
         label=label, reference=ref_eval, quantized=q_eval,

@@ -122,7 +122,8 @@ class AllocatePass(ModulePass):
     window: int = 0
     """With tile: most bytes per window (0: no cap)."""
     tile_cycles: float = 0.0
-    """With tile: a fixed cost per tile besides the DMA set-up (e.g. a cluster fork/join)."""
+    """With tile: a fixed cost per tile besides the DMA set-up, added to the core's
+    `fork_join_cycles` from the description."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from irtool.run_limits import check_time_limit
@@ -137,7 +138,8 @@ class AllocatePass(ModulePass):
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
         stream = (stream_spec(op, target, self.mac_cycles, self.max_tiles, self.window,
-                              self.tile_cycles) if self.tile else None)
+                              self.tile_cycles + target.core.fork_join_cycles)
+                  if self.tile else None)
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
                            kv_option=kv_option, copy_weights=self.copy_weights,
                            weights_in=_names(self.weights_in, target),

@@ -1,6 +1,7 @@
 """quantize: float linear layers (and optionally the KV cache) to the `quant` dialect.
 
-    irtool-opt m.mlir -p 'quantize{scheme=w8a8 kv=int8 per-tensor=false quantize-lm-head=false}'
+    irtool-opt m.mlir -p 'quantize{scheme=w8a8 kv=int8 per-tensor=false quantize-lm-head=false
+                                   integer-only=false}'
     irtool-opt m.mlir -p 'quantize{scheme=w4g32 quantize-lm-head=true tied-embedding=true}'
 
 Schemes (the arithmetic is the contract in `irtool.numerics.quant`):
@@ -19,6 +20,11 @@ whose weight is not a stored `transformer.weight` stays float as well. With
 `tied-embedding=true` too (schemes w8, w4g32, w1, w1a4), a token embedding whose table is the
 quantized classifier's weight becomes `quant.wembedding` over the same packed rows and scales
 (1-bit rows for w1a4), so no float copy of the table stays.
+
+`integer-only=true` (with w8a8) also replaces the non-linear ops by integer approximations
+(I-BERT style, `irtool.numerics.intops`): `transformer.rms_norm` -> `quant.int_rms_norm`,
+`transformer.silu` -> `quant.int_silu`, `transformer.attention` -> `quant.int_attention` and
+`quant.cached_attention {integer_softmax}` (needs kv=int8 when the model has a KV cache).
 
 `kv=int8` (spec 5): after extract-kv-cache, every cache argument becomes
 `tensor<LxKVxCxhdxi8>` and gets a scale argument `tensor<LxKVxCxf32>` (appended after the
@@ -59,6 +65,7 @@ from xdsl.dialects.builtin import (
     Signedness,
     StringAttr,
     TensorType,
+    UnitAttr,
 )
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
@@ -87,6 +94,7 @@ class QuantOptions:
     tied_embedding: bool = False
     """With quantize_lm_head: a token embedding tied to the classifier reads its quantized rows
     (`quant.wembedding`) instead of keeping the float table."""
+    integer_only: bool = False
 
     def check(self) -> None:
         if self.scheme not in SCHEMES:
@@ -103,6 +111,9 @@ class QuantOptions:
         if self.tied_embedding and not self.quantize_lm_head:
             raise IrtoolError("quantize: tied-embedding=true reads the quantized classifier's "
                               "rows, so it needs quantize-lm-head=true")
+        if self.integer_only and self.scheme != "w8a8":
+            raise IrtoolError(f"quantize: integer-only needs the integer linears of scheme "
+                              f"w8a8, not {self.scheme}")
 
     @property
     def tag(self) -> str:
@@ -116,6 +127,8 @@ class QuantOptions:
             parts.append("lmq")
         if self.tied_embedding:
             parts.append("emb")
+        if self.integer_only:
+            parts.append("int")
         return "-".join(parts)
 
 
@@ -381,6 +394,8 @@ class _Quantizer:
                                   "cache ops")
             for fn in fns:
                 self.quantize_kv(fn)
+        if self.options.integer_only:
+            integer_nonlinear_ops(self.module)
         for op in list(self.module.walk()):
             if isinstance(op, tf.WeightOp) and not op.result.uses:
                 Rewriter.erase_op(op)
@@ -388,7 +403,8 @@ class _Quantizer:
         self.module.attributes[QUANT_ATTR] = DictionaryAttr({
             "scheme": StringAttr(o.scheme), "kv": StringAttr(o.kv),
             "per_tensor": BoolAttr.from_bool(o.per_tensor),
-            "lm_head": StringAttr("quantized" if o.quantize_lm_head else "float")})
+            "lm_head": StringAttr("quantized" if o.quantize_lm_head else "float"),
+            **({"integer_only": BoolAttr.from_bool(True)} if o.integer_only else {})})
         return self.new_store()
 
     def new_store(self) -> WeightStore:
@@ -401,6 +417,31 @@ class _Quantizer:
                 continue
             out.add(name, self.arrays[name] if name in self.arrays else self.store[name])
         return out
+
+
+def integer_nonlinear_ops(module: ModuleOp) -> None:
+    """`integer-only`: RMSNorm, SiLU and the softmax of attention by their integer versions
+    (`irtool.numerics.intops`); an op without one is refused rather than left in float."""
+    for op in list(module.walk()):
+        if isinstance(op, tf.RMSNormOp):
+            new: Operation = q.IntRMSNormOp(op.input, op.gamma, op.eps.value.data)
+        elif isinstance(op, tf.SiluOp):
+            new = q.IntSiluOp(op.input)
+        elif isinstance(op, tf.AttentionOp):
+            new = q.IntAttentionOp(op)
+        elif isinstance(op, q.CachedAttentionOp):
+            op.properties["integer_softmax"] = UnitAttr()
+            continue
+        elif isinstance(op, tf.CachedAttentionOp):
+            raise IrtoolError("quantize: integer-only attention reads an int8 KV cache: add "
+                              "kv=int8 (--kv int8)")
+        elif isinstance(op, tf.GeluOp | tf.SoftmaxOp | tf.LayerNormOp):
+            raise IrtoolError(f"quantize: integer-only has no integer version of {op.name} yet "
+                              "(RMSNorm, SiLU and attention's softmax have one)")
+        else:
+            continue
+        new.result.name_hint = op.results[0].name_hint
+        Rewriter.replace_op(op, new)
 
 
 def _before(op: Operation):
@@ -455,6 +496,7 @@ class QuantizePass(ModulePass):
     per_tensor: bool = False
     quantize_lm_head: bool = False
     tied_embedding: bool = False
+    integer_only: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from irtool.module_io import load_store
@@ -462,7 +504,8 @@ class QuantizePass(ModulePass):
         from irtool.weights import set_store_reference, store_path_for, store_reference
 
         options = QuantOptions(self.scheme, self.kv, self.per_tensor, self.quantize_lm_head,
-                               self.tied_embedding)
+                               self.tied_embedding,
+                               self.integer_only)
         options.check()
         ref_path = store_reference(op)
         if ref_path is None:

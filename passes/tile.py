@@ -219,7 +219,8 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
                                 mac_cycles * s.operand(s.linear.input).type.get_shape()[-1])
                       for s in streams]
         plan = solve_tile_plan(candidates, fast.capacity - base, align, link.setup_cycles,
-                               1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit)
+                               1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit,
+                               tile_cycles=target.core.fork_join_cycles)
         if plan is None or not any(plan.rows_per_tile):
             return  # no room for two windows of one row: the weights are read in place
         rows_of = {id(s): r for s, r in zip(streams, plan.rows_per_tile, strict=True) if r}

@@ -8,9 +8,13 @@ free fast memory, and at most `max_tiles` tiles are made (each is straight-line 
 Modelled time per token, minimised (cycles):
 
 * a streamed linear overlaps its transfer with compute (double buffering):
-  `T_k >= c_k * N_k` and `T_k >= n_k * setup + N_k * b_k * cycles_per_byte`;
-* a linear read in place pays both: `T_k = c_k * N_k + N_k * b_k * cycles_per_byte` (the
-  memory-mapped reads go at the link's speed).
+  `T_k >= c_k * N_k + n_k * tile_cycles` and `T_k >= n_k * setup + N_k * b_k * cycles_per_byte`;
+* a linear read in place pays both: `T_k = c_k * N_k + tile_cycles + N_k * b_k *
+  cycles_per_byte` (the memory-mapped reads go at the link's speed).
+
+`tile_cycles` is what each tile costs the engine beyond its work: on a cluster, the fork and
+barrier of the parallel phase every tile is (the description's `fork_join_cycles`; 0 on a
+single core).
 
 The solver's status, objective and lower bound are kept with the plan, so a plan says whether
 it is proven optimal and how far from the bound it may be. Compute cycles per weight byte are
@@ -53,7 +57,8 @@ class TilePlan:
 
 def solve_tile_plan(candidates: Sequence[Candidate], free: int, alignment: int,
                     setup_cycles: float, cycles_per_byte: float, max_tiles: int,
-                    cap: int = 0, time_limit: float = 5.0) -> TilePlan | None:
+                    cap: int = 0, time_limit: float = 5.0,
+                    tile_cycles: float = 0.0) -> TilePlan | None:
     """The best plan, or None when not even one row of any linear fits two windows."""
     max_window = free // 2 // alignment * alignment
     if cap:
@@ -81,10 +86,11 @@ def solve_tile_plan(candidates: Sequence[Candidate], free: int, alignment: int,
         compute = round(c.compute_per_row * c.rows * SCALE)
         transfer = round(c.rows * c.row_bytes * cycles_per_byte * SCALE)
         setup = round(setup_cycles * SCALE)
-        t = m.NewIntVar(0, compute + transfer + setup * c.rows, f"time_{k}")
-        m.Add(t >= compute)
+        per_tile = round(tile_cycles * SCALE)  # n == 1 when read in place
+        t = m.NewIntVar(0, compute + transfer + (setup + per_tile) * c.rows, f"time_{k}")
+        m.Add(t >= compute + n * per_tile)
         m.Add(t >= n * setup + transfer).OnlyEnforceIf(s)
-        m.Add(t == compute + transfer).OnlyEnforceIf(s.Not())
+        m.Add(t == compute + per_tile + transfer).OnlyEnforceIf(s.Not())
         times.append(t)
         stream.append(s)
         rows.append(r)

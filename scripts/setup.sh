@@ -68,4 +68,27 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   fi
   rm -rf "$probe"
 fi
+# optimum's ONNX exporter, only for tests/test_optimum_exports.py. No released one runs with
+# transformers 5 (optimum-onnx 0.1.0 requires transformers < 4.58), so it goes into a side
+# environment .venv-optimum that sees .venv's packages (torch, onnx, numpy: a .pth file) under
+# its own pinned transformers 4.57 and huggingface_hub 0.36. Installed from the index when it
+# is reachable and torch is in .venv; otherwise those tests are skipped (fail under CI=true).
+OPTIMUM_PINS="transformers==4.57.1 huggingface_hub==0.36.0 tokenizers==0.22.1 optimum==2.1.0
+  optimum-onnx==0.1.0 requests==2.34.2 urllib3==2.8.0 certifi==2026.10.19.post1
+  charset-normalizer==3.5.3"
+if .venv/bin/python -c "import torch" >/dev/null 2>&1 &&
+   ! .venv-optimum/bin/python -c "import optimum.exporters.onnx" >/dev/null 2>&1; then
+  rm -rf .venv-optimum
+  "$PYTHON" -m venv .venv-optimum
+  .venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+    "$(.venv-optimum/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_irtool_venv.pth"
+  # shellcheck disable=SC2086  # the pins are words
+  if ! .venv-optimum/bin/python -m pip install --quiet --no-deps $OPTIMUM_PINS \
+       >> .venv/install.log 2>&1 ||
+     ! .venv-optimum/bin/python -c "import optimum.exporters.onnx" >/dev/null 2>&1; then
+    echo "note: installing optimum's exporter into .venv-optimum failed; the optimum tests" \
+         "will be skipped (fail under CI=true)"
+    rm -rf .venv-optimum
+  fi
+fi
 .venv/bin/python -c "import irtool, xdsl, onnxruntime, ortools; print('irtool set up with xdsl', xdsl.__version__ if hasattr(xdsl, '__version__') else '0.74.0')"

@@ -21,7 +21,8 @@ A description file looks like::
 relative to each other (only their ratios matter to the allocator). Every field that is parsed
 is used: memories by the allocator and the emitters, `engines[].reads` by the allocator (a
 buffer goes only where the core reads it directly), links by the tiling of streamed weights,
-`clock_hz` and `cpi` by the modelled times a program prints, the toolchain by the generated
+`clock_hz` and `cpi` by the modelled times a program prints, a cluster's `fork_join_cycles`
+(optional) by the tile planner (one fork/join per tile), the toolchain by the generated
 Makefile, linker script and counter header. Unknown fields are refused (a typo must not be
 silently ignored). Names that reach generated code (memories, engines, the target) must be
 identifiers.
@@ -82,6 +83,9 @@ class EngineSpec:
     cost: dict = field(default_factory=dict, hash=False, compare=False)
     """For an accelerator: its cost formula's coefficients, stated with their source."""
     description: str = ""
+    fork_join_cycles: int = 0
+    """For a cluster: the cycles one parallel phase costs beyond its work (waking the cores
+    and the barrier); the tile planner charges it once per tile."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,8 @@ def load_description(path: str | os.PathLike[str]) -> TargetDescription:
 _TOP = {"name", "description", "memories", "engines", "links", "clock_hz", "toolchain"}
 _MEMORY = {"name", "size", "alignment", "read_cost", "write_cost", "read_only", "reserved",
            "description"}
-_ENGINE = {"name", "kind", "cores", "reads", "cpi", "ops", "cost", "description"}
+_ENGINE = {"name", "kind", "cores", "reads", "cpi", "ops", "cost", "description",
+           "fork_join_cycles"}
 _LINK = {"from", "to", "bytes_per_cycle", "setup_cycles", "description"}
 _TOOLCHAIN = {"compiler", "cflags", "ldflags", "size", "run", "counter", "layout", "base",
               "stack"}
@@ -237,10 +242,12 @@ def _parse_engine(e: Any, path: str, where: str, memories: list[str]) -> EngineS
     _expect(cores > 0, where, f"{path}.cores", f"must be positive, got {cores}")
     cpi = float(_field(e, "cpi", (int, float), where, path, default=1.0))
     _expect(cpi > 0, where, f"{path}.cpi", f"must be positive, got {cpi}")
+    fork_join = _field(e, "fork_join_cycles", int, where, path, default=0)
+    _expect(fork_join >= 0, where, f"{path}.fork_join_cycles", f"must be >= 0, got {fork_join}")
     return EngineSpec(name, kind, tuple(reads), cores, cpi,
                       tuple(_field(e, "ops", list, where, path, default=[])),
                       dict(_field(e, "cost", dict, where, path, default={})),
-                      _field(e, "description", str, where, path, default=""))
+                      _field(e, "description", str, where, path, default=""), fork_join)
 
 
 def _parse_link(k: Any, path: str, where: str, memories: list[str]) -> LinkSpec:

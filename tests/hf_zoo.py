@@ -176,6 +176,28 @@ def export_onnx(z: ZooModel, exporter: str, folder: Path):
     return m.eval(), path
 
 
+OPTIMUM_PYTHON = Path(__file__).resolve().parents[1] / ".venv-optimum" / "bin" / "python"
+OPTIMUM_FAMILIES = ("llama-gqa", "mistral-window8", "qwen2", "qwen3", "gemma", "phi3", "gpt2",
+                    "phi", "gpt-neox", "gpt-j", "opt")  # one zoo model per family
+
+
+def export_optimum(names, out: Path) -> dict[str, Path]:
+    """optimum's `text-generation` export (no KV cache; inputs input_ids, attention_mask and,
+    for most families, position_ids) of the zoo models `names`, in one run of the side
+    environment (tests/optimum_export.py); name -> model.onnx."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)}
+    proc = subprocess.run([str(OPTIMUM_PYTHON), "-m", "tests.optimum_export", str(out),
+                           *names], cwd=root, env=env, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"optimum export failed:\n{proc.stderr[-3000:]}")
+    return {name: out / name / "model.onnx" for name in names}
+
+
 def _LogitsOf(m):
     import torch
 

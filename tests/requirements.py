@@ -63,6 +63,19 @@ def _module(name: str) -> str | None:
     return None
 
 
+def _optimum() -> str | None:
+    """optimum's ONNX exporter in the side environment scripts/setup.sh makes (.venv-optimum:
+    no released exporter runs with transformers 5)."""
+    python = Path(__file__).resolve().parents[1] / ".venv-optimum" / "bin" / "python"
+    if not python.is_file():
+        return f"{python} not found (optimum-onnx with transformers 4.57 beside .venv)"
+    probe = subprocess.run([str(python), "-c", "import optimum.exporters.onnx"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"optimum.exporters.onnx does not import in {python}"
+    return None
+
+
 def _arm() -> str | None:
     missing = _which("arm-none-eabi-gcc", "arm-none-eabi-size", "make")
     if missing:
@@ -81,6 +94,7 @@ CHECKS = {
     "arm": _arm,  # the Cortex-M cross toolchain with picolibc
     "qemu-arm": lambda: _which("qemu-system-arm"),
     "torch": lambda: _module("torch"),
+    "optimum": _optimum,  # optimum's ONNX exporter, in its side environment
     "onnxruntime": lambda: _module("onnxruntime"),
     "importlinter": lambda: _module("importlinter"),
     "tomli": lambda: _module("tomli"),

@@ -265,10 +265,12 @@ def test_qemu_eight_cores_and_the_npu_print_the_interpreter_tokens(npu_project, 
     model_c = (npu_project / "model.c").read_text()
     lm_tiles = model_c.count("  sir_linear_f32(")
     assert model_c.count("  sir_cached_attention_i8(") == 5
-    # the float lm_head's tiles, and per layer attention, SiLU and the quantization of w2's
-    # 172-wide input fork (the 64-wide quantizations are not worth a fork/join)
+    # the float lm_head's tiles, and per layer attention, SiLU, the quantization of w2's
+    # 172-wide input (the 64-wide quantizations are not worth a fork/join), RoPE of the query
+    # (by its 8 heads) and the two int8 KV writes (by kv heads) fork (tests/test_siracusa_rows.py)
     assert model_c.count("  sir_silu_f32(") == model_c.count("  sir_quantize_act_i8(") == 5
-    assert total["phases"] == (lm_tiles + 3 * 5) * steps
+    assert model_c.count("  sir_rope_f32(") == 5 and model_c.count("  sir_kv_write_i8(") == 10
+    assert total["phases"] == (lm_tiles + 6 * 5) * steps
     assert total["device"] > 0 and total["serial"] + total["device"] < harts[0][1]
     # the W8A8 weights are in the NPU's weight memory: only the float lm_head (the 512 x 64
     # embedding table) streams L2 -> L1 once per step, timed on the description's link formula

@@ -487,7 +487,7 @@ class _Raiser:
 
     def _check_coverage(self) -> None:
         """Every data-dependent node feeding the logits must belong to a raised pattern."""
-        for index in self.g.ancestors(self.g.output_name):
+        for index in self.g.ancestors(self.g.output_name, through_shape=False):
             node = self.g.nodes[index]
             if index not in self.covered and any(self.ev.is_data(o) for o in node.output):
                 raise UnsupportedNode(node, "not part of any recognised pattern")

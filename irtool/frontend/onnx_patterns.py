@@ -72,7 +72,12 @@ def close(value: float | None, want: float, rel: float = 1e-3) -> bool:
 
 
 def single_use(ev: ShapeEvaluator, value: str) -> bool:
-    return len(ev.g.consumers.get(value, [])) == 1 and value != ev.g.output_name
+    """One node reads the data of `value`; nodes that read only its shape (a Shape feeding a
+    mask, as optimum's Gemma export does with the unscaled embedding) do not count: they
+    are evaluated, never computed on the data."""
+    data_uses = [i for i in ev.g.consumers.get(value, [])
+                 if not all(ev.is_static(o) for o in ev.g.nodes[i].output if o)]
+    return len(data_uses) == 1 and value != ev.g.output_name
 
 
 def is_activation(ev: ShapeEvaluator, value: str) -> bool:

@@ -214,11 +214,20 @@ def _expand(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
     return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(_ints(shape)))).copy()
 
 
+def _gather_elements(node: onnx.NodeProto, data: np.ndarray, index: np.ndarray) -> np.ndarray:
+    axis = attr(node, "axis", 0) % data.ndim
+    index = np.where(index < 0, index + data.shape[axis], index)
+    return np.take_along_axis(data, index.astype(np.int64), axis=axis)
+
+
 ValueFn = Callable[[onnx.NodeProto, list], list[np.ndarray]]
 
 _VALUE_OPS: dict[str, ValueFn] = {
     "Identity": lambda n, x: [x[0]],
     "Gather": lambda n, x: [np.take(x[0], x[1], axis=attr(n, "axis", 0))],
+    # onnx's reference GatherElements uses np.choose, limited to 64 choices (GPT-J's sin/cos
+    # table picked by position over a longer context)
+    "GatherElements": lambda n, x: [_gather_elements(n, x[0], x[1])],
     "Unsqueeze": lambda n, x: [_unsqueeze(n, x[0], x)],
     "Squeeze": lambda n, x: [_squeeze(n, x[0], x)],
     "Concat": lambda n, x: [np.concatenate(x, axis=attr(n, "axis"))],

@@ -11,6 +11,7 @@ from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_i
 
 from irtool.dialects import quant as q
 from irtool.errors import IrtoolError
+from irtool.numerics.intops import int_rms_norm, int_silu, int_softmax
 from irtool.numerics.quant import (
     cached_attention_int8,
     dequantize,
@@ -25,6 +26,7 @@ from irtool.numerics.quant import (
     w8_linear,
     w8a8_linear,
 )
+from irtool.numerics.transformer import attention
 from irtool.weights import numpy_dtype
 
 
@@ -101,4 +103,19 @@ class QuantFunctions(InterpreterFunctions):
         return (cached_attention_int8(qry, kc, ks, vc, vs, int(end), op.layer.value.data,
                                       op.heads.value.data, op.kv_heads.value.data,
                                       op.head_dim.value.data, op.scale.value.data,
-                                      op.is_ring),)
+                                      op.is_ring, op.has_integer_softmax),)
+
+    @impl(q.IntRMSNormOp)
+    def run_int_rms_norm(self, interpreter: Interpreter, op: q.IntRMSNormOp, args):
+        return (int_rms_norm(args[0], args[1], op.eps.value.data),)
+
+    @impl(q.IntSiluOp)
+    def run_int_silu(self, interpreter: Interpreter, op: q.IntSiluOp, args):
+        return (int_silu(args[0]),)
+
+    @impl(q.IntAttentionOp)
+    def run_int_attention(self, interpreter: Interpreter, op: q.IntAttentionOp, args):
+        return (attention(np.asarray(args[0], np.float32), args[1], args[2],
+                          op.heads.value.data, op.kv_heads.value.data, op.head_dim.value.data,
+                          op.scale.value.data, op.is_causal, op.window_size,
+                          softmax_fn=int_softmax),)

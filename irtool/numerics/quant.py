@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from irtool.errors import IrtoolError
+from irtool.numerics.intops import int_softmax
 from irtool.numerics.transformer import attention, held_slots, kv_rows
 
 F32 = np.float32
@@ -366,9 +367,10 @@ def kv_write_int8(cache: np.ndarray, scales: np.ndarray, new: np.ndarray, pos: i
 def cached_attention_int8(qry: np.ndarray, kcache: np.ndarray, kscales: np.ndarray,
                           vcache: np.ndarray, vscales: np.ndarray, end: int, layer: int,
                           heads: int, kv_heads: int, head_dim: int, scale: float,
-                          ring: bool) -> np.ndarray:
+                          ring: bool, integer_softmax: bool = False) -> np.ndarray:
     """Queries at positions end-T..end-1 over the dequantized cached rows
-    max(0, end-C)..end-1, then float32 attention exactly as transformer.cached_attention."""
+    max(0, end-C)..end-1, then float32 attention exactly as transformer.cached_attention
+    (with `integer_softmax`: its softmax is `irtool.numerics.intops.int_softmax`)."""
     slots = held_slots("quant.cached_attention", layer, end, qry.shape[0], kcache.shape[2],
                        ring)
     s = slots.size
@@ -376,4 +378,5 @@ def cached_attention_int8(qry: np.ndarray, kcache: np.ndarray, kscales: np.ndarr
     v = kv_dequantize_rows(vcache[layer][:, slots], vscales[layer][:, slots])
     k = k.transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
     v = v.transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
-    return attention(_f32(qry), k, v, heads, kv_heads, head_dim, scale, causal=True)
+    return attention(_f32(qry), k, v, heads, kv_heads, head_dim, scale, causal=True,
+                     softmax_fn=int_softmax if integer_softmax else None)

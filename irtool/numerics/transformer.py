@@ -109,9 +109,11 @@ def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, start: int, heads: int
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads: int,
-              head_dim: int, scale: float, causal: bool, window: int | None = None) -> np.ndarray:
+              head_dim: int, scale: float, causal: bool, window: int | None = None,
+              softmax_fn=None) -> np.ndarray:
     """Grouped-query attention; with `causal` the ends of queries and keys are aligned, and a
-    `window` W further hides keys W or more positions before the query (sliding window)."""
+    `window` W further hides keys W or more positions before the query (sliding window).
+    `softmax_fn` replaces the float softmax over the last axis (masked scores are -inf)."""
     t, s = q.shape[0], k.shape[0]
     group = heads // kv_heads
     qh = q.reshape(t, kv_heads, group, head_dim).transpose(1, 2, 0, 3)  # [KV, G, T, hd]
@@ -125,7 +127,7 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads:
         if window is not None:
             visible &= np.arange(s)[None, :] > last - window
         np.copyto(scores, F32(-np.inf), where=~visible)
-    out = softmax(scores) @ vh  # [KV, G, T, hd]
+    out = (softmax_fn or softmax)(scores) @ vh  # [KV, G, T, hd]
     return out.transpose(2, 0, 1, 3).reshape(t, heads * head_dim)
 
 

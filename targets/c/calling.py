@@ -111,6 +111,11 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_cached_attention_i8": ("irt_cached_attention_i8",
         "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads  "
         "p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale"),
-}), headers=("irt_kernels.h", "irt_quant.h", "irt_lora.h",
+    "irt_cached_attention_i8_isoftmax": ("irt_cached_attention_i8_isoftmax",
+        "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads  "
+        "p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale"),
+    "irt_int_rms_norm_f32": ("irt_int_rms_norm_f32", "op:x op:g op:y p:T p:D p:eps"),
+    "irt_int_silu_f32": ("irt_int_silu_f32", "op:x op:y p:n"),
+}), headers=("irt_kernels.h", "irt_quant.h", "irt_intops.h", "irt_lora.h",
                   "irt_embedding_q.h")).extended(
     _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",))

@@ -19,6 +19,7 @@ from irtool.dialects import quant as q
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.lowering import ArgMap, KernelCall, LoweringRules
+from irtool.numerics.intops import RMS_MAX_D
 
 QUANT_FORMS = (
     "quant.quantize: per-tensor scale tensor<1xf32> (and zero point tensor<1xi32>) to i8 in "
@@ -28,7 +29,9 @@ QUANT_FORMS = (
     "bits = 4: per-group scales with an even group (irt_linear_w4g); "
     "bits = 1: alpha per channel (irt_linear_w1), with act_bits = 4 an act_group that is a "
     "multiple of 8 up to 128 (irt_linear_w1a4); "
-    "quant.kv_write / quant.cached_attention (irt_kv_write_i8 / irt_cached_attention_i8)")
+    "quant.kv_write / quant.cached_attention (irt_kv_write_i8 / irt_cached_attention_i8, "
+    "irt_cached_attention_i8_isoftmax with integer_softmax); "
+    "quant.int_rms_norm / quant.int_silu (irt_int_rms_norm_f32 / irt_int_silu_f32)")
 W1A4_MAX_GROUP = 128  # IRT_W1A4_MAX_GROUP in irt_quant.h
 
 
@@ -257,18 +260,33 @@ def kv_write_i8(op: q.KVWriteOp, arg: ArgMap, outs) -> KernelCall:
 
 def cached_attention_i8(op: q.CachedAttentionOp, arg: ArgMap, outs) -> KernelCall:
     cap = op.kcache.type.get_shape()[2]
-    return _call("irt_cached_attention_i8", [
+    kernel = ("irt_cached_attention_i8_isoftmax" if op.has_integer_softmax
+              else "irt_cached_attention_i8")
+    return _call(kernel, [
         arg(op.query), arg(op.kcache), arg(op.kscales), arg(op.vcache), arg(op.vscales),
         arg(op.end), outs[0]], layer=_i(op.layer), heads=_i(op.heads),
         kv_heads=_i(op.kv_heads), head_dim=_i(op.head_dim), capacity=cap, T=rows(op.query),
         ring=int(op.is_ring), scale=op.scale.value.data)
 
 
+def int_rms_norm(op: q.IntRMSNormOp, arg: ArgMap, outs) -> KernelCall:
+    d = cols(op.input)
+    if d > RMS_MAX_D:
+        raise unsupported(op, f"over rows of {d} values (the integer sum of squares holds at "
+                              f"most {RMS_MAX_D})")
+    return _call("irt_int_rms_norm_f32", [arg(op.input), arg(op.gamma), outs[0]],
+                 T=rows(op.input), D=d, eps=op.eps.value.data)
+
+
+def int_silu(op: q.IntSiluOp, arg: ArgMap, outs) -> KernelCall:
+    return _call("irt_int_silu_f32", [arg(op.input), outs[0]], n=numel(op.input))
+
+
 def batched_prefill_only(op: Operation, arg: ArgMap, outs) -> KernelCall:
-    raise unsupported(op, "(dequantize, requantize and dynamic_quantize appear only in the "
-                          "dynamic batched prefill, which the C target does not use: compile "
-                          "with extract-kv-cache{prefill=token-by-token} or, static, "
-                          "{prefill=batched tokens=T})")
+    raise unsupported(op, "(dequantize, requantize, dynamic_quantize and int_attention "
+                          "appear only in the dynamic batched prefill, which the C target does "
+                          "not use: compile with extract-kv-cache{prefill=token-by-token} or, "
+                          "static, {prefill=batched tokens=T})")
 
 
 PORTABLE_RULES = LoweringRules([
@@ -282,5 +300,6 @@ PORTABLE_RULES = LoweringRules([
     (q.WEmbeddingOp, wembedding),
     (q.KVWriteOp, kv_write_i8), (q.CachedAttentionOp, cached_attention_i8),
     (q.DequantizeOp, batched_prefill_only), (q.RequantizeOp, batched_prefill_only),
-    (q.DynamicQuantizeOp, batched_prefill_only),
+    (q.DynamicQuantizeOp, batched_prefill_only), (q.IntAttentionOp, batched_prefill_only),
+    (q.IntRMSNormOp, int_rms_norm), (q.IntSiluOp, int_silu),
 ])

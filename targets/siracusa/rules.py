@@ -8,7 +8,8 @@ cluster kernels carry `cores` = the cluster's core count (the fork/join is insid
 runtime/sir_linear.c); attention over the int8 cache for one token becomes
 `sir_cached_attention_i8`, its heads shared among the cores (runtime/sir_attention.c); SiLU
 and activation quantization large enough to pay a fork/join are split by values
-(runtime/sir_elementwise.c). Any other form falls through to the portable single-core rules.
+(runtime/sir_elementwise.c); norms, RoPE and KV writes by rows or heads when that pays
+(split_rules.py). Any other form falls through to the portable single-core rules.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from irtool.targets.c.rules import (
     PORTABLE_RULES,
     cached_attention_i8,
     cols,
+    int_silu,
     quantize,
     rows,
     silu,
@@ -32,9 +34,13 @@ from irtool.targets.siracusa.cost import (
     npu_linear_cycles,
 )
 from irtool.targets.siracusa.cost import NPU_ENGINE as NPU
+from irtool.targets.siracusa.split_rules import split_rules
 
 SILU_INSTRUCTIONS = 50
 """Per value of irt_silu_f32 on RV32IMF (an expf call dominates; an estimate)."""
+INT_SILU_INSTRUCTIONS = 30
+"""Per value of irt_int_silu_f32 (a rounding convert, the exp's divide and multiplies, one
+32-bit divide, an int64 multiply; an estimate)."""
 QUANTIZE_INSTRUCTIONS = 12
 """Per value of irt_quantize_act_i8 (one fdiv.s, a rounding convert, clips; an estimate)."""
 PARALLEL_MIN_INSTRUCTIONS = 4 * FORK_JOIN_INSTRUCTIONS
@@ -69,7 +75,7 @@ def siracusa_rules(description: TargetDescription) -> LoweringRules:
         call = cached_attention_i8(op, arg, outs)
         if call.params["T"] != 1 and call.params["ring"]:  # sir_attention.c: rows unwrapped
             return None
-        return KernelCall("sir_cached_attention_i8", call.args,
+        return KernelCall(call.kernel.replace("irt_", "sir_", 1), call.args,
                           {**call.params, "cores": cluster.cores})
 
     def elementwise(portable, per_value: float):
@@ -85,4 +91,6 @@ def siracusa_rules(description: TargetDescription) -> LoweringRules:
     return PORTABLE_RULES.extended([
         (q.QLinearOp, qlinear), (tf.LinearOp, linear), (q.CachedAttentionOp, attention),
         (tf.SiluOp, elementwise(silu, SILU_INSTRUCTIONS)),
-        (q.QuantizeOp, elementwise(quantize, QUANTIZE_INSTRUCTIONS))])
+        (q.IntSiluOp, elementwise(int_silu, INT_SILU_INSTRUCTIONS)),
+        (q.QuantizeOp, elementwise(quantize, QUANTIZE_INSTRUCTIONS)),
+        *split_rules(cluster)])

@@ -37,8 +37,8 @@ TILE_MAC_CYCLES = 0.55
 """The tile planner's compute per multiply-accumulate: a W8A8 row block on 8 cores (4.25
 instructions per MAC / 8, CPI 1)."""
 TILE_MAX = 64
-"""Most tiles per decode step: every tile is one fork/join of the cluster (about 300
-instructions the tile planner does not model), so few large tiles."""
+"""Most tiles per decode step (a bound on the code size); every tile is one fork/join of the
+cluster, which the tile planner charges per tile (the cluster's `fork_join_cycles`)."""
 WINDOW_SPACE = "l1"
 CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imafc/ilp32f/crt0-semihost.o"
 """picolibc's semihosting crt0 for rv32imafc/ilp32f (Debian's path; `-print-file-name`
@@ -221,14 +221,21 @@ def make_target(folder=FOLDER) -> SiracusaTarget:
         "sir_linear_f32_bias": _call("sir_linear_f32",
                                      "op:x op:w op:b op:y p:T p:K p:N p:cores"),
         "sir_silu_f32": _call("sir_silu_f32", "op:x op:y p:n p:cores"),
+        "sir_int_silu_f32": _call("sir_int_silu_f32", "op:x op:y p:n p:cores"),
+        **{name: _call(name, "op:x op:g op:y p:T p:D p:eps p:cores")
+           for name in ("sir_rms_norm_f32", "sir_int_rms_norm_f32")},
+        "sir_rope_f32": _call("sir_rope_f32", "op:x op:cos op:sin op:y p:T p:heads p:head_dim "
+                                              "p:rotary_dim op:start p:style p:cores"),
+        "sir_kv_write_i8": _call("sir_kv_write_i8", "op:cache op:scales op:new p:layer "
+                                 "p:kv_heads p:capacity p:head_dim p:T op:pos p:ring p:cores"),
         "sir_quantize_act_i8": _call("sir_quantize_act_i8",
                                      "op:x op:xq p:n val:scale val:zp p:cores"),
         "sir_quantize_act_i8_sym": _call("sir_quantize_act_i8",
                                          "op:x op:xq p:n val:scale p:zero_point p:cores"),
-        "sir_cached_attention_i8": _call(
-            "sir_cached_attention_i8", "op:q op:kcache op:kscales op:vcache op:vscales op:out "
-            "SCRATCH p:layer p:heads p:kv_heads p:head_dim p:capacity p:T op:end p:ring p:scale "
-            "p:cores"),
+        **{name: _call(name, "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH "
+                             "p:layer p:heads p:kv_heads p:head_dim p:capacity p:T op:end "
+                             "p:ring p:scale p:cores")
+           for name in ("sir_cached_attention_i8", "sir_cached_attention_i8_isoftmax")},
         "npu_linear_w8a8": _call("npu_linear_w8a8",
                                  "op:xq val:zx op:w op:m NULL op:y p:T p:K p:N"),
         "npu_linear_w8a8_bias": _call("npu_linear_w8a8",

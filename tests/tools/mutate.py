@@ -106,7 +106,7 @@ MUTATIONS = [
              ("tests/test_extract_kv_cache.py",)),
     Mutation("c-round-half-away",
              "the C quantized kernels round half away from zero",
-             "targets/c/runtime/irt_quant.c",
+             "targets/c/runtime/irt_internal.h",
              (("        float r = v + magic;\n        r = r - magic;\n        return (int32_t)r;",
                "        (void)magic;\n        return (int32_t)(v + (v >= 0 ? 0.5f : -0.5f));"),),
              ("tests/test_c_quant_kernels.py",)),

@@ -384,3 +384,11 @@ func.func @attention_layer(%q: tensor<1x8xf32>, %K: tensor<2x1x16x4xi8>, %Ks: te
   func.return
 }
 // CHECK: Operation does not verify: quant.cached_attention: layer 5 is outside the cache's 2 layers
+
+// -----
+
+func.func @int_rms_norm_gamma(%x: tensor<2x64xf32>, %g: tensor<32xf32>) {
+  %n = quant.int_rms_norm %x, %g {eps = 1.0e-05 : f32} : (tensor<2x64xf32>, tensor<32xf32>) -> tensor<2x64xf32>
+  func.return
+}
+// CHECK: Operation does not verify: quant.int_rms_norm: gamma

@@ -22,6 +22,36 @@
 #define IRT_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
+/* round(v) (nearest, ties to even) clipped to [lo, hi]; lo and hi are integers with
+ * |lo|, |hi| <= 2^22.  NaN gives lo.  Clipping first is the same as clipping the rounded
+ * value, as lo and hi are integers and rounding is monotonic. */
+static inline int32_t irt__round_clip(float v, float lo, float hi)
+{
+    if (!(v >= lo))
+        v = lo;
+    else if (v > hi)
+        v = hi;
+#if defined(__riscv) && defined(__riscv_flen) && defined(__GNUC__)
+    {
+        /* One instruction, with the rounding mode in the instruction (not the dynamic
+         * one): exactly nearbyintf in the default mode, without a libm call. */
+        int32_t r;
+        __asm__("fcvt.w.s %0, %1, rne" : "=r"(r) : "f"(v));
+        return r;
+    }
+#else
+    {
+        /* |v| <= 2^22: adding 1.5 * 2^23 leaves no fraction bits, so the sum is rounded
+         * to an integer in the current (default: ties-to-even) mode; subtracting is
+         * exact.  ISO C rounds each assignment to float (no excess precision). */
+        const float magic = 12582912.0f;
+        float r = v + magic;
+        r = r - magic;
+        return (int32_t)r;
+    }
+#endif
+}
+
 /* y[n] = dot(x[0..K-1], w[n*ldw .. n*ldw+K-1]) (+ bias[n] if bias != NULL), n < N.
  * Four rows of w per pass, each read sequentially. */
 void irt__dot_rows_f32(const float *restrict x, const float *restrict w, int ldw,
@@ -35,6 +65,21 @@ void irt__weighted_rows_f32(const float *restrict p, const float *restrict v, in
 /* In place: s[j] = exp(scale * s[j] - max_j(scale * s[j])), j < J (J >= 1).
  * Returns the sum of the new s[j]. */
 float irt__softmax_numerators_f32(float *s, int J, float scale);
+
+/* A softmax of irt_cached_attention_i8: rewrites s[0..J-1] in place as unnormalised weights
+ * and returns their sum (irt__softmax_numerators_f32, or the integer one of irt_intops.c,
+ * whose weights are already normalised and which returns 1). */
+typedef float (*irt__softmax_fn)(float *s, int J, float scale);
+
+/* irt_cached_attention_i8 with the given softmax (irt_quant.c). */
+void irt__cached_attention_i8_with(const float *IRT_RESTRICT q,
+                                   const int8_t *IRT_RESTRICT kcache,
+                                   const float *IRT_RESTRICT kscales,
+                                   const int8_t *IRT_RESTRICT vcache,
+                                   const float *IRT_RESTRICT vscales, float *IRT_RESTRICT out,
+                                   float *IRT_RESTRICT scratch, int layer, int heads,
+                                   int kv_heads, int head_dim, int capacity, int T, int end,
+                                   int ring, float scale, irt__softmax_fn softmax);
 
 /* The end of a 4-output pass of a linear kernel: y[0..3] = a0..a3 (+ bias[0..3] unless NULL). */
 static inline void irt__store4_bias(float *y, const float *bias, float a0, float a1, float a2,

@@ -28,36 +28,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* round(v) (nearest, ties to even) clipped to [lo, hi]; lo and hi are integers with
- * |lo|, |hi| <= 2^22.  NaN gives lo.  Clipping first is the same as clipping the rounded
- * value, as lo and hi are integers and rounding is monotonic. */
-static inline int32_t irt__round_clip(float v, float lo, float hi)
-{
-    if (!(v >= lo))
-        v = lo;
-    else if (v > hi)
-        v = hi;
-#if defined(__riscv) && defined(__riscv_flen) && defined(__GNUC__)
-    {
-        /* One instruction, with the rounding mode in the instruction (not the dynamic
-         * one): exactly nearbyintf in the default mode, without a libm call. */
-        int32_t r;
-        __asm__("fcvt.w.s %0, %1, rne" : "=r"(r) : "f"(v));
-        return r;
-    }
-#else
-    {
-        /* |v| <= 2^22: adding 1.5 * 2^23 leaves no fraction bits, so the sum is rounded
-         * to an integer in the current (default: ties-to-even) mode; subtracting is
-         * exact.  ISO C rounds each assignment to float (no excess precision). */
-        const float magic = 12582912.0f;
-        float r = v + magic;
-        r = r - magic;
-        return (int32_t)r;
-    }
-#endif
-}
-
 static inline float irt__absf(float v)
 {
     return v < 0.0f ? -v : v;
@@ -740,6 +710,19 @@ void irt_cached_attention_i8(const float *restrict q, const int8_t *restrict kca
                              int head_dim, int capacity, int T, int end, int ring,
                              float scale)
 {
+    irt__cached_attention_i8_with(q, kcache, kscales, vcache, vscales, out, scratch, layer,
+                                  heads, kv_heads, head_dim, capacity, T, end, ring, scale,
+                                  irt__softmax_numerators_f32);
+}
+
+void irt__cached_attention_i8_with(const float *restrict q, const int8_t *restrict kcache,
+                                   const float *restrict kscales,
+                                   const int8_t *restrict vcache,
+                                   const float *restrict vscales, float *restrict out,
+                                   float *restrict scratch, int layer, int heads, int kv_heads,
+                                   int head_dim, int capacity, int T, int end, int ring,
+                                   float scale, irt__softmax_fn softmax)
+{
     const int group = heads / kv_heads;
     const int ldq = heads * head_dim;
     const int first = end - capacity > 0 ? end - capacity : 0; /* oldest held position */
@@ -771,7 +754,7 @@ void irt_cached_attention_i8(const float *restrict q, const int8_t *restrict kca
                              NULL, scratch, n1, head_dim);
             if (n2 > 0)
                 irt__dot_rows_i8(qi, kh, head_dim, ksh, 1, NULL, scratch + n1, n2, head_dim);
-            sum = irt__softmax_numerators_f32(scratch, n, scale);
+            sum = softmax(scratch, n, scale);
             /* fold each value row's scale into its weight */
             for (j = 0; j < n1; ++j)
                 scratch[j] *= vsh[slot0 + j];

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "irt_intops.h"
 #include "irt_quant.h"
 #include "irt_team.h"
 
@@ -26,6 +27,7 @@ typedef struct {
     float *scratch;
     int layer, heads, kv_heads, head_dim, capacity, T, end, ring;
     float scale;
+    int integer_softmax; /* irt_cached_attention_i8_isoftmax (irt_intops.h) per head */
 } sir_attention_args;
 
 static void sir_attention_share(int core, int cores, void *p)
@@ -40,12 +42,11 @@ static void sir_attention_share(int core, int cores, void *p)
         const size_t kvh = (size_t)a->layer * a->kv_heads + h / group;
         for (int i = 0; i < a->T; i++) {
             const size_t at = (size_t)i * ldq + (size_t)h * a->head_dim;
-            irt_cached_attention_i8(a->q + at, a->kcache + kvh * plane,
-                                    a->kscales + kvh * a->capacity, a->vcache + kvh * plane,
-                                    a->vscales + kvh * a->capacity, a->out + at,
-                                    a->scratch + (size_t)core * a->capacity, 0, 1, 1,
-                                    a->head_dim, a->capacity, 1, a->end - a->T + i + 1, a->ring,
-                                    a->scale);
+            (a->integer_softmax ? irt_cached_attention_i8_isoftmax : irt_cached_attention_i8)(
+                a->q + at, a->kcache + kvh * plane, a->kscales + kvh * a->capacity,
+                a->vcache + kvh * plane, a->vscales + kvh * a->capacity, a->out + at,
+                a->scratch + (size_t)core * a->capacity, 0, 1, 1, a->head_dim, a->capacity, 1,
+                a->end - a->T + i + 1, a->ring, a->scale);
         }
     }
 }
@@ -56,6 +57,18 @@ void sir_cached_attention_i8(const float *q, const int8_t *kcache, const float *
                              int capacity, int T, int end, int ring, float scale, int cores)
 {
     sir_attention_args a = {q, kcache, kscales, vcache, vscales, out, scratch, layer, heads,
-                            kv_heads, head_dim, capacity, T, end, ring, scale};
+                            kv_heads, head_dim, capacity, T, end, ring, scale, 0};
+    irt_team_run(sir_attention_share, &a, cores);
+}
+
+void sir_cached_attention_i8_isoftmax(const float *q, const int8_t *kcache,
+                                      const float *kscales, const int8_t *vcache,
+                                      const float *vscales, float *out, float *scratch,
+                                      int layer, int heads, int kv_heads, int head_dim,
+                                      int capacity, int T, int end, int ring, float scale,
+                                      int cores)
+{
+    sir_attention_args a = {q, kcache, kscales, vcache, vscales, out, scratch, layer, heads,
+                            kv_heads, head_dim, capacity, T, end, ring, scale, 1};
     irt_team_run(sir_attention_share, &a, cores);
 }

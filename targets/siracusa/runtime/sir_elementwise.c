@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "irt_intops.h"
 #include "irt_kernels.h"
 #include "irt_quant.h"
 #include "irt_team.h"
@@ -30,6 +31,15 @@ static void sir_silu_share(int core, int cores, void *p)
         irt_silu_f32(a->x + lo, (float *)a->y + lo, hi - lo);
 }
 
+static void sir_int_silu_share(int core, int cores, void *p)
+{
+    const sir_elementwise_args *a = (const sir_elementwise_args *)p;
+    int lo, hi;
+    irt_team_share(a->n, 1, core, cores, &lo, &hi);
+    if (lo < hi)
+        irt_int_silu_f32(a->x + lo, (float *)a->y + lo, hi - lo);
+}
+
 static void sir_quantize_share(int core, int cores, void *p)
 {
     const sir_elementwise_args *a = (const sir_elementwise_args *)p;
@@ -43,6 +53,12 @@ void sir_silu_f32(const float *x, float *y, int n, int cores)
 {
     sir_elementwise_args a = {x, y, n, 0.0f, 0};
     irt_team_run(sir_silu_share, &a, cores);
+}
+
+void sir_int_silu_f32(const float *x, float *y, int n, int cores)
+{
+    sir_elementwise_args a = {x, y, n, 0.0f, 0};
+    irt_team_run(sir_int_silu_share, &a, cores);
 }
 
 void sir_quantize_act_i8(const float *x, int8_t *xq, int n, float scale, int32_t zero_point,

@@ -23,9 +23,31 @@ void sir_cached_attention_i8(const float *q, const int8_t *kcache, const float *
                              float *scratch, int layer, int heads, int kv_heads, int head_dim,
                              int capacity, int T, int end, int ring, float scale, int cores);
 
+/* The same with the integer softmax (irt_cached_attention_i8_isoftmax, irt_intops.h). */
+void sir_cached_attention_i8_isoftmax(const float *q, const int8_t *kcache,
+                                      const float *kscales, const int8_t *vcache,
+                                      const float *vscales, float *out, float *scratch,
+                                      int layer, int heads, int kv_heads, int head_dim,
+                                      int capacity, int T, int end, int ring, float scale,
+                                      int cores);
+
 /* irt_silu_f32 / irt_quantize_act_i8 with the n values shared among the cores. */
 void sir_silu_f32(const float *x, float *y, int n, int cores);
+void sir_int_silu_f32(const float *x, float *y, int n, int cores); /* irt_intops.h */
 void sir_quantize_act_i8(const float *x, int8_t *xq, int n, float scale, int32_t zero_point,
                          int cores);
+
+/* sir_rows.c: the portable irt_rms_norm_f32 / irt_int_rms_norm_f32 by rows, irt_rope_f32
+ * and irt_kv_write_i8 by heads of one token (T = 1) or by rows, over the cores. */
+void sir_rms_norm_f32(const float *x, const float *g, float *y, int T, int D, float eps,
+                      int cores);
+void sir_int_rms_norm_f32(const float *x, const float *g, float *y, int T, int D, float eps,
+                          int cores);
+void sir_rope_f32(const float *x, const float *cos_table, const float *sin_table, float *y,
+                  int T, int heads, int head_dim, int rotary_dim, int start, int style,
+                  int cores);
+void sir_kv_write_i8(int8_t *cache, float *scales, const float *new_rows, int layer,
+                     int kv_heads, int capacity, int head_dim, int T, int pos, int ring,
+                     int cores);
 
 #endif

@@ -15,6 +15,7 @@
  *
  * This is test code: unlike the runtime it may allocate and do I/O.
  */
+#include "irt_intops.h"
 #include "irt_quant.h"
 
 #include <math.h>
@@ -149,7 +150,8 @@ static int run(const char *kernel)
         save("cache", cache, rows * hd, 1);
         save("scales", scales, rows, 4);
         free(cache), free(scales), free(rows_in);
-    } else if (strcmp(kernel, "cached_attention_i8") == 0) {
+    } else if (strcmp(kernel, "cached_attention_i8") == 0
+               || strcmp(kernel, "cached_attention_i8_isoftmax") == 0) {
         const int H = geti("heads"), KV = geti("kv_heads"), hd = geti("head_dim");
         const int cap = geti("capacity"), T = geti("T");
         const size_t rows = (size_t)geti("layers") * KV * cap;
@@ -158,10 +160,31 @@ static int run(const char *kernel)
         int8_t *vc = (int8_t *)load("vcache", rows * hd, 1);
         float *ks = loadf("kscales", rows), *vs = loadf("vscales", rows);
         float *out = outputf((size_t)T * H * hd), *scratch = outputf(cap);
-        irt_cached_attention_i8(q, kc, ks, vc, vs, out, scratch, geti("layer"), H, KV, hd, cap,
-                                T, geti("end"), geti("ring"), getf("scale"));
+        (strcmp(kernel, "cached_attention_i8") == 0 ? irt_cached_attention_i8
+                                                     : irt_cached_attention_i8_isoftmax)(
+            q, kc, ks, vc, vs, out, scratch, geti("layer"), H, KV, hd, cap, T, geti("end"),
+            geti("ring"), getf("scale"));
         save("out", out, (size_t)T * H * hd, 4);
         free(q), free(kc), free(vc), free(ks), free(vs), free(out), free(scratch);
+    } else if (strcmp(kernel, "int_silu") == 0) { /* irt_intops.h */
+        const int n = geti("n");
+        float *x = loadf("x", n), *y = outputf(n);
+        irt_int_silu_f32(x, y, n);
+        save("y", y, n, 4);
+        free(x), free(y);
+    } else if (strcmp(kernel, "int_rms_norm") == 0) {
+        const int T = geti("T"), D = geti("D");
+        float *x = loadf("x", (size_t)T * D), *g = loadf("g", D);
+        float *y = outputf((size_t)T * D);
+        irt_int_rms_norm_f32(x, g, y, T, D, getf("eps"));
+        save("y", y, (size_t)T * D, 4);
+        free(x), free(g), free(y);
+    } else if (strcmp(kernel, "int_softmax") == 0) {
+        const int n = geti("n");
+        float *s = loadf("s", n);
+        irt_int_softmax_f32(s, n, getf("scale"));
+        save("p", s, n, 4);
+        free(s);
     } else {
         die("unknown kernel", kernel);
     }
