@@ -200,8 +200,8 @@ def test_quantized_hw_level_equals_the_quant_level(shared_models, golden, scheme
 # --- kernel signatures: hw.call is structural, its uses check it against the signature ----
 
 SIGNATURE_CASES = [
-    ("hw.call @irt_relu_f32(%x, %y) params {n = 4 : i64} : memref<1x8xf32>, memref<1x4xf32>",
-     r"unknown kernel @irt_relu_f32"),
+    ("hw.call @irt_relu6_f32(%x, %y) params {n = 4 : i64} : memref<1x8xf32>, memref<1x4xf32>",
+     r"unknown kernel @irt_relu6_f32"),
     ("hw.call @irt_linear_f32(%x, %w) params {T = 1 : i64, K = 8 : i64, N = 4 : i64} : "
      "memref<1x8xf32>, memref<4x8xf32>",
      r"hw.call @irt_linear_f32: takes 3 operands \(x, w, y\), got 2"),
