@@ -220,3 +220,22 @@ def test_inner_loop_cost(tmp_path, function, macs, max_insns):
     loop = innermost_loop(dis, function)
     assert loop.count("fmadd.s") == macs, loop
     assert len(loop) <= max_insns, (len(loop), loop)
+
+
+# ------------------------------------------------------------------------- the rules
+
+def test_riscv_ulp_rules_pack_only_weights_the_linears_alone_read(shared_models, tmp_path):
+    """stories260K with --quant w4g32 --quantize-lm-head: the layers' weights and scales are
+    stored in panels, but the classifier's weight is also the token embedding's table
+    (tied), which irt_embedding_w4g reads row by row: that linear keeps the row-major kernel
+    (lower-to-hw's layout check would refuse a mix)."""
+    from irtool.compile import CompileOptions, compile_to_c
+    from irtool.frontend.load import import_model
+
+    module, store = import_model(shared_models / "stories260K" / "stories260K.bin")
+    opts = CompileOptions(target="riscv-ulp", capacity=16, quant="w4g32",
+                          quantize_lm_head=True)
+    compile_to_c(module, store, tmp_path, prompt=[1], steps=2, tokenizer=None, opts=opts)
+    model_c = (tmp_path / "model.c").read_text()
+    assert model_c.count("irt_linear_w4g_packed(") == 5 * 7  # 5 layers x q k v o w1 w2 w3
+    assert model_c.count("irt_linear_w4g(") == 1 and "irt_embedding_w4g(" in model_c

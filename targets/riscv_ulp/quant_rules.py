@@ -46,29 +46,32 @@ def _reads_in_panels(inner, arg, field: str) -> bool:
     return False
 
 
-def packable_q(buffer: SSAValue, field: str) -> bool:
-    """Is `buffer` a memory.global read only as the `field` ("weight" or "scale") of
-    quantized linears that have panel kernels? Then all of them can read it in panels."""
+def _reads(buffer: SSAValue):
+    """(operation, operand index) of every read of the memory.global `buffer` is read from,
+    or None when it is not one."""
     name = _global_name(buffer)
     module = _module(buffer.owner) if name is not None else None
     if module is None:
+        return None
+    return [(use.operation, use.index) for get in _global_reads(module)
+            if get.global_name.root_reference.data == name for use in get.result.uses]
+
+
+def _reader_takes_panels(reader, index: int, field: str) -> bool:
+    if isinstance(reader, hw.CallOp):  # lowered already: by a kernel reading panels?
+        sig = kernel_signature(reader.kernel)
+        return dict(sig.layouts).get(sig.operands[index]) == PANELS_Q
+    if not isinstance(reader, memory.KernelOp) or index >= len(reader.ins):
         return False
-    for get in _global_reads(module):
-        if get.global_name.root_reference.data != name:
-            continue
-        for use in get.result.uses:
-            kernel = use.operation
-            if isinstance(kernel, hw.CallOp):  # lowered already: by a kernel reading panels?
-                sig = kernel_signature(kernel.kernel)
-                if dict(sig.layouts).get(sig.operands[use.index]) != PANELS_Q:
-                    return False
-                continue
-            if not isinstance(kernel, memory.KernelOp) or use.index >= len(kernel.ins):
-                return False
-            inner = kernel.computation[0] if len(kernel.computation) == 1 else None
-            if not _reads_in_panels(inner, kernel.body.block.args[use.index], field):
-                return False
-    return True
+    inner = reader.computation[0] if len(reader.computation) == 1 else None
+    return _reads_in_panels(inner, reader.body.block.args[index], field)
+
+
+def packable_q(buffer: SSAValue, field: str) -> bool:
+    """Is `buffer` a memory.global read only as the `field` ("weight" or "scale") of
+    quantized linears that have panel kernels? Then all of them can read it in panels."""
+    reads = _reads(buffer)
+    return reads is not None and all(_reader_takes_panels(op, i, field) for op, i in reads)
 
 
 def _packed(call: KernelCall, op, arg: ArgMap) -> KernelCall | None:
