@@ -40,27 +40,39 @@
 #define IRT_QROWS8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
 #define IRT_QROWS4(M) M(0) M(1) M(2) M(3)
 
-/* The panel widths that cover n rows: 16 while 16 remain, then 8, 4, 2, 1 for the bits of
- * the rest.  `panel(P)` runs a panel of P rows; it sees n0 (its first row). */
+/* The panel widths that cover n rows: 16 while 16 remain (`count` of them, one call), then
+ * 8, 4, 2, 1 for the bits of the rest.  PANEL(P, count) runs `count` panels of P rows from
+ * row n0 on. */
 #define IRT_QPANELS(N, PANEL)                                                            \
     do {                                                                                 \
         int n0 = 0;                                                                      \
-        for (; n0 + IRT_QPANEL_ROWS <= (N); n0 += IRT_QPANEL_ROWS)                       \
-            PANEL(16);                                                                   \
+        if ((N) >= IRT_QPANEL_ROWS) {                                                    \
+            PANEL(16, (N) / IRT_QPANEL_ROWS);                                            \
+            n0 = (N) & ~(IRT_QPANEL_ROWS - 1);                                           \
+        }                                                                                \
         if ((N) & 8) {                                                                   \
-            PANEL(8);                                                                    \
+            PANEL(8, 1);                                                                 \
             n0 += 8;                                                                     \
         }                                                                                \
         if ((N) & 4) {                                                                   \
-            PANEL(4);                                                                    \
+            PANEL(4, 1);                                                                 \
             n0 += 4;                                                                     \
         }                                                                                \
         if ((N) & 2) {                                                                   \
-            PANEL(2);                                                                    \
+            PANEL(2, 1);                                                                 \
             n0 += 2;                                                                     \
         }                                                                                \
         if ((N) & 1)                                                                     \
-            PANEL(1);                                                                    \
+            PANEL(1, 1);                                                                 \
+    } while (0)
+
+/* The panels of one call follow each other: the weight (and scale) pointers run on, y and
+ * the bias move on by P rows. */
+#define IRT_QNEXT_PANEL(P)                                                               \
+    do {                                                                                 \
+        y += (P);                                                                        \
+        if (bias != NULL)                                                                \
+            bias += (P);                                                                 \
     } while (0)
 
 /* ------------------------------------------------------------------ w8: int8 weights, float x */
@@ -84,38 +96,42 @@
         ROWS(OP)                                                                         \
     } while (0)
 
-/* A panel of P rows [K][P]: y[r] = s[r * step] * sum_k x[k] * float(w[k][r]) (+ bias[r]),
- * each row summed in column order, column 0 setting the accumulators. */
+/* `count` panels of P rows [K][P]: y[r] = s[r * step] * sum_k x[k] * float(w[k][r])
+ * (+ bias[r]), each row summed in column order, column 0 setting the accumulators. */
 #define IRT_W8_PANEL_FN(name, P, ROWS)                                                   \
     static IRT__QNOINLINE void name(const float *restrict x, const int8_t *restrict wk,  \
                                     const float *restrict s, int step,                   \
-                                    const float *restrict bias, float *restrict y, int K) \
+                                    const float *restrict bias, float *restrict y, int K, \
+                                    int count)                                           \
     {                                                                                    \
-        ROWS(IRT_W8_DECL)                                                                \
-        const float *xk = x;                                                             \
-        int turns = (K - 1) >> 2, rest = (K - 1) & 3;                                    \
-        if (K == 0) {                                                                    \
-            ROWS(IRT_W8_ZERO)                                                            \
-            turns = rest = 0;                                                            \
-        } else {                                                                         \
-            IRT_W8_COLUMN(ROWS, P, 0, IRT_W8_MUL);                                       \
-            xk += 1;                                                                     \
-            wk += (P);                                                                   \
+        for (; count > 0; --count, s += (P) * step) {                                    \
+            ROWS(IRT_W8_DECL)                                                            \
+            const float *xk = x;                                                         \
+            int turns = (K - 1) >> 2, rest = (K - 1) & 3;                                \
+            if (K == 0) {                                                                \
+                ROWS(IRT_W8_ZERO)                                                        \
+                turns = rest = 0;                                                        \
+            } else {                                                                     \
+                IRT_W8_COLUMN(ROWS, P, 0, IRT_W8_MUL);                                   \
+                xk += 1;                                                                 \
+                wk += (P);                                                               \
+            }                                                                            \
+            for (; turns > 0; --turns) {                                                 \
+                IRT_W8_COLUMN(ROWS, P, 0, IRT_W8_FMA);                                   \
+                IRT_W8_COLUMN(ROWS, P, 1, IRT_W8_FMA);                                   \
+                IRT_W8_COLUMN(ROWS, P, 2, IRT_W8_FMA);                                   \
+                IRT_W8_COLUMN(ROWS, P, 3, IRT_W8_FMA);                                   \
+                xk += 4;                                                                 \
+                wk += 4 * (P);                                                           \
+            }                                                                            \
+            for (; rest > 0; --rest) {                                                   \
+                IRT_W8_COLUMN(ROWS, P, 0, IRT_W8_FMA);                                   \
+                xk += 1;                                                                 \
+                wk += (P);                                                               \
+            }                                                                            \
+            ROWS(IRT_W8_STORE)                                                           \
+            IRT_QNEXT_PANEL(P);                                                          \
         }                                                                                \
-        for (; turns > 0; --turns) {                                                     \
-            IRT_W8_COLUMN(ROWS, P, 0, IRT_W8_FMA);                                       \
-            IRT_W8_COLUMN(ROWS, P, 1, IRT_W8_FMA);                                       \
-            IRT_W8_COLUMN(ROWS, P, 2, IRT_W8_FMA);                                       \
-            IRT_W8_COLUMN(ROWS, P, 3, IRT_W8_FMA);                                       \
-            xk += 4;                                                                     \
-            wk += 4 * (P);                                                               \
-        }                                                                                \
-        for (; rest > 0; --rest) {                                                       \
-            IRT_W8_COLUMN(ROWS, P, 0, IRT_W8_FMA);                                       \
-            xk += 1;                                                                     \
-            wk += (P);                                                                   \
-        }                                                                                \
-        ROWS(IRT_W8_STORE)                                                               \
     }
 
 IRT_W8_PANEL_FN(irt__w8_panel16, 16, IRT_QROWS16)
@@ -141,17 +157,17 @@ static IRT__QNOINLINE void irt__w8_panel_small(const float *restrict x,
     }
 }
 
-#define IRT_W8_PANEL(P)                                                                  \
+#define IRT_W8_PANEL(P, count)                                                           \
     do {                                                                                 \
         const int8_t *const wk = wp + (size_t)n0 * K;                                    \
         const float *const sn = s + n0 * step;                                           \
         const float *const bn = bias_or_null == NULL ? NULL : bias_or_null + n0;         \
         if ((P) == 16)                                                                   \
-            irt__w8_panel16(xt, wk, sn, step, bn, yt + n0, K);                           \
+            irt__w8_panel16(xt, wk, sn, step, bn, yt + n0, K, count);                           \
         else if ((P) == 8)                                                               \
-            irt__w8_panel8(xt, wk, sn, step, bn, yt + n0, K);                            \
+            irt__w8_panel8(xt, wk, sn, step, bn, yt + n0, K, count);                            \
         else if ((P) == 4)                                                               \
-            irt__w8_panel4(xt, wk, sn, step, bn, yt + n0, K);                            \
+            irt__w8_panel4(xt, wk, sn, step, bn, yt + n0, K, count);                            \
         else                                                                             \
             irt__w8_panel_small(xt, wk, sn, step, bn, yt + n0, K, (P));                  \
     } while (0)
@@ -198,10 +214,24 @@ void irt_linear_w8_packed(const float *restrict x, const int8_t *restrict wp,
         d##r = IRT_FMA(IRT_W4_HI16(b), xh, d##r);                                        \
     }
 #define IRT_W4_LOW(r) d##r = IRT_FMA(IRT_W4_LO28(wc[r]), xl, d##r);
-/* the end of a group: a_r = scale * d_r (the first group), a_r += scale * d_r (the others),
- * with y[r] holding a_r */
+/* The end of a group: a_r = scale * d_r (the first group), a_r += scale * d_r (the others),
+ * with y[r] holding a_r; after the last group + bias[r] (one add, as irt_linear_w4g). */
 #define IRT_W4_SET(r) y[r] = sk[r] * d##r;
 #define IRT_W4_ACC(r) y[r] = IRT_FMA(sk[r], d##r, y[r]);
+#define IRT_W4_SET_LAST(r)                                                               \
+    {                                                                                    \
+        float v = sk[r] * d##r;                                                          \
+        if (bias != NULL)                                                                \
+            v = v + bias[r];                                                             \
+        y[r] = v;                                                                        \
+    }
+#define IRT_W4_ACC_LAST(r)                                                               \
+    {                                                                                    \
+        float v = IRT_FMA(sk[r], d##r, y[r]);                                            \
+        if (bias != NULL)                                                                \
+            v = v + bias[r];                                                             \
+        y[r] = v;                                                                        \
+    }
 /* Byte j of the group (activations 2j and 2j + 1) for every row. */
 #define IRT_W4_BYTE(ROWS, P, j, OP)                                                      \
     do {                                                                                 \
@@ -211,66 +241,63 @@ void irt_linear_w8_packed(const float *restrict x, const int8_t *restrict wp,
         ROWS(OP)                                                                         \
     } while (0)
 
-/* A panel of P rows: bytes [ceil(K/2)][P], scales [ngroups][P]; y[r] = sum_g s[g][r] *
- * d_g,r (+ bias[r]) with d_g,r the group's sum in column order, as irt_linear_w4g. */
+/* `count` panels of P rows: bytes [ceil(K/2)][P], scales [ngroups][P]; y[r] = sum_g s[g][r]
+ * * d_g,r (+ bias[r]) with d_g,r the group's sum in column order, as irt_linear_w4g (K >= 1:
+ * irt_linear_w4g_packed does K = 0 itself). */
 #define IRT_W4_PANEL_FN(name, P, ROWS)                                                   \
     static IRT__QNOINLINE void name(const float *restrict x, const int8_t *restrict wk,  \
                                     const float *restrict sk,                            \
                                     const float *restrict bias, float *restrict y, int K, \
-                                    int group)                                           \
+                                    int group, int count)                                \
     {                                                                                    \
-        ROWS(IRT_W4_DECL)                                                                \
-        int k0;                                                                          \
-        for (k0 = 0; k0 < K; k0 += group, sk += (P)) {                                   \
-            const int len = K - k0 < group ? K - k0 : group;                             \
-            const float *xk = x + k0;                                                    \
-            const int pairs = len >> 1;                                                  \
-            int turns = (pairs - 1) >> 1;                                                \
-            if (pairs > 0) {                                                             \
-                IRT_W4_BYTE(ROWS, P, 0, IRT_W4_FIRST);                                   \
-                xk += 2;                                                                 \
-                wk += (P);                                                               \
-            } else {                                                                     \
-                ROWS(IRT_W4_ZERO)                                                        \
-                turns = 0;                                                               \
+        for (; count > 0; --count) {                                                     \
+            ROWS(IRT_W4_DECL)                                                            \
+            int k0;                                                                      \
+            for (k0 = 0; k0 < K; k0 += group, sk += (P)) {                               \
+                const int len = K - k0 < group ? K - k0 : group;                         \
+                const float *xk = x + k0;                                                \
+                const int pairs = len >> 1;                                              \
+                int turns = (pairs - 1) >> 1;                                            \
+                if (pairs > 0) {                                                         \
+                    IRT_W4_BYTE(ROWS, P, 0, IRT_W4_FIRST);                               \
+                    xk += 2;                                                             \
+                    wk += (P);                                                           \
+                } else {                                                                 \
+                    ROWS(IRT_W4_ZERO)                                                    \
+                    turns = 0;                                                           \
+                }                                                                        \
+                for (; turns > 0; --turns) {                                             \
+                    IRT_W4_BYTE(ROWS, P, 0, IRT_W4_BOTH);                                \
+                    IRT_W4_BYTE(ROWS, P, 1, IRT_W4_BOTH);                                \
+                    xk += 4;                                                             \
+                    wk += 2 * (P);                                                       \
+                }                                                                        \
+                if (pairs > 0 && ((pairs - 1) & 1)) { /* the odd byte after the turns */ \
+                    IRT_W4_BYTE(ROWS, P, 0, IRT_W4_BOTH);                                \
+                    xk += 2;                                                             \
+                    wk += (P);                                                           \
+                }                                                                        \
+                if (len & 1) { /* odd K: the last byte's low nibble only */              \
+                    const float xl = xk[0] * IRT_W4_X_LO;                                \
+                    const int8_t *const wc = wk;                                         \
+                    ROWS(IRT_W4_LOW)                                                     \
+                    wk += (P);                                                           \
+                }                                                                        \
+                if (K - k0 > group) {                                                    \
+                    if (k0 == 0) {                                                       \
+                        ROWS(IRT_W4_SET)                                                 \
+                    } else {                                                             \
+                        ROWS(IRT_W4_ACC)                                                 \
+                    }                                                                    \
+                } else if (k0 == 0) {                                                    \
+                    ROWS(IRT_W4_SET_LAST)                                                \
+                } else {                                                                 \
+                    ROWS(IRT_W4_ACC_LAST)                                                \
+                }                                                                        \
             }                                                                            \
-            for (; turns > 0; --turns) {                                                 \
-                IRT_W4_BYTE(ROWS, P, 0, IRT_W4_BOTH);                                    \
-                IRT_W4_BYTE(ROWS, P, 1, IRT_W4_BOTH);                                    \
-                xk += 4;                                                                 \
-                wk += 2 * (P);                                                           \
-            }                                                                            \
-            if (pairs > 0 && ((pairs - 1) & 1)) { /* the odd byte after the turns */    \
-                IRT_W4_BYTE(ROWS, P, 0, IRT_W4_BOTH);                                    \
-                xk += 2;                                                                 \
-                wk += (P);                                                               \
-            }                                                                            \
-            if (len & 1) { /* odd K: the last byte's low nibble only */                  \
-                const float xl = xk[0] * IRT_W4_X_LO;                                    \
-                const int8_t *const wc = wk;                                             \
-                ROWS(IRT_W4_LOW)                                                         \
-                wk += (P);                                                               \
-            }                                                                            \
-            if (k0 == 0) {                                                               \
-                ROWS(IRT_W4_SET)                                                         \
-            } else {                                                                     \
-                ROWS(IRT_W4_ACC)                                                         \
-            }                                                                            \
+            IRT_QNEXT_PANEL(P);                                                          \
         }                                                                                \
-        irt__w4_finish(y, bias, K, (P));                                                 \
     }
-
-/* y[r] = 0 for an empty K, then + bias[r] (one add, as irt_linear_w4g). */
-static void irt__w4_finish(float *restrict y, const float *restrict bias, int K, int P)
-{
-    int r;
-    for (r = 0; r < P; ++r) {
-        float v = K > 0 ? y[r] : 0.0f;
-        if (bias != NULL)
-            v = v + bias[r];
-        y[r] = v;
-    }
-}
 
 IRT_W4_PANEL_FN(irt__w4_panel16, 16, IRT_QROWS16)
 IRT_W4_PANEL_FN(irt__w4_panel8, 8, IRT_QROWS8)
@@ -306,17 +333,17 @@ static IRT__QNOINLINE void irt__w4_panel_small(const float *restrict x,
     }
 }
 
-#define IRT_W4_PANEL(P)                                                                  \
+#define IRT_W4_PANEL(P, count)                                                                  \
     do {                                                                                 \
         const int8_t *const wk = (const int8_t *)wp + (size_t)n0 * ldw;                  \
         const float *const sk = sp + (size_t)n0 * ngroups;                               \
         const float *const bn = bias_or_null == NULL ? NULL : bias_or_null + n0;         \
         if ((P) == 16)                                                                   \
-            irt__w4_panel16(xt, wk, sk, bn, yt + n0, K, group);                          \
+            irt__w4_panel16(xt, wk, sk, bn, yt + n0, K, group, count);                          \
         else if ((P) == 8)                                                               \
-            irt__w4_panel8(xt, wk, sk, bn, yt + n0, K, group);                           \
+            irt__w4_panel8(xt, wk, sk, bn, yt + n0, K, group, count);                           \
         else if ((P) == 4)                                                               \
-            irt__w4_panel4(xt, wk, sk, bn, yt + n0, K, group);                           \
+            irt__w4_panel4(xt, wk, sk, bn, yt + n0, K, group, count);                           \
         else                                                                             \
             irt__w4_panel_small(xt, wk, sk, bn, yt + n0, K, group, (P));                 \
     } while (0)
@@ -331,6 +358,12 @@ void irt_linear_w4g_packed(const float *restrict x, const uint8_t *restrict wp,
     for (t = 0; t < T; ++t) {
         const float *const xt = x + (size_t)t * K;
         float *const yt = y + (size_t)t * N;
+        if (K == 0) { /* no groups: 0 (+ bias) */
+            int n;
+            for (n = 0; n < N; ++n)
+                yt[n] = bias_or_null == NULL ? 0.0f : 0.0f + bias_or_null[n];
+            continue;
+        }
         IRT_QPANELS(N, IRT_W4_PANEL);
     }
 }
@@ -354,25 +387,31 @@ void irt_linear_w4g_packed(const float *restrict x, const uint8_t *restrict wp,
         ROWS(IRT_I8_MAC)                                                                 \
     } while (0)
 
-/* A panel of P rows [K][P]: exact int32 sums, then one multiply and one add per row. */
+/* `count` panels of P rows [K][P]: exact int32 sums, then one multiply and one add per row. */
 #define IRT_I8_PANEL_FN(name, P, ROWS)                                                   \
     static IRT__QNOINLINE void name(const int8_t *restrict x, int32_t zx,               \
                                     const int8_t *restrict wk, const float *restrict m,  \
-                                    const float *restrict bias, float *restrict y, int K) \
+                                    const float *restrict bias, float *restrict y, int K, \
+                                    int count)                                           \
     {                                                                                    \
-        ROWS(IRT_I8_DECL)                                                                \
-        const int8_t *xk = x;                                                            \
-        const int8_t *const xe = x + K;                                                  \
-        const int8_t *const x2 = x + (K & ~1);                                           \
-        while (xk < x2) {                                                                \
-            IRT_I8_COLUMN(ROWS, P, 0);                                                   \
-            IRT_I8_COLUMN(ROWS, P, 1);                                                   \
-            xk += 2;                                                                     \
-            wk += 2 * (P);                                                               \
+        for (; count > 0; --count, m += (P)) {                                           \
+            ROWS(IRT_I8_DECL)                                                            \
+            const int8_t *xk = x;                                                        \
+            const int8_t *const xe = x + K;                                              \
+            const int8_t *const x2 = x + (K & ~1);                                       \
+            while (xk < x2) {                                                            \
+                IRT_I8_COLUMN(ROWS, P, 0);                                               \
+                IRT_I8_COLUMN(ROWS, P, 1);                                               \
+                xk += 2;                                                                 \
+                wk += 2 * (P);                                                           \
+            }                                                                            \
+            if (xk < xe) {                                                               \
+                IRT_I8_COLUMN(ROWS, P, 0);                                               \
+                wk += (P);                                                               \
+            }                                                                            \
+            ROWS(IRT_I8_STORE)                                                           \
+            IRT_QNEXT_PANEL(P);                                                          \
         }                                                                                \
-        if (xk < xe)                                                                     \
-            IRT_I8_COLUMN(ROWS, P, 0);                                                   \
-        ROWS(IRT_I8_STORE)                                                               \
     }
 
 IRT_I8_PANEL_FN(irt__i8_panel16, 16, IRT_QROWS16)
@@ -398,16 +437,16 @@ static IRT__QNOINLINE void irt__i8_panel_small(const int8_t *restrict x, int32_t
     }
 }
 
-#define IRT_I8_PANEL(P)                                                                  \
+#define IRT_I8_PANEL(P, count)                                                                  \
     do {                                                                                 \
         const int8_t *const wk = wp + (size_t)n0 * K;                                    \
         const float *const bn = bias_or_null == NULL ? NULL : bias_or_null + n0;         \
         if ((P) == 16)                                                                   \
-            irt__i8_panel16(xt, x_zero_point, wk, m + n0, bn, yt + n0, K);               \
+            irt__i8_panel16(xt, x_zero_point, wk, m + n0, bn, yt + n0, K, count);               \
         else if ((P) == 8)                                                               \
-            irt__i8_panel8(xt, x_zero_point, wk, m + n0, bn, yt + n0, K);                \
+            irt__i8_panel8(xt, x_zero_point, wk, m + n0, bn, yt + n0, K, count);                \
         else if ((P) == 4)                                                               \
-            irt__i8_panel4(xt, x_zero_point, wk, m + n0, bn, yt + n0, K);                \
+            irt__i8_panel4(xt, x_zero_point, wk, m + n0, bn, yt + n0, K, count);                \
         else                                                                             \
             irt__i8_panel_small(xt, x_zero_point, wk, m + n0, bn, yt + n0, K, (P));      \
     } while (0)
