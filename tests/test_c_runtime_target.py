@@ -24,10 +24,12 @@ def target_runner(tmp_path_factory) -> TargetKernelRunner:
 
 
 # K: 16 (first block only), 17 (+ one single column), 29 (+ 8 + 4 + 1), 64, 172 (16-column
-# turns + 8 + 4); N: 24-row panels followed by 16, 8, 4, 2, 1-row ones
+# turns + 8 + 4), 20 (+ 4); N: 24-row panels followed by 16, 8, 4, 2, 1-row ones (every
+# width of the asm: 71 = 24 + 24 + 16 + 4 + 2 + 1, 32 = 24 + 8, 12 = 8 + 4 alone)
 @pytest.mark.parametrize("T,K,N,bias", [(1, 16, 24, False), (1, 17, 48, True),
                                         (2, 29, 47, True), (1, 64, 64, False),
-                                        (1, 172, 71, False)])
+                                        (1, 172, 71, False), (1, 64, 32, True),
+                                        (2, 20, 12, False)])
 def test_linear_packed_on_target(target_runner, T, K, N, bias):
     rng = rng_for("linear_packed_rv32", T, K, N, bias)
     x, w, b = randn(rng, T, K), randn(rng, N, K), randn(rng, N)
