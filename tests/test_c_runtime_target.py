@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests import test_c_runtime as host
 from tests.c_kernel_harness import TargetKernelRunner, build_target_driver
 from tests.requirements import need
 from tests.test_c_runtime import check, linear_reference, packed_by_definition, randn, rng_for
@@ -48,3 +49,10 @@ def test_linear_packed_residual_on_target(target_runner, T, K, N, inplace):
                             {"x": x, "wp": packed_by_definition(w), "r": r})
     want, mag = linear_reference(x, w, None)
     check(got, want + r.astype(np.float64), mag + np.abs(r))
+
+
+# the asm pass 2 of irt_cached_attention_hd8_f32 (a pair of query heads: odd and even row
+# counts, both runs of a wrapped ring) and its portable C single-head path, against numpy
+@pytest.mark.parametrize("case", [host.HD8_CASES[i] for i in (1, 2, 3, 6)])
+def test_cached_attention_hd8_on_target(target_runner, case):
+    host.test_cached_attention_hd8(target_runner, *case)
