@@ -56,3 +56,7 @@ def test_linear_packed_residual_on_target(target_runner, T, K, N, inplace):
 @pytest.mark.parametrize("case", [host.HD8_CASES[i] for i in (1, 2, 3, 6)])
 def test_cached_attention_hd8_on_target(target_runner, case):
     host.test_cached_attention_hd8(target_runner, *case)
+
+
+def test_exp2_softmax_error_bound_on_target(target_runner):
+    host.exp2_softmax_case(target_runner, 3.3)

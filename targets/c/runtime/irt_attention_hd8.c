@@ -13,11 +13,13 @@
  *           exponent-field write), added to the sums and used at once: each value row is
  *           loaded once and accumulated into 16 registers (no weights written back).
  * The exp needs no range checks: score - M <= 1/2 always, and one fmax clamps it from below
- * at -126 (weights under 2^-126 of the largest add nothing to a float sum).
+ * at -126 (weights under 2^-126 of the largest add nothing to a float sum); as the weights
+ * are divided by their sum, a degree-4 polynomial does (irt__exp2_softmax: relative error
+ * below 3e-6, 12 instructions per weight).
  * Instruction budget per cached position and pair of heads: pass 1 about 29 (8 loads,
- * 16 multiply-adds, 2 stores, 2 fmax, 3 loop per 4 rows), pass 2 about 56 (2 score loads,
- * 2 x 13 for the exp, 2 adds, 8 value loads, 16 multiply-adds, 5 loop per 2 rows; in RV32F
- * asm, as gcc spills registers there): 43 per head and position.
+ * 16 multiply-adds, 2 stores, 2 fmax, 3 loop per 4 rows), pass 2 about 55 (2 score loads,
+ * 2 x 12 for the weights, 2 adds, 8 value loads, 16 multiply-adds, 5 loop per 2 rows; in
+ * RV32F asm, as gcc spills registers there): 42 per head and position.
  */
 #include "irt_internal.h"
 
@@ -74,8 +76,8 @@ typedef struct {
  * sp[1], added to the sums ta, tb; then value row vp weighted by them into the accumulators. */
 #define IRT_WEIGH2(vp, sp)                                                              \
     do {                                                                                \
-        const float pa = irt__exp2_shifted((sp)[0], sha, c);                            \
-        const float pb = irt__exp2_shifted((sp)[1], shb, c);                            \
+        const float pa = irt__exp2_softmax((sp)[0], sha, c);                            \
+        const float pb = irt__exp2_softmax((sp)[1], shb, c);                            \
         ta += pa;                                                                       \
         tb += pb;                                                                       \
         IRT_VALUE2(vp, pa, pb);                                                         \
@@ -83,12 +85,12 @@ typedef struct {
 
 #if IRT_RISCV_F_ASM
 /* Pass 2 of irt__attend2 in RV32F asm (gcc 12 spills a quarter of the loop when it
- * allocates the 32 float registers itself): 16 accumulators (ft4-ft11 for head a, fs0-fs7 for
- * b), the sums (fs8, fs9), the polynomial's constants c1..c5 (fs10, fs11, fa0-fa2) and the
+ * allocates the float registers itself): 16 accumulators (ft4-ft11 for head a, fs0-fs7 for
+ * b), the sums (fs8, fs9), the polynomial's constants c1..c4 (fs10, fs11, fa0, fa1) and the
  * shifts (fa3 = c and fa4 = lo of head a, fa5 and fa6 of head b) stay in registers; ft0-ft3
- * and fa7 are the temporaries.  The same operations in the same order as irt__exp2_shifted
- * and IRT_VALUE2, so the same bits as the C below.  Per cached row 57 instructions: 2 x (a
- * score load, 13 for the exp, a sum), 8 value loads, 16 fmadd.s, 3 loop. */
+ * and fa7 are the temporaries.  The same operations in the same order as irt__exp2_softmax
+ * and IRT_VALUE2, so the same bits as the C below.  Per cached row 55 instructions: 2 x (a
+ * score load, 12 for the weight, a sum), 8 value loads, 16 fmadd.s, and 2.5 loop. */
 /* p = 2^(score at OFF(s) - M) into P with the head's shift C, LO; added to SUM. */
 #define IRT_A_EXP2(OFF, C, LO, P, SUM)                                                  \
     "flw ft0, " #OFF "(%[s])\n\t"                                                       \
@@ -97,12 +99,11 @@ typedef struct {
     "fsub.s ft2, ft1, " C "\n\t"                                                        \
     "fsub.s ft0, ft0, ft2\n\t"           /* r = s - round(s) */                         \
     "fmv.x.w %[i], ft1\n\tslli %[i], %[i], 23\n\tfmv.w.x ft1, %[i]\n\t" /* e */          \
-    "fmadd.s ft2, fa2, ft0, fa1\n\t"     /* P(r), Horner */                             \
-    "fmadd.s ft2, ft2, ft0, fa0\n\t"                                                    \
+    "fmadd.s ft2, fa1, ft0, fa0\n\t"     /* Q(r), Horner */                             \
     "fmadd.s ft2, ft2, ft0, fs11\n\t"                                                   \
     "fmadd.s ft2, ft2, ft0, fs10\n\t"                                                   \
     "fmul.s ft0, ft1, ft0\n\t"                                                          \
-    "fmadd.s " P ", ft0, ft2, ft1\n\t"   /* e + e r P(r) */                             \
+    "fmadd.s " P ", ft0, ft2, ft1\n\t"   /* e + e r Q(r) */                             \
     "fadd.s " SUM ", " SUM ", " P "\n\t"
 /* Element d of the value row: a_d += pa * v[d] (fa7), b_d += pb * v[d] (ft3). */
 #define IRT_A_VALUE(d, A, B)                                                            \
@@ -120,7 +121,7 @@ typedef struct {
     "fmul.s " A ", " A ", ft1\n\tfsw " A ", " #d "*4(%[oa])\n\t"                         \
     "fmul.s " B ", " B ", ft2\n\tfsw " B ", " #d "*4(%[ob])\n\t"
 
-/* k = {c1..c5, c_a, lo_a, c_b, lo_b}; s the scores of both heads (two per row); the rows of
+/* k = {c1..c4, c_a, lo_a, c_b, lo_b}; s the scores of both heads (two per row); the rows of
  * the two runs of values[] weighted and summed into oa, ob. */
 static void irt__weigh2(const float *k, const float *s, const irt__rows *values,
                         float *restrict oa, float *restrict ob)
@@ -129,8 +130,8 @@ static void irt__weigh2(const float *k, const float *s, const irt__rows *values,
     int n, left = 2, i;
     __asm__ volatile(
             "flw fs10, 0(%[k])\n\tflw fs11, 4(%[k])\n\tflw fa0, 8(%[k])\n\t"
-            "flw fa1, 12(%[k])\n\tflw fa2, 16(%[k])\n\tflw fa3, 20(%[k])\n\t"
-            "flw fa4, 24(%[k])\n\tflw fa5, 28(%[k])\n\tflw fa6, 32(%[k])\n\t"
+            "flw fa1, 12(%[k])\n\tflw fa3, 16(%[k])\n\tflw fa4, 20(%[k])\n\t"
+            "flw fa5, 24(%[k])\n\tflw fa6, 28(%[k])\n\t"
             "fmv.w.x ft4, zero\n\tfmv.w.x ft5, zero\n\tfmv.w.x ft6, zero\n\t"
             "fmv.w.x ft7, zero\n\tfmv.w.x ft8, zero\n\tfmv.w.x ft9, zero\n\t"
             "fmv.w.x ft10, zero\n\tfmv.w.x ft11, zero\n\tfmv.w.x fs0, zero\n\t"
@@ -167,7 +168,7 @@ static void irt__weigh2(const float *k, const float *s, const irt__rows *values,
               [left] "+&r"(left), [i] "=&r"(i)
             : [k] "r"(k), [oa] "r"(oa), [ob] "r"(ob)
             : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10",
-              "ft11", "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1",
+              "ft11", "fa0", "fa1", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1",
               "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9", "fs10", "fs11", "memory");
 }
 #endif
@@ -208,14 +209,14 @@ static void irt__attend2(const float *restrict qi, float qscale, const irt__rows
 #if IRT_RISCV_F_ASM
     {
         const irt__shift sha = irt__shift_of(xa), shb = irt__shift_of(xb);
-        const irt__exp2_poly c = irt__exp2_coefficients();
-        const float k[9] = {c.c1, c.c2, c.c3, c.c4, c.c5, sha.c, sha.lo, shb.c, shb.lo};
+        const irt__exp2_poly4 c = irt__exp2_softmax_coefficients();
+        const float k[8] = {c.c1, c.c2, c.c3, c.c4, sha.c, sha.lo, shb.c, shb.lo};
         irt__weigh2(k, s, values, oa, ob);
     }
 #else
     {
         const irt__shift sha = irt__shift_of(xa), shb = irt__shift_of(xb);
-        const irt__exp2_poly c = irt__exp2_coefficients();
+        const irt__exp2_poly4 c = irt__exp2_softmax_coefficients();
         float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f;
         float a7 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f, b4 = 0.0f, b5 = 0.0f;
         float b6 = 0.0f, b7 = 0.0f, ta = 0.0f, tb = 0.0f, fa, fb;
@@ -250,7 +251,7 @@ static void irt__attend1(const float *restrict q, const irt__rows *keys,
     float mx = -INFINITY, sum = 0.0f, f;
     float *sp = s;
     irt__shift sh;
-    irt__exp2_poly c;
+    irt__exp2_poly4 c;
     int run, d;
     for (run = 0; run < 2; ++run) {
         const float *k = keys[run].row;
@@ -264,13 +265,13 @@ static void irt__attend1(const float *restrict q, const irt__rows *keys,
         }
     }
     sh = irt__shift_of(mx);
-    c = irt__exp2_coefficients();
+    c = irt__exp2_softmax_coefficients();
     sp = s;
     for (run = 0; run < 2; ++run) {
         const float *v = values[run].row;
         const float *const end = v + 8 * values[run].n;
         for (; v != end; v += 8, ++sp) {
-            const float p = irt__exp2_shifted(*sp, sh, c);
+            const float p = irt__exp2_softmax(*sp, sh, c);
             sum += p;
             for (d = 0; d < 8; ++d)
                 a[d] = IRT_FMA(p, v[d], a[d]);
