@@ -2,18 +2,16 @@
 
 * `StraightLine` (irtool/interpreter/straight_line.py) runs a function as a list of ops over
   value slots; xDSL's own `Interpreter.call_op` walking the same module is the reference.
-* The norms, softmax, SiLU and GELU of `irtool.numerics.transformer` avoid np.mean's Python
-  layer and extra copies; the plain numpy formulas, written here, are the reference.
+* The norms, softmax and SiLU of `irtool.numerics.transformer` avoid np.mean's Python layer
+  and extra copies; the plain numpy formulas, written here, are the reference. (GELU is an
+  approximation with a stated bound: tests/test_gelu_erfc.py.)
 * A float linear multiplies by the contiguous transpose of the weight at every level; the
   product with the transposed view must agree to float rounding, and the interpreter's kept
   transpose must follow a store array that was replaced.
 """
 
-import math
-
 import numpy as np
 import pytest
-from scipy.special import erf
 from xdsl.dialects import func
 from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
 from xdsl.interpreter import Interpreter
@@ -136,10 +134,6 @@ def _plain_softmax(x):
     return (e / np.sum(e, axis=-1, keepdims=True)).astype(F32)
 
 
-def _plain_gelu(x):
-    return (0.5 * x * (1.0 + erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(F32)
-
-
 def _plain_silu(x):
     return (x / (F32(1.0) + np.exp(-x))).astype(F32)
 
@@ -154,7 +148,6 @@ def test_fast_numerics_equal_the_plain_formulas(shape):
     np.testing.assert_array_equal(ref.layer_norm(x, g, b, 1e-5),
                                   _plain_layer_norm(x, g, b, 1e-5))
     np.testing.assert_array_equal(ref.softmax(x), _plain_softmax(x))
-    np.testing.assert_array_equal(ref.gelu(x, "none"), _plain_gelu(x))
     np.testing.assert_array_equal(ref.silu(x), _plain_silu(x))
     np.testing.assert_array_equal(x, before)  # no input is modified in place
 
