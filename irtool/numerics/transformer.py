@@ -26,7 +26,9 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     widths, rounds differently; every level computes a float linear this one way, so the
     levels agree bit for bit."""
     y = x @ (np.ascontiguousarray(w.T) if wt is None else wt)
-    return y if b is None else y + b
+    if b is not None:
+        y += b  # y is the product's own new array
+    return y
 
 
 def _mean_last(x: np.ndarray) -> np.ndarray:
