@@ -119,6 +119,13 @@ _SPECS = [
     # default `selected` here and until irt_select_adapter is called)
     _spec("irt_lora_f32", "x y a b out rank", "T K N R adapters selected", "out rank", _lora,
           alias="out=y"),
+    # its up half on rows of the output, the up matrix streamed (passes/lora_stream.py)
+    _spec("irt_lora_up_f32", "t y b out", "T N R selected", "out",
+          lambda o, p: _store(o["out"], ref.lora_up(o["t"].reshape(p["T"], p["R"]),
+                                                    o["y"].reshape(p["T"], p["N"]),
+                                                    o["b"].reshape(p["N"], p["R"]),
+                                                    p["selected"])),
+          alias="out=y"),
     _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
           lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
     _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",

@@ -81,6 +81,7 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_linear_packed_bias_f32": ("irt_linear_packed_f32", "op:x op:w op:b op:y p:T p:K p:N"),
     "irt_lora_f32": ("irt_lora_f32",
         "op:x op:y op:a op:b op:out op:rank p:T p:K p:N p:R p:adapters p:selected"),
+    "irt_lora_up_f32": ("irt_lora_up_f32", "op:t op:y op:b op:out p:T p:N p:R p:selected"),
     "irt_linear_packed_residual_f32": ("irt_linear_packed_residual_f32",
         "op:x op:w op:r op:y p:T p:K p:N"),
     "irt_matmul_f32": ("irt_matmul_f32", "op:a op:b op:y p:M p:K p:N p:transpose_b"),
