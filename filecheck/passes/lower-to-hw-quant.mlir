@@ -5,13 +5,12 @@
 
 // A placed memory-level decode step on quantized data (written at the transformer/quant level,
 // then bufferize and allocate): every quant kernel becomes one hw.call of irt_quant.h, with
-// the buffers in C order and the shapes as parameters (riscv-ulp's rules run the w8, w4g and
-// w8a8 linears, whose weights nothing else reads, on 16-row panels: irt_linear_packed_q.h,
-// the same arguments). A bias selects the `_bias` variant of a
+// the buffers in C order and the shapes as parameters. A bias selects the `_bias` variant of a
 // linear kernel (same C function, bias instead of NULL); a per-tensor w8 scale sets
 // per_tensor = 1; quant.kv_write writes the cache AND its scales (two out buffers, one call).
 // riscv-ulp reads w8, w8a8 and w4g weights in 16-row panels (`_packed` twins of the same
-// contract, irt_linear_packed_q.h); w1 and w1a4 keep the row-major kernels.
+// contract, irt_linear_packed_q.h); w1 and w1a4 keep the row-major kernels, and attention with
+// head_dim 4 the generic irt_cached_attention_i8 (head_dim 8 has irt_cached_attention_i8_hd8).
 
 // CHECK:       func.func @decode(%tok: memref<1xi32>, %pos: index) -> memref<1x16xf32, #memory.space<dtim>> {
 // CHECK:         hw.call @irt_quantize_act_i8(%x, %sx, %zx, %xq) params {n = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<1xf32, #memory.space<dtim>>, memref<1xi32, #memory.space<dtim>>, memref<1x8xi8, #memory.space<dtim>>
