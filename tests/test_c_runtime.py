@@ -696,7 +696,7 @@ def innermost_loop(disassembly: str, function: str, macs: int | None = None) -> 
     ("irt_linear", "irt__dot_rows_f32", 32, 80),       # 4 rows x 8 columns: ~2.44 / MAC
     ("irt_linear", "irt__weighted_rows_f32", 16, 40),  # 8 columns x 2 rows:  ~2.4 / MAC
     # 24-row panels x 16 columns (asm): 16 + 384 loads, 384 fmadd.s, 3 loop: ~2.05 / MAC
-    ("irt_linear_packed", "irt__linear_packed", 384, 787),
+    ("irt_linear_packed", "irt__row", 384, 787),
     # the score pass for two heads, four rows: 32 loads, 56 fmadd.s + 8 fmul.s, 8 stores,
     # 8 fmax.s, 3 loop
     ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 56, 115),

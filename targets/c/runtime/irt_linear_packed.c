@@ -359,29 +359,45 @@ static IRT__NOINLINE void irt__rows_c(const float *restrict x, const float *rest
         irt__panel_small(x, w, b == NULL ? NULL : b + n, y + n, K, 1);
 }
 
+/* One output row: y = w-panels . x (+ b). Out of line, and the only call a one-row layer
+ * makes: its set-up and saved registers are those of the asm alone. */
+static IRT__NOINLINE void irt__row(const float *restrict x, const float *w, const float *b,
+                                   float *y, int K, int N)
+{
+#if IRT_RISCV_F_ASM
+    if (K >= 16) { /* every panel of 4 rows or more in one asm statement */
+        irt__panels_asm(x, &w, &b, &y, K, N / IRT_PANEL_ROWS, N % IRT_PANEL_ROWS);
+        if (N & 3) /* the 2- and 1-row panels; the pointers ran on to them */
+            irt__rows_c(x, w, b, y, K, N & 3, 0);
+        return;
+    }
+#endif
+    irt__rows_c(x, w, b, y, K, N, 0);
+}
+
 /* Both entry points: bias_or_null + t * ldb is the row added to output row t (ldb 0: a
  * bias; N: a residual, which may be y itself: each output element reads its own addend
  * before it is stored, and no other). */
-static IRT__NOINLINE void irt__linear_packed(const float *restrict x, const float *restrict wp,
-                               const float *bias_or_null, int ldb, float *y, int T, int K,
-                               int N)
+static IRT__NOINLINE void irt__rows_of(const float *restrict x, const float *restrict wp,
+                                       const float *bias_or_null, int ldb, float *y, int T,
+                                       int K, int N)
 {
     int t;
-    for (t = 0; t < T; ++t) {
-        const float *xt = x + (ptrdiff_t)t * K;
-        float *yt = y + (ptrdiff_t)t * N;
-        const float *w = wp;
-        const float *bt = bias_or_null == NULL ? NULL : bias_or_null + (ptrdiff_t)t * ldb;
-#if IRT_RISCV_F_ASM
-        if (K >= 16) { /* every panel of 4 rows or more in one asm statement */
-            irt__panels_asm(xt, &w, &bt, &yt, K, N / IRT_PANEL_ROWS, N % IRT_PANEL_ROWS);
-            if (N & 3) /* the 2- and 1-row panels; the pointers ran on to them */
-                irt__rows_c(xt, w, bt, yt, K, N & 3, 0);
-            continue;
-        }
-#endif
-        irt__rows_c(xt, w, bt, yt, K, N, 0);
-    }
+    for (t = 0; t < T; ++t)
+        irt__row(x + (ptrdiff_t)t * K, wp,
+                 bias_or_null == NULL ? NULL : bias_or_null + (ptrdiff_t)t * ldb,
+                 y + (ptrdiff_t)t * N, K, N);
+}
+
+/* T == 1 (decode) is a tail call to irt__row, without the loop's saved registers. */
+static inline void irt__linear_packed(const float *restrict x, const float *restrict wp,
+                                      const float *bias_or_null, int ldb, float *y, int T,
+                                      int K, int N)
+{
+    if (T == 1)
+        irt__row(x, wp, bias_or_null, y, K, N);
+    else
+        irt__rows_of(x, wp, bias_or_null, ldb, y, T, K, N);
 }
 
 void irt_linear_packed_f32(const float *restrict x, const float *restrict wp,
