@@ -73,15 +73,22 @@ def _global_reads(module: ModuleOp, get: memory.GetGlobalOp) -> list[memory.GetG
     return index.get(name, [])
 
 
+def global_reads(buffer: SSAValue) -> list[memory.GetGlobalOp] | None:
+    """The memory.get_global ops of the module that read the global `buffer` is read from
+    (`buffer` among them), or None when `buffer` is not such a read."""
+    owner = buffer.owner
+    module = _module(owner) if isinstance(owner, memory.GetGlobalOp) else None
+    return None if module is None else _global_reads(module, owner)
+
+
 def packable(buffer: SSAValue) -> bool:
     """Is `buffer` a memory.global read by linear layers (as their weight) and otherwise only
     by embeddings (as their table)? Then all of them can read it in row panels."""
-    owner = buffer.owner
-    module = _module(owner) if isinstance(owner, memory.GetGlobalOp) else None
-    if module is None:
+    gets = global_reads(buffer)
+    if gets is None:
         return False
     linears = 0
-    for get in _global_reads(module, owner):
+    for get in gets:
         for use in get.result.uses:
             kernel = use.operation
             if isinstance(kernel, hw.CallOp):  # lowered already: by a kernel reading panels?
