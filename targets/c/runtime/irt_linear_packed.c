@@ -207,7 +207,8 @@ static IRT__NOINLINE void irt__panel16(const float *restrict x, const float *res
     IRT_A_COLUMNS4(ROWS, P, 8, 9, 10, 11) IRT_A_COLUMNS4(ROWS, P, 12, 13, 14, 15)        \
     "addi %[x], %[x], 64\n\taddi %[w], %[w], " #W16 "\n\t"                               \
     "bne %[x], %[x16], " #L "1b\n"                                                       \
-    #L "2:\n\t" /* then 8, 4, 1 columns */                                               \
+    #L "2:\n\t" /* then 8, 4, 1 columns (none when 16 divides K) */                      \
+    "beq %[x], %[xe], " #L "6f\n\t"                                                      \
     "andi %[f], %[K], 8\n\tbeqz %[f], " #L "3f\n\t"                                      \
     IRT_A_COLUMNS4(ROWS, P, 0, 1, 2, 3) IRT_A_COLUMNS4(ROWS, P, 4, 5, 6, 7)              \
     "addi %[x], %[x], 32\n\taddi %[w], %[w], " #W8 "\n"                                  \
