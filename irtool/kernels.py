@@ -285,6 +285,10 @@ _SPECS += [
     _spec("irt_cached_attention_i8", "q kcache kscales vcache vscales end out",
           "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention_i8,
           scratch=lambda p: p["capacity"]),
+    # head_dim 8 only, two query heads per pass over the cache (irt_attention_q.h)
+    _spec("irt_cached_attention_i8_hd8", "q kcache kscales vcache vscales end out",
+          "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention_i8,
+          scratch=lambda p: 2 * p["capacity"]),
 ]
 
 # Integer non-linear ops (irt_intops.h; --integer-only) ------------------------------------------

@@ -5,7 +5,9 @@
 
 // A placed memory-level decode step on quantized data (written at the transformer/quant level,
 // then bufferize and allocate): every quant kernel becomes one hw.call of irt_quant.h, with
-// the buffers in C order and the shapes as parameters. A bias selects the `_bias` variant of a
+// the buffers in C order and the shapes as parameters (riscv-ulp's rules run the w8, w4g and
+// w8a8 linears, whose weights nothing else reads, on 16-row panels: irt_linear_packed_q.h,
+// the same arguments). A bias selects the `_bias` variant of a
 // linear kernel (same C function, bias instead of NULL); a per-tensor w8 scale sets
 // per_tensor = 1; quant.kv_write writes the cache AND its scales (two out buffers, one call).
 // riscv-ulp reads w8, w8a8 and w4g weights in 16-row panels (`_packed` twins of the same

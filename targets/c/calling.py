@@ -53,8 +53,12 @@ def _calls(entries: Mapping[str, tuple[str, str]]) -> dict[str, CCall]:
     return {k: CCall(fn, tuple(args.split())) for k, (fn, args) in entries.items()}
 
 
-# The quantized linears over weights in 16-row panels (irt_linear_packed_q.h).
-_PACKED_Q_CALLS = _calls({
+# Quantized kernels a target chooses from shapes: the linears over weights in 16-row panels
+# (irt_linear_packed_q.h), attention over the int8 cache for 8-wide heads (irt_attention_q.h).
+_SHAPED_Q_CALLS = _calls({
+    "irt_cached_attention_i8_hd8": ("irt_cached_attention_i8_hd8",
+        "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads  "
+        "p:kv_heads p:capacity p:T op:end p:ring p:scale"),
     "irt_linear_w8a8_packed": ("irt_linear_w8a8_packed",
         "op:xq val:zx op:w op:m NULL op:y p:T p:K p:N"),
     "irt_linear_w8a8_packed_bias": ("irt_linear_w8a8_packed",
@@ -142,4 +146,4 @@ PORTABLE_CALLS = CCalls(_calls({
 }), headers=("irt_kernels.h", "irt_quant.h", "irt_intops.h", "irt_lora.h",
                   "irt_embedding_q.h")).extended(
     _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",)).extended(
-    _PACKED_Q_CALLS, headers=("irt_linear_packed_q.h",))
+    _SHAPED_Q_CALLS, headers=("irt_linear_packed_q.h", "irt_attention_q.h"))
