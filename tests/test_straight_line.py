@@ -184,19 +184,24 @@ def test_fast_numerics_equal_the_plain_formulas(shape):
     np.testing.assert_array_equal(x, before)  # no input is modified in place
 
 
-def test_masked_attention_equals_a_loop_reference():
-    """Causal attention with a window, masked in place: per head and query, a float64 loop."""
-    t, heads, kv_heads, hd, window = 7, 4, 2, 8, 3
-    q, k, v = (RNG.standard_normal((t, n * hd)).astype(F32) for n in (heads, kv_heads, kv_heads))
+@pytest.mark.parametrize("t,s,window", [(7, 7, 3), (7, 7, None), (5, 12, None), (1, 9, None),
+                                        (80, 80, None), (4, 10, 6)])
+def test_masked_attention_equals_a_loop_reference(t, s, window):
+    """Causal attention of the last t of s positions, with or without a window, masked in
+    place (a kept triangle without a window): per head and query, a float64 loop."""
+    heads, kv_heads, hd = 4, 2, 8
+    q = RNG.standard_normal((t, heads * hd)).astype(F32)
+    k, v = (RNG.standard_normal((s, kv_heads * hd)).astype(F32) for _ in range(2))
     out = ref.attention(q, k, v, heads, kv_heads, hd, 0.35, True, window)
     want = np.zeros((t, heads * hd))
     for h in range(heads):
         kh = h // (heads // kv_heads)
         for i in range(t):
-            keys = [j for j in range(t) if i - window < j <= i]
-            s = [0.35 * float(q[i, h * hd:(h + 1) * hd] @ k[j, kh * hd:(kh + 1) * hd])
-                 for j in keys]
-            p = np.exp(np.array(s) - max(s))
+            pos = s - t + i
+            keys = [j for j in range(s) if j <= pos and (window is None or pos - window < j)]
+            sc = [0.35 * float(q[i, h * hd:(h + 1) * hd] @ k[j, kh * hd:(kh + 1) * hd])
+                  for j in keys]
+            p = np.exp(np.array(sc) - max(sc))
             p /= p.sum()
             want[i, h * hd:(h + 1) * hd] = sum(pj * v[j, kh * hd:(kh + 1) * hd]
                                                for pj, j in zip(p, keys, strict=True))

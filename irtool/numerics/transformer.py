@@ -98,6 +98,33 @@ def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, start: int, heads: int
     return np.concatenate([out, xh[..., rotary_dim:]], axis=-1).reshape(t, heads * head_dim)
 
 
+_LATER = np.zeros((0, 0), dtype=bool)
+"""`_LATER[i, j]`: j > i. Grown on demand (to a power of two, at most `_LATER_MAX`)."""
+_LATER_MAX = 4096
+
+
+def _hidden_keys(t: int, s: int, window: int | None) -> np.ndarray:
+    """`[T, S]` bool: key j is hidden from query i, the queries being the last t of s
+    positions: j is after the query's own position, or (with a window W) W or more before it.
+    Without a window, a view of one kept triangle: building the mask from aranges was a tenth
+    of a small model's attention call."""
+    global _LATER
+    d = s - t
+    if window is None and 0 <= d and s <= _LATER_MAX:
+        later = _LATER
+        if later.shape[0] < s:
+            n = 1 << max(6, (s - 1).bit_length())
+            later = np.triu(np.ones((n, n), dtype=bool), 1)
+            later.flags.writeable = False
+            _LATER = later
+        return later[d:d + t, :s]
+    last = np.arange(t)[:, None] + d  # the key at the query's own position
+    visible = np.arange(s)[None, :] <= last
+    if window is not None:
+        visible &= np.arange(s)[None, :] > last - window
+    return ~visible
+
+
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads: int,
               head_dim: int, scale: float, causal: bool, window: int | None = None,
               softmax_fn=None) -> np.ndarray:
@@ -112,11 +139,7 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads:
     scores = qh @ kh.transpose(0, 1, 3, 2)  # [KV, G, T, S]
     scores *= F32(scale)
     if causal:
-        last = np.arange(t)[:, None] + (s - t)  # the key at the query's own position
-        visible = np.arange(s)[None, :] <= last
-        if window is not None:
-            visible &= np.arange(s)[None, :] > last - window
-        np.copyto(scores, F32(-np.inf), where=~visible)
+        np.copyto(scores, F32(-np.inf), where=_hidden_keys(t, s, window))
     out = (softmax_fn or softmax)(scores) @ vh  # [KV, G, T, hd]
     return out.transpose(2, 0, 1, 3).reshape(t, heads * head_dim)
 
