@@ -99,6 +99,12 @@ class Streamed:
         """The kernel's buffer for an operand of the linear."""
         return dict(zip(self.kernel.body.block.args, self.kernel.ins, strict=True))[inner]
 
+    def source_rows(self, row: int, rows: int) -> list[Operation]:
+        """Ops ending with the view of rows [row, row+rows) the DMA reads, the weight fetched
+        again where the DMA starts (its own get_global may come later in the function)."""
+        weight = memory.GetGlobalOp(_global_name(self.weight), self.weight.type)
+        return [weight, _rows(weight.result, row, rows)]
+
     def tile_kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue
                     ) -> tuple[list[Operation], memory.KernelOp]:
         """The kernel computing output rows [row, row+rows) from the weight tile in `window`:
@@ -229,6 +235,13 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
     streams = [s for s in streams if id(s) in rows_of]
     if not streams:
         return
+    # task adapters' matrices stream through the same windows (passes/lora_stream.py)
+    from irtool.passes.lora_stream import adapter_facts, adapter_streams, in_program_order
+
+    adapters = adapter_streams(fn, target, fast, window)
+    rows_of.update((id(s), rows) for s, rows in adapters)
+    streams = in_program_order(fn, [*streams, *(s for s, _ in adapters)])
+    facts, change = adapter_facts(adapters, target)
 
     # the tiles in program order: (stream, first row, rows)
     tiles = []
@@ -249,11 +262,9 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         win = memory.AllocOp(win_t, offsets[j % 2], align)
         # the window alloc at the function's start, so every use comes after it
         Rewriter.insert_op(win, InsertPoint.before(first))
-        # the weight fetched again here: its own get_global may come later in the function
-        weight = memory.GetGlobalOp(_global_name(s.weight), s.weight.type)
-        src = _rows(weight.result, row, rows)
-        dma = memory.DmaStartOp(src.result, win.result)
-        Rewriter.insert_op([weight, src, dma], InsertPoint.before(before))
+        src = s.source_rows(row, rows)
+        dma = memory.DmaStartOp(src[-1].results[0], win.result)
+        Rewriter.insert_op([*src, dma], InsertPoint.before(before))
         tokens[j], windows[j] = dma.token, win.result
 
     # both windows are empty when the function starts: the first two transfers start there
@@ -283,9 +294,9 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         "solver": StringAttr(plan.status),
         # what `cycles` models: the linears alone, or (solved with the allocation) the token
         "scope": StringAttr("time per token" if joint is not None else "linears"),
-        "cycles": IntegerAttr(round(plan.cycles), i64),
-        "bound": IntegerAttr(math.floor(plan.bound), i64),
-        "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64)})
+        "cycles": IntegerAttr(round(plan.cycles + change), i64),
+        "bound": IntegerAttr(math.floor(plan.bound + change), i64),
+        "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64), **facts})
 
 
 def _global_name(weight: SSAValue) -> str:

@@ -19,6 +19,7 @@ from irtool.numerics.transformer import (
     layer_norm,
     linear,
     lora,
+    lora_up,
     relu,
     rms_norm,
     rope,
@@ -83,6 +84,10 @@ class TransformerFunctions(InterpreterFunctions):
     @impl(tf.LoraOp)
     def run_lora(self, interpreter: Interpreter, op: tf.LoraOp, args):
         return lora(*args, op.selected.value.data)
+
+    @impl(tf.LoraUpOp)
+    def run_lora_up(self, interpreter: Interpreter, op: tf.LoraUpOp, args):
+        return (lora_up(*args, op.selected.value.data),)
 
     @impl(tf.MatmulOp)
     def run_matmul(self, interpreter: Interpreter, op: tf.MatmulOp, args):

@@ -205,6 +205,14 @@ def cached_attention(q: np.ndarray, kcache: np.ndarray, vcache: np.ndarray, end:
     return attention(q, k, v, heads, kv_heads, head_dim, scale, causal=True)
 
 
+def lora_up(t: np.ndarray, y: np.ndarray, up: np.ndarray, selected: int) -> np.ndarray:
+    """`y + t @ up.T` (the up half of a delta: `t = A_s x`, `up` the selected adapter's
+    `[N, R]`), or `y` for the base model (`selected = -1`)."""
+    if selected < 0:
+        return y.copy()
+    return (y + t @ up.T).astype(np.float32)
+
+
 def lora(x: np.ndarray, y: np.ndarray, down: np.ndarray, up: np.ndarray,
          selected: int) -> tuple[np.ndarray, np.ndarray]:
     """`y + B_s (A_s x)` for adapter `selected` of the stacks `down: [n, R, K]` and
