@@ -53,6 +53,23 @@ def _calls(entries: Mapping[str, tuple[str, str]]) -> dict[str, CCall]:
     return {k: CCall(fn, tuple(args.split())) for k, (fn, args) in entries.items()}
 
 
+# The quantized linears over weights in 16-row panels (irt_linear_packed_q.h).
+_PACKED_Q_CALLS = _calls({
+    "irt_linear_w8a8_packed": ("irt_linear_w8a8_packed",
+        "op:xq val:zx op:w op:m NULL op:y p:T p:K p:N"),
+    "irt_linear_w8a8_packed_bias": ("irt_linear_w8a8_packed",
+        "op:xq val:zx op:w op:m op:b op:y p:T p:K p:N"),
+    "irt_linear_w8_packed": ("irt_linear_w8_packed",
+        "op:x op:w op:s NULL op:y p:T p:K p:N p:per_tensor"),
+    "irt_linear_w8_packed_bias": ("irt_linear_w8_packed",
+        "op:x op:w op:s op:b op:y p:T p:K p:N p:per_tensor"),
+    "irt_linear_w4g_packed": ("irt_linear_w4g_packed",
+        "op:x op:w op:s NULL op:y p:T p:K p:N p:group"),
+    "irt_linear_w4g_packed_bias": ("irt_linear_w4g_packed",
+        "op:x op:w op:s op:b op:y p:T p:K p:N p:group"),
+})
+
+
 PORTABLE_CALLS = CCalls(_calls({
     "irt_linear_f32": ("irt_linear_f32", "op:x op:w NULL op:y p:T p:K p:N"),
     "irt_linear_bias_f32": ("irt_linear_f32", "op:x op:w op:b op:y p:T p:K p:N"),
@@ -119,4 +136,5 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_int_silu_f32": ("irt_int_silu_f32", "op:x op:y p:n"),
 }), headers=("irt_kernels.h", "irt_quant.h", "irt_intops.h", "irt_lora.h",
                   "irt_embedding_q.h")).extended(
-    _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",))
+    _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",)).extended(
+    _PACKED_Q_CALLS, headers=("irt_linear_packed_q.h",))
