@@ -109,6 +109,11 @@ PORTABLE_CALLS = CCalls(_calls({
         "p:window"),
     "irt_kv_write_f32": ("irt_kv_write_f32",
         "op:cache op:new p:layer p:kv_heads p:capacity p:head_dim p:T op:pos p:ring"),
+    "irt_linear_packed_kv_f32": ("irt_linear_packed_kv_f32",
+        "op:x op:w op:cache p:T p:K p:N p:layer p:capacity op:pos p:ring"),
+    "irt_rope_hd8_kv_f32": ("irt_rope_hd8_kv_f32",
+        "op:x op:cos op:sin op:cache p:T p:heads op:start p:style p:layer p:capacity op:pos "
+        "p:ring"),
     "irt_cached_attention_f32": ("irt_cached_attention_f32",
         "op:q op:kcache op:vcache op:out SCRATCH p:layer p:heads p:kv_heads p:head_dim  "
         "p:capacity p:T op:end p:ring p:scale"),
