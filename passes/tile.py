@@ -7,6 +7,16 @@ such weight `[out, in]` is split into row tiles `[R, in]` (contiguous in a row-m
 each tile is moved by `memory.dma_start` into one of two windows in S and the linear runs on
 the window, writing its rows of the output through a `memory.subview`.
 
+A row that does not fit a window (or whose pieces the plan prefers) is cut along the
+reduction dimension: tiles `[1, C]` of one row (`in` cut at multiples of the linear's
+`Chunking` unit, passes/stream_plan.py `row_chunking`: a quantization or activation group, a
+packed byte), each with the matching view `[1, C]` of x and of per-group scales. The first
+piece of a row writes its output element and adds the bias; each later piece is the linear
+with an `acc` operand, the output element itself (`y = acc + x W^T`), which the kernel
+updates in place. Cut are float and weight-quantized linears (`quant.wlinear`) of one
+activation row; W8A8 (`quant.qlinear`) rows are not (their int32 sum is requantized once per
+row, bit-exact against the integer reference, and the DSP kernel has no accumulating form).
+
 All streamed tiles of the function form one software pipeline in program order: tile j uses
 window j mod 2; tiles 0 and 1 are requested when the function starts, and tile j+2 as soon
 as the compute of tile j has freed its window, so every transfer overlaps whatever computes
@@ -23,8 +33,8 @@ and a stated compute estimate (`mac_cycles` per multiply-accumulate); the module
 module comes from a plain `allocate` (the windows then use what the allocator left); after
 `allocate{tile=true}` the windows, their offsets and every tile size were decided with the
 allocation in one CP-SAT model (passes/stream_plan.py) and this pass applies that plan. A
-weight whose row does not fit a window (the reduction dimension would have to be split) stays
-where it is, read in place, and so does every weight when S has no room for two rows.
+weight none of whose tiles fits a window (a W8A8 row longer than it, or any weight when S has
+no room for two pieces) stays where it is, read in place.
 """
 
 from __future__ import annotations
@@ -253,7 +263,7 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
                                1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit,
                                tile_cycles=target.core.fork_join_cycles)
         if plan is None or not any(plan.rows_per_tile):
-            return  # no room for two windows of one row: the weights are read in place
+            return  # no room for two windows of one tile: the weights are read in place
         rows_of = {id(s): (r, c) for s, r, c in zip(streams, plan.rows_per_tile,
                                                      plan.cols_per_tile, strict=True) if r}
         window = plan.window
