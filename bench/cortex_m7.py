@@ -11,10 +11,13 @@ through the SRAM windows and read in place per token, the share of the link's bu
 behind compute by double buffering, the modelled cycles per token (CPI 1 assumed, plus stalls
 and in-place reads at 12.6 cycles/B) and tokens/s at 480 MHz, and the SRAM map; w1a4 also with
 the users' own 4 KB window (the tile pass's `window` cap) beside the window CP-SAT chose; w8a8
-(calibrated on the eval stories) also built without the DSP extension's kernels (`make DSP=0`)
-for the instruction change. Quality (perplexity, greedy agreement with float32) of every scheme:
-bench/quant.py (target-independent). Needs the ARM toolchain
-and qemu (scripts/setup.sh); about 5 s per scheme.
+(calibrated on the eval stories) and w1a4 also built without the target's own kernels (`make
+DSP=0`: SMLAD, the w1a4 partial-sum table) for the instruction change; `w1a4+lora` and
+`fp32+lora`: the scheme with two task adapters (`--lora`, random rank-1 deltas of every layer's
+wq, wv and wo written here, 7,040 B of float each, like the users' two 6 KB deltas), the
+selected one streamed through the windows where the allocator left it in the external Flash.
+Quality (perplexity, greedy agreement with float32) of every scheme: bench/quant.py
+(target-independent). Needs the ARM toolchain and qemu (scripts/setup.sh); about 5 s per scheme.
 """
 
 from __future__ import annotations
@@ -31,9 +34,36 @@ from pathlib import Path
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K"
 BIN = Path(sys.executable).parent
 SCHEMES = {"fp32": ("none", "none"), "w8": ("w8", "int8"), "w4g32": ("w4g32", "int8"),
-           "w1": ("w1", "int8"), "w1a4": ("w1a4", "int8"), "w8a8": ("w8a8", "int8")}
-DSP_SCHEMES = ("w8a8",)
-"""Schemes whose kernels use the DSP extension (runtime/irt_m7_dsp.c): also run without."""
+           "w1": ("w1", "int8"), "w1a4": ("w1a4", "int8"), "w8a8": ("w8a8", "int8"),
+           "w1a4+lora": ("w1a4", "int8"), "fp32+lora": ("none", "none")}
+DSP_SCHEMES = ("w8a8", "w1a4")
+"""Schemes with kernels of the target's own (runtime/irt_m7_dsp.c's SMLAD, irt_m7_w1a4.c's
+table): also run without (`make DSP=0`)."""
+LORA_MODULES = ("self_attn.q_proj", "self_attn.v_proj", "self_attn.o_proj")
+LORA_SHAPES = {"self_attn.q_proj": (64, 64), "self_attn.v_proj": (32, 64),
+               "self_attn.o_proj": (64, 64)}
+"""stories260K's [out, in] of the modules the bench's adapters change (5 layers each)."""
+
+
+def write_adapters(folder: Path) -> list[str]:
+    """Two PEFT-style rank-1 adapters (random, 7,040 B of float each); their --lora specs."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    specs = []
+    for seed, name in enumerate(("task-a", "task-b")):
+        rng = np.random.default_rng(seed)
+        tensors = {}
+        for layer in range(5):
+            for module in LORA_MODULES:
+                out, inp = LORA_SHAPES[module]
+                key = f"base_model.model.model.layers.{layer}.{module}"
+                tensors[f"{key}.lora_A.weight"] = rng.standard_normal((1, inp), np.float32)
+                tensors[f"{key}.lora_B.weight"] = rng.standard_normal((out, 1), np.float32)
+        path = folder / f"{name}.safetensors"
+        save_file({k: v * np.float32(0.1) for k, v in tensors.items()}, str(path))
+        specs.append(f"{name}={path}:1.0")
+    return specs
 ANCHORS = [
     ("stories260K on an RP2350 (2x Cortex-M33, 150 MHz) with 8 MB PSRAM, Pico LLaMA",
      "19 tokens/s"),
@@ -89,6 +119,8 @@ def run(label: str, steps: int, work: Path, window: int = 0, dsp: bool = True) -
         cmd += ["--quant", quant, "--kv", kv]
     if quant == "w8a8":
         cmd = [*cmd[:2], str(MODELS / "stories260K.bin"), *cmd[2:]]  # its calibration stories
+    if label.endswith("+lora"):
+        cmd += [a for spec in write_adapters(work) for a in ("--lora", spec)]
     if window:
         compile_capped(label, steps, out, window)
     else:
@@ -113,7 +145,7 @@ def run(label: str, steps: int, work: Path, window: int = 0, dsp: bool = True) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=64)
-    ap.add_argument("--schemes", default="fp32,w8,w4g32,w1a4,w8a8")
+    ap.add_argument("--schemes", default="fp32,w8,w4g32,w1a4,w8a8,w1a4+lora,fp32+lora")
     args = ap.parse_args()
     missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm", "make") if not shutil.which(t)]
     if missing:
@@ -146,16 +178,17 @@ def main() -> None:
     print()
     for label, r in portable.items():
         dsp, plain = rows[label]["instructions"], r["instructions"]
-        print(f"{label}: DSP extension (SMLAD, runtime/irt_m7_dsp.c) {dsp:,.0f} instructions per "
-              f"token, portable C (make DSP=0) {plain:,.0f}: {100 * (plain - dsp) / plain:.1f}% "
-              "fewer")
+        own = {"w8a8": "DSP extension (SMLAD, runtime/irt_m7_dsp.c)",
+               "w1a4": "partial-sum table (runtime/irt_m7_w1a4.c)"}[label]
+        print(f"{label}: {own} {dsp:,.0f} instructions per token, portable C (make DSP=0) "
+              f"{plain:,.0f}: {100 * (plain - dsp) / plain:.1f}% fewer")
     print()
     print("SRAM map (bytes of 262,144):")
-    names = [name for name, _ in next(iter(rows.values()))["sram"]]
+    names = list(dict.fromkeys(name for r in rows.values() for name, _ in r["sram"]))
     print("| what | " + " | ".join(rows) + " |")
     print("| --- |" + " ---: |" * len(rows))
-    for i, name in enumerate(names):
-        print(f"| {name} | " + " | ".join(f"{int(r['sram'][i][1]):,}"
+    for name in names:
+        print(f"| {name} | " + " | ".join(f"{int(dict(r['sram']).get(name, 0)):,}"
                                           for r in rows.values()) + " |")
     print()
     print("Published anchors:")

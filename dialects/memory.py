@@ -275,6 +275,54 @@ class SubviewOp(IRDLOperation):
             raise VerifyException(f"{self.name}: element types differ")
 
 
+@irdl_op_definition
+class AdapterSlabOp(IRDLOperation):
+    """The selected task adapter's matrix of a stack of adapters (`--lora`): `[n, ...]` ->
+    `[...]`, slab `s` of the leading dimension, `s` chosen at run time (the C runtime's
+    `irt_select_adapter`; `compiled` until it is called). A view (same space, contiguous): a
+    kernel or a DMA reads one adapter's bytes, not the stack's. For the base model alone
+    (s = -1) it is slab 0, and the kernel that adds the delta skips it."""
+
+    name = "memory.adapter_slab"
+    source = operand_def(MemRefType)
+    compiled = prop_def(IntegerAttr)
+    result = result_def(MemRefType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def __init__(self, source: SSAValue, compiled: int):
+        t = source.type
+        assert isinstance(t, MemRefType)
+        super().__init__(operands=[source],
+                         properties={"compiled": IntegerAttr(compiled, i64)},
+                         result_types=[MemRefType(t.element_type, t.get_shape()[1:],
+                                                  memory_space=t.memory_space)])
+
+    @property
+    def adapters(self) -> int:
+        return self.source.type.get_shape()[0]
+
+    @property
+    def slab(self) -> int:
+        """The slab the interpreter reads: the compiled choice (0 for none)."""
+        return max(self.compiled.value.data, 0)
+
+    def verify_(self) -> None:
+        src, got = self.source.type, self.result.type
+        if (src.get_shape()[1:] != got.get_shape() or src.element_type != got.element_type
+                or src.memory_space != got.memory_space):
+            raise VerifyException(f"{self.name}: {got} is not one slab of {src}")
+        if not -1 <= self.compiled.value.data < self.adapters:
+            raise VerifyException(f"{self.name}: compiled = {self.compiled.value.data} is not "
+                                  f"an adapter (-1..{self.adapters - 1})")
+
+
+def view_source(op) -> SSAValue | None:
+    """The buffer a view op (`memory.subview`, `memory.adapter_slab`) looks into, or None
+    for any other op."""
+    return op.source if isinstance(op, (SubviewOp, AdapterSlabOp)) else None
+
+
 def _verify_same_shape(op: IRDLOperation, src: MemRefType, dst: MemRefType) -> None:
     """A transfer moves a whole buffer: both ends have one shape and element type."""
     if src.get_shape() != dst.get_shape() or src.element_type != dst.element_type:
@@ -450,7 +498,7 @@ class KernelOp(IRDLOperation):
 
 Memory = Dialect(
     "memory",
-    [GlobalOp, GetGlobalOp, AllocOp, DeallocOp, SubviewOp, CopyOp, DmaStartOp, DmaWaitOp,
-     KernelOp, YieldOp],
+    [GlobalOp, GetGlobalOp, AllocOp, DeallocOp, SubviewOp, AdapterSlabOp, CopyOp, DmaStartOp,
+     DmaWaitOp, KernelOp, YieldOp],
     [SpaceAttr, DmaTokenType],
 )

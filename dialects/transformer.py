@@ -284,6 +284,38 @@ class LoraOp(IRDLOperation):
 
 
 @irdl_op_definition
+class LoraUpOp(IRDLOperation):
+    """The second half of a task adapter's delta, for rows of the output: `y + B_s t` with
+    `t = A_s x` (the rank-sized product, `[T, R]`), `up: [N, R]` the selected adapter's up
+    matrix (or rows of it) and `y: [T, N]` the linear's output (or the same rows). What a
+    `transformer.lora` becomes when its matrices stream through a window (passes/lora_stream.py:
+    `A_s x` is a `transformer.linear`); `selected = -1` (the base model) leaves `y`."""
+
+    name = "transformer.lora_up"
+    rank = operand_def(TensorType)
+    base = operand_def(TensorType)
+    up = operand_def(TensorType)
+    selected = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = ("$rank `,` $base `,` $up attr-dict `:` "
+                       "functional-type(operands, results)")
+
+    def __init__(self, rank: SSAValue, y: SSAValue, up: SSAValue, *, selected: int):
+        super().__init__(operands=[rank, y, up], properties={"selected": _i64(selected)},
+                         result_types=[y.type])
+
+    def verify_(self) -> None:
+        t, r = _expect_rank(self, "rank", self.rank, 2)
+        _, n = _expect_rank(self, "base", self.base, 2)
+        _expect_same(self, "up", _expect_rank(self, "up", self.up, 2), (n, r))
+        if self.result.type != self.base.type:
+            raise VerifyException(f"{self.name}: result type {self.result.type} differs from "
+                                  f"the base output {self.base.type}")
+
+
+@irdl_op_definition
 class MatmulOp(IRDLOperation):
     """A plain 2-D matrix product `a @ b` (`a @ b^T` with `transpose_b`)."""
 
@@ -717,8 +749,8 @@ class ReluOp(_UnaryOp):
 
 Transformer = Dialect(
     "transformer",
-    [WeightOp, EmbeddingOp, PositionEmbeddingOp, LinearOp, LoraOp, MatmulOp, AddOp, MulOp,
-     RMSNormOp, LayerNormOp, RopeOp, AttentionOp, KVWriteOp, CachedAttentionOp, SoftmaxOp,
+    [WeightOp, EmbeddingOp, PositionEmbeddingOp, LinearOp, LoraOp, LoraUpOp, MatmulOp, AddOp,
+     MulOp, RMSNormOp, LayerNormOp, RopeOp, AttentionOp, KVWriteOp, CachedAttentionOp, SoftmaxOp,
      GeluOp, SiluOp, ReluOp],
     [],
 )

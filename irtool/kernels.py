@@ -119,6 +119,13 @@ _SPECS = [
     # default `selected` here and until irt_select_adapter is called)
     _spec("irt_lora_f32", "x y a b out rank", "T K N R adapters selected", "out rank", _lora,
           alias="out=y"),
+    # its up half on rows of the output, the up matrix streamed (passes/lora_stream.py)
+    _spec("irt_lora_up_f32", "t y b out", "T N R selected", "out",
+          lambda o, p: _store(o["out"], ref.lora_up(o["t"].reshape(p["T"], p["R"]),
+                                                    o["y"].reshape(p["T"], p["N"]),
+                                                    o["b"].reshape(p["N"], p["R"]),
+                                                    p["selected"])),
+          alias="out=y"),
     _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
           lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
     _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",
@@ -230,10 +237,10 @@ def _cached_attention_i8(o, p, integer_softmax: bool = False):
         bool(p["ring"]), integer_softmax))
 
 
-def _linear_specs(name: str, inputs: str, params: str, reference) -> list:
+def _linear_specs(name: str, inputs: str, params: str, reference, layout: str = "") -> list:
     """A quantized linear kernel and its `_bias` variant (the same computation with a bias)."""
-    return [_spec(name, f"{inputs} y", params, "y", reference),
-            _spec(f"{name}_bias", f"{inputs} b y", params, "y", reference)]
+    return [_spec(name, f"{inputs} y", params, "y", reference, layout=layout),
+            _spec(f"{name}_bias", f"{inputs} b y", params, "y", reference, layout=layout)]
 
 
 _SPECS += [
@@ -244,6 +251,12 @@ _SPECS += [
     *_linear_specs("irt_linear_w4g", "x w s", "T K N group", _w4g),
     *_linear_specs("irt_linear_w1", "x w alpha", "T K N", _w1),
     *_linear_specs("irt_linear_w1a4", "x w alpha", "T K N group", _w1a4),
+    # the same products with the weights (and the int4 scales) stored in 16-row panels
+    # (irt_linear_packed_q.h)
+    *_linear_specs("irt_linear_w8a8_packed", "xq zx w m", "T K N", _w8a8, "w=row_panels16"),
+    *_linear_specs("irt_linear_w8_packed", "x w s", "T K N per_tensor", _w8, "w=row_panels16"),
+    *_linear_specs("irt_linear_w4g_packed", "x w s", "T K N group", _w4g,
+                   "w=row_panels16 s=row_panels16"),
     _spec("irt_embedding_w8", "tokens w s y", "T D per_tensor", "y", _wembedding(8)),
     _spec("irt_embedding_w4g", "tokens w s y", "T D group", "y", _wembedding(4)),
     _spec("irt_embedding_w1", "tokens w s y", "T D", "y", _wembedding(1)),

@@ -265,9 +265,9 @@ def _add_op(graph: Dataflow, op: Operation, root_of: dict[SSAValue, Operation],
         root_of[op.results[0]] = op
         graph.add_node(op, root=op)
         return
-    if isinstance(op, memory.SubviewOp):  # a view aliases its source
-        if op.source in root_of:
-            root_of[op.result] = root_of[op.source]
+    if (source := memory.view_source(op)) is not None:  # a view aliases its source
+        if source in root_of:
+            root_of[op.results[0]] = root_of[source]
         return
     roots = [(k, root_of[v]) for k, v in enumerate(op.operands) if v in root_of]
     if isinstance(op, memory.DmaStartOp):

@@ -603,10 +603,10 @@ class _Model:
 
 
 def _cp_model():
-    """OR-Tools' CP-SAT module, imported on first use."""
-    from ortools.sat.python import cp_model
+    """OR-Tools' CP-SAT module, imported on first use (without pandas: irtool.cpsat)."""
+    from irtool.cpsat import cp_model
 
-    return cp_model
+    return cp_model()
 
 
 def build_model(problem: Problem) -> _Model:

@@ -119,14 +119,34 @@ class Streamed:
         """The kernel's buffer for an operand of the linear."""
         return dict(zip(self.kernel.body.block.args, self.kernel.ins, strict=True))[inner]
 
-    def tile_kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue,
-                    piece: tuple[int, int] | None = None
+    def source_rows(self, row: int, rows: int) -> list[Operation]:
+        """Ops ending with the view of rows [row, row+rows) the DMA reads, the weight fetched
+        again where the DMA starts (its own get_global may come later in the function)."""
+        weight = memory.GetGlobalOp(_global_name(self.weight), self.weight.type)
+        return [weight, _rows(weight.result, row, rows)]
+
+    def source_piece(self, row: int, lo: int, hi: int) -> list[Operation]:
+        """As `source_rows`, for the stored columns [lo, hi) of one row."""
+        weight = memory.GetGlobalOp(_global_name(self.weight), self.weight.type)
+        return [weight, memory.SubviewOp(weight.result, [row, lo], [1, hi - lo])]
+
+    def tile_kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue
                     ) -> tuple[list[Operation], memory.KernelOp]:
         """The kernel computing output rows [row, row+rows) from the weight tile in `window`:
-        the ops it needs first (views of per-row scales) and the kernel. For a `piece`
-        (first input, inputs) of one row cut along K: the product of that piece, on the same
-        inputs and scales, added to `out` unless it is the first piece (which adds the
-        bias)."""
+        the ops it needs first (views of per-row scales) and the kernel."""
+        return self._kernel(window, row, rows, out, None)
+
+    def piece_kernel(self, window: SSAValue, row: int, piece: tuple[int, int],
+                     out: SSAValue) -> tuple[list[Operation], memory.KernelOp]:
+        """As `tile_kernel` for a `piece` (first input, inputs) of one row cut along K."""
+        return self._kernel(window, row, 1, out, piece)
+
+    def _kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue,
+                piece: tuple[int, int] | None
+                    ) -> tuple[list[Operation], memory.KernelOp]:
+        """The kernel of a tile; for a `piece` (first input, inputs) of one row cut along K
+        the product of that piece, on the same inputs and scales, added to `out` unless it is
+        the first piece (which adds the bias)."""
         pre = []
         col, cols = piece if piece is not None else (0, 0)
 
@@ -271,6 +291,13 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
     streams = [s for s in streams if id(s) in rows_of]
     if not streams:
         return
+    # task adapters' matrices stream through the same windows (passes/lora_stream.py)
+    from irtool.passes.lora_stream import adapter_facts, adapter_streams, in_program_order
+
+    adapters = adapter_streams(fn, target, fast, window)
+    rows_of.update((id(s), (rows, 0)) for s, rows in adapters)
+    streams = in_program_order(fn, [*streams, *(s for s, _ in adapters)])
+    facts, change = adapter_facts(adapters, target)
 
     # the tiles in program order: (stream, first row, rows, piece of the row or None)
     tiles = []
@@ -299,12 +326,9 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         win = memory.AllocOp(win_t, offsets[j % 2], align)
         # the window alloc at the function's start, so every use comes after it
         Rewriter.insert_op(win, InsertPoint.before(first))
-        # the weight fetched again here: its own get_global may come later in the function
-        weight = memory.GetGlobalOp(_global_name(s.weight), s.weight.type)
-        src = (_rows(weight.result, row, rows) if piece is None
-               else memory.SubviewOp(weight.result, [row, lo], [1, hi - lo]))
-        dma = memory.DmaStartOp(src.result, win.result)
-        Rewriter.insert_op([weight, src, dma], InsertPoint.before(before))
+        src = s.source_rows(row, rows) if piece is None else s.source_piece(row, lo, hi)
+        dma = memory.DmaStartOp(src[-1].results[0], win.result)
+        Rewriter.insert_op([*src, dma], InsertPoint.before(before))
         tokens[j], windows[j] = dma.token, win.result
 
     # both windows are empty when the function starts: the first two transfers start there
@@ -320,7 +344,8 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
             _, row, rows, piece = tiles[j]
             Rewriter.insert_op(memory.DmaWaitOp(tokens[j]), InsertPoint.before(kernel))
             out = _subview_cols(y, row, rows)
-            pre, new = s.tile_kernel(windows[j], row, rows, out.result, piece)
+            pre, new = (s.tile_kernel(windows[j], row, rows, out.result) if piece is None
+                        else s.piece_kernel(windows[j], row, piece, out.result))
             Rewriter.insert_op([out, *pre, new], InsertPoint.before(kernel))
             if j + 2 < len(tiles):  # tile j's window is free again: fetch tile j+2 into it
                 start(j + 2, kernel)
@@ -334,9 +359,9 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         "solver": StringAttr(plan.status),
         # what `cycles` models: the linears alone, or (solved with the allocation) the token
         "scope": StringAttr("time per token" if joint is not None else "linears"),
-        "cycles": IntegerAttr(round(plan.cycles), i64),
-        "bound": IntegerAttr(math.floor(plan.bound), i64),
-        "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64)})
+        "cycles": IntegerAttr(round(plan.cycles + change), i64),
+        "bound": IntegerAttr(math.floor(plan.bound + change), i64),
+        "tiles": IntegerAttr(len(tiles), i64), "bytes": IntegerAttr(streamed, i64), **facts})
 
 
 def _global_name(weight: SSAValue) -> str:

@@ -63,7 +63,19 @@ def unpack_row_panels(packed: np.ndarray, n: int, k: int, width: int = PANEL_ROW
     return np.concatenate(rows) if rows else packed.reshape(n, k).copy()
 
 
-LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"row_panels24": pack_row_panels}
+PANEL_ROWS_Q = 16
+"""The panel width of the quantized panel kernels (irt_linear_packed_q.h): 16 accumulators
+and the converted weights fit the registers without spills. The same layout, applied to
+int8 weights, to the bytes of int4 weights and to per-group scales."""
+
+
+def pack_row_panels16(w: np.ndarray) -> np.ndarray:
+    """`pack_row_panels` with panels of 16 rows (`PANEL_ROWS_Q`)."""
+    return pack_row_panels(w, PANEL_ROWS_Q)
+
+
+LAYOUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"row_panels24": pack_row_panels,
+                                                          "row_panels16": pack_row_panels16}
 """Storage layouts a kernel signature may ask for (`KernelSignature.layouts`), by name."""
 
 LAYOUT_ATTR = "irtool.layout"

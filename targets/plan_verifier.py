@@ -170,8 +170,8 @@ def _overlap_errors(placed: list[_Placed]) -> list[str]:
 
 def _root(v: SSAValue) -> Operation | None:
     """The op that created the storage of `v`, through views."""
-    while isinstance(v.owner, memory.SubviewOp):
-        v = v.owner.source
+    while (source := memory.view_source(v.owner)) is not None:
+        v = source
     owner = v.owner
     if isinstance(owner, memory.GetGlobalOp):
         module = owner.get_toplevel_object()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests import test_c_runtime as host
 from tests.c_kernel_harness import TargetKernelRunner, build_target_driver
 from tests.requirements import need
 from tests.test_c_runtime import check, linear_reference, packed_by_definition, randn, rng_for
@@ -24,10 +25,12 @@ def target_runner(tmp_path_factory) -> TargetKernelRunner:
 
 
 # K: 16 (first block only), 17 (+ one single column), 29 (+ 8 + 4 + 1), 64, 172 (16-column
-# turns + 8 + 4); N: 24-row panels followed by 16, 8, 4, 2, 1-row ones
+# turns + 8 + 4), 20 (+ 4); N: 24-row panels followed by 16, 8, 4, 2, 1-row ones (every
+# width of the asm: 71 = 24 + 24 + 16 + 4 + 2 + 1, 32 = 24 + 8, 12 = 8 + 4 alone)
 @pytest.mark.parametrize("T,K,N,bias", [(1, 16, 24, False), (1, 17, 48, True),
                                         (2, 29, 47, True), (1, 64, 64, False),
-                                        (1, 172, 71, False)])
+                                        (1, 172, 71, False), (1, 64, 32, True),
+                                        (2, 20, 12, False)])
 def test_linear_packed_on_target(target_runner, T, K, N, bias):
     rng = rng_for("linear_packed_rv32", T, K, N, bias)
     x, w, b = randn(rng, T, K), randn(rng, N, K), randn(rng, N)
@@ -46,3 +49,14 @@ def test_linear_packed_residual_on_target(target_runner, T, K, N, inplace):
                             {"x": x, "wp": packed_by_definition(w), "r": r})
     want, mag = linear_reference(x, w, None)
     check(got, want + r.astype(np.float64), mag + np.abs(r))
+
+
+# the asm pass 2 of irt_cached_attention_hd8_f32 (a pair of query heads: odd and even row
+# counts, both runs of a wrapped ring) and its portable C single-head path, against numpy
+@pytest.mark.parametrize("case", [host.HD8_CASES[i] for i in (1, 2, 3, 6)])
+def test_cached_attention_hd8_on_target(target_runner, case):
+    host.test_cached_attention_hd8(target_runner, *case)
+
+
+def test_exp2_softmax_error_bound_on_target(target_runner):
+    host.exp2_softmax_case(target_runner, 3.3)

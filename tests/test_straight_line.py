@@ -2,18 +2,16 @@
 
 * `StraightLine` (irtool/interpreter/straight_line.py) runs a function as a list of ops over
   value slots; xDSL's own `Interpreter.call_op` walking the same module is the reference.
-* The norms, softmax, SiLU and GELU of `irtool.numerics.transformer` avoid np.mean's Python
-  layer and extra copies; the plain numpy formulas, written here, are the reference.
+* The norms, softmax and SiLU of `irtool.numerics.transformer` avoid np.mean's Python layer
+  and extra copies; the plain numpy formulas, written here, are the reference. (GELU is an
+  approximation with a stated bound: tests/test_gelu_erfc.py.)
 * A float linear multiplies by the contiguous transpose of the weight at every level; the
   product with the transposed view must agree to float rounding, and the interpreter's kept
   transpose must follow a store array that was replaced.
 """
 
-import math
-
 import numpy as np
 import pytest
-from scipy.special import erf
 from xdsl.dialects import func
 from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
 from xdsl.interpreter import Interpreter
@@ -78,6 +76,38 @@ def test_program_is_reread_after_a_pass_changes_the_ops():
     np.testing.assert_allclose(one, x @ store["w1"].T, rtol=1e-5, atol=1e-6)
 
 
+def _insert_in_the_middle(block, ops):
+    block.insert_op_before(tf.WeightOp("w1", ops[0].results[0].type), ops[3])
+
+
+def _replace_the_second_linear(block, ops):
+    new = tf.LinearOp(ops[2].results[0], ops[1].results[0])
+    block.insert_op_before(new, ops[3])
+    ops[3].results[0].replace_all_uses_with(new.results[0])
+    block.erase_op(ops[3])
+
+
+def _erase_the_first_op(block, ops):
+    ops[2].operands = [ops[2].operands[0], ops[1].results[0]]
+    block.erase_op(ops[0])
+
+
+def _append_after_the_return(block, ops):
+    block.add_op(tf.WeightOp("w2", ops[1].results[0].type))
+
+
+@pytest.mark.parametrize("change", [_insert_in_the_middle, _replace_the_second_linear,
+                                    _erase_the_first_op, _append_after_the_return])
+def test_any_change_of_the_ops_makes_the_program_stale(change):
+    """is_current follows the block's links; every kind of edit a pass makes must show."""
+    module, fn = _two_linears_module()
+    store = WeightStore({"w1": np.eye(4, dtype=F32), "w2": np.eye(4, dtype=F32)})
+    program = StraightLine.of(fn, ModelRunner(module, store).interpreter)
+    assert program.is_current()
+    change(fn.body.block, list(fn.body.block.ops))
+    assert not program.is_current()
+
+
 def test_constants_run_once_and_dead_values_are_dropped():
     """Weight reads become constants of the program; no step of the program is a weight op,
     and every intermediate slot is freed by the last op that reads it."""
@@ -136,10 +166,6 @@ def _plain_softmax(x):
     return (e / np.sum(e, axis=-1, keepdims=True)).astype(F32)
 
 
-def _plain_gelu(x):
-    return (0.5 * x * (1.0 + erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(F32)
-
-
 def _plain_silu(x):
     return (x / (F32(1.0) + np.exp(-x))).astype(F32)
 
@@ -154,7 +180,6 @@ def test_fast_numerics_equal_the_plain_formulas(shape):
     np.testing.assert_array_equal(ref.layer_norm(x, g, b, 1e-5),
                                   _plain_layer_norm(x, g, b, 1e-5))
     np.testing.assert_array_equal(ref.softmax(x), _plain_softmax(x))
-    np.testing.assert_array_equal(ref.gelu(x, "none"), _plain_gelu(x))
     np.testing.assert_array_equal(ref.silu(x), _plain_silu(x))
     np.testing.assert_array_equal(x, before)  # no input is modified in place
 

@@ -197,6 +197,11 @@ class MemoryFunctions(InterpreterFunctions):
                                                        op.result.type.get_shape(), strict=True))
         return (source[window],)
 
+    @impl(mem.AdapterSlabOp)
+    def run_adapter_slab(self, interpreter: Interpreter, op: mem.AdapterSlabOp, args):
+        (source,) = args
+        return (source[op.slab],)
+
     @impl(mem.DmaStartOp)
     def run_dma_start(self, interpreter: Interpreter, op: mem.DmaStartOp, args):
         source, dest = args
@@ -229,8 +234,8 @@ POISON_BYTE = 0xA5
 
 def root_buffer(value: SSAValue) -> SSAValue:
     """The buffer a value is a view of (through `memory.subview`), or the value itself."""
-    while isinstance(value.owner, mem.SubviewOp):
-        value = value.owner.source
+    while (source := mem.view_source(value.owner)) is not None:
+        value = source
     return value
 
 

@@ -139,7 +139,10 @@ class ModelRunner:
 
     def forward(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits `[T, vocab]` (float32) of every position."""
-        ids = self.check_tokens(tokens)
+        return self._forward(self.check_tokens(tokens))
+
+    def _forward(self, ids: np.ndarray) -> np.ndarray:
+        """`forward` of ids already checked (int32, in the vocabulary and the context)."""
         if not self.uses_cache:
             (logits,) = self._call(FORWARD, (ids,))
             return np.array(logits, dtype=np.float32)
@@ -227,12 +230,15 @@ class ModelRunner:
     def _generate_full(self, tokens: Sequence[int], steps: int,
                        sampling: SamplingOptions, on_token=None) -> list[int]:
         choose, stop = Sampler(sampling), set(sampling.stop)
-        ids = list(int(t) for t in tokens)
+        # checked once: a new id is an index into the logits, so in the vocabulary, and the
+        # loop stops at the context
+        ids = [int(t) for t in self.check_tokens(tokens)]
         new: list[int] = []
         for _ in range(steps):
             if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
                 break
-            nxt = choose(finite(self.forward(ids)[-1], len(ids) - 1))
+            logits = self._forward(np.asarray(ids, dtype=np.int32))
+            nxt = choose(finite(logits[-1], len(ids) - 1))
             if nxt in stop:
                 break
             ids.append(nxt)

@@ -29,6 +29,8 @@ from xdsl.dialects import func
 from xdsl.interpreter import Interpreter
 from xdsl.ir import Operation, SSAValue
 
+_NEXT_OP = operator.attrgetter("next_op")
+
 Step = tuple[Operation, tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 """An op, the slots of its operands, of its results, and the slots it is the last to read."""
 
@@ -95,8 +97,14 @@ class StraightLine:
         """The function still holds the same ops (a pass that added, erased or replaced ops
         since it was read makes the program stale)."""
         block = self.fn.body.blocks.first
-        ops = tuple(block.ops) if block is not None else ()
-        return len(ops) == len(self.ops) and all(map(operator.is_, ops, self.ops))
+        ops = self.ops
+        if block is None or not ops:
+            return block is None or block.first_op is None
+        # The block's list, from its first op along the next links, is exactly `ops`: checked
+        # on the links themselves (C-level map over the tuple), as walking xDSL's op iterator
+        # in Python cost ~60 us a call, 5% of a nanogpt-tiny token.
+        return (block.first_op is ops[0] and ops[-1].next_op is None
+                and all(map(operator.is_, map(_NEXT_OP, ops[:-1]), ops[1:])))
 
     def __call__(self, interpreter: Interpreter, args: Sequence[Any]) -> tuple[Any, ...]:
         if len(args) != self.n_args:

@@ -19,6 +19,7 @@ from irtool.numerics.transformer import (
     layer_norm,
     linear,
     lora,
+    lora_up,
     relu,
     rms_norm,
     rope,
@@ -57,11 +58,11 @@ class TransformerFunctions(InterpreterFunctions):
     @impl(tf.EmbeddingOp)
     def run_embedding(self, interpreter: Interpreter, op: tf.EmbeddingOp, args):
         tokens, table = args
-        bad = (tokens < 0) | (tokens >= table.shape[0])
-        if np.any(bad):
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= table.shape[0]):
+            bad = (tokens < 0) | (tokens >= table.shape[0])
             raise IrtoolError(f"token id {int(tokens[bad][0])} is outside the vocabulary "
                               f"(0..{table.shape[0] - 1})")
-        return (table[tokens],)
+        return (table.take(tokens, axis=0),)  # table[tokens], without fancy indexing's set-up
 
     @impl(tf.PositionEmbeddingOp)
     def run_position_embedding(self, interpreter: Interpreter, op: tf.PositionEmbeddingOp,
@@ -85,6 +86,10 @@ class TransformerFunctions(InterpreterFunctions):
     @impl(tf.LoraOp)
     def run_lora(self, interpreter: Interpreter, op: tf.LoraOp, args):
         return lora(*args, op.selected.value.data)
+
+    @impl(tf.LoraUpOp)
+    def run_lora_up(self, interpreter: Interpreter, op: tf.LoraUpOp, args):
+        return (lora_up(*args, op.selected.value.data),)
 
     @impl(tf.MatmulOp)
     def run_matmul(self, interpreter: Interpreter, op: tf.MatmulOp, args):

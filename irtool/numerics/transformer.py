@@ -14,16 +14,9 @@ import math
 import numpy as np
 
 from irtool.errors import IrtoolError
+from irtool.numerics.erfc import gelu_erf
 
 F32 = np.float32
-
-
-def _erf(x: np.ndarray) -> np.ndarray:
-    """erf in float64, vectorised: numpy has none, and math.erf element by element was 70% of
-    a GPT-2 generation; scipy's is the library one (imported on first use)."""
-    from scipy.special import erf
-
-    return erf(x)
 
 
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
@@ -33,7 +26,9 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     widths, rounds differently; every level computes a float linear this one way, so the
     levels agree bit for bit."""
     y = x @ (np.ascontiguousarray(w.T) if wt is None else wt)
-    return y if b is None else y + b
+    if b is not None:
+        y += b  # y is the product's own new array
+    return y
 
 
 def _mean_last(x: np.ndarray) -> np.ndarray:
@@ -66,13 +61,8 @@ def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "tanh":
         inner = F32(math.sqrt(2.0 / math.pi)) * (x + F32(0.044715) * x * x * x)
         return (F32(0.5) * x * (F32(1.0) + np.tanh(inner))).astype(F32, copy=False)
-    # 0.5 * x * (1 + erf(x / sqrt(2))): the erf and the product in float64
-    e = x.astype(np.float64)
-    e /= math.sqrt(2.0)
-    e = _erf(e)
-    e += 1.0
-    e *= 0.5 * x
-    return e.astype(F32)
+    # 0.5 x (1 + erf(x / sqrt 2)), in float32 within a stated bound (see numerics/erfc.py)
+    return gelu_erf(x.astype(F32, copy=False))
 
 
 def silu(x: np.ndarray) -> np.ndarray:
@@ -190,6 +180,14 @@ def cached_attention(q: np.ndarray, kcache: np.ndarray, vcache: np.ndarray, end:
     k = kcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
     v = vcache[layer][:, slots].transpose(1, 0, 2).reshape(s, kv_heads * head_dim)
     return attention(q, k, v, heads, kv_heads, head_dim, scale, causal=True)
+
+
+def lora_up(t: np.ndarray, y: np.ndarray, up: np.ndarray, selected: int) -> np.ndarray:
+    """`y + t @ up.T` (the up half of a delta: `t = A_s x`, `up` the selected adapter's
+    `[N, R]`), or `y` for the base model (`selected = -1`)."""
+    if selected < 0:
+        return y.copy()
+    return (y + t @ up.T).astype(np.float32)
 
 
 def lora(x: np.ndarray, y: np.ndarray, down: np.ndarray, up: np.ndarray,

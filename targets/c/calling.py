@@ -54,6 +54,23 @@ def _calls(entries: Mapping[str, tuple[str, str]]) -> dict[str, CCall]:
     return {k: CCall(fn, tuple(args.split())) for k, (fn, args) in entries.items()}
 
 
+# The quantized linears over weights in 16-row panels (irt_linear_packed_q.h).
+_PACKED_Q_CALLS = _calls({
+    "irt_linear_w8a8_packed": ("irt_linear_w8a8_packed",
+        "op:xq val:zx op:w op:m NULL op:y p:T p:K p:N"),
+    "irt_linear_w8a8_packed_bias": ("irt_linear_w8a8_packed",
+        "op:xq val:zx op:w op:m op:b op:y p:T p:K p:N"),
+    "irt_linear_w8_packed": ("irt_linear_w8_packed",
+        "op:x op:w op:s NULL op:y p:T p:K p:N p:per_tensor"),
+    "irt_linear_w8_packed_bias": ("irt_linear_w8_packed",
+        "op:x op:w op:s op:b op:y p:T p:K p:N p:per_tensor"),
+    "irt_linear_w4g_packed": ("irt_linear_w4g_packed",
+        "op:x op:w op:s NULL op:y p:T p:K p:N p:group"),
+    "irt_linear_w4g_packed_bias": ("irt_linear_w4g_packed",
+        "op:x op:w op:s op:b op:y p:T p:K p:N p:group"),
+})
+
+
 PORTABLE_CALLS = CCalls(_calls({
     "irt_linear_f32": ("irt_linear_f32", "op:x op:w NULL op:y p:T p:K p:N"),
     "irt_linear_bias_f32": ("irt_linear_f32", "op:x op:w op:b op:y p:T p:K p:N"),
@@ -61,6 +78,7 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_linear_packed_bias_f32": ("irt_linear_packed_f32", "op:x op:w op:b op:y p:T p:K p:N"),
     "irt_lora_f32": ("irt_lora_f32",
         "op:x op:y op:a op:b op:out op:rank p:T p:K p:N p:R p:adapters p:selected"),
+    "irt_lora_up_f32": ("irt_lora_up_f32", "op:t op:y op:b op:out p:T p:N p:R p:selected"),
     "irt_linear_packed_residual_f32": ("irt_linear_packed_residual_f32",
         "op:x op:w op:r op:y p:T p:K p:N"),
     "irt_matmul_f32": ("irt_matmul_f32", "op:a op:b op:y p:M p:K p:N p:transpose_b"),
@@ -119,7 +137,8 @@ PORTABLE_CALLS = CCalls(_calls({
     "irt_int_silu_f32": ("irt_int_silu_f32", "op:x op:y p:n"),
 }), headers=("irt_kernels.h", "irt_quant.h", "irt_intops.h", "irt_lora.h",
                   "irt_embedding_q.h")).extended(
-    _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",))
+    _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",)).extended(
+    _PACKED_Q_CALLS, headers=("irt_linear_packed_q.h",))
 PORTABLE_CALLS = PORTABLE_CALLS.extended(
     {acc: CCall(acc.replace("_bias", ""), PORTABLE_CALLS[base].args)
      for base, acc in ACCUMULATING.items()}, headers=("irt_linear_acc.h",))

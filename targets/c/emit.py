@@ -320,10 +320,13 @@ class CProject:
         return "\n".join(lines)
 
     def adapters(self) -> tuple[int, int]:
-        """(adapters, the compiled default) from the `irt_lora_f32` calls; (0, -1) without."""
+        """(adapters, the compiled default) from the `irt_lora_f32` calls or the streamed
+        adapter slabs; (0, -1) without."""
         for op in self.module.walk():
             if isinstance(op, hw.CallOp) and op.kernel == "irt_lora_f32":
                 return op.param("adapters"), op.param("selected")
+            if isinstance(op, memory.AdapterSlabOp):
+                return op.adapters, op.compiled.value.data
         return 0, -1
 
     def max_positions(self) -> int:
@@ -395,6 +398,12 @@ class CProject:
                                 f"{nbytes(op.source.type)}u);")
                 case memory.SubviewOp():
                     names[op.result] = subview_pointer(op, name(op.source))
+                case memory.AdapterSlabOp():  # the selected adapter's slab, at run time
+                    ctype = _C_TYPES[str(op.result.type.element_type)]
+                    names[op.result] = (
+                        f"(({ctype} *)((const uint8_t *)({name(op.source)}) + (size_t)"
+                        f"irt_lora_slab({op.compiled.value.data}, {op.adapters}) * "
+                        f"{nbytes(op.result.type)}u))")
                 case memory.DmaStartOp():
                     token = f"dma{len(names)}"
                     names[op.token] = token

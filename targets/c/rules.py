@@ -105,6 +105,11 @@ def lora(op: tf.LoraOp, arg: ArgMap, outs) -> KernelCall:
                  selected=_i(op.selected))
 
 
+def lora_up(op: tf.LoraUpOp, arg: ArgMap, outs) -> KernelCall:
+    return _call("irt_lora_up_f32", [arg(op.rank), arg(op.base), arg(op.up), outs[0]],
+                 T=rows(op.rank), N=cols(op.base), R=cols(op.rank), selected=_i(op.selected))
+
+
 def matmul(op: tf.MatmulOp, arg: ArgMap, outs) -> KernelCall:
     tb = op.is_transposed
     n = op.rhs.type.get_shape()[0 if tb else 1]
@@ -309,7 +314,8 @@ def batched_prefill_only(op: Operation, arg: ArgMap, outs) -> KernelCall:
 
 
 PORTABLE_RULES = LoweringRules([
-    (tf.LinearOp, linear), (tf.LoraOp, lora), (tf.MatmulOp, matmul), (tf.RMSNormOp, rms_norm),
+    (tf.LinearOp, linear), (tf.LoraOp, lora), (tf.LoraUpOp, lora_up), (tf.MatmulOp, matmul),
+    (tf.RMSNormOp, rms_norm),
     (tf.LayerNormOp, layer_norm), (tf.RopeOp, rope), (tf.EmbeddingOp, embedding),
     (tf.PositionEmbeddingOp, position_embedding), (tf.AddOp, add), (tf.MulOp, mul),
     (tf.SiluOp, silu), (tf.ReluOp, relu), (tf.GeluOp, gelu), (tf.SoftmaxOp, softmax),

@@ -23,8 +23,9 @@ LOOKUP_KERNELS = ("irt_embedding_f32", "irt_embedding_w8", "irt_embedding_w4g",
                   "irt_embedding_w1", "irt_lora_f32")
 """Kernels that read one slice (along the first dimension) of each weight per token, not all
 of it: a token's row of an embedding table, the selected adapter of a LoRA stack."""
-LORA_KERNEL, LORA_SCRATCH = "irt_lora_f32", 5
-"""The task-adapter kernel and the position of its rank-sized scratch among its operands."""
+LORA_SCRATCH = {"irt_lora_f32": 5, "irt_lora_up_f32": 0}
+"""The task-adapter kernels and the position of their rank-sized scratch among the operands
+(in place: irt_lora_f32; streamed: irt_lora_up_f32 after the linear A_s x)."""
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,16 @@ class PlanFacts:
             if isinstance(op, memory.GetGlobalOp):
                 g = project.globals[op.global_name.root_reference.data]
                 got[op.result] = (g, nbytes(op.result.type))
-            elif isinstance(op, memory.SubviewOp) and op.source in got:
-                got[op.result] = (got[op.source][0], nbytes(op.result.type))
+            elif (source := memory.view_source(op)) in got:  # a view: the bytes it spans
+                got[op.results[0]] = (got[source][0], nbytes(op.results[0].type))
         traffic = 0
         scratch: set[tuple[int, int]] = set()  # (offset, end) in SRAM
         for op in project.decode.walk():
             if not isinstance(op, hw.CallOp):
                 continue
-            if op.kernel == LORA_KERNEL and isinstance(op.args[LORA_SCRATCH].owner,
-                                                       memory.AllocOp):
-                p = placement(op.args[LORA_SCRATCH].owner, "the adapter scratch")
+            at = LORA_SCRATCH.get(op.kernel)
+            if at is not None and isinstance(op.args[at].owner, memory.AllocOp):
+                p = placement(op.args[at].owner, "the adapter scratch")
                 if p.space == SRAM:
                     scratch.add((p.offset, p.end))
             for arg in op.args:

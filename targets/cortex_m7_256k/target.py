@@ -84,7 +84,8 @@ REPORT_AT = '    printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);\n
 RUN_RULES = """
 NM ?= arm-none-eabi-nm
 ifeq ($(DSP),0)
-# the portable kernels instead of the DSP extension's (runtime/irt_m7_dsp.h)
+# the portable kernels instead of the target's own: the DSP extension's SMLAD
+# (runtime/irt_m7_dsp.h) and the w1a4 partial-sum table (runtime/irt_m7_w1a4.h)
 CFLAGS_COMMON += -DIRT_NO_DSP
 endif
 
@@ -109,15 +110,23 @@ REPORT = """#if IRT_HAS_INSTRUCTION_COUNTER
 
 
 DSP_CALLS = PORTABLE_CALLS.extended({
-    # the same kernels (signatures, references) with the DSP extension where it exists
+    # the same kernels (signatures, references): the DSP extension's where it exists
     "irt_linear_w8a8": CCall("irt_linear_w8a8_m7",
                              ("op:xq", "val:zx", "op:w", "op:m", "NULL", "op:y", "p:T", "p:K",
                               "p:N")),
     "irt_linear_w8a8_bias": CCall("irt_linear_w8a8_m7",
                                   ("op:xq", "val:zx", "op:w", "op:m", "op:b", "op:y", "p:T",
                                    "p:K", "p:N")),
-}, headers=("irt_m7_dsp.h",))
-"""The portable C calls, with the int8 x int8 linear layer taken by runtime/irt_m7_dsp.c."""
+    # sign x 4-bit through a table of partial sums (runtime/irt_m7_w1a4.c)
+    "irt_linear_w1a4": CCall("irt_linear_w1a4_m7",
+                             ("op:x", "op:w", "op:alpha", "NULL", "op:y", "p:T", "p:K", "p:N",
+                              "p:group")),
+    "irt_linear_w1a4_bias": CCall("irt_linear_w1a4_m7",
+                                  ("op:x", "op:w", "op:alpha", "op:b", "op:y", "p:T", "p:K",
+                                   "p:N", "p:group")),
+}, headers=("irt_m7_dsp.h", "irt_m7_w1a4.h"))
+"""The portable C calls, with the int8 x int8 linear layer taken by runtime/irt_m7_dsp.c and
+the 1-bit x 4-bit one by runtime/irt_m7_w1a4.c."""
 
 
 class M7Target(CTarget):

@@ -20,6 +20,8 @@ where it does not apply, and the portable rule runs instead.
 
 from __future__ import annotations
 
+import weakref
+
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
@@ -33,13 +35,6 @@ from irtool.targets.c import rules as portable
 PANELS = "row_panels24"
 
 
-def _global_name(buffer: SSAValue) -> str | None:
-    owner = buffer.owner
-    if isinstance(owner, memory.GetGlobalOp):
-        return owner.global_name.root_reference.data
-    return None
-
-
 def _module(op: Operation) -> ModuleOp | None:
     top = op
     while top.parent_op() is not None:
@@ -47,29 +42,43 @@ def _module(op: Operation) -> ModuleOp | None:
     return top if isinstance(top, ModuleOp) else None
 
 
-def _global_reads(module: ModuleOp):
-    """The memory.get_global ops of the module (at the top level of its functions, where
-    bufferize puts them; a reader missed elsewhere would be caught by lower-to-hw's layout
-    check, never emitted)."""
+_READS: weakref.WeakKeyDictionary[ModuleOp, dict[str, list[memory.GetGlobalOp]]] = \
+    weakref.WeakKeyDictionary()
+"""Per module: its memory.get_global ops by global name, found in one scan (lower-to-hw asks
+`packable` once per linear layer: a scan per question made it quadratic in the layers)."""
+
+
+def _global_reads(module: ModuleOp, get: memory.GetGlobalOp) -> list[memory.GetGlobalOp]:
+    """The memory.get_global ops of the module that read the global `get` reads (at the top
+    level of its functions, where bufferize puts them; a reader missed elsewhere would be
+    caught by lower-to-hw's layout check, never emitted).  The index is rebuilt when `get` is
+    not in it or one of its ops left the module (a module changed since)."""
+    name = get.global_name.root_reference.data
+    index = _READS.get(module)
+    if index is not None:
+        reads = index.get(name, [])
+        if any(r is get for r in reads) and all(r.parent is not None for r in reads):
+            return reads
+    index = {}
     for f in module.ops:
         for region in f.regions:
             for block in region.blocks:
                 for op in block.ops:
                     if isinstance(op, memory.GetGlobalOp):
-                        yield op
+                        index.setdefault(op.global_name.root_reference.data, []).append(op)
+    _READS[module] = index
+    return index.get(name, [])
 
 
 def packable(buffer: SSAValue) -> bool:
     """Is `buffer` a memory.global read by linear layers (as their weight) and otherwise only
     by embeddings (as their table)? Then all of them can read it in row panels."""
-    name = _global_name(buffer)
-    module = _module(buffer.owner) if name is not None else None
+    owner = buffer.owner
+    module = _module(owner) if isinstance(owner, memory.GetGlobalOp) else None
     if module is None:
         return False
     linears = 0
-    for get in _global_reads(module):
-        if get.global_name.root_reference.data != name:
-            continue
+    for get in _global_reads(module, owner):
         for use in get.result.uses:
             kernel = use.operation
             if isinstance(kernel, hw.CallOp):  # lowered already: by a kernel reading panels?

@@ -10,15 +10,16 @@
  *           the maxima are tracked on the way (no separate max pass);
  *   pass 2: p = 2^(score - M) for both heads, where M is the maximum rounded to an integer
  *           (any shift cancels in the normalisation; an integer one makes 2^(n - M) a plain
- *           exponent-field write), then each value row is loaded once and accumulated into
- *           16 registers.
+ *           exponent-field write), added to the sums and used at once: each value row is
+ *           loaded once and accumulated into 16 registers (no weights written back).
  * The exp needs no range checks: score - M <= 1/2 always, and one fmax clamps it from below
- * at -126 (weights under 2^-126 of the largest add nothing to a float sum).
- * Instruction budget per cached position and pair of heads (passes 1 and 3 take four rows
- * per loop turn, pass 2 two: four would spill registers): pass 1 about 29 (8 loads,
- * 16 multiply-adds, 2 stores, 2 fmax, 3 loop per 4 rows), pass 2 about 33 (2 loads,
- * 2 x 13 for the exp, 2 stores, 2 adds, 3 loop per 2 rows), pass 3 about 27 (2 + 8 loads,
- * 16 multiply-adds): 45 per head and position (92 measured per pair on stories260K).
+ * at -126 (weights under 2^-126 of the largest add nothing to a float sum); as the weights
+ * are divided by their sum, a degree-4 polynomial does (irt__exp2_softmax: relative error
+ * below 3e-6, 12 instructions per weight).
+ * Instruction budget per cached position and pair of heads: pass 1 about 29 (8 loads,
+ * 16 multiply-adds, 2 stores, 2 fmax, 3 loop per 4 rows), pass 2 about 55 (2 score loads,
+ * 2 x 12 for the weights, 2 adds, 8 value loads, 16 multiply-adds, 5 loop per 2 rows; in
+ * RV32F asm, as gcc spills registers there): 42 per head and position.
  */
 #include "irt_internal.h"
 
@@ -30,8 +31,6 @@ typedef struct {
     int n;
 } irt__rows;
 
-/* Pass 1 for two heads: s[2j], s[2j+1] = the scores of row j for query a and b (8 floats
- * each, already scaled); returns both maxima (in *ma, *mb) over the two runs. */
 /* The scores of key row kp for queries a and b into sp[0], sp[1]; the maxima updated. */
 #define IRT_SCORE2(kp, sp)                                                              \
     do {                                                                                \
@@ -58,67 +57,10 @@ typedef struct {
         xb = IRT_FMAXF(xb, sb);                                                         \
     } while (0)
 
-static void irt__scores2(const float *restrict qa, const float *restrict qb,
-                         const irt__rows *runs, float *restrict s, float *ma, float *mb)
-{
-    const float a0 = qa[0], a1 = qa[1], a2 = qa[2], a3 = qa[3];
-    const float a4 = qa[4], a5 = qa[5], a6 = qa[6], a7 = qa[7];
-    const float b0 = qb[0], b1 = qb[1], b2 = qb[2], b3 = qb[3];
-    const float b4 = qb[4], b5 = qb[5], b6 = qb[6], b7 = qb[7];
-    float xa = -INFINITY, xb = -INFINITY;
-    int run;
-    for (run = 0; run < 2; ++run) {
-        const float *k = runs[run].row;
-        const float *const end = k + 8 * runs[run].n;
-        const float *const end4 = k + 8 * (runs[run].n & ~3);
-        for (; k != end4; k += 32, s += 8) { /* four rows per pass: a quarter of the loop cost */
-            IRT_SCORE2(k, s);
-            IRT_SCORE2(k + 8, s + 2);
-            IRT_SCORE2(k + 16, s + 4);
-            IRT_SCORE2(k + 24, s + 6);
-        }
-        for (; k != end; k += 8, s += 2)
-            IRT_SCORE2(k, s);
-    }
-    *ma = xa;
-    *mb = xb;
-}
 
-/* sp[0] = 2^(sp[0] - Ma), sp[1] = 2^(sp[1] - Mb); both added to the sums ta, tb. */
-#define IRT_EXP2_ROW(sp)                                                                \
+/* Value row vp weighted by pa (head a) and pb (head b) into the accumulators. */
+#define IRT_VALUE2(vp, pa, pb)                                                          \
     do {                                                                                \
-        const float pa = irt__exp2_shifted((sp)[0], sa, c);                             \
-        const float pb = irt__exp2_shifted((sp)[1], sb, c);                             \
-        (sp)[0] = pa;                                                                   \
-        (sp)[1] = pb;                                                                   \
-        ta += pa;                                                                       \
-        tb += pb;                                                                       \
-    } while (0)
-
-/* Pass 2 for two heads: s[2j] = 2^(s[2j] - Ma), s[2j+1] = 2^(s[2j+1] - Mb) for j < n, in
- * place; the sums go to *suma, *sumb. */
-static void irt__exp2_pairs(float *restrict s, int n, float ma, float mb, float *suma,
-                            float *sumb)
-{
-    const irt__shift sa = irt__shift_of(ma), sb = irt__shift_of(mb);
-    const irt__exp2_poly c = irt__exp2_coefficients();
-    float *const end = s + 2 * n;
-    float *const end2 = s + 2 * (n & ~1);
-    float ta = 0.0f, tb = 0.0f;
-    for (; s != end2; s += 4) { /* two rows per pass (four would spill registers) */
-        IRT_EXP2_ROW(s);
-        IRT_EXP2_ROW(s + 2);
-    }
-    if (s != end)
-        IRT_EXP2_ROW(s);
-    *suma = ta;
-    *sumb = tb;
-}
-
-/* Value row vp weighted by sp[0] (head a) and sp[1] (head b) into the accumulators. */
-#define IRT_VALUE2(vp, sp)                                                              \
-    do {                                                                                \
-        const float pa = (sp)[0], pb = (sp)[1];                                         \
         float w;                                                                        \
         w = (vp)[0], a0 = IRT_FMA(pa, w, a0), b0 = IRT_FMA(pb, w, b0);                  \
         w = (vp)[1], a1 = IRT_FMA(pa, w, a1), b1 = IRT_FMA(pb, w, b1);                  \
@@ -130,33 +72,175 @@ static void irt__exp2_pairs(float *restrict s, int n, float ma, float mb, float 
         w = (vp)[7], a7 = IRT_FMA(pa, w, a7), b7 = IRT_FMA(pb, w, b7);                  \
     } while (0)
 
-/* Pass 3 for two heads: oa, ob = the value rows weighted by p (s[2j] for a, s[2j+1] for b),
- * divided by the sums. Each value row is loaded once for both heads. */
-static void irt__values2(const float *restrict s, const irt__rows *runs, float suma,
-                         float sumb, float *restrict oa, float *restrict ob)
+/* The weights of one cached position for heads a and b, p = 2^(s - M) from the scores sp[0],
+ * sp[1], added to the sums ta, tb; then value row vp weighted by them into the accumulators. */
+#define IRT_WEIGH2(vp, sp)                                                              \
+    do {                                                                                \
+        const float pa = irt__exp2_softmax((sp)[0], sha, c);                            \
+        const float pb = irt__exp2_softmax((sp)[1], shb, c);                            \
+        ta += pa;                                                                       \
+        tb += pb;                                                                       \
+        IRT_VALUE2(vp, pa, pb);                                                         \
+    } while (0)
+
+#if IRT_RISCV_F_ASM
+/* Pass 2 of irt__attend2 in RV32F asm (gcc 12 spills a quarter of the loop when it
+ * allocates the float registers itself): 16 accumulators (ft4-ft11 for head a, fs0-fs7 for
+ * b), the sums (fs8, fs9), the polynomial's constants c1..c4 (fs10, fs11, fa0, fa1) and the
+ * shifts (fa3 = c and fa4 = lo of head a, fa5 and fa6 of head b) stay in registers; ft0-ft3
+ * and fa7 are the temporaries.  The same operations in the same order as irt__exp2_softmax
+ * and IRT_VALUE2, so the same bits as the C below.  Per cached row 55 instructions: 2 x (a
+ * score load, 12 for the weight, a sum), 8 value loads, 16 fmadd.s, and 2.5 loop. */
+/* p = 2^(score at OFF(s) - M) into P with the head's shift C, LO; added to SUM. */
+#define IRT_A_EXP2(OFF, C, LO, P, SUM)                                                  \
+    "flw ft0, " #OFF "(%[s])\n\t"                                                       \
+    "fmax.s ft0, ft0, " LO "\n\t"        /* s = max(s, M - 126) */                      \
+    "fadd.s ft1, ft0, " C "\n\t"         /* t = s + c: the integer c + round(s) */      \
+    "fsub.s ft2, ft1, " C "\n\t"                                                        \
+    "fsub.s ft0, ft0, ft2\n\t"           /* r = s - round(s) */                         \
+    "fmv.x.w %[i], ft1\n\tslli %[i], %[i], 23\n\tfmv.w.x ft1, %[i]\n\t" /* e */          \
+    "fmadd.s ft2, fa1, ft0, fa0\n\t"     /* Q(r), Horner */                             \
+    "fmadd.s ft2, ft2, ft0, fs11\n\t"                                                   \
+    "fmadd.s ft2, ft2, ft0, fs10\n\t"                                                   \
+    "fmul.s ft0, ft1, ft0\n\t"                                                          \
+    "fmadd.s " P ", ft0, ft2, ft1\n\t"   /* e + e r Q(r) */                             \
+    "fadd.s " SUM ", " SUM ", " P "\n\t"
+/* Element d of the value row: a_d += pa * v[d] (fa7), b_d += pb * v[d] (ft3). */
+#define IRT_A_VALUE(d, A, B)                                                            \
+    "flw ft0, " #d "*4(%[v])\n\t"                                                       \
+    "fmadd.s " A ", fa7, ft0, " A "\n\t"                                                \
+    "fmadd.s " B ", ft3, ft0, " B "\n\t"
+#define IRT_A_WEIGH2                                                                    \
+    IRT_A_EXP2(0, "fa3", "fa4", "fa7", "fs8") IRT_A_EXP2(4, "fa5", "fa6", "ft3", "fs9")   \
+    IRT_A_VALUE(0, "ft4", "fs0") IRT_A_VALUE(1, "ft5", "fs1")                            \
+    IRT_A_VALUE(2, "ft6", "fs2") IRT_A_VALUE(3, "ft7", "fs3")                            \
+    IRT_A_VALUE(4, "ft8", "fs4") IRT_A_VALUE(5, "ft9", "fs5")                            \
+    IRT_A_VALUE(6, "ft10", "fs6") IRT_A_VALUE(7, "ft11", "fs7")
+/* Output element d of both heads: acc * (1 / sum). */
+#define IRT_A_OUT(d, A, B)                                                              \
+    "fmul.s " A ", " A ", ft1\n\tfsw " A ", " #d "*4(%[oa])\n\t"                         \
+    "fmul.s " B ", " B ", ft2\n\tfsw " B ", " #d "*4(%[ob])\n\t"
+
+/* k = {c1..c4, c_a, lo_a, c_b, lo_b}; s the scores of both heads (two per row); the rows of
+ * the two runs of values[] weighted and summed into oa, ob. */
+static void irt__weigh2(const float *k, const float *s, const irt__rows *values,
+                        float *restrict oa, float *restrict ob)
 {
-    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f;
-    float a7 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f, b4 = 0.0f, b5 = 0.0f;
-    float b6 = 0.0f, b7 = 0.0f;
-    const float fa = 1.0f / suma, fb = 1.0f / sumb;
+    const float *v, *e;
+    int n, left = 2, i;
+    __asm__ volatile(
+            "flw fs10, 0(%[k])\n\tflw fs11, 4(%[k])\n\tflw fa0, 8(%[k])\n\t"
+            "flw fa1, 12(%[k])\n\tflw fa3, 16(%[k])\n\tflw fa4, 20(%[k])\n\t"
+            "flw fa5, 24(%[k])\n\tflw fa6, 28(%[k])\n\t"
+            "fmv.w.x ft4, zero\n\tfmv.w.x ft5, zero\n\tfmv.w.x ft6, zero\n\t"
+            "fmv.w.x ft7, zero\n\tfmv.w.x ft8, zero\n\tfmv.w.x ft9, zero\n\t"
+            "fmv.w.x ft10, zero\n\tfmv.w.x ft11, zero\n\tfmv.w.x fs0, zero\n\t"
+            "fmv.w.x fs1, zero\n\tfmv.w.x fs2, zero\n\tfmv.w.x fs3, zero\n\t"
+            "fmv.w.x fs4, zero\n\tfmv.w.x fs5, zero\n\tfmv.w.x fs6, zero\n\t"
+            "fmv.w.x fs7, zero\n\tfmv.w.x fs8, zero\n\tfmv.w.x fs9, zero\n"
+            "1:\n\t" /* a run of rows */
+            "lw %[v], 0(%[runs])\n\tlw %[n], 4(%[runs])\n\taddi %[runs], %[runs], 8\n\t"
+            "slli %[e], %[n], 5\n\tadd %[e], %[e], %[v]\n\t"
+            "andi %[n], %[n], 1\n\tbeqz %[n], 2f\n\t" /* an odd row first */
+            IRT_A_WEIGH2
+            "addi %[s], %[s], 8\n\taddi %[v], %[v], 32\n"
+            "2:\n\t"
+            "beq %[v], %[e], 4f\n"
+            "3:\n\t" /* two rows per turn */
+            IRT_A_WEIGH2
+            "addi %[v], %[v], 32\n\t"
+            IRT_A_EXP2(8, "fa3", "fa4", "fa7", "fs8") IRT_A_EXP2(12, "fa5", "fa6", "ft3", "fs9")
+            IRT_A_VALUE(0, "ft4", "fs0") IRT_A_VALUE(1, "ft5", "fs1")
+            IRT_A_VALUE(2, "ft6", "fs2") IRT_A_VALUE(3, "ft7", "fs3")
+            IRT_A_VALUE(4, "ft8", "fs4") IRT_A_VALUE(5, "ft9", "fs5")
+            IRT_A_VALUE(6, "ft10", "fs6") IRT_A_VALUE(7, "ft11", "fs7")
+            "addi %[s], %[s], 16\n\taddi %[v], %[v], 32\n\t"
+            "bne %[v], %[e], 3b\n"
+            "4:\n\t"
+            "addi %[left], %[left], -1\n\tbnez %[left], 1b\n\t"
+            "lui %[i], 0x3f800\n\tfmv.w.x ft0, %[i]\n\t" /* 1.0f */
+            "fdiv.s ft1, ft0, fs8\n\tfdiv.s ft2, ft0, fs9\n\t"
+            IRT_A_OUT(0, "ft4", "fs0") IRT_A_OUT(1, "ft5", "fs1")
+            IRT_A_OUT(2, "ft6", "fs2") IRT_A_OUT(3, "ft7", "fs3")
+            IRT_A_OUT(4, "ft8", "fs4") IRT_A_OUT(5, "ft9", "fs5")
+            IRT_A_OUT(6, "ft10", "fs6") IRT_A_OUT(7, "ft11", "fs7")
+            : [s] "+&r"(s), [runs] "+&r"(values), [v] "=&r"(v), [e] "=&r"(e), [n] "=&r"(n),
+              [left] "+&r"(left), [i] "=&r"(i)
+            : [k] "r"(k), [oa] "r"(oa), [ob] "r"(ob)
+            : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10",
+              "ft11", "fa0", "fa1", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1",
+              "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9", "fs10", "fs11", "memory");
+}
+#endif
+
+/* Two query heads (qi[0..7] and qi[8..15]) over the same cached rows: oa, ob = their outputs.
+ * Pass 1 keeps both queries, pre-scaled, in 16 registers and writes the scores to s (two per
+ * row), tracking the maxima; pass 2 turns each pair of scores into weights and accumulates
+ * the value row at once (16 accumulators, 2 sums, the polynomial's 5 constants and the 2
+ * shifts stay in registers). */
+static void irt__attend2(const float *restrict qi, float qscale, const irt__rows *keys,
+                         const irt__rows *values, float *restrict s, float *restrict oa,
+                         float *restrict ob)
+{
+    float *sp = s;
+    float xa = -INFINITY, xb = -INFINITY;
     int run;
-    for (run = 0; run < 2; ++run) {
-        const float *v = runs[run].row;
-        const float *const end = v + 8 * runs[run].n;
-        const float *const end4 = v + 8 * (runs[run].n & ~3);
-        for (; v != end4; v += 32, s += 8) { /* four rows per pass */
-            IRT_VALUE2(v, s);
-            IRT_VALUE2(v + 8, s + 2);
-            IRT_VALUE2(v + 16, s + 4);
-            IRT_VALUE2(v + 24, s + 6);
+    {
+        const float a0 = qi[0] * qscale, a1 = qi[1] * qscale, a2 = qi[2] * qscale;
+        const float a3 = qi[3] * qscale, a4 = qi[4] * qscale, a5 = qi[5] * qscale;
+        const float a6 = qi[6] * qscale, a7 = qi[7] * qscale;
+        const float b0 = qi[8] * qscale, b1 = qi[9] * qscale, b2 = qi[10] * qscale;
+        const float b3 = qi[11] * qscale, b4 = qi[12] * qscale, b5 = qi[13] * qscale;
+        const float b6 = qi[14] * qscale, b7 = qi[15] * qscale;
+        for (run = 0; run < 2; ++run) {
+            const float *k = keys[run].row;
+            const float *const end = k + 8 * keys[run].n;
+            const float *const end4 = k + 8 * (keys[run].n & ~3);
+            for (; k != end4; k += 32, sp += 8) { /* four rows per turn */
+                IRT_SCORE2(k, sp);
+                IRT_SCORE2(k + 8, sp + 2);
+                IRT_SCORE2(k + 16, sp + 4);
+                IRT_SCORE2(k + 24, sp + 6);
+            }
+            for (; k != end; k += 8, sp += 2)
+                IRT_SCORE2(k, sp);
         }
-        for (; v != end; v += 8, s += 2)
-            IRT_VALUE2(v, s);
     }
-    oa[0] = a0 * fa, oa[1] = a1 * fa, oa[2] = a2 * fa, oa[3] = a3 * fa;
-    oa[4] = a4 * fa, oa[5] = a5 * fa, oa[6] = a6 * fa, oa[7] = a7 * fa;
-    ob[0] = b0 * fb, ob[1] = b1 * fb, ob[2] = b2 * fb, ob[3] = b3 * fb;
-    ob[4] = b4 * fb, ob[5] = b5 * fb, ob[6] = b6 * fb, ob[7] = b7 * fb;
+#if IRT_RISCV_F_ASM
+    {
+        const irt__shift sha = irt__shift_of(xa), shb = irt__shift_of(xb);
+        const irt__exp2_poly4 c = irt__exp2_softmax_coefficients();
+        const float k[8] = {c.c1, c.c2, c.c3, c.c4, sha.c, sha.lo, shb.c, shb.lo};
+        irt__weigh2(k, s, values, oa, ob);
+    }
+#else
+    {
+        const irt__shift sha = irt__shift_of(xa), shb = irt__shift_of(xb);
+        const irt__exp2_poly4 c = irt__exp2_softmax_coefficients();
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f, a4 = 0.0f, a5 = 0.0f, a6 = 0.0f;
+        float a7 = 0.0f, b0 = 0.0f, b1 = 0.0f, b2 = 0.0f, b3 = 0.0f, b4 = 0.0f, b5 = 0.0f;
+        float b6 = 0.0f, b7 = 0.0f, ta = 0.0f, tb = 0.0f, fa, fb;
+        sp = s;
+        for (run = 0; run < 2; ++run) {
+            const float *v = values[run].row;
+            const float *const end = v + 8 * values[run].n;
+            const float *const end2 = v + 8 * (values[run].n & ~1);
+            for (; v != end2; v += 16, sp += 4) { /* two rows per turn */
+                IRT_WEIGH2(v, sp);
+                IRT_WEIGH2(v + 8, sp + 2);
+            }
+            if (v != end) {
+                IRT_WEIGH2(v, sp);
+                sp += 2;
+            }
+        }
+        fa = 1.0f / ta, fb = 1.0f / tb;
+        oa[0] = a0 * fa, oa[1] = a1 * fa, oa[2] = a2 * fa, oa[3] = a3 * fa;
+        oa[4] = a4 * fa, oa[5] = a5 * fa, oa[6] = a6 * fa, oa[7] = a7 * fa;
+        ob[0] = b0 * fb, ob[1] = b1 * fb, ob[2] = b2 * fb, ob[3] = b3 * fb;
+        ob[4] = b4 * fb, ob[5] = b5 * fb, ob[6] = b6 * fb, ob[7] = b7 * fb;
+    }
+#endif
 }
 
 /* Both passes for one head alone (a group of odd size leaves one). */
@@ -167,7 +251,7 @@ static void irt__attend1(const float *restrict q, const irt__rows *keys,
     float mx = -INFINITY, sum = 0.0f, f;
     float *sp = s;
     irt__shift sh;
-    irt__exp2_poly c;
+    irt__exp2_poly4 c;
     int run, d;
     for (run = 0; run < 2; ++run) {
         const float *k = keys[run].row;
@@ -181,13 +265,13 @@ static void irt__attend1(const float *restrict q, const irt__rows *keys,
         }
     }
     sh = irt__shift_of(mx);
-    c = irt__exp2_coefficients();
+    c = irt__exp2_softmax_coefficients();
     sp = s;
     for (run = 0; run < 2; ++run) {
         const float *v = values[run].row;
         const float *const end = v + 8 * values[run].n;
         for (; v != end; v += 8, ++sp) {
-            const float p = irt__exp2_shifted(*sp, sh, c);
+            const float p = irt__exp2_softmax(*sp, sh, c);
             sum += p;
             for (d = 0; d < 8; ++d)
                 a[d] = IRT_FMA(p, v[d], a[d]);
@@ -223,17 +307,12 @@ void irt_cached_attention_hd8_f32(const float *restrict q, const float *restrict
             for (h = kvh * group; h < (kvh + 1) * group; h += 2) {
                 const float *qi = q + i * ldq + h * 8;
                 float *oi = out + i * ldq + h * 8;
-                float qa[8], qb[8];
-                for (d = 0; d < 8; ++d)
-                    qa[d] = qi[d] * qscale;
                 if (h + 1 < (kvh + 1) * group) {
-                    float ma, mb, suma, sumb;
-                    for (d = 0; d < 8; ++d)
-                        qb[d] = qi[8 + d] * qscale;
-                    irt__scores2(qa, qb, keys, scratch, &ma, &mb);
-                    irt__exp2_pairs(scratch, n, ma, mb, &suma, &sumb);
-                    irt__values2(scratch, values, suma, sumb, oi, oi + 8);
+                    irt__attend2(qi, qscale, keys, values, scratch, oi, oi + 8);
                 } else {
+                    float qa[8];
+                    for (d = 0; d < 8; ++d)
+                        qa[d] = qi[d] * qscale;
                     irt__attend1(qa, keys, values, scratch, oi);
                 }
             }

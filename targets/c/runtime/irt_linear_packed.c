@@ -7,7 +7,9 @@
  * fused multiply-adds.  The body for P = 24 rows and 16 columns (RV32F asm below) is 16
  * activation loads, 384 weight loads, 384 fmadd.s, 2 pointer bumps and a branch: 787
  * instructions for 384 multiply-accumulates, 2.05 per MAC (the floor with one load per weight
- * is 2); the 16-row panels in C take 8 columns per turn, 2.09 per MAC.
+ * is 2); the 16-, 8- and 4-row panels after the 24-row ones run the same asm, and all the
+ * panels of an output row are one asm statement (the portable C panels below serve other
+ * cores, K < 16 and the 2- and 1-row panels).
  * The layout is defined in irt_kernels.h; passes pack the weights at compile time.
  */
 #include "irt_internal.h"
@@ -136,135 +138,125 @@ static IRT__NOINLINE void irt__panel16(const float *restrict x, const float *res
     IRT_STORE4(12, a12, a13, a14, a15);
 }
 
-/* ---------------------------------------------------------------- 24-row panels, RV32F asm
+/* ---------------------------------------------------------------- row panels, RV32F asm
  * gcc 12 spills registers when it schedules 24 accumulators itself (and an asm statement
- * takes at most 30 operands), so on RV32F all the 24-row panels of a layer are one asm
- * statement (a loop over the panels around the loop over the columns), with the
- * accumulators in fixed registers: per column one activation load (ft0) and 24 weight loads
- * (ft1/ft2 in turn) at immediate offsets from one pointer, each followed by its fmadd.s;
- * 16 columns per loop turn (offsets up to 1532 bytes, inside the 12-bit immediate).  Per 16
- * columns: 16 + 384 loads, 384 fmadd.s and 3 loop instructions, 2.05 per multiply-accumulate.
+ * takes at most 30 operands), so on RV32F all the panels of one output row are one asm
+ * statement: a loop over the 24-row panels, then the 16-, 8- and 4-row panel the shape has
+ * (the binary digits of N % 24), each with its accumulators in fixed registers.  Per column
+ * one activation load (ft0) and P weight loads (ft1/ft2 in turn) at immediate offsets from
+ * one pointer, each followed by its fmadd.s; 16 columns per loop turn (offsets up to 1532
+ * bytes, inside the 12-bit immediate).  Per 16 columns of a 24-row panel: 16 + 384 loads,
+ * 384 fmadd.s and 3 loop instructions, 2.05 per multiply-accumulate (16 rows: 2.07, 8: 2.13,
+ * 4: 2.26, the activation load shared by fewer rows).  One call per output row: the set-up,
+ * the saved registers and the bias/NULL tests are paid once per layer, not once per panel.
  * Each row is still summed in column order with one rounding per fused multiply-add (the
- * first column a plain product), as the C panels do, so the results are the same bits.
+ * first column a plain product), as the C panels do, so the results are the same bits (up to
+ * the sign of an all-zero sum).
  */
 #if IRT_RISCV_F_ASM
-#define IRT_A24_FMA(c, r, t, a)                                                          \
-    "flw " t ", (" #c "*24+" #r ")*4(%[w])\n\tfmadd.s " a ", " t ", ft0, " a "\n\t"
-#define IRT_A24_MUL(c, r, t, a)                                                          \
-    "flw " t ", (" #c "*24+" #r ")*4(%[w])\n\tfmul.s " a ", " t ", ft0\n\t"
-/* One column c: x[c] into ft0, then the 24 rows with OP (IRT_A24_FMA or IRT_A24_MUL). */
-#define IRT_A24_COLUMN(c, OP)                                                            \
-    "flw ft0, " #c "*4(%[x])\n\t"                                                        \
-    OP(c, 0, "ft1", "ft3") \
-    OP(c, 1, "ft2", "ft4") \
-    OP(c, 2, "ft1", "ft5") \
-    OP(c, 3, "ft2", "ft6") \
-    OP(c, 4, "ft1", "ft7") \
-    OP(c, 5, "ft2", "ft8") \
-    OP(c, 6, "ft1", "ft9") \
-    OP(c, 7, "ft2", "ft10") \
-    OP(c, 8, "ft1", "ft11") \
-    OP(c, 9, "ft2", "fa0") \
-    OP(c, 10, "ft1", "fa1") \
-    OP(c, 11, "ft2", "fa2") \
-    OP(c, 12, "ft1", "fa3") \
-    OP(c, 13, "ft2", "fa4") \
-    OP(c, 14, "ft1", "fa5") \
-    OP(c, 15, "ft2", "fa6") \
-    OP(c, 16, "ft1", "fa7") \
-    OP(c, 17, "ft2", "fs0") \
-    OP(c, 18, "ft1", "fs1") \
-    OP(c, 19, "ft2", "fs2") \
-    OP(c, 20, "ft1", "fs3") \
-    OP(c, 21, "ft2", "fs4") \
-    OP(c, 22, "ft1", "fs5") \
-    OP(c, 23, "ft2", "fs6")
-#define IRT_A24_COLUMNS4(c0, c1, c2, c3)                                                 \
-    IRT_A24_COLUMN(c0, IRT_A24_FMA) IRT_A24_COLUMN(c1, IRT_A24_FMA)                      \
-    IRT_A24_COLUMN(c2, IRT_A24_FMA) IRT_A24_COLUMN(c3, IRT_A24_FMA)
-/* acc_r += bias[r]: the bias (or residual) added in registers, before any store (y may be
- * the residual). */
-#define IRT_A24_ADD_BIAS                                                                 \
-    "flw ft1, 0(%[b])\n\tfadd.s ft3, ft3, ft1\n\tflw ft2, 4(%[b])\n\tfadd.s ft4, ft4, ft2\n\t" \
-    "flw ft1, 8(%[b])\n\tfadd.s ft5, ft5, ft1\n\tflw ft2, 12(%[b])\n\tfadd.s ft6, ft6, ft2\n\t" \
-    "flw ft1, 16(%[b])\n\tfadd.s ft7, ft7, ft1\n\tflw ft2, 20(%[b])\n\tfadd.s ft8, ft8, ft2\n\t" \
-    "flw ft1, 24(%[b])\n\tfadd.s ft9, ft9, ft1\n\tflw ft2, 28(%[b])\n\tfadd.s ft10, ft10, ft2\n\t" \
-    "flw ft1, 32(%[b])\n\tfadd.s ft11, ft11, ft1\n\tflw ft2, 36(%[b])\n\tfadd.s fa0, fa0, ft2\n\t" \
-    "flw ft1, 40(%[b])\n\tfadd.s fa1, fa1, ft1\n\tflw ft2, 44(%[b])\n\tfadd.s fa2, fa2, ft2\n\t" \
-    "flw ft1, 48(%[b])\n\tfadd.s fa3, fa3, ft1\n\tflw ft2, 52(%[b])\n\tfadd.s fa4, fa4, ft2\n\t" \
-    "flw ft1, 56(%[b])\n\tfadd.s fa5, fa5, ft1\n\tflw ft2, 60(%[b])\n\tfadd.s fa6, fa6, ft2\n\t" \
-    "flw ft1, 64(%[b])\n\tfadd.s fa7, fa7, ft1\n\tflw ft2, 68(%[b])\n\tfadd.s fs0, fs0, ft2\n\t" \
-    "flw ft1, 72(%[b])\n\tfadd.s fs1, fs1, ft1\n\tflw ft2, 76(%[b])\n\tfadd.s fs2, fs2, ft2\n\t" \
-    "flw ft1, 80(%[b])\n\tfadd.s fs3, fs3, ft1\n\tflw ft2, 84(%[b])\n\tfadd.s fs4, fs4, ft2\n\t" \
-    "flw ft1, 88(%[b])\n\tfadd.s fs5, fs5, ft1\n\tflw ft2, 92(%[b])\n\tfadd.s fs6, fs6, ft2\n\t"
-#define IRT_A24_STORE                                                                    \
-    "fsw ft3, 0(%[y])\n\tfsw ft4, 4(%[y])\n\t" \
-    "fsw ft5, 8(%[y])\n\tfsw ft6, 12(%[y])\n\t" \
-    "fsw ft7, 16(%[y])\n\tfsw ft8, 20(%[y])\n\t" \
-    "fsw ft9, 24(%[y])\n\tfsw ft10, 28(%[y])\n\t" \
-    "fsw ft11, 32(%[y])\n\tfsw fa0, 36(%[y])\n\t" \
-    "fsw fa1, 40(%[y])\n\tfsw fa2, 44(%[y])\n\t" \
-    "fsw fa3, 48(%[y])\n\tfsw fa4, 52(%[y])\n\t" \
-    "fsw fa5, 56(%[y])\n\tfsw fa6, 60(%[y])\n\t" \
-    "fsw fa7, 64(%[y])\n\tfsw fs0, 68(%[y])\n\t" \
-    "fsw fs1, 72(%[y])\n\tfsw fs2, 76(%[y])\n\t" \
-    "fsw fs3, 80(%[y])\n\tfsw fs4, 84(%[y])\n\t" \
-    "fsw fs5, 88(%[y])\n\tfsw fs6, 92(%[y])\n\t"
+/* Row r of column c of a P-row panel with OP, the weight through temporary t into
+ * accumulator a: */
+#define IRT_A_FMA(P, c, r, t, a) /* a += w[c][r] * x[c] */                                \
+    "flw " t ", (" #c "*" #P "+" #r ")*4(%[w])\n\tfmadd.s " a ", " t ", ft0, " a "\n\t"
+#define IRT_A_MUL(P, c, r, t, a) /* a = w[c][r] * x[c] */                                 \
+    "flw " t ", (" #c "*" #P "+" #r ")*4(%[w])\n\tfmul.s " a ", " t ", ft0\n\t"
+#define IRT_A_BIAS(P, c, r, t, a) /* a += bias[r] (or the residual) */                    \
+    "flw " t ", " #r "*4(%[b])\n\tfadd.s " a ", " a ", " t "\n\t"
+#define IRT_A_STORE(P, c, r, t, a) /* y[r] = a */ "fsw " a ", " #r "*4(%[y])\n\t"
+/* The rows of a panel 4, 8, 16 or 24 wide: OP per row with its accumulator register. */
+#define IRT_ROWS4(OP, P, c)                                                              \
+    OP(P, c, 0, "ft1", "ft3") OP(P, c, 1, "ft2", "ft4")                                  \
+    OP(P, c, 2, "ft1", "ft5") OP(P, c, 3, "ft2", "ft6")
+#define IRT_ROWS8(OP, P, c)                                                              \
+    IRT_ROWS4(OP, P, c) OP(P, c, 4, "ft1", "ft7") OP(P, c, 5, "ft2", "ft8")              \
+    OP(P, c, 6, "ft1", "ft9") OP(P, c, 7, "ft2", "ft10")
+#define IRT_ROWS16(OP, P, c)                                                             \
+    IRT_ROWS8(OP, P, c) OP(P, c, 8, "ft1", "ft11") OP(P, c, 9, "ft2", "fa0")             \
+    OP(P, c, 10, "ft1", "fa1") OP(P, c, 11, "ft2", "fa2") OP(P, c, 12, "ft1", "fa3")     \
+    OP(P, c, 13, "ft2", "fa4") OP(P, c, 14, "ft1", "fa5") OP(P, c, 15, "ft2", "fa6")
+#define IRT_ROWS24(OP, P, c)                                                             \
+    IRT_ROWS16(OP, P, c) OP(P, c, 16, "ft1", "fa7") OP(P, c, 17, "ft2", "fs0")           \
+    OP(P, c, 18, "ft1", "fs1") OP(P, c, 19, "ft2", "fs2") OP(P, c, 20, "ft1", "fs3")     \
+    OP(P, c, 21, "ft2", "fs4") OP(P, c, 22, "ft1", "fs5") OP(P, c, 23, "ft2", "fs6")
+/* One column c: x[c] into ft0, then the rows with OP. */
+#define IRT_A_COLUMN(ROWS, P, c, OP) "flw ft0, " #c "*4(%[x])\n\t" ROWS(OP, P, c)
+#define IRT_A_COLUMNS4(ROWS, P, c0, c1, c2, c3)                                          \
+    IRT_A_COLUMN(ROWS, P, c0, IRT_A_FMA) IRT_A_COLUMN(ROWS, P, c1, IRT_A_FMA)            \
+    IRT_A_COLUMN(ROWS, P, c2, IRT_A_FMA) IRT_A_COLUMN(ROWS, P, c3, IRT_A_FMA)
+/* One P-row panel (K >= 16), labels L0..L7: y[0..P) = panel . x (+ b[0..P)); x restarts
+ * at x0, w runs on to the next panel, b (when not NULL) and y move on by P.  Wn are the
+ * bytes of n columns of weights (n * P * 4) and YB the bytes of P floats. */
+#define IRT_A_PANEL(ROWS, P, L, W16, W8, W4, W1, YB)                                     \
+    "mv %[x], %[x0]\n\t" /* columns 0..15, column 0 setting the accumulators */          \
+    IRT_A_COLUMN(ROWS, P, 0, IRT_A_MUL) IRT_A_COLUMN(ROWS, P, 1, IRT_A_FMA)              \
+    IRT_A_COLUMN(ROWS, P, 2, IRT_A_FMA) IRT_A_COLUMN(ROWS, P, 3, IRT_A_FMA)              \
+    IRT_A_COLUMNS4(ROWS, P, 4, 5, 6, 7) IRT_A_COLUMNS4(ROWS, P, 8, 9, 10, 11)            \
+    IRT_A_COLUMNS4(ROWS, P, 12, 13, 14, 15)                                              \
+    "addi %[x], %[x], 64\n\taddi %[w], %[w], " #W16 "\n\t"                               \
+    "beq %[x], %[x16], " #L "2f\n"                                                       \
+    #L "1:\n\t" /* 16 columns per turn */                                                \
+    IRT_A_COLUMNS4(ROWS, P, 0, 1, 2, 3) IRT_A_COLUMNS4(ROWS, P, 4, 5, 6, 7)              \
+    IRT_A_COLUMNS4(ROWS, P, 8, 9, 10, 11) IRT_A_COLUMNS4(ROWS, P, 12, 13, 14, 15)        \
+    "addi %[x], %[x], 64\n\taddi %[w], %[w], " #W16 "\n\t"                               \
+    "bne %[x], %[x16], " #L "1b\n"                                                       \
+    #L "2:\n\t" /* then 8, 4, 1 columns */                                               \
+    "andi %[f], %[K], 8\n\tbeqz %[f], " #L "3f\n\t"                                      \
+    IRT_A_COLUMNS4(ROWS, P, 0, 1, 2, 3) IRT_A_COLUMNS4(ROWS, P, 4, 5, 6, 7)              \
+    "addi %[x], %[x], 32\n\taddi %[w], %[w], " #W8 "\n"                                  \
+    #L "3:\n\t"                                                                          \
+    "andi %[f], %[K], 4\n\tbeqz %[f], " #L "4f\n\t"                                      \
+    IRT_A_COLUMNS4(ROWS, P, 0, 1, 2, 3)                                                  \
+    "addi %[x], %[x], 16\n\taddi %[w], %[w], " #W4 "\n"                                  \
+    #L "4:\n\t"                                                                          \
+    "beq %[x], %[xe], " #L "6f\n"                                                        \
+    #L "5:\n\t"                                                                          \
+    IRT_A_COLUMN(ROWS, P, 0, IRT_A_FMA)                                                  \
+    "addi %[x], %[x], 4\n\taddi %[w], %[w], " #W1 "\n\t"                                 \
+    "bne %[x], %[xe], " #L "5b\n"                                                        \
+    #L "6:\n\t"                                                                          \
+    "beqz %[b], " #L "7f\n\t"                                                            \
+    ROWS(IRT_A_BIAS, P, 0)                                                               \
+    "addi %[b], %[b], " #YB "\n"                                                         \
+    #L "7:\n\t"                                                                          \
+    ROWS(IRT_A_STORE, P, 0)                                                              \
+    "addi %[y], %[y], " #YB "\n\t"
 
-/* `count` >= 1 panels of 24 rows one after the other, K >= 16: y[24p + r] = panel p . x
- * (+ bias[24p + r]).  One asm statement for all of them: the panels follow each other in wp,
- * so the weight pointer runs on; x restarts, y and the bias move on by 24 per panel. */
-static void irt__panels24(const float *restrict x, const float *restrict wk,
-                          const float *bias, float *y, int K, int count)
+/* The panels of rows [0, N - N % 4) of one output row, K >= 16: `full` panels of 24 rows,
+ * then one each of 16, 8, 4 rows as the bits of `rest` (N % 24) say.  The pointers run on:
+ * on return *w, *y and *b (when not NULL) point past those rows, at the 2- and 1-row panels. */
+static inline void irt__panels_asm(const float *restrict x, const float **w, const float **b,
+                            float **y, int K, int full, int rest)
 {
-    const float *xk = x;
+    const float *xk = x, *wk = *w, *bias = *b;
+    float *yk = *y;
     const float *const x16 = x + (K & ~15);
     const float *const xe = x + K;
     int flag;
     __asm__ volatile(/* volatile: its outputs are the stores, not the operands */
-            "0:\n\t" /* a panel: columns 0..15, column 0 setting the accumulators */
-            "mv %[x], %[x0]\n\t"
-            IRT_A24_COLUMN(0, IRT_A24_MUL) IRT_A24_COLUMN(1, IRT_A24_FMA)
-            IRT_A24_COLUMN(2, IRT_A24_FMA) IRT_A24_COLUMN(3, IRT_A24_FMA)
-            IRT_A24_COLUMNS4(4, 5, 6, 7) IRT_A24_COLUMNS4(8, 9, 10, 11)
-            IRT_A24_COLUMNS4(12, 13, 14, 15)
-            "addi %[x], %[x], 64\n\taddi %[w], %[w], 1536\n\t"
-            "beq %[x], %[x16], 2f\n"
-            "1:\n\t" /* 16 columns per turn */
-            IRT_A24_COLUMNS4(0, 1, 2, 3) IRT_A24_COLUMNS4(4, 5, 6, 7)
-            IRT_A24_COLUMNS4(8, 9, 10, 11) IRT_A24_COLUMNS4(12, 13, 14, 15)
-            "addi %[x], %[x], 64\n\taddi %[w], %[w], 1536\n\t"
-            "bne %[x], %[x16], 1b\n"
-            "2:\n\t" /* then 8, 4, 1 columns */
-            "andi %[f], %[K], 8\n\tbeqz %[f], 3f\n\t"
-            IRT_A24_COLUMNS4(0, 1, 2, 3) IRT_A24_COLUMNS4(4, 5, 6, 7)
-            "addi %[x], %[x], 32\n\taddi %[w], %[w], 768\n"
-            "3:\n\t"
-            "andi %[f], %[K], 4\n\tbeqz %[f], 4f\n\t"
-            IRT_A24_COLUMNS4(0, 1, 2, 3)
-            "addi %[x], %[x], 16\n\taddi %[w], %[w], 384\n"
-            "4:\n\t"
-            "beq %[x], %[xe], 6f\n"
-            "5:\n\t"
-            IRT_A24_COLUMN(0, IRT_A24_FMA)
-            "addi %[x], %[x], 4\n\taddi %[w], %[w], 96\n\t"
-            "bne %[x], %[xe], 5b\n"
-            "6:\n\t"
-            "beqz %[b], 7f\n\t"
-            IRT_A24_ADD_BIAS
-            "addi %[b], %[b], 96\n"
-            "7:\n\t"
-            IRT_A24_STORE
-            "addi %[y], %[y], 96\n\t"
+            "beqz %[n], 19f\n"
+            "10:\n\t" IRT_A_PANEL(IRT_ROWS24, 24, 1, 1536, 768, 384, 96, 96)
             "addi %[n], %[n], -1\n\t"
-            "bnez %[n], 0b\n\t"
+            "bnez %[n], 10b\n"
+            "19:\n\t"
+            "andi %[f], %[r], 16\n\tbeqz %[f], 29f\n\t"
+            IRT_A_PANEL(IRT_ROWS16, 16, 2, 1024, 512, 256, 64, 64)
+            "\n29:\n\t"
+            "andi %[f], %[r], 8\n\tbeqz %[f], 39f\n\t"
+            IRT_A_PANEL(IRT_ROWS8, 8, 3, 512, 256, 128, 32, 32)
+            "\n39:\n\t"
+            "andi %[f], %[r], 4\n\tbeqz %[f], 49f\n\t"
+            IRT_A_PANEL(IRT_ROWS4, 4, 4, 256, 128, 64, 16, 16)
+            "\n49:\n\t"
             /* early-clobber: changed before the inputs are last read (x0 each panel) */
-            : [x] "+&r"(xk), [w] "+&r"(wk), [y] "+&r"(y), [b] "+&r"(bias), [n] "+&r"(count),
+            : [x] "+&r"(xk), [w] "+&r"(wk), [y] "+&r"(yk), [b] "+&r"(bias), [n] "+&r"(full),
               [f] "=&r"(flag)
-            : [x0] "r"(x), [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K)
+            : [x0] "r"(x), [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K), [r] "r"(rest)
             : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10",
               "ft11", "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1",
               "fs2", "fs3", "fs4", "fs5", "fs6", "memory");
+    *w = wk;
+    *b = bias;
+    *y = yk;
 }
 #endif
 
@@ -340,6 +332,33 @@ static IRT__NOINLINE void irt__panel_small(const float *restrict x, const float 
     }
 }
 
+/* Rows [n, N) of one output row in C: y[r] = w-panels . x (+ b[r]); w points at row n's
+ * panel. */
+static IRT__NOINLINE void irt__rows_c(const float *restrict x, const float *restrict w,
+                                      const float *b, float *y, int K, int N, int n)
+{
+    for (; n + IRT_PANEL_ROWS <= N; n += IRT_PANEL_ROWS, w += IRT_PANEL_ROWS * K)
+        irt__panel_small(x, w, b == NULL ? NULL : b + n, y + n, K, IRT_PANEL_ROWS);
+    if (N - n >= 16) {
+        irt__panel16(x, w, b == NULL ? NULL : b + n, y + n, K);
+        n += 16, w += 16 * K;
+    }
+    if (N - n >= 8) {
+        irt__panel8(x, w, b == NULL ? NULL : b + n, y + n, K);
+        n += 8, w += 8 * K;
+    }
+    if (N - n >= 4) {
+        irt__panel4(x, w, b == NULL ? NULL : b + n, y + n, K);
+        n += 4, w += 4 * K;
+    }
+    if (N - n >= 2) {
+        irt__panel_small(x, w, b == NULL ? NULL : b + n, y + n, K, 2);
+        n += 2, w += 2 * K;
+    }
+    if (N - n == 1)
+        irt__panel_small(x, w, b == NULL ? NULL : b + n, y + n, K, 1);
+}
+
 /* Both entry points: bias_or_null + t * ldb is the row added to output row t (ldb 0: a
  * bias; N: a residual, which may be y itself: each output element reads its own addend
  * before it is stored, and no other). */
@@ -352,36 +371,16 @@ static IRT__NOINLINE void irt__linear_packed(const float *restrict x, const floa
         const float *xt = x + (ptrdiff_t)t * K;
         float *yt = y + (ptrdiff_t)t * N;
         const float *w = wp;
-        const float *const bt = bias_or_null == NULL ? NULL : bias_or_null + (ptrdiff_t)t * ldb;
-        int n = 0;
+        const float *bt = bias_or_null == NULL ? NULL : bias_or_null + (ptrdiff_t)t * ldb;
 #if IRT_RISCV_F_ASM
-        if (K >= 16 && N >= IRT_PANEL_ROWS) {
-            const int count = N / IRT_PANEL_ROWS;
-            irt__panels24(xt, w, bt, yt, K, count);
-            n = count * IRT_PANEL_ROWS;
-            w += (ptrdiff_t)n * K;
+        if (K >= 16) { /* every panel of 4 rows or more in one asm statement */
+            irt__panels_asm(xt, &w, &bt, &yt, K, N / IRT_PANEL_ROWS, N % IRT_PANEL_ROWS);
+            if (N & 3) /* the 2- and 1-row panels; the pointers ran on to them */
+                irt__rows_c(xt, w, bt, yt, K, N & 3, 0);
+            continue;
         }
 #endif
-        for (; n + IRT_PANEL_ROWS <= N; n += IRT_PANEL_ROWS, w += IRT_PANEL_ROWS * K)
-            irt__panel_small(xt, w, bt == NULL ? NULL : bt + n, yt + n, K, IRT_PANEL_ROWS);
-        if (N - n >= 16) {
-            irt__panel16(xt, w, bt == NULL ? NULL : bt + n, yt + n, K);
-            n += 16, w += 16 * K;
-        }
-        if (N - n >= 8) {
-            irt__panel8(xt, w, bt == NULL ? NULL : bt + n, yt + n, K);
-            n += 8, w += 8 * K;
-        }
-        if (N - n >= 4) {
-            irt__panel4(xt, w, bt == NULL ? NULL : bt + n, yt + n, K);
-            n += 4, w += 4 * K;
-        }
-        if (N - n >= 2) {
-            irt__panel_small(xt, w, bt == NULL ? NULL : bt + n, yt + n, K, 2);
-            n += 2, w += 2 * K;
-        }
-        if (N - n == 1)
-            irt__panel_small(xt, w, bt == NULL ? NULL : bt + n, yt + n, K, 1);
+        irt__rows_c(xt, w, bt, yt, K, N, 0);
     }
 }
 

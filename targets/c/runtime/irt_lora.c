@@ -2,7 +2,10 @@
  * irt_lora.c - the run-time choice of a task adapter and its low-rank delta.
  *
  * The delta costs R * (K + N) multiply-accumulates per token and linear (rank R), against
- * K * N for the base weights; it reads the selected adapter's matrices in place.
+ * K * N for the base weights. irt_lora_f32 reads the selected adapter's matrices in place;
+ * where they stream through a window (the tile pass, passes/lora_stream.py), the program
+ * DMAs the slab irt_lora_slab names, A_s x is a linear on the window and irt_lora_up_f32
+ * adds B_s (A_s x) to each tile of output rows.
  */
 #include "irt_lora.h"
 
@@ -26,12 +29,44 @@ int irt_selected_adapter(int compiled)
     return irt_adapter == IRT_ADAPTER_UNSET ? compiled : irt_adapter;
 }
 
+static void irt_seen_adapters(int adapters)
+{
+    if (adapters < irt_adapter_limit)
+        irt_adapter_limit = adapters;
+}
+
+int irt_lora_slab(int compiled, int adapters)
+{
+    irt_seen_adapters(adapters);
+    int s = irt_selected_adapter(compiled);
+    return s < 0 || s >= adapters ? 0 : s;
+}
+
+void irt_lora_up_f32(const float *rank, const float *y, const float *b, float *out, int T,
+                     int N, int R, int selected)
+{
+    int none = irt_selected_adapter(selected) < 0;
+    for (int t = 0; t < T; ++t) {
+        const float *rt = rank + (size_t)t * R;
+        const float *yt = y + (size_t)t * N;
+        float *ot = out + (size_t)t * N;
+        for (int n = 0; n < N; ++n) {
+            float acc = 0.0f;
+            if (!none) {
+                const float *bn = b + (size_t)n * R;
+                for (int r = 0; r < R; ++r)
+                    acc += bn[r] * rt[r];
+            }
+            ot[n] = yt[n] + acc;
+        }
+    }
+}
+
 void irt_lora_f32(const float *x, const float *y, const float *a, const float *b, float *out,
                   float *rank, int T, int K, int N, int R, int adapters, int selected)
 {
     int s = irt_selected_adapter(selected);
-    if (adapters < irt_adapter_limit)
-        irt_adapter_limit = adapters;
+    irt_seen_adapters(adapters);
     if (s >= adapters)
         s = -1; /* cannot happen through irt_select_adapter once a call has run */
     for (int t = 0; t < T; ++t) {

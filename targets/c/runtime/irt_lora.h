@@ -25,4 +25,14 @@ int irt_selected_adapter(int compiled);
 void irt_lora_f32(const float *x, const float *y, const float *a, const float *b, float *out,
                   float *rank, int T, int K, int N, int R, int adapters, int selected);
 
+/* The slab of a stack of `adapters` matrices the selected adapter uses (0 for the base model
+ * alone, whose delta irt_lora_up_f32 skips): the DMA source of a streamed adapter matrix. */
+int irt_lora_slab(int compiled, int adapters);
+
+/* out[t] = y[t] + b @ rank[t] for the selected adapter (out = y for -1): rank [T][R] is
+ * a_s @ x[t], b [N][R] the selected adapter's up matrix (rows of it, in a window), y and out
+ * [T][N] (out may be y). */
+void irt_lora_up_f32(const float *rank, const float *y, const float *b, float *out, int T,
+                     int N, int R, int selected);
+
 #endif /* IRT_LORA_H */

@@ -10,6 +10,7 @@
 
 #include "irt_dma.h"
 #include "irt_m7_dsp.h"
+#include "irt_m7_w1a4.h"
 #include "irt_m7_plan.h"
 #include "irt_m7_report.h"
 #include "irt_target.h"
@@ -29,6 +30,9 @@ void irt_m7_report(uint64_t instructions, int calls)
     double copies = 0, stall = 0;
     printf("DSP extension kernels: %s\n",
            irt_m7_dsp_enabled() ? "on (SMLAD for int8 x int8)" : "off (portable C)");
+    printf("w1a4 kernel: %s\n", irt_m7_w1a4_table_enabled()
+                                     ? "partial-sum table (irt_m7_w1a4.c)"
+                                     : "portable C (irt_linear_w1a4)");
     printf("external Flash read in place per generated token: %lu B (%.0f cycles at %.1f "
            "cycles/B, not hidden)\n",
            (unsigned long)IRT_XFLASH_BYTES_PER_TOKEN, flash, IRT_LINK_CYCLES_PER_BYTE);

@@ -15,6 +15,7 @@
  *
  * This is test code: unlike the runtime it may allocate and do I/O.
  */
+#include "irt_internal.h" /* the inline exp of the attention kernel */
 #include "irt_kernels.h"
 #include "irt_relu.h"
 
@@ -177,6 +178,17 @@ static int run(const char *kernel)
         irt_add_inplace_f32(y, x, n);
         save(y, n);
         free(y), free(x);
+    } else if (strcmp(kernel, "exp2_softmax") == 0) {
+        /* the softmax weights of irt_cached_attention_hd8_f32: 2^(s - round(max)) */
+        const int n = geti("n");
+        const irt__shift sh = irt__shift_of(getf("max"));
+        const irt__exp2_poly4 c = irt__exp2_softmax_coefficients();
+        float *x = loadf("x", n), *y = output(n);
+        int i;
+        for (i = 0; i < n; ++i)
+            y[i] = irt__exp2_softmax(x[i], sh, c);
+        save(y, n);
+        free(x), free(y);
     } else if (strcmp(kernel, "silu") == 0 || strcmp(kernel, "gelu") == 0) {
         const int n = geti("n");
         float *x = loadf("x", n), *y = out_or_inplace(x, n);

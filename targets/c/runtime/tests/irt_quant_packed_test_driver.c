@@ -1,0 +1,96 @@
+/*
+ * irt_quant_packed_test_driver.c - runs one quantized linear kernel, in its row-major form
+ * (irt_quant.h) or over panel-packed weights (irt_linear_packed_q.h), on inputs read from
+ * files, for tests/test_c_quant_packed_kernels.py.
+ *
+ *   irt_quant_packed_test_driver KERNEL DIR      KERNEL: linear_w8, linear_w4g, linear_w8a8
+ *
+ * DIR/params.txt holds "name value" lines (T, K, N, has_bias, packed, per_tensor, group,
+ * zx); the inputs are DIR/NAME.bin, raw little-endian arrays of exactly the size the kernel
+ * reads (so AddressSanitizer flags any access past them); y starts as NaN and goes to
+ * DIR/y.out.  Exit status 0 on success.  Test code: it may allocate and do I/O.
+ */
+#include "irt_linear_packed_q.h"
+#include "irt_quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "irt_test_io.h"
+
+static float *outputf(size_t count)
+{
+    float *y = (float *)malloc(count * 4 + (count == 0));
+    size_t i;
+    if (!y)
+        die("out of memory for", "y");
+    for (i = 0; i < count; ++i)
+        y[i] = NAN;
+    return y;
+}
+
+static void save_y(const float *y, size_t count)
+{
+    char path[4096];
+    FILE *f;
+    path_of(path, sizeof path, "y.out");
+    f = fopen(path, "wb");
+    if (!f)
+        die("cannot create", path);
+    if (count && fwrite(y, 4, count, f) != count)
+        die("cannot write", path);
+    fclose(f);
+}
+
+static int run(const char *kernel)
+{
+    const int T = geti("T"), K = geti("K"), N = geti("N"), packed = geti("packed");
+    float *b = geti("has_bias") ? loadf("bias", N) : NULL;
+    float *y = outputf((size_t)T * N);
+    if (strcmp(kernel, "linear_w8") == 0) {
+        const int per_tensor = geti("per_tensor");
+        float *x = loadf("x", (size_t)T * K), *s = loadf("s", per_tensor ? 1 : N);
+        int8_t *w = (int8_t *)load("w", (size_t)N * K, 1);
+        if (packed)
+            irt_linear_w8_packed(x, w, s, b, y, T, K, N, per_tensor);
+        else
+            irt_linear_w8(x, w, s, b, y, T, K, N, per_tensor);
+        free(x), free(s), free(w);
+    } else if (strcmp(kernel, "linear_w4g") == 0) {
+        const int G = geti("group");
+        float *x = loadf("x", (size_t)T * K), *s = loadf("s", (size_t)N * ((K + G - 1) / G));
+        uint8_t *w = (uint8_t *)load("w", (size_t)N * ((K + 1) / 2), 1);
+        if (packed)
+            irt_linear_w4g_packed(x, w, s, b, y, T, K, N, G);
+        else
+            irt_linear_w4g(x, w, s, b, y, T, K, N, G);
+        free(x), free(s), free(w);
+    } else if (strcmp(kernel, "linear_w8a8") == 0) {
+        int8_t *xq = (int8_t *)load("xq", (size_t)T * K, 1);
+        int8_t *w = (int8_t *)load("w", (size_t)N * K, 1);
+        float *m = loadf("m", N);
+        if (packed)
+            irt_linear_w8a8_packed(xq, geti("zx"), w, m, b, y, T, K, N);
+        else
+            irt_linear_w8a8(xq, geti("zx"), w, m, b, y, T, K, N);
+        free(xq), free(w), free(m);
+    } else {
+        die("unknown kernel", kernel);
+    }
+    save_y(y, (size_t)T * N);
+    free(b), free(y);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s KERNEL DIR\n", argv[0]);
+        return 2;
+    }
+    g_driver = "irt_quant_packed_test_driver";
+    g_dir = argv[2];
+    return run(argv[1]);
+}
