@@ -156,3 +156,23 @@ def test_pieces_of_a_row_cut_along_k_sum_to_the_row(acc_driver, kind, extra):
         y = run(acc_driver, kind, c.params(hi - lo, first), c.arrays(y, first, lo, hi))
     want, mag = c.reference(True)
     check_close(y, want, mag, rtol=5e-5 if kind == "w1a4" else 2e-5)
+
+
+def test_pedantic_build_and_the_header_in_c_and_cpp(tmp_path):
+    """-O2 -pedantic on the host; the header alone (with the profiling wrappers) in C99 and
+    C++11."""
+    need("cc")
+    cmd = [HOST_CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
+           f"-I{RUNTIME}", "-c", str(RUNTIME / "irt_linear_acc.c"), "-o", str(tmp_path / "a.o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    src = tmp_path / "inc.c"
+    src.write_text('#define IRT_PROFILE 1\n#include "irt_linear_acc.h"\nint irt_acc_ok;\n')
+    for cc, std in ((HOST_CC, "-std=c99"), ("g++", "-std=c++11")):
+        if shutil.which(cc) is None:
+            continue
+        lang = ["-x", "c++"] if cc == "g++" else []
+        proc = subprocess.run([cc, *lang, std, "-Wall", "-Wextra", "-Werror", "-pedantic",
+                               f"-I{RUNTIME}", "-c", str(src), "-o", str(tmp_path / "i.o")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"{cc}:\n{proc.stderr}"

@@ -15,6 +15,10 @@
 
 #include <stdint.h>
 
+#if defined(__cplusplus)
+extern "C" {
+#endif
+
 void irt_linear_acc_f32(const float *x, const float *w, const float *bias_or_null, float *y,
                         int T, int K, int N);
 void irt_linear_w8_acc(const float *x, const int8_t *wq, const float *s,
@@ -26,5 +30,21 @@ void irt_linear_w1_acc(const float *x, const uint8_t *wbits, const float *alpha,
                        const float *bias_or_null, float *y, int T, int K, int N);
 void irt_linear_w1a4_acc(const float *x, const uint8_t *wbits, const float *alpha,
                          const float *bias_or_null, float *y, int T, int K, int N, int group);
+
+#if defined(__cplusplus)
+}
+#endif
+
+/* With -DIRT_PROFILE, calls from generated code are counted per kernel (irt_profile.h). */
+#if defined(IRT_PROFILE) && !defined(IRT_RUNTIME_SOURCE)
+#include "irt_profile.h"
+#define irt_linear_acc_f32(...) IRT_PROFILE_CALL("linear_acc_f32", irt_linear_acc_f32(__VA_ARGS__))
+#define irt_linear_w8_acc(...) IRT_PROFILE_CALL("linear_w8_acc", irt_linear_w8_acc(__VA_ARGS__))
+#define irt_linear_w4g_acc(...) \
+    IRT_PROFILE_CALL("linear_w4g_acc", irt_linear_w4g_acc(__VA_ARGS__))
+#define irt_linear_w1_acc(...) IRT_PROFILE_CALL("linear_w1_acc", irt_linear_w1_acc(__VA_ARGS__))
+#define irt_linear_w1a4_acc(...) \
+    IRT_PROFILE_CALL("linear_w1a4_acc", irt_linear_w1a4_acc(__VA_ARGS__))
+#endif
 
 #endif /* IRT_LINEAR_ACC_H */
