@@ -10,7 +10,8 @@ chosen tile serves all, two windows fit the free fast memory, and at most `max_t
 are made (each is straight-line code). Each tiling is a literal with a constant time, so the
 model is linear (as the joint model of passes/stream_plan.py).
 
-Modelled time per token, minimised (cycles), with `n_k` the tiles of the chosen tiling:
+Modelled time per token, minimised (cycles; among plans of the same time the one with the
+fewest tiles), with `n_k` the tiles of the chosen tiling:
 
 * a streamed linear overlaps its transfer with compute (double buffering):
   `max(c_k * N_k + n_k * tile_cycles, n_k * setup + N_k * b_k * cycles_per_byte)`;
@@ -150,7 +151,9 @@ def solve_tile_plan(candidates: Sequence[Candidate], free: int, alignment: int,
         times.append(round(compute + per_tile + transfer) * s.Not())
         picks.append(picked)
     m.Add(sum(total_tiles) <= max_tiles)
-    m.Minimize(sum(times))
+    # fewer tiles among plans of the same time (less code, and whole rows before pieces)
+    per_time = max_tiles + 1
+    m.Minimize(sum(times) * per_time + sum(total_tiles))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = 1  # deterministic, and the machine is shared
@@ -163,6 +166,6 @@ def solve_tile_plan(candidates: Sequence[Candidate], free: int, alignment: int,
     return TilePlan(window=math.ceil(need / alignment) * alignment if need else 0,
                     rows_per_tile=tuple(t.rows if t else 0 for t in chosen),
                     status=solver.StatusName(result),
-                    cycles=solver.ObjectiveValue() / SCALE,
-                    bound=solver.BestObjectiveBound() / SCALE,
+                    cycles=round(solver.ObjectiveValue()) // per_time / SCALE,
+                    bound=math.floor(solver.BestObjectiveBound()) // per_time / SCALE,
                     cols_per_tile=tuple(t.cols if t else 0 for t in chosen))

@@ -116,3 +116,24 @@ def test_the_joint_plan_cuts_4_bit_rows_on_their_groups(shared_models):
     assert "irt_linear_w4g_acc" in kernels
     np.testing.assert_array_equal(logits(out, store), tiled)
     assert math.isfinite(float(tiled.sum()))
+
+
+def test_the_tile_planner_cuts_rows_only_when_they_do_not_fit():
+    """One linear of 4 rows of 100 floats (400 bytes), 1,000 compute cycles per row, a link
+    of 8 bytes per cycle with 400 cycles of set-up, room for windows of 200 bytes: whole rows
+    cannot stream; in 2 pieces per row (8 tiles) the transfer, 8 x 400 + 1,600 / 8 = 3,400,
+    hides behind the 4,000 of compute, while 3 pieces (5,000) or reading in place (4,200)
+    cost more. Without a way to cut its rows the linear has no plan; with room for whole rows
+    it streams them."""
+    from irtool.passes.tile_plan import Candidate, Chunking, solve_tile_plan
+
+    def plan(chunking, free=400):
+        return solve_tile_plan([Candidate(4, 400, 1000.0, chunking)], free=free, alignment=4,
+                               setup_cycles=400, cycles_per_byte=1 / 8, max_tiles=64)
+
+    p = plan(Chunking(100, 1, 32))
+    assert p.status == "OPTIMAL" and p.cycles == 4000 and p.bound == 4000
+    assert p.rows_per_tile == (1,) and p.cols_per_tile == (50,) and p.window == 200
+    assert plan(None) is None
+    whole = plan(Chunking(100, 1, 32), free=800)  # one row per window: 4 tiles, no pieces
+    assert whole.rows_per_tile == (1,) and whole.cols_per_tile == (0,) and whole.window == 400
