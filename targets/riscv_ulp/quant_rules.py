@@ -19,7 +19,7 @@ from irtool.dialects import quant as q
 from irtool.kernels import kernel_signature
 from irtool.lowering import ArgMap, KernelCall
 from irtool.targets.c import rules as portable
-from irtool.targets.riscv_ulp.rules import _global_name, _global_reads, _module
+from irtool.targets.riscv_ulp.rules import _global_reads, _module
 
 PANELS_Q = "row_panels16"
 
@@ -49,12 +49,12 @@ def _reads_in_panels(inner, arg, field: str) -> bool:
 def _reads(buffer: SSAValue):
     """(operation, operand index) of every read of the memory.global `buffer` is read from,
     or None when it is not one."""
-    name = _global_name(buffer)
-    module = _module(buffer.owner) if name is not None else None
+    owner = buffer.owner
+    module = _module(owner) if isinstance(owner, memory.GetGlobalOp) else None
     if module is None:
         return None
-    return [(use.operation, use.index) for get in _global_reads(module)
-            if get.global_name.root_reference.data == name for use in get.result.uses]
+    return [(use.operation, use.index) for get in _global_reads(module, owner)
+            for use in get.result.uses]
 
 
 def _reader_takes_panels(reader, index: int, field: str) -> bool:
