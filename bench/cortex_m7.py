@@ -104,7 +104,9 @@ def compile_capped(label: str, steps: int, out: Path, window: int) -> None:
     module, store = prepare_for_target(module, store, opts)
     target = opts.load_target()
     lower = target.stages(opts.pipeline_options())["lower"]
-    _run(lower.replace("tile{", f"tile{{window={window} ", 1), module)
+    # the cap on both: allocate{tile=true} solves the windows that tile then applies
+    capped = lower.replace("tile=true", f"tile=true window={window}", 1)
+    _run(capped.replace("tile{", f"tile{{window={window} ", 1), module)
     target.write_project(module, store, out, prompt=golden["prompt_ids"], steps=steps,
                          tokenizer=load_tokenizer(MODELS / "tok512.bin"))
 

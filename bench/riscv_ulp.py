@@ -147,7 +147,8 @@ def compile_case(case: Case, out: Path, target: str, time_limit: float):
 
 
 LINEAR_KERNELS = ("irt_linear_f32", "irt_linear_bias_f32", "irt_linear_packed_f32",
-                  "irt_linear_packed_bias_f32", "irt_linear_packed_residual_f32")
+                  "irt_linear_packed_bias_f32", "irt_linear_packed_residual_f32",
+                  "irt_linear_packed_kv_f32")
 ATTENTION_KERNELS = ("irt_cached_attention_f32", "irt_cached_attention_hd8_f32")
 
 

@@ -62,15 +62,26 @@ def _linear(o, p):
     _store(o["y"], ref.linear(o["x"].reshape(p["T"], p["K"]), o["w"], o.get("b")))
 
 
-def _rope(o, p):
+def _rotated(o, p):
     style = "interleaved" if p["style"] == 0 else "rotate_half"
-    _store(o["y"], ref.rope(o["x"].reshape(p["T"], -1), o["cos"], o["sin"], int(o["start"]),
-                            p["heads"], p["head_dim"], p["rotary_dim"], style))
+    return ref.rope(o["x"].reshape(p["T"], -1), o["cos"], o["sin"], int(o["start"]), p["heads"],
+                    p["head_dim"], p["rotary_dim"], style)
+
+
+def _rope(o, p):
+    _store(o["y"], _rotated(o, p))
 
 
 def _kv_write(o, p):
     cache = o["cache"]
     cache[...] = ref.kv_write(cache, o["new"].reshape(p["T"], -1), int(o["pos"]), p["layer"],
+                              bool(p["ring"]))
+
+
+def _write_cache(o, p, rows):
+    """The rows a fused producer computed, written to the cache as irt_kv_write_f32 would."""
+    cache = o["cache"]
+    cache[...] = ref.kv_write(cache, rows.reshape(p["T"], -1), int(o["pos"]), p["layer"],
                               bool(p["ring"]))
 
 
@@ -164,6 +175,15 @@ _SPECS = [
           "out", _attention, scratch=lambda p: p["S"]),
     _spec("irt_kv_write_f32", "cache new pos", "layer kv_heads capacity head_dim T ring",
           "cache", _kv_write),
+    # a producer of new KV-cache rows writing them into the cache itself (head_dim 8;
+    # targets/c/fusions.py): the packed linear of the values, the keys' rotation
+    _spec("irt_linear_packed_kv_f32", "x w cache pos",
+          "T K N layer kv_heads capacity head_dim ring", "cache",
+          lambda o, p: _write_cache(o, p, ref.linear(o["x"].reshape(p["T"], p["K"]), o["w"])),
+          layout="w=row_panels24"),
+    _spec("irt_rope_hd8_kv_f32", "x cos sin start cache pos",
+          "T heads head_dim rotary_dim style layer kv_heads capacity ring", "cache",
+          lambda o, p: _write_cache(o, p, _rotated(o, p))),
     _spec("irt_cached_attention_f32", "q kcache vcache end out",
           "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention,
           scratch=lambda p: p["capacity"]),
@@ -265,6 +285,10 @@ _SPECS += [
     _spec("irt_cached_attention_i8", "q kcache kscales vcache vscales end out",
           "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention_i8,
           scratch=lambda p: p["capacity"]),
+    # head_dim 8 only, two query heads per pass over the cache (irt_attention_q.h)
+    _spec("irt_cached_attention_i8_hd8", "q kcache kscales vcache vscales end out",
+          "layer heads kv_heads head_dim capacity T ring scale", "out", _cached_attention_i8,
+          scratch=lambda p: 2 * p["capacity"]),
 ]
 
 # Integer non-linear ops (irt_intops.h; --integer-only) ------------------------------------------

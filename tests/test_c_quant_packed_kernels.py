@@ -88,14 +88,18 @@ class PackedRunner:
     def __init__(self, exe: Path, work: Path):
         self.exe, self.work = exe, work
 
-    def run(self, kernel: str, params: dict, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    def run(self, kernel: str, params: dict, arrays: dict[str, np.ndarray],
+            out: str = "y") -> np.ndarray:
         d = Path(tempfile.mkdtemp(prefix=kernel + "-", dir=self.work))
-        (d / "params.txt").write_text("".join(f"{k} {int(v)}\n" for k, v in params.items()))
+        # a float as the repr of its float32 value, which strtof reads back exactly
+        (d / "params.txt").write_text("".join(
+            f"{k} {repr(float(v)) if isinstance(v, (float, np.floating)) else int(v)}\n"
+            for k, v in params.items()))
         for name, arr in arrays.items():
             np.ascontiguousarray(arr).tofile(d / f"{name}.bin")
         proc = subprocess.run([str(self.exe), kernel, str(d)], capture_output=True, text=True)
         assert proc.returncode == 0, f"driver failed on {kernel} {params}:\n{proc.stderr}"
-        y = np.fromfile(d / "y.out", dtype=F32)
+        y = np.fromfile(d / f"{out}.out", dtype=F32)
         shutil.rmtree(d)
         return y
 
@@ -239,3 +243,47 @@ def test_riscv_ulp_rules_pack_only_weights_the_linears_alone_read(shared_models,
     model_c = (tmp_path / "model.c").read_text()
     assert model_c.count("irt_linear_w4g_packed(") == 5 * 7  # 5 layers x q k v o w1 w2 w3
     assert model_c.count("irt_linear_w4g(") == 1 and "irt_embedding_w4g(" in model_c
+
+
+# ------------------------------------------------------------------------- int8 attention, hd 8
+
+ATTENTION_CASES = [
+    # layers, layer, heads, kv_heads, capacity, ring, end, T
+    (1, 0, 2, 2, 8, 0, 5, 5),     # one head per kv head (the single-head pass), prefill rows
+    (2, 1, 8, 4, 16, 0, 11, 1),   # stories260K's heads: pairs, layer 1
+    (1, 0, 4, 1, 6, 1, 10, 3),    # MQA, a ring wrapped, rows straddling the wrap
+    (1, 0, 3, 1, 5, 1, 7, 2),     # a group of 3: a pair and a single head
+    (1, 0, 2, 1, 128, 0, 1, 1),   # one cached position
+]
+
+
+@pytest.mark.parametrize("layers,layer,heads,kv_heads,capacity,ring,end,T", ATTENTION_CASES)
+def test_cached_attention_i8_hd8(prunner, layers, layer, heads, kv_heads, capacity, ring, end,
+                                 T):
+    """Against float64 attention over the dequantized rows (float32(q) * s), written here."""
+    import math
+
+    from tests.test_c_quant_kernels import attention_reference
+
+    rng = rng_for("att8", layers, layer, heads, kv_heads, capacity, ring, end, T)
+    shape = (layers, kv_heads, capacity)
+    kc, vc = (rng.integers(-127, 128, (*shape, 8)).astype(np.int8) for _ in range(2))
+    ks, vs = ((np.abs(randn(rng, *shape)) * F32(0.05) + F32(1e-3)).astype(F32)
+              for _ in range(2))
+    q = randn(rng, T, heads * 8, scale=3.0)
+    scale = F32(1.0 / math.sqrt(8))
+    first = max(0, end - capacity)
+    slots = [p % capacity if ring else p for p in range(first, end)]
+
+    def dequant(cache, scales):
+        rows = cache[layer][:, slots].astype(F32) * scales[layer][:, slots][..., None]
+        return rows.astype(F32).transpose(1, 0, 2).reshape(len(slots), kv_heads * 8)
+
+    want, mag = attention_reference(q, dequant(kc, ks), dequant(vc, vs), heads, kv_heads, 8,
+                                    float(scale), end - T - first)
+    got = prunner.run("cached_attention_i8_hd8",
+                      {"layers": layers, "layer": layer, "heads": heads, "kv_heads": kv_heads,
+                       "capacity": capacity, "T": T, "end": end, "ring": ring, "scale": scale},
+                      {"q": q, "kcache": kc, "kscales": ks, "vcache": vc, "vscales": vs},
+                      out="out")
+    check_close(got, want, mag + 1e-7)

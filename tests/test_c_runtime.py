@@ -211,13 +211,26 @@ ROPE_HD8_SHAPES = [(3, 2, 8, 8, 0), (1, 8, 8, 8, 7), (2, 4, 8, 8, 3)]
 def test_rope(runner, kernel, T, heads, head_dim, rotary_dim, start, style, inplace):
     rng = rng_for("rope", T, heads, head_dim, rotary_dim, start, style, inplace)
     max_pos = start + T + 2
-    half = rotary_dim // 2
     x = randn(rng, T, heads * head_dim)
-    angles = rng.uniform(-4, 4, (max_pos, half))
-    cos, sin = np.cos(angles).astype(F32), np.sin(angles).astype(F32)
+    cos, sin = rope_tables(rng, max_pos, rotary_dim)
+    want, mag = rope_reference(x, cos, sin, start, heads, head_dim, rotary_dim, style)
+    params = {"T": T, "heads": heads, "head_dim": head_dim, "rotary_dim": rotary_dim,
+              "start": start, "style": style, "max_pos": max_pos, "inplace": inplace}
+    got = runner.run(kernel, params, {"x": x, "cos": cos, "sin": sin})
+    check(got, want, mag)
+
+
+def rope_tables(rng, max_pos, rotary_dim):
+    angles = rng.uniform(-4, 4, (max_pos, rotary_dim // 2))
+    return np.cos(angles).astype(F32), np.sin(angles).astype(F32)
+
+
+def rope_reference(x, cos, sin, start, heads, head_dim, rotary_dim, style):
+    """The rotated rows in Python floats, and each element's magnitude |a| + |b|."""
+    half = rotary_dim // 2
     want = x.astype(np.float64).copy()
     mag = np.abs(want)
-    for t in range(T):
+    for t in range(x.shape[0]):
         for h in range(heads):
             base = h * head_dim
             for i in range(half):
@@ -229,10 +242,7 @@ def test_rope(runner, kernel, T, heads, head_dim, rotary_dim, start, style, inpl
                 c, s = float(cos[start + t, i]), float(sin[start + t, i])
                 want[t, ia], want[t, ib] = a * c - b * s, a * s + b * c
                 mag[t, ia] = mag[t, ib] = abs(a) + abs(b)
-    params = {"T": T, "heads": heads, "head_dim": head_dim, "rotary_dim": rotary_dim,
-              "start": start, "style": style, "max_pos": max_pos, "inplace": inplace}
-    got = runner.run(kernel, params, {"x": x, "cos": cos, "sin": sin})
-    check(got, want, mag)
+    return want, mag
 
 
 # ------------------------------------------------------------------------- embeddings
@@ -481,6 +491,50 @@ def test_kv_write(runner, layers, layer, kv_heads, capacity, hd, T, pos, ring):
     assert np.array_equal(got.reshape(cache.shape), want)
 
 
+# layers, layer, kv_heads, capacity, T, pos, ring, K: producers of new cache rows (head_dim 8)
+# writing them into the cache themselves
+KV_PRODUCER_CASES = [
+    (2, 1, 4, 16, 1, 5, 0, 64),   # stories260K's decode: N = 32 = 24 + 8 rows
+    (1, 0, 2, 8, 3, 2, 0, 20),    # three rows at once, N = 16, K = 16 + 4
+    (2, 0, 6, 5, 7, 3, 1, 17),    # ring, wraps, T > capacity: the last rows win; N = 2 x 24
+    (1, 0, 5, 4, 1, 3, 1, 9),     # N = 24 + 16, K < 16 (the portable path on every core)
+]
+
+
+def kv_producer_case(runner, kernel, layers, layer, kv_heads, capacity, T, pos, ring, K):
+    """`kernel` (linear_packed_kv or rope_hd8_kv) against numpy: the rows it produces written
+    into a random cache as irt_kv_write_f32 writes them (CacheSim), every other slot kept."""
+    rng = rng_for(kernel, layers, layer, kv_heads, capacity, T, pos, ring, K)
+    N = kv_heads * 8
+    cache = randn(rng, layers, kv_heads, capacity, 8)
+    params = {"layers": layers, "layer": layer, "kv_heads": kv_heads, "capacity": capacity,
+              "T": T, "pos": pos, "ring": ring}
+    if kernel == "linear_packed_kv":
+        x, w = randn(rng, T, K), randn(rng, N, K)
+        rows, rows_mag = linear_reference(x, w)
+        arrays = {"x": x, "wp": packed_by_definition(w), "cache": cache}
+        params["K"] = K
+    else:
+        start = pos + 1
+        x = randn(rng, T, N)
+        cos, sin = rope_tables(rng, start + T, 8)
+        rows, rows_mag = rope_reference(x, cos, sin, start, kv_heads, 8, 8, ring)
+        arrays = {"x": x, "cos": cos, "sin": sin, "cache": cache}
+        params.update(start=start, style=ring, max_pos=start + T)  # both styles covered
+    want, mag = cache.astype(np.float64), np.abs(cache.astype(np.float64))
+    sim = CacheSim(layers, kv_heads, capacity, 8, ring)
+    sim.write(want, layer, rows, pos)
+    sim.write(mag, layer, rows_mag, pos)
+    got = runner.run(kernel, params, arrays).reshape(cache.shape)
+    check(got, want, mag)
+
+
+@pytest.mark.parametrize("kernel", ["linear_packed_kv", "rope_hd8_kv"])
+@pytest.mark.parametrize("case", KV_PRODUCER_CASES)
+def test_kv_producer(runner, kernel, case):
+    kv_producer_case(runner, kernel, *case)
+
+
 CACHED_CASES = [
     # layers, layer, heads, kv_heads, hd, capacity, ring, writes [(pos, T)], T of the query
     (1, 0, 2, 2, 8, 8, 0, [(0, 5)], 5),                 # linear prefill
@@ -696,7 +750,7 @@ def innermost_loop(disassembly: str, function: str, macs: int | None = None) -> 
     ("irt_linear", "irt__dot_rows_f32", 32, 80),       # 4 rows x 8 columns: ~2.44 / MAC
     ("irt_linear", "irt__weighted_rows_f32", 16, 40),  # 8 columns x 2 rows:  ~2.4 / MAC
     # 24-row panels x 16 columns (asm): 16 + 384 loads, 384 fmadd.s, 3 loop: ~2.05 / MAC
-    ("irt_linear_packed", "irt__linear_packed", 384, 787),
+    ("irt_linear_packed", "irt__row", 384, 787),
     # the score pass for two heads, four rows: 32 loads, 56 fmadd.s + 8 fmul.s, 8 stores,
     # 8 fmax.s, 3 loop
     ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 56, 115),

@@ -60,3 +60,9 @@ def test_cached_attention_hd8_on_target(target_runner, case):
 
 def test_exp2_softmax_error_bound_on_target(target_runner):
     host.exp2_softmax_case(target_runner, 3.3)
+
+
+# the packed linear writing a KV-cache slot (asm: each group of 8 rows to its head's plane)
+@pytest.mark.parametrize("case", host.KV_PRODUCER_CASES[:3])
+def test_linear_packed_kv_on_target(target_runner, case):
+    host.kv_producer_case(target_runner, "linear_packed_kv", *case)

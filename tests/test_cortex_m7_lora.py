@@ -244,3 +244,40 @@ def test_unknown_module_and_shape_mismatch_are_clear_errors(tmp_path):
     assert "expected [r, 172] and [64, r]" in err
     err = error_of(tmp_path, "--adapter", "story")
     assert "--adapter story chooses among --lora adapters, and none was given" in err
+
+
+def test_streamed_adapters_give_the_untiled_logits_in_the_interpreter(adapters):
+    """The memory level after `tile` (adapter kernels split, their slabs DMA'd through the
+    windows) runs in the interpreter with the logits of the placed, untiled level (the
+    `transformer.lora` kernels reading the stacks in place), for the second adapter."""
+    need("models")
+    from irtool.compile import CompileOptions, _run, prepare_for_target
+    from irtool.dialects import memory
+    from irtool.frontend.load import import_model
+    from irtool.interpreter.runner import ModelRunner
+
+    opts = CompileOptions(target="cortex-m7-256k", capacity=CAPACITY,
+                          lora=tuple(spec for spec, _ in adapters), adapter="poem")
+    module, store = import_model(MODEL)
+    module, store = prepare_for_target(module, store, opts)
+    target = 'target="cortex-m7-256k"'
+    _run(f"bufferize{{{target}}},allocate{{{target} copy_weights=false tile=true}}", module)
+    tiled = module.clone()
+    _run(f"tile{{{target}}}", tiled)
+    tiled.verify()
+    slabs = [op for op in tiled.walk() if isinstance(op, memory.AdapterSlabOp)
+             and memory.space_of(op.result.type) == "xflash"
+             and any(isinstance(use.operation, memory.SubviewOp) for use in op.result.uses)]
+    assert slabs, "no adapter slab streams"
+    assert all(op.compiled.value.data == 1 for op in slabs)
+
+    def logits(m) -> np.ndarray:
+        runner = ModelRunner(m, store)
+        state, rows = runner.initial_state(), []
+        for pos, tok in enumerate(PROMPT):
+            row, state = runner.decode_step(tok, pos, state)
+            rows.append(row)
+        return np.concatenate(rows)
+
+    want, got = logits(module), logits(tiled)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())

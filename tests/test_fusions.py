@@ -108,3 +108,58 @@ def test_a_residual_add_after_a_linear_layer_is_its_store():
     mod = module(body.replace("irt_add_f32(%r, %t, %r)", "irt_add_f32(%r, %t, %x)"))
     fusions.residual_linear(mod)
     assert "irt_linear_packed_residual_f32" not in calls(mod)
+
+
+C = "memref<1x1x4x8xf32, #memory.space<sram>>"
+TAB = "memref<4x4xf32, #memory.space<flash>>"
+
+
+def cache(name: str, offset: int) -> str:
+    return f"    %{name} = memory.alloc {{offset = {offset} : i64, alignment = 4 : i64}} : {C}\n"
+
+
+def kv_module(head_dim: int = 8):
+    """k = rope(W1 x) and v = W3 x, each then written into its cache at %pos."""
+    kv = (f"layer = 0 : i64, kv_heads = 1 : i64, capacity = 4 : i64, head_dim = {head_dim} : i64, "
+          "T = 1 : i64, ring = 0 : i64")
+    text = f"""builtin.module {{
+  memory.global @w1 {{kind = "weight", weight = "w1", offset = 0 : i64}} : {W}
+  memory.global @w3 {{kind = "weight", weight = "w3", offset = 256 : i64}} : {W}
+  memory.global @cos {{kind = "weight", weight = "cos", offset = 512 : i64}} : {TAB}
+  memory.global @sin {{kind = "weight", weight = "sin", offset = 576 : i64}} : {TAB}
+  func.func @decode(%pos: index) -> {T} {{
+{alloc("x", 96)}{cache("kc", 0)}{cache("vc", 128)}    %w1 = memory.get_global @w1 : {W}
+    %w3 = memory.get_global @w3 : {W}
+    %cos = memory.get_global @cos : {TAB}
+    %sin = memory.get_global @sin : {TAB}
+{alloc("k", 32)}{linear("%x", "%w1", "%k")}{alloc("v", 64)}{linear("%x", "%w3", "%v")}\
+    hw.call @irt_rope_hd8_f32(%k, %cos, %sin, %pos, %k) params {{T = 1 : i64, heads = 1 : i64, \
+head_dim = 8 : i64, rotary_dim = 8 : i64, style = 0 : i64}} : {T}, {TAB}, {TAB}, index, {T}
+    hw.call @irt_kv_write_f32(%kc, %k, %pos) params {{{kv}}} : {C}, {T}, index
+    hw.call @irt_kv_write_f32(%vc, %v, %pos) params {{{kv}}} : {C}, {T}, index
+    func.return %x : {T}
+  }}
+}}"""
+    return parse_module(text, "test")
+
+
+def test_the_kv_rows_are_written_into_the_cache_by_their_producers():
+    mod = kv_module()
+    fusions.kv_linear(mod)
+    fusions.kv_rope(mod)
+    assert calls(mod) == ["irt_linear_packed_f32", "irt_rope_hd8_kv_f32",
+                          "irt_linear_packed_kv_f32"]
+    rope, lin = [op for op in mod.walk() if op.name == "hw.call"][1:]
+    assert [a.name_hint for a in rope.args] == ["k", "cos", "sin", "pos", "kc", "pos"]
+    assert [a.name_hint for a in lin.args] == ["x", "w3", "vc", "pos"]
+    assert (lin.param("N"), lin.param("capacity"), lin.param("layer")) == (8, 4, 0)
+    # the value rows' buffer is gone; the keys' is still the linear layer's output
+    names = [op.result.name_hint for op in mod.walk() if op.name == "memory.alloc"]
+    assert names == ["x", "kc", "vc", "k"]
+
+
+def test_kv_rows_of_other_head_sizes_keep_their_copy():
+    mod = kv_module(head_dim=4)
+    fusions.kv_linear(mod)
+    fusions.kv_rope(mod)
+    assert calls(mod).count("irt_kv_write_f32") == 2

@@ -466,12 +466,16 @@ def test_per_kernel_profile_adds_up_to_the_decode_count(stories, tmp_path):
     n_prompt = len(stories.prompt)
     positions = n_prompt + stories.steps - 1
     assert kernels["embedding_packed_f32"][0] == positions
-    # 7 per layer + the classifier; wo and w2 take the residual add after them (fused)
-    assert kernels["linear_packed_f32"][0] == positions * (5 * 5 + 1)
+    # 7 per layer + the classifier; wo and w2 take the residual add after them (fused), wv
+    # writes the value cache itself
+    assert kernels["linear_packed_f32"][0] == positions * (4 * 5 + 1)
     assert kernels["linear_packed_residual_f32"][0] == positions * 5 * 2
+    assert kernels["linear_packed_kv_f32"][0] == positions * 5
+    assert "kv_write_f32" not in kernels  # no copy into the caches
     assert kernels["silu_mul_f32"][0] == positions * 5  # SiLU and the product: one call
     assert "silu_f32" not in kernels and "mul_f32" not in kernels and "add_f32" not in kernels
-    assert kernels["rope_hd8_f32"][0] == positions * 5 * 2
+    assert kernels["rope_hd8_f32"][0] == positions * 5  # the queries'
+    assert kernels["rope_hd8_kv_f32"][0] == positions * 5  # the keys', into the key cache
     assert kernels["cached_attention_hd8_f32"][0] == positions * 5
     # the counters' own cost is measured and subtracted; main.c's figures are per token
     clean = stories.qemu

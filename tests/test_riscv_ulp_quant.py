@@ -111,7 +111,9 @@ def test_w8_on_qemu_prints_the_interpreter_and_golden_tokens(build, label, golde
     assert "irt_linear_w8_packed(" in model_c and "irt_linear_packed_f32(" in model_c
     assert "irt_linear_w8(" not in model_c
     if label == "w8+kv8":
-        assert "irt_kv_write_i8(" in model_c and "irt_cached_attention_i8(" in model_c
+        # 8-wide heads: riscv-ulp's attention over the int8 cache for head_dim 8
+        assert "irt_kv_write_i8(" in model_c and "irt_cached_attention_i8_hd8(" in model_c
+        assert "irt_cached_attention_i8(" not in model_c
         assert "irt_kv_write_f32(" not in model_c
         # the state globals (K, V int8 and their scales, per layer: 5 x 4) are cleared by
         # irt_init

@@ -184,23 +184,47 @@ def test_fast_numerics_equal_the_plain_formulas(shape):
     np.testing.assert_array_equal(x, before)  # no input is modified in place
 
 
-def test_masked_attention_equals_a_loop_reference():
-    """Causal attention with a window, masked in place: per head and query, a float64 loop."""
-    t, heads, kv_heads, hd, window = 7, 4, 2, 8, 3
-    q, k, v = (RNG.standard_normal((t, n * hd)).astype(F32) for n in (heads, kv_heads, kv_heads))
+@pytest.mark.parametrize("t,s,window,spread", [
+    (7, 7, 3, 1), (7, 7, None, 1), (5, 12, None, 1), (1, 9, None, 1), (4, 10, 6, 1),
+    (80, 80, None, 1), (20, 30, None, 1), (24, 24, 5, 1),
+    (32, 32, None, 30)])  # one head's scores far above the others': the per-row fallback
+def test_masked_attention_equals_a_loop_reference(t, s, window, spread):
+    """Causal attention of the last t of s positions, with or without a window, masked in
+    place (a kept triangle without a window), 16 queries and more through the shared-shift
+    product (`_softmax_times`): per head and query, a float64 loop."""
+    heads, kv_heads, hd = 4, 2, 8
+    q = RNG.standard_normal((t, heads * hd)).astype(F32)
+    q[:, :hd] *= spread
+    k, v = (RNG.standard_normal((s, kv_heads * hd)).astype(F32) for _ in range(2))
     out = ref.attention(q, k, v, heads, kv_heads, hd, 0.35, True, window)
     want = np.zeros((t, heads * hd))
     for h in range(heads):
         kh = h // (heads // kv_heads)
         for i in range(t):
-            keys = [j for j in range(t) if i - window < j <= i]
-            s = [0.35 * float(q[i, h * hd:(h + 1) * hd] @ k[j, kh * hd:(kh + 1) * hd])
-                 for j in keys]
-            p = np.exp(np.array(s) - max(s))
+            pos = s - t + i
+            keys = [j for j in range(s) if j <= pos and (window is None or pos - window < j)]
+            sc = [0.35 * float(q[i, h * hd:(h + 1) * hd] @ k[j, kh * hd:(kh + 1) * hd])
+                  for j in keys]
+            p = np.exp(np.array(sc) - max(sc))
             p /= p.sum()
             want[i, h * hd:(h + 1) * hd] = sum(pj * v[j, kh * hd:(kh + 1) * hd]
                                                for pj, j in zip(p, keys, strict=True))
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_nan_spoils_only_its_own_rows():
+    """A NaN query row (16 rows and more: the shared-shift product) gives NaN in that row and
+    head only; every other row equals the attention of the same inputs without the NaN."""
+    t, heads, hd = 20, 2, 8
+    q, k, v = (RNG.standard_normal((t, heads * hd)).astype(F32) for _ in range(3))
+    clean = ref.attention(q, k, v, heads, heads, hd, 0.35, True)
+    q[5, :hd] = np.nan
+    out = ref.attention(q, k, v, heads, heads, hd, 0.35, True)
+    assert np.isnan(out[5, :hd]).all() and not np.isnan(np.delete(out, 5, 0)).any()
+    # (with a NaN the call takes the per-row softmax: the same numbers to rounding)
+    np.testing.assert_allclose(np.delete(out, 5, 0), np.delete(clean, 5, 0), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(out[5, hd:], clean[5, hd:], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("n", [70, 96, 384])

@@ -5,19 +5,23 @@
 
 // A placed memory-level decode step on quantized data (written at the transformer/quant level,
 // then bufferize and allocate): every quant kernel becomes one hw.call of irt_quant.h, with
-// the buffers in C order and the shapes as parameters. A bias selects the `_bias` variant of a
+// the buffers in C order and the shapes as parameters (riscv-ulp's rules run the w8, w4g and
+// w8a8 linears, whose weights nothing else reads, on 16-row panels: irt_linear_packed_q.h,
+// the same arguments). A bias selects the `_bias` variant of a
 // linear kernel (same C function, bias instead of NULL); a per-tensor w8 scale sets
 // per_tensor = 1; quant.kv_write writes the cache AND its scales (two out buffers, one call).
+// riscv-ulp reads w8, w8a8 and w4g weights in 16-row panels (`_packed` twins of the same
+// contract, irt_linear_packed_q.h); w1 and w1a4 keep the row-major kernels.
 
 // CHECK:       func.func @decode(%tok: memref<1xi32>, %pos: index) -> memref<1x16xf32, #memory.space<dtim>> {
 // CHECK:         hw.call @irt_quantize_act_i8(%x, %sx, %zx, %xq) params {n = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<1xf32, #memory.space<dtim>>, memref<1xi32, #memory.space<dtim>>, memref<1x8xi8, #memory.space<dtim>>
-// CHECK:         hw.call @irt_linear_w8a8_bias(%xq, %zx, %wq, %m, %bq, %q) params {T = 1 : i64, K = 8 : i64, N = 8 : i64} : memref<1x8xi8, #memory.space<dtim>>, memref<1xi32, #memory.space<dtim>>, memref<8x8xi8, #memory.space<dtim>>, memref<8xf32, #memory.space<dtim>>, memref<8xf32, #memory.space<dtim>>, memref<1x8xf32, #memory.space<dtim>>
-// CHECK:         hw.call @irt_linear_w4g(%x, %wk, %sk, %k) params {T = 1 : i64, K = 8 : i64, N = 4 : i64, group = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<4x4xui8, #memory.space<dtim>>, memref<4x1xf32, #memory.space<dtim>>, memref<1x4xf32, #memory.space<dtim>>
-// CHECK:         hw.call @irt_linear_w8(%x, %wv, %sv, %v) params {T = 1 : i64, K = 8 : i64, N = 4 : i64, per_tensor = 1 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<4x8xi8, #memory.space<dtim>>, memref<1xf32, #memory.space<dtim>>, memref<1x4xf32, #memory.space<dtim>>
+// CHECK:         hw.call @irt_linear_w8a8_packed_bias(%xq, %zx, %wq, %m, %bq, %q) params {T = 1 : i64, K = 8 : i64, N = 8 : i64} : memref<1x8xi8, #memory.space<dtim>>, memref<1xi32, #memory.space<dtim>>, memref<8x8xi8, #memory.space<dtim>>, memref<8xf32, #memory.space<dtim>>, memref<8xf32, #memory.space<dtim>>, memref<1x8xf32, #memory.space<dtim>>
+// CHECK:         hw.call @irt_linear_w4g_packed(%x, %wk, %sk, %k) params {T = 1 : i64, K = 8 : i64, N = 4 : i64, group = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<4x4xui8, #memory.space<dtim>>, memref<4x1xf32, #memory.space<dtim>>, memref<1x4xf32, #memory.space<dtim>>
+// CHECK:         hw.call @irt_linear_w8_packed(%x, %wv, %sv, %v) params {T = 1 : i64, K = 8 : i64, N = 4 : i64, per_tensor = 1 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<4x8xi8, #memory.space<dtim>>, memref<1xf32, #memory.space<dtim>>, memref<1x4xf32, #memory.space<dtim>>
 // CHECK-NEXT:    hw.call @irt_kv_write_i8(%kcache, %kscales, %k, %pos) params {layer = 1 : i64, kv_heads = 1 : i64, capacity = 16 : i64, head_dim = 4 : i64, T = 1 : i64, ring = 0 : i64} : memref<2x1x16x4xi8, #memory.space<dtim>>, memref<2x1x16xf32, #memory.space<dtim>>, memref<1x4xf32, #memory.space<dtim>>, index
 // CHECK-NEXT:    hw.call @irt_kv_write_i8(%vcache, %vscales, %v, %pos) params {layer = 1 : i64, kv_heads = 1 : i64, capacity = 16 : i64, head_dim = 4 : i64, T = 1 : i64, ring = 1 : i64}
 // CHECK:         hw.call @irt_cached_attention_i8(%q, %kcache, %kscales, %vcache, %vscales, %end, %a) params {layer = 1 : i64, heads = 2 : i64, kv_heads = 1 : i64, head_dim = 4 : i64, capacity = 16 : i64, T = 1 : i64, ring = 0 : i64, scale = 5.000000e-01 : f32} : memref<1x8xf32, #memory.space<dtim>>, memref<2x1x16x4xi8, #memory.space<dtim>>, memref<2x1x16xf32, #memory.space<dtim>>, memref<2x1x16x4xi8, #memory.space<dtim>>, memref<2x1x16xf32, #memory.space<dtim>>, index, memref<1x8xf32, #memory.space<dtim>>
-// CHECK:         hw.call @irt_linear_w8_bias(%a, %wo, %so, %bq, %o) params {T = 1 : i64, K = 8 : i64, N = 8 : i64, per_tensor = 0 : i64}
+// CHECK:         hw.call @irt_linear_w8_packed_bias(%a, %wo, %so, %bq, %o) params {T = 1 : i64, K = 8 : i64, N = 8 : i64, per_tensor = 0 : i64}
 // CHECK:         hw.call @irt_linear_w1(%o, %w1, %al, %h) params {T = 1 : i64, K = 8 : i64, N = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<8x1xui8, #memory.space<dtim>>, memref<8xf32, #memory.space<dtim>>, memref<1x8xf32, #memory.space<dtim>>
 // CHECK:         hw.call @irt_linear_w1a4(%h, %wl, %all, %l) params {T = 1 : i64, K = 8 : i64, N = 16 : i64, group = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<16x1xui8, #memory.space<dtim>>, memref<16xf32, #memory.space<dtim>>, memref<1x16xf32, #memory.space<dtim>>
 // CHECK-NEXT:    func.return %l
@@ -44,13 +48,13 @@
 // C-NEXT:    memset(irt_arena_dtim + {{[0-9]+}}, 0, 128u); /* @state.kscales */
 // C-NEXT:    memset(irt_arena_dtim + {{[0-9]+}}, 0, 128u); /* @state.vscales */
 // C:       irt_quantize_act_i8(((float *)(irt_arena_dtim + [[X:[0-9]+]])), ((int8_t *)(irt_arena_dtim + [[XQ:[0-9]+]])), 8, ((float *)(irt_arena_dtim + {{[0-9]+}}))[0], ((int32_t *)(irt_arena_dtim + [[ZX:[0-9]+]]))[0]);
-// C-NEXT:  irt_linear_w8a8(((int8_t *)(irt_arena_dtim + [[XQ]])), ((int32_t *)(irt_arena_dtim + [[ZX]]))[0], ((int8_t *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), 1, 8, 8);
-// C-NEXT:  irt_linear_w4g(((float *)(irt_arena_dtim + [[X]])), ((uint8_t *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), NULL, ((float *)(irt_arena_dtim + {{[0-9]+}})), 1, 8, 4, 8);
-// C-NEXT:  irt_linear_w8(((float *)(irt_arena_dtim + [[X]])), ((int8_t *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), NULL, ((float *)(irt_arena_dtim + {{[0-9]+}})), 1, 8, 4, 1);
+// C-NEXT:  irt_linear_w8a8_packed(((int8_t *)(irt_arena_dtim + [[XQ]])), ((int32_t *)(irt_arena_dtim + [[ZX]]))[0], ((int8_t *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), 1, 8, 8);
+// C-NEXT:  irt_linear_w4g_packed(((float *)(irt_arena_dtim + [[X]])), ((uint8_t *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), NULL, ((float *)(irt_arena_dtim + {{[0-9]+}})), 1, 8, 4, 8);
+// C-NEXT:  irt_linear_w8_packed(((float *)(irt_arena_dtim + [[X]])), ((int8_t *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), NULL, ((float *)(irt_arena_dtim + {{[0-9]+}})), 1, 8, 4, 1);
 // C-NEXT:  irt_kv_write_i8(((int8_t *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), ((float *)(irt_arena_dtim + {{[0-9]+}})), 1, 1, 16, 4, 1, pos, 0);
 // C-NEXT:  irt_kv_write_i8({{.*}}, 1, 1, 16, 4, 1, pos, 1);
 // C-NEXT:  irt_cached_attention_i8({{.*}}, irt_scratch, 1, 2, 1, 4, 16, 1, (pos + 1), 0, 0.5f);
-// C-NEXT:  irt_linear_w8({{.*}}, 1, 8, 8, 0);
+// C-NEXT:  irt_linear_w8_packed({{.*}}, 1, 8, 8, 0);
 // C-NEXT:  irt_linear_w1({{.*}}, NULL, {{.*}}, 1, 8, 8);
 // C-NEXT:  irt_linear_w1a4({{.*}}, NULL, {{.*}}, 1, 8, 16, 8);
 // C-NEXT:  return

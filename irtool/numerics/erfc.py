@@ -59,11 +59,13 @@ def gelu_erf(x: np.ndarray) -> np.ndarray:
     `max(x, 0) - |x| Phi(-|x|)`: the tail term is small and positive, so nothing cancels for
     negative x (where `1 + erf` would) and the result keeps its relative accuracy there.
     +inf gives +inf, -inf gives 0, NaN gives NaN."""
+    # min/max against a whole array: numpy's loops for a scalar operand are 3x slower here
     a = np.abs(x)
-    np.fmin(a, _LARGE, out=a)  # also keeps a * a finite; NaN becomes 20, see max(x, 0)
+    out = np.full_like(a, _LARGE)
+    np.fmin(a, out, out=a)  # also keeps a * a finite; NaN becomes 20, see max(x, 0)
     s = half_erfc_scaled(a)
     s *= a
-    out = np.zeros_like(x)
-    np.maximum(x, out, out=out)  # NaN stays NaN; against an array: 3x faster than a scalar 0
+    out.fill(0.0)
+    np.maximum(x, out, out=out)  # NaN stays NaN
     out -= s
     return out

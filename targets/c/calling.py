@@ -54,8 +54,12 @@ def _calls(entries: Mapping[str, tuple[str, str]]) -> dict[str, CCall]:
     return {k: CCall(fn, tuple(args.split())) for k, (fn, args) in entries.items()}
 
 
-# The quantized linears over weights in 16-row panels (irt_linear_packed_q.h).
-_PACKED_Q_CALLS = _calls({
+# Quantized kernels a target chooses from shapes: the linears over weights in 16-row panels
+# (irt_linear_packed_q.h), attention over the int8 cache for 8-wide heads (irt_attention_q.h).
+_SHAPED_Q_CALLS = _calls({
+    "irt_cached_attention_i8_hd8": ("irt_cached_attention_i8_hd8",
+        "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads  "
+        "p:kv_heads p:capacity p:T op:end p:ring p:scale"),
     "irt_linear_w8a8_packed": ("irt_linear_w8a8_packed",
         "op:xq val:zx op:w op:m NULL op:y p:T p:K p:N"),
     "irt_linear_w8a8_packed_bias": ("irt_linear_w8a8_packed",
@@ -106,6 +110,11 @@ PORTABLE_CALLS = CCalls(_calls({
         "p:window"),
     "irt_kv_write_f32": ("irt_kv_write_f32",
         "op:cache op:new p:layer p:kv_heads p:capacity p:head_dim p:T op:pos p:ring"),
+    "irt_linear_packed_kv_f32": ("irt_linear_packed_kv_f32",
+        "op:x op:w op:cache p:T p:K p:N p:layer p:capacity op:pos p:ring"),
+    "irt_rope_hd8_kv_f32": ("irt_rope_hd8_kv_f32",
+        "op:x op:cos op:sin op:cache p:T p:heads op:start p:style p:layer p:capacity op:pos "
+        "p:ring"),
     "irt_cached_attention_f32": ("irt_cached_attention_f32",
         "op:q op:kcache op:vcache op:out SCRATCH p:layer p:heads p:kv_heads p:head_dim  "
         "p:capacity p:T op:end p:ring p:scale"),
@@ -138,7 +147,7 @@ PORTABLE_CALLS = CCalls(_calls({
 }), headers=("irt_kernels.h", "irt_quant.h", "irt_intops.h", "irt_lora.h",
                   "irt_embedding_q.h")).extended(
     _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",)).extended(
-    _PACKED_Q_CALLS, headers=("irt_linear_packed_q.h",))
+    _SHAPED_Q_CALLS, headers=("irt_linear_packed_q.h", "irt_attention_q.h"))
 PORTABLE_CALLS = PORTABLE_CALLS.extended(
     {acc: CCall(acc.replace("_bias", ""), PORTABLE_CALLS[base].args)
      for base, acc in ACCUMULATING.items()}, headers=("irt_linear_acc.h",))

@@ -13,7 +13,12 @@ less plain (a buffer used inside a nested region, a view of it) is left unfused.
 * `residual_linear`: r + W x (a residual add after a linear layer) as the linear layer's own
   store, `irt_linear_packed_residual_f32`, when the linear reads packed weights.
 
-Both compute the same float operations in the same order as the calls they replace.
+* `kv_linear`, `kv_rope`: the new rows of a KV cache written by the kernel that makes them
+  (the packed linear of the values, `irt_linear_packed_kv_f32`; the keys' rotation,
+  `irt_rope_hd8_kv_f32`) straight into their cache slot, instead of into a buffer that
+  `irt_kv_write_f32` then copies: for head_dim 8, the width those kernels store in groups of.
+
+All compute the same float operations in the same order as the calls they replace.
 """
 
 from __future__ import annotations
@@ -149,3 +154,42 @@ def residual_linear(module: ModuleOp) -> None:
         return hw.CallOp("irt_linear_packed_residual_f32", (x, w, r, y),
                          {k: linear.param(k) for k in ("T", "K", "N")})
     _fuse_pairs(module, "irt_add_f32", "irt_linear_packed_f32", ((0, 2), (1, 2)), build)
+
+
+_KV_PARAMS = ("layer", "kv_heads", "capacity", "head_dim", "ring")
+
+
+def _kv_write_pair(write: hw.CallOp, new: SSAValue) -> bool:
+    """Does irt_kv_write_f32 call `write` store rows of 8-wide heads from `new` (not from a
+    buffer that is also the cache)?"""
+    return write.param("head_dim") == 8 and write.args[0] is not new
+
+
+def kv_linear(module: ModuleOp) -> None:
+    """irt_linear_packed_f32(x, w -> t); irt_kv_write_f32(cache, t, pos)  =>
+    irt_linear_packed_kv_f32(x, w, cache, pos), head_dim 8."""
+    def build(linear: hw.CallOp, write: hw.CallOp, arg_pos: int):
+        x, w, t = linear.args
+        cache, pos = write.args[0], write.args[2]
+        if not _kv_write_pair(write, t) or cache is x or cache is w:
+            return None
+        return hw.CallOp("irt_linear_packed_kv_f32", (x, w, cache, pos),
+                         {**{k: linear.param(k) for k in ("T", "K", "N")},
+                          **{k: write.param(k) for k in _KV_PARAMS}})
+    _fuse_pairs(module, "irt_kv_write_f32", "irt_linear_packed_f32", ((1, 2),), build)
+
+
+def kv_rope(module: ModuleOp) -> None:
+    """irt_rope_hd8_f32(x, cos, sin, start -> y); irt_kv_write_f32(cache, y, pos)  =>
+    irt_rope_hd8_kv_f32(x, cos, sin, start, cache, pos) (x may be y: rotated in place)."""
+    def build(rope: hw.CallOp, write: hw.CallOp, arg_pos: int):
+        x, cos, sin, start, y = rope.args
+        cache, pos = write.args[0], write.args[2]
+        if not _kv_write_pair(write, y) or any(cache is v for v in (x, cos, sin)):
+            return None
+        if rope.param("heads") != write.param("kv_heads"):
+            return None
+        return hw.CallOp("irt_rope_hd8_kv_f32", (x, cos, sin, start, cache, pos),
+                         {**{k: rope.param(k) for k in ("T", "heads", "rotary_dim", "style")},
+                          **{k: write.param(k) for k in _KV_PARAMS}})
+    _fuse_pairs(module, "irt_kv_write_f32", "irt_rope_hd8_f32", ((1, 4),), build)

@@ -1,4 +1,4 @@
-"""riscv-ulp's lowering rules for the quantized linear layers: 16-row panel kernels.
+"""riscv-ulp's lowering rules for quantized ops: 16-row panel linears, 8-wide int8 attention.
 
 A `quant.wlinear` with 8-bit weights or 4-bit weights in groups, and a `quant.qlinear`
 (w8a8), whose weight is a constant read by nothing but such layers, run the panel kernels of
@@ -8,6 +8,10 @@ reaches the 16 rows of a panel and one activation load feeds 16 multiply-accumul
 Instructions per multiply-accumulate on this core: w8 3.1 (was 3.6), w4g 3.7 (was 4.6),
 w8a8 3.3 (was 4.25). A weight that anything else reads (an embedding tied to a quantized
 classifier) keeps its row-major layout and the portable kernels.
+
+A `quant.cached_attention` with head_dim 8 runs `irt_cached_attention_i8_hd8`: the layout of
+riscv-ulp's float hd8 attention (two query heads per pass over the cache, the max tracked while
+scoring, an exp without range checks) over the int8 rows.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from irtool.dialects import quant as q
 from irtool.kernels import kernel_signature
 from irtool.lowering import ArgMap, KernelCall
 from irtool.targets.c import rules as portable
-from irtool.targets.riscv_ulp.rules import _global_reads, _module
+from irtool.targets.riscv_ulp.rules import global_reads
 
 PANELS_Q = "row_panels16"
 
@@ -49,12 +53,10 @@ def _reads_in_panels(inner, arg, field: str) -> bool:
 def _reads(buffer: SSAValue):
     """(operation, operand index) of every read of the memory.global `buffer` is read from,
     or None when it is not one."""
-    owner = buffer.owner
-    module = _module(owner) if isinstance(owner, memory.GetGlobalOp) else None
-    if module is None:
+    gets = global_reads(buffer)
+    if gets is None:
         return None
-    return [(use.operation, use.index) for get in _global_reads(module, owner)
-            for use in get.result.uses]
+    return [(use.operation, use.index) for get in gets for use in get.result.uses]
 
 
 def _reader_takes_panels(reader, index: int, field: str) -> bool:
@@ -89,4 +91,14 @@ def packed_qlinear(op: q.QLinearOp, arg: ArgMap, outs) -> KernelCall | None:
     return _packed(portable.qlinear(op, arg, outs), op, arg) if outs else None
 
 
-RULES = [(q.WLinearOp, packed_wlinear), (q.QLinearOp, packed_qlinear)]
+def cached_attention_i8_hd8(op: q.CachedAttentionOp, arg: ArgMap, outs) -> KernelCall | None:
+    """8-wide heads over the int8 cache: `irt_cached_attention_i8_hd8` (the float softmax
+    only; --integer-only keeps its integer one)."""
+    if op.head_dim.value.data != 8 or op.has_integer_softmax:
+        return None
+    call = portable.cached_attention_i8(op, arg, outs)
+    return KernelCall("irt_cached_attention_i8_hd8", call.args, call.params)
+
+
+RULES = [(q.WLinearOp, packed_wlinear), (q.QLinearOp, packed_qlinear),
+         (q.CachedAttentionOp, cached_attention_i8_hd8)]

@@ -15,7 +15,10 @@ where it does not apply, and the portable rule runs instead.
   the heads, a head per loop turn): under half the instructions of `irt_rope_f32`.
 * fusions (`FUSIONS`, after every op has its call): SiLU and the product after it run as
   `irt_silu_mul_f32`; a residual add after a packed linear layer is done on its accumulators
-  (`irt_linear_packed_residual_f32`).  `LOWERING` is the composed rule set.
+  (`irt_linear_packed_residual_f32`); with head_dim 8 the values' packed linear and the keys'
+  rotation write their rows straight into the KV cache (`irt_linear_packed_kv_f32`,
+  `irt_rope_hd8_kv_f32`: no copy through `irt_kv_write_f32`).  `LOWERING` is the composed
+  rule set.
 """
 
 from __future__ import annotations
@@ -70,15 +73,22 @@ def _global_reads(module: ModuleOp, get: memory.GetGlobalOp) -> list[memory.GetG
     return index.get(name, [])
 
 
+def global_reads(buffer: SSAValue) -> list[memory.GetGlobalOp] | None:
+    """The memory.get_global ops of the module that read the global `buffer` is read from
+    (`buffer` among them), or None when `buffer` is not such a read."""
+    owner = buffer.owner
+    module = _module(owner) if isinstance(owner, memory.GetGlobalOp) else None
+    return None if module is None else _global_reads(module, owner)
+
+
 def packable(buffer: SSAValue) -> bool:
     """Is `buffer` a memory.global read by linear layers (as their weight) and otherwise only
     by embeddings (as their table)? Then all of them can read it in row panels."""
-    owner = buffer.owner
-    module = _module(owner) if isinstance(owner, memory.GetGlobalOp) else None
-    if module is None:
+    gets = global_reads(buffer)
+    if gets is None:
         return False
     linears = 0
-    for get in _global_reads(module, owner):
+    for get in gets:
         for use in get.result.uses:
             kernel = use.operation
             if isinstance(kernel, hw.CallOp):  # lowered already: by a kernel reading panels?
@@ -133,5 +143,5 @@ def rope_hd8(op: tf.RopeOp, arg: ArgMap, outs) -> KernelCall | None:
 
 RULES = [(tf.LinearOp, packed_linear), (tf.EmbeddingOp, packed_embedding),
          (tf.CachedAttentionOp, cached_attention_hd8), (tf.RopeOp, rope_hd8)]
-FUSIONS = [fusions.silu_mul, fusions.residual_linear]
+FUSIONS = [fusions.silu_mul, fusions.residual_linear, fusions.kv_linear, fusions.kv_rope]
 LOWERING = portable.PORTABLE_RULES.extended(RULES, FUSIONS)

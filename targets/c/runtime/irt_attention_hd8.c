@@ -121,17 +121,23 @@ typedef struct {
     "fmul.s " A ", " A ", ft1\n\tfsw " A ", " #d "*4(%[oa])\n\t"                         \
     "fmul.s " B ", " B ", ft2\n\tfsw " B ", " #d "*4(%[ob])\n\t"
 
-/* k = {c1..c4, c_a, lo_a, c_b, lo_b}; s the scores of both heads (two per row); the rows of
- * the two runs of values[] weighted and summed into oa, ob. */
-static void irt__weigh2(const float *k, const float *s, const irt__rows *values,
-                        float *restrict oa, float *restrict ob)
+/* c the polynomial, sa and sb the heads' shifts; s the scores of both heads (two per row);
+ * the rows of the two runs of values[] weighted and summed into oa, ob.  The constants go
+ * to their registers as asm operands (register variables), not through memory. */
+static void irt__weigh2(irt__exp2_poly4 c, irt__shift sa, irt__shift sb, const float *s,
+                        const irt__rows *values, float *restrict oa, float *restrict ob)
 {
+    register float c1 __asm__("fs10") = c.c1;
+    register float c2 __asm__("fs11") = c.c2;
+    register float c3 __asm__("fa0") = c.c3;
+    register float c4 __asm__("fa1") = c.c4;
+    register float ca __asm__("fa3") = sa.c;
+    register float loa __asm__("fa4") = sa.lo;
+    register float cb __asm__("fa5") = sb.c;
+    register float lob __asm__("fa6") = sb.lo;
     const float *v, *e;
     int n, left = 2, i;
     __asm__ volatile(
-            "flw fs10, 0(%[k])\n\tflw fs11, 4(%[k])\n\tflw fa0, 8(%[k])\n\t"
-            "flw fa1, 12(%[k])\n\tflw fa3, 16(%[k])\n\tflw fa4, 20(%[k])\n\t"
-            "flw fa5, 24(%[k])\n\tflw fa6, 28(%[k])\n\t"
             "fmv.w.x ft4, zero\n\tfmv.w.x ft5, zero\n\tfmv.w.x ft6, zero\n\t"
             "fmv.w.x ft7, zero\n\tfmv.w.x ft8, zero\n\tfmv.w.x ft9, zero\n\t"
             "fmv.w.x ft10, zero\n\tfmv.w.x ft11, zero\n\tfmv.w.x fs0, zero\n\t"
@@ -166,10 +172,11 @@ static void irt__weigh2(const float *k, const float *s, const irt__rows *values,
             IRT_A_OUT(6, "ft10", "fs6") IRT_A_OUT(7, "ft11", "fs7")
             : [s] "+&r"(s), [runs] "+&r"(values), [v] "=&r"(v), [e] "=&r"(e), [n] "=&r"(n),
               [left] "+&r"(left), [i] "=&r"(i)
-            : [k] "r"(k), [oa] "r"(oa), [ob] "r"(ob)
+            : [oa] "r"(oa), [ob] "r"(ob), "f"(c1), "f"(c2), "f"(c3), "f"(c4), "f"(ca),
+              "f"(loa), "f"(cb), "f"(lob)
             : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10",
-              "ft11", "fa0", "fa1", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1",
-              "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9", "fs10", "fs11", "memory");
+              "ft11", "fa7", "fs0", "fs1", "fs2", "fs3", "fs4", "fs5", "fs6", "fs7", "fs8", "fs9",
+              "memory");
 }
 #endif
 
@@ -210,8 +217,7 @@ static void irt__attend2(const float *restrict qi, float qscale, const irt__rows
     {
         const irt__shift sha = irt__shift_of(xa), shb = irt__shift_of(xb);
         const irt__exp2_poly4 c = irt__exp2_softmax_coefficients();
-        const float k[8] = {c.c1, c.c2, c.c3, c.c4, sha.c, sha.lo, shb.c, shb.lo};
-        irt__weigh2(k, s, values, oa, ob);
+        irt__weigh2(c, sha, shb, s, values, oa, ob);
     }
 #else
     {

@@ -57,6 +57,14 @@ void irt_linear_packed_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRIC
 void irt_linear_packed_residual_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT wp,
                                     const float *r, float *y, int T, int K, int N);
 
+/* x @ w.T (wp packed as above, no bias) written straight to a KV cache (layout of
+ * irt_kv_write_f32, head_dim 8, N = kv_heads * 8): row t to slot pos + t of layer `layer`
+ * (ring != 0: slot (pos + t) % capacity), as irt_linear_packed_f32 then irt_kv_write_f32
+ * would, without the copy. */
+void irt_linear_packed_kv_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT wp,
+                              float *IRT_RESTRICT cache, int T, int K, int N, int layer,
+                              int capacity, int pos, int ring);
+
 /* irt_embedding_f32 over a table [vocab][D] stored in the packed layout above (a table tied
  * to the classifier, which reads it with irt_linear_packed_f32): row tokens[t] gathered from
  * its panel.  0 <= tokens[t] < vocab. */
@@ -102,6 +110,14 @@ void irt_rope_f32(const float *x, const float *IRT_RESTRICT cos_table,
 void irt_rope_hd8_f32(const float *x, const float *IRT_RESTRICT cos_table,
                       const float *IRT_RESTRICT sin_table, float *y, int T, int heads,
                       int start, int style);
+
+/* irt_rope_hd8_f32 whose rotated rows go straight to a KV cache (layout of irt_kv_write_f32,
+ * head_dim 8, kv_heads = heads): row t of x to slot pos + t of layer `layer` (ring != 0:
+ * slot (pos + t) % capacity), as irt_rope_hd8_f32 then irt_kv_write_f32 would, bit for bit. */
+void irt_rope_hd8_kv_f32(const float *IRT_RESTRICT x, const float *IRT_RESTRICT cos_table,
+                         const float *IRT_RESTRICT sin_table, float *IRT_RESTRICT cache, int T,
+                         int heads, int start, int style, int layer, int capacity, int pos,
+                         int ring);
 
 /* ------------------------------------------------------------------ embeddings */
 
@@ -227,6 +243,10 @@ void irt_cached_attention_hd8_f32(const float *IRT_RESTRICT q,
     IRT_PROFILE_CALL("layer_norm_f32", irt_layer_norm_f32(__VA_ARGS__))
 #define irt_rope_f32(...) IRT_PROFILE_CALL("rope_f32", irt_rope_f32(__VA_ARGS__))
 #define irt_rope_hd8_f32(...) IRT_PROFILE_CALL("rope_hd8_f32", irt_rope_hd8_f32(__VA_ARGS__))
+#define irt_rope_hd8_kv_f32(...) \
+    IRT_PROFILE_CALL("rope_hd8_kv_f32", irt_rope_hd8_kv_f32(__VA_ARGS__))
+#define irt_linear_packed_kv_f32(...) \
+    IRT_PROFILE_CALL("linear_packed_kv_f32", irt_linear_packed_kv_f32(__VA_ARGS__))
 #define irt_embedding_f32(...) IRT_PROFILE_CALL("embedding_f32", irt_embedding_f32(__VA_ARGS__))
 #define irt_position_embedding_f32(...) \
     IRT_PROFILE_CALL("position_embedding_f32", irt_position_embedding_f32(__VA_ARGS__))

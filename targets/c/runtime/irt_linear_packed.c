@@ -183,10 +183,18 @@ static IRT__NOINLINE void irt__panel16(const float *restrict x, const float *res
 #define IRT_A_COLUMNS4(ROWS, P, c0, c1, c2, c3)                                          \
     IRT_A_COLUMN(ROWS, P, c0, IRT_A_FMA) IRT_A_COLUMN(ROWS, P, c1, IRT_A_FMA)            \
     IRT_A_COLUMN(ROWS, P, c2, IRT_A_FMA) IRT_A_COLUMN(ROWS, P, c3, IRT_A_FMA)
-/* One P-row panel (K >= 16), labels L0..L7: y[0..P) = panel . x (+ b[0..P)); x restarts
- * at x0, w runs on to the next panel, b (when not NULL) and y move on by P.  Wn are the
- * bytes of n columns of weights (n * P * 4) and YB the bytes of P floats. */
-#define IRT_A_PANEL(ROWS, P, L, W16, W8, W4, W1, YB)                                     \
+/* The stores of a panel's accumulators: y[r] (then y moves on by the P floats, YB bytes),
+ * or, for a KV-cache slot, each group of 8 rows to its own plane (y moves on by %[g] bytes
+ * after every 8 rows; the assembler evaluates r % 8). */
+#define IRT_A_GSTORE(P, c, r, t, a)                                                      \
+    "fsw " a ", ((" #r ") %% 8)*4(%[y])\n\t"                                            \
+    ".if ((" #r ") %% 8) == 7\n\tadd %[y], %[y], %[g]\n\t.endif\n\t"
+#define IRT_A_STORE_ROWS(ROWS, P, YB) ROWS(IRT_A_STORE, P, 0) "addi %[y], %[y], " #YB "\n\t"
+#define IRT_A_STORE_GROUPS(ROWS, P, YB) ROWS(IRT_A_GSTORE, P, 0)
+/* One P-row panel (K >= 16), labels L0..L7: y[0..P) = panel . x (+ b[0..P)) with STORE;
+ * x restarts at x0, w runs on to the next panel, b (when not NULL) moves on by P.  Wn are
+ * the bytes of n columns of weights (n * P * 4) and YB the bytes of P floats. */
+#define IRT_A_PANEL(ROWS, P, L, W16, W8, W4, W1, YB, STORE)                              \
     "mv %[x], %[x0]\n\t" /* columns 0..15, column 0 setting the accumulators */          \
     IRT_A_COLUMN(ROWS, P, 0, IRT_A_MUL) IRT_A_COLUMN(ROWS, P, 1, IRT_A_FMA)              \
     IRT_A_COLUMN(ROWS, P, 2, IRT_A_FMA) IRT_A_COLUMN(ROWS, P, 3, IRT_A_FMA)              \
@@ -199,7 +207,8 @@ static IRT__NOINLINE void irt__panel16(const float *restrict x, const float *res
     IRT_A_COLUMNS4(ROWS, P, 8, 9, 10, 11) IRT_A_COLUMNS4(ROWS, P, 12, 13, 14, 15)        \
     "addi %[x], %[x], 64\n\taddi %[w], %[w], " #W16 "\n\t"                               \
     "bne %[x], %[x16], " #L "1b\n"                                                       \
-    #L "2:\n\t" /* then 8, 4, 1 columns */                                               \
+    #L "2:\n\t" /* then 8, 4, 1 columns (none when 16 divides K) */                      \
+    "beq %[x], %[xe], " #L "6f\n\t"                                                      \
     "andi %[f], %[K], 8\n\tbeqz %[f], " #L "3f\n\t"                                      \
     IRT_A_COLUMNS4(ROWS, P, 0, 1, 2, 3) IRT_A_COLUMNS4(ROWS, P, 4, 5, 6, 7)              \
     "addi %[x], %[x], 32\n\taddi %[w], %[w], " #W8 "\n"                                  \
@@ -218,8 +227,24 @@ static IRT__NOINLINE void irt__panel16(const float *restrict x, const float *res
     ROWS(IRT_A_BIAS, P, 0)                                                               \
     "addi %[b], %[b], " #YB "\n"                                                         \
     #L "7:\n\t"                                                                          \
-    ROWS(IRT_A_STORE, P, 0)                                                              \
-    "addi %[y], %[y], " #YB "\n\t"
+    STORE(ROWS, P, YB)
+/* The 24-row panels (n of them), then one each of 16 and 8 rows as the bits of %[r] say. */
+#define IRT_A_PANELS_24_16_8(STORE)                                                      \
+    "beqz %[n], 19f\n"                                                                   \
+    "10:\n\t" IRT_A_PANEL(IRT_ROWS24, 24, 1, 1536, 768, 384, 96, 96, STORE)              \
+    "addi %[n], %[n], -1\n\t"                                                            \
+    "bnez %[n], 10b\n"                                                                   \
+    "19:\n\t"                                                                           \
+    "andi %[f], %[r], 16\n\tbeqz %[f], 29f\n\t"                                          \
+    IRT_A_PANEL(IRT_ROWS16, 16, 2, 1024, 512, 256, 64, 64, STORE)                         \
+    "\n29:\n\t"                                                                         \
+    "andi %[f], %[r], 8\n\tbeqz %[f], 39f\n\t"                                           \
+    IRT_A_PANEL(IRT_ROWS8, 8, 3, 512, 256, 128, 32, 32, STORE)                            \
+    "\n39:\n\t"
+#define IRT_A_PANEL_CLOBBERS                                                             \
+    "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10", "ft11",  \
+    "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1", "fs2", "fs3",   \
+    "fs4", "fs5", "fs6", "memory"
 
 /* The panels of rows [0, N - N % 4) of one output row, K >= 16: `full` panels of 24 rows,
  * then one each of 16, 8, 4 rows as the bits of `rest` (N % 24) say.  The pointers run on:
@@ -233,30 +258,36 @@ static inline void irt__panels_asm(const float *restrict x, const float **w, con
     const float *const xe = x + K;
     int flag;
     __asm__ volatile(/* volatile: its outputs are the stores, not the operands */
-            "beqz %[n], 19f\n"
-            "10:\n\t" IRT_A_PANEL(IRT_ROWS24, 24, 1, 1536, 768, 384, 96, 96)
-            "addi %[n], %[n], -1\n\t"
-            "bnez %[n], 10b\n"
-            "19:\n\t"
-            "andi %[f], %[r], 16\n\tbeqz %[f], 29f\n\t"
-            IRT_A_PANEL(IRT_ROWS16, 16, 2, 1024, 512, 256, 64, 64)
-            "\n29:\n\t"
-            "andi %[f], %[r], 8\n\tbeqz %[f], 39f\n\t"
-            IRT_A_PANEL(IRT_ROWS8, 8, 3, 512, 256, 128, 32, 32)
-            "\n39:\n\t"
+            IRT_A_PANELS_24_16_8(IRT_A_STORE_ROWS)
             "andi %[f], %[r], 4\n\tbeqz %[f], 49f\n\t"
-            IRT_A_PANEL(IRT_ROWS4, 4, 4, 256, 128, 64, 16, 16)
+            IRT_A_PANEL(IRT_ROWS4, 4, 4, 256, 128, 64, 16, 16, IRT_A_STORE_ROWS)
             "\n49:\n\t"
             /* early-clobber: changed before the inputs are last read (x0 each panel) */
             : [x] "+&r"(xk), [w] "+&r"(wk), [y] "+&r"(yk), [b] "+&r"(bias), [n] "+&r"(full),
               [f] "=&r"(flag)
             : [x0] "r"(x), [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K), [r] "r"(rest)
-            : "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "ft8", "ft9", "ft10",
-              "ft11", "fa0", "fa1", "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs0", "fs1",
-              "fs2", "fs3", "fs4", "fs5", "fs6", "memory");
+            : IRT_A_PANEL_CLOBBERS);
     *w = wk;
     *b = bias;
     *y = yk;
+}
+
+/* The rows of one output row, N a multiple of 8, K >= 16, written to a KV-cache slot: rows
+ * 8h..8h+7 (kv head h) at y + h * plane (plane: the floats between two heads' slots). */
+static IRT__NOINLINE void irt__panels_asm_kv(const float *restrict x, const float *w,
+                                             float *y, int K, int N, int plane)
+{
+    const float *xk = x, *bias = NULL;
+    const float *const x16 = x + (K & ~15);
+    const float *const xe = x + K;
+    int full = N / IRT_PANEL_ROWS, flag;
+    __asm__ volatile(
+            IRT_A_PANELS_24_16_8(IRT_A_STORE_GROUPS)
+            : [x] "+&r"(xk), [w] "+&r"(w), [y] "+&r"(y), [b] "+&r"(bias), [n] "+&r"(full),
+              [f] "=&r"(flag)
+            : [x0] "r"(x), [x16] "r"(x16), [xe] "r"(xe), [K] "r"(K),
+              [r] "r"(N % IRT_PANEL_ROWS), [g] "r"(plane * 4)
+            : IRT_A_PANEL_CLOBBERS);
 }
 #endif
 
@@ -359,29 +390,45 @@ static IRT__NOINLINE void irt__rows_c(const float *restrict x, const float *rest
         irt__panel_small(x, w, b == NULL ? NULL : b + n, y + n, K, 1);
 }
 
+/* One output row: y = w-panels . x (+ b). Out of line, and the only call a one-row layer
+ * makes: its set-up and saved registers are those of the asm alone. */
+static IRT__NOINLINE void irt__row(const float *restrict x, const float *w, const float *b,
+                                   float *y, int K, int N)
+{
+#if IRT_RISCV_F_ASM
+    if (K >= 16) { /* every panel of 4 rows or more in one asm statement */
+        irt__panels_asm(x, &w, &b, &y, K, N / IRT_PANEL_ROWS, N % IRT_PANEL_ROWS);
+        if (N & 3) /* the 2- and 1-row panels; the pointers ran on to them */
+            irt__rows_c(x, w, b, y, K, N & 3, 0);
+        return;
+    }
+#endif
+    irt__rows_c(x, w, b, y, K, N, 0);
+}
+
 /* Both entry points: bias_or_null + t * ldb is the row added to output row t (ldb 0: a
  * bias; N: a residual, which may be y itself: each output element reads its own addend
  * before it is stored, and no other). */
-static IRT__NOINLINE void irt__linear_packed(const float *restrict x, const float *restrict wp,
-                               const float *bias_or_null, int ldb, float *y, int T, int K,
-                               int N)
+static IRT__NOINLINE void irt__rows_of(const float *restrict x, const float *restrict wp,
+                                       const float *bias_or_null, int ldb, float *y, int T,
+                                       int K, int N)
 {
     int t;
-    for (t = 0; t < T; ++t) {
-        const float *xt = x + (ptrdiff_t)t * K;
-        float *yt = y + (ptrdiff_t)t * N;
-        const float *w = wp;
-        const float *bt = bias_or_null == NULL ? NULL : bias_or_null + (ptrdiff_t)t * ldb;
-#if IRT_RISCV_F_ASM
-        if (K >= 16) { /* every panel of 4 rows or more in one asm statement */
-            irt__panels_asm(xt, &w, &bt, &yt, K, N / IRT_PANEL_ROWS, N % IRT_PANEL_ROWS);
-            if (N & 3) /* the 2- and 1-row panels; the pointers ran on to them */
-                irt__rows_c(xt, w, bt, yt, K, N & 3, 0);
-            continue;
-        }
-#endif
-        irt__rows_c(xt, w, bt, yt, K, N, 0);
-    }
+    for (t = 0; t < T; ++t)
+        irt__row(x + (ptrdiff_t)t * K, wp,
+                 bias_or_null == NULL ? NULL : bias_or_null + (ptrdiff_t)t * ldb,
+                 y + (ptrdiff_t)t * N, K, N);
+}
+
+/* T == 1 (decode) is a tail call to irt__row, without the loop's saved registers. */
+static inline void irt__linear_packed(const float *restrict x, const float *restrict wp,
+                                      const float *bias_or_null, int ldb, float *y, int T,
+                                      int K, int N)
+{
+    if (T == 1)
+        irt__row(x, wp, bias_or_null, y, K, N);
+    else
+        irt__rows_of(x, wp, bias_or_null, ldb, y, T, K, N);
 }
 
 void irt_linear_packed_f32(const float *restrict x, const float *restrict wp,
@@ -395,6 +442,39 @@ void irt_linear_packed_residual_f32(const float *restrict x, const float *restri
                                     const float *r, float *y, int T, int K, int N)
 {
     irt__linear_packed(x, wp, r, N, y, T, K, N);
+}
+
+void irt_linear_packed_kv_f32(const float *restrict x, const float *restrict wp,
+                              float *restrict cache, int T, int K, int N, int layer,
+                              int capacity, int pos, int ring)
+{
+    const int plane = capacity * 8; /* between two kv heads' rows of a slot */
+    float *const base = cache + (ptrdiff_t)layer * (N / 8) * plane;
+    int t;
+    for (t = 0; t < T; ++t) { /* in order: a later row of a ring slot overwrites an earlier */
+        const int slot = ring ? (pos + t) % capacity : pos + t;
+        const float *const xt = x + (ptrdiff_t)t * K;
+        float *const y = base + (ptrdiff_t)slot * 8;
+#if IRT_RISCV_F_ASM
+        if (K >= 16) {
+            irt__panels_asm_kv(xt, wp, y, K, N, plane);
+            continue;
+        }
+#endif
+        {
+            /* panel by panel (24, then 16 and 8 rows) into a buffer, then 8 rows per head */
+            float rows[IRT_PANEL_ROWS];
+            const float *w = wp;
+            int n = 0, P, r;
+            while (n < N) {
+                P = N - n >= IRT_PANEL_ROWS ? IRT_PANEL_ROWS : (N - n) & 16 ? 16 : 8;
+                irt__panel_small(xt, w, NULL, rows, K, P);
+                for (r = 0; r < P; ++r)
+                    y[(ptrdiff_t)((n + r) / 8) * plane + (n + r) % 8] = rows[r];
+                n += P, w += (ptrdiff_t)P * K;
+            }
+        }
+    }
 }
 
 void irt_embedding_packed_f32(const int32_t *restrict tokens, const float *restrict table,

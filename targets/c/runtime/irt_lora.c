@@ -45,7 +45,10 @@ int irt_lora_slab(int compiled, int adapters)
 void irt_lora_up_f32(const float *rank, const float *y, const float *b, float *out, int T,
                      int N, int R, int selected)
 {
-    int none = irt_selected_adapter(selected) < 0;
+    int s = irt_selected_adapter(selected);
+    /* out of range only before the first call: irt_lora_slab then DMA'd slab 0 (and set the
+     * limit), and the delta is skipped as irt_lora_f32 skips it */
+    int none = s < 0 || s >= irt_adapter_limit;
     for (int t = 0; t < T; ++t) {
         const float *rt = rank + (size_t)t * R;
         const float *yt = y + (size_t)t * N;

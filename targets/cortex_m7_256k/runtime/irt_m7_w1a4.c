@@ -12,8 +12,8 @@
  * Measured on qemu-system-arm (stories260K w1a4 --kv int8, TCG plugin, instructions per
  * generated token, under load): portable irt_linear_w1a4 2,029,515; a DSP-extension variant
  * (codes as byte lanes, a nibble mask per 4 weights, USADA8 adding 4 lanes: 5 instructions
- * per 4 weights, shared by 4 rows) 1,768,278; this table 1,610,583 (LUT of 3 instructions
- * per 4 weights).  The DSP extension cannot shorten the table's loop: each lookup's index
+ * per 4 weights, shared by 4 rows) 1,768,278; this table 1,503,879 (3 instructions per 4
+ * weights; 1,610,583 without the one-word path for groups of 32).  The DSP extension cannot shorten the table's loop: each lookup's index
  * comes from the row's own bits, and packing two looked-up int16 into one register for a
  * SIMD add costs the add it would save.
  */

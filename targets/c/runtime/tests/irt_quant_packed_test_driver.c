@@ -1,15 +1,18 @@
 /*
  * irt_quant_packed_test_driver.c - runs one quantized linear kernel, in its row-major form
- * (irt_quant.h) or over panel-packed weights (irt_linear_packed_q.h), on inputs read from
- * files, for tests/test_c_quant_packed_kernels.py.
+ * (irt_quant.h) or over panel-packed weights (irt_linear_packed_q.h), or the int8 attention
+ * for 8-wide heads (irt_attention_q.h), on inputs read from files, for
+ * tests/test_c_quant_packed_kernels.py.
  *
- *   irt_quant_packed_test_driver KERNEL DIR      KERNEL: linear_w8, linear_w4g, linear_w8a8
+ *   irt_quant_packed_test_driver KERNEL DIR
+ *   KERNEL: linear_w8, linear_w4g, linear_w8a8 (y.out), cached_attention_i8_hd8 (out.out)
  *
  * DIR/params.txt holds "name value" lines (T, K, N, has_bias, packed, per_tensor, group,
  * zx); the inputs are DIR/NAME.bin, raw little-endian arrays of exactly the size the kernel
  * reads (so AddressSanitizer flags any access past them); y starts as NaN and goes to
  * DIR/y.out.  Exit status 0 on success.  Test code: it may allocate and do I/O.
  */
+#include "irt_attention_q.h"
 #include "irt_linear_packed_q.h"
 #include "irt_quant.h"
 
@@ -44,7 +47,31 @@ static void save_y(const float *y, size_t count)
     fclose(f);
 }
 
-static int run(const char *kernel)
+/* irt_cached_attention_i8_hd8 on caches [layers][kv_heads][capacity][8] and their scales. */
+static int run_attention(void)
+{
+    const int H = geti("heads"), KV = geti("kv_heads"), cap = geti("capacity"), T = geti("T");
+    const size_t rows = (size_t)geti("layers") * KV * cap;
+    float *q = loadf("q", (size_t)T * H * 8);
+    int8_t *kc = (int8_t *)load("kcache", rows * 8, 1);
+    int8_t *vc = (int8_t *)load("vcache", rows * 8, 1);
+    float *ks = loadf("kscales", rows), *vs = loadf("vscales", rows);
+    float *out = outputf((size_t)T * H * 8), *scratch = outputf(2 * (size_t)cap);
+    char path[4096];
+    FILE *f;
+    irt_cached_attention_i8_hd8(q, kc, ks, vc, vs, out, scratch, geti("layer"), H, KV, cap, T,
+                                geti("end"), geti("ring"), getf("scale"));
+    path_of(path, sizeof path, "out.out");
+    f = fopen(path, "wb");
+    if (!f || fwrite(out, 4, (size_t)T * H * 8, f) != (size_t)T * H * 8)
+        die("cannot write", path);
+    fclose(f);
+    free(q), free(kc), free(vc), free(ks), free(vs), free(out), free(scratch);
+    return 0;
+}
+
+/* A linear kernel, row-major (packed 0) or over packed weights (packed 1). */
+static int run_linear(const char *kernel)
 {
     const int T = geti("T"), K = geti("K"), N = geti("N"), packed = geti("packed");
     float *b = geti("has_bias") ? loadf("bias", N) : NULL;
@@ -92,5 +119,6 @@ int main(int argc, char **argv)
     }
     g_driver = "irt_quant_packed_test_driver";
     g_dir = argv[2];
-    return run(argv[1]);
+    return strcmp(argv[1], "cached_attention_i8_hd8") == 0 ? run_attention()
+                                                           : run_linear(argv[1]);
 }

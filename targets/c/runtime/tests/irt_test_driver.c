@@ -241,6 +241,27 @@ static int run(const char *kernel)
                          geti("ring"));
         save(cache, n);
         free(cache), free(rows);
+    } else if (strcmp(kernel, "linear_packed_kv") == 0 || strcmp(kernel, "rope_hd8_kv") == 0) {
+        /* a producer of T rows of kv_heads x 8 writing them into the cache (head_dim 8) */
+        const int KV = geti("kv_heads"), cap = geti("capacity"), T = geti("T");
+        const size_t n = (size_t)geti("layers") * KV * cap * 8;
+        float *cache = loadf("cache", n);
+        if (kernel[0] == 'l') {
+            const int K = geti("K");
+            float *x = loadf("x", (size_t)T * K), *wp = loadf("wp", (size_t)KV * 8 * K);
+            irt_linear_packed_kv_f32(x, wp, cache, T, K, KV * 8, geti("layer"), cap,
+                                     geti("pos"), geti("ring"));
+            free(x), free(wp);
+        } else {
+            const int max_pos = geti("max_pos");
+            float *x = loadf("x", (size_t)T * KV * 8);
+            float *c = loadf("cos", (size_t)max_pos * 4), *s = loadf("sin", (size_t)max_pos * 4);
+            irt_rope_hd8_kv_f32(x, c, s, cache, T, KV, geti("start"), geti("style"),
+                                geti("layer"), cap, geti("pos"), geti("ring"));
+            free(x), free(c), free(s);
+        }
+        save(cache, n);
+        free(cache);
     } else if (strcmp(kernel, "cached_attention") == 0) {
         const int H = geti("heads"), KV = geti("kv_heads"), hd = geti("head_dim");
         const int cap = geti("capacity"), T = geti("T");
