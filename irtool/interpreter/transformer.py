@@ -79,7 +79,9 @@ class TransformerFunctions(InterpreterFunctions):
     def run_linear(self, interpreter: Interpreter, op: tf.LinearOp, args):
         w = args[1]
         wt = self.transposed(w) if isinstance(op.weight.owner, tf.WeightOp) else None
-        return (linear(args[0], w, args[2] if len(args) > 2 else None, wt),)
+        bias = args[2] if op.bias is not None else None
+        y = linear(args[0], w, bias, wt)
+        return (y if op.acc is None else args[-1] + y,)
 
     @impl(tf.LoraOp)
     def run_lora(self, interpreter: Interpreter, op: tf.LoraOp, args):
