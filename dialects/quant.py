@@ -44,6 +44,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     IRDLOperation,
     ParsePropInAttrDict,
     irdl_op_definition,
@@ -487,6 +488,11 @@ class WLinearOp(_PackedWeights, IRDLOperation):
       `y = alpha[n] * sum_k (+/-) x[t, k] (+ b)`. With `act_bits = 4` the activations are
       quantized per group of `act_group` with power-of-two scales and the sums are exact int32:
       `y = alpha[n] * sum_g float32(acc[t, n, g]) * 2^e_g` (g increasing).
+
+    With `acc [T, N]` the product is added to it: `y = acc + (x @ dequant(W)^T (+ b))`, one
+    float32 add per element after the product is complete (the `tile` pass streams a row too
+    long for its window in pieces along K that start on a group, so every piece's scales and
+    4-bit activation groups are those of the whole row).
     """
 
     name = "quant.wlinear"
@@ -494,28 +500,29 @@ class WLinearOp(_PackedWeights, IRDLOperation):
     weight = operand_def(TensorType)
     scale = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
+    acc = opt_operand_def(TensorType)
     bits = prop_def(IntegerAttr)
     group = opt_prop_def(IntegerAttr)
     act_bits = opt_prop_def(IntegerAttr)
     act_group = opt_prop_def(IntegerAttr)
     result = result_def(TensorType)
     traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = ("$input `,` $weight `,` $scale (`bias` $bias^)? attr-dict `:` "
-                       "type($input) `,` type($weight) `,` type($scale) (`,` type($bias)^)? "
-                       "`->` type($result)")
+    irdl_options = (ParsePropInAttrDict(), AttrSizedOperandSegments(as_property=True))
+    assembly_format = ("$input `,` $weight `,` $scale (`bias` $bias^)? (`acc` $acc^)? "
+                       "attr-dict `:` type($input) `,` type($weight) `,` type($scale) "
+                       "(`,` type($bias)^)? (`acc` type($acc)^)? `->` type($result)")
 
     def __init__(self, x: SSAValue, w: SSAValue, scale: SSAValue, bias: SSAValue | None = None,
                  *, bits: int, group: int | None = None, act_bits: int | None = None,
-                 act_group: int | None = None):
+                 act_group: int | None = None, acc: SSAValue | None = None):
         t = x.type.get_shape()[0]
         n = w.type.get_shape()[0]
         props: dict[str, Attribute] = {"bits": _i64(bits)}
         for key, value in (("group", group), ("act_bits", act_bits), ("act_group", act_group)):
             if value is not None:
                 props[key] = _i64(value)
-        super().__init__(operands=[x, w, scale, [bias] if bias else []], properties=props,
-                         result_types=[TensorType(Float32Type(), [t, n])])
+        super().__init__(operands=[x, w, scale, [bias] if bias else [], [acc] if acc else []],
+                         properties=props, result_types=[TensorType(Float32Type(), [t, n])])
 
     @property
     def activation_bits(self) -> int | None:
@@ -557,6 +564,9 @@ class WLinearOp(_PackedWeights, IRDLOperation):
                           (n, ceil_div(k, group)))
         elif s != (1,):
             _expect_shape(self, "scale (per channel, or [1] per tensor)", s, (n,))
+        if self.acc is not None and self.acc.type != self.result.type:
+            raise VerifyException(f"{self.name}: the accumulator {self.acc.type} differs from "
+                                  f"the result {self.result.type}")
         ab, ag = self.activation_bits, self.activation_group
         if ab is None:
             if ag is not None:

@@ -39,6 +39,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     IRDLOperation,
     ParsePropInAttrDict,
     VarConstraint,
@@ -192,21 +193,30 @@ class PositionEmbeddingOp(IRDLOperation):
 
 @irdl_op_definition
 class LinearOp(IRDLOperation):
-    """`x @ w^T (+ b)`: `[T, K] x [N, K] (x [N]) -> [T, N]`."""
+    """`x @ w^T (+ b) (+ acc)`: `[T, K] x [N, K] (x [N]) (x [T, N]) -> [T, N]`.
+
+    `acc` is a partial result the product is added to (`y = acc + (x @ w^T (+ b))`): the
+    `tile` pass splits a weight row that does not fit its window into pieces along K, and
+    each piece after the first accumulates into the output of the ones before.
+    """
 
     name = "transformer.linear"
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
+    acc = opt_operand_def(TensorType)
     result = result_def(TensorType)
     traits = traits_def(Pure())
-    assembly_format = ("$input `,` $weight (`bias` $bias^)? attr-dict `:` "
-                       "type($input) `,` type($weight) (`,` type($bias)^)? `->` type($result)")
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    assembly_format = ("$input `,` $weight (`bias` $bias^)? (`acc` $acc^)? attr-dict `:` "
+                       "type($input) `,` type($weight) (`,` type($bias)^)? "
+                       "(`acc` type($acc)^)? `->` type($result)")
 
-    def __init__(self, x: SSAValue, w: SSAValue, b: SSAValue | None = None):
+    def __init__(self, x: SSAValue, w: SSAValue, b: SSAValue | None = None,
+                 acc: SSAValue | None = None):
         t = x.type.get_shape()[0]
         n = w.type.get_shape()[0]
-        super().__init__(operands=[x, w, [b] if b else []],
+        super().__init__(operands=[x, w, [b] if b else [], [acc] if acc else []],
                          result_types=[TensorType(x.type.element_type, [t, n])])
 
     def verify_(self) -> None:
@@ -218,6 +228,9 @@ class LinearOp(IRDLOperation):
         if self.bias is not None:
             _expect_same(self, "bias", _shape(self, "bias", self.bias), (n,))
         _expect_same(self, "result", _expect_rank(self, "result", self.result, 2), (t, n))
+        if self.acc is not None and self.acc.type != self.result.type:
+            raise VerifyException(f"{self.name}: the accumulator {self.acc.type} differs from "
+                                  f"the result {self.result.type}")
 
 
 @irdl_op_definition

@@ -305,6 +305,42 @@ _SPECS += [
           scratch=lambda p: p["capacity"]),
 ]
 
+# Accumulating linears (irt_linear_acc.h): y += product, for the pieces of a weight row the
+# tile pass streams along K ------------------------------------------------------------------
+
+
+def _accumulating(reference: Reference) -> Reference:
+    """`reference` run into a fresh output, then added to `y`: y = y + product."""
+    def run(o, p):
+        part = np.zeros_like(o["y"])
+        reference({**o, "y": part}, p)
+        o["y"][...] = o["y"] + part
+    return run
+
+
+def _acc_specs(name: str, inputs: str, params: str, reference) -> list:
+    """`name` (operands `inputs y`) and `name` with `_bias` (`inputs b y`), both adding to y."""
+    acc = _accumulating(reference)
+    bias = name.replace("_acc_f32", "_acc_bias_f32") if name.endswith("_f32") else name + "_bias"
+    return [_spec(name, f"{inputs} y", params, "y", acc),
+            _spec(bias, f"{inputs} b y", params, "y", acc)]
+
+
+ACCUMULATING = {
+    "irt_linear_f32": "irt_linear_acc_f32", "irt_linear_bias_f32": "irt_linear_acc_bias_f32",
+    **{f"irt_linear_{s}{b}": f"irt_linear_{s}_acc{b}" for s in ("w8", "w4g", "w1", "w1a4")
+       for b in ("", "_bias")}}
+"""A linear's kernel -> the kernel adding its product to the output (the linear's `acc`
+operand): the same operands and parameters, `y` read and written."""
+
+_SPECS += [
+    *_acc_specs("irt_linear_acc_f32", "x w", "T K N", _linear),
+    *_acc_specs("irt_linear_w8_acc", "x w s", "T K N per_tensor", _w8),
+    *_acc_specs("irt_linear_w4g_acc", "x w s", "T K N group", _w4g),
+    *_acc_specs("irt_linear_w1_acc", "x w alpha", "T K N", _w1),
+    *_acc_specs("irt_linear_w1a4_acc", "x w alpha", "T K N group", _w1a4),
+]
+
 KERNELS: dict[str, KernelSignature] = {s.name: s for s in _SPECS}
 
 

@@ -595,8 +595,9 @@ class _Model:
     peaks: dict[str, cp_model.IntVar] = field(default_factory=dict)
     rooms: dict[str, cp_model.IntVar] = field(default_factory=dict)
     stream: StreamVars | None = None
-    windows: tuple[int, dict[str, int], tuple[int, int]] | None = None
-    """The last solution's window size, rows per streamed weight and window offsets."""
+    windows: tuple[int, dict[str, int], tuple[int, int], dict[str, int]] | None = None
+    """The last solution's window size, rows per streamed weight, window offsets and inputs
+    per piece of the weights cut along K."""
     cost_value: float = 0.0
     """The last solution's first objective (its value, whichever stage found it)."""
 
@@ -726,10 +727,10 @@ def _extract(m: _Model, problem: Problem, solver: cp_model.CpSolver) -> dict[str
     chosen = [c for c in m.choices if solver.boolean_value(c.present)]
     out, heights = stack_persistent(problem, {c.buffer.name: c.memory.name for c in chosen})
     if m.stream is not None:  # the windows go right above the persistent stack
-        window, rows = solved_windows(problem.stream, m.stream, solver.value,
-                                      solver.boolean_value)
+        window, rows, cols = solved_windows(problem.stream, m.stream, solver.value,
+                                            solver.boolean_value)
         base = _align_up(heights[problem.stream.window_space], m.stream.align)
-        m.windows = (window, rows, (base, base + window)) if rows else None
+        m.windows = (window, rows, (base, base + window), cols) if rows else None
         m.cost_value = solver.value(m.cost)
     for c in chosen:
         if c.slot is not None:
@@ -777,12 +778,12 @@ def _window_plan(m: _Model, problem: Problem, cost: _Stage) -> WindowPlan | None
     back)."""
     if m.windows is None or problem.stream is None:
         return None
-    window, rows, offsets = m.windows
+    window, rows, offsets, cols = m.windows
     compute = problem.stream.compute
     return WindowPlan(problem.stream.window_space, window, offsets, rows,
                       _cp_model().CpSolver().status_name(cost.status),
                       m.cost_value / problem.scale + compute,
-                      cost.bound / problem.scale + compute)
+                      cost.bound / problem.scale + compute, cols)
 
 
 @dataclass

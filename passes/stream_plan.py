@@ -12,8 +12,11 @@ S's alignment) and, per candidate k (`N_k` rows of `b_k` bytes, compute `C_k` cy
 
 * the two windows are persistent: they add `2 W` to S's stack, so they and every other buffer
   of S share its capacity (transient buffers go above them);
-* `s_k` (streamed) implies that the weight is placed in M; then `r_k * b_k <= W`,
-  `n_k * r_k >= N_k` and `sum n_k <= max_tiles`;
+* `s_k` (streamed) implies that the weight is placed in M and one tiling of it is chosen:
+  row tiles of `r_k` rows, or pieces of one row cut along the reduction dimension when its
+  kernel can accumulate them (`Chunking`, passes/tile_plan.py); the window holds the
+  chosen tile (`W >= r_k * b_k`, or the bytes of a piece), the tiles cover the weight
+  (`n_k`) and `sum n_k <= max_tiles`;
 * the access cost of the weight in M is replaced by its modelled time beyond its compute:
   read in place, `N_k b_k * read_cost(M)` (the link's cost per byte, as today's cost model);
   streamed, `max(0, n_k (setup + tile_cycles) + N_k b_k cycles_per_byte(link) - C_k)` for
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from xdsl.dialects import func
@@ -53,6 +56,7 @@ from xdsl.ir import Operation, SSAValue
 from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
 from irtool.ir_names import DECODE, TILE_PLAN_ATTR
+from irtool.passes.tile_plan import Chunking, Tiling, tilings
 from irtool.targets.description import LinkSpec, MemorySpec, TargetDescription
 
 if TYPE_CHECKING:
@@ -91,6 +95,30 @@ class LinearKernel:
     @property
     def row_bytes(self) -> int:
         return memref_bytes(self.weight.type) // self.rows
+
+
+def row_chunking(k: LinearKernel) -> Chunking | None:
+    """How the rows of `k`'s weight may be cut along K into pieces whose products add up
+    (the linear's `acc` operand), or None. One activation row only (`[1, K]`: a piece of it
+    is contiguous). Cuts keep the quantization whole: per-group scales (4-bit) and 4-bit
+    activation groups start a piece, and a packed byte is never split. W8A8 (quant.qlinear)
+    is not cut: its requantization (`float32(acc) * m + b`, bit-exact against the integer
+    reference) is once per row, and the Cortex-M DSP kernel that runs it has no
+    accumulating form."""
+    x = k.input.type.get_shape()
+    if len(x) != 2 or x[0] != 1 or isinstance(k.linear, quant.QLinearOp):
+        return None
+    K = x[1]
+    if isinstance(k.linear, tf.LinearOp):
+        bits = k.weight.type.element_type.bitwidth
+        return Chunking(K, 1, bits) if bits % 8 == 0 else None
+    q = k.linear
+    bits = q.weight_bits
+    if q.activation_bits is not None:
+        return Chunking(K, q.activation_group, bits)
+    if q.group_size is not None:
+        return Chunking(K, q.group_size, bits)
+    return Chunking(K, 8 // bits if bits < 8 else 1, bits)
 
 
 def linear_kernels(fn: func.FuncOp) -> list[LinearKernel]:
@@ -135,6 +163,8 @@ class Candidate:
     row_bytes: int
     compute: float
     """Modelled compute cycles of the whole linear (all rows)."""
+    chunking: Chunking | None = None
+    """How its rows may be cut along K (None: whole rows only)."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +203,8 @@ def stream_spec(module: ModuleOp, target: TargetDescription, mac_cycles: float,
             if name in seen:  # a weight read twice (tied embedding) streams only once
                 continue
             per_row = mac_cycles * k.input.type.get_shape()[-1]
-            seen[name] = Candidate(name, k.rows, k.row_bytes, per_row * k.rows)
+            seen[name] = Candidate(name, k.rows, k.row_bytes, per_row * k.rows,
+                                   row_chunking(k))
         if seen:
             return StreamSpec(source.name, link.dest, link, tuple(seen.values()), max_tiles,
                               cap, tile_cycles)
@@ -188,20 +219,8 @@ class StreamVars:
     align: int
     streamed: dict[str, cp_model.IntVar]
     """Buffer -> "it streams" (the sum of its tile choices)."""
-    choices: dict[str, list[tuple[int, cp_model.IntVar]]]
-    """Buffer -> (rows per tile, literal) for every tile size it may use."""
-
-
-def tile_sizes(rows: int, row_bytes: int, max_window: int) -> list[tuple[int, int]]:
-    """(rows per tile, tiles) worth considering: for each tile count n the smallest tiles
-    that make n (`ceil(rows / n)` rows each), those that fit a window; fewer tiles always
-    cost less set-up, so a larger tile with the same count is never better."""
-    out: dict[int, int] = {}
-    for n in range(1, rows + 1):
-        r = -(-rows // n)
-        if r * row_bytes <= max_window and -(-rows // r) == n:
-            out.setdefault(n, r)
-    return sorted(((r, n) for n, r in out.items()), reverse=True)
+    choices: dict[str, list[tuple[Tiling, cp_model.IntVar]]]
+    """Buffer -> (tiling, literal) for every tiling it may use."""
 
 
 def add_stream(model: cp_model.CpModel, spec: StreamSpec, in_source: Mapping[str, object],
@@ -213,9 +232,10 @@ def add_stream(model: cp_model.CpModel, spec: StreamSpec, in_source: Mapping[str
     `in_place_cost[b]` its access cost there, of which one full read (the linear's, once per
     decode step) is what streaming replaces: other reads (a tied embedding's lookup) stay.
 
-    Each candidate picks at most one tile size (a literal per size, `tile_sizes`), so the
-    time of a size is a constant and the model stays linear: `W >= rows * row_bytes` of the
-    size picked, tiles summed against `max_tiles`, and the cost
+    Each candidate picks at most one tiling (a literal per tiling, `tilings`: row tiles, or
+    pieces of a row cut along K), so the time of a tiling is a constant and the model stays
+    linear: `W >=` the bytes of the tile picked, tiles summed against `max_tiles`, and the
+    cost
     `sum picked * (exposed transfer + window reads + other reads) + (in M, not streamed) *
     in-place cost`."""
     align = max(window_space.alignment, 4)
@@ -230,7 +250,7 @@ def add_stream(model: cp_model.CpModel, spec: StreamSpec, in_source: Mapping[str
     cpb = 1.0 / spec.link.bytes_per_cycle
     for c in spec.candidates:
         present = in_source.get(c.buffer)
-        sizes = tile_sizes(c.rows, c.row_bytes, max_window)
+        sizes = tilings(c.rows, c.row_bytes, max_window, c.chunking, spec.max_tiles)
         if present is None or not sizes:
             continue
         nbytes = c.rows * c.row_bytes
@@ -238,18 +258,19 @@ def add_stream(model: cp_model.CpModel, spec: StreamSpec, in_source: Mapping[str
         compute = c.compute * scale
         window_reads = round(nbytes * window_space.read_cost * scale)
         others = max(0, in_place_cost[c.buffer] - round(nbytes * source.read_cost * scale))
-        picked = [(r, n, model.new_bool_var(f"tile[{c.buffer},{r}]")) for r, n in sizes]
+        picked = [(t, model.new_bool_var(f"tile[{c.buffer},{t.rows}x{t.cols}]"))
+                  for t in sizes]
         s = model.new_bool_var(f"stream[{c.buffer}]")
-        model.add(sum(x for _, _, x in picked) == s)
+        model.add(sum(x for _, x in picked) == s)
         model.add_implication(s, present)
-        model.add(window >= sum(r * c.row_bytes * x for r, _, x in picked))
-        tiles += [n * x for _, n, x in picked]
-        cost_terms += [round(max(0.0, n * per_tile + transfer - compute)) * x
-                       for _, n, x in picked]
+        model.add(window >= sum(t.bytes * x for t, x in picked))
+        tiles += [t.tiles * x for t, x in picked]
+        cost_terms += [round(max(0.0, t.tiles * per_tile + transfer - compute)) * x
+                       for t, x in picked]
         cost_terms.append((window_reads + others) * s)
         cost_terms.append(in_place_cost[c.buffer] * (present - s))
         streamed[c.buffer] = s
-        choices[c.buffer] = [(r, x) for r, _, x in picked]
+        choices[c.buffer] = picked
     model.add(sum(tiles) <= spec.max_tiles)
     return StreamVars(w_units, align, streamed, choices), 2 * window, sum(cost_terms)
 
@@ -267,13 +288,18 @@ class WindowPlan:
     cycles: float
     """Modelled time per token (the allocation's first objective plus the linears' compute)."""
     bound: float
+    cols_per_tile: dict[str, int] = field(default_factory=dict)
+    """Global name -> inputs per piece, for the weights streamed in pieces of a row cut
+    along K (their rows per tile are 1)."""
 
     @property
     def gap(self) -> float:
         return 0.0 if self.cycles <= 0 else max(0.0, (self.cycles - self.bound) / self.cycles)
 
     def as_attribute(self) -> DictionaryAttr:
-        rows = [DictionaryAttr({"weight": StringAttr(n), "rows": IntegerAttr(r, i64)})
+        rows = [DictionaryAttr({"weight": StringAttr(n), "rows": IntegerAttr(r, i64)}
+                               | ({"cols": IntegerAttr(self.cols_per_tile[n], i64)}
+                                  if n in self.cols_per_tile else {}))
                 for n, r in sorted(self.rows_per_tile.items())]
         return DictionaryAttr({
             "space": StringAttr(self.space), "window": IntegerAttr(self.window, i64),
@@ -289,17 +315,21 @@ def read_window_plan(module: ModuleOp) -> WindowPlan | None:
         return None
     d = attr.data
     rows = {e.data["weight"].data: e.data["rows"].value.data for e in d["rows_per_tile"].data}
+    cols = {e.data["weight"].data: e.data["cols"].value.data for e in d["rows_per_tile"].data
+            if "cols" in e.data}
     offsets = tuple(o.value.data for o in d["offsets"].data)
     return WindowPlan(d["space"].data, d["window"].value.data, (offsets[0], offsets[1]), rows,
-                      d["solver"].data, d["cycles"].value.data, d["bound"].value.data)
+                      d["solver"].data, d["cycles"].value.data, d["bound"].value.data, cols)
 
 
 def solved_windows(spec: StreamSpec, variables: StreamVars, value, boolean
-                   ) -> tuple[int, dict[str, int]]:
-    """The window size (what the chosen tiles need, aligned) and rows per streamed weight,
-    read from a solution (`value`, `boolean`: the solver's accessors)."""
-    rows = {name[1:]: r for name, picked in variables.choices.items()
-            for r, x in picked if boolean(x)}
-    sizes = {c.buffer[1:]: c.row_bytes for c in spec.candidates}
-    need = max((r * sizes[n] for n, r in rows.items()), default=0)
-    return math.ceil(need / variables.align) * variables.align, rows
+                   ) -> tuple[int, dict[str, int], dict[str, int]]:
+    """The window size (what the chosen tiles need, aligned), rows per streamed weight and
+    inputs per piece of the weights cut along K, read from a solution (`value`, `boolean`:
+    the solver's accessors)."""
+    chosen = {name[1:]: t for name, picked in variables.choices.items()
+              for t, x in picked if boolean(x)}
+    need = max((t.bytes for t in chosen.values()), default=0)
+    return (math.ceil(need / variables.align) * variables.align,
+            {n: t.rows for n, t in chosen.items()},
+            {n: t.cols for n, t in chosen.items() if t.cols})

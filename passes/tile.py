@@ -7,6 +7,16 @@ such weight `[out, in]` is split into row tiles `[R, in]` (contiguous in a row-m
 each tile is moved by `memory.dma_start` into one of two windows in S and the linear runs on
 the window, writing its rows of the output through a `memory.subview`.
 
+A row that does not fit a window (or whose pieces the plan prefers) is cut along the
+reduction dimension: tiles `[1, C]` of one row (`in` cut at multiples of the linear's
+`Chunking` unit, passes/stream_plan.py `row_chunking`: a quantization or activation group, a
+packed byte), each with the matching view `[1, C]` of x and of per-group scales. The first
+piece of a row writes its output element and adds the bias; each later piece is the linear
+with an `acc` operand, the output element itself (`y = acc + x W^T`), which the kernel
+updates in place. Cut are float and weight-quantized linears (`quant.wlinear`) of one
+activation row; W8A8 (`quant.qlinear`) rows are not (their int32 sum is requantized once per
+row, bit-exact against the integer reference, and the DSP kernel has no accumulating form).
+
 All streamed tiles of the function form one software pipeline in program order: tile j uses
 window j mod 2; tiles 0 and 1 are requested when the function starts, and tile j+2 as soon
 as the compute of tile j has freed its window, so every transfer overlaps whatever computes
@@ -23,8 +33,8 @@ and a stated compute estimate (`mac_cycles` per multiply-accumulate); the module
 module comes from a plain `allocate` (the windows then use what the allocator left); after
 `allocate{tile=true}` the windows, their offsets and every tile size were decided with the
 allocation in one CP-SAT model (passes/stream_plan.py) and this pass applies that plan. A
-weight whose row does not fit a window (the reduction dimension would have to be split) stays
-where it is, read in place, and so does every weight when S has no room for two rows.
+weight none of whose tiles fits a window (a W8A8 row longer than it, or any weight when S has
+no room for two pieces) stays where it is, read in place.
 """
 
 from __future__ import annotations
@@ -55,9 +65,10 @@ from irtool.passes.stream_plan import (
     WindowPlan,
     linear_kernels,
     read_window_plan,
+    row_chunking,
     window_link,
 )
-from irtool.passes.tile_plan import Candidate, TilePlan, solve_tile_plan
+from irtool.passes.tile_plan import Candidate, Chunking, TilePlan, solve_tile_plan
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import DEFAULT_TARGET, load_target
 
@@ -89,11 +100,20 @@ class Streamed:
     weight: SSAValue
     source: MemorySpec
     window_space: MemorySpec
+    chunking: Chunking | None = None
+    """How its rows may be cut along K (None: whole rows only)."""
 
     @property
     def row_bytes(self) -> int:
         t = self.weight.type
         return nbytes(t) // t.get_shape()[0]
+
+    def stored(self, inputs: int) -> int:
+        """The weight columns (elements of its storage) holding the first `inputs` inputs
+        of a row (a cut is on a whole byte of packed weights, see `row_chunking`)."""
+        assert self.chunking is not None
+        bits = self.weight.type.element_type.bitwidth
+        return min(-(-inputs * self.chunking.bits // bits), self.weight.type.get_shape()[1])
 
     def operand(self, inner: SSAValue) -> SSAValue:
         """The kernel's buffer for an operand of the linear."""
@@ -105,28 +125,59 @@ class Streamed:
         weight = memory.GetGlobalOp(_global_name(self.weight), self.weight.type)
         return [weight, _rows(weight.result, row, rows)]
 
+    def source_piece(self, row: int, lo: int, hi: int) -> list[Operation]:
+        """As `source_rows`, for the stored columns [lo, hi) of one row."""
+        weight = memory.GetGlobalOp(_global_name(self.weight), self.weight.type)
+        return [weight, memory.SubviewOp(weight.result, [row, lo], [1, hi - lo])]
+
     def tile_kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue
                     ) -> tuple[list[Operation], memory.KernelOp]:
         """The kernel computing output rows [row, row+rows) from the weight tile in `window`:
         the ops it needs first (views of per-row scales) and the kernel."""
+        return self._kernel(window, row, rows, out, None)
+
+    def piece_kernel(self, window: SSAValue, row: int, piece: tuple[int, int],
+                     out: SSAValue) -> tuple[list[Operation], memory.KernelOp]:
+        """As `tile_kernel` for a `piece` (first input, inputs) of one row cut along K."""
+        return self._kernel(window, row, 1, out, piece)
+
+    def _kernel(self, window: SSAValue, row: int, rows: int, out: SSAValue,
+                piece: tuple[int, int] | None
+                    ) -> tuple[list[Operation], memory.KernelOp]:
+        """The kernel of a tile; for a `piece` (first input, inputs) of one row cut along K
+        the product of that piece, on the same inputs and scales, added to `out` unless it is
+        the first piece (which adds the bias)."""
         pre = []
+        col, cols = piece if piece is not None else (0, 0)
 
         def per_row(inner: SSAValue | None) -> list[SSAValue]:
-            """The rows of this tile of a per-output-row operand (bias, scales)."""
+            """The rows of this tile of a per-output-row operand (bias, scales); of a
+            per-group scale `[N, groups]`, the groups of the piece."""
             if inner is None:
                 return []
             value = self.operand(inner)
-            if value.type.get_shape()[0] != self.weight.type.get_shape()[0]:
+            shape = value.type.get_shape()
+            if shape[0] != self.weight.type.get_shape()[0]:
                 return [value]  # one for the whole tensor
-            view = _rows(value, row, rows)
+            if piece is not None and len(shape) == 2:
+                group = self.linear.group_size
+                view = memory.SubviewOp(value, [row, col // group], [1, -(-cols // group)])
+            else:
+                view = _rows(value, row, rows)
             pre.append(view)
             return [view.result]
 
         x = self.operand(self.linear.input)
-        bias = per_row(self.linear.bias)
+        bias = per_row(self.linear.bias) if col == 0 else []
+        acc: list[SSAValue] = [out] if col > 0 else []
+        if piece is not None:
+            view = memory.SubviewOp(x, [0, col], [1, cols])
+            pre.append(view)
+            x = view.result
         if isinstance(self.linear, tf.LinearOp):
-            kernel, body = memory.KernelOp.build([x, window, *bias], [out])
-            lin = tf.LinearOp(body.args[0], body.args[1], *body.args[2:])
+            kernel, body = memory.KernelOp.build([x, window, *bias, *acc], [out])
+            lin = tf.LinearOp(body.args[0], body.args[1], body.args[2] if bias else None,
+                              body.args[-1] if acc else None)
         elif isinstance(self.linear, quant.QLinearOp):  # W8A8: per-row multipliers, one zx
             m = per_row(self.linear.multiplier)
             zx = self.operand(self.linear.input_zero_point)
@@ -134,11 +185,12 @@ class Streamed:
             lin = quant.QLinearOp(*body.args[:4], *body.args[4:])
         else:
             scale = per_row(self.linear.scale)
-            kernel, body = memory.KernelOp.build([x, window, *scale, *bias], [out])
+            kernel, body = memory.KernelOp.build([x, window, *scale, *bias, *acc], [out])
             q = self.linear
-            lin = quant.WLinearOp(*body.args[:3], *body.args[3:], bits=q.weight_bits,
-                                  group=q.group_size, act_bits=q.activation_bits,
-                                  act_group=q.activation_group)
+            lin = quant.WLinearOp(*body.args[:3], body.args[3] if bias else None,
+                                  bits=q.weight_bits, group=q.group_size,
+                                  act_bits=q.activation_bits, act_group=q.activation_group,
+                                  acc=body.args[-1] if acc else None)
         body.add_ops([lin, memory.YieldOp(lin.result)])
         return pre, kernel
 
@@ -153,7 +205,8 @@ def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streame
         src = target.memory(space)
         link = window_link(target, src)
         if link is not None:
-            out.append(Streamed(k.kernel, k.linear, k.weight, src, target.memory(link.dest)))
+            out.append(Streamed(k.kernel, k.linear, k.weight, src, target.memory(link.dest),
+                                row_chunking(k)))
     return out
 
 
@@ -215,21 +268,24 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
     joint = read_window_plan(module)
     if joint is not None:  # solved with the allocation: apply it
         plan: TilePlan | WindowPlan = joint
-        rows_of = {id(s): joint.rows_per_tile[_global_name(s.weight)] for s in streams
-                   if _global_name(s.weight) in joint.rows_per_tile}
+        rows_of = {id(s): (joint.rows_per_tile[_global_name(s.weight)],
+                           joint.cols_per_tile.get(_global_name(s.weight), 0))
+                   for s in streams if _global_name(s.weight) in joint.rows_per_tile}
         base, window, offsets = joint.offsets[0], joint.window, joint.offsets
     else:
         link = target.link(streams[0].source.name, fast.name)
         base = _align_up(space_peak(module, fast.name), align)
         candidates = [Candidate(s.weight.type.get_shape()[0], s.row_bytes,
-                                mac_cycles * s.operand(s.linear.input).type.get_shape()[-1])
+                                mac_cycles * s.operand(s.linear.input).type.get_shape()[-1],
+                                s.chunking)
                       for s in streams]
         plan = solve_tile_plan(candidates, fast.capacity - base, align, link.setup_cycles,
                                1.0 / link.bytes_per_cycle, max_tiles, cap, time_limit,
                                tile_cycles=target.core.fork_join_cycles)
         if plan is None or not any(plan.rows_per_tile):
-            return  # no room for two windows of one row: the weights are read in place
-        rows_of = {id(s): r for s, r in zip(streams, plan.rows_per_tile, strict=True) if r}
+            return  # no room for two windows of one tile: the weights are read in place
+        rows_of = {id(s): (r, c) for s, r, c in zip(streams, plan.rows_per_tile,
+                                                     plan.cols_per_tile, strict=True) if r}
         window = plan.window
         offsets = (base, base + _align_up(window, align))
     streams = [s for s in streams if id(s) in rows_of]
@@ -239,15 +295,21 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
     from irtool.passes.lora_stream import adapter_facts, adapter_streams, in_program_order
 
     adapters = adapter_streams(fn, target, fast, window)
-    rows_of.update((id(s), rows) for s, rows in adapters)
+    rows_of.update((id(s), (rows, 0)) for s, rows in adapters)
     streams = in_program_order(fn, [*streams, *(s for s, _ in adapters)])
     facts, change = adapter_facts(adapters, target)
 
-    # the tiles in program order: (stream, first row, rows)
+    # the tiles in program order: (stream, first row, rows, piece of the row or None)
     tiles = []
     for s in streams:
-        out_rows, per_tile = s.weight.type.get_shape()[0], rows_of[id(s)]
-        tiles += [(s, r, min(per_tile, out_rows - r)) for r in range(0, out_rows, per_tile)]
+        out_rows, (per_tile, cols) = s.weight.type.get_shape()[0], rows_of[id(s)]
+        if cols:  # pieces of one row along K: (first input, inputs)
+            k = s.chunking.elements
+            tiles += [(s, r, 1, (c, min(cols, k - c))) for r in range(out_rows)
+                      for c in range(0, k, cols)]
+        else:
+            tiles += [(s, r, min(per_tile, out_rows - r), None)
+                      for r in range(0, out_rows, per_tile)]
 
     block = fn.body.block
     first = block.first_op
@@ -255,14 +317,16 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
     windows: list[SSAValue | None] = [None] * len(tiles)
 
     def start(j: int, before: Operation) -> None:
-        s, row, rows = tiles[j]
+        s, row, rows, piece = tiles[j]
         shape = s.weight.type.get_shape()
-        win_t = MemRefType(s.weight.type.element_type, [rows, shape[1]],
+        lo, hi = (0, shape[1]) if piece is None else (s.stored(piece[0]),
+                                                      s.stored(piece[0] + piece[1]))
+        win_t = MemRefType(s.weight.type.element_type, [rows, hi - lo],
                            memory_space=memory.SpaceAttr(fast.name))
         win = memory.AllocOp(win_t, offsets[j % 2], align)
         # the window alloc at the function's start, so every use comes after it
         Rewriter.insert_op(win, InsertPoint.before(first))
-        src = s.source_rows(row, rows)
+        src = s.source_rows(row, rows) if piece is None else s.source_piece(row, lo, hi)
         dma = memory.DmaStartOp(src[-1].results[0], win.result)
         Rewriter.insert_op([*src, dma], InsertPoint.before(before))
         tokens[j], windows[j] = dma.token, win.result
@@ -271,16 +335,17 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
     for j in range(min(2, len(tiles))):
         start(j, first)
     by_kernel: dict[memory.KernelOp, list[int]] = {}
-    for j, (s, _, _) in enumerate(tiles):
+    for j, (s, _, _, _) in enumerate(tiles):
         by_kernel.setdefault(s.kernel, []).append(j)
     for kernel, js in by_kernel.items():
         s = tiles[js[0]][0]
         y = kernel.outs[0]
         for j in js:
-            _, row, rows = tiles[j]
+            _, row, rows, piece = tiles[j]
             Rewriter.insert_op(memory.DmaWaitOp(tokens[j]), InsertPoint.before(kernel))
             out = _subview_cols(y, row, rows)
-            pre, new = s.tile_kernel(windows[j], row, rows, out.result)
+            pre, new = (s.tile_kernel(windows[j], row, rows, out.result) if piece is None
+                        else s.piece_kernel(windows[j], row, piece, out.result))
             Rewriter.insert_op([out, *pre, new], InsertPoint.before(kernel))
             if j + 2 < len(tiles):  # tile j's window is free again: fetch tile j+2 into it
                 start(j + 2, kernel)

@@ -1,15 +1,21 @@
 """The tile plan as a CP-SAT problem: the window size, which linears stream and their tiles.
 
 For each candidate linear k (program order; `N_k` output rows of `b_k` bytes, `c_k` modelled
-compute cycles per row) the model chooses whether it streams (`s_k`), its rows per tile `r_k`
-and tiles `n_k >= N_k / r_k`; one window size `W >= r_k * b_k` serves all, two windows fit the
-free fast memory, and at most `max_tiles` tiles are made (each is straight-line code).
+compute cycles per row) the model chooses whether it streams and in which tiling: row tiles
+of `r` whole rows (`ceil(N_k / r)` tiles of `r * b_k` bytes), or, when the linear's rows may
+be cut along the reduction dimension (`Chunking`), pieces of one row of `c` inputs
+(`N_k * ceil(K / c)` tiles of the bytes of `c` inputs; `c` a multiple of the chunking's
+unit, so quantization groups stay whole). One window size `W` at least the bytes of every
+chosen tile serves all, two windows fit the free fast memory, and at most `max_tiles` tiles
+are made (each is straight-line code). Each tiling is a literal with a constant time, so the
+model is linear (as the joint model of passes/stream_plan.py).
 
-Modelled time per token, minimised (cycles):
+Modelled time per token, minimised (cycles; among plans of the same time the one with the
+fewest tiles), with `n_k` the tiles of the chosen tiling:
 
 * a streamed linear overlaps its transfer with compute (double buffering):
-  `T_k >= c_k * N_k + n_k * tile_cycles` and `T_k >= n_k * setup + N_k * b_k * cycles_per_byte`;
-* a linear read in place pays both: `T_k = c_k * N_k + tile_cycles + N_k * b_k *
+  `max(c_k * N_k + n_k * tile_cycles, n_k * setup + N_k * b_k * cycles_per_byte)`;
+* a linear read in place pays both: `c_k * N_k + tile_cycles + N_k * b_k *
   cycles_per_byte` (the memory-mapped reads go at the link's speed).
 
 `tile_cycles` is what each tile costs the engine beyond its work: on a cluster, the fork and
@@ -27,10 +33,63 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ortools.sat.python import cp_model
-
 SCALE = 1000
 """Cycles are scaled to integers with this factor (the link's cycles per byte are not)."""
+
+
+MAX_PIECES = 32
+"""Most pieces a row is cut into along K (each piece is a tile: more would not fit the tile
+budget of a useful plan, and every option is a literal of the model)."""
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a linear's rows may be cut along the reduction dimension: `elements` inputs per
+    row, stored in `bits` each, cut only at multiples of `unit` inputs (a quantization or
+    activation group, a byte of packed weights)."""
+
+    elements: int
+    unit: int
+    bits: int
+
+    def piece_bytes(self, inputs: int) -> int:
+        return inputs * self.bits // 8
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Tiles of `rows` whole rows (`cols == 0`) or pieces of one row of `cols` inputs."""
+
+    rows: int
+    cols: int
+    tiles: int
+    bytes: int
+    """Window bytes the largest tile needs."""
+
+
+def tilings(rows: int, row_bytes: int, max_window: int, chunking: Chunking | None = None,
+            max_tiles: int = 0) -> list[Tiling]:
+    """The tilings worth considering, fewest tiles first: for each tile count the smallest
+    tiles that make it (fewer tiles always cost less set-up, so a larger tile with the same
+    count is never better), those that fit a window (and `max_tiles`, when given); then the
+    same for pieces of a row, when `chunking` allows them."""
+    out: dict[int, int] = {}
+    for n in range(1, rows + 1):
+        r = -(-rows // n)
+        if r * row_bytes <= max_window and -(-rows // r) == n:
+            out.setdefault(n, r)
+    found = [Tiling(r, 0, n, r * row_bytes) for n, r in sorted(out.items())]
+    if chunking is not None and chunking.unit:
+        units = -(-chunking.elements // chunking.unit)
+        seen = set()
+        for m in range(2, min(units, MAX_PIECES) + 1):
+            c = -(-units // m) * chunking.unit
+            pieces = -(-chunking.elements // c)
+            if pieces in seen or chunking.piece_bytes(c) > max_window:
+                continue
+            seen.add(pieces)
+            found.append(Tiling(1, c, rows * pieces, chunking.piece_bytes(c)))
+    return [t for t in found if not max_tiles or t.tiles <= max_tiles]
 
 
 @dataclass(frozen=True)
@@ -39,6 +98,8 @@ class Candidate:
     row_bytes: int
     compute_per_row: float
     """Modelled compute cycles for one output row."""
+    chunking: Chunking | None = None
+    """How its rows may be cut along K (None: whole rows only)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +110,8 @@ class TilePlan:
     status: str
     cycles: float
     bound: float
+    cols_per_tile: tuple[int, ...] = ()
+    """Inputs per piece of a row cut along K; 0 (or absent) for whole rows."""
 
     @property
     def gap(self) -> float:
@@ -59,54 +122,50 @@ def solve_tile_plan(candidates: Sequence[Candidate], free: int, alignment: int,
                     setup_cycles: float, cycles_per_byte: float, max_tiles: int,
                     cap: int = 0, time_limit: float = 5.0,
                     tile_cycles: float = 0.0) -> TilePlan | None:
-    """The best plan, or None when not even one row of any linear fits two windows."""
+    """The best plan, or None when no tile of any linear fits two windows."""
+    from ortools.sat.python import cp_model  # the solver loads only when a plan is solved
+
     max_window = free // 2 // alignment * alignment
     if cap:
         max_window = min(max_window, cap // alignment * alignment)
-    if not candidates or max_window < min(c.row_bytes for c in candidates):
+    options = [tilings(c.rows, c.row_bytes, max_window, c.chunking, max_tiles)
+               for c in candidates]
+    if not any(options):
         return None
     m = cp_model.CpModel()
     w_units = m.NewIntVar(0, max_window // alignment, "window_units")
     window = w_units * alignment
-    total_tiles, times = [], []
-    stream, rows = [], []
-    for k, c in enumerate(candidates):
+    total_tiles, times, picks = [], [], []
+    setup = setup_cycles * SCALE
+    per_tile = tile_cycles * SCALE
+    for k, (c, opts) in enumerate(zip(candidates, options, strict=True)):
+        compute = c.compute_per_row * c.rows * SCALE
+        transfer = c.rows * c.row_bytes * cycles_per_byte * SCALE
+        picked = [(t, m.NewBoolVar(f"tiling_{k}_{j}")) for j, t in enumerate(opts)]
         s = m.NewBoolVar(f"stream_{k}")
-        r = m.NewIntVar(1, c.rows, f"rows_{k}")
-        n = m.NewIntVar(1, c.rows, f"tiles_{k}")
-        covered = m.NewIntVar(1, c.rows * c.rows, f"covered_{k}")
-        m.AddMultiplicationEquality(covered, [n, r])
-        m.Add(covered >= c.rows)
-        m.Add(r * c.row_bytes <= window).OnlyEnforceIf(s)
-        m.Add(n == 1).OnlyEnforceIf(s.Not())
-        counted = m.NewIntVar(0, c.rows, f"counted_tiles_{k}")
-        m.Add(counted == n).OnlyEnforceIf(s)
-        m.Add(counted == 0).OnlyEnforceIf(s.Not())
-        total_tiles.append(counted)
-        compute = round(c.compute_per_row * c.rows * SCALE)
-        transfer = round(c.rows * c.row_bytes * cycles_per_byte * SCALE)
-        setup = round(setup_cycles * SCALE)
-        per_tile = round(tile_cycles * SCALE)  # n == 1 when read in place
-        t = m.NewIntVar(0, compute + transfer + (setup + per_tile) * c.rows, f"time_{k}")
-        m.Add(t >= compute + n * per_tile)
-        m.Add(t >= n * setup + transfer).OnlyEnforceIf(s)
-        m.Add(t == compute + per_tile + transfer).OnlyEnforceIf(s.Not())
-        times.append(t)
-        stream.append(s)
-        rows.append(r)
+        m.Add(sum(x for _, x in picked) == s)
+        m.Add(window >= sum(t.bytes * x for t, x in picked))
+        total_tiles += [t.tiles * x for t, x in picked]
+        times += [round(max(compute + t.tiles * per_tile, t.tiles * setup + transfer)) * x
+                  for t, x in picked]
+        times.append(round(compute + per_tile + transfer) * s.Not())
+        picks.append(picked)
     m.Add(sum(total_tiles) <= max_tiles)
-    m.Minimize(sum(times))
+    # fewer tiles among plans of the same time (less code, and whole rows before pieces)
+    per_time = max_tiles + 1
+    m.Minimize(sum(times) * per_time + sum(total_tiles))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = 1  # deterministic, and the machine is shared
     result = solver.Solve(m)
     if result not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    chosen = tuple(solver.Value(r) if solver.Value(s) else 0
-                   for s, r in zip(stream, rows, strict=True))
+    chosen = [next((t for t, x in picked if solver.Value(x)), None) for picked in picks]
     # the window the chosen tiles need (the solver may leave slack above it)
-    need = max((r * c.row_bytes for r, c in zip(chosen, candidates, strict=True)), default=0)
+    need = max((t.bytes for t in chosen if t is not None), default=0)
     return TilePlan(window=math.ceil(need / alignment) * alignment if need else 0,
-                    rows_per_tile=chosen, status=solver.StatusName(result),
-                    cycles=solver.ObjectiveValue() / SCALE,
-                    bound=solver.BestObjectiveBound() / SCALE)
+                    rows_per_tile=tuple(t.rows if t else 0 for t in chosen),
+                    status=solver.StatusName(result),
+                    cycles=round(solver.ObjectiveValue()) // per_time / SCALE,
+                    bound=math.floor(solver.BestObjectiveBound()) // per_time / SCALE,
+                    cols_per_tile=tuple(t.cols if t else 0 for t in chosen))

@@ -20,8 +20,9 @@ TARGET = "cortex-m7-256k"
 TOKENS = [1, 403, 407, 261, 376]
 
 
-def _allocated(models, quant: str = "none", kv: str = "none"):
-    """stories260K after bufferize and allocate for the target (before tile)."""
+def _allocated(models, quant: str = "none", kv: str = "none", allocate: str = ""):
+    """stories260K after bufferize and allocate (with `allocate`'s extra options) for the
+    target (before tile)."""
     from irtool.compile import CompileOptions, _run, prepare_for_target
     from irtool.frontend.load import import_model
 
@@ -29,7 +30,7 @@ def _allocated(models, quant: str = "none", kv: str = "none"):
     module, store = import_model(models / "stories260K" / "stories260K.bin")
     module, store = prepare_for_target(module, store, opts)
     _run(f'bufferize{{target="{TARGET}"}},'
-         f'allocate{{target="{TARGET}" copy_weights=false}}', module)
+         f'allocate{{target="{TARGET}" copy_weights=false {allocate}}}', module)
     return module, store
 
 

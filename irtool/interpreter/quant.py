@@ -82,15 +82,9 @@ class QuantFunctions(InterpreterFunctions):
     @impl(q.WLinearOp)
     def run_wlinear(self, interpreter: Interpreter, op: q.WLinearOp, args):
         x, w, s = args[:3]
-        b = args[3] if len(args) > 3 else None
-        bits = op.weight_bits
-        if bits == 8:
-            return (w8_linear(x, w, s, b, op.group_size),)
-        if bits == 4:
-            return (w4_linear(x, w, s, b, op.group_size),)
-        if op.activation_bits is not None:
-            return (w1a4_linear(x, w, s, b, op.activation_group),)
-        return (w1_linear(x, w, s, b),)
+        b = args[3] if op.bias is not None else None
+        y = wlinear(op, x, w, s, b)
+        return (y if op.acc is None else args[-1] + y,)
 
     @impl(q.KVWriteOp)
     def run_kv_write(self, interpreter: Interpreter, op: q.KVWriteOp, args):
@@ -119,3 +113,15 @@ class QuantFunctions(InterpreterFunctions):
                           op.heads.value.data, op.kv_heads.value.data, op.head_dim.value.data,
                           op.scale.value.data, op.is_causal, op.window_size,
                           softmax_fn=int_softmax),)
+
+
+def wlinear(op: q.WLinearOp, x, w, s, b):
+    """The product of a weight-quantized linear (its accumulator not added)."""
+    bits = op.weight_bits
+    if bits == 8:
+        return w8_linear(x, w, s, b, op.group_size)
+    if bits == 4:
+        return w4_linear(x, w, s, b, op.group_size)
+    if op.activation_bits is not None:
+        return w1a4_linear(x, w, s, b, op.activation_group)
+    return w1_linear(x, w, s, b)

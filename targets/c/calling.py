@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from irtool.errors import IrtoolError
+from irtool.kernels import ACCUMULATING
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,8 @@ PORTABLE_CALLS = CCalls(_calls({
                   "irt_embedding_q.h")).extended(
     _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",)).extended(
     _SHAPED_Q_CALLS, headers=("irt_linear_packed_q.h", "irt_attention_q.h"))
+PORTABLE_CALLS = PORTABLE_CALLS.extended(
+    {acc: CCall(acc.replace("_bias", ""), PORTABLE_CALLS[base].args)
+     for base, acc in ACCUMULATING.items()}, headers=("irt_linear_acc.h",))
+"""The accumulating linears (runtime/irt_linear_acc.h) take the arguments of the linear they
+add up (the output is the accumulator)."""

@@ -80,11 +80,13 @@ def c_float(x: float) -> str:
 
 
 def subview_pointer(op: memory.SubviewOp, base: str) -> str:
-    """A contiguous window of a buffer as a pointer into it: only the first dimension that
-    is cut may start past 0, the dimensions before it hold one index, those after it whole."""
+    """A contiguous window of a buffer as a pointer into it: the dimensions after the last
+    one that is cut are whole, those before it hold one index (a run of rows, or a piece of
+    one row)."""
     src, sizes, offs = op.source.type.get_shape(), op.result.type.get_shape(), op.static_offsets
-    cut = next((i for i, (n, s) in enumerate(zip(src, sizes, strict=False)) if n != s), len(src))
-    if cut < len(src) and (any(s != 1 for s in sizes[:cut]) or any(o for o in offs[cut + 1:])):
+    cut = max((i for i, (n, s) in enumerate(zip(src, sizes, strict=False)) if n != s),
+              default=len(src))
+    if cut < len(src) and any(s != 1 for s in sizes[:cut]):
         raise IrtoolError(f"C emitter: memory.subview {list(offs)} of {op.source.type} -> "
                           f"{op.result.type} is not contiguous; only leading windows are emitted")
     stride, elements = 1, 0

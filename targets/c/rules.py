@@ -18,6 +18,7 @@ from xdsl.ir import Operation, SSAValue
 from irtool.dialects import quant as q
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
+from irtool.kernels import ACCUMULATING
 from irtool.lowering import ArgMap, KernelCall, LoweringRules
 from irtool.numerics.intops import RMS_MAX_D
 
@@ -74,12 +75,26 @@ def _call(kernel: str, args: Sequence[SSAValue], **params) -> KernelCall:
 
 # fp32 ops ----------------------------------------------------------------------------------
 
+def accumulating(op, call: KernelCall) -> KernelCall:
+    """`call` as is, or for a linear with an `acc` operand its accumulating kernel: the out
+    buffer is the accumulator, updated in place (lower-to-hw copies `acc` into it first when
+    they are different buffers)."""
+    if op.acc is None:
+        return call
+    kernel = ACCUMULATING.get(call.kernel)
+    if kernel is None:
+        raise unsupported(op, f"with an accumulator (no accumulating form of @{call.kernel})")
+    return KernelCall(kernel, call.args, call.params, updates=((op.acc, 0),))
+
+
 def linear(op: tf.LinearOp, arg: ArgMap, outs) -> KernelCall:
     t, k, n = rows(op.input), cols(op.input), rows(op.weight)
     ins = [arg(op.input), arg(op.weight)]
     if op.bias is not None:
-        return _call("irt_linear_bias_f32", [*ins, arg(op.bias), outs[0]], T=t, K=k, N=n)
-    return _call("irt_linear_f32", [*ins, outs[0]], T=t, K=k, N=n)
+        call = _call("irt_linear_bias_f32", [*ins, arg(op.bias), outs[0]], T=t, K=k, N=n)
+    else:
+        call = _call("irt_linear_f32", [*ins, outs[0]], T=t, K=k, N=n)
+    return accumulating(op, call)
 
 
 def lora(op: tf.LoraOp, arg: ArgMap, outs) -> KernelCall:
@@ -215,6 +230,10 @@ def qlinear(op: q.QLinearOp, arg: ArgMap, outs) -> KernelCall:
 
 
 def wlinear(op: q.WLinearOp, arg: ArgMap, outs) -> KernelCall:
+    return accumulating(op, _wlinear(op, arg, outs))
+
+
+def _wlinear(op: q.WLinearOp, arg: ArgMap, outs) -> KernelCall:
     t, k, n = rows(op.input), cols(op.input), rows(op.weight)
     ins = [arg(op.input), arg(op.weight), arg(op.scale)]
     bits, group = op.weight_bits, op.group_size

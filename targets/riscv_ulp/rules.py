@@ -110,7 +110,7 @@ def packable(buffer: SSAValue) -> bool:
 
 def packed_linear(op: tf.LinearOp, arg: ArgMap, outs) -> KernelCall | None:
     f32 = all(str(v.type.element_type) == "f32" for v in (op.input, op.weight))
-    if not outs or not f32 or not packable(arg(op.weight)):
+    if not outs or not f32 or op.acc is not None or not packable(arg(op.weight)):
         return None
     call = portable.linear(op, arg, outs)
     kernel = ("irt_linear_packed_bias_f32" if op.bias is not None

@@ -65,7 +65,9 @@ def siracusa_rules(description: TargetDescription) -> LoweringRules:
             return KernelCall(name, tuple(args), {"T": t, "K": k, "N": n}, engine=NPU)
         return KernelCall(name, tuple(args), {"T": t, "K": k, "N": n, "cores": cluster.cores})
 
-    def linear(op: tf.LinearOp, arg: ArgMap, outs) -> KernelCall:
+    def linear(op: tf.LinearOp, arg: ArgMap, outs) -> KernelCall | None:
+        if op.acc is not None:  # a piece of a row streamed along K: the portable kernel
+            return None
         name, args = with_bias("sir_linear_f32", [arg(op.input), arg(op.weight)], op, arg,
                                outs[0])
         return KernelCall(name, tuple(args), {"T": rows(op.input), "K": cols(op.input),

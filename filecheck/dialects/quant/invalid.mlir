@@ -171,6 +171,16 @@ func.func @dynamic_unsigned(%x: tensor<?x32xf32>) {
 
 // -----
 
+// --- quant.wlinear with an accumulator ---
+
+func.func @wlinear_acc_type(%x: tensor<1x64xf32>, %w: tensor<16x32xui8>, %s: tensor<16x2xf32>, %acc: tensor<1x15xf32>) {
+  %y = quant.wlinear %x, %w, %s acc %acc {bits = 4 : i64, group = 32 : i64} : tensor<1x64xf32>, tensor<16x32xui8>, tensor<16x2xf32> acc tensor<1x15xf32> -> tensor<1x16xf32>
+  func.return
+}
+// CHECK: Operation does not verify: quant.wlinear: the accumulator tensor<1x15xf32> differs from the result tensor<1x16xf32>
+
+// -----
+
 // --- quant.qlinear ---
 
 func.func @qlinear_float_input(%x: tensor<?x64xf32>, %w: tensor<16x64xi8>, %m: tensor<16xf32>, %z: tensor<1xi32>) {

@@ -51,10 +51,14 @@ func.func @linears(%x: tensor<?x64xf32>, %xq: tensor<?x64xi8>, %b: tensor<16xf32
   %y8t = quant.wlinear %x, %w8, %st bias %b {bits = 8 : i64} : tensor<?x64xf32>, tensor<16x64xi8>, tensor<1xf32>, tensor<16xf32> -> tensor<?x16xf32>
   // CHECK-NEXT: %y4 = quant.wlinear %x, %w4, %s4 {bits = 4 : i64, group = 32 : i64} : tensor<?x64xf32>, tensor<16x32xui8>, tensor<16x2xf32> -> tensor<?x16xf32>
   %y4 = quant.wlinear %x, %w4, %s4 {bits = 4 : i64, group = 32 : i64} : tensor<?x64xf32>, tensor<16x32xui8>, tensor<16x2xf32> -> tensor<?x16xf32>
+  // CHECK-NEXT: %y4a = quant.wlinear %x, %w4, %s4 acc %y4 {bits = 4 : i64, group = 32 : i64} : tensor<?x64xf32>, tensor<16x32xui8>, tensor<16x2xf32> acc tensor<?x16xf32> -> tensor<?x16xf32>
+  %y4a = quant.wlinear %x, %w4, %s4 acc %y4 {bits = 4 : i64, group = 32 : i64} : tensor<?x64xf32>, tensor<16x32xui8>, tensor<16x2xf32> acc tensor<?x16xf32> -> tensor<?x16xf32>
   // CHECK-NEXT: %y1 = quant.wlinear %x, %w1, %s {bits = 1 : i64} : tensor<?x64xf32>, tensor<16x8xui8>, tensor<16xf32> -> tensor<?x16xf32>
   %y1 = quant.wlinear %x, %w1, %s {bits = 1 : i64} : tensor<?x64xf32>, tensor<16x8xui8>, tensor<16xf32> -> tensor<?x16xf32>
   // CHECK-NEXT: %y1a4 = quant.wlinear %x, %w1, %s bias %b {bits = 1 : i64, act_bits = 4 : i64, act_group = 32 : i64} : tensor<?x64xf32>, tensor<16x8xui8>, tensor<16xf32>, tensor<16xf32> -> tensor<?x16xf32>
   %y1a4 = quant.wlinear %x, %w1, %s bias %b {bits = 1 : i64, act_bits = 4 : i64, act_group = 32 : i64} : tensor<?x64xf32>, tensor<16x8xui8>, tensor<16xf32>, tensor<16xf32> -> tensor<?x16xf32>
+  // CHECK-NEXT: %y1a4a = quant.wlinear %x, %w1, %s bias %b acc %y1a4 {bits = 1 : i64, act_bits = 4 : i64, act_group = 32 : i64} : tensor<?x64xf32>, tensor<16x8xui8>, tensor<16xf32>, tensor<16xf32> acc tensor<?x16xf32> -> tensor<?x16xf32>
+  %y1a4a = quant.wlinear %x, %w1, %s bias %b acc %y1a4 {bits = 1 : i64, act_bits = 4 : i64, act_group = 32 : i64} : tensor<?x64xf32>, tensor<16x8xui8>, tensor<16xf32>, tensor<16xf32> acc tensor<?x16xf32> -> tensor<?x16xf32>
   func.return
 }
 

@@ -129,6 +129,15 @@ func.func @linear_bias_size(%x: tensor<?x8xf32>) {
 
 // -----
 
+func.func @linear_acc_type(%x: tensor<1x8xf32>, %acc: tensor<1x3xf32>) {
+  %w = transformer.weight "w" : tensor<4x8xf32>
+  %y = transformer.linear %x, %w acc %acc : tensor<1x8xf32>, tensor<4x8xf32> acc tensor<1x3xf32> -> tensor<1x4xf32>
+  func.return
+}
+// CHECK: Operation does not verify: transformer.linear: the accumulator tensor<1x3xf32> differs from the result tensor<1x4xf32>
+
+// -----
+
 func.func @linear_result(%x: tensor<?x8xf32>) {
   %w = transformer.weight "w" : tensor<4x8xf32>
   %y = transformer.linear %x, %w : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<?x8xf32>

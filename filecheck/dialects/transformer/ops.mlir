@@ -32,13 +32,16 @@ func.func @embeddings(%tok: tensor<?xi32>, %tok3: tensor<3xi64>, %pos: index) ->
 
 // -----
 
-// linear with and without bias, matmul plain and with transpose_b, add, mul.
+// linear with and without bias and with an accumulator (y = acc + x w^T (+ b): a piece of
+// rows cut along K by the tile pass), matmul plain and with transpose_b, add, mul.
 
 // CHECK-LABEL: func.func @products(%x: tensor<?x8xf32>, %y: tensor<?x8xf32>) -> tensor<?x?xf32> {
 // CHECK-NEXT:    %w = transformer.weight "w" : tensor<4x8xf32>
 // CHECK-NEXT:    %b = transformer.weight "b" : tensor<4xf32>
 // CHECK-NEXT:    %l0 = transformer.linear %x, %w : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<?x4xf32>
 // CHECK-NEXT:    %l1 = transformer.linear %x, %w bias %b : tensor<?x8xf32>, tensor<4x8xf32>, tensor<4xf32> -> tensor<?x4xf32>
+// CHECK-NEXT:    %l2 = transformer.linear %x, %w acc %l1 : tensor<?x8xf32>, tensor<4x8xf32> acc tensor<?x4xf32> -> tensor<?x4xf32>
+// CHECK-NEXT:    %l3 = transformer.linear %x, %w bias %b acc %l2 : tensor<?x8xf32>, tensor<4x8xf32>, tensor<4xf32> acc tensor<?x4xf32> -> tensor<?x4xf32>
 // CHECK-NEXT:    %m0 = transformer.matmul %l0, %w : (tensor<?x4xf32>, tensor<4x8xf32>) -> tensor<?x8xf32>
 // CHECK-NEXT:    %m1 = transformer.matmul %x, %y {transpose_b = true} : (tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<?x?xf32>
 // CHECK-NEXT:    %a = transformer.add %l0, %l1 : tensor<?x4xf32>
@@ -50,6 +53,8 @@ func.func @products(%x: tensor<?x8xf32>, %y: tensor<?x8xf32>) -> tensor<?x?xf32>
   %b = transformer.weight "b" : tensor<4xf32>
   %l0 = transformer.linear %x, %w : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<?x4xf32>
   %l1 = transformer.linear %x, %w bias %b : tensor<?x8xf32>, tensor<4x8xf32>, tensor<4xf32> -> tensor<?x4xf32>
+  %l2 = transformer.linear %x, %w acc %l1 : tensor<?x8xf32>, tensor<4x8xf32> acc tensor<?x4xf32> -> tensor<?x4xf32>
+  %l3 = transformer.linear %x, %w bias %b acc %l2 : tensor<?x8xf32>, tensor<4x8xf32>, tensor<4xf32> acc tensor<?x4xf32> -> tensor<?x4xf32>
   %m0 = transformer.matmul %l0, %w : (tensor<?x4xf32>, tensor<4x8xf32>) -> tensor<?x8xf32>
   %m1 = transformer.matmul %x, %y {transpose_b = true} : (tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<?x?xf32>
   %a = transformer.add %l0, %l1 : tensor<?x4xf32>
