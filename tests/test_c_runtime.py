@@ -558,6 +558,8 @@ HD8_CASES = [
     (2, 0, 4, 2, 8, 5, 1, [(0, 3), (3, 2), (5, 2)], 2, 1.0),  # ring, 2 rows, wrapped
     (1, 0, 2, 1, 8, 1, 1, [(0, 1), (1, 1)], 1, 1.0),        # capacity 1
     (1, 0, 4, 2, 8, 12, 0, [(0, 12)], 4, 60.0),             # scores 100s apart: the clamp
+    (1, 0, 8, 2, 8, 16, 0, [(0, 9), (9, 1)], 1, 1.0),       # decode, two pairs per kv head
+    (1, 0, 4, 2, 8, 5, 1, [(0, 3), (3, 2), (5, 1)], 1, 1.0),  # ring decode, wrapped, pairs
 ]
 
 
@@ -753,10 +755,10 @@ def innermost_loop(disassembly: str, function: str, macs: int | None = None) -> 
     ("irt_linear_packed", "irt__row", 384, 787),
     # the score pass for two heads, four rows: 32 loads, 56 fmadd.s + 8 fmul.s, 8 stores,
     # 8 fmax.s, 3 loop
-    ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 56, 115),
+    ("irt_attention_hd8", "irt__attend2", 56, 115),
     # the weight-and-value pass (asm) for two heads, two rows: 2 x (2 x (a score load, 12 for
     # the weight, a sum), 8 loads, 16 fmadd.s), 5 loop
-    ("irt_attention_hd8", "irt_cached_attention_hd8_f32", 48, 109),
+    ("irt_attention_hd8", "irt__attend2", 48, 109),
 ])
 def test_inner_loop_cost(target_objects, source, function, macs, max_insns):
     objdump = TARGET_CC.replace("gcc", "objdump")

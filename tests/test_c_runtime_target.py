@@ -53,7 +53,7 @@ def test_linear_packed_residual_on_target(target_runner, T, K, N, inplace):
 
 # the asm pass 2 of irt_cached_attention_hd8_f32 (a pair of query heads: odd and even row
 # counts, both runs of a wrapped ring) and its portable C single-head path, against numpy
-@pytest.mark.parametrize("case", [host.HD8_CASES[i] for i in (1, 2, 3, 6)])
+@pytest.mark.parametrize("case", [host.HD8_CASES[i] for i in (1, 2, 3, 6, 8)])
 def test_cached_attention_hd8_on_target(target_runner, case):
     host.test_cached_attention_hd8(target_runner, *case)
 

@@ -185,6 +185,11 @@ static void irt__weigh2(irt__exp2_poly4 c, irt__shift sa, irt__shift sb, const f
  * row), tracking the maxima; pass 2 turns each pair of scores into weights and accumulates
  * the value row at once (16 accumulators, 2 sums, the polynomial's 5 constants and the 2
  * shifts stay in registers). */
+/* Out of line: called for every pair of query heads, with the loops around it kept small
+ * (inlined into both loops of irt_cached_attention_hd8_f32 it costs more). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static void irt__attend2(const float *restrict qi, float qscale, const irt__rows *keys,
                          const irt__rows *values, float *restrict s, float *restrict oa,
                          float *restrict ob)
@@ -301,6 +306,19 @@ void irt_cached_attention_hd8_f32(const float *restrict q, const float *restrict
     const float qscale = scale * IRT_LOG2E; /* scores in log2 units: p = 2^(s - max) */
     int kvh, i, h, d;
 
+    if (T == 1 && group % 2 == 0) { /* decode, query heads in pairs: this loop alone */
+        const int n = end - first;
+        const int n1 = n < capacity - slot0 ? n : capacity - slot0;
+        const float *kh = kcache + (ptrdiff_t)layer * kv_heads * plane;
+        const float *vh = vcache + (ptrdiff_t)layer * kv_heads * plane;
+        for (kvh = 0; kvh < kv_heads; ++kvh, kh += plane, vh += plane) {
+            const irt__rows keys[2] = {{kh + slot0 * 8, n1}, {kh, n - n1}};
+            const irt__rows values[2] = {{vh + slot0 * 8, n1}, {vh, n - n1}};
+            for (h = 0; h < group; h += 2, q += 16, out += 16)
+                irt__attend2(q, qscale, keys, values, scratch, out, out + 8);
+        }
+        return;
+    }
     for (kvh = 0; kvh < kv_heads; ++kvh) {
         const float *kh = kcache + (ptrdiff_t)(layer * kv_heads + kvh) * plane;
         const float *vh = vcache + (ptrdiff_t)(layer * kv_heads + kvh) * plane;
