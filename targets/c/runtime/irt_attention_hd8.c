@@ -36,21 +36,8 @@ typedef struct {
     do {                                                                                \
         const float k0 = (kp)[0], k1 = (kp)[1], k2 = (kp)[2], k3 = (kp)[3];             \
         const float k4 = (kp)[4], k5 = (kp)[5], k6 = (kp)[6], k7 = (kp)[7];             \
-        float sa = a0 * k0, sb = b0 * k0;                                               \
-        sa = IRT_FMA(a1, k1, sa);                                                       \
-        sb = IRT_FMA(b1, k1, sb);                                                       \
-        sa = IRT_FMA(a2, k2, sa);                                                       \
-        sb = IRT_FMA(b2, k2, sb);                                                       \
-        sa = IRT_FMA(a3, k3, sa);                                                       \
-        sb = IRT_FMA(b3, k3, sb);                                                       \
-        sa = IRT_FMA(a4, k4, sa);                                                       \
-        sb = IRT_FMA(b4, k4, sb);                                                       \
-        sa = IRT_FMA(a5, k5, sa);                                                       \
-        sb = IRT_FMA(b5, k5, sb);                                                       \
-        sa = IRT_FMA(a6, k6, sa);                                                       \
-        sb = IRT_FMA(b6, k6, sb);                                                       \
-        sa = IRT_FMA(a7, k7, sa);                                                       \
-        sb = IRT_FMA(b7, k7, sb);                                                       \
+        float sa, sb;                                                                   \
+        IRT_DOT8_PAIR(sa, sb);                                                          \
         (sp)[0] = sa;                                                                   \
         (sp)[1] = sb;                                                                   \
         xa = IRT_FMAXF(xa, sa);                                                         \

@@ -36,21 +36,10 @@ typedef struct {
         const float k3 = (float)(kp)[3], k4 = (float)(kp)[4], k5 = (float)(kp)[5];      \
         const float k6 = (float)(kp)[6], k7 = (float)(kp)[7];                           \
         const float kscale = (ks);                                                      \
-        float sa = a0 * k0, sb = b0 * k0;                                               \
-        sa = IRT_FMA(a1, k1, sa);                                                       \
-        sb = IRT_FMA(b1, k1, sb);                                                       \
-        sa = IRT_FMA(a2, k2, sa);                                                       \
-        sb = IRT_FMA(b2, k2, sb);                                                       \
-        sa = IRT_FMA(a3, k3, sa);                                                       \
-        sb = IRT_FMA(b3, k3, sb);                                                       \
-        sa = IRT_FMA(a4, k4, sa);                                                       \
-        sb = IRT_FMA(b4, k4, sb);                                                       \
-        sa = IRT_FMA(a5, k5, sa);                                                       \
-        sb = IRT_FMA(b5, k5, sb);                                                       \
-        sa = IRT_FMA(a6, k6, sa);                                                       \
-        sb = IRT_FMA(b6, k6, sb);                                                       \
-        sa = IRT_FMA(a7, k7, sa) * kscale;                                              \
-        sb = IRT_FMA(b7, k7, sb) * kscale;                                              \
+        float sa, sb;                                                                   \
+        IRT_DOT8_PAIR(sa, sb);                                                          \
+        sa *= kscale;                                                                   \
+        sb *= kscale;                                                                   \
         (sp)[0] = sa;                                                                   \
         (sp)[1] = sb;                                                                   \
         xa = IRT_FMAXF(xa, sa);                                                         \

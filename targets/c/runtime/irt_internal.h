@@ -157,6 +157,29 @@ static inline void irt__copy_f32(float *restrict dst, const float *restrict src,
         dst[i] = src[i];
 }
 
+/* Two 8-long dot products over one row k0..k7 (locals of the caller): queries a0..a7 into sa
+ * and b0..b7 into sb, each a chain of fused multiply-adds in index order.  Shared by the
+ * head_dim-8 attention kernels (fp32 and int8 caches), so both score in the same order. */
+#define IRT_DOT8_PAIR(sa, sb)                                                           \
+    do {                                                                                \
+        (sa) = a0 * k0;                                                                 \
+        (sb) = b0 * k0;                                                                 \
+        (sa) = IRT_FMA(a1, k1, (sa));                                                   \
+        (sb) = IRT_FMA(b1, k1, (sb));                                                   \
+        (sa) = IRT_FMA(a2, k2, (sa));                                                   \
+        (sb) = IRT_FMA(b2, k2, (sb));                                                   \
+        (sa) = IRT_FMA(a3, k3, (sa));                                                   \
+        (sb) = IRT_FMA(b3, k3, (sb));                                                   \
+        (sa) = IRT_FMA(a4, k4, (sa));                                                   \
+        (sb) = IRT_FMA(b4, k4, (sb));                                                   \
+        (sa) = IRT_FMA(a5, k5, (sa));                                                   \
+        (sb) = IRT_FMA(b5, k5, (sb));                                                   \
+        (sa) = IRT_FMA(a6, k6, (sa));                                                   \
+        (sb) = IRT_FMA(b6, k6, (sb));                                                   \
+        (sa) = IRT_FMA(a7, k7, (sa));                                                   \
+        (sb) = IRT_FMA(b7, k7, (sb));                                                   \
+    } while (0)
+
 /* ------------------------------------------------------------------ exp without range checks
  * For loops that call exp once per element (softmax inside attention, SiLU): 2^x = 2^n 2^r
  * with n = round(x) and r = x - n in [-1/2, 1/2]; n is rounded by adding a magic number, and
