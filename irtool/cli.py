@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtool.startup import freeze_imported, imports_without_gc
+from irtool.startup import freeze_imported, gc_paused, imports_without_gc
 
 with imports_without_gc():  # numpy and xDSL: see irtool.startup
     from irtool import progress
@@ -32,6 +32,7 @@ with imports_without_gc():  # numpy and xDSL: see irtool.startup
     from irtool.ir_names import VOCAB_ATTR, has_decode
     from irtool.sampling import add_arguments as add_sampling_arguments
     from irtool.sampling import options_from_args
+    freeze_imported()  # before the collector resumes (irtool.startup)
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -158,12 +159,16 @@ def _check_compile_request(module, prompt: list[int], args: argparse.Namespace) 
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
-    with imports_without_gc():
-        from irtool.compile import MAPPING_FILE, CompileOptions, compile_to_c
-        from irtool.frontend.load import DEFAULT_MODEL, import_model
-        from irtool.output_safety import check_project_dir
-        from irtool.quality import EVAL_FILE
-        from irtool.run import parse_token_list
+    with gc_paused():  # its garbage is small, the collector's passes are not (irtool.startup)
+        _compile(args)
+
+
+def _compile(args: argparse.Namespace) -> None:
+    from irtool.compile import MAPPING_FILE, CompileOptions, compile_to_c
+    from irtool.frontend.load import DEFAULT_MODEL, import_model
+    from irtool.output_safety import check_project_dir
+    from irtool.quality import EVAL_FILE
+    from irtool.run import parse_token_list
 
     check_project_dir(Path(args.output), args.force)  # before the work, not after it
     model = Path(args.model) if args.model else DEFAULT_MODEL
