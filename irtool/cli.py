@@ -23,9 +23,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from irtool.startup import freeze_imported, gc_paused, imports_without_gc
+from irtool.startup import (
+    freeze_imported,
+    gc_paused,
+    imports_without_gc,
+    numpy_loaded_single_threaded,
+)
 
-with imports_without_gc():  # numpy and xDSL: see irtool.startup
+with imports_without_gc(), numpy_loaded_single_threaded():  # see irtool.startup
     from irtool import progress
     from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
     from irtool.errors import IrtoolError

@@ -17,6 +17,11 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
+from irtool.startup import numpy_loaded_single_threaded
+
+with numpy_loaded_single_threaded():  # OpenBLAS without its thread pool: irtool.startup
+    pass
+
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import ArgSpecParseError
 from xdsl.xdsl_opt_main import xDSLOptMain

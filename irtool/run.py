@@ -13,7 +13,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import numpy as np
+from irtool.startup import numpy_loaded_single_threaded
+
+with numpy_loaded_single_threaded():  # OpenBLAS without its thread pool: irtool.startup
+    import numpy as np
 
 from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError

@@ -12,11 +12,22 @@ collector resumes, as the first pass would otherwise walk all of it once (0.017 
 its modules (targets, passes, OR-Tools) load lazily while it works, and the cyclic garbage it
 makes is bounded by the IR's size, not the weights' (stories260K: about 5,900 objects freed
 when collected at the end; random 15M: 11,600, peak memory 249 MB either way).
+
+`numpy_loaded_single_threaded()`: OpenBLAS starts one worker thread per core when numpy loads
+and spins them up, which cost `irtool compile` of stories260K 0.10-0.12 s of CPU on 2 cores
+(0.65 -> 0.53 s) although every command pins BLAS to one thread for its tiny matmuls
+(`irtool.blas`). The entry points therefore load numpy with `OPENBLAS_NUM_THREADS=1`, unless
+the user set it; the variable is removed again afterwards, so the programs irtool runs (and a
+process that imports irtool) keep their own settings (as does a user's OPENBLAS_NUM_THREADS,
+GOTO_NUM_THREADS or OMP_NUM_THREADS), and `blas_threads(n)` can still raise
+the count later.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -42,3 +53,22 @@ def freeze_imported() -> None:
     """What exists now (modules, definitions) is never collected again: later collections
     only walk what the command itself makes. For the entry points of short-lived processes."""
     gc.freeze()
+
+
+_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+@contextmanager
+def numpy_loaded_single_threaded() -> Iterator[None]:
+    """numpy imported in the block starts OpenBLAS with one thread (module docstring), unless
+    numpy is loaded already or the user chose a thread count OpenBLAS reads."""
+    if "numpy" in sys.modules or any(name in os.environ for name in _BLAS_THREAD_VARIABLES):
+        yield
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401  (OpenBLAS reads the variable as the library loads)
+
+        yield
+    finally:
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
