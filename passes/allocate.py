@@ -64,6 +64,7 @@ from irtool.dialects import memory
 from irtool.errors import IrtoolError
 from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR, TILE_PLAN_ATTR
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
+from irtool.passes.allocate_bound import capacity_cost_bound
 from irtool.passes.stream_plan import (
     StreamSpec,
     StreamVars,
@@ -294,18 +295,27 @@ def plan_memory(live: Liveness, target: TargetDescription, time_limit: float = 1
 def greedy_meets_lower_bounds(problem: Problem, plan: Mapping[str, Placement]) -> bool:
     """Is `plan` optimal for both objectives of the solver, by bounds alone?
 
-    Access cost: every buffer is in one of its cheapest memories. Peaks: when each buffer has
+    Access cost: every buffer is in one of its cheapest memories, or the plan's cost meets
+    the capacity-aware bound of passes/allocate_bound.py (when the fast memories cannot hold
+    every buffer that would like them). Peaks: when each buffer has
     exactly one cheapest memory, every cost-optimal plan has this plan's spaces, so each
     space's peak must reach the bytes live at once in it (`Liveness.lower_bounds`); with
     ties the spaces could change, and the bound is the bytes of all buffers live at once
     (each space's peak is at least its share of any instant)."""
     forced = True
+    cheapest = True
     for b in problem.buffers:
         costs = [problem.cost(b, m) for m in problem.options[b.name]]
         best = min(costs)
-        if problem.cost(b, problem.target.memory(plan[b.name].space)) != best:
-            return False
+        cheapest = cheapest and problem.cost(b, problem.target.memory(plan[b.name].space)) == best
         forced = forced and costs.count(best) == 1
+    if not cheapest:  # capacity forced some buffer out: does the capacity-aware bound hold it?
+        bound = capacity_cost_bound(problem)
+        cost = sum(problem.cost(b, problem.target.memory(plan[b.name].space))
+                   for b in problem.buffers)
+        if bound is None or cost > bound:
+            return False
+        forced = False  # other plans of that cost may use other spaces
     stacks = problem.stack_heights(plan)
     peaks = problem.peaks(plan)
     peaks = {m.name: max(peaks.get(m.name, 0), stacks[m.name]) for m in problem.target.memories}
