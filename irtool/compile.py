@@ -153,9 +153,9 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
         _extract_kv_cache(module, opts)
         _attach_adapters(module, store, opts)
         return module, store
+    from irtool.blas import blas_threads
     from irtool.ir_names import QUANT_ATTR
     from irtool.passes.quantize import QuantOptions, quantize_module
-    from irtool.quality import blas_threads
 
     if QUANT_ATTR in module.attributes:
         raise IrtoolError(f"the module is already quantized ({QUANT_ATTR} = "

@@ -23,10 +23,12 @@ and not read-only when b is written), with `a = max(alignment of b, alignment of
 
 A greedy plan (first fit by offset, cheapest memory first) is given as a hint, so the solver
 starts from a valid plan and the pass always returns one within the time limit; it is also the
-fallback if the solver finds nothing. When the greedy plan already meets the lower bounds (the
-cheapest memory for every buffer, and peaks equal to the bytes live at once) it is optimal and
-the solver is not run at all (the report says `greedy = lower bound`); OR-Tools is then not even
-imported, which is a third of a second of `irtool compile`. A model that cannot fit raises an
+fallback if the solver finds nothing. When the greedy plan already meets the lower bounds
+(peaks equal to the bytes live at once; the cheapest memory for every buffer, or, when the fast
+memories cannot hold all of them, the capacity-aware bound of passes/allocate_bound.py) it is
+optimal and the solver is not run at all (the report says `greedy = lower bound`); OR-Tools is
+then not even imported (loading it and the two solves: 0.08 s of `irtool compile` of
+stories260K). A model that cannot fit raises an
 `IrtoolError` that names the largest buffers, the bytes over, and what would fit.
 
 The placement is written into the IR: the memory space in the memref type of every global,
@@ -65,19 +67,14 @@ from irtool.errors import IrtoolError
 from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR, TILE_PLAN_ATTR
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
 from irtool.passes.allocate_bound import capacity_cost_bound
-from irtool.passes.stream_plan import (
-    StreamSpec,
-    StreamVars,
-    WindowPlan,
-    add_stream,
-    solved_windows,
-    stream_spec,
-)
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import load_target
 
 if TYPE_CHECKING:  # imported when a solve needs it (ortools pulls in pandas: slow to import)
     from ortools.sat.python import cp_model
+
+    # and the joint tile plan when allocate{tile=true} asks for it
+    from irtool.passes.stream_plan import StreamSpec, StreamVars, WindowPlan
 
 
 def solver_workers() -> int:
@@ -138,9 +135,12 @@ class AllocatePass(ModulePass):
         target = loaded.description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
-        stream = (stream_spec(op, target, self.mac_cycles, self.max_tiles, self.window,
-                              self.tile_cycles + target.core.fork_join_cycles)
-                  if self.tile else None)
+        stream = None
+        if self.tile:  # the joint tile plan (its module loads only then)
+            from irtool.passes.stream_plan import stream_spec
+
+            stream = stream_spec(op, target, self.mac_cycles, self.max_tiles, self.window,
+                                 self.tile_cycles + target.core.fork_join_cycles)
         plan = plan_memory(live, target, self.time_limit, kv_capacity=_kv_capacity(op),
                            kv_option=kv_option, copy_weights=self.copy_weights,
                            weights_in=_names(self.weights_in, target),
@@ -660,6 +660,8 @@ def _add_stream(model: cp_model.CpModel, problem: Problem, choices: list[_Choice
     target = problem.target
     in_source = {c.buffer.name: c for c in choices if c.memory.name == spec.source
                  and any(k.buffer == c.buffer.name for k in spec.candidates)}
+    from irtool.passes.stream_plan import add_stream
+
     stream, windows, cost = add_stream(
         model, spec, {n: c.present for n, c in in_source.items()},
         target.memory(spec.window_space), target.memory(spec.source), problem.scale,
@@ -737,6 +739,8 @@ def _extract(m: _Model, problem: Problem, solver: cp_model.CpSolver) -> dict[str
     chosen = [c for c in m.choices if solver.boolean_value(c.present)]
     out, heights = stack_persistent(problem, {c.buffer.name: c.memory.name for c in chosen})
     if m.stream is not None:  # the windows go right above the persistent stack
+        from irtool.passes.stream_plan import solved_windows
+
         window, rows, cols = solved_windows(problem.stream, m.stream, solver.value,
                                             solver.boolean_value)
         base = _align_up(heights[problem.stream.window_space], m.stream.align)
@@ -790,6 +794,8 @@ def _window_plan(m: _Model, problem: Problem, cost: _Stage) -> WindowPlan | None
         return None
     window, rows, offsets, cols = m.windows
     compute = problem.stream.compute
+    from irtool.passes.stream_plan import WindowPlan
+
     return WindowPlan(problem.stream.window_space, window, offsets, rows,
                       _cp_model().CpSolver().status_name(cost.status),
                       m.cost_value / problem.scale + compute,
