@@ -27,6 +27,7 @@ from irtool.startup import (
     freeze_imported,
     gc_paused,
     imports_without_gc,
+    no_collection_at_exit,
     numpy_loaded_single_threaded,
 )
 
@@ -397,6 +398,7 @@ def run_command(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     freeze_imported()
+    no_collection_at_exit()
     args = build_parser().parse_args(argv)
     progress.set_quiet("--quiet" in argv)
     run_reporting_errors(lambda: run_command(args), wants_debug(argv))

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
-from irtool.startup import numpy_loaded_single_threaded
+from irtool.startup import no_collection_at_exit, numpy_loaded_single_threaded
 
 with numpy_loaded_single_threaded():  # OpenBLAS without its thread pool: irtool.startup
     pass
@@ -165,6 +165,7 @@ class IrToolOptMain(xDSLOptMain):
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = check_numerics.with_default_tolerance(sys.argv[1:] if argv is None else argv)
+    no_collection_at_exit()
     run_reporting_errors(lambda: IrToolOptMain(description=__doc__, args=args).run(),
                          wants_debug(args))
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from irtool.startup import numpy_loaded_single_threaded
+from irtool.startup import no_collection_at_exit, numpy_loaded_single_threaded
 
 with numpy_loaded_single_threaded():  # OpenBLAS without its thread pool: irtool.startup
     import numpy as np
@@ -109,7 +109,9 @@ def _run(runner, tokens: list[int], args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    no_collection_at_exit()
     args = build_parser().parse_args(argv)
+
     def body() -> None:
         with writing(), nonfinite_allowed(args.allow_nonfinite):
             run(args)

@@ -30,6 +30,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import cache
 
 
 def imports_without_gc() -> AbstractContextManager[None]:
@@ -53,6 +54,18 @@ def freeze_imported() -> None:
     """What exists now (modules, definitions) is never collected again: later collections
     only walk what the command itself makes. For the entry points of short-lived processes."""
     gc.freeze()
+
+
+@cache
+def no_collection_at_exit() -> None:
+    """At exit, everything left is frozen before the interpreter shuts down: its shutdown
+    collections then walk nothing (the memory goes back to the system with the process
+    anyway), which saved `irtool compile` of stories260K 0.01-0.02 s of CPU. An `atexit`
+    handler (registered once), so a process that calls an entry point's `main` and goes on
+    (the tests) keeps its collector until it exits."""
+    import atexit
+
+    atexit.register(gc.freeze)
 
 
 _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")

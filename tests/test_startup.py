@@ -48,3 +48,28 @@ def test_a_users_openblas_setting_is_kept():
     if seen["threads"] is None:
         pytest.skip("numpy here is not linked with OpenBLAS")
     assert seen == {"threads": 2, "env": "2"}
+
+
+EXIT_PROBE = """
+import atexit, gc, importlib, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count()))  # runs after main's
+module = importlib.import_module(sys.argv[1])
+gc.unfreeze()
+try:
+    module.main(["--help"])
+except SystemExit:
+    pass
+print("frozen after main:", gc.get_freeze_count())
+made_after_main = [[i] for i in range(50_000)]  # tracked by the collector
+"""
+
+
+@pytest.mark.parametrize("entry_point", ["irtool.cli", "irtool.opt", "irtool.run"])
+def test_entry_points_freeze_everything_at_exit_only(entry_point):
+    """The shutdown collections walk nothing (irtool.startup.no_collection_at_exit), and
+    not before the process exits: a caller of main() keeps its collector."""
+    out = subprocess.run([sys.executable, "-c", EXIT_PROBE, entry_point], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    after_main = int(next(line for line in out if "after main" in line).split(":")[1])
+    at_exit = int(out[-1].split(":")[1]) if out[-1].startswith("frozen at exit") else -1
+    assert at_exit >= after_main + 50_000
