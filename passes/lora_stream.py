@@ -19,6 +19,12 @@ of its slab, DMA'd into the same two windows in program order (after the linear'
 fewest tiles that fit the window the plan chose (rows balanced over them); a slab whose row
 does not fit the window stays read in place.
 
+Selecting the base model alone (-1) at run time moves no adapter bytes and runs no adapter
+kernel: both halves, and each adapter tile's `memory.dma_start` and `memory.dma_wait`, carry
+the run-time guard `adapter_only` (dialects/adapter_guard.py; the half `out = y + B_s t` only
+when `out` is `y`, else it runs to copy `y`, reading no slab). The other tiles' queue is the
+same either way: a skipped tile's window stays unused until the tile two later fills it.
+
 The plan (`irtool.stream`) counts them: their bytes and tiles, and in its modelled cycles the
 adapters' stacks (which the allocation's CP-SAT model charged as read whole in place from the
 slow memory) re-counted as streamed: per tile the DMA set-up, the transfer (not assumed hidden:
@@ -36,6 +42,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from irtool.dialects import memory
 from irtool.dialects import transformer as tf
+from irtool.dialects.adapter_guard import guard_by_adapter
 from irtool.passes.stream_plan import memref_bytes, window_link
 from irtool.passes.tile import Streamed, _rows
 from irtool.targets.description import MemorySpec, TargetDescription
@@ -50,6 +57,10 @@ class AdapterStreamed(Streamed):
         owner = self.weight.owner
         assert isinstance(owner, memory.AdapterSlabOp)
         return owner
+
+    def guarded(self, transfer: Operation) -> Operation:
+        """Only the selected adapter's bytes move, none for the base model alone."""
+        return guard_by_adapter(transfer, self.slab.compiled.value.data)
 
     def source_rows(self, row: int, rows: int) -> list[Operation]:
         """The stack fetched again where the DMA starts, the selected slab, its rows."""
@@ -105,6 +116,11 @@ def split_adapters(fn: func.FuncOp, target: TargetDescription) -> list[memory.Ke
         second, body = memory.KernelOp.build([rank, y, slab_b.result], [result])
         add = tf.LoraUpOp(*body.args, selected=selected)
         body.add_ops([add, memory.YieldOp(add.result)])
+        # the base model alone runs neither half: `t` is read by the second alone, which
+        # leaves `y` as it is (run it when it must copy `y` into an out buffer of its own)
+        guard_by_adapter(first, selected)
+        if result is y:
+            guard_by_adapter(second, selected)
         Rewriter.insert_op([slab_a, slab_b, first, second], InsertPoint.before(kernel))
         Rewriter.erase_op(kernel)
         out += [first, second]

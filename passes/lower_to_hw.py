@@ -32,6 +32,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.traits import SymbolTable
 
 from irtool.dialects import hw, memory
+from irtool.dialects.adapter_guard import copy_guard
 from irtool.errors import IrtoolError
 from irtool.kernels import kernel_signature
 from irtool.lowering import KernelCall, LoweringRules
@@ -67,7 +68,8 @@ class KernelToCall(RewritePattern):
         new = (hw.CallOp(call.kernel, call.args, call.params) if call.engine is None
                else hw.AccelOp(call.engine, call.kernel, call.args, call.params))
         mark_layouts(call, self.by_name)
-        rewriter.replace(op, [*copies, new])
+        # a kernel run only while a task adapter is selected: its call (and copies) too
+        rewriter.replace(op, [copy_guard(op, new) for new in (*copies, new)])
 
 
 def module_globals(module: ModuleOp) -> dict[str, memory.GlobalOp]:

@@ -58,6 +58,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
+from irtool.dialects.adapter_guard import copy_guard
 from irtool.errors import IrtoolError
 from irtool.ir_names import STREAM_ATTR
 from irtool.passes.stream_plan import (
@@ -114,6 +115,10 @@ class Streamed:
         assert self.chunking is not None
         bits = self.weight.type.element_type.bitwidth
         return min(-(-inputs * self.chunking.bits // bits), self.weight.type.get_shape()[1])
+
+    def guarded(self, transfer: Operation) -> Operation:
+        """A DMA op of one of its tiles, as it runs (always: the base model's weights)."""
+        return transfer
 
     def operand(self, inner: SSAValue) -> SSAValue:
         """The kernel's buffer for an operand of the linear."""
@@ -327,7 +332,7 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         # the window alloc at the function's start, so every use comes after it
         Rewriter.insert_op(win, InsertPoint.before(first))
         src = s.source_rows(row, rows) if piece is None else s.source_piece(row, lo, hi)
-        dma = memory.DmaStartOp(src[-1].results[0], win.result)
+        dma = s.guarded(memory.DmaStartOp(src[-1].results[0], win.result))
         Rewriter.insert_op([*src, dma], InsertPoint.before(before))
         tokens[j], windows[j] = dma.token, win.result
 
@@ -342,10 +347,12 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         y = kernel.outs[0]
         for j in js:
             _, row, rows, piece = tiles[j]
-            Rewriter.insert_op(memory.DmaWaitOp(tokens[j]), InsertPoint.before(kernel))
+            wait = s.guarded(memory.DmaWaitOp(tokens[j]))
+            Rewriter.insert_op(wait, InsertPoint.before(kernel))
             out = _subview_cols(y, row, rows)
             pre, new = (s.tile_kernel(windows[j], row, rows, out.result) if piece is None
                         else s.piece_kernel(windows[j], row, piece, out.result))
+            copy_guard(kernel, new)  # a kernel run only with a task adapter: each tile too
             Rewriter.insert_op([out, *pre, new], InsertPoint.before(kernel))
             if j + 2 < len(tiles):  # tile j's window is free again: fetch tile j+2 into it
                 start(j + 2, kernel)

@@ -3,7 +3,8 @@ safetensors adapters written here for stories260K, stored in Flash beside the ba
 program choosing one at run time; qemu's tokens equal the interpreter running the merged
 weights `W + scale * B @ A` (merged here in numpy), for an fp32 base and a w1 base. The
 matrices kept in the external Flash stream through the weight windows (only the selected
-adapter's bytes): none is read there in place.
+adapter's bytes, none for the base model alone, as the program's DMA HAL counts): none is
+read there in place.
 
 Needs the ARM toolchain and qemu-system-arm (scripts/setup.sh installs them) for the qemu
 tests; the error tests need only the models.
@@ -148,6 +149,24 @@ def chosen_and_tokens(output: str) -> tuple[int, list[int]]:
     return int(chosen.group(1)), [int(t) for t in tokens.group(1).split(",") if t]
 
 
+def dma_bytes_per_token(output: str) -> int:
+    """The bytes the program's DMA HAL moved per decode step (it counts every transfer)."""
+    found = re.search(r"^external Flash streamed per token: (\d+) B in ", output, re.M)
+    assert found, output[-3000:]
+    return int(found.group(1))
+
+
+def stream_plan(project: Path) -> dict[str, int]:
+    """The integer entries of the hw-level plan's `irtool.stream` attribute."""
+    from xdsl.dialects.builtin import IntegerAttr
+
+    from irtool.ir_names import STREAM_ATTR
+    from irtool.module_io import read_module
+
+    attr = read_module(project / "model.hw.mlir").attributes[STREAM_ATTR]
+    return {k: v.value.data for k, v in attr.data.items() if isinstance(v, IntegerAttr)}
+
+
 def run(project: Path, *make_args: str) -> tuple[int, list[int]]:
     return chosen_and_tokens(run_output(project, *make_args))
 
@@ -182,9 +201,17 @@ def test_fp32_base_two_adapters_chosen_at_run_time_equal_the_merged_weights(adap
     base = merged_tokens(PROMPT, None)
     want = [merged_tokens(PROMPT, deltas) for _, deltas in adapters]
     assert want[0] != want[1] and base not in want  # each adapter changes the tokens
-    assert run(out) == (0, want[0])  # the first --lora by default
+    # the DMA HAL's bytes per token: the plan's streamed bytes with an adapter, the base
+    # model's alone (no adapter transfer started) without
+    plan = stream_plan(out)
+    assert 0 < plan["adapter_bytes"] < plan["bytes"]
+    output = run_output(out)
+    assert chosen_and_tokens(output) == (0, want[0])  # the first --lora by default
+    assert dma_bytes_per_token(output) == plan["bytes"]
     assert run(out, "ADAPTER=1") == (1, want[1])
-    assert run(out, "ADAPTER=-1") == (-1, base)  # the slab DMA'd, the delta skipped
+    output = run_output(out, "ADAPTER=-1")
+    assert chosen_and_tokens(output) == (-1, base)
+    assert dma_bytes_per_token(output) == plan["bytes"] - plan["adapter_bytes"]
 
 
 def test_w1_base_with_adapters_equals_the_merged_sign_weights(adapters, tmp_path):
@@ -246,18 +273,23 @@ def test_unknown_module_and_shape_mismatch_are_clear_errors(tmp_path):
     assert "--adapter story chooses among --lora adapters, and none was given" in err
 
 
-def test_streamed_adapters_give_the_untiled_logits_in_the_interpreter(adapters):
+@pytest.mark.parametrize("adapter, compiled", [("poem", 1), ("none", -1)])
+def test_streamed_adapters_give_the_untiled_logits_in_the_interpreter(adapters, adapter,
+                                                                      compiled):
     """The memory level after `tile` (adapter kernels split, their slabs DMA'd through the
-    windows) runs in the interpreter with the logits of the placed, untiled level (the
-    `transformer.lora` kernels reading the stacks in place), for the second adapter."""
+    windows) and the hw level after it run in the interpreter with the logits of the placed,
+    untiled level (the `transformer.lora` kernels reading the stacks in place), for the
+    second adapter and for the base model alone, whose adapter transfers and kernels the
+    `adapter_only` guard skips."""
     need("models")
     from irtool.compile import CompileOptions, _run, prepare_for_target
-    from irtool.dialects import memory
+    from irtool.dialects import hw, memory
+    from irtool.dialects.adapter_guard import adapter_guard
     from irtool.frontend.load import import_model
     from irtool.interpreter.runner import ModelRunner
 
     opts = CompileOptions(target="cortex-m7-256k", capacity=CAPACITY,
-                          lora=tuple(spec for spec, _ in adapters), adapter="poem")
+                          lora=tuple(spec for spec, _ in adapters), adapter=adapter)
     module, store = import_model(MODEL)
     module, store = prepare_for_target(module, store, opts)
     target = 'target="cortex-m7-256k"'
@@ -269,7 +301,20 @@ def test_streamed_adapters_give_the_untiled_logits_in_the_interpreter(adapters):
              and memory.space_of(op.result.type) == "xflash"
              and any(isinstance(use.operation, memory.SubviewOp) for use in op.result.uses)]
     assert slabs, "no adapter slab streams"
-    assert all(op.compiled.value.data == 1 for op in slabs)
+    assert all(op.compiled.value.data == compiled for op in slabs)
+    # every transfer of a slab, and its wait, runs only with an adapter; no other does
+    starts = [op for op in tiled.walk() if isinstance(op, memory.DmaStartOp)]
+    from_slab = [op for op in starts if isinstance(op.source.owner.source.owner,
+                                                   memory.AdapterSlabOp)]
+    assert from_slab and all(adapter_guard(op) == compiled for op in from_slab)
+    assert all(adapter_guard(op) is None for op in starts if op not in from_slab)
+    assert all(adapter_guard(use.operation) == adapter_guard(op)
+               for op in starts for use in op.token.uses)
+    lowered = tiled.clone()
+    _run(f"lower-to-hw{{{target}}}", lowered)
+    guarded = {op.kernel for op in lowered.walk()
+               if isinstance(op, hw.CallOp) and adapter_guard(op) is not None}
+    assert guarded == {"irt_linear_f32", "irt_lora_up_f32"}
 
     def logits(m) -> np.ndarray:
         runner = ModelRunner(m, store)
@@ -279,5 +324,6 @@ def test_streamed_adapters_give_the_untiled_logits_in_the_interpreter(adapters):
             rows.append(row)
         return np.concatenate(rows)
 
-    want, got = logits(module), logits(tiled)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    want = logits(module)
+    for got in (logits(tiled), logits(lowered)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())

@@ -40,6 +40,7 @@ from xdsl.interpreter import (
 from xdsl.ir import SSAValue
 
 from irtool.dialects import memory as mem
+from irtool.dialects.adapter_guard import runs_compiled
 from irtool.errors import IrtoolError
 from irtool.weights import WeightStore, numpy_dtype
 
@@ -78,6 +79,8 @@ class DmaToken:
     source: np.ndarray
     dest: np.ndarray
     waited: bool = False
+    skipped: bool = False
+    """Not started: a task adapter's transfer while the base model alone runs."""
 
 
 @dataclass
@@ -166,6 +169,8 @@ class MemoryFunctions(InterpreterFunctions):
 
     @impl(mem.KernelOp)
     def run_kernel(self, interpreter: Interpreter, op: mem.KernelOp, args):
+        if not runs_compiled(op):  # a task adapter's kernel, the base model alone chosen
+            return ()
         n_ins = len(op.ins)
         ins = tuple(_read_only(v) for v in args[:n_ins])
         outs = args[n_ins:]
@@ -187,6 +192,8 @@ class MemoryFunctions(InterpreterFunctions):
     @impl(mem.CopyOp)
     def run_copy(self, interpreter: Interpreter, op: mem.CopyOp, args):
         source, dest = args
+        if not runs_compiled(op):
+            return ()
         dest[...] = source
         return ()
 
@@ -205,6 +212,8 @@ class MemoryFunctions(InterpreterFunctions):
     @impl(mem.DmaStartOp)
     def run_dma_start(self, interpreter: Interpreter, op: mem.DmaStartOp, args):
         source, dest = args
+        if not runs_compiled(op):  # an adapter's bytes, the base model alone chosen: the
+            return (DmaToken(source, dest, skipped=True),)  # wait skips it as well
         dest[...] = source
         return (DmaToken(source, dest),)
 
@@ -213,6 +222,11 @@ class MemoryFunctions(InterpreterFunctions):
         (token,) = args
         if not isinstance(token, DmaToken):
             raise IrtoolError(f"memory.dma_wait: {token!r} is not a DMA token")
+        if token.skipped != (not runs_compiled(op)):
+            raise IrtoolError("memory.dma_wait: the transfer and its wait must carry the same "
+                              f"adapter_only guard ({op})")
+        if token.skipped:
+            return ()
         token.waited = True
         return ()
 

@@ -35,6 +35,7 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import hw, memory
+from irtool.dialects.adapter_guard import adapter_guard
 from irtool.errors import IrtoolError
 from irtool.ir_names import (
     DECODE,
@@ -392,10 +393,10 @@ class CProject:
                 case arith.AddiOp():
                     names[op.result] = f"({name(op.lhs)} + {name(op.rhs)})"
                 case hw.CallOp() | hw.AccelOp():  # an accelerator's driver is C too
-                    body.append(f"  {self.call(op, name)};")
+                    body.append(f"  {_if_adapter(op)}{self.call(op, name)};")
                 case memory.CopyOp():
-                    body.append(f"  memcpy({name(op.dest)}, {name(op.source)}, "
-                                f"{nbytes(op.source.type)}u);")
+                    body.append(f"  {_if_adapter(op)}memcpy({name(op.dest)}, "
+                                f"{name(op.source)}, {nbytes(op.source.type)}u);")
                 case memory.SubviewOp():
                     names[op.result] = subview_pointer(op, name(op.source))
                 case memory.AdapterSlabOp():  # the selected adapter's slab, at run time
@@ -407,10 +408,19 @@ class CProject:
                 case memory.DmaStartOp():
                     token = f"dma{len(names)}"
                     names[op.token] = token
-                    body.append(f"  irt_dma_token_t {token} = irt_dma_start({name(op.dest)}, "
-                                f"{name(op.source)}, {nbytes(op.source.type)}u);")
+                    start = (f"irt_dma_start({name(op.dest)}, {name(op.source)}, "
+                             f"{nbytes(op.source.type)}u)")
+                    if adapter_guard(op) is None:
+                        body.append(f"  irt_dma_token_t {token} = {start};")
+                    else:  # a task adapter's bytes: not moved for the base model alone
+                        body.append(f"  irt_dma_token_t {token} = {{0}};")
+                        body.append(f"  {_if_adapter(op)}{token} = {start};")
                 case memory.DmaWaitOp():
-                    body.append(f"  irt_dma_wait({name(op.token)});")
+                    if adapter_guard(op) != adapter_guard(op.token.owner):
+                        raise IrtoolError(f"C emitter: {op} and its transfer differ in their "
+                                          "adapter_only guard; a transfer and its wait run "
+                                          "under the same condition")
+                    body.append(f"  {_if_adapter(op)}irt_dma_wait({name(op.token)});")
                 case func.ReturnOp():
                     row = f" + {last_row}" if last_row else ""
                     body.append(f"  return {name(op.arguments[0])}{row};")
@@ -457,6 +467,13 @@ class CProject:
                 (out_dir / fname).write_text(text)
             for fname, blob in self.weight_blobs().items():
                 (out_dir / fname).write_bytes(blob)
+
+
+def _if_adapter(op) -> str:
+    """The C condition before a statement that runs only while a task adapter is selected
+    (dialects/adapter_guard.py), or nothing."""
+    compiled = adapter_guard(op)
+    return "" if compiled is None else f"if (irt_adapter_on({compiled}, IRT_ADAPTERS)) "
 
 
 def _scratch(call: hw.CallOp) -> int:

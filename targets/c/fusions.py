@@ -30,6 +30,7 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.traits import SymbolTable
 
 from irtool.dialects import hw, memory
+from irtool.dialects.adapter_guard import adapter_guard
 from irtool.kernels import kernel_signature
 
 Fusion = Callable[[ModuleOp], None]
@@ -96,8 +97,9 @@ def _fuse_one(block: Block, second: str, first: str, carried, build) -> bool:
     ops = list(block.ops)
     index = {op: i for i, op in enumerate(ops)}
     for b_pos, b_call in enumerate(ops):
-        if not (isinstance(b_call, hw.CallOp) and b_call.kernel == second):
-            continue
+        if not (isinstance(b_call, hw.CallOp) and b_call.kernel == second) or (
+                adapter_guard(b_call) is not None):
+            continue  # (a call run only with a task adapter is left as it is)
         for arg_pos, out_pos in carried:
             t = b_call.args[arg_pos]
             where = _positions(t, block, index)
@@ -107,7 +109,7 @@ def _fuse_one(block: Block, second: str, first: str, carried, build) -> bool:
             a_pos = max(before)
             a_call = ops[a_pos]
             if not (isinstance(a_call, hw.CallOp) and a_call.kernel == first
-                    and a_call.args[out_pos] is t):
+                    and a_call.args[out_pos] is t) or adapter_guard(a_call) is not None:
                 continue
             if any(i > b_pos for i in where) and t not in _written(b_call):
                 continue  # the intermediate is read again: it must stay

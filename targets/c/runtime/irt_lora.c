@@ -5,7 +5,8 @@
  * K * N for the base weights. irt_lora_f32 reads the selected adapter's matrices in place;
  * where they stream through a window (the tile pass, passes/lora_stream.py), the program
  * DMAs the slab irt_lora_slab names, A_s x is a linear on the window and irt_lora_up_f32
- * adds B_s (A_s x) to each tile of output rows.
+ * adds B_s (A_s x) to each tile of output rows; the base model alone (-1) skips those
+ * transfers and kernels (irt_adapter_on).
  */
 #include "irt_lora.h"
 
@@ -33,6 +34,13 @@ static void irt_seen_adapters(int adapters)
 {
     if (adapters < irt_adapter_limit)
         irt_adapter_limit = adapters;
+}
+
+int irt_adapter_on(int compiled, int adapters)
+{
+    irt_seen_adapters(adapters);
+    int s = irt_selected_adapter(compiled);
+    return s >= 0 && s < adapters;
 }
 
 int irt_lora_slab(int compiled, int adapters)

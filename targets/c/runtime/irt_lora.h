@@ -19,6 +19,11 @@ int irt_select_adapter(int i);
 /* The adapter the next call uses: the last irt_select_adapter, else `compiled`. */
 int irt_selected_adapter(int compiled);
 
+/* Whether a task adapter (not the base model alone) is selected, `compiled` the default of
+ * a program with `adapters` of them: the condition of a streamed adapter's transfers and
+ * kernels, which the base model alone skips. */
+int irt_adapter_on(int compiled, int adapters);
+
 /* out[t] = y[t] + b[s] @ (a[s] @ x[t]) with s the selected adapter (out = y for -1).
  * x [T][K], y and out [T][N] (out may be y), a [adapters][R][K], b [adapters][N][R],
  * rank [T][R] receives a[s] @ x[t] (the rank-sized scratch of the memory plan). */
@@ -26,7 +31,7 @@ void irt_lora_f32(const float *x, const float *y, const float *a, const float *b
                   float *rank, int T, int K, int N, int R, int adapters, int selected);
 
 /* The slab of a stack of `adapters` matrices the selected adapter uses (0 for the base model
- * alone, whose delta irt_lora_up_f32 skips): the DMA source of a streamed adapter matrix. */
+ * alone, whose transfers irt_adapter_on skips): the DMA source of a streamed adapter matrix. */
 int irt_lora_slab(int compiled, int adapters);
 
 /* out[t] = y[t] + b @ rank[t] for the selected adapter (out = y for -1): rank [T][R] is
