@@ -6,7 +6,7 @@
     irtool compile [MODEL] --target riscv-ulp -o DIR [--prompt TEXT | --prompt-tokens 1,2,3]
                    [--steps N] [--window W | --capacity N]   # then: make -C DIR run
                    [--quant w8|w8a8|w4g32|w1|w1a4] [--kv int8] [--calibration FILE]
-                   [--integer-only]
+                   [--integer-only] [--stream-window BYTES]
     irtool estimate MODEL|config.json --target T [--prefill N] [--positions P] [--json]
                     [--plot FILE.png]
     irtool quantize MODEL --scheme w8|w8a8|w4g32|w1|w1a4|none [--kv int8] [--integer-only]
@@ -212,7 +212,8 @@ def _compile(args: argparse.Namespace) -> None:
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
                           calibration=calibration, quantize_lm_head=args.quantize_lm_head,
                           lora=tuple(args.lora), adapter=args.adapter, prefill=args.prefill,
-                          prefill_tokens=args.prefill_tokens, integer_only=args.integer_only)
+                          prefill_tokens=args.prefill_tokens, integer_only=args.integer_only,
+                          stream_window=args.stream_window)
     if args.prefill_tokens < 0:
         raise IrtoolError("--prefill-tokens must be at least 1 (0: the prompt's length)")
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
@@ -326,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "rest through the decode step")
     comp.add_argument("--time-limit", type=float, default=10.0,
                       help="seconds for the CP-SAT memory allocator")
+    comp.add_argument("--stream-window", type=int, metavar="BYTES",
+                      help="cap on each of the two windows weights stream through from a slow "
+                           "memory (targets with a tile pass, e.g. cortex-m7-256k; default: "
+                           "the size the tile plan finds fastest in the free fast memory)")
     comp.add_argument("--quant", default="none",
                       choices=("none", "w8", "w8a8", "w4g32", "w1", "w1a4"),
                       help="quantize the linear layers (lm_head stays float): w8 int8 weights, "

@@ -62,6 +62,8 @@ class CompileOptions:
     """T of a batched prefill; compile_to_c sets the prompt's length when it is 0."""
     integer_only: bool = False
     """With w8a8: RMSNorm, SiLU and softmax by their integer approximations too."""
+    stream_window: int | None = None
+    """Most bytes per window of streamed weights (see PipelineOptions)."""
 
     @property
     def quantized(self) -> bool:
@@ -71,7 +73,8 @@ class CompileOptions:
         return PipelineOptions(capacity=self.capacity, window=self.window, quant=self.quant,
                                kv=self.kv, calibration=self.calibration,
                                time_limit=self.time_limit, copy_weights=self.copy_weights,
-                               prefill=self.prefill, prefill_tokens=self.prefill_tokens)
+                               prefill=self.prefill, prefill_tokens=self.prefill_tokens,
+                               stream_window=self.stream_window)
 
     def load_target(self) -> Target:
         return load_target(self.target)
@@ -210,6 +213,7 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
     tokens; the project also keeps model.hw.mlir and estimate.json (and with `report`,
     report.html) for `irtool report`."""
     target = opts.load_target()
+    target.check_stream_window(opts.pipeline_options())  # before the work, not after it
     opts = with_prefill_tokens(module, opts, len(prompt))
     workload = _workload(module, opts)  # before the module is lowered in place
     with progress.step("quantizing" if opts.quantized else "extracting the KV cache"):

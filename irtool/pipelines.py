@@ -18,7 +18,7 @@ GENERIC: dict[str, str] = {
 }
 
 _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)(\{(?P<opts>[^{}]*)\})?$")
-_INT_OPTIONS = ("capacity", "window", "prefill_tokens")
+_INT_OPTIONS = ("capacity", "window", "prefill_tokens", "stream_window")
 _TEXT_OPTIONS = ("quant", "kv", "calibration", "prefill")
 
 

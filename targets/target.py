@@ -39,6 +39,10 @@ class PipelineOptions:
     call, each linear a GEMM) or "token" (through `@decode`); None: the target's default."""
     prefill_tokens: int = 0
     """T of the batched prefill (the prompt's length, or a bound); below 2 it is "token"."""
+    stream_window: int | None = None
+    """Most bytes of each window that weights in a slow memory stream through (`irtool
+    compile --stream-window`: the `window` of `allocate{tile=true}` and `tile`); None: the
+    plan's own choice. Only for a target that streams weights (Target.streams_weights)."""
 
     @property
     def quantized(self) -> bool:
@@ -76,6 +80,25 @@ class Target:
     default_prefill = "token"
     """The prefill `irtool compile` uses unless told (PipelineOptions.prefill)."""
 
+    streams_weights = False
+    """Whether the pipeline streams weights through windows in a fast memory (a `tile` pass),
+    the windows PipelineOptions.stream_window caps."""
+
+    def check_stream_window(self, opts: PipelineOptions) -> None:
+        """A clear error for a window cap that is not positive, or given to a target that
+        streams nothing."""
+        cap = opts.stream_window
+        if cap is None:
+            return
+        if cap <= 0:
+            raise IrtoolError(f"--stream-window {cap}: the cap on a weight window must be a "
+                              "positive number of bytes (e.g. --stream-window 4096)")
+        if not self.streams_weights:
+            raise IrtoolError(f"--stream-window {cap}: target '{self.name}' streams no weights "
+                              "through a window (its pipeline has no tile pass); drop "
+                              "--stream-window, or compile for a target that streams them "
+                              "from a slow memory (e.g. cortex-m7-256k)")
+
     def prefill_mode(self, opts: PipelineOptions) -> str:
         """"batched" or "token": the option, else the target's default; "token" when no
         static token count of at least 2 is known."""
@@ -97,6 +120,7 @@ class Target:
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         """The pipeline in named stages (drivers that hold the weights in memory run the
         `quant` stage themselves, with the same options)."""
+        self.check_stream_window(opts)
         t = quote(self.reference)
         quant = []
         if opts.quant == "w8a8" and opts.calibration:

@@ -139,17 +139,23 @@ class M7Target(CTarget):
         kwargs.setdefault("calls", DSP_CALLS)
         return super().from_folder(folder, **kwargs)  # type: ignore[return-value]
 
+    streams_weights = True
+
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         """The generic stages with `tile` after `allocate`: the weights in the external Flash
         stream through a double-buffered SRAM window instead of being read in place; the
-        allocation solves the tile plan with the buffers (`allocate{tile=true}`)."""
+        allocation solves the tile plan with the buffers (`allocate{tile=true}`), each
+        window at most `opts.stream_window` bytes when given."""
         stages = super().stages(opts)
-        lower, n = re.subn(r"(allocate\{[^}]*)\}", r"\1 tile=true}", stages["lower"], count=1)
+        cap = "" if opts.stream_window is None else f" window={opts.stream_window}"
+        lower, n = re.subn(r"(allocate\{[^}]*)\}", lambda m: f"{m[1]} tile=true{cap}}}",
+                           stages["lower"], count=1)
         at = lower.find("lower-to-hw{")
         if n != 1 or at < 0:
             raise IrtoolError("cortex-m7-256k: the generic pipeline changed shape; update "
                               "targets/cortex_m7_256k/target.py")
-        stages["lower"] = f"{lower[:at]}tile{{target={quote(self.reference)}}},{lower[at:]}"
+        stages["lower"] = (f"{lower[:at]}tile{{target={quote(self.reference)}{cap}}},"
+                           f"{lower[at:]}")
         return stages
 
     def write_project(self, module, store, out_dir: Path, *, prompt: Sequence[int],
