@@ -69,7 +69,7 @@ class KernelToCall(RewritePattern):
                else hw.AccelOp(call.engine, call.kernel, call.args, call.params))
         mark_layouts(call, self.by_name)
         # a kernel run only while a task adapter is selected: its call (and copies) too
-        rewriter.replace(op, [copy_guard(op, new) for new in (*copies, new)])
+        rewriter.replace(op, [copy_guard(op, lowered) for lowered in (*copies, new)])
 
 
 def module_globals(module: ModuleOp) -> dict[str, memory.GlobalOp]:
