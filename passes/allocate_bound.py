@@ -28,6 +28,7 @@ there, with four none does, and the bound is the greedy plan's cost.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import combinations_with_replacement, product
 from typing import TYPE_CHECKING
@@ -49,8 +50,8 @@ def capacity_cost_bound(problem: Problem) -> int | None:
               for members, options in groups]
     if any(not options for _, options in groups) or math.prod(counts) > MAX_SPLITS:
         return None
-    transient = [_options(problem, b) for b in problem.buffers
-                 if b.name not in problem.persistent_names]
+    transient = Counter(_options(problem, b) for b in problem.buffers
+                        if b.name not in problem.persistent_names)  # alike ones counted once
     capacity = {m.name: m.capacity for m in problem.target.memories}
     best: int | None = None
     for split in product(*(_splits(len(members), len(options)) for members, options in groups)):
@@ -63,11 +64,11 @@ def capacity_cost_bound(problem: Problem) -> int | None:
         if any(stack[name] > capacity[name] for name in capacity):
             continue
         room = {name: capacity[name] - stack[name] for name in capacity}
-        for size, options in transient:
+        for (size, options), alike in transient.items():
             fitting = [c for name, c in options if size <= room[name]]
             if not fitting:
                 break
-            cost += min(fitting)
+            cost += alike * min(fitting)
         else:
             best = cost if best is None else min(best, cost)
     return best

@@ -28,8 +28,6 @@ int main(int argc, char **argv)
     float *x, *s = NULL, *b = NULL, *y;
     void *w;
     const char *kind;
-    FILE *f;
-    char path[4096];
 
     if (argc != 3) {
         fprintf(stderr, "usage: %s KIND DIR\n", argv[0]);
@@ -66,11 +64,7 @@ int main(int argc, char **argv)
         die("unknown kind", kind);
         return 2;
     }
-    path_of(path, sizeof path, "y.out");
-    f = fopen(path, "wb");
-    if (!f || fwrite(y, 4, (size_t)T * N, f) != (size_t)T * N)
-        die("cannot write", path);
-    fclose(f);
+    save_array("y.out", y, (size_t)T * N, 4);
     free(x), free(y), free(w), free(s), free(b);
     return 0;
 }

@@ -23,30 +23,6 @@
 
 #include "irt_test_io.h"
 
-static float *outputf(size_t count)
-{
-    float *y = (float *)malloc(count * 4 + (count == 0));
-    size_t i;
-    if (!y)
-        die("out of memory for", "y");
-    for (i = 0; i < count; ++i)
-        y[i] = NAN;
-    return y;
-}
-
-static void save_y(const float *y, size_t count)
-{
-    char path[4096];
-    FILE *f;
-    path_of(path, sizeof path, "y.out");
-    f = fopen(path, "wb");
-    if (!f)
-        die("cannot create", path);
-    if (count && fwrite(y, 4, count, f) != count)
-        die("cannot write", path);
-    fclose(f);
-}
-
 /* irt_cached_attention_i8_hd8 on caches [layers][kv_heads][capacity][8] and their scales. */
 static int run_attention(void)
 {
@@ -56,16 +32,10 @@ static int run_attention(void)
     int8_t *kc = (int8_t *)load("kcache", rows * 8, 1);
     int8_t *vc = (int8_t *)load("vcache", rows * 8, 1);
     float *ks = loadf("kscales", rows), *vs = loadf("vscales", rows);
-    float *out = outputf((size_t)T * H * 8), *scratch = outputf(2 * (size_t)cap);
-    char path[4096];
-    FILE *f;
+    float *out = nan_floats((size_t)T * H * 8), *scratch = nan_floats(2 * (size_t)cap);
     irt_cached_attention_i8_hd8(q, kc, ks, vc, vs, out, scratch, geti("layer"), H, KV, cap, T,
                                 geti("end"), geti("ring"), getf("scale"));
-    path_of(path, sizeof path, "out.out");
-    f = fopen(path, "wb");
-    if (!f || fwrite(out, 4, (size_t)T * H * 8, f) != (size_t)T * H * 8)
-        die("cannot write", path);
-    fclose(f);
+    save_array("out.out", out, (size_t)T * H * 8, 4);
     free(q), free(kc), free(vc), free(ks), free(vs), free(out), free(scratch);
     return 0;
 }
@@ -75,7 +45,7 @@ static int run_linear(const char *kernel)
 {
     const int T = geti("T"), K = geti("K"), N = geti("N"), packed = geti("packed");
     float *b = geti("has_bias") ? loadf("bias", N) : NULL;
-    float *y = outputf((size_t)T * N);
+    float *y = nan_floats((size_t)T * N);
     if (strcmp(kernel, "linear_w8") == 0) {
         const int per_tensor = geti("per_tensor");
         float *x = loadf("x", (size_t)T * K), *s = loadf("s", per_tensor ? 1 : N);
@@ -106,7 +76,7 @@ static int run_linear(const char *kernel)
     } else {
         die("unknown kernel", kernel);
     }
-    save_y(y, (size_t)T * N);
+    save_array("y.out", y, (size_t)T * N, 4);
     free(b), free(y);
     return 0;
 }

@@ -35,36 +35,26 @@ static float *load_bias(size_t count)
 /* An output buffer of exactly `count` elements of `size` bytes: floats NaN, else 0x5a. */
 static void *output(size_t count, size_t size, int is_float)
 {
-    void *buf = malloc(count * size + (count == 0));
-    size_t i;
+    void *buf;
+    if (is_float)
+        return nan_floats(count);
+    buf = malloc(count * size + (count == 0));
     if (!buf)
         die("out of memory for", "output");
-    if (is_float) {
-        for (i = 0; i < count; ++i)
-            ((float *)buf)[i] = NAN;
-    } else {
-        memset(buf, 0x5a, count * size);
-    }
+    memset(buf, 0x5a, count * size);
     return buf;
 }
 
 static float *outputf(size_t count)
 {
-    return (float *)output(count, 4, 1);
+    return nan_floats(count);
 }
 
 static void save(const char *name, const void *data, size_t count, size_t size)
 {
-    char file[256], path[4096];
-    FILE *f;
+    char file[256];
     snprintf(file, sizeof file, "%s.out", name);
-    path_of(path, sizeof path, file);
-    f = fopen(path, "wb");
-    if (!f)
-        die("cannot create", path);
-    if (count && fwrite(data, size, count, f) != count)
-        die("cannot write", path);
-    fclose(f);
+    save_array(file, data, count, size);
 }
 
 static int run(const char *kernel)

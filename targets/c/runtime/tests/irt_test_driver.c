@@ -27,29 +27,14 @@
 #include "irt_test_io.h"
 
 
-/* An output buffer of exactly `count` floats, filled with NaN. */
 static float *output(size_t count)
 {
-    float *buf = (float *)malloc(count * 4 + (count == 0));
-    size_t i;
-    if (!buf)
-        die("out of memory for", "output");
-    for (i = 0; i < count; ++i)
-        buf[i] = NAN;
-    return buf;
+    return nan_floats(count);
 }
 
 static void save(const void *data, size_t count)
 {
-    char path[4096];
-    FILE *f;
-    path_of(path, sizeof path, "out.bin");
-    f = fopen(path, "wb");
-    if (!f)
-        die("cannot create", path);
-    if (count && fwrite(data, 4, count, f) != count)
-        die("cannot write", path);
-    fclose(f);
+    save_array("out.bin", data, count, 4);
 }
 
 /* y is x itself when the parameter inplace is 1, else a fresh NaN-filled buffer. */

@@ -10,6 +10,7 @@
 #ifndef IRT_TEST_IO_H
 #define IRT_TEST_IO_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,33 @@ static inline void *load(const char *name, size_t count, size_t size)
 static inline float *loadf(const char *name, size_t count)
 {
     return (float *)load(name, count, 4);
+}
+
+/* An output of exactly `count` floats, every one NaN, so an element the kernel forgets to
+ * write is caught. */
+static inline float *nan_floats(size_t count)
+{
+    float *buf = (float *)malloc(count * 4 + (count == 0));
+    size_t i;
+    if (!buf)
+        die("out of memory for", "output");
+    for (i = 0; i < count; ++i)
+        buf[i] = NAN;
+    return buf;
+}
+
+/* `count` elements of `size` bytes to DIR/FILE. */
+static inline void save_array(const char *file, const void *data, size_t count, size_t size)
+{
+    char path[4096];
+    FILE *f;
+    path_of(path, sizeof path, file);
+    f = fopen(path, "wb");
+    if (!f)
+        die("cannot create", path);
+    if (count && fwrite(data, size, count, f) != count)
+        die("cannot write", path);
+    fclose(f);
 }
 
 #endif /* IRT_TEST_IO_H */
