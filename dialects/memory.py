@@ -282,7 +282,7 @@ class AdapterSlabOp(IRDLOperation):
     `irt_select_adapter`; `compiled` until it is called). A view (same space, contiguous): a
     kernel or a DMA reads one adapter's bytes, not the stack's. For the base model alone
     (s = -1) it is slab 0, and the kernel that adds the delta skips it (a DMA of it, and the
-    kernels on the window, do not run: dialects/adapter_guard.py)."""
+    kernels on the window, do not run: irtool/adapter_guard.py)."""
 
     name = "memory.adapter_slab"
     source = operand_def(MemRefType)

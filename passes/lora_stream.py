@@ -21,7 +21,7 @@ does not fit the window stays read in place.
 
 Selecting the base model alone (-1) at run time moves no adapter bytes and runs no adapter
 kernel: both halves, and each adapter tile's `memory.dma_start` and `memory.dma_wait`, carry
-the run-time guard `adapter_only` (dialects/adapter_guard.py; the half `out = y + B_s t` only
+the run-time guard `adapter_only` (irtool/adapter_guard.py; the half `out = y + B_s t` only
 when `out` is `y`, else it runs to copy `y`, reading no slab). The other tiles' queue is the
 same either way: a skipped tile's window stays unused until the tile two later fills it.
 
@@ -40,9 +40,9 @@ from xdsl.dialects.builtin import IntegerAttr, MemRefType, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
+from irtool.adapter_guard import guard_by_adapter
 from irtool.dialects import memory
 from irtool.dialects import transformer as tf
-from irtool.dialects.adapter_guard import guard_by_adapter
 from irtool.passes.stream_plan import memref_bytes, window_link
 from irtool.passes.tile import Streamed, _rows
 from irtool.targets.description import MemorySpec, TargetDescription

@@ -31,8 +31,8 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.traits import SymbolTable
 
+from irtool.adapter_guard import copy_guard
 from irtool.dialects import hw, memory
-from irtool.dialects.adapter_guard import copy_guard
 from irtool.errors import IrtoolError
 from irtool.kernels import kernel_signature
 from irtool.lowering import KernelCall, LoweringRules

@@ -56,9 +56,9 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
+from irtool.adapter_guard import copy_guard
 from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
-from irtool.dialects.adapter_guard import copy_guard
 from irtool.errors import IrtoolError
 from irtool.ir_names import STREAM_ATTR
 from irtool.passes.stream_plan import (

@@ -282,9 +282,9 @@ def test_streamed_adapters_give_the_untiled_logits_in_the_interpreter(adapters, 
     second adapter and for the base model alone, whose adapter transfers and kernels the
     `adapter_only` guard skips."""
     need("models")
+    from irtool.adapter_guard import adapter_guard
     from irtool.compile import CompileOptions, _run, prepare_for_target
     from irtool.dialects import hw, memory
-    from irtool.dialects.adapter_guard import adapter_guard
     from irtool.frontend.load import import_model
     from irtool.interpreter.runner import ModelRunner
 

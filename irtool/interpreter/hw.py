@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from xdsl.interpreter import Interpreter, InterpreterFunctions, impl, register_impls
 
+from irtool.adapter_guard import runs_compiled
 from irtool.dialects import hw
-from irtool.dialects.adapter_guard import runs_compiled
 from irtool.interpreter.memory import poison_overlapping_outs
 from irtool.kernels import checked_signature
 

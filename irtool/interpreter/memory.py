@@ -39,8 +39,8 @@ from xdsl.interpreter import (
 )
 from xdsl.ir import SSAValue
 
+from irtool.adapter_guard import runs_compiled
 from irtool.dialects import memory as mem
-from irtool.dialects.adapter_guard import runs_compiled
 from irtool.errors import IrtoolError
 from irtool.weights import WeightStore, numpy_dtype
 

@@ -34,8 +34,8 @@ from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import IntegerAttr, MemRefType, ModuleOp
 from xdsl.ir import Operation, SSAValue
 
+from irtool.adapter_guard import adapter_guard
 from irtool.dialects import hw, memory
-from irtool.dialects.adapter_guard import adapter_guard
 from irtool.errors import IrtoolError
 from irtool.ir_names import (
     DECODE,
@@ -471,7 +471,7 @@ class CProject:
 
 def _if_adapter(op) -> str:
     """The C condition before a statement that runs only while a task adapter is selected
-    (dialects/adapter_guard.py), or nothing."""
+    (irtool/adapter_guard.py), or nothing."""
     compiled = adapter_guard(op)
     return "" if compiled is None else f"if (irt_adapter_on({compiled}, IRT_ADAPTERS)) "
 

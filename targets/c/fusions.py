@@ -29,8 +29,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.traits import SymbolTable
 
+from irtool.adapter_guard import adapter_guard
 from irtool.dialects import hw, memory
-from irtool.dialects.adapter_guard import adapter_guard
 from irtool.kernels import kernel_signature
 
 Fusion = Callable[[ModuleOp], None]

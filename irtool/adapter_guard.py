@@ -15,6 +15,9 @@ an adapter (not -1) is selected:
 
 The C emitter prints such an op under `if (irt_adapter_on(compiled, IRT_ADAPTERS))`; the
 interpreter, which runs the compiled choice, runs it when that choice is an adapter (>= 0).
+
+A neutral module beside `irtool.ir_names` (it names an attribute and imports only xDSL), as
+passes, targets and the interpreter all read it.
 """
 
 from __future__ import annotations
