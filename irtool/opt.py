@@ -20,7 +20,7 @@ from typing import IO
 from irtool.startup import no_collection_at_exit, numpy_loaded_single_threaded
 
 with numpy_loaded_single_threaded():  # OpenBLAS without its thread pool: irtool.startup
-    pass
+    import numpy  # noqa: F401  (the passes' numpy, loaded here for that)
 
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import ArgSpecParseError
