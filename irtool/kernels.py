@@ -277,6 +277,8 @@ _SPECS += [
     *_linear_specs("irt_linear_w8_packed", "x w s", "T K N per_tensor", _w8, "w=row_panels16"),
     *_linear_specs("irt_linear_w4g_packed", "x w s", "T K N group", _w4g,
                    "w=row_panels16 s=row_panels16"),
+    # sign x 4-bit through a table of partial sums per group (irt_linear_w1a4_table.h)
+    *_linear_specs("irt_linear_w1a4_table", "x w alpha", "T K N group", _w1a4),
     _spec("irt_embedding_w8", "tokens w s y", "T D per_tensor", "y", _wembedding(8)),
     _spec("irt_embedding_w4g", "tokens w s y", "T D group", "y", _wembedding(4)),
     _spec("irt_embedding_w1", "tokens w s y", "T D", "y", _wembedding(1)),

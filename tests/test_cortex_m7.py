@@ -245,13 +245,13 @@ def test_quantized_schemes_with_int8_kv_print_the_interpreter_tokens(quant, tmp_
     in_place = figure(output, r"^external Flash read in place per generated token: (\d+) B")
     assert streamed + in_place == sections(out / "model.elf")[".xflash"][0] + 64 * 4
     kernel = {"w8": "irt_linear_w8(", "w4g32": "irt_linear_w4g(", "w1": "irt_linear_w1(",
-              "w1a4": "irt_linear_w1a4_m7("}[quant]
+              "w1a4": "irt_linear_w1a4_table("}[quant]
     assert_linears_use(model_c, kernel[:-1])
     # int8 K and V (5 layers x 128 positions x 4 KV heads x 8 dims), one float scale per
     # layer, position and KV head each
     rows = dict(re.findall(r"^\| (.+?) +\| +(\d+) \| +[\d.]+% \|$", output, re.M))
     assert int(rows["KV cache"]) == 2 * (5 * 128 * 4 * 8 + 5 * 128 * 4 * 4)
-    if quant == "w1a4":  # the table kernel (runtime/irt_m7_w1a4.c) against the portable one
+    if quant == "w1a4":  # the shared table kernel (irt_linear_w1a4_table.c) vs the portable
         assert "w1a4 kernel: partial-sum table" in output
         portable = make(out, "-B", "run", "DSP=0").stdout
         assert "w1a4 kernel: portable C" in portable

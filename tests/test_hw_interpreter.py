@@ -187,10 +187,11 @@ def test_quantized_hw_level_equals_the_quant_level(shared_models, golden, scheme
     lower_for_target(module, CompileOptions(capacity=QUANT_CAPACITY, time_limit=5))
     decode = _decode(module)
     kernels = {op.kernel for op in decode.walk() if isinstance(op, hw.CallOp)}
-    # riscv-ulp runs w8, w8a8 and w4g32 on 16-row panels (a storage layout: same reference)
+    # riscv-ulp runs w8, w8a8 and w4g32 on 16-row panels (a storage layout: same reference),
+    # w1a4 through its table of partial sums (the same contract)
     expected = {"w8": "irt_linear_w8_packed", "w8a8": "irt_linear_w8a8_packed",
                 "w4g32": "irt_linear_w4g_packed", "w1": "irt_linear_w1",
-                "w1a4": "irt_linear_w1a4"}[scheme]
+                "w1a4": "irt_linear_w1a4_table"}[scheme]
     assert expected in kernels
     assert ("irt_kv_write_i8" in kernels) == (kv == "int8")
     assert not any(op.name.startswith("quant.") for op in decode.walk())

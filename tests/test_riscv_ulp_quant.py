@@ -156,6 +156,10 @@ def test_low_bit_on_qemu_prints_the_interpreter_tokens(build, label, golden):
     run = build(label).project.qemu
     assert len(run.tokens) == golden["n_new"]
     assert run.tokens == build(label).interp_tokens
+    if label == "w1a4":  # riscv-ulp's rule chose the shared partial-sum table for every linear
+        model_c = (build(label).project.dir / "model.c").read_text()
+        calls = set(re.findall(r"\b(irt_linear_w1a4\w*)\(", model_c))
+        assert calls == {"irt_linear_w1a4_table"}, calls
 
 
 # --- memory: Flash holds the quantized weights ------------------------------------------------

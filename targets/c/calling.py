@@ -55,7 +55,8 @@ def _calls(entries: Mapping[str, tuple[str, str]]) -> dict[str, CCall]:
 
 
 # Quantized kernels a target chooses from shapes: the linears over weights in 16-row panels
-# (irt_linear_packed_q.h), attention over the int8 cache for 8-wide heads (irt_attention_q.h).
+# (irt_linear_packed_q.h), attention over the int8 cache for 8-wide heads (irt_attention_q.h),
+# sign x 4-bit through a table of partial sums (irt_linear_w1a4_table.h).
 _SHAPED_Q_CALLS = _calls({
     "irt_cached_attention_i8_hd8": ("irt_cached_attention_i8_hd8",
         "op:q op:kcache op:kscales op:vcache op:vscales op:out SCRATCH p:layer p:heads  "
@@ -72,6 +73,10 @@ _SHAPED_Q_CALLS = _calls({
         "op:x op:w op:s NULL op:y p:T p:K p:N p:group"),
     "irt_linear_w4g_packed_bias": ("irt_linear_w4g_packed",
         "op:x op:w op:s op:b op:y p:T p:K p:N p:group"),
+    "irt_linear_w1a4_table": ("irt_linear_w1a4_table",
+        "op:x op:w op:alpha NULL op:y p:T p:K p:N p:group"),
+    "irt_linear_w1a4_table_bias": ("irt_linear_w1a4_table",
+        "op:x op:w op:alpha op:b op:y p:T p:K p:N p:group"),
 })
 
 
@@ -147,7 +152,8 @@ PORTABLE_CALLS = CCalls(_calls({
 }), headers=("irt_kernels.h", "irt_quant.h", "irt_intops.h", "irt_lora.h",
                   "irt_embedding_q.h")).extended(
     _calls({"irt_relu_f32": ("irt_relu_f32", "op:x op:y p:n")}), headers=("irt_relu.h",)).extended(
-    _SHAPED_Q_CALLS, headers=("irt_linear_packed_q.h", "irt_attention_q.h"))
+    _SHAPED_Q_CALLS, headers=("irt_linear_packed_q.h", "irt_attention_q.h",
+                              "irt_linear_w1a4_table.h"))
 PORTABLE_CALLS = PORTABLE_CALLS.extended(
     {acc: CCall(acc.replace("_bias", ""), PORTABLE_CALLS[base].args)
      for base, acc in ACCUMULATING.items()}, headers=("irt_linear_acc.h",))

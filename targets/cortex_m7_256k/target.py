@@ -85,8 +85,8 @@ RUN_RULES = """
 NM ?= arm-none-eabi-nm
 ifeq ($(DSP),0)
 # the portable kernels instead of the target's own: the DSP extension's SMLAD
-# (runtime/irt_m7_dsp.h) and the w1a4 partial-sum table (runtime/irt_m7_w1a4.h)
-CFLAGS_COMMON += -DIRT_NO_DSP
+# (runtime/irt_m7_dsp.h) and the shared w1a4 partial-sum table (irt_linear_w1a4_table.h)
+CFLAGS_COMMON += -DIRT_NO_DSP -DIRT_NO_W1A4_TABLE
 endif
 
 irt_hartcount.so: irt_hartcount_plugin.c
@@ -117,16 +117,13 @@ DSP_CALLS = PORTABLE_CALLS.extended({
     "irt_linear_w8a8_bias": CCall("irt_linear_w8a8_m7",
                                   ("op:xq", "val:zx", "op:w", "op:m", "op:b", "op:y", "p:T",
                                    "p:K", "p:N")),
-    # sign x 4-bit through a table of partial sums (runtime/irt_m7_w1a4.c)
-    "irt_linear_w1a4": CCall("irt_linear_w1a4_m7",
-                             ("op:x", "op:w", "op:alpha", "NULL", "op:y", "p:T", "p:K", "p:N",
-                              "p:group")),
-    "irt_linear_w1a4_bias": CCall("irt_linear_w1a4_m7",
-                                  ("op:x", "op:w", "op:alpha", "op:b", "op:y", "p:T", "p:K",
-                                   "p:N", "p:group")),
-}, headers=("irt_m7_dsp.h", "irt_m7_w1a4.h"))
+    # sign x 4-bit through the shared table of partial sums (irt_linear_w1a4_table.c of the
+    # portable runtime, riscv-ulp's choice too)
+    "irt_linear_w1a4": PORTABLE_CALLS["irt_linear_w1a4_table"],
+    "irt_linear_w1a4_bias": PORTABLE_CALLS["irt_linear_w1a4_table_bias"],
+}, headers=("irt_m7_dsp.h",))
 """The portable C calls, with the int8 x int8 linear layer taken by runtime/irt_m7_dsp.c and
-the 1-bit x 4-bit one by runtime/irt_m7_w1a4.c."""
+the 1-bit x 4-bit one by the portable runtime's table kernel (irt_linear_w1a4_table.c)."""
 
 
 class M7Target(CTarget):

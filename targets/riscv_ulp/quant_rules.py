@@ -9,6 +9,11 @@ Instructions per multiply-accumulate on this core: w8 3.1 (was 3.6), w4g 3.7 (wa
 w8a8 3.3 (was 4.25). A weight that anything else reads (an embedding tied to a quantized
 classifier) keeps its row-major layout and the portable kernels.
 
+A `quant.wlinear` with sign weights and 4-bit activations (w1a4) runs
+`irt_linear_w1a4_table` (the portable runtime's, shared with cortex-m7-256k): per group of
+activation codes a table of partial sums per 4 codes, then one lookup and one add per 4 sign
+weights of a row, bit-exact with the portable kernel.
+
 A `quant.cached_attention` with head_dim 8 runs `irt_cached_attention_i8_hd8`: the layout of
 riscv-ulp's float hd8 attention (two query heads per pass over the cache, the max tracked while
 scoring, an exp without range checks) over the int8 rows.
@@ -91,6 +96,17 @@ def packed_qlinear(op: q.QLinearOp, arg: ArgMap, outs) -> KernelCall | None:
     return _packed(portable.qlinear(op, arg, outs), op, arg) if outs else None
 
 
+_TABLE = {"irt_linear_w1a4": "irt_linear_w1a4_table",
+          "irt_linear_w1a4_bias": "irt_linear_w1a4_table_bias"}
+
+
+def w1a4_table(op: q.WLinearOp, arg: ArgMap, outs) -> KernelCall | None:
+    """Sign weights x 4-bit activations (not accumulating): the partial-sum table kernel."""
+    call = portable.wlinear(op, arg, outs) if outs else None
+    kernel = _TABLE.get(call.kernel) if call is not None else None
+    return None if kernel is None else KernelCall(kernel, call.args, call.params)
+
+
 def cached_attention_i8_hd8(op: q.CachedAttentionOp, arg: ArgMap, outs) -> KernelCall | None:
     """8-wide heads over the int8 cache: `irt_cached_attention_i8_hd8` (the float softmax
     only; --integer-only keeps its integer one)."""
@@ -100,5 +116,6 @@ def cached_attention_i8_hd8(op: q.CachedAttentionOp, arg: ArgMap, outs) -> Kerne
     return KernelCall("irt_cached_attention_i8_hd8", call.args, call.params)
 
 
-RULES = [(q.WLinearOp, packed_wlinear), (q.QLinearOp, packed_qlinear),
+RULES = [(q.WLinearOp, w1a4_table), (q.WLinearOp, packed_wlinear),
+         (q.QLinearOp, packed_qlinear),
          (q.CachedAttentionOp, cached_attention_i8_hd8)]

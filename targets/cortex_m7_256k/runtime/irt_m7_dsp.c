@@ -16,7 +16,8 @@
  * moved to the FPU, converted and multiplied there, so SXTB16/SMLAD replace none of the three.
  * w1a4 (integer codes) measured a USADA8 variant (byte lanes, a nibble mask per 4 weights,
  * 4 rows per pass) at 1,768,278 instructions per token against 2,029,515 portable, and a
- * table of partial sums without the extension at 1,503,879 (irt_m7_w1a4.c, which is used).
+ * table of partial sums without the extension at 1,503,879 (used: the portable runtime's
+ * irt_linear_w1a4_table.c, shared with riscv-ulp).
  */
 #include "irt_m7_dsp.h"
 

@@ -9,8 +9,8 @@
 #include <stdio.h>
 
 #include "irt_dma.h"
+#include "irt_linear_w1a4_table.h"
 #include "irt_m7_dsp.h"
-#include "irt_m7_w1a4.h"
 #include "irt_m7_plan.h"
 #include "irt_m7_report.h"
 #include "irt_target.h"
@@ -30,8 +30,8 @@ void irt_m7_report(uint64_t instructions, int calls)
     double copies = 0, stall = 0;
     printf("DSP extension kernels: %s\n",
            irt_m7_dsp_enabled() ? "on (SMLAD for int8 x int8)" : "off (portable C)");
-    printf("w1a4 kernel: %s\n", irt_m7_w1a4_table_enabled()
-                                     ? "partial-sum table (irt_m7_w1a4.c)"
+    printf("w1a4 kernel: %s\n", irt_linear_w1a4_table_enabled()
+                                     ? "partial-sum table (irt_linear_w1a4_table.c)"
                                      : "portable C (irt_linear_w1a4)");
     printf("external Flash read in place per generated token: %lu B (%.0f cycles at %.1f "
            "cycles/B, not hidden)\n",

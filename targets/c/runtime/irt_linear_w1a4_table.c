@@ -1,5 +1,5 @@
 /*
- * irt_m7_w1a4.c - sign weights x 4-bit activations with a table of partial sums per group.
+ * irt_linear_w1a4_table.c - sign weights x 4-bit activations with a table of partial sums per group.
  *
  * The group's codes are quantized as irt_quantize_act_a4 does; then for each nibble
  * position p (codes 4p .. 4p+3) a 16-entry table holds sum_j (bit j ? +xq : -xq) for every
@@ -17,23 +17,23 @@
  * comes from the row's own bits, and packing two looked-up int16 into one register for a
  * SIMD add costs the add it would save.
  */
-#include "irt_m7_w1a4.h"
+#include "irt_linear_w1a4_table.h"
 
 #include <stddef.h>
 #include <string.h>
 
 #include "irt_quant.h"
 
-int irt_m7_w1a4_table_enabled(void)
+int irt_linear_w1a4_table_enabled(void)
 {
-#if defined(IRT_NO_DSP)
+#if defined(IRT_NO_W1A4_TABLE)
     return 0;
 #else
     return 1;
 #endif
 }
 
-#if !defined(IRT_NO_DSP)
+#if !defined(IRT_NO_W1A4_TABLE)
 
 /* 2^e as a float32, exact for -149 <= e <= 127 (subnormal below -126). */
 static float irt__pow2f_w1a4(int e)
@@ -107,12 +107,13 @@ static void irt__w1a4_rows(const float *xt, const uint8_t *wbits, float *yt, int
             yt[n] = 0.0f;
 }
 
-#endif /* !IRT_NO_DSP */
+#endif /* !IRT_NO_W1A4_TABLE */
 
-void irt_linear_w1a4_m7(const float *x, const uint8_t *wbits, const float *alpha,
-                        const float *bias_or_null, float *y, int T, int K, int N, int group)
+void irt_linear_w1a4_table(const float *x, const uint8_t *wbits, const float *alpha,
+                           const float *bias_or_null, float *y, int T, int K, int N,
+                           int group)
 {
-#if !defined(IRT_NO_DSP)
+#if !defined(IRT_NO_W1A4_TABLE)
     if (group >= 8 && group % 8 == 0 && group <= IRT_W1A4_MAX_GROUP) {
         for (int t = 0; t < T; ++t) {
             float *yt = y + (size_t)t * N;
