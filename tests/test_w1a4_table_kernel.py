@@ -35,10 +35,12 @@ STORIES_CASES = [(1, 64, 64, 32), (1, 64, 32, 32), (1, 64, 172, 32), (1, 172, 64
                  (2, 172, 64, 32)]
 
 
-@pytest.fixture(scope="module")
-def table_runner(tmp_path_factory) -> QuantRunner:
+@pytest.fixture(scope="module", params=["unaligned-words", "aligned-words-or-bytes"])
+def table_runner(request, tmp_path_factory) -> QuantRunner:
+    """The driver with the kernel as the host builds it (a word load anywhere, as on the
+    Cortex-M7) and as RV32 does (word loads for rows on a word boundary, bytes otherwise)."""
     need("cc")
-    build = tmp_path_factory.mktemp("irt_w1a4_table_build")
+    build = tmp_path_factory.mktemp(f"irt_w1a4_table_{request.param}")
     driver = build / "driver.o"
     # only the driver's call is renamed; irt_quant.c keeps the portable kernel, and the table
     # kernel is one of the runtime sources every driver is linked with
@@ -46,8 +48,10 @@ def table_runner(tmp_path_factory) -> QuantRunner:
            "-c", str(DRIVER_SOURCE), "-o", str(driver)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    exe = compile_driver(HOST_CC, HOST_FLAGS, driver, build / "irt_w1a4_table_driver")
-    return QuantRunner(exe, tmp_path_factory.mktemp("irt_w1a4_table_runs"))
+    flags = HOST_FLAGS if request.param == "unaligned-words" else [
+        *HOST_FLAGS, "-DIRT_W1A4_UNALIGNED_WORDS=0"]
+    exe = compile_driver(HOST_CC, flags, driver, build / "irt_w1a4_table_driver")
+    return QuantRunner(exe, tmp_path_factory.mktemp(f"irt_w1a4_table_runs_{request.param}"))
 
 
 @pytest.mark.parametrize("T,K,N,group", W1A4_CASES + STORIES_CASES)

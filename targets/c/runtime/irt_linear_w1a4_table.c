@@ -1,21 +1,29 @@
 /*
- * irt_linear_w1a4_table.c - sign weights x 4-bit activations with a table of partial sums per group.
+ * irt_linear_w1a4_table.c - sign weights x 4-bit activations with a table of partial sums.
  *
- * The group's codes are quantized as irt_quantize_act_a4 does; then for each nibble
+ * The codes of a row are quantized as irt_quantize_act_a4 does; then for each nibble
  * position p (codes 4p .. 4p+3) a 16-entry table holds sum_j (bit j ? +xq : -xq) for every
- * nibble of weight bits (16 adds, built once per group and shared by all N rows).  A row's
- * exact int32 group sum is then one lookup and one add per 4 weights: for groups of 32 one
- * word of weight bits, 8 UBFX + 8 LDRSH + 8 ADD.  The float part (a term per group scaled by
- * the exact 2^e, summed in increasing group order, then alpha and bias) is irt_linear_w1a4's,
- * so the result is bit for bit the same.
+ * nibble of weight bits (15 adds, built once per row of activations and shared by all N
+ * rows of weights).  A row's exact int32 group sum is then one lookup and one add per 4
+ * weights: for groups of 32 one word of weight bits (Cortex-M7: 8 UBFX + 8 LDRSH + 8 ADD;
+ * RV32: SRLI, ANDI, ADD, LH, ADD per nibble, the index pre-scaled by the shift).  The float
+ * part (a term per group scaled by the exact 2^e, summed in increasing group order, then
+ * alpha and bias) is irt_linear_w1a4's, so the result is bit for bit the same.
  *
- * Measured on qemu-system-arm (stories260K w1a4 --kv int8, TCG plugin, instructions per
- * generated token, under load): portable irt_linear_w1a4 2,029,515; a DSP-extension variant
- * (codes as byte lanes, a nibble mask per 4 weights, USADA8 adding 4 lanes: 5 instructions
- * per 4 weights, shared by 4 rows) 1,768,278; this table 1,503,879 (3 instructions per 4
- * weights; 1,610,583 without the one-word path for groups of 32).  The DSP extension cannot shorten the table's loop: each lookup's index
- * comes from the row's own bits, and packing two looked-up int16 into one register for a
- * SIMD add costs the add it would save.
+ * The tables of up to IRT__W1A4_SPAN inputs (several groups) are built at once, and each
+ * weight row runs through all of their groups with its float sum in a register: one store
+ * per row instead of a load and a store per row and group, and alpha and bias applied there.
+ *
+ * Measured (stories260K w1a4, exact instructions per generated token, under load):
+ * cortex-m7-256k (--kv int8, 16 tokens, TCG plugin): portable irt_linear_w1a4 2,029,515; a
+ * DSP-extension variant (codes as byte lanes, a nibble mask per 4 weights, USADA8 adding 4
+ * lanes: 5 instructions per 4 weights, shared by 4 rows) 1,768,278; the table one group at a
+ * time 1,503,347 (1,610,583 without the one-word path for groups of 32); this layout
+ * 1,466,366.  The DSP extension cannot shorten the table's loop: each lookup's index comes
+ * from the row's own bits, and packing two looked-up int16 into one register for a SIMD add
+ * costs the add it would save.  riscv-ulp (64 tokens, minstret): portable 1,228,758; the table
+ * one group at a time 947,218 (its words copied byte by byte: RV32 gcc assumes strict
+ * alignment); this layout, word loads where the row is aligned, 746,123.
  */
 #include "irt_linear_w1a4_table.h"
 
@@ -23,6 +31,10 @@
 #include <string.h>
 
 #include "irt_quant.h"
+
+/* Inputs whose tables are built at once (a multiple of 8 >= IRT_W1A4_MAX_GROUP): 1 KiB of
+ * int16 entries on the stack. */
+#define IRT__W1A4_SPAN 128
 
 int irt_linear_w1a4_table_enabled(void)
 {
@@ -46,35 +58,85 @@ static float irt__pow2f_w1a4(int e)
     return c.f;
 }
 
-/* table[p][nibble] for the nibble positions of one group of len codes (zeros past len). */
-static void irt__w1a4_table(const int8_t *xq, int len, int positions, int16_t (*table)[16])
+/* table[p][nibble] for the codes xq[4p .. 4p+3], p < positions: t0 has every bit clear,
+ * each set bit j adds 2 * xq[4p+j]. */
+static void irt__w1a4_tables(const int8_t *xq, int positions, int16_t (*table)[16])
 {
-    for (int p = 0; p < positions; ++p) {
+    for (int p = 0; p < positions; ++p, xq += 4) {
         int16_t *t = table[p];
-        int32_t v[4];
-        for (int j = 0; j < 4; ++j)
-            v[j] = 4 * p + j < len ? xq[4 * p + j] : 0;
-        t[0] = (int16_t)(-(v[0] + v[1] + v[2] + v[3]));
-        for (int j = 0; j < 4; ++j) {
-            const int16_t d = (int16_t)(2 * v[j]);
-            for (int m = 0; m < (1 << j); ++m)
-                t[m | (1 << j)] = (int16_t)(t[m] + d);
-        }
+        const int32_t v0 = xq[0], v1 = xq[1], v2 = xq[2], v3 = xq[3];
+        const int32_t a0 = -(v0 + v1 + v2 + v3), a1 = a0 + 2 * v0, a2 = a0 + 2 * v1;
+        const int32_t a3 = a1 + 2 * v1, d2 = 2 * v2, d3 = 2 * v3;
+        const int32_t b0 = a0 + d2, b1 = a1 + d2, b2 = a2 + d2, b3 = a3 + d2;
+        t[0] = (int16_t)a0, t[1] = (int16_t)a1, t[2] = (int16_t)a2, t[3] = (int16_t)a3;
+        t[4] = (int16_t)b0, t[5] = (int16_t)b1, t[6] = (int16_t)b2, t[7] = (int16_t)b3;
+        t[8] = (int16_t)(a0 + d3), t[9] = (int16_t)(a1 + d3), t[10] = (int16_t)(a2 + d3);
+        t[11] = (int16_t)(a3 + d3), t[12] = (int16_t)(b0 + d3), t[13] = (int16_t)(b1 + d3);
+        t[14] = (int16_t)(b2 + d3), t[15] = (int16_t)(b3 + d3);
     }
 }
 
-/* The group sum of one row from its nbytes bytes of weight bits. */
-static int32_t irt__w1a4_row_sum(const uint8_t *wb, int nbytes, const int16_t (*t)[16])
+/* Where the core loads unaligned words, memcpy of 4 bytes is one load; elsewhere (RV32: gcc
+ * assumes strict alignment and would copy bytes) a row is read by words when it starts on a
+ * word boundary, else (rows of K % 32 != 0 inputs) by bytes. */
+#if defined(__GNUC__) /* the row loops below are specialised for each word access */
+#define IRT__W1A4_INLINE __attribute__((always_inline)) inline
+#else
+#define IRT__W1A4_INLINE inline
+#endif
+
+/* 1 where memcpy of 4 bytes is one load; -DIRT_W1A4_UNALIGNED_WORDS=0 builds RV32's paths
+ * on the host (tests/test_w1a4_table_kernel.py). */
+#if !defined(IRT_W1A4_UNALIGNED_WORDS)
+#if defined(__ARM_FEATURE_UNALIGNED) || defined(__x86_64__) || defined(__i386__)
+#define IRT_W1A4_UNALIGNED_WORDS 1
+#else
+#define IRT_W1A4_UNALIGNED_WORDS 0
+#endif
+#endif
+
+/* The 32 weight bits at wb as one word (wb 4-aligned when `aligned`); bit j of byte i is
+ * bit 8i + j, so a word load needs a little-endian core (Cortex-M, RV32, x86). */
+static IRT__W1A4_INLINE uint32_t irt__w1a4_word(const uint8_t *wb, int aligned)
+{
+    uint32_t c;
+    if (IRT_W1A4_UNALIGNED_WORDS) {
+        memcpy(&c, wb, sizeof c);
+    } else if (aligned) {
+#if defined(__GNUC__)
+        memcpy(&c, __builtin_assume_aligned(wb, 4), sizeof c);
+#else
+        memcpy(&c, wb, sizeof c);
+#endif
+    } else {
+        c = (uint32_t)wb[0] | (uint32_t)wb[1] << 8 | (uint32_t)wb[2] << 16
+            | (uint32_t)wb[3] << 24;
+    }
+    return c;
+}
+
+/* The exact sum of a group of 32 from its one word of weight bits c and its 8 tables. */
+static IRT__W1A4_INLINE int32_t irt__w1a4_word_sum(uint32_t c, const int16_t (*t)[16])
+{
+    return t[0][c & 15u] + t[1][(c >> 4) & 15u] + t[2][(c >> 8) & 15u]
+           + t[3][(c >> 12) & 15u] + t[4][(c >> 16) & 15u] + t[5][(c >> 20) & 15u]
+           + t[6][(c >> 24) & 15u] + t[7][c >> 28];
+}
+
+/* acc plus the terms of `full` groups of 32 of one row from w (4-aligned when `aligned`). */
+static IRT__W1A4_INLINE float irt__w1a4_groups32(float acc, const uint8_t *w,
+                                                 const int16_t (*t)[16], const float *sx,
+                                                 int full, int aligned)
+{
+    for (int g = 0; g < full; ++g, w += 4, t += 8)
+        acc = acc + (float)irt__w1a4_word_sum(irt__w1a4_word(w, aligned), t) * sx[g];
+    return acc;
+}
+
+/* The exact sum of a group from its nbytes bytes of weight bits (2 tables per byte). */
+static int32_t irt__w1a4_bytes_sum(const uint8_t *wb, int nbytes, const int16_t (*t)[16])
 {
     int32_t acc = 0;
-    if (nbytes == 4) { /* a group of 32: one word of bits (LDR reads unaligned words) */
-        uint32_t c;
-        memcpy(&c, wb, sizeof c);
-        acc = t[0][c & 15u] + t[1][(c >> 4) & 15u] + t[2][(c >> 8) & 15u]
-              + t[3][(c >> 12) & 15u] + t[4][(c >> 16) & 15u] + t[5][(c >> 20) & 15u]
-              + t[6][(c >> 24) & 15u] + t[7][c >> 28];
-        return acc;
-    }
     for (int p = 0; p < nbytes; ++p, t += 2) {
         const uint32_t c = wb[p];
         acc += t[0][c & 15u] + t[1][c >> 4];
@@ -82,29 +144,61 @@ static int32_t irt__w1a4_row_sum(const uint8_t *wb, int nbytes, const int16_t (*
     return acc;
 }
 
-static void irt__w1a4_rows(const float *xt, const uint8_t *wbits, float *yt, int K, int N,
-                           int group)
+/* y[n] for one row of activations xt [K]. */
+static void irt__w1a4_rows(const float *xt, const uint8_t *wbits, const float *alpha,
+                           const float *bias_or_null, float *yt, int K, int N, int group)
 {
     const int ldw = (K + 7) / 8;
-    int8_t xq[IRT_W1A4_MAX_GROUP];
-    int16_t table[IRT_W1A4_MAX_GROUP / 4][16];
+    const int span = IRT__W1A4_SPAN / group * group;
+    int8_t xq[IRT__W1A4_SPAN];
+    int16_t table[IRT__W1A4_SPAN / 4][16];
+    int e[IRT__W1A4_SPAN / 8];
+    float sx[IRT__W1A4_SPAN / 8];
 
-    for (int k0 = 0; k0 < K; k0 += group) {
-        const int len = K - k0 < group ? K - k0 : group;
-        const int nbytes = (len + 7) >> 3;
-        int e;
-        irt_quantize_act_a4(xt + k0, xq, &e, len, len);
-        irt__w1a4_table(xq, len, 2 * nbytes, table);
-        const float sx = irt__pow2f_w1a4(e);
+    if (K == 0) {
+        for (int n = 0; n < N; ++n)
+            yt[n] = bias_or_null != NULL ? alpha[n] * 0.0f + bias_or_null[n]
+                                         : alpha[n] * 0.0f;
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += span) {
+        const int len = K - k0 < span ? K - k0 : span;
+        const int full = len / group, gbytes = group >> 3;
+        const int tail = (len - full * group + 7) >> 3; /* bytes of a short last group */
+        const int last = k0 + len == K;
+        irt_quantize_act_a4(xt + k0, xq, e, len, group);
+        for (int k = len; k % 8 != 0; ++k) /* the short last group's unused codes */
+            xq[k] = 0;
+        irt__w1a4_tables(xq, (len + 7) / 8 * 2, table);
+        for (int g = 0; g < full + (tail > 0); ++g)
+            sx[g] = irt__pow2f_w1a4(e[g]);
         const uint8_t *wb = wbits + (k0 >> 3);
         for (int n = 0; n < N; ++n, wb += ldw) {
-            const float term = (float)irt__w1a4_row_sum(wb, nbytes, table) * sx; /* exact */
-            yt[n] = k0 == 0 ? term : yt[n] + term;
+            /* the first term is never -0 (an int32 times 2^e), so 0 + term is the term; each
+             * product is exact, the terms are added in increasing group order */
+            float acc = k0 == 0 ? 0.0f : yt[n];
+            const uint8_t *w = wb;
+            const int16_t(*t)[16] = (const int16_t(*)[16])table;
+            if (gbytes == 4) {
+                if (IRT_W1A4_UNALIGNED_WORDS || ((uintptr_t)w & 3u) == 0)
+                    acc = irt__w1a4_groups32(acc, w, t, sx, full, 1);
+                else
+                    acc = irt__w1a4_groups32(acc, w, t, sx, full, 0);
+                w += 4 * full;
+                t += 8 * full;
+            } else
+                for (int g = 0; g < full; ++g, w += gbytes, t += 2 * gbytes)
+                    acc = acc + (float)irt__w1a4_bytes_sum(w, gbytes, t) * sx[g];
+            if (tail > 0)
+                acc = acc + (float)irt__w1a4_bytes_sum(w, tail, t) * sx[full];
+            if (!last)
+                yt[n] = acc;
+            else if (bias_or_null != NULL)
+                yt[n] = alpha[n] * acc + bias_or_null[n];
+            else
+                yt[n] = alpha[n] * acc;
         }
     }
-    if (K == 0)
-        for (int n = 0; n < N; ++n)
-            yt[n] = 0.0f;
 }
 
 #endif /* !IRT_NO_W1A4_TABLE */
@@ -115,16 +209,9 @@ void irt_linear_w1a4_table(const float *x, const uint8_t *wbits, const float *al
 {
 #if !defined(IRT_NO_W1A4_TABLE)
     if (group >= 8 && group % 8 == 0 && group <= IRT_W1A4_MAX_GROUP) {
-        for (int t = 0; t < T; ++t) {
-            float *yt = y + (size_t)t * N;
-            irt__w1a4_rows(x + (size_t)t * K, wbits, yt, K, N, group);
-            for (int n = 0; n < N; ++n) {
-                float v = alpha[n] * yt[n];
-                if (bias_or_null != NULL)
-                    v = v + bias_or_null[n];
-                yt[n] = v;
-            }
-        }
+        for (int t = 0; t < T; ++t)
+            irt__w1a4_rows(x + (size_t)t * K, wbits, alpha, bias_or_null, y + (size_t)t * N, K,
+                           N, group);
         return;
     }
 #endif
