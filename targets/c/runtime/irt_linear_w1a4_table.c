@@ -3,12 +3,12 @@
  *
  * The codes of a row are quantized as irt_quantize_act_a4 does; then for each nibble
  * position p (codes 4p .. 4p+3) a 16-entry table holds sum_j (bit j ? +xq : -xq) for every
- * nibble of weight bits (15 adds, built once per row of activations and shared by all N
- * rows of weights).  A row's exact int32 group sum is then one lookup and one add per 4
- * weights: for groups of 32 one word of weight bits (Cortex-M7: 8 UBFX + 8 LDRSH + 8 ADD;
- * RV32: SRLI, ANDI, ADD, LH, ADD per nibble, the index pre-scaled by the shift).  The float
- * part (a term per group scaled by the exact 2^e, summed in increasing group order, then
- * alpha and bias) is irt_linear_w1a4's, so the result is bit for bit the same.
+ * nibble of weight bits (as biased bytes, 4 entries per 32-bit add; built once per row of
+ * activations and shared by all N rows of weights).  A row's exact int32 group sum is then
+ * one lookup and one add per 4 weights: for groups of 32 one word of weight bits
+ * (Cortex-M7: UBFX, LDRB, ADD per nibble; RV32: SRLI, ANDI, ADD, LBU, ADD).  The float part
+ * (a term per group scaled by the exact 2^e, summed in increasing group order, then alpha
+ * and bias) is irt_linear_w1a4's, so the result is bit for bit the same.
  *
  * The tables of up to IRT__W1A4_SPAN inputs (several groups) are built at once, and each
  * weight row runs through all of their groups with its float sum in a register: one store
@@ -17,13 +17,15 @@
  * Measured (stories260K w1a4, exact instructions per generated token, under load):
  * cortex-m7-256k (--kv int8, 16 tokens, TCG plugin): portable irt_linear_w1a4 2,029,515; a
  * DSP-extension variant (codes as byte lanes, a nibble mask per 4 weights, USADA8 adding 4
- * lanes: 5 instructions per 4 weights, shared by 4 rows) 1,768,278; the table one group at a
- * time 1,503,347 (1,610,583 without the one-word path for groups of 32); this layout
- * 1,466,366.  The DSP extension cannot shorten the table's loop: each lookup's index comes
- * from the row's own bits, and packing two looked-up int16 into one register for a SIMD add
- * costs the add it would save.  riscv-ulp (64 tokens, minstret): portable 1,228,758; the table
- * one group at a time 947,218 (its words copied byte by byte: RV32 gcc assumes strict
- * alignment); this layout, word loads where the row is aligned, 746,123.
+ * lanes: 5 instructions per 4 weights, shared by 4 rows) 1,768,278; the table of int16 one
+ * group at a time 1,503,347 (1,610,583 without the one-word path for groups of 32); this
+ * kernel 1,439,329.  The DSP extension cannot shorten the table's loop: each lookup's index
+ * comes from the row's own bits, and packing two looked-up entries into one register for a
+ * SIMD add costs the add it would save.  riscv-ulp (64 tokens, minstret): portable
+ * 1,228,758; the int16 table one group at a time 947,218 (its words copied byte by byte:
+ * RV32 gcc assumes strict alignment); with word loads where a row is aligned and the float
+ * sum in a register 746,123; this kernel (byte entries: no index scaling, tables built 4
+ * entries per add) 717,953.
  */
 #include "irt_linear_w1a4_table.h"
 
@@ -32,8 +34,8 @@
 
 #include "irt_quant.h"
 
-/* Inputs whose tables are built at once (a multiple of 8 >= IRT_W1A4_MAX_GROUP): 1 KiB of
- * int16 entries on the stack. */
+/* Inputs whose tables are built at once (a multiple of 8 >= IRT_W1A4_MAX_GROUP): 512 B of
+ * table on the stack. */
 #define IRT__W1A4_SPAN 128
 
 int irt_linear_w1a4_table_enabled(void)
@@ -58,21 +60,31 @@ static float irt__pow2f_w1a4(int e)
     return c.f;
 }
 
-/* table[p][nibble] for the codes xq[4p .. 4p+3], p < positions: t0 has every bit clear,
- * each set bit j adds 2 * xq[4p+j]. */
-static void irt__w1a4_tables(const int8_t *xq, int positions, int16_t (*table)[16])
+/* The tables and the weight words are read as little-endian words. */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "irt_linear_w1a4_table.c assumes a little-endian core"
+#endif
+
+/* Every table entry is biased by IRT__W1A4_BIAS: a group sum of 4 codes in -8..7 is in
+ * -32..32, so the biased entries are bytes in 32..96. */
+#define IRT__W1A4_BIAS 64
+
+/* table[p][m] = IRT__W1A4_BIAS + sum_j (bit j of m ? +xq[4p+j] : -xq[4p+j]) for
+ * p < positions.  Entries m + 4 and m + 8 add 2 * xq[4p+2] and 2 * xq[4p+3] to entry m; as
+ * every biased entry is a byte in 0..255, one 32-bit add updates 4 entries at once. */
+static void irt__w1a4_tables(const int8_t *xq, int positions, uint8_t (*table)[16])
 {
     for (int p = 0; p < positions; ++p, xq += 4) {
-        int16_t *t = table[p];
         const int32_t v0 = xq[0], v1 = xq[1], v2 = xq[2], v3 = xq[3];
-        const int32_t a0 = -(v0 + v1 + v2 + v3), a1 = a0 + 2 * v0, a2 = a0 + 2 * v1;
-        const int32_t a3 = a1 + 2 * v1, d2 = 2 * v2, d3 = 2 * v3;
-        const int32_t b0 = a0 + d2, b1 = a1 + d2, b2 = a2 + d2, b3 = a3 + d2;
-        t[0] = (int16_t)a0, t[1] = (int16_t)a1, t[2] = (int16_t)a2, t[3] = (int16_t)a3;
-        t[4] = (int16_t)b0, t[5] = (int16_t)b1, t[6] = (int16_t)b2, t[7] = (int16_t)b3;
-        t[8] = (int16_t)(a0 + d3), t[9] = (int16_t)(a1 + d3), t[10] = (int16_t)(a2 + d3);
-        t[11] = (int16_t)(a3 + d3), t[12] = (int16_t)(b0 + d3), t[13] = (int16_t)(b1 + d3);
-        t[14] = (int16_t)(b2 + d3), t[15] = (int16_t)(b3 + d3);
+        const int32_t a0 = IRT__W1A4_BIAS - (v0 + v1 + v2 + v3), a1 = a0 + 2 * v0;
+        const int32_t a2 = a0 + 2 * v1, a3 = a1 + 2 * v1;
+        const uint32_t lo = (uint32_t)a0 | (uint32_t)a1 << 8 | (uint32_t)a2 << 16
+                            | (uint32_t)a3 << 24;
+        const uint32_t d2 = (uint32_t)(2 * v2) * 0x01010101u;
+        const uint32_t d3 = (uint32_t)(2 * v3) * 0x01010101u;
+        const uint32_t w[4] = {lo, lo + d2, lo + d3, lo + d2 + d3};
+        memcpy(table[p], w, sizeof w);
     }
 }
 
@@ -116,16 +128,17 @@ static IRT__W1A4_INLINE uint32_t irt__w1a4_word(const uint8_t *wb, int aligned)
 }
 
 /* The exact sum of a group of 32 from its one word of weight bits c and its 8 tables. */
-static IRT__W1A4_INLINE int32_t irt__w1a4_word_sum(uint32_t c, const int16_t (*t)[16])
+static IRT__W1A4_INLINE int32_t irt__w1a4_word_sum(uint32_t c, const uint8_t (*t)[16])
 {
-    return t[0][c & 15u] + t[1][(c >> 4) & 15u] + t[2][(c >> 8) & 15u]
-           + t[3][(c >> 12) & 15u] + t[4][(c >> 16) & 15u] + t[5][(c >> 20) & 15u]
-           + t[6][(c >> 24) & 15u] + t[7][c >> 28];
+    return (int32_t)(t[0][c & 15u] + t[1][(c >> 4) & 15u] + t[2][(c >> 8) & 15u]
+                     + t[3][(c >> 12) & 15u] + t[4][(c >> 16) & 15u]
+                     + t[5][(c >> 20) & 15u] + t[6][(c >> 24) & 15u] + t[7][c >> 28])
+           - 8 * IRT__W1A4_BIAS;
 }
 
 /* acc plus the terms of `full` groups of 32 of one row from w (4-aligned when `aligned`). */
 static IRT__W1A4_INLINE float irt__w1a4_groups32(float acc, const uint8_t *w,
-                                                 const int16_t (*t)[16], const float *sx,
+                                                 const uint8_t (*t)[16], const float *sx,
                                                  int full, int aligned)
 {
     for (int g = 0; g < full; ++g, w += 4, t += 8)
@@ -134,9 +147,9 @@ static IRT__W1A4_INLINE float irt__w1a4_groups32(float acc, const uint8_t *w,
 }
 
 /* The exact sum of a group from its nbytes bytes of weight bits (2 tables per byte). */
-static int32_t irt__w1a4_bytes_sum(const uint8_t *wb, int nbytes, const int16_t (*t)[16])
+static int32_t irt__w1a4_bytes_sum(const uint8_t *wb, int nbytes, const uint8_t (*t)[16])
 {
-    int32_t acc = 0;
+    int32_t acc = -2 * IRT__W1A4_BIAS * nbytes;
     for (int p = 0; p < nbytes; ++p, t += 2) {
         const uint32_t c = wb[p];
         acc += t[0][c & 15u] + t[1][c >> 4];
@@ -151,7 +164,7 @@ static void irt__w1a4_rows(const float *xt, const uint8_t *wbits, const float *a
     const int ldw = (K + 7) / 8;
     const int span = IRT__W1A4_SPAN / group * group;
     int8_t xq[IRT__W1A4_SPAN];
-    int16_t table[IRT__W1A4_SPAN / 4][16];
+    uint8_t table[IRT__W1A4_SPAN / 4][16];
     int e[IRT__W1A4_SPAN / 8];
     float sx[IRT__W1A4_SPAN / 8];
 
@@ -178,7 +191,7 @@ static void irt__w1a4_rows(const float *xt, const uint8_t *wbits, const float *a
              * product is exact, the terms are added in increasing group order */
             float acc = k0 == 0 ? 0.0f : yt[n];
             const uint8_t *w = wb;
-            const int16_t(*t)[16] = (const int16_t(*)[16])table;
+            const uint8_t(*t)[16] = (const uint8_t(*)[16])table;
             if (gbytes == 4) {
                 if (IRT_W1A4_UNALIGNED_WORDS || ((uintptr_t)w & 3u) == 0)
                     acc = irt__w1a4_groups32(acc, w, t, sx, full, 1);
