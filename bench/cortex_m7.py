@@ -37,8 +37,8 @@ SCHEMES = {"fp32": ("none", "none"), "w8": ("w8", "int8"), "w4g32": ("w4g32", "i
            "w1": ("w1", "int8"), "w1a4": ("w1a4", "int8"), "w8a8": ("w8a8", "int8"),
            "w1a4+lora": ("w1a4", "int8"), "fp32+lora": ("none", "none")}
 DSP_SCHEMES = ("w8a8", "w1a4")
-"""Schemes with kernels of the target's own (runtime/irt_m7_dsp.c's SMLAD, irt_m7_w1a4.c's
-table): also run without (`make DSP=0`)."""
+"""Schemes with kernels chosen for the target (runtime/irt_m7_dsp.c's SMLAD, the shared
+irt_linear_w1a4_table.c's table): also run without (`make DSP=0`)."""
 LORA_MODULES = ("self_attn.q_proj", "self_attn.v_proj", "self_attn.o_proj")
 LORA_SHAPES = {"self_attn.q_proj": (64, 64), "self_attn.v_proj": (32, 64),
                "self_attn.o_proj": (64, 64)}
@@ -181,7 +181,7 @@ def main() -> None:
     for label, r in portable.items():
         dsp, plain = rows[label]["instructions"], r["instructions"]
         own = {"w8a8": "DSP extension (SMLAD, runtime/irt_m7_dsp.c)",
-               "w1a4": "partial-sum table (runtime/irt_m7_w1a4.c)"}[label]
+               "w1a4": "partial-sum table (irt_linear_w1a4_table.c)"}[label]
         print(f"{label}: {own} {dsp:,.0f} instructions per token, portable C (make DSP=0) "
               f"{plain:,.0f}: {100 * (plain - dsp) / plain:.1f}% fewer")
     print()
