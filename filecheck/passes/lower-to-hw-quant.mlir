@@ -9,8 +9,9 @@
 // linear kernel (same C function, bias instead of NULL); a per-tensor w8 scale sets
 // per_tensor = 1; quant.kv_write writes the cache AND its scales (two out buffers, one call).
 // riscv-ulp reads w8, w8a8 and w4g weights in 16-row panels (`_packed` twins of the same
-// contract, irt_linear_packed_q.h); w1 and w1a4 keep the row-major kernels, and attention with
-// head_dim 4 the generic irt_cached_attention_i8 (head_dim 8 has irt_cached_attention_i8_hd8).
+// contract, irt_linear_packed_q.h); w1 keeps the row-major kernel, w1a4 runs the table of
+// partial sums (irt_linear_w1a4_table.h, row-major too), and attention with head_dim 4 the
+// generic irt_cached_attention_i8 (head_dim 8 has irt_cached_attention_i8_hd8).
 
 // CHECK:       func.func @decode(%tok: memref<1xi32>, %pos: index) -> memref<1x16xf32, #memory.space<dtim>> {
 // CHECK:         hw.call @irt_quantize_act_i8(%x, %sx, %zx, %xq) params {n = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<1xf32, #memory.space<dtim>>, memref<1xi32, #memory.space<dtim>>, memref<1x8xi8, #memory.space<dtim>>
@@ -22,7 +23,7 @@
 // CHECK:         hw.call @irt_cached_attention_i8(%q, %kcache, %kscales, %vcache, %vscales, %end, %a) params {layer = 1 : i64, heads = 2 : i64, kv_heads = 1 : i64, head_dim = 4 : i64, capacity = 16 : i64, T = 1 : i64, ring = 0 : i64, scale = 5.000000e-01 : f32} : memref<1x8xf32, #memory.space<dtim>>, memref<2x1x16x4xi8, #memory.space<dtim>>, memref<2x1x16xf32, #memory.space<dtim>>, memref<2x1x16x4xi8, #memory.space<dtim>>, memref<2x1x16xf32, #memory.space<dtim>>, index, memref<1x8xf32, #memory.space<dtim>>
 // CHECK:         hw.call @irt_linear_w8_packed_bias(%a, %wo, %so, %bq, %o) params {T = 1 : i64, K = 8 : i64, N = 8 : i64, per_tensor = 0 : i64}
 // CHECK:         hw.call @irt_linear_w1(%o, %w1, %al, %h) params {T = 1 : i64, K = 8 : i64, N = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<8x1xui8, #memory.space<dtim>>, memref<8xf32, #memory.space<dtim>>, memref<1x8xf32, #memory.space<dtim>>
-// CHECK:         hw.call @irt_linear_w1a4(%h, %wl, %all, %l) params {T = 1 : i64, K = 8 : i64, N = 16 : i64, group = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<16x1xui8, #memory.space<dtim>>, memref<16xf32, #memory.space<dtim>>, memref<1x16xf32, #memory.space<dtim>>
+// CHECK:         hw.call @irt_linear_w1a4_table(%h, %wl, %all, %l) params {T = 1 : i64, K = 8 : i64, N = 16 : i64, group = 8 : i64} : memref<1x8xf32, #memory.space<dtim>>, memref<16x1xui8, #memory.space<dtim>>, memref<16xf32, #memory.space<dtim>>, memref<1x16xf32, #memory.space<dtim>>
 // CHECK-NEXT:    func.return %l
 
 // A kv_write whose results got buffers of their own (bufferize does that when the old cache
@@ -55,7 +56,7 @@
 // C-NEXT:  irt_cached_attention_i8({{.*}}, irt_scratch, 1, 2, 1, 4, 16, 1, (pos + 1), 0, 0.5f);
 // C-NEXT:  irt_linear_w8_packed({{.*}}, 1, 8, 8, 0);
 // C-NEXT:  irt_linear_w1({{.*}}, NULL, {{.*}}, 1, 8, 8);
-// C-NEXT:  irt_linear_w1a4({{.*}}, NULL, {{.*}}, 1, 8, 16, 8);
+// C-NEXT:  irt_linear_w1a4_table({{.*}}, NULL, {{.*}}, 1, 8, 16, 8);
 // C-NEXT:  return
 
 // W8GROUP: error: lower-to-hw: quant.wlinear with bits = 8 and per-group scales (group = 32): the C runtime has no kernel for this form. Supported quantized forms: {{.*}}quant.wlinear bits = 8: per-channel or per-tensor scales (irt_linear_w8); bits = 4: per-group scales with an even group (irt_linear_w4g)
