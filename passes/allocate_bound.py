@@ -12,10 +12,9 @@ so no plan costs less than the bound):
 
 * Persistent buffers (live over the whole program) are grouped by their memories with the
   bytes they take there (size rounded to the alignment) and their cost; buffers of a group
-  are interchangeable, so only how many of each
-  group go to each memory matters. Every such split whose stack (the persistent bytes, each
-  rounded to its alignment) fits in every memory is enumerated, up to `MAX_SPLITS` of them
-  (beyond that: no bound, and the solver decides).
+  are interchangeable, so only how many of each group go to each memory matters. Every such
+  split whose stack (the persistent bytes) fits in every memory is enumerated, up to
+  `MAX_SPLITS` of them (beyond that: no bound, and the solver decides).
 * For one split, the room left in memory m is its capacity minus its stack, at every instant
   (the bytes of the other transient buffers are ignored). A transient buffer can be in m only
   if it fits in that room alone, so its cost is at least that of its cheapest such memory.
@@ -46,9 +45,11 @@ def capacity_cost_bound(problem: Problem) -> int | None:
     """The least integer access cost (`Problem.cost` units) any plan can have, or None when
     the persistent buffers split more than `MAX_SPLITS` ways or no split fits."""
     groups = _persistent_groups(problem)
+    if any(not options for _, options in groups):  # a buffer with no memory: no plan at all
+        return None
     counts = [math.comb(len(members) + len(options) - 1, len(options) - 1)
               for members, options in groups]
-    if any(not options for _, options in groups) or math.prod(counts) > MAX_SPLITS:
+    if math.prod(counts) > MAX_SPLITS:
         return None
     transient = Counter(_options(problem, b) for b in problem.buffers
                         if b.name not in problem.persistent_names)  # alike ones counted once
