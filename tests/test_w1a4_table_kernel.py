@@ -71,8 +71,8 @@ def test_table_kernel_equals_the_contract(table_runner, T, K, N, group):
 
 
 def test_table_kernel_largest_sums(table_runner):
-    """Every code at +-7 with all bits equal over the longest group: the table's int16
-    entries and the int32 sums at their largest."""
+    """Every code at +-7 with all bits equal over the longest group: the table's biased byte
+    entries at their ends (64 -+ 28) and the int32 sums at their largest."""
     T, K, N, group = 2, 512, 4, 128
     x = np.full((T, K), 7.0, np.float32)
     x[1] = -7.0
