@@ -207,38 +207,34 @@ class ModelRunner:
         With @forward the whole sequence is recomputed for each token; with @decode the prompt
         is prefilled once and each new token costs one decode step with the state carried.
         """
-        if not self.uses_cache:
-            return self._generate_full(tokens, steps, sampling, on_token)
-        choose, stop = Sampler(sampling), set(sampling.stop)
-        ids = [int(t) for t in self.check_tokens(tokens)]
-        logits, state = self.prefill(np.asarray(ids, dtype=np.int32))
-        new: list[int] = []
-        for _ in range(steps):
-            if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
-                break
-            if new:
-                logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
-            nxt = choose(finite(logits[-1], len(ids) - 1))
-            if nxt in stop:
-                break
-            ids.append(nxt)
-            new.append(nxt)
-            if on_token is not None:
-                on_token(nxt)
-        return new
-
-    def _generate_full(self, tokens: Sequence[int], steps: int,
-                       sampling: SamplingOptions, on_token=None) -> list[int]:
-        choose, stop = Sampler(sampling), set(sampling.stop)
         # checked once: a new id is an index into the logits, so in the vocabulary, and the
         # loop stops at the context
         ids = [int(t) for t in self.check_tokens(tokens)]
+        if not self.uses_cache:
+            def last_logits() -> np.ndarray:
+                return self._forward(np.asarray(ids, dtype=np.int32))
+        else:
+            logits, state = self.prefill(np.asarray(ids, dtype=np.int32))
+            prefilled = True
+
+            def last_logits() -> np.ndarray:
+                nonlocal logits, state, prefilled
+                if not prefilled:
+                    logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
+                prefilled = False
+                return logits
+        return self._sample_loop(ids, steps, sampling, last_logits, on_token)
+
+    def _sample_loop(self, ids: list[int], steps: int, sampling: SamplingOptions,
+                     last_logits, on_token) -> list[int]:
+        """Up to `steps` ids chosen from `last_logits()` (the logits of the sequence `ids` so
+        far, full recompute or one decode step) and appended to `ids`."""
+        choose, stop = Sampler(sampling), set(sampling.stop)
         new: list[int] = []
         for _ in range(steps):
             if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
                 break
-            logits = self._forward(np.asarray(ids, dtype=np.int32))
-            nxt = choose(finite(logits[-1], len(ids) - 1))
+            nxt = choose(finite(last_logits()[-1], len(ids) - 1))
             if nxt in stop:
                 break
             ids.append(nxt)
