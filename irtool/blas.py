@@ -9,33 +9,63 @@ from __future__ import annotations
 from typing import Self
 
 
-def _openblas_controls():
-    """(get, set) of the OpenBLAS thread count numpy uses, found in the loaded libraries."""
+def _openblas_libraries():
+    """The OpenBLAS shared libraries loaded in this process (ctypes handles)."""
     import ctypes
 
     try:
         with open("/proc/self/maps") as f:
             fields = [line.split() for line in f]
-        paths = {fl[-1] for fl in fields
-                 if len(fl) >= 6 and "openblas" in fl[-1].lower() and ".so" in fl[-1]}
     except OSError:
-        return None
+        return []
+    paths = {fl[-1] for fl in fields
+             if len(fl) >= 6 and "openblas" in fl[-1].lower() and ".so" in fl[-1]}
+    libraries = []
     for path in sorted(paths):
         try:
-            lib = ctypes.CDLL(path)
+            libraries.append(ctypes.CDLL(path))
         except OSError:
             continue
-        for suffix in ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_",
-                       "openblas_{}_num_threads"):
-            try:
-                get = getattr(lib, suffix.format("get"))
-                put = getattr(lib, suffix.format("set"))
-            except AttributeError:
-                continue
-            get.restype = ctypes.c_int
-            put.argtypes = [ctypes.c_int]
-            return get, put
+    return libraries
+
+
+# numpy's scipy-openblas build, OpenBLAS's 64-bit-integer build, its plain build
+_PREFIXES_SUFFIXES = (("scipy_openblas_", "64_"), ("openblas_", "64_"), ("openblas_", ""))
+
+
+def _openblas_function(name: str):
+    """`openblas_<name>` of the loaded OpenBLAS under the names its builds export, or None."""
+    for lib in _openblas_libraries():
+        for prefix, suffix in _PREFIXES_SUFFIXES:
+            fn = getattr(lib, f"{prefix}{name}{suffix}", None)
+            if fn is not None:
+                return fn
     return None
+
+
+def _openblas_controls():
+    """(get, set) of the OpenBLAS thread count numpy uses, found in the loaded libraries."""
+    import ctypes
+
+    get, put = _openblas_function("get_num_threads"), _openblas_function("set_num_threads")
+    if get is None or put is None:
+        return None
+    get.restype = ctypes.c_int
+    put.argtypes = [ctypes.c_int]
+    return get, put
+
+
+def openblas_corename() -> str | None:
+    """The kernels the loaded OpenBLAS runs (`Haswell`, `SkylakeX`, ...; see
+    irtool.openblas_core), or None without OpenBLAS."""
+    import ctypes
+
+    fn = _openblas_function("get_corename")
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_char_p
+    name = fn()
+    return name.decode() if name else None
 
 
 class blas_threads:
