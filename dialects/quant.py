@@ -198,7 +198,19 @@ def _check_bits(op: IRDLOperation, bits: int, et: IntegerType, narrow: bool) -> 
 # Element-wise conversions ---------------------------------------------------------------------
 
 class _ScaledOp(IRDLOperation):
-    """Shared properties of quantize / dequantize / requantize."""
+    """What quantize / dequantize / requantize share: `input`, `scale` and an optional
+    `zero_point` to one result, their properties and their syntax (xDSL collects the fields of
+    an undecorated base class)."""
+
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    zero_point = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = ("$input `,` $scale (`zero_point` $zero_point^)? attr-dict `:` "
+                       "type($input) `,` type($scale) (`,` type($zero_point)^)? `->` "
+                       "type($result)")
 
     group = opt_prop_def(IntegerAttr)
     axis = opt_prop_def(IntegerAttr)
@@ -263,15 +275,6 @@ class QuantizeOp(_ToIntegerOp):
     """
 
     name = "quant.quantize"
-    input = operand_def(TensorType)
-    scale = operand_def(TensorType)
-    zero_point = opt_operand_def(TensorType)
-    result = result_def(TensorType)
-    traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = ("$input `,` $scale (`zero_point` $zero_point^)? attr-dict `:` "
-                       "type($input) `,` type($scale) (`,` type($zero_point)^)? `->` "
-                       "type($result)")
 
     def __init__(self, x: SSAValue, scale: SSAValue, result_type: TensorType,
                  zero_point: SSAValue | None = None, *, bits: int | None = None,
@@ -291,15 +294,6 @@ class DequantizeOp(_ScaledOp):
     then one float32 multiply)."""
 
     name = "quant.dequantize"
-    input = operand_def(TensorType)
-    scale = operand_def(TensorType)
-    zero_point = opt_operand_def(TensorType)
-    result = result_def(TensorType)
-    traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = ("$input `,` $scale (`zero_point` $zero_point^)? attr-dict `:` "
-                       "type($input) `,` type($scale) (`,` type($zero_point)^)? `->` "
-                       "type($result)")
 
     def __init__(self, q: SSAValue, scale: SSAValue, zero_point: SSAValue | None = None, *,
                  group: int | None = None, axis: int | None = None):
@@ -323,15 +317,6 @@ class RequantizeOp(_ToIntegerOp):
     one; `multiplier = in_scale / out_scale`, float32, per tensor, channel or group."""
 
     name = "quant.requantize"
-    input = operand_def(TensorType)
-    scale = operand_def(TensorType)
-    zero_point = opt_operand_def(TensorType)
-    result = result_def(TensorType)
-    traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = ("$input `,` $scale (`zero_point` $zero_point^)? attr-dict `:` "
-                       "type($input) `,` type($scale) (`,` type($zero_point)^)? `->` "
-                       "type($result)")
 
     def __init__(self, q: SSAValue, multiplier: SSAValue, result_type: TensorType,
                  zero_point: SSAValue | None = None, *, bits: int | None = None,
