@@ -31,7 +31,6 @@ from typing import ClassVar
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     AnyFloat,
-    BoolAttr,
     Float32Type,
     FloatAttr,
     IndexType,
@@ -784,26 +783,12 @@ class _IntVersionOf:
 
 
 @irdl_op_definition
-class IntRMSNormOp(_IntVersionOf, IRDLOperation):
+class IntRMSNormOp(_IntVersionOf, tf.RMSNormFields):
     """`transformer.rms_norm` with an integer mean of squares and integer square root; only the
     gain multiplies in float32 (`irtool.numerics.intops.int_rms_norm`)."""
 
     name = "quant.int_rms_norm"
     FLOAT_OP: ClassVar = tf.RMSNormOp
-    input = operand_def(TensorType)
-    gamma = operand_def(TensorType)
-    eps = prop_def(FloatAttr[AnyFloat])
-    result = result_def(TensorType)
-    traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input `,` $gamma attr-dict `:` functional-type(operands, results)"
-
-    def __init__(self, x: SSAValue, gamma: SSAValue, eps: float):
-        super().__init__(operands=[x, gamma], properties={"eps": _f32(eps)},
-                         result_types=[x.type])
-
-    def _check_result_like(self, operand: SSAValue) -> None:
-        tf._ActivationOp._check_result_like(self, operand)  # type: ignore[arg-type]
 
 
 @irdl_op_definition
@@ -826,37 +811,16 @@ class IntSiluOp(_IntVersionOf, IRDLOperation):
 
 
 @irdl_op_definition
-class IntAttentionOp(_IntVersionOf, IRDLOperation):
+class IntAttentionOp(_IntVersionOf, tf.AttentionFields):
     """`transformer.attention` whose softmax is the integer one
     (`irtool.numerics.intops.int_softmax`); the dot products stay float32."""
 
     name = "quant.int_attention"
     FLOAT_OP: ClassVar = tf.AttentionOp
-    query = operand_def(TensorType)
-    key = operand_def(TensorType)
-    value = operand_def(TensorType)
-    heads = prop_def(IntegerAttr)
-    kv_heads = prop_def(IntegerAttr)
-    head_dim = prop_def(IntegerAttr)
-    scale = prop_def(FloatAttr[AnyFloat])
-    causal = opt_prop_def(BoolAttr)
-    window = opt_prop_def(IntegerAttr)
-    result = result_def(TensorType)
-    traits = traits_def(Pure())
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$query `,` $key `,` $value attr-dict `:` functional-type(operands, results)"
 
     def __init__(self, like: tf.AttentionOp):
         super().__init__(operands=list(like.operands), properties=dict(like.properties),
                          result_types=[like.result.type])
-
-    @property
-    def is_causal(self) -> bool:
-        return self.causal is not None and bool(self.causal.value.data)
-
-    @property
-    def window_size(self) -> int | None:
-        return None if self.window is None else self.window.value.data
 
 
 Quant = Dialect(

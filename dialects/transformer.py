@@ -380,11 +380,10 @@ class MulOp(_BinaryOp):
     name = "transformer.mul"
 
 
-@irdl_op_definition
-class RMSNormOp(_ActivationOp):
-    """`x / sqrt(mean(x^2) + eps) * g` over the last axis."""
+class RMSNormFields(_ActivationOp):
+    """The operands, property, result and syntax of an RMSNorm (`transformer.rms_norm` and
+    `quant.int_rms_norm`; xDSL collects an undecorated base class's fields)."""
 
-    name = "transformer.rms_norm"
     input = operand_def(TensorType)
     gamma = operand_def(TensorType)
     eps = prop_def(FloatAttr[AnyFloat])
@@ -396,6 +395,13 @@ class RMSNormOp(_ActivationOp):
     def __init__(self, x: SSAValue, gamma: SSAValue, eps: float):
         super().__init__(operands=[x, gamma], properties={"eps": _f32(eps)},
                          result_types=[x.type])
+
+
+@irdl_op_definition
+class RMSNormOp(RMSNormFields):
+    """`x / sqrt(mean(x^2) + eps) * g` over the last axis."""
+
+    name = "transformer.rms_norm"
 
     def verify_(self) -> None:
         _, d = _expect_rank(self, "input", self.input, 2)
@@ -488,17 +494,11 @@ class RopeOp(_ActivationOp):
         self._check_result_like(self.input)
 
 
-@irdl_op_definition
-class AttentionOp(IRDLOperation):
-    """Scaled dot-product attention with grouped-query heads.
+class AttentionFields(IRDLOperation):
+    """The operands, properties, result and syntax of an attention op (`transformer.attention`
+    and the ops that compute it another way, e.g. `quant.int_attention`): xDSL collects the
+    fields of an undecorated base class, so each op declares only its name and behaviour."""
 
-    `q: [T, heads * head_dim]`, `k, v: [S, kv_heads * head_dim]` -> `[T, heads * head_dim]`.
-    Query head `h` reads key/value head `h // (heads / kv_heads)`. `causal` masks keys after
-    each query, aligning the ends of the two sequences (see the module docstring); `window = W`
-    (sliding-window attention, needs `causal`) also masks the keys more than `W - 1` before it.
-    """
-
-    name = "transformer.attention"
     query = operand_def(TensorType)
     key = operand_def(TensorType)
     value = operand_def(TensorType)
@@ -513,6 +513,28 @@ class AttentionOp(IRDLOperation):
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$query `,` $key `,` $value attr-dict `:` functional-type(operands, results)"
 
+    @property
+    def is_causal(self) -> bool:
+        return self.causal is not None and bool(self.causal.value.data)
+
+    @property
+    def window_size(self) -> int | None:
+        """The sliding-window length `W`, or None for attention over all earlier keys."""
+        return None if self.window is None else self.window.value.data
+
+
+@irdl_op_definition
+class AttentionOp(AttentionFields):
+    """Scaled dot-product attention with grouped-query heads.
+
+    `q: [T, heads * head_dim]`, `k, v: [S, kv_heads * head_dim]` -> `[T, heads * head_dim]`.
+    Query head `h` reads key/value head `h // (heads / kv_heads)`. `causal` masks keys after
+    each query, aligning the ends of the two sequences (see the module docstring); `window = W`
+    (sliding-window attention, needs `causal`) also masks the keys more than `W - 1` before it.
+    """
+
+    name = "transformer.attention"
+
     def __init__(self, q: SSAValue, k: SSAValue, v: SSAValue, *, heads: int, kv_heads: int,
                  head_dim: int, scale: float, causal: bool = True, window: int | None = None):
         props: dict[str, Attribute] = {"heads": _i64(heads), "kv_heads": _i64(kv_heads),
@@ -522,15 +544,6 @@ class AttentionOp(IRDLOperation):
         if window is not None:
             props["window"] = _i64(window)
         super().__init__(operands=[q, k, v], properties=props, result_types=[q.type])
-
-    @property
-    def is_causal(self) -> bool:
-        return self.causal is not None and bool(self.causal.value.data)
-
-    @property
-    def window_size(self) -> int | None:
-        """The sliding-window length `W`, or None for attention over all earlier keys."""
-        return None if self.window is None else self.window.value.data
 
     def verify_(self) -> None:
         t, dq, _, kvh, hd = verify_heads(self, self.query)
