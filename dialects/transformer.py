@@ -687,62 +687,45 @@ class CachedAttentionOp(IRDLOperation):
         _expect_same(self, "result", _expect_rank(self, "result", self.result, 2), (t, dq))
 
 
-@irdl_op_definition
-class SoftmaxOp(_ActivationOp):
-    """Softmax over the last axis."""
+class _UnaryOp(_ActivationOp):
+    """Base of the element-wise activations and the softmax: one tensor in, the same type out."""
 
-    name = "transformer.softmax"
     T: ClassVar = VarConstraint("T", base(TensorType))
     input = operand_def(T)
     result = result_def(T)
     traits = traits_def(Pure())
     assembly_format = "$input attr-dict `:` type($result)"
 
-    def __init__(self, x: SSAValue):
-        super().__init__(operands=[x], result_types=[x.type])
+    def __init__(self, x: SSAValue, properties: dict[str, Attribute] | None = None):
+        super().__init__(operands=[x], result_types=[x.type], properties=properties or {})
 
     def verify_(self) -> None:
         self._check_result_like(self.input)
 
 
 @irdl_op_definition
-class GeluOp(_ActivationOp):
+class SoftmaxOp(_UnaryOp):
+    """Softmax over the last axis."""
+
+    name = "transformer.softmax"
+
+
+@irdl_op_definition
+class GeluOp(_UnaryOp):
     """GELU, exact (`erf`) or with the tanh approximation (GPT-2 `gelu_new`)."""
 
     name = "transformer.gelu"
-    T: ClassVar = VarConstraint("T", base(TensorType))
-    input = operand_def(T)
     approximate = prop_def(StringAttr)
-    result = result_def(T)
-    traits = traits_def(Pure())
     irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` type($result)"
 
     def __init__(self, x: SSAValue, approximate: str = "none"):
-        super().__init__(operands=[x], result_types=[x.type],
-                         properties={"approximate": StringAttr(approximate)})
+        super().__init__(x, {"approximate": StringAttr(approximate)})
 
     def verify_(self) -> None:
         if self.approximate.data not in GELU_APPROXIMATIONS:
             raise VerifyException(f"{self.name}: approximate must be one of "
                                   f"{', '.join(GELU_APPROXIMATIONS)}, got "
                                   f"\"{self.approximate.data}\"")
-        self._check_result_like(self.input)
-
-
-class _UnaryOp(_ActivationOp):
-    """Base of the parameterless element-wise activations: one tensor in, the same type out."""
-
-    T: ClassVar = VarConstraint("T", base(TensorType))
-    input = operand_def(T)
-    result = result_def(T)
-    traits = traits_def(Pure())
-    assembly_format = "$input attr-dict `:` type($result)"
-
-    def __init__(self, x: SSAValue):
-        super().__init__(operands=[x], result_types=[x.type])
-
-    def verify_(self) -> None:
         self._check_result_like(self.input)
 
 
