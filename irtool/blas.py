@@ -56,8 +56,8 @@ def _openblas_controls():
 
 
 def openblas_corename() -> str | None:
-    """The kernels the loaded OpenBLAS runs (`Haswell`, `SkylakeX`, ...; see
-    irtool.openblas_core), or None without OpenBLAS."""
+    """The kernels the loaded OpenBLAS runs (`Haswell`, `SkylakeX`, ...: its choice for this
+    CPU, or OPENBLAS_CORETYPE's when that was set as it loaded), or None without OpenBLAS."""
     import ctypes
 
     fn = _openblas_function("get_corename")

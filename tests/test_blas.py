@@ -35,7 +35,7 @@ def probe(**env: str) -> dict:
 def _has_avx2() -> bool:
     try:
         with open("/proc/cpuinfo") as f:
-            return " avx2 " in f.read() + " "
+            return "avx2" in f.read().split()
     except OSError:
         return False
 

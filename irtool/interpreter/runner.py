@@ -214,14 +214,14 @@ class ModelRunner:
             def last_logits() -> np.ndarray:
                 return self._forward(np.asarray(ids, dtype=np.int32))
         else:
-            logits, state = self.prefill(np.asarray(ids, dtype=np.int32))
-            prefilled = True
+            prefilled, state = self.prefill(np.asarray(ids, dtype=np.int32))
+            unused = [prefilled]  # the prompt's logits choose the first new id
 
             def last_logits() -> np.ndarray:
-                nonlocal logits, state, prefilled
-                if not prefilled:
-                    logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
-                prefilled = False
+                nonlocal state
+                if unused:
+                    return unused.pop()
+                logits, state = self.decode_step(ids[-1], len(ids) - 1, state)
                 return logits
         return self._sample_loop(ids, steps, sampling, last_logits, on_token)
 
