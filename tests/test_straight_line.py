@@ -4,7 +4,7 @@
   value slots; xDSL's own `Interpreter.call_op` walking the same module is the reference.
 * The norms, softmax and SiLU of `irtool.numerics.transformer` avoid np.mean's Python layer
   and extra copies; the plain numpy formulas, written here, are the reference. (GELU is an
-  approximation with a stated bound: tests/test_gelu_erfc.py.)
+  approximation with a stated bound: tests/test_gelu_erf.py.)
 * A float linear multiplies by the contiguous transpose of the weight at every level; the
   product with the transposed view must agree to float rounding, and the interpreter's kept
   transpose must follow a store array that was replaced.
@@ -241,11 +241,17 @@ def test_shared_shift_falls_back_to_the_per_row_softmax():
     scores = RNG.standard_normal((2, 1, 20, 20)).astype(F32)
     scores[0, 0, 3] += 100.0
     vh = RNG.standard_normal((2, 1, 20, 8)).astype(F32)
-    np.testing.assert_array_equal(ref._softmax_times(scores, vh), ref.softmax(scores) @ vh)
+    np.testing.assert_array_equal(_softmax_times(scores, vh), ref.softmax(scores) @ vh)
     near = scores.copy()
     near[0, 0, 3] -= 60.0  # within reach: the shared shift, the same numbers to rounding
-    np.testing.assert_allclose(ref._softmax_times(near, vh), ref.softmax(near) @ vh,
+    np.testing.assert_allclose(_softmax_times(near, vh), ref.softmax(near) @ vh,
                                rtol=1e-5, atol=1e-6)
+
+
+def _softmax_times(scores, vh):
+    out = np.empty(scores.shape[:-1] + vh.shape[-1:], dtype=F32)
+    ref._softmax_times(scores, vh, out)
+    return out
 
 
 def test_attention_nan_spoils_only_its_own_rows():

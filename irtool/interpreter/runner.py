@@ -230,9 +230,10 @@ class ModelRunner:
         """Up to `steps` ids chosen from `last_logits()` (the logits of the sequence `ids` so
         far, full recompute or one decode step) and appended to `ids`."""
         choose, stop = Sampler(sampling), set(sampling.stop)
+        limit = self.max_seq_len
         new: list[int] = []
         for _ in range(steps):
-            if self.max_seq_len is not None and len(ids) >= self.max_seq_len:
+            if limit is not None and len(ids) >= limit:
                 break
             nxt = choose(finite(last_logits()[-1], len(ids) - 1))
             if nxt in stop:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from irtool.errors import IrtoolError
-from irtool.numerics.erfc import gelu_erf
+from irtool.numerics.gelu import gelu_erf
 
 F32 = np.float32
 
@@ -34,20 +34,30 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
 def _mean_last(x: np.ndarray) -> np.ndarray:
     """`np.mean(x, axis=-1, keepdims=True, dtype=float32)`, the same bits (a float32 sum, then
     one correctly rounded division) without np.mean's Python layer: a norm is ~20 us here."""
-    return np.add.reduce(x, axis=-1, dtype=F32, keepdims=True) / F32(x.shape[-1])
+    total = np.add.reduce(x, axis=-1, dtype=F32, keepdims=True)
+    total /= F32(x.shape[-1])
+    return total
 
 
 def rms_norm(x: np.ndarray, g: np.ndarray, eps: float) -> np.ndarray:
     ms = _mean_last(x * x)
     ms += F32(eps)
-    return (x / np.sqrt(ms, out=ms)) * g
+    out = np.divide(x, np.sqrt(ms, out=ms))
+    out *= g
+    return out
 
 
 def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    """`(x - mean) / sqrt(var + eps) * g + b` over the last axis, in that order (the plain
+    formula's bits); in place on the arrays made here, as each numpy call is about a
+    microsecond at these sizes."""
     xc = x - _mean_last(x)
-    var = _mean_last(xc * xc)
+    var = _mean_last(np.multiply(xc, xc))
     var += F32(eps)
-    return xc / np.sqrt(var, out=var) * g + b
+    np.divide(xc, np.sqrt(var, out=var), out=xc)
+    xc *= g
+    xc += b
+    return xc
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -61,7 +71,7 @@ def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "tanh":
         inner = F32(math.sqrt(2.0 / math.pi)) * (x + F32(0.044715) * x * x * x)
         return (F32(0.5) * x * (F32(1.0) + np.tanh(inner))).astype(F32, copy=False)
-    # 0.5 x (1 + erf(x / sqrt 2)), in float32 within a stated bound (see numerics/erfc.py)
+    # 0.5 x (1 + erf(x / sqrt 2)), in float32 within a stated bound (see numerics/gelu.py)
     return gelu_erf(x.astype(F32, copy=False))
 
 
@@ -140,11 +150,13 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads:
     scores *= F32(scale)
     if causal:
         np.copyto(scores, F32(-np.inf), where=_hidden_keys(t, s, window))
+    out = np.empty((t, heads * head_dim), dtype=F32)
+    heads_out = out.reshape(t, kv_heads, group, head_dim).transpose(1, 2, 0, 3)  # a view
     if softmax_fn is None and t >= _MANY_QUERIES:
-        out = _softmax_times(scores, vh)
+        _softmax_times(scores, vh, heads_out)
     else:
-        out = (softmax_fn or softmax)(scores) @ vh  # [KV, G, T, hd]
-    return out.transpose(2, 0, 1, 3).reshape(t, heads * head_dim)
+        np.matmul((softmax_fn or softmax)(scores), vh, out=heads_out)  # [KV, G, T, hd]
+    return out
 
 
 _MANY_QUERIES = 16
@@ -152,15 +164,15 @@ _MANY_QUERIES = 16
 _SUM_FLOOR = F32(1e-30)
 
 
-def _softmax_times(scores: np.ndarray, vh: np.ndarray) -> np.ndarray:
-    """`softmax(scores) @ vh` for many short rows, the same sum of `exp(score - shift) v` over
-    `exp(score - shift)` with two changes that save a quarter of the call: the shift is the
-    largest score of all rows (one reduction over the whole array; numpy's per-row max cost
-    ~60 ns a row), and the normalising sums come out of the product with v (a column of ones
-    beside it), dividing `[T, hd]` instead of `[T, S]`. A shared shift is exact as long as no
-    row lies so far below it that its exps underflow: a row sum below 1e-30 (its top score
-    more than 69 below the shift) sends the call back to the per-row softmax. NaN scores
-    spoil only their own rows (`fmax` ignores them in the shift)."""
+def _softmax_times(scores: np.ndarray, vh: np.ndarray, out: np.ndarray) -> None:
+    """`softmax(scores) @ vh`, written into `out`, for many short rows: the same sum of
+    `exp(score - shift) v` over `exp(score - shift)` with two changes that save a quarter of
+    the call: the shift is the largest score of all rows (one reduction over the whole array;
+    numpy's per-row max cost ~60 ns a row), and the normalising sums come out of the product
+    with v (a column of ones beside it), dividing `[T, hd]` instead of `[T, S]`. A shared
+    shift is exact as long as no row lies so far below it that its exps underflow: a row sum
+    below 1e-30 (its top score more than 69 below the shift) sends the call back to the
+    per-row softmax. NaN scores spoil only their own rows (`fmax` ignores them in the shift)."""
     shift = np.fmax.reduce(scores, axis=None)
     e = scores - shift
     np.exp(e, out=e)
@@ -170,8 +182,9 @@ def _softmax_times(scores: np.ndarray, vh: np.ndarray) -> np.ndarray:
     weighted = e @ v1  # [..., T, hd + 1]: sum_j e_j v_j and, last, sum_j e_j
     sums = weighted[..., -1:]
     if not sums.min() >= _SUM_FLOOR:  # also when a row's sum is NaN
-        return softmax(scores) @ vh
-    return weighted[..., :-1] / sums
+        np.matmul(softmax(scores), vh, out=out)
+    else:
+        np.divide(weighted[..., :-1], sums, out=out)
 
 
 def kv_rows(op: str, cache_shape: tuple[int, ...], new: np.ndarray, pos: int, layer: int,
