@@ -170,16 +170,15 @@ def test_kept_transpose_follows_a_replaced_store_array():
 
 # --- numerics: the fast forms against the plain formulas ---------------------------------------
 
-def _plain_rms_norm(x, g, eps):
-    ms = np.mean(x * x, axis=-1, keepdims=True, dtype=F32)
-    return (x / np.sqrt(ms + F32(eps))) * g
+def _float64_rms_norm(x, g, eps):
+    x = x.astype(np.float64)
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * g
 
 
-def _plain_layer_norm(x, g, b, eps):
-    mean = np.mean(x, axis=-1, keepdims=True, dtype=F32)
-    xc = x - mean
-    var = np.mean(xc * xc, axis=-1, keepdims=True, dtype=F32)
-    return xc / np.sqrt(var + F32(eps)) * g + b
+def _float64_layer_norm(x, g, b, eps):
+    x = x.astype(np.float64)
+    xc = x - np.mean(x, axis=-1, keepdims=True)
+    return xc / np.sqrt(np.mean(xc * xc, axis=-1, keepdims=True) + eps) * g + b
 
 
 def _plain_softmax(x):
@@ -193,16 +192,37 @@ def _plain_silu(x):
 
 @pytest.mark.parametrize("shape", [(1, 64), (17, 96), (48, 384), (3, 4, 9, 9)])
 def test_fast_numerics_equal_the_plain_formulas(shape):
+    """Softmax and SiLU: the plain numpy formulas' bits."""
     x = (RNG.standard_normal(shape) * 3).astype(F32)
     g = RNG.standard_normal(shape[-1]).astype(F32)
     b = RNG.standard_normal(shape[-1]).astype(F32)
     before = x.copy()
-    np.testing.assert_array_equal(ref.rms_norm(x, g, 1e-5), _plain_rms_norm(x, g, 1e-5))
-    np.testing.assert_array_equal(ref.layer_norm(x, g, b, 1e-5),
-                                  _plain_layer_norm(x, g, b, 1e-5))
     np.testing.assert_array_equal(ref.softmax(x), _plain_softmax(x))
     np.testing.assert_array_equal(ref.silu(x), _plain_silu(x))
     np.testing.assert_array_equal(x, before)  # no input is modified in place
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (17, 96), (48, 384), (3, 4, 9, 9)])
+@pytest.mark.parametrize("offset", [0.0, 50.0])
+def test_norms_within_float_rounding_of_float64(shape, offset):
+    """The norms' means of squares are BLAS products with a column of 1/n: within a few
+    float32 ulps of the float64 formulas, also for rows far from zero mean (LayerNorm's
+    cancellation, in the pairwise mean it subtracts)."""
+    x = (RNG.standard_normal(shape) * 3 + offset).astype(F32)
+    g = RNG.standard_normal(shape[-1]).astype(F32)
+    b = RNG.standard_normal(shape[-1]).astype(F32)
+    before = x.copy()
+    rms, ln = ref.rms_norm(x, g, 1e-5), ref.layer_norm(x, g, b, 1e-5)
+    assert rms.dtype == ln.dtype == F32 and rms.shape == ln.shape == x.shape
+    # float32 steps of ~6e-8 relative each; LayerNorm's float32 mean of values near `offset`
+    # also carries up to ~2 ulps of it, relative to the row's spread (as the numpy mean did)
+    scale = 1 + np.abs(g)
+    assert np.all(np.abs(rms - _float64_rms_norm(x, g, 1e-5)) <= 5e-7 * scale)
+    x64 = x.astype(np.float64)
+    spread = np.abs(x64.mean(axis=-1, keepdims=True)) / x64.std(axis=-1, keepdims=True)
+    bound = (8e-7 + 2.4e-7 * spread) * scale
+    assert np.all(np.abs(ln - _float64_layer_norm(x, g, b, 1e-5)) <= bound)
+    np.testing.assert_array_equal(x, before)
 
 
 @pytest.mark.parametrize("t,s,window,spread", [
@@ -238,9 +258,10 @@ def test_masked_attention_equals_a_loop_reference(t, s, window, spread):
 def test_shared_shift_falls_back_to_the_per_row_softmax():
     """A row whose top score lies more than 69 below the largest of all rows would underflow
     under the shared shift: the product is then exactly the per-row softmax's."""
-    scores = RNG.standard_normal((2, 1, 20, 20)).astype(F32)
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((2, 1, 20, 20)).astype(F32)
     scores[0, 0, 3] += 100.0
-    vh = RNG.standard_normal((2, 1, 20, 8)).astype(F32)
+    vh = rng.standard_normal((2, 1, 20, 8)).astype(F32)
     np.testing.assert_array_equal(_softmax_times(scores, vh), ref.softmax(scores) @ vh)
     near = scores.copy()
     near[0, 0, 3] -= 60.0  # within reach: the shared shift, the same numbers to rounding

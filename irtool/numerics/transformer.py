@@ -32,15 +32,34 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
 
 
 def _mean_last(x: np.ndarray) -> np.ndarray:
-    """`np.mean(x, axis=-1, keepdims=True, dtype=float32)`, the same bits (a float32 sum, then
-    one correctly rounded division) without np.mean's Python layer: a norm is ~20 us here."""
+    """`np.mean(x, axis=-1, keepdims=True, dtype=float32)`, the same bits (a float32 pairwise
+    sum, then one correctly rounded division) without np.mean's Python layer. For the mean
+    a LayerNorm subtracts: a sum whose terms cancel needs the pairwise sum's accuracy."""
     total = np.add.reduce(x, axis=-1, dtype=F32, keepdims=True)
     total /= F32(x.shape[-1])
     return total
 
 
+_INVERSE_COUNTS: dict[int, np.ndarray] = {}
+
+
+def _mean_of_squares_last(sq: np.ndarray) -> np.ndarray:
+    """The mean over the last axis of squares (terms that never cancel), `[..., 1]` float32,
+    as BLAS's product with a column of 1/n: twice as fast as numpy's reduction along short
+    rows (0.75 vs 1.6 us for [37, 96]), where a norm is a dozen calls of about a microsecond.
+    Its sum of same-signed terms keeps a relative error of a few float32 ulps (the norms stay
+    within 2e-6 of a float64 reference: tests/test_straight_line.py)."""
+    n = sq.shape[-1]
+    column = _INVERSE_COUNTS.get(n)
+    if column is None:
+        column = np.full((n, 1), 1.0 / n, dtype=F32)
+        column.flags.writeable = False
+        _INVERSE_COUNTS[n] = column
+    return sq @ column
+
+
 def rms_norm(x: np.ndarray, g: np.ndarray, eps: float) -> np.ndarray:
-    ms = _mean_last(x * x)
+    ms = _mean_of_squares_last(x * x)
     ms += F32(eps)
     out = np.divide(x, np.sqrt(ms, out=ms))
     out *= g
@@ -48,11 +67,10 @@ def rms_norm(x: np.ndarray, g: np.ndarray, eps: float) -> np.ndarray:
 
 
 def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    """`(x - mean) / sqrt(var + eps) * g + b` over the last axis, in that order (the plain
-    formula's bits); in place on the arrays made here, as each numpy call is about a
-    microsecond at these sizes."""
+    """`(x - mean) / sqrt(var + eps) * g + b` over the last axis, in that order; in place on
+    the arrays made here, as each numpy call is about a microsecond at these sizes."""
     xc = x - _mean_last(x)
-    var = _mean_last(np.multiply(xc, xc))
+    var = _mean_of_squares_last(np.multiply(xc, xc))
     var += F32(eps)
     np.divide(xc, np.sqrt(var, out=var), out=xc)
     xc *= g
@@ -108,6 +126,9 @@ def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray, start: int, heads: int
     return np.concatenate([out, xh[..., rotary_dim:]], axis=-1).reshape(t, heads * head_dim)
 
 
+_MINUS_INF = np.array(-np.inf, dtype=F32)
+_MINUS_INF.flags.writeable = False
+
 _LATER = np.zeros((0, 0), dtype=bool)
 """`_LATER[i, j]`: j > i. Grown on demand (to a power of two, at most `_LATER_MAX`)."""
 _LATER_MAX = 4096
@@ -147,9 +168,9 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, kv_heads:
     kh = k.reshape(s, kv_heads, head_dim).transpose(1, 0, 2)[:, None]  # [KV, 1, S, hd]
     vh = v.reshape(s, kv_heads, head_dim).transpose(1, 0, 2)[:, None]
     scores = qh @ kh.transpose(0, 1, 3, 2)  # [KV, G, T, S]
-    scores *= F32(scale)
+    scores *= np.array(scale, dtype=F32)  # a 0-d array: numpy's quickest scalar operand
     if causal:
-        np.copyto(scores, F32(-np.inf), where=_hidden_keys(t, s, window))
+        np.copyto(scores, _MINUS_INF, where=_hidden_keys(t, s, window))
     out = np.empty((t, heads * head_dim), dtype=F32)
     heads_out = out.reshape(t, kv_heads, group, head_dim).transpose(1, 2, 0, 3)  # a view
     if softmax_fn is None and t >= _MANY_QUERIES:
