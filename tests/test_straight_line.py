@@ -1,10 +1,12 @@
-"""The interpreter's fast paths against the plain ones they replace, bit for bit.
+"""The interpreter's fast paths against the plain ones they replace.
 
 * `StraightLine` (irtool/interpreter/straight_line.py) runs a function as a list of ops over
-  value slots; xDSL's own `Interpreter.call_op` walking the same module is the reference.
-* The norms, softmax and SiLU of `irtool.numerics.transformer` avoid np.mean's Python layer
-  and extra copies; the plain numpy formulas, written here, are the reference. (GELU is an
-  approximation with a stated bound: tests/test_gelu_erf.py.)
+  value slots, each op bound once; xDSL's own `Interpreter.call_op` walking the same module is
+  the reference, bit for bit.
+* Softmax and SiLU of `irtool.numerics.transformer` avoid numpy's Python layers and extra
+  copies: the plain numpy formulas, written here, are the reference, bit for bit. The norms
+  take BLAS's mean of squares: a float64 formula is the reference, within stated bounds.
+  (GELU is an approximation with a stated bound: tests/test_gelu_erf.py.)
 * A float linear multiplies by the contiguous transpose of the weight at every level; the
   product with the transposed view must agree to float rounding, and the interpreter's kept
   transpose must follow a store array that was replaced.
