@@ -72,7 +72,8 @@ class TransformerFunctions(InterpreterFunctions):
 
     def bind(self, op: Operation) -> Bound | None:
         """The op's implementation as a function of its operand values (attributes and the
-        linear's form read now), or None for an op of another dialect."""
+        linear's form read now), or None for an op without a binder (another dialect's, or a
+        weight read, which the straight-line program runs once as a constant)."""
         binder = _BINDERS.get(type(op))
         return None if binder is None else binder(self, op)
 

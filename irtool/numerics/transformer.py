@@ -48,7 +48,8 @@ def _mean_of_squares_last(sq: np.ndarray) -> np.ndarray:
     as BLAS's product with a column of 1/n: twice as fast as numpy's reduction along short
     rows (0.75 vs 1.6 us for [37, 96]), where a norm is a dozen calls of about a microsecond.
     Its sum of same-signed terms keeps a relative error of a few float32 ulps (the norms stay
-    within 2e-6 of a float64 reference: tests/test_straight_line.py)."""
+    within float32 rounding of a float64 reference, as the pairwise sum did: the bounds are in
+    tests/test_straight_line.py)."""
     n = sq.shape[-1]
     column = _INVERSE_COUNTS.get(n)
     if column is None:
