@@ -128,8 +128,8 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
         m.Add(sum(per_token[b] * y[b, c] for b in bufs) <= load)
     # redundant, for the solver's bound: no channel carries less than the heaviest buffer,
     # nor less than an even share of all the bytes
-    m.Add(load >= max(per_token.values(), default=0))
-    m.Add(load * C >= sum(per_token.values()))
+    floor = max(max(per_token.values(), default=0), -(-sum(per_token.values()) // C))
+    m.Add(load >= floor)
     apart = [*([k, v] for i, k in enumerate(caches) for v in caches[i + 1:]),
              *(sorted(h) for h in stripe_sets.values())]
     greedy = _greedy(bufs, size, per_token, port_buffers, kind_step, apart, channels)
@@ -138,7 +138,6 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
             for c in range(C):
                 m.AddHint(y[b, c], c == c0)
     span = sum(hi[p] - lo[p] for p in plist)
-    floor = max(max(per_token.values(), default=0), -(-sum(per_token.values()) // C))
     greedy_load = None if greedy is None else max(
         sum(per_token[b] for b in bufs if greedy[b] == c) for c in range(C))
     solver = cp_model.CpSolver()
