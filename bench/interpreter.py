@@ -15,8 +15,9 @@ Both irtool rows pin OpenBLAS to one thread, as `irtool generate` does (the matr
 threads only cost). The first line names the kernels numpy's OpenBLAS runs: an environment's
 OPENBLAS_CORETYPE chooses them (kept, as irtool keeps every user setting), and on a CPU with
 AVX-512 `Haswell` (AVX2) makes the products about 1.8x slower while onnxruntime's own kernels
-still use AVX-512. Prints tokens/s side by side, the ratio to onnxruntime, and whether the
-tokens agree.
+still use AVX-512. When OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE is set, the second line says
+so and gives the command that measures OpenBLAS's own choice (both unset for that command).
+Prints tokens/s side by side, the ratio to onnxruntime, and whether the tokens agree.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from irtool.frontend.load import import_model
 from irtool.interpreter.runner import ModelRunner
 from irtool.passes.extract_kv_cache import ExtractKVCachePass
 
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+"""Variables that make OpenBLAS run other kernels (or block sizes) than it picks for the CPU:
+some machines set them because older OpenBLAS builds compute wrong results or crash there;
+a current numpy's own choice is what a user of this CPU gets without them."""
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 CASES = [("stories260K", "stories260K/stories260K.onnx", "stories260K/golden.json"),
          ("nanogpt-tiny", "nanogpt-tiny/nanogpt.onnx", "nanogpt-tiny/golden.json")]
@@ -73,6 +78,11 @@ def main() -> None:
     # OpenBLAS picks them for this CPU), onnxruntime's on its own (MLAS picks them itself)
     print(f"numpy's OpenBLAS kernels: {openblas_corename() or 'not OpenBLAS'}"
           f" (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
+    forced = [name for name in BLAS_OVERRIDES if name in os.environ]
+    if forced:
+        print(f"  {' and '.join(forced)} set: OpenBLAS runs forced kernels, not its"
+              f" own choice for this CPU; for that, run `env {' '.join('-u ' + n for n in forced)}"
+              f" python bench/interpreter.py`")
     print(f"{'model':14} {'engine':26} {'tokens/s':>9} {'seconds':>8} {'x ort':>6} "
           f"{'(CPU)':>6}  same tokens")
     for name, onnx_rel, golden_rel in CASES:
