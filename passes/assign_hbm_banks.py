@@ -15,17 +15,23 @@ its ports; kernels that run at the same time (one host step) never share a chann
 even for an input they all read (the producer writes one copy per reader, each in its own
 channel; the copies are buffers, so their bytes count in the channels' load); the K
 and V caches in different channels, and the stripes of one matrix; the bytes of each channel
-within its capacity. A greedy map (heaviest group of buffers first on the least-loaded channel
-its conflicts allow) is the solver's starting point, and the answer when the solver finds
-nothing in its time limit (`status` says which). Objective:
-the bytes per token of the most-loaded channel (weights are read once per token, caches at
-full capacity, activations once), smallest first; then the fewest channels per port. No
-channel can carry less than the heaviest buffer's bytes per token, nor less than an even share
-of all of them (said to the solver too, for its bound); when the greedy map's load is that
-floor, the load is fixed there and only the channels per port are minimised. For stories260K
-the solver then proves the map optimal in about 5 s on one core, where minimising both at once
-ran to the 10 s limit with a map that varied from run to run; one worker and no time cut make
-the map the same at every compile.
+within its capacity. A greedy map (heaviest group of buffers first, on the consecutive channels
+its members kept apart need, from the least-loaded start its conflicts allow; checked against
+every constraint) is the solver's starting point, and the answer when the solver finds nothing
+in its time limit (`status` says which).
+
+Objective, in two stages: the bytes per token of the most-loaded channel (weights are read once
+per token, caches at full capacity, activations once), smallest first; then, at that load, the
+fewest channels per port. No channel can carry less than the heaviest buffer's bytes per token,
+nor less than an even share of all of them: when the greedy map is at that floor, the first
+stage is skipped. A port needs at least as many channels as its kept-apart caches, and as
+bin packing at that load says (`_bins_needed`: stories260K's five 44,032-byte w1 matrices under
+131,072 need three); when the greedy map is at both floors it is optimal and the solver is not
+run (stories260K with 4 stripes, `--capacity 128`: 0.1 s, where the solver took 5 s to prove
+it); else the solver knows both bounds (with 1 stripe it proves the map in about 1 s, where it
+ended FEASIBLE at its 10 s limit without them). Each stage runs one worker and stops at a
+deterministic time limit before the wall-clock one (`_solve`): the same map at every compile,
+also where the limit cuts the search.
 
 The result is the module attribute `irtool.hbm_banks` (JSON): ports -> channel ranges,
 buffers -> channel, bytes and bytes per token per channel; `BankMap.connectivity_cfg()` writes
@@ -36,6 +42,7 @@ the Vitis `[connectivity]` section (`nk=`, `sp=<cu>.<arg>:HBM[a:b]`, `slr=`) and
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
@@ -133,26 +140,56 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
     apart = [*([k, v] for i, k in enumerate(caches) for v in caches[i + 1:]),
              *(sorted(h) for h in stripe_sets.values())]
     greedy = _greedy(bufs, size, per_token, port_buffers, kind_step, apart, channels)
+    if greedy is not None and not _map_is_valid(greedy, size, port_buffers, kind_step, apart,
+                                                channels):
+        greedy = None  # not a map the model allows: no start, no fallback
     if greedy is not None:
         for b, c0 in greedy.items():
             for c in range(C):
                 m.AddHint(y[b, c], c == c0)
     span = sum(hi[p] - lo[p] for p in plist)
+
+    def ranges_of(w: dict[str, int]) -> dict:
+        return {p: [min(w[b] for b in port_buffers[p]), max(w[b] for b in port_buffers[p])]
+                for p in plist}
+
     greedy_load = None if greedy is None else max(
         sum(per_token[b] for b in bufs if greedy[b] == c) for c in range(C))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit
-    solver.parameters.num_workers = 1
+    deadline = time.perf_counter() + time_limit
+    solver, status, proved_greedy = None, cp_model.UNKNOWN, False
     if greedy_load is not None and greedy_load <= floor:
-        m.Add(load == greedy_load)  # the greedy map's load is the floor: optimal
-        m.Minimize(span)
-    else:
-        m.Minimize(load * (len(plist) * C + 1) + span)
-    status = solver.Solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) and greedy is not None:
-        where = greedy  # the solver found nothing better in its time: the greedy start
-        ranges = {p: [greedy[next(iter(port_buffers[p]))]] * 2 for p in plist}
-        status_name = "greedy"
+        best_load, load_proved = greedy_load, True  # the greedy map's load is the floor
+    else:  # first stage: the load alone, down to the floor at best
+        m.Minimize(load)
+        solver, status = _solve(m, time_limit / 2)
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            best_load, load_proved = solver.Value(load), status == cp_model.OPTIMAL
+            m.ClearHints()
+            for b in bufs:
+                for c in range(C):
+                    m.AddHint(y[b, c], solver.Value(y[b, c]))
+        else:
+            best_load, load_proved = None, False
+    if best_load is not None:  # second stage: that load, the fewest channels per port
+        needs = {q: max(_bins_needed([per_token[b] for b in port_buffers[q]], best_load),
+                        len(port_buffers[q] & set(caches)))  # the caches pairwise apart
+                 for q in plist}
+        span_floor = sum(max(0, n - 1) for n in needs.values())
+        proved_greedy = (load_proved and greedy_load == best_load and sum(
+            hi_ - lo_ for lo_, hi_ in ranges_of(greedy).values()) <= span_floor)
+        if not proved_greedy:  # else the greedy map is at both floors: optimal, no search
+            m.Add(load == best_load)
+            for q in plist:  # redundant, for the bound: the channels a port needs
+                m.Add(hi[q] - lo[q] >= needs[q] - 1)
+            m.Minimize(span)
+            solver, status = _solve(m, deadline - time.perf_counter())
+            if status == cp_model.OPTIMAL and not load_proved:
+                status = cp_model.FEASIBLE
+    if proved_greedy:
+        where, ranges, status_name = greedy, ranges_of(greedy), "optimal"
+    elif status not in (cp_model.OPTIMAL, cp_model.FEASIBLE) and greedy is not None:
+        # the solver found nothing better in its time: the greedy start
+        where, ranges, status_name = greedy, ranges_of(greedy), "greedy"
     elif status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         total = sum(size.values())
         raise IrtoolError(f"assign-hbm-banks: no bank map ({solver.StatusName(status)}): "
@@ -179,6 +216,34 @@ def solve_banks(bp: BlockParts, channels: list[tuple[str, int]], time_limit: flo
             "status": status_name}
 
 
+def _bins_needed(items: list[int], cap: int) -> int:
+    """A lower bound on the channels of load `cap` that hold `items` (bytes per token): their
+    sum over `cap`, and for every k, the items above cap/(k+1), at most k of which share a
+    channel (five 44,032-byte matrices under 131,072 need 3 channels, not 2)."""
+    if not items:
+        return 0
+    if cap <= 0:
+        return len(items)
+    need = -(-sum(items) // cap)
+    ranked = sorted(items, reverse=True)
+    for k in range(1, len(ranked) + 1):
+        over = sum(1 for x in ranked if x * (k + 1) > cap)
+        need = max(need, -(-over // k))
+    return need
+
+
+def _solve(m: cp_model.CpModel, seconds: float) -> tuple[cp_model.CpSolver, int]:
+    """One worker (a deterministic search), stopped at three quarters of `seconds` in
+    deterministic time, the wall clock at `seconds` only a backstop: a search the limit cuts
+    then ends at the same point, with the same map, at every compile on any machine up to
+    about 1.4x slower than this one (one worker here: about 1.05 s a unit)."""
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.max_time_in_seconds = max(0.05, seconds)
+    solver.parameters.max_deterministic_time = max(0.04, 0.75 * seconds)
+    return solver, solver.Solve(m)
+
+
 def _embedding_rows(bp: BlockParts, names) -> dict[str, int]:
     """Tables only read by `transformer.embedding`: bytes of the one row read per token."""
     rows: dict[str, int] = {}
@@ -196,9 +261,12 @@ def _embedding_rows(bp: BlockParts, names) -> dict[str, int]:
 
 
 def _greedy(bufs, size, per_token, port_buffers, kind_step, apart, channels):
-    """A feasible start: buffers joined by the ports they share form groups, each group on one
-    channel, the heaviest first on the least-loaded channel its conflicts allow (a group of a
-    kernel and a group of a concurrent kernel, or the K and the V cache, never together)."""
+    """A feasible start, or None: buffers joined by the ports they share form groups, the
+    heaviest group first, each on the consecutive channels (from the least-loaded start its
+    conflicts allow) that its members kept apart need (five layers' K caches: five channels,
+    one lane each); never two concurrent kernels' groups on overlapping channels, nor two
+    buffers kept apart on one channel. The map is checked against every constraint
+    (`_map_is_valid`) before it is used."""
     parent = {b: b for b in bufs}
 
     def find(b):
@@ -216,31 +284,75 @@ def _greedy(bufs, size, per_token, port_buffers, kind_step, apart, channels):
         groups.setdefault(find(b), set()).add(b)
     kinds_of = {g: {p[0] for p, held in port_buffers.items() if held & members}
                 for g, members in groups.items()}
+    kept_apart: dict[str, set[str]] = {b: set() for b in bufs}
+    for pair in apart:
+        for a in pair:
+            kept_apart[a].update(x for x in pair if x != a)
 
-    def conflict(g, h):
-        if any(kind_step[a] == kind_step[b] and a != b
-               for a in kinds_of[g] for b in kinds_of[h]):
-            return True
-        return any(groups[g] & set(a) and groups[h] & set(a) for a in apart)
+    def lanes_of(members: set[str]) -> list[list[str]]:
+        """The members in as few lanes as keep every two kept apart in different lanes."""
+        lanes: list[list[str]] = []
+        for b in sorted(members, key=lambda b: (-per_token[b], b)):
+            lane = next((lane for lane in lanes if not kept_apart[b] & set(lane)), None)
+            if lane is None:
+                lanes.append(lane := [])
+            lane.append(b)
+        return lanes
 
-    load = [0] * len(channels)
-    used = [0] * len(channels)
-    on: dict[int, list[str]] = {c: [] for c in range(len(channels))}
+    C = len(channels)
+    load = [0] * C
+    used = [0] * C
+    on: dict[int, set[str]] = {c: set() for c in range(C)}  # the buffers on each channel
+    spans: list[tuple[str, int, int]] = []  # each placed group's first and last channel
     where: dict[str, int] = {}
-    order = sorted(groups, key=lambda g: -sum(per_token[b] for b in groups[g]))
+    order = sorted(groups, key=lambda g: (-sum(per_token[b] for b in groups[g]), g))
+    def fits(c: int, lanes: list[list[str]], rivals: list[tuple[int, int]]) -> bool:
+        """Lane i on channel c + i: clear of concurrent kernels' channels, within capacity,
+        beside nothing its members are kept apart from."""
+        if any(lo <= c + len(lanes) - 1 and c <= hi for lo, hi in rivals):
+            return False
+        return all(used[c + i] + sum(size[b] for b in lane) <= channels[c + i][1]
+                   and not any(kept_apart[b] & on[c + i] for b in lane)
+                   for i, lane in enumerate(lanes))
+
     for g in order:
-        need = sum(size[b] for b in groups[g])
-        ok = [c for c in range(len(channels)) if used[c] + need <= channels[c][1]
-              and not any(conflict(g, h) for h in on[c])]
+        lanes = lanes_of(groups[g])
+        rivals = [(lo, hi) for h, lo, hi in spans
+                  if any(kind_step[a] == kind_step[b] and a != b
+                         for a in kinds_of[g] for b in kinds_of[h])]
+        ok = [c for c in range(C - len(lanes) + 1) if fits(c, lanes, rivals)]
         if not ok:
             return None
-        c = min(ok, key=lambda c: (load[c], c))
-        on[c].append(g)
-        load[c] += sum(per_token[b] for b in groups[g])
-        used[c] += need
-        for b in groups[g]:
-            where[b] = c
+        c = min(ok, key=lambda c: (max(load[c + i] + sum(per_token[b] for b in lane)
+                                       for i, lane in enumerate(lanes)), c))
+        for i, lane in enumerate(lanes):
+            for b in lane:
+                where[b] = c + i
+                on[c + i].add(b)
+                load[c + i] += per_token[b]
+                used[c + i] += size[b]
+        spans.append((g, c, c + len(lanes) - 1))
     return where
+
+
+def _map_is_valid(where, size, port_buffers, kind_step, apart, channels) -> bool:
+    """Whether a map keeps every constraint of the model: capacities, buffers kept apart on
+    different channels, and concurrent kernels' port ranges disjoint."""
+    used = [0] * len(channels)
+    for b, c in where.items():
+        used[c] += size[b]
+    if any(u > cap for u, (_, cap) in zip(used, channels, strict=True)):
+        return False
+    if any(len({where[b] for b in pair}) < len(pair) for pair in apart):
+        return False
+    ranges = {p: (min(where[b] for b in held), max(where[b] for b in held))
+              for p, held in port_buffers.items()}
+    for a, (alo, ahi) in ranges.items():
+        for b, (blo, bhi) in ranges.items():
+            if (a < b and a[0] != b[0] and kind_step[a[0]] == kind_step[b[0]]
+                    and alo <= bhi and blo <= ahi):
+                return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -357,10 +357,9 @@ def test_bank_assignment_refuses_what_does_not_fit():
 def test_bank_map_is_proved_optimal(tmp_path):
     """`irtool compile --target u280-hls --capacity 128` of stories260K: minimising the load and
     the ports' channels at once ran to the 10 s limit (FEASIBLE), with a map that differed
-    between runs. With the load fixed at its floor the solver proves the fewest channels per
-    port (on one worker: the same map at every compile). The floor here: the classifier reads
-    the tied embedding table whole at every token, and no channel can carry less than one
-    buffer."""
+    between runs. The load's floor here: the classifier reads the tied embedding table whole
+    at every token, and no channel can carry less than one buffer. The channels' floor: the
+    caches kept apart. The greedy start is at both, so the map is optimal without a search."""
     proc = subprocess.run([str(BIN / "irtool"), "compile", "--target", "u280-hls", "--capacity",
                            "128", "-o", str(tmp_path / "p"), "--quiet"],
                           capture_output=True, text=True, timeout=600, check=False)
@@ -368,6 +367,81 @@ def test_bank_map_is_proved_optimal(tmp_path):
     banks = json.loads((tmp_path / "p" / "bank_map.json").read_text())
     assert banks["status"] == "optimal"
     assert max(banks["per_token"]) == banks["sizes"]["tok_embeddings"] == 512 * 64 * 4
+    # the fewest channels per port: the five layers' K caches pairwise apart take five
+    # channels, so do the V caches; every other port fits in one (4 stripes: 11 KB a layer)
+    widths = {(k, a): hi - lo + 1 for k, args in banks["ports"].items()
+              for a, (lo, hi) in args.items()}
+    assert widths.pop(("attn", "kcache")) == widths.pop(("attn", "vcache")) == 5
+    assert set(widths.values()) == {1}
+
+
+def test_bank_map_of_whole_matrices_is_proved_optimal():
+    """stories260K in fp32 with `stripes=1`: each layer's w1, w2 or w3 is 44,032 bytes a token,
+    and the load's floor is the classifier's 131,072, so two of them share a channel, never
+    three: the five layers of each take three channels (the sum alone would say two). The
+    solver minimised load and channels at once for its whole 10 s and ended FEASIBLE; told
+    this bound, it proves the map optimal, and it is the same map every time."""
+    from irtool.block_parts import split_decode
+    from irtool.compile import CompileOptions, prepare_for_target
+    from irtool.frontend.load import import_model
+    from irtool.passes.assign_hbm_banks import AssignHbmBanksPass, solve_banks
+    from irtool.targets.registry import load_target
+    from tests.conftest import SHARED_MODELS
+
+    module, store = import_model(SHARED_MODELS / "stories260K" / "stories260K.bin")
+    prepare_for_target(module, store, CompileOptions(target="u280-hls", capacity=128))
+    desc = load_target("u280-hls").description
+    engine = next(e for e in desc.engines if e.kind == "accelerator")
+    channels = [(m, desc.memory(m).capacity) for m in engine.reads]
+    assert AssignHbmBanksPass().stripes == 4  # what compile uses; 1 is irtool-opt's choice
+    first, again = (solve_banks(split_decode(module), channels, 10.0, stripes=1)
+                    for _ in range(2))
+    assert first == again
+    assert first["status"] == "optimal" and max(first["per_token"]) == 131072
+    widths = {(k, a): hi - lo + 1 for k, args in first["ports"].items()
+              for a, (lo, hi) in args.items()}
+    assert [widths.pop(("mlp", w)) for w in ("w1", "w2", "w3")] == [3, 3, 3]
+    assert widths.pop(("attn", "kcache")) == widths.pop(("attn", "vcache")) == 5
+    assert set(widths.values()) == {1}
+
+
+def test_greedy_start_keeps_the_caches_of_one_port_apart():
+    """The greedy start put the buffers of a port on one channel, the K caches of all layers
+    too, though the model keeps caches apart: a map the solver could not use, and the one the
+    pass returned (status "greedy") when the solver found nothing in time. Now they take
+    consecutive channels, and a map breaking a rule is never used."""
+    from irtool.passes.assign_hbm_banks import _greedy, _map_is_valid
+
+    bufs = ["k0", "k1", "k2", "w"]
+    size = {"k0": 100, "k1": 100, "k2": 100, "w": 500}
+    port_buffers = {("attn", "kcache"): {"k0", "k1", "k2"}, ("attn", "w"): {"w"}}
+    kind_step = {"attn": 0}
+    apart = [["k0", "k1"], ["k0", "k2"], ["k1", "k2"]]
+    channels = [(f"HBM[{c}]", 1000) for c in range(4)]
+    where = _greedy(bufs, size, dict(size), port_buffers, kind_step, apart, channels)
+    assert sorted(where[k] for k in ("k0", "k1", "k2")) == [1, 2, 3]  # w (heaviest) on 0
+    assert where["w"] == 0
+    assert _map_is_valid(where, size, port_buffers, kind_step, apart, channels)
+    together = {"k0": 1, "k1": 1, "k2": 1, "w": 0}
+    assert not _map_is_valid(together, size, port_buffers, kind_step, apart, channels)
+    full = {"k0": 0, "k1": 1, "k2": 2, "w": 0}  # 600 bytes on a channel of 1000: fits
+    assert _map_is_valid(full, size, port_buffers, kind_step, apart, channels)
+    small = [(f"HBM[{c}]", 550) for c in range(4)]
+    assert not _map_is_valid(full, size, port_buffers, kind_step, apart, small)
+    # two concurrent kernels (one host step) whose port ranges overlap
+    steps = {"attn": 0, "mlp": 0}
+    ports2 = {("attn", "kcache"): {"k0", "k1"}, ("mlp", "w"): {"w"}}
+    assert not _map_is_valid({"k0": 0, "k1": 2, "w": 1}, size, ports2, steps, [], channels)
+    assert _map_is_valid({"k0": 0, "k1": 1, "w": 2}, size, ports2, steps, [], channels)
+
+
+def test_channels_needed_by_a_port():
+    from irtool.passes.assign_hbm_banks import _bins_needed
+
+    assert _bins_needed([44032] * 5, 131072) == 3  # two share a channel, three do not fit
+    assert _bins_needed([40000] * 5, 131072) == 2  # three share one: the sum's bound
+    assert _bins_needed([70000, 70000, 10], 131072) == 2
+    assert _bins_needed([], 131072) == 0
 
 
 def _tiny_solve(channels):
