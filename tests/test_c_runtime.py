@@ -357,6 +357,21 @@ def test_gelu(runner, n, tanh_approx, inplace):
     check(got, want, mag, rtol=2e-5, atol=1e-30)
 
 
+def test_gelu_exact_everywhere(runner):
+    """Exact GELU over every region of its evaluation: the fitted tail for |x| <= 4 (checked
+    densely, the fit's worst places included), erfcf beyond, the switch itself (4 and the
+    floats beside it), and the far tails; relative error against float64 erfc. The bound is
+    float32's: the rounding of the logit (up to about 9 at |x| = 4) and, beyond, of erfcf's
+    argument move the result by up to about 3e-6 relatively."""
+    four = F32(4.0)
+    edges = [np.nextafter(four, F32(0)), four, np.nextafter(four, F32(9))]
+    x = np.concatenate([np.linspace(-6, 6, 24001, dtype=F32), edges, [-e for e in edges],
+                        np.array([-13.0, -9.5, 7.25, 1e-30, -1e-30, 2e-38], dtype=F32)])
+    want = [0.5 * v * math.erfc(-v / math.sqrt(2.0)) for v in map(float, x)]
+    got = runner.run("gelu", {"n": x.size, "tanh_approx": 0, "inplace": 0}, {"x": x})
+    check(got, want, rtol=5e-6, atol=1e-37)
+
+
 @pytest.mark.parametrize("inplace", [0, 1])
 @pytest.mark.parametrize("T,N,spread", [(1, 1, 1.0), (3, 7, 1.0), (2, 33, 10.0), (4, 5, 30.0)])
 def test_softmax(runner, T, N, spread, inplace):
