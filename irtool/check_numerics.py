@@ -15,7 +15,8 @@ does, so every level compares the logits of every position.
 
 A pass whose output the interpreter cannot run (an op it has no implementation for, no entry
 point it knows) is skipped with a note on stderr; the passes after it are still compared
-with the input module.
+with the input module. A pass that writes a new weight store (quantize) is checked with that
+store, read from where the command keeps it until the command succeeds.
 """
 
 from __future__ import annotations

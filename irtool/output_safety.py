@@ -12,7 +12,9 @@ Every command that writes (`irtool-opt -o`, `irtool import -o`, `irtool quantize
 * a project directory is written only if it does not exist, is empty, or holds the manifest
   `.irtool-manifest` (the list of files irtool wrote there) - or with `--force`; irtool deletes
   only files its manifest lists, never a user's file;
-* side files (the weight store `irtool-opt -p quantize` writes) go beside the requested output.
+* side files (the weight store `irtool-opt -p quantize` writes) go beside the requested output;
+  the rest of the command (later passes, `--check-numerics`) reads them back from their
+  temporary files, so reading one is not reading an input.
 
 Drivers open a transaction with `writing(...)`; passes and emitters that write ask for the
 current one (`current()`), so the driver's inputs and `--force` reach them without plumbing.
@@ -78,6 +80,9 @@ def _make_parent(dest: Path, what: str) -> None:
 class _PendingFile:
     dest: Path
     temp: Path
+    own: bool = False
+    """Written now and read back by the rest of the command (a pass's new weight store, which
+    the next passes and --check-numerics read from `temp`): not an input when it is read."""
 
 
 @dataclass
@@ -101,8 +106,11 @@ class Outputs:
     # -- inputs ---------------------------------------------------------------------------------
 
     def add_input(self, path: str | os.PathLike[str], what: str = "input") -> None:
-        """Declare a file the command reads; an output already registered on it is refused."""
+        """Declare a file the command reads; an output already registered on it is refused,
+        except a side file of this command read back (its data is this command's own)."""
         p = Path(path)
+        if any(f.own and _same_file(f.dest, p) for f in self.files):
+            return
         self.inputs.append(p)
         for f in self.files:
             self._refuse_input(f.dest, [p], what)
@@ -116,8 +124,10 @@ class Outputs:
 
     # -- files ----------------------------------------------------------------------------------
 
-    def file(self, dest: str | os.PathLike[str], what: str = "output") -> Path:
-        """A temporary path to write `dest` to; it replaces `dest` on commit."""
+    def file(self, dest: str | os.PathLike[str], what: str = "output", *,
+             own: bool = False) -> Path:
+        """A temporary path to write `dest` to; it replaces `dest` on commit (`own`: see
+        `_PendingFile`)."""
         d = Path(dest)
         self._refuse_input(d, self.inputs)
         if d.is_dir():
@@ -131,14 +141,15 @@ class Outputs:
             raise IrtoolError(f"cannot write {what} '{d}': {_reason(e)}") from None
         os.close(fd)
         os.chmod(temp, 0o666 & ~_umask())  # what open() would have made
-        self.files.append(_PendingFile(d, Path(temp)))
+        self.files.append(_PendingFile(d, Path(temp), own))
         return Path(temp)
 
     def side_file(self, name: str, what: str = "side file") -> tuple[Path, Path]:
-        """(temporary path, final path) of a file named `name` beside the primary output."""
+        """(temporary path, final path) of a file named `name` beside the primary output; the
+        command may read it back (`own`) once it is written."""
         base = self.primary.parent if self.primary is not None else Path(".")
         dest = base / name
-        return self.file(dest, what), dest
+        return self.file(dest, what, own=True), dest
 
     def readable(self, path: str | os.PathLike[str]) -> Path:
         """Where to read `path` now: its temporary file while it is an uncommitted output (a

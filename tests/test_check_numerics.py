@@ -175,3 +175,30 @@ def test_bad_tolerance(stories, capsys):
     code, err = run_opt([stories, "--check-numerics=-1", "-p", "cse"], capsys)
     assert code == 1 and err.startswith("error: ")  # a usage error is a bad input: exit 1
     assert "the tolerance must be a positive number, got '-1'" in err
+
+
+def test_the_quantize_pass_is_checked(stories, tmp_path, capsys):
+    """quantize writes a new store, and the checker reads that store (this command's own
+    output, not yet renamed into place) instead of skipping the pass: w4g32 moves the logits
+    by what the written module computes, within the loose tolerance, beyond the default."""
+    from irtool.check_numerics import relative_change
+
+    out = tmp_path / "cn5.mlir"
+    pipeline = "extract-kv-cache{capacity=64},quantize{scheme=w4g32}"
+    code, err = run_opt([stories, "--check-numerics=0.5", "-p", pipeline, "-o", out], capsys)
+    assert code == 0, err
+    assert "skipped" not in err, err
+    m = re.search(r"2 pass\(es\) kept the logits of the probe 1,171,341,511 within 0\.5 "
+                  r"\(largest change (\S+), after 'quantize'\)", err)
+    assert m, err
+    reference = ModelRunner(*load_module(stories)).forward(PROBE)
+    written = ModelRunner(*load_module(out)).forward(PROBE)
+    change, _ = relative_change(written, reference)
+    assert float(m[1]) == pytest.approx(change, rel=2e-3) and 1e-4 < change < 0.5
+    code, err = run_opt([stories, "--check-numerics", "-p", pipeline,
+                         "-o", tmp_path / "strict.mlir"], capsys)
+    assert code == 1
+    assert re.fullmatch(r"error: pass 'quantize' changed the logits by (\S+) \(tolerance "
+                        r"0\.0001\) at position \d+\n", err), err
+    assert not (tmp_path / "strict.mlir").exists()
+    assert not (tmp_path / "strict.weights.npz").exists()
