@@ -19,7 +19,13 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError
 
 from irtool.context import make_context
 from irtool.errors import IrtoolError
-from irtool.output_safety import note_input, transaction
+from irtool.output_safety import (
+    IR_TEXT,
+    WEIGHT_STORE,
+    check_destination,
+    note_input,
+    transaction,
+)
 from irtool.weights import (
     WeightStore,
     absolutize_store_reference,
@@ -128,15 +134,24 @@ def module_text(module: ModuleOp) -> str:
     return out.getvalue()
 
 
+def check_module_destination(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(module path, store path) for `write_module`, or the error it would end with (an empty
+    or store-like name, a file that is no earlier module or store): commands check before
+    their work."""
+    path = check_destination(path, "module", IR_TEXT)
+    store_path = check_destination(store_path_for(path), "weight store", WEIGHT_STORE)
+    return path, store_path
+
+
 def write_module(module: ModuleOp, store: WeightStore, path: str | os.PathLike[str]) -> Path:
     """Write `path` and its store `<stem>.weights.npz` beside it; returns the store path.
 
     Both go through the command's output transaction (irtool.output_safety): written beside
-    their destinations, renamed into place when the command succeeds, never over an input."""
-    path = Path(path)
-    store_path = store_path_for(path)
+    their destinations, renamed into place when the command succeeds, never over an input nor
+    over a file that is not an earlier module (or store)."""
+    path, store_path = check_module_destination(path)
     with transaction() as outputs:
-        store.save(outputs.file(store_path, "weight store"))
+        store.save(outputs.file(store_path, "weight store", kind=WEIGHT_STORE))
         set_store_reference(module, store_path.name)
-        outputs.file(path, "module").write_text(module_text(module))
+        outputs.file(path, "module", kind=IR_TEXT).write_text(module_text(module))
     return store_path

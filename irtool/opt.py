@@ -23,6 +23,7 @@ with numpy_loaded_single_threaded():  # OpenBLAS without its thread pool: irtool
     import numpy  # noqa: F401  (the passes' numpy, loaded here for that)
 
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.utils.arg_spec import parse_spec
 from xdsl.utils.exceptions import ArgSpecParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
@@ -31,7 +32,7 @@ from irtool.context import register_dialects
 from irtool.diagnostics import exit_1_on_usage_errors, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.module_io import check_defined_before_use
-from irtool.output_safety import current, note_input, writing
+from irtool.output_safety import IR_TEXT, current, note_input, writing
 from irtool.passes import get_all_passes as irtool_passes
 from irtool.pipelines import expand_pipeline, pipeline_names
 from irtool.run import parse_token_list, verify_plan
@@ -152,7 +153,10 @@ class IrToolOptMain(xDSLOptMain):
         if self.args.output_file:  # renamed into place when the whole run succeeded
             outputs = current()
             assert outputs is not None
-            return open(outputs.file(self.args.output_file), "w")
+            target = parse_spec(self.args.target).name
+            what, kind = ("module", IR_TEXT) if target == "mlir" else (f"-t {target} output",
+                                                                       None)
+            return open(outputs.file(self.args.output_file, what, kind=kind), "w")
         return super().prepare_output()
 
     def output_resulting_program(self, prog: ModuleOp) -> str:

@@ -9,6 +9,9 @@ Every command that writes (`irtool-opt -o`, `irtool import -o`, `irtool quantize
   never an empty or half-written one;
 * a destination that is one of the inputs (or an input's weight store) is refused, comparing
   resolved paths (symlinks followed) and, for existing files, the inode (hard links);
+* an output of a known `Kind` (a module, a weight store, a report) replaces only an earlier
+  output of that kind or an empty file, never a user's other file, and only a weight store may
+  be named `*.weights.npz` (a module may read a file of that name); an empty path is refused;
 * a project directory is written only if it does not exist, is empty, or holds the manifest
   `.irtool-manifest` (the list of files irtool wrote there) - or with `--force`; irtool deletes
   only files its manifest lists, never a user's file;
@@ -25,9 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +40,9 @@ from irtool.errors import IrtoolError
 
 MANIFEST = ".irtool-manifest"
 _MANIFEST_HEADER = "# files written by irtool (it deletes or replaces only these)\n"
+STORE_SUFFIX = ".weights.npz"
+"""The name of a weight store (irtool.weights): a module refers to its store by this name."""
+_HEAD_BYTES = 4096
 
 
 def _resolved(path: str | os.PathLike[str]) -> Path:
@@ -74,6 +81,75 @@ def _make_parent(dest: Path, what: str) -> None:
     except OSError as e:
         raise IrtoolError(f"cannot create the directory '{parent}' for {what} '{dest}': "
                           f"{_reason(e)}") from None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of output file, and what an existing file must be for irtool to replace it: an
+    earlier output of the same kind (or an empty file), so a mistyped `-o` never destroys a
+    user's file of another kind. Only the weight-store kind may have a `*.weights.npz` name."""
+
+    description: str
+    """What an existing file is not, in the refusal: "... it is not {description}"."""
+    looks_ours: Callable[[bytes], bool]
+    """True for the first bytes (up to 4 KiB) of an earlier output of this kind."""
+    example: str
+    """A file name to suggest instead of a weight store's."""
+    store: bool = False
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # --syntax-highlight
+_IR_START = re.compile(r'"?[A-Za-z_][\w$]*\.[\w$.]+"?|module\b|%')
+
+
+def looks_like_ir(head: bytes) -> bool:
+    """MLIR text: after blank and `//` lines, an op (`builtin.module`, `"builtin.module"()`,
+    `func.func`, `%0 = ...`), as irtool, irtool-opt and xdsl-opt print it."""
+    if b"\0" in head:
+        return False
+    for line in head.decode("utf-8", errors="replace").splitlines():
+        line = _ANSI.sub("", line).strip()
+        if line and not line.startswith("//"):
+            return _IR_START.match(line) is not None
+    return False
+
+
+IR_TEXT = Kind("IR text (an .mlir module)", looks_like_ir, "OUT.mlir")
+WEIGHT_STORE = Kind("a weight store (an .npz archive)", lambda head: head.startswith(b"PK"),
+                    "OUT.weights.npz", store=True)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(_HEAD_BYTES)
+    except OSError as e:
+        raise IrtoolError(f"cannot read '{path}' to see whether irtool may replace it: "
+                          f"{_reason(e)}") from None
+
+
+def check_destination(dest: str | os.PathLike[str], what: str = "output",
+                      kind: Kind | None = None) -> Path:
+    """`dest` as a Path, or an error if irtool must not write it: an empty path; for an
+    output of a known kind, a weight store's name or an existing file of another kind.
+    Commands call it before their work too, so a bad `-o` costs nothing."""
+    if not os.fspath(dest).strip():
+        raise IrtoolError(f"the path of the {what} is empty (''): give a file name")
+    d = Path(dest)
+    if kind is None:
+        return d
+    if d.name.endswith(STORE_SUFFIX) and not kind.store:
+        raise IrtoolError(f"refusing to write the {what} to '{d}': a name ending in "
+                          f"{STORE_SUFFIX} is a weight store's (a module may read it); give "
+                          f"the {what} another name, e.g. {kind.example}")
+    if d.is_file():
+        head = _head(d)
+        if head and not kind.looks_ours(head):
+            raise IrtoolError(f"refusing to replace '{d}' with the {what}: it is not "
+                              f"{kind.description}, so not an earlier output of irtool (the "
+                              "only files it replaces); choose another path, or delete the "
+                              "file first if it may go")
+    return d
 
 
 @dataclass
@@ -125,10 +201,10 @@ class Outputs:
     # -- files ----------------------------------------------------------------------------------
 
     def file(self, dest: str | os.PathLike[str], what: str = "output", *,
-             own: bool = False) -> Path:
-        """A temporary path to write `dest` to; it replaces `dest` on commit (`own`: see
-        `_PendingFile`)."""
-        d = Path(dest)
+             kind: Kind | None = None, own: bool = False) -> Path:
+        """A temporary path to write `dest` to; it replaces `dest` on commit (`kind`: see
+        `check_destination`, `own`: see `_PendingFile`)."""
+        d = check_destination(dest, what, kind)
         self._refuse_input(d, self.inputs)
         if d.is_dir():
             raise IrtoolError(f"cannot write {what} '{d}': it is a directory; give a file name")
@@ -144,12 +220,14 @@ class Outputs:
         self.files.append(_PendingFile(d, Path(temp), own))
         return Path(temp)
 
-    def side_file(self, name: str, what: str = "side file") -> tuple[Path, Path]:
-        """(temporary path, final path) of a file named `name` beside the primary output; the
-        command may read it back (`own`) once it is written."""
+    def side_file(self, name: str, what: str = "side file",
+                  kind: Kind | None = WEIGHT_STORE) -> tuple[Path, Path]:
+        """(temporary path, final path) of a file named `name` beside the primary output (a
+        weight store unless `kind` says otherwise); the command may read it back (`own`) once
+        it is written."""
         base = self.primary.parent if self.primary is not None else Path(".")
         dest = base / name
-        return self.file(dest, what, own=True), dest
+        return self.file(dest, what, kind=kind, own=True), dest
 
     def readable(self, path: str | os.PathLike[str]) -> Path:
         """Where to read `path` now: its temporary file while it is an uncommitted output (a
@@ -317,10 +395,11 @@ def transaction() -> Iterator[Outputs]:
 
 
 @contextlib.contextmanager
-def output_file(dest: str | os.PathLike[str], what: str = "output") -> Iterator[Path]:
+def output_file(dest: str | os.PathLike[str], what: str = "output",
+                kind: Kind | None = None) -> Iterator[Path]:
     """`with output_file(p) as tmp:` write `tmp`; it becomes `p` when the command succeeds."""
     with transaction() as outputs:
-        yield outputs.file(dest, what)
+        yield outputs.file(dest, what, kind=kind)
 
 
 @contextlib.contextmanager
@@ -331,6 +410,7 @@ def project_directory(dest: str | os.PathLike[str]) -> Iterator[Path]:
         yield outputs.directory(dest)
 
 
-def write_text(dest: str | os.PathLike[str], text: str, what: str = "output") -> None:
-    with output_file(dest, what) as tmp:
+def write_text(dest: str | os.PathLike[str], text: str, what: str = "output",
+               kind: Kind | None = None) -> None:
+    with output_file(dest, what, kind) as tmp:
         tmp.write_text(text)

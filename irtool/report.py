@@ -36,6 +36,8 @@ QUALITY_ATTR = "irtool.quality"
 PROJECT_MODULE = "model.hw.mlir"
 PROJECT_ESTIMATE = "estimate.json"
 PROJECT_REPORT = "report.html"
+_PAGE_START = "<!DOCTYPE html><html><head><meta charset='utf-8'><title>irtool report: "
+"""How every page begins: what `write_report` may replace."""
 BAR_WIDTH = 900
 BAR_HEIGHT = 36
 CHART_HEIGHT = 220
@@ -265,8 +267,7 @@ def render_html(data: ReportData) -> str:
                 plan.get(m.name, {}).get("no_reuse", 0),
                 sum(1 for b in data.buffers if b.space == m.name)] for m in data.memories]
     legend = "".join(f'<span style="background:{c}"></span>{k}' for k, c in COLOURS.items())
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>irtool report: "
-             f"{html.escape(data.name)}</title><style>{CSS}</style></head><body>",
+    parts = [f"{_PAGE_START}{html.escape(data.name)}</title><style>{CSS}</style></head><body>",
              f"<h1>Memory plan: {html.escape(data.name)}</h1>",
              f"<p>target <b>{html.escape(plan['target'])}</b>, {len(data.buffers)} buffers, "
              f"solver {html.escape(str(plan.get('status')))}, access cost "
@@ -299,10 +300,17 @@ def render_html(data: ReportData) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_report(data: ReportData, out: Path) -> Path:
-    from irtool.output_safety import write_text
+def _is_report(head: bytes) -> bool:
+    return head.startswith(_PAGE_START.encode())
 
-    write_text(out, render_html(data), "the report")
+
+def write_report(data: ReportData, out: Path) -> Path:
+    """Write the page to `out`, which may replace only an earlier report (or an empty file):
+    `-o proj/main.c` must not turn a project's source into HTML."""
+    from irtool.output_safety import Kind, write_text
+
+    write_text(out, render_html(data), "report",
+               Kind("an irtool report", _is_report, "report.html"))
     return Path(out)
 
 

@@ -22,8 +22,7 @@ from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, TensorType
 
 from irtool.errors import IrtoolError
 from irtool.ir_names import WEIGHTS_ATTR
-
-STORE_SUFFIX = ".weights.npz"
+from irtool.output_safety import STORE_SUFFIX
 
 
 @dataclass

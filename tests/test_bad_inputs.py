@@ -115,10 +115,11 @@ def test_opt_in_place_is_refused_and_the_input_kept(imported, tmp_path):
 def test_a_failing_run_leaves_the_old_output_and_no_partial_file(imported, tmp_path):
     m = copy_module(imported, tmp_path)
     out = tmp_path / "out.mlir"
-    out.write_text("previous result\n")
+    previous = "// the previous result\nbuiltin.module {\n}\n"
+    out.write_text(previous)
     assert_bad_input(call(opt.main, m, "-p", "extract-kv-cache{capacity=9999}", "-o", out),
                      "capacity")
-    assert out.read_text() == "previous result\n"
+    assert out.read_text() == previous
     assert_bad_input(call(opt.main, m, "-p", "extract-kv-cache{capacity=9999}",
                           "-o", tmp_path / "new" / "x.mlir"))
     assert not (tmp_path / "new" / "x.mlir").exists()
@@ -413,3 +414,75 @@ def test_unknown_choices_exit_1(imported, tmp_path):
     assert_bad_input(call(cli.main, "bogus"), "bogus")
     assert_bad_input(call(run.main, imported), "--tokens")
 
+
+# --- the output audit: stores, kinds of outputs, empty paths, xDSL's printers -------------------
+
+def calibration_files(shared_models, d: Path) -> tuple[Path, Path]:
+    """Two calibration sets of two stories each, from stories260K's eval_tokens.json."""
+    import json
+
+    calib = json.loads((shared_models / STORIES / "eval_tokens.json").read_text())["calib"]
+    one, two = d / "c1.json", d / "c2.json"
+    one.write_text(json.dumps({"calib": calib[:2]}))
+    two.write_text(json.dumps({"calib": calib[2:4]}))
+    return one, two
+
+
+def printed_store(printed: str) -> Path:
+    return Path(re.search(r'irtool.weights = "([^"]+)"', printed).group(1))
+
+
+def test_a_text_output_named_like_a_weight_store_is_refused(imported, shared_models, tmp_path):
+    m = copy_module(imported, tmp_path, "s.mlir")
+    store = tmp_path / "m.weights.npz"
+    other = tmp_path / "other.weights.npz"
+    shutil.copy(store, other)
+    before = digest(store, other)
+    model = shared_models / STORIES / "stories260K.bin"
+    first = assert_bad_input(call(cli.main, "import", model, "-o", other),
+                             "refusing to write the module", "other.weights.npz", ".mlir")
+    assert "weight store" in first
+    assert_bad_input(call(cli.main, "import", model, "-o", tmp_path / "new.weights.npz"),
+                     "new.weights.npz", "weight store")
+    assert_bad_input(call(opt.main, m, "-o", other), "other.weights.npz", "weight store")
+    assert_bad_input(call(cli.main, "quantize", m, "--scheme", "w8", "-o", other),
+                     "other.weights.npz", "weight store")
+    assert digest(store, other) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.weights.npz",
+                                                          "other.weights.npz", "s.mlir"]
+
+
+def test_an_ir_output_replaces_only_ir_text(imported, shared_models, tmp_path):
+    """-o may replace a previous module (or an empty file), never a file of another kind."""
+    m = copy_module(imported, tmp_path / "in")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    model = shared_models / STORIES / "stories260K.bin"
+    for argv in ((cli.main, "import", model, "-o", notes), (opt.main, m, "-o", notes),
+                 (cli.main, "quantize", m, "--scheme", "w8", "-o", notes)):
+        assert_bad_input(call(*argv), "refusing to replace", "notes.txt", "not IR text")
+    assert notes.read_text() == "my notes\n"
+    assert not (tmp_path / "notes.txt.weights.npz").exists()
+    out = tmp_path / "out.mlir"
+    out.write_text("")
+    for _ in range(2):  # an empty file, then the previous output
+        code, _, err = call(opt.main, m, "-p", "cse", "-o", out)
+        assert code == 0, err
+        assert out.read_text().startswith("builtin.module")
+    generic = tmp_path / "generic.mlir"
+    assert call(opt.main, m, "--print-op-generic", "-o", generic)[0] == 0
+    code, _, err = call(cli.main, "import", model, "-o", generic)
+    assert code == 0, err
+
+
+def test_report_replaces_only_a_previous_report(placed, tmp_path):
+    main_c = tmp_path / "main.c"
+    main_c.write_text("int main(void) { return 0; }\n")
+    assert_bad_input(call(cli.main, "report", placed, "-o", main_c), "refusing to replace",
+                     "main.c", "irtool report")
+    assert main_c.read_text() == "int main(void) { return 0; }\n"
+    page = tmp_path / "r.html"
+    for _ in range(2):
+        code, out, err = call(cli.main, "report", placed, "-o", page)
+        assert code == 0 and out == f"wrote {page}\n", err
+    assert "<h1>Memory plan:" in page.read_text()
