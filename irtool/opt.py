@@ -15,6 +15,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO
 
 from irtool.startup import no_collection_at_exit, numpy_loaded_single_threaded
@@ -32,14 +33,17 @@ from irtool.context import register_dialects
 from irtool.diagnostics import exit_1_on_usage_errors, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.module_io import check_defined_before_use
-from irtool.output_safety import IR_TEXT, current, note_input, writing
+from irtool.output_safety import IR_TEXT, WEIGHT_STORE, current, note_input, writing
 from irtool.passes import get_all_passes as irtool_passes
 from irtool.pipelines import expand_pipeline, pipeline_names
 from irtool.run import parse_token_list, verify_plan
 from irtool.weights import (
     absolutize_store_reference,
+    content_named,
     nonfinite_allowed,
     relativize_store_reference,
+    set_store_reference,
+    store_digest,
     store_reference,
 )
 
@@ -162,7 +166,43 @@ class IrToolOptMain(xDSLOptMain):
     def output_resulting_program(self, prog: ModuleOp) -> str:
         if self.args.output_file:
             relativize_store_reference(prog, os.path.dirname(self.args.output_file) or ".")
+        else:
+            name_new_store_by_content(prog)
         return super().output_resulting_program(prog)
+
+
+def name_new_store_by_content(module: ModuleOp) -> None:
+    """A store this run wrote (quantize's) for a module printed to stdout is named by its
+    content, `s.w8a8.<sha256 prefix>.weights.npz`. Named after the input alone, the next such
+    run with other data (calibration, options) would replace the store an earlier printed
+    module reads and silently change what it computes; named by content, the same weights
+    share one file and different weights never meet. (`-o OUT.mlir` names it OUT.weights.npz,
+    replaced together with OUT.mlir.)"""
+    outputs = current()
+    ref = store_reference(module)
+    temp = None if outputs is None or ref is None else outputs.pending(ref)
+    if temp is None:
+        return
+    digest = store_digest(temp)
+    new = content_named(ref, digest)
+    if outputs.pending(new) is not None or _same_store(new, digest):
+        outputs.discard(ref)  # the same weights are (or are being) written there
+    elif os.path.lexists(new):
+        raise IrtoolError(f"refusing to replace '{new}': it is not the weight store this run "
+                          "names by its content (its weights differ); move it away, or give "
+                          "-o OUT.mlir to write the store as OUT.weights.npz")
+    else:
+        outputs.rename(ref, new, WEIGHT_STORE)
+    set_store_reference(module, os.path.abspath(new))
+
+
+def _same_store(path: Path, digest: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return store_digest(path) == digest
+    except IrtoolError:  # not a store at all
+        return False
 
 
 

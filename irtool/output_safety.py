@@ -229,13 +229,36 @@ class Outputs:
         dest = base / name
         return self.file(dest, what, kind=kind, own=True), dest
 
-    def readable(self, path: str | os.PathLike[str]) -> Path:
-        """Where to read `path` now: its temporary file while it is an uncommitted output (a
-        store written by one pass and read by the next), else `path` itself."""
+    def pending(self, path: str | os.PathLike[str]) -> Path | None:
+        """The temporary file of the uncommitted output `path`, or None."""
         for f in reversed(self.files):
             if _resolved(f.dest) == _resolved(path):
                 return f.temp
-        return Path(path)
+        return None
+
+    def rename(self, path: str | os.PathLike[str], new: str | os.PathLike[str],
+               kind: Kind | None = None) -> None:
+        """The uncommitted output `path` goes to `new` instead (in the same directory)."""
+        (f,) = [f for f in self.files if _resolved(f.dest) == _resolved(path)]
+        d = check_destination(new, "output", kind)
+        assert _resolved(d.parent) == _resolved(f.dest.parent), (d, f.dest)
+        self._refuse_input(d, self.inputs)
+        if any(_resolved(g.dest) == _resolved(d) for g in self.files):
+            raise IrtoolError(f"cannot write '{d}' twice in one command")
+        f.dest = d
+
+    def discard(self, path: str | os.PathLike[str]) -> None:
+        """Forget the uncommitted output `path` (its temporary file is deleted)."""
+        for f in [f for f in self.files if _resolved(f.dest) == _resolved(path)]:
+            with contextlib.suppress(OSError):
+                f.temp.unlink()
+            self.files.remove(f)
+
+    def readable(self, path: str | os.PathLike[str]) -> Path:
+        """Where to read `path` now: its temporary file while it is an uncommitted output (a
+        store written by one pass and read by the next), else `path` itself."""
+        temp = self.pending(path)
+        return Path(path) if temp is None else temp
 
     # -- project directories --------------------------------------------------------------------
 

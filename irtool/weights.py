@@ -8,6 +8,7 @@ and lets every pass and driver move the module around without copying megabytes 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 import zlib
@@ -93,6 +94,34 @@ def store_path_for(mlir_path: str | os.PathLike[str]) -> Path:
     """`out/model.mlir` -> `out/model.weights.npz`."""
     p = Path(mlir_path)
     return p.with_name(p.name.removesuffix(".mlir") + STORE_SUFFIX)
+
+
+CONTENT_DIGITS = 12
+"""Hex digits of the sha256 in a store named by its content (48 bits: no collision among the
+stores of one directory; a different store of the same name is refused, never replaced)."""
+
+
+def store_digest(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a store's entries (each name, size and .npy bytes, in name order), so the
+    same weights give the same digest whatever the zip's timestamps."""
+    h = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in sorted(z.infolist(), key=lambda i: i.filename):
+                h.update(f"{info.filename}\0{info.file_size}\0".encode())
+                with z.open(info) as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+    except (OSError, zipfile.BadZipFile, zlib.error) as e:
+        raise IrtoolError(f"weight store '{path}' is not a readable .npz file ({e})") from None
+    return h.hexdigest()
+
+
+def content_named(store_path: str | os.PathLike[str], digest: str) -> Path:
+    """`dir/s.w8a8.weights.npz` -> `dir/s.w8a8.<first CONTENT_DIGITS of digest>.weights.npz`."""
+    p = Path(store_path)
+    return p.with_name(f"{p.name.removesuffix(STORE_SUFFIX)}.{digest[:CONTENT_DIGITS]}"
+                       f"{STORE_SUFFIX}")
 
 
 def store_reference(module: ModuleOp) -> str | None:

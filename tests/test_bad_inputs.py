@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from irtool import cli, opt, run
+from irtool.weights import store_digest
 
 STORIES = "stories260K"
 
@@ -151,13 +152,15 @@ def test_quantize_pass_writes_its_store_beside_the_output(imported, tmp_path, mo
     assert tree(tmp_path / "in") == before  # nothing written beside the input
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["q.mlir", "q.weights.npz"]
     assert 'irtool.weights = "q.weights.npz"' in (tmp_path / "out" / "q.mlir").read_text()
-    # printing to stdout: the new store goes to the current directory, the input stays as it was
+    # printing to stdout: the new store goes to the current directory, named by its content
+    # (the same weights as q.weights.npz), the input stays as it was
     monkeypatch.chdir(tmp_path / "out")
     code, printed, err = call(opt.main, m, "-p", "quantize{scheme=w8}")
     assert code == 0, err
     assert tree(tmp_path / "in") == before
-    assert (tmp_path / "out" / "m.w8.weights.npz").is_file()
-    assert str(tmp_path / "out" / "m.w8.weights.npz") in printed
+    (store,) = (tmp_path / "out").glob("m.w8.*.weights.npz")
+    assert store.name == f"m.w8.{store_digest(tmp_path / 'out' / 'q.weights.npz')[:12]}.weights.npz"
+    assert f'irtool.weights = "{store}"' in printed
     # and the written module runs with it: the same logits as the -o one
     code, first, err = call(run.main, tmp_path / "out" / "q.mlir", "--tokens", "1,403")
     assert code == 0, err
@@ -432,6 +435,12 @@ def printed_store(printed: str) -> Path:
     return Path(re.search(r'irtool.weights = "([^"]+)"', printed).group(1))
 
 
+def logits_of(module: Path, out: Path) -> np.ndarray:
+    code, _, err = call(run.main, module, "--tokens", "1,403,407", "--dump-logits", out)
+    assert code == 0, err
+    return np.load(out)
+
+
 def test_a_text_output_named_like_a_weight_store_is_refused(imported, shared_models, tmp_path):
     m = copy_module(imported, tmp_path, "s.mlir")
     store = tmp_path / "m.weights.npz"
@@ -486,3 +495,39 @@ def test_report_replaces_only_a_previous_report(placed, tmp_path):
         code, out, err = call(cli.main, "report", placed, "-o", page)
         assert code == 0 and out == f"wrote {page}\n", err
     assert "<h1>Memory plan:" in page.read_text()
+
+
+def test_a_printed_modules_store_is_never_replaced_by_another(imported, shared_models,
+                                                               tmp_path, monkeypatch):
+    """`irtool-opt s.mlir -p calibrate,quantize > a.mlir` twice with other calibration data:
+    each printed module keeps its own store (named by its content), so a.mlir still computes
+    what it did; the same content gives the same name."""
+    m = copy_module(imported, tmp_path, "s.mlir")
+    c1, c2 = calibration_files(shared_models, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    pipeline = 'calibrate{{calibration="{}"}},quantize{{scheme=w8a8}}'
+    code, a, err = call(opt.main, m, "-p", pipeline.format(c1))
+    assert code == 0, err
+    (tmp_path / "a.mlir").write_text(a)
+    a_logits = logits_of(tmp_path / "a.mlir", tmp_path / "a.npy")
+    a_store = printed_store(a)
+    assert re.fullmatch(r"m\.w8a8\.[0-9a-f]{12}\.weights\.npz", a_store.name), a_store
+    assert a_store.parent == tmp_path and a_store.is_file()
+    before = digest(a_store)
+    code, b, err = call(opt.main, m, "-p", pipeline.format(c2))
+    assert code == 0, err
+    (tmp_path / "b.mlir").write_text(b)
+    b_store = printed_store(b)
+    assert b_store != a_store and b_store.is_file()
+    assert digest(a_store) == before
+    assert np.array_equal(logits_of(tmp_path / "a.mlir", tmp_path / "a2.npy"), a_logits)
+    assert not np.array_equal(logits_of(tmp_path / "b.mlir", tmp_path / "b.npy"), a_logits)
+    code, again, err = call(opt.main, m, "-p", pipeline.format(c1))
+    assert code == 0 and printed_store(again) == a_store and digest(a_store) == before, err
+    assert sorted(p.name for p in tmp_path.glob("m.w8a8*")) == sorted([a_store.name,
+                                                                        b_store.name])
+    # a different file under the name the content gives is refused, never replaced
+    shutil.copy(b_store, a_store)
+    assert_bad_input(call(opt.main, m, "-p", pipeline.format(c1)), "refusing to replace",
+                     a_store.name)
+    assert a_store.read_bytes() == b_store.read_bytes()
