@@ -263,11 +263,30 @@ def report_table(workload: Workload, target_name: str, models: dict, phases_by: 
     return "\n".join(lines)
 
 
-def plot(phases: dict[str, Phase], path: str, title: str) -> None:
-    """A bar per layer: decode cycles, split by engine."""
+def plot_format(path: str) -> str:
+    """The image format of `--plot PATH` (its extension, png without one), checked before the
+    estimate runs: an empty path or a format matplotlib cannot write would otherwise end the
+    command after its work (or write nothing)."""
+    from irtool.output_safety import check_destination
+
+    check_destination(path, "plot (--plot)")
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if fmt not in formats:
+        raise IrtoolError(f"--plot '{path}': matplotlib writes no '{fmt}' images; end the name "
+                          f"in .png, .svg or .pdf (the formats it writes: "
+                          f"{', '.join(sorted(formats))})")
+    return fmt
+
+
+def plot(phases: dict[str, Phase], path: str, title: str) -> None:
+    """A bar per layer: decode cycles, split by engine."""
+    fmt = plot_format(path)
     import matplotlib.pyplot as plt
 
     dec = phases["decode"]
@@ -288,7 +307,7 @@ def plot(phases: dict[str, Phase], path: str, title: str) -> None:
     from irtool.output_safety import output_file
 
     with output_file(path, "plot") as tmp:  # renamed into place when the command succeeds
-        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
+        fig.savefig(tmp, format=fmt)
     plt.close(fig)
 
 
@@ -297,6 +316,8 @@ def run(model_path: str, target_name: str, prefill: int, positions: int,
         quant: str | None, quantize_lm_head: bool) -> str:
     from irtool.targets.registry import load_target
 
+    if plot_path is not None:
+        plot_format(plot_path)
     target = load_target(target_name)
     probe = cost_model_of(target)
     quant = quant or getattr(probe, "default_quant", "none")
@@ -306,7 +327,7 @@ def run(model_path: str, target_name: str, prefill: int, positions: int,
     names = list(schedules or getattr(probe, "schedules", ("core",)))
     models = {s: cost_model_of(target, s) for s in names}
     phases_by = {s: estimate(workload, m, prefill, positions) for s, m in models.items()}
-    if plot_path:
+    if plot_path is not None:
         plot(phases_by[names[0]], plot_path, f"{workload.name} on {target.name} "
              f"({names[0]} schedule)")
     if as_json:

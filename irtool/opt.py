@@ -105,6 +105,9 @@ class IrToolOptMain(xDSLOptMain):
         self._add_numerics_check()
 
     def run(self) -> None:
+        if self.args.output_file is not None and not self.args.output_file.strip():
+            raise IrtoolError("-o '': the output path is empty; give a file name, or leave -o "
+                              "out to print to stdout")
         inputs = [self.args.input_file] if self.args.input_file else []
         with writing(inputs, force=self.args.force, primary=self.args.output_file), \
                 nonfinite_allowed(self.args.allow_nonfinite):

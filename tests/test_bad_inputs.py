@@ -531,3 +531,24 @@ def test_a_printed_modules_store_is_never_replaced_by_another(imported, shared_m
     assert_bad_input(call(opt.main, m, "-p", pipeline.format(c1)), "refusing to replace",
                      a_store.name)
     assert a_store.read_bytes() == b_store.read_bytes()
+
+
+def test_empty_output_paths_are_errors(imported, tmp_path, monkeypatch):
+    m = copy_module(imported, tmp_path / "in")
+    monkeypatch.chdir(tmp_path)
+    assert_bad_input(call(cli.main, "import", m, "-o", ""), "path of the module is empty")
+    assert_bad_input(call(cli.main, "quantize", m, "--scheme", "w8", "-o", ""), "empty")
+    assert_bad_input(call(opt.main, m, "-o", ""), "empty", "-o")
+    assert_bad_input(call(cli.main, "estimate", m, "--target", "riscv-ulp", "--plot", ""),
+                     "empty", "--plot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_plot_format_matplotlib_cannot_write(imported, tmp_path):
+    result = call(cli.main, "estimate", imported, "--target", "riscv-ulp", "--plot",
+                  tmp_path / "p.txt")
+    assert_bad_input(result, "p.txt", "'txt'", ".png", "svg")
+    assert result[1] == "" and not (tmp_path / "p.txt").exists()  # refused before the work
+    code, _, err = call(cli.main, "estimate", imported, "--target", "riscv-ulp", "--plot",
+                        tmp_path / "P.SVG")
+    assert code == 0 and (tmp_path / "P.SVG").read_text().startswith("<?xml"), err
