@@ -1,7 +1,8 @@
 """`irtool-opt`: xDSL's opt driver with irtool's dialects, passes and named pipelines.
 
 Everything xdsl-opt offers keeps working (`-p`, `-o`, `--split-input-file`,
-`--verify-diagnostics`, `--print-op-generic`, ...). irtool adds `--pipeline=NAME` (run a
+`--verify-diagnostics`, `--print-op-generic`, ...) but xDSL's printers of dialects irtool never
+holds (`-t riscv-asm`, `llvm`, `wat`, ...: see XDSL_PRINTERS). irtool adds `--pipeline=NAME` (run a
 named sequence before any `-p` passes), `--check-numerics[=TOL] [--tokens IDS]` (run the
 interpreter after every pass and stop at the first that changes the logits: see
 irtool.check_numerics), keeps the weight store reachable when the module is written elsewhere
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import os
 import sys
 from collections.abc import Sequence
@@ -47,6 +49,16 @@ from irtool.weights import (
     store_reference,
 )
 
+XDSL_PRINTERS = {"arm-asm": "arm", "csl": "csl", "llvm": "llvm", "mps": "mps",
+                 "riscv-asm": "riscv", "wat": "wasm", "wgsl": "gpu", "x86-asm": "x86"}
+"""xDSL's output formats of its own low-level dialects (target -> dialect). irtool-opt neither
+parses nor produces those dialects, so on its modules these printers could only fail (an
+assertion, a missing llvmlite, NotImplementedError) or print nothing: they are not offered."""
+
+SHRINK_FAILURE = ("--shrink: no pass raised xDSL's ShrinkException, so this input is not one a "
+                  "test-case reducer (shrinkray) may shrink to, and the exit code 1 says so; "
+                  "irtool's passes never raise it: without such a reducer, leave --shrink out")
+
 
 class IrToolOptMain(xDSLOptMain):
     def register_all_dialects(self) -> None:
@@ -62,10 +74,40 @@ class IrToolOptMain(xDSLOptMain):
         from irtool.targets.registry import all_emitters
 
         super().register_all_targets()
+        self.xdsl_printers = {name: XDSL_PRINTERS.get(name, "own")
+                              for name in self.available_targets if name != "mlir"}
+        for name in self.xdsl_printers:
+            del self.available_targets[name]
         self.available_targets.update(all_emitters())
+
+    def _target(self, text: str) -> str:
+        """The -t argument; one of xDSL's printers dropped above is refused saying why."""
+        name = text.split("{", 1)[0].strip()
+        if name in self.xdsl_printers and name not in self.available_targets:
+            raise argparse.ArgumentTypeError(
+                f"'{name}' is xDSL's printer of its {self.xdsl_printers[name]} dialect, which "
+                "irtool-opt neither reads nor produces, so it does not apply to transformer "
+                "IR (a placed module becomes C with -t c or -t c-project{dir=...}; xdsl-opt "
+                f"prints xDSL's dialects); irtool-opt's targets: "
+                f"{', '.join(self.available_targets)}")
+        return text
+
+    def _check_target_options(self) -> None:
+        """Bad `-t NAME{options}` fail here, before the passes run, naming the options."""
+        spec = parse_spec(self.args.target)
+        entry = self.available_targets[spec.name]
+        if inspect.signature(entry).parameters:  # a printer function: it takes no options
+            return
+        try:  # xDSL's message names the options given and the ones the target takes
+            entry().from_spec(spec)
+        except (ValueError, TypeError) as e:
+            hint = ("; --force is a flag of irtool-opt: give it after the target"
+                    if "force" in spec.parameters else "")
+            raise IrtoolError(f"bad target options '{self.args.target}': {e}{hint}") from None
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
+        arg_parser._option_string_actions["-t"].type = self._target
         arg_parser.add_argument(
             "--pipeline", metavar="NAME[{options}]",
             help="named pass pipeline, run before the -p passes: "
@@ -103,6 +145,7 @@ class IrToolOptMain(xDSLOptMain):
             self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
 
         self._add_numerics_check()
+        self._check_target_options()
 
     def run(self) -> None:
         if self.args.output_file is not None and not self.args.output_file.strip():
@@ -111,7 +154,12 @@ class IrToolOptMain(xDSLOptMain):
         inputs = [self.args.input_file] if self.args.input_file else []
         with writing(inputs, force=self.args.force, primary=self.args.output_file), \
                 nonfinite_allowed(self.args.allow_nonfinite):
-            super().run()
+            try:
+                super().run()
+            except SystemExit as e:  # xDSL's --shrink ends with exit(1) and no reason given
+                if self.args.shrink and e.code == 1:
+                    raise IrtoolError(SHRINK_FAILURE) from None
+                raise
 
     def apply_passes(self, prog: ModuleOp) -> None:
         if not self.args.no_verify_plan:

@@ -552,3 +552,30 @@ def test_a_plot_format_matplotlib_cannot_write(imported, tmp_path):
     code, _, err = call(cli.main, "estimate", imported, "--target", "riscv-ulp", "--plot",
                         tmp_path / "P.SVG")
     assert code == 0 and (tmp_path / "P.SVG").read_text().startswith("<?xml"), err
+
+
+def test_target_options_are_checked_before_any_work(placed, tmp_path):
+    project = tmp_path / "p"
+    first = assert_bad_input(call(opt.main, placed, "-t", f'c-project{{dir="{project}" '
+                                  'force=true}'), '["force"] not found', '"tokenizer"',
+                             "--force")
+    assert first.startswith("error: bad target options")
+    assert not project.exists()
+
+
+@pytest.mark.parametrize("target, dialect", [("llvm", "llvm"), ("riscv-asm", "riscv"),
+                                             ("wat", "wasm"), ("x86-asm", "x86")])
+def test_xdsls_printers_of_other_dialects_are_refused(imported, tmp_path, target, dialect):
+    """irtool-opt neither parses nor produces xDSL's riscv/llvm/wasm/... dialects, so their
+    printers could only fail (an assertion, a missing llvmlite) or print nothing."""
+    out = tmp_path / "out.txt"
+    first = assert_bad_input(call(opt.main, imported, "-t", target, "-o", out), target,
+                             f"{dialect} dialect", "c-project")
+    assert "\n" not in first and len(first) < 400
+    assert not out.exists()
+
+
+def test_shrink_says_why_it_fails(imported):
+    code, _, err = call(opt.main, imported, "--shrink")
+    assert code == 1
+    assert err.startswith("error: --shrink: no pass raised xDSL's ShrinkException"), err
