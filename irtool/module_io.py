@@ -22,7 +22,7 @@ from irtool.errors import IrtoolError
 from irtool.output_safety import (
     IR_TEXT,
     WEIGHT_STORE,
-    check_destination,
+    check_output,
     note_input,
     transaction,
 )
@@ -138,8 +138,8 @@ def check_module_destination(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """(module path, store path) for `write_module`, or the error it would end with (an empty
     or store-like name, a file that is no earlier module or store): commands check before
     their work."""
-    path = check_destination(path, "module", IR_TEXT)
-    store_path = check_destination(store_path_for(path), "weight store", WEIGHT_STORE)
+    path = check_output(path, "module", IR_TEXT)
+    store_path = check_output(store_path_for(path), "weight store", WEIGHT_STORE)
     return path, store_path
 
 

@@ -152,6 +152,17 @@ def check_destination(dest: str | os.PathLike[str], what: str = "output",
     return d
 
 
+def check_output(dest: str | os.PathLike[str], what: str = "output",
+                 kind: Kind | None = None) -> Path:
+    """`check_destination`, and not one of the running command's inputs declared so far: what
+    a command checks before its work (`Outputs.file` checks again when it writes)."""
+    d = check_destination(dest, what, kind)
+    outputs = current()
+    if outputs is not None:
+        outputs._refuse_input(d, outputs.inputs)
+    return d
+
+
 @dataclass
 class _PendingFile:
     dest: Path

@@ -64,14 +64,11 @@ def _has_forward(module) -> bool:
 
 
 def run(args: argparse.Namespace) -> None:
-    from irtool.context import make_context
     from irtool.errors import IrtoolError
-    from irtool.frontend.load import import_model
     from irtool.module_io import module_text, write_module
-    from irtool.passes.calibrate import calibrate_module
-    from irtool.passes.extract_kv_cache import ExtractKVCachePass
-    from irtool.passes.quantize import QuantOptions, quantize_module
-    from irtool.quality import blas_threads, load_sequences
+    from irtool.output_safety import current
+    from irtool.passes.quantize import QuantOptions
+    from irtool.quality import blas_threads
 
     options = QuantOptions(args.scheme, args.kv, args.per_tensor, args.quantize_lm_head,
                            integer_only=args.integer_only)
@@ -80,41 +77,88 @@ def run(args: argparse.Namespace) -> None:
         raise IrtoolError("--capacity and --window size the int8 KV cache: use them with "
                           "--kv int8")
     model = Path(args.model)
+    eval_path = check_inputs_and_output(args, model)
     with blas_threads(1):
-        module, store = import_model(model)
-        reference = module.clone() if args.report else None
-        if args.calibration:
-            seqs = load_sequences(args.calibration, key="calib", tokenizer=args.tokenizer,
-                                  what="calibration")
-            ranges = calibrate_module(module, store, seqs, args.percentile, args.max_sequences,
-                                      where=f"calibration file '{args.calibration}'")
-            print(f"calibrated {len(ranges)} linear layers on "
-                  f"{min(len(seqs), args.max_sequences or len(seqs))} sequences of "
-                  f"'{args.calibration}'")
-        if args.kv == "int8" and _has_forward(module):
-            ExtractKVCachePass(capacity=args.capacity, window=args.window).apply(
-                make_context(), module)
-            print("applied extract-kv-cache (the int8 KV cache lives in @prefill/@decode)")
-        module, new_store = quantize_module(module, store, options)
+        reference, store, module, new_store = quantized_model(args, model, options)
         store_path = write_module(module, new_store, args.output)
-        print(f"wrote {args.output} ({len(module_text(module))} bytes of IR) and {store_path} "
-              f"({len(new_store.arrays)} weights, {new_store.nbytes:,} bytes; float32 store "
-              f"{store.nbytes:,} bytes)")
-        if args.report:
-            print(quality_report(reference, store, module, new_store, options, model,
-                                 args.eval, args.tokenizer).format())
+        report = None if eval_path is None else quality_report(
+            reference, store, module, new_store, options, model, eval_path, args.tokenizer)
+    outputs = current()
+    if outputs is not None:  # written now, so "wrote" names files that exist
+        outputs.commit()
+    print(f"wrote {args.output} ({len(module_text(module))} bytes of IR) and {store_path} "
+          f"({len(new_store.arrays)} weights, {new_store.nbytes:,} bytes; float32 store "
+          f"{store.nbytes:,} bytes)")
+    if report is not None:
+        print(report.format())
+
+
+def quantized_model(args: argparse.Namespace, model: Path, options):
+    """(float32 module for --report or None, its store, quantized module, its new store):
+    import, calibrate (--calibration), extract-kv-cache (--kv int8 on @forward), quantize."""
+    from irtool.context import make_context
+    from irtool.frontend.load import import_model
+    from irtool.passes.calibrate import calibrate_module
+    from irtool.passes.extract_kv_cache import ExtractKVCachePass
+    from irtool.passes.quantize import quantize_module
+    from irtool.quality import load_sequences
+
+    module, store = import_model(model)
+    reference = module.clone() if args.report else None
+    if args.calibration:
+        seqs = load_sequences(args.calibration, key="calib", tokenizer=args.tokenizer,
+                              what="calibration")
+        ranges = calibrate_module(module, store, seqs, args.percentile, args.max_sequences,
+                                  where=f"calibration file '{args.calibration}'")
+        print(f"calibrated {len(ranges)} linear layers on "
+              f"{min(len(seqs), args.max_sequences or len(seqs))} sequences of "
+              f"'{args.calibration}'")
+    if args.kv == "int8" and _has_forward(module):
+        ExtractKVCachePass(capacity=args.capacity, window=args.window).apply(
+            make_context(), module)
+        print("applied extract-kv-cache (the int8 KV cache lives in @prefill/@decode)")
+    module, new_store = quantize_module(module, store, options)
+    return reference, store, module, new_store
+
+
+def check_inputs_and_output(args: argparse.Namespace, model: Path) -> Path | None:
+    """What can be checked before the work (an import, a calibration, a quantization, an
+    evaluation): the output and its store (irtool.module_io.check_module_destination), not the
+    model; the calibration file; the evaluation set of --report, returned (None without)."""
+    from irtool.errors import IrtoolError
+    from irtool.module_io import check_module_destination
+    from irtool.output_safety import note_input
+
+    note_input(model, "model")
+    check_module_destination(args.output)
+    if args.calibration and not Path(args.calibration).is_file():
+        raise IrtoolError(f"calibration file '{args.calibration}' not found (--calibration)")
+    if args.eval is not None and not args.report:
+        raise IrtoolError("--eval is the evaluation set of --report: give both")
+    return eval_set(model, args.eval) if args.report else None
+
+
+def eval_set(model: Path, eval_path: str | None) -> Path:
+    """--eval, or eval_tokens.json beside the model; it must exist."""
+    from irtool.errors import IrtoolError
+    from irtool.quality import EVAL_FILE
+
+    path = Path(eval_path) if eval_path else model.parent / EVAL_FILE
+    if not path.is_file():
+        raise IrtoolError(f"no evaluation set for --report: '{path}' not found; pass --eval "
+                          "FILE (eval_tokens.json, a token-id file, or text with --tokenizer)")
+    return path
 
 
 def quality_report(reference, store, module, new_store, options, model: Path,
-                   eval_path: str | None, tokenizer: str | None):
-    """Evaluate `module` against the float32 `reference` (see irtool.quality)."""
+                   path: Path, tokenizer: str | None):
+    """Evaluate `module` against the float32 `reference` on the evaluation set `path` (see
+    irtool.quality)."""
     from xdsl.dialects.builtin import IntegerAttr
 
-    from irtool.errors import IrtoolError
     from irtool.interpreter.runner import ModelRunner
     from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR
     from irtool.quality import (
-        EVAL_FILE,
         GREEDY_STEPS,
         QualityReport,
         check_sequences,
@@ -124,10 +168,6 @@ def quality_report(reference, store, module, new_store, options, model: Path,
         weight_bytes,
     )
 
-    path = Path(eval_path) if eval_path else model.parent / EVAL_FILE
-    if not path.is_file():
-        raise IrtoolError(f"no evaluation set for --report: '{path}' not found; pass --eval "
-                          "FILE (eval_tokens.json, a token-id file, or text with --tokenizer)")
     ref_runner = ModelRunner(reference, store)
     q_runner = ModelRunner(module, new_store)
     notes = []

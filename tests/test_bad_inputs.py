@@ -579,3 +579,21 @@ def test_shrink_says_why_it_fails(imported):
     code, _, err = call(opt.main, imported, "--shrink")
     assert code == 1
     assert err.startswith("error: --shrink: no pass raised xDSL's ShrinkException"), err
+
+
+def test_quantize_checks_its_inputs_first_and_says_wrote_only_when_written(imported, tmp_path):
+    m = copy_module(imported, tmp_path / "in")
+    out = tmp_path / "qq.mlir"
+    code, printed, err = call(cli.main, "quantize", m, "--scheme", "w8", "-o", out, "--report",
+                              "--eval", tmp_path / "nofile.json")
+    assert_bad_input((code, printed, err), "nofile.json", "--eval")
+    assert "wrote" not in printed and printed == ""
+    assert_bad_input(call(cli.main, "quantize", m, "--scheme", "w8", "-o", out,
+                          "--calibration", tmp_path / "nocalib.json"), "nocalib.json")
+    assert_bad_input(call(cli.main, "quantize", m, "--scheme", "w8", "-o", out,
+                          "--eval", tmp_path / "e.json"), "--eval", "--report")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    code, printed, err = call(cli.main, "quantize", m, "--scheme", "w8", "-o", out)
+    assert code == 0, err
+    assert printed.startswith(f"wrote {out} (") and out.is_file()
+    assert (tmp_path / "qq.weights.npz").is_file()
