@@ -99,12 +99,13 @@ class Kind:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # --syntax-highlight
-_IR_START = re.compile(r'"?[A-Za-z_][\w$]*\.[\w$.]+"?|module\b|%')
+_IR_START = re.compile(r'"?[A-Za-z_][\w$]*\.[\w$.]+"?|module\b|%|[#!][A-Za-z_][\w$.]* = ')
 
 
 def looks_like_ir(head: bytes) -> bool:
     """MLIR text: after blank and `//` lines, an op (`builtin.module`, `"builtin.module"()`,
-    `func.func`, `%0 = ...`), as irtool, irtool-opt and xdsl-opt print it."""
+    `func.func`, `%0 = ...`) or an alias (`#map = ...`), as irtool, irtool-opt and xdsl-opt
+    print it."""
     if b"\0" in head:
         return False
     for line in head.decode("utf-8", errors="replace").splitlines():

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from irtool import cli, opt, run
+from irtool.output_safety import looks_like_ir
 from irtool.weights import store_digest
 
 STORIES = "stories260K"
@@ -482,6 +483,17 @@ def test_an_ir_output_replaces_only_ir_text(imported, shared_models, tmp_path):
     assert call(opt.main, m, "--print-op-generic", "-o", generic)[0] == 0
     code, _, err = call(cli.main, "import", model, "-o", generic)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("head, ir", [
+    (b"builtin.module attributes {irtool.weights = \"m.weights.npz\"} {", True),
+    (b'// -----\n\n"builtin.module"() ({', True), (b"#map = affine_map<(d0) -> (d0)>\n", True),
+    (b"\x1b[33mbuiltin.module\x1b[0m {", True), (b"%0 = arith.constant 1 : i32", True),
+    (b"#!/bin/sh\nmake\n", False), (b"my notes\n", False), (b"// model.c\nint x;\n", False),
+    (b"PK\x03\x04\x14\x00", False), (b"builtin.module\0", False),
+])
+def test_what_an_ir_output_may_replace(head, ir):
+    assert looks_like_ir(head) is ir
 
 
 def test_report_replaces_only_a_previous_report(placed, tmp_path):
