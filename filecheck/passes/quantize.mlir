@@ -72,7 +72,7 @@
 // w8a8 after calibration: each distinct linear input is quantized once (q, k and v share it),
 // the integer linears take the multiplier m = sx * s, one per output channel even with a
 // per-tensor weight scale (the C kernel reads m[n] for every n).
-// W8A8:       irtool.weights = "{{.*}}m.w8a8-pt.weights.npz", irtool.calibrated_sequences = 2 : i64, irtool.quant = {scheme = "w8a8", kv = "none", per_tensor = true, lm_head = "float"}
+// W8A8:       irtool.weights = "{{.*}}m.w8a8-pt.{{[0-9a-f]+}}.weights.npz", irtool.calibrated_sequences = 2 : i64, irtool.quant = {scheme = "w8a8", kv = "none", per_tensor = true, lm_head = "float"}
 // W8A8:       %[[N:.*]] = transformer.rms_norm
 // W8A8-NEXT:  %[[W:.*]] = transformer.weight "layers.0.wq.q8" : tensor<64x64xi8>
 // W8A8-NEXT:  %[[SX:.*]] = transformer.weight "layers.0.wq.in_scale" : tensor<1xf32>
