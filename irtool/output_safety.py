@@ -6,7 +6,8 @@ Every command that writes (`irtool-opt -o`, `irtool import -o`, `irtool quantize
 
 * each file is written to a temporary file beside its destination and renamed into place only
   when the whole command succeeded, so a failing run leaves the old file (or no file) behind,
-  never an empty or half-written one;
+  never an empty or half-written one (a device or FIFO, `-o /dev/null`, is written into then,
+  never replaced);
 * a destination that is one of the inputs (or an input's weight store) is refused, comparing
   resolved paths (symlinks followed) and, for existing files, the inode (hard links);
 * an output of a known `Kind` (a module, a weight store, a report) replaces only an earlier
@@ -30,6 +31,7 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
@@ -171,6 +173,9 @@ class _PendingFile:
     own: bool = False
     """Written now and read back by the rest of the command (a pass's new weight store, which
     the next passes and --check-numerics read from `temp`): not an input when it is read."""
+    special: bool = False
+    """`dest` is a device, FIFO or socket (`-o /dev/null`): written into on commit, never
+    replaced (a rename would put a regular file in place of /dev/null)."""
 
 
 @dataclass
@@ -222,14 +227,17 @@ class Outputs:
             raise IrtoolError(f"cannot write {what} '{d}': it is a directory; give a file name")
         if any(_resolved(f.dest) == _resolved(d) for f in self.files):
             raise IrtoolError(f"cannot write {what} '{d}' twice in one command")
-        _make_parent(d, what)
-        try:
-            fd, temp = tempfile.mkstemp(dir=d.parent, prefix=f".{d.name}.", suffix=".irtool-tmp")
+        special = _is_special(d)
+        if not special:
+            _make_parent(d, what)
+        try:  # a special file's temporary goes to the temporary directory, not into /dev
+            fd, temp = tempfile.mkstemp(dir=None if special else d.parent,
+                                        prefix=f".{d.name}.", suffix=".irtool-tmp")
         except OSError as e:
             raise IrtoolError(f"cannot write {what} '{d}': {_reason(e)}") from None
         os.close(fd)
         os.chmod(temp, 0o666 & ~_umask())  # what open() would have made
-        self.files.append(_PendingFile(d, Path(temp), own))
+        self.files.append(_PendingFile(d, Path(temp), own, special))
         return Path(temp)
 
     def side_file(self, name: str, what: str = "side file",
@@ -298,7 +306,10 @@ class Outputs:
     def commit(self) -> None:
         for f in self.files:
             try:
-                os.replace(f.temp, f.dest)
+                if f.special:
+                    _copy_into(f.temp, f.dest)
+                else:
+                    os.replace(f.temp, f.dest)
             except OSError as e:
                 raise IrtoolError(f"cannot write '{f.dest}': {_reason(e)}") from None
         for d in self.dirs:
@@ -314,6 +325,22 @@ class Outputs:
             shutil.rmtree(d.temp, ignore_errors=True)
         self.files.clear()
         self.dirs.clear()
+
+
+def _is_special(path: Path) -> bool:
+    """An existing destination that is neither a regular file nor a directory."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _copy_into(temp: Path, dest: Path) -> None:
+    """Write `temp`'s bytes into the special file `dest`, then delete `temp`."""
+    with open(temp, "rb") as src, open(dest, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    temp.unlink()
 
 
 def read_manifest(d: Path) -> list[str] | None:

@@ -496,6 +496,27 @@ def test_what_an_ir_output_may_replace(head, ir):
     assert looks_like_ir(head) is ir
 
 
+def test_a_fifo_or_device_output_is_written_into_never_replaced(imported, tmp_path):
+    """`-o /dev/null` (here a FIFO, which a test may make): the rename that makes outputs
+    atomic would put a regular file in place of the device, for every program on the machine
+    (it did, running filecheck/passes/allocate.mlir as root)."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    code, _, err = call(opt.main, imported, "-p", "cse", "-o", fifo)
+    assert code == 0, err
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got and got[0].startswith("builtin.module"), got
+    assert [p.name for p in tmp_path.iterdir()] == ["fifo"]
+
+
 def test_report_replaces_only_a_previous_report(placed, tmp_path):
     main_c = tmp_path / "main.c"
     main_c.write_text("int main(void) { return 0; }\n")
