@@ -1,12 +1,13 @@
 """`irtool-opt`: xDSL's opt driver with irtool's dialects, passes and named pipelines.
 
 Everything xdsl-opt offers keeps working (`-p`, `-o`, `--split-input-file`,
-`--verify-diagnostics`, `--print-op-generic`, ...) but xDSL's printers of dialects irtool never
-holds (`-t riscv-asm`, `llvm`, `wat`, ...: see XDSL_PRINTERS). irtool adds `--pipeline=NAME` (run a
-named sequence before any `-p` passes), `--check-numerics[=TOL] [--tokens IDS]` (run the
-interpreter after every pass and stop at the first that changes the logits: see
-irtool.check_numerics), keeps the weight store reachable when the module is written elsewhere
-(its path is rewritten relative to `-o`), and reports errors on one line.
+`--verify-diagnostics`, `--print-op-generic`, ...) except xDSL's printers of dialects irtool
+never holds (`-t riscv-asm`, `llvm`, `wat`, ...: see XDSL_PRINTERS). irtool adds
+`--pipeline=NAME` (run a named sequence before any `-p` passes), `--check-numerics[=TOL]
+[--tokens IDS]` (run the interpreter after every pass and stop at the first that changes the
+logits: see irtool.check_numerics), keeps the weight store reachable when the module is written
+elsewhere (its path is rewritten relative to `-o`; a store a pass writes for a module printed
+to stdout is named by its content), and reports errors on one line.
 """
 
 from __future__ import annotations
