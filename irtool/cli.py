@@ -181,8 +181,8 @@ def _compile(args: argparse.Namespace) -> None:
     with progress.step(f"importing {model.name}"):
         module, store = import_model(model)
     vocab = module.attributes[VOCAB_ATTR].value.data
-    if args.prompt_tokens:
-        prompt = parse_token_list(args.prompt_tokens)
+    if args.prompt_tokens is not None:  # an empty one is an error, not the default prompt
+        prompt = parse_token_list(args.prompt_tokens, "--prompt-tokens")
         try:  # a tokenizer only makes the program print text; ids are printed without one
             tok = find_tokenizer(model, vocab, args.tokenizer)
         except IrtoolError:
@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", required=True, metavar="DIR")
     group = comp.add_mutually_exclusive_group()
     group.add_argument("--prompt", default="Once upon a time")
-    group.add_argument("--prompt-tokens", metavar="IDS", help="comma-separated token ids")
+    group.add_argument("--prompt-tokens", metavar="IDS",
+                       help="token ids, separated by commas or spaces")
     comp.add_argument("--steps", type=int, default=64, help="tokens to generate")
     comp.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
     kv = comp.add_mutually_exclusive_group()

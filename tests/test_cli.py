@@ -63,3 +63,19 @@ def test_compile_without_tokenizer_prints_ids(shared_models, tmp_path):
     assert "prints token ids as <id>" in out
     main_c = (tmp_path / "phi" / "main.c").read_text()
     assert '{"\\x3c\\x31\\x32\\x37\\x3e", 5, 0}' in main_c  # the piece of token 127: "<127>"
+
+
+def test_token_lists_from_the_command_line_keep_every_id(shared_models, tmp_path):
+    """`--tokens "1 403"` ran the one id 1403 (or any joined number), and an empty
+    `--prompt-tokens` compiled the default prompt instead."""
+    model = shared_models / "stories260K" / "stories260K.bin"
+    spaced = run("irtool-run", model, "--tokens", "1 403 407", "--dump-logits",
+                 tmp_path / "spaced.npy").stdout
+    run("irtool-run", model, "--tokens", "1,403,407", "--dump-logits", tmp_path / "commas.npy")
+    assert "positions: 3," in spaced
+    assert np.array_equal(np.load(tmp_path / "spaced.npy"), np.load(tmp_path / "commas.npy"))
+    proc = run("irtool", "compile", "--target", "host", "-o", tmp_path / "p", "--prompt-tokens",
+               "", ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: --prompt-tokens is empty: give at least one token id"
+    assert not (tmp_path / "p").exists()
