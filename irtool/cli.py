@@ -117,7 +117,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from irtool.blas import blas_threads
     from irtool.frontend.load import DEFAULT_MODEL
     from irtool.interpreter.runner import ModelRunner
-    from irtool.run_limits import check_generation, check_steps
+    from irtool.run_limits import check_generation, check_steps, linear_cache_capacity
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
     check_steps(args.steps)
@@ -127,10 +127,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     prompt = tok.encode(args.prompt)
     if not prompt:
         raise IrtoolError("the prompt is empty for this tokenizer: give some text with --prompt")
-    capacity = None if runner.module.attributes.get("irtool.kv_window") else \
-        _int_attr(runner.module, "irtool.kv_capacity")
     prompt, _ = check_generation(prompt, args.steps, runner.vocab_size, runner.max_seq_len,
-                                 capacity, "the prompt")
+                                 linear_cache_capacity(runner.module), "the prompt")
     sampling = options_from_args(args, tok)
     sampling.check_stop(runner.vocab_size or tok.vocab_size)
     start = time.perf_counter()

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> None:
     from irtool.blas import blas_threads
     from irtool.frontend.load import import_model
     from irtool.interpreter.runner import ModelRunner
-    from irtool.run_limits import check_steps
+    from irtool.run_limits import check_generation, check_steps, linear_cache_capacity
 
     tokens = parse_token_list(args.tokens)
     check_steps(args.generate, "--generate")
@@ -86,6 +86,9 @@ def run(args: argparse.Namespace) -> None:
     if not args.no_verify_plan:
         verify_plan(module, f"in '{args.module}'")
     runner = ModelRunner(module, store)
+    if args.generate:  # all of it fits, or an error now (not a shorter list later)
+        check_generation(tokens, args.generate, runner.vocab_size, runner.max_seq_len,
+                         linear_cache_capacity(module), "--tokens")
     with blas_threads(1):  # the interpreter's tiny matmuls: threads only slow them down
         _run(runner, tokens, args)
 

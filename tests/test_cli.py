@@ -79,3 +79,28 @@ def test_token_lists_from_the_command_line_keep_every_id(shared_models, tmp_path
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: --prompt-tokens is empty: give at least one token id"
     assert not (tmp_path / "p").exists()
+
+
+def test_generation_past_the_context_is_refused_before_any_work(shared_models):
+    """`irtool generate --steps 600` stopped silently after 510 tokens, irtool-run --generate
+    too, and a decode-level run with a 16-position cache failed after its work, printing
+    nothing of it: each now says at once how many steps fit."""
+    model = shared_models / "stories260K" / "stories260K.bin"
+    cases = [
+        (("irtool", "generate", model, "--prompt", "Once", "--steps", "600", "--stop", "none"),
+         "2 prompt tokens + 600 steps need 601 positions but the model's context "
+         "(irtool.max_seq_len) is 512: give at most 511 steps"),
+        (("irtool-run", model, "--tokens", "1,2", "--generate", "600"),
+         "2 prompt tokens + 600 steps need 601 positions but the model's context "
+         "(irtool.max_seq_len) is 512: give at most 511 steps"),
+        (("irtool", "generate", model, "--level", "decode", "--capacity", "16", "--steps", "100",
+          "--stop", "none"),
+         "5 prompt tokens + 100 steps need 104 positions but the KV cache holds 16: give at "
+         "most 12 steps, a larger --capacity, or a --window"),
+    ]
+    for args, message in cases:
+        proc = run(*args, ok=False)
+        assert proc.returncode == 1 and proc.stderr.strip() == f"error: {message}", proc.stderr
+        assert "tokens:" not in proc.stdout
+    edge = run("irtool-run", model, "--tokens", "1,2", "--generate", "511").stdout
+    assert len(edge.split("tokens: ")[1].split(",")) == 511  # the last from position 511

@@ -126,6 +126,7 @@ int main(int argc, char **argv)
     /* The last generated token is printed but never decoded: its logits would be unused. */
     long long total = (long long)N_PROMPT + STEPS - 1;
     if (!IRT_RING && total > IRT_MAX_POSITIONS) total = IRT_MAX_POSITIONS;
+    if (total > IRT_CONTEXT) total = IRT_CONTEXT; /* the model's position tables end there */
 
     int pending = 1; /* a token chosen but not printed yet */
     irt_sampler_t sampler;
