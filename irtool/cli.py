@@ -168,7 +168,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
 
 
 def _compile(args: argparse.Namespace) -> None:
-    from irtool.compile import MAPPING_FILE, CompileOptions, compile_to_c
+    from irtool.compile import CompileOptions, compile_to_c
     from irtool.frontend.load import DEFAULT_MODEL, import_model
     from irtool.output_safety import check_project_dir
     from irtool.quality import EVAL_FILE
@@ -214,12 +214,11 @@ def _compile(args: argparse.Namespace) -> None:
                           stream_window=args.stream_window)
     if args.prefill_tokens < 0:
         raise IrtoolError("--prefill-tokens must be at least 1 (0: the prompt's length)")
+    mapping: list[str] = []  # printed after the project is written, as before
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts, sampling=sampling,
-                       report=args.report)
-    mapping = out / MAPPING_FILE
-    if mapping.is_file():
-        print(mapping.read_text(), end="")
+                       report=args.report, on_mapping=mapping.append)
+    print("".join(mapping), end="")
     if args.report:
         print(f"wrote {out / 'report.html'} (irtool report: the memory plan as pictures)")
     what = ""

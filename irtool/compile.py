@@ -206,12 +206,14 @@ def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
 
 def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt: Sequence[int],
                  steps: int, tokenizer, opts: CompileOptions, sampling=None,
-                 report: bool = False) -> Path:
+                 report: bool = False, on_mapping=None) -> Path:
     """The whole path to the target's project in `out_dir` (the name stays for the C
     targets' sake; a target with another emitter writes its own kind of project).
     `sampling` (irtool.sampling.SamplingOptions, default greedy) is how the program chooses
     tokens; the project also keeps model.hw.mlir and estimate.json (and with `report`,
-    report.html) for `irtool report`."""
+    report.html) for `irtool report`. `on_mapping(text)` gets this project's mapping.txt (the
+    engines of each mode), when the target writes one: the files are only put in place when
+    the command ends, so a caller reading the folder would see the previous project's."""
     target = opts.load_target()
     target.check_stream_window(opts.pipeline_options())  # before the work, not after it
     opts = with_prefill_tokens(module, opts, len(prompt))
@@ -233,6 +235,8 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
         mapping = target.mapping_report(module)
         if mapping:  # the engines of each mode (prefill, decode) and the alternative's cost
             extra["extra_files"][MAPPING_FILE] = "\n".join(mapping) + "\n"
+            if on_mapping is not None:
+                on_mapping(extra["extra_files"][MAPPING_FILE])
     with progress.step(f"writing the project to {out_dir}"):
         return target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
                                     tokenizer=tokenizer, project=project, **extra)

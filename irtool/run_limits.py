@@ -58,12 +58,13 @@ def check_token_ids(ids: Sequence[object], vocab: int | None, what: str = "promp
 
 def check_prompt_fits(n_prompt: int, context: int | None, what: str = "the prompt",
                       capacity: int | None = None) -> None:
-    """The prompt and at least one new token fit the model's context and a linear cache."""
+    """The prompt fits the model's context and a linear cache; then at least one new token
+    does too (it is chosen from the logits of the prompt's last position)."""
     for limit, of in ((context, "the model's context (irtool.max_seq_len)"),
                       (capacity, "the KV cache capacity")):
-        if limit is not None and n_prompt >= limit:
+        if limit is not None and n_prompt > limit:
             raise IrtoolError(f"{what} has {n_prompt} tokens but {of} is {limit} positions: "
-                              f"no room to generate; shorten it to at most {limit - 1} tokens")
+                              f"shorten it to at most {limit} tokens")
 
 
 def check_generation(prompt: Sequence[object], steps: object, vocab: int | None,

@@ -104,3 +104,26 @@ def test_generation_past_the_context_is_refused_before_any_work(shared_models):
         assert "tokens:" not in proc.stdout
     edge = run("irtool-run", model, "--tokens", "1,2", "--generate", "511").stdout
     assert len(edge.split("tokens: ")[1].split(",")) == 511  # the last from position 511
+    # a prompt as long as the cache still gives one token (from its last position's logits):
+    # it was refused with "no room to generate", while a 6-position cache took 2 steps
+    full = run("irtool", "generate", model, "--level", "decode", "--capacity", "5", "--steps",
+               "1", "--stop", "none").stdout
+    assert "tokens: 1,403,407,261,378,432" in full
+    assert run("irtool", "generate", model, "--level", "decode", "--capacity", "4", "--steps",
+               "1", ok=False).stderr.strip() == ("error: the prompt has 5 tokens but the KV "
+                                                 "cache capacity is 4 positions: shorten it to "
+                                                 "at most 4 tokens")
+
+
+def test_compile_prints_the_mapping_of_the_project_it_wrote(shared_models, tmp_path):
+    """The mapping was read from the folder before the new project was put in place: a new
+    folder printed none, and an fp32 compile over a w8a8 project printed the old mapping."""
+    model = shared_models / "stories260K" / "stories260K.bin"
+    common = ("--target", "siracusa", "-o", tmp_path / "p", "--capacity", "64", "--steps", "8",
+              "--quiet")
+    first = run("irtool", "compile", model, *common, "--quant", "w8a8").stdout
+    assert "mapping of decode (1 token): W8A8 linears 35 on the NPU" in first
+    second = run("irtool", "compile", model, *common).stdout
+    assert "35 on the NPU" not in second
+    assert "mapping of decode (1 token): W8A8 linears 0 on the NPU" in second
+    assert "35 on the NPU" not in (tmp_path / "p" / "mapping.txt").read_text()
