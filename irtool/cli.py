@@ -162,6 +162,13 @@ def _check_compile_request(module, prompt: list[int], args: argparse.Namespace) 
                        capacity, ring, "the prompt")
 
 
+def _adapter_files(specs) -> list[Path]:
+    """The files of the --lora specs (`NAME=FILE[:SCALE]`)."""
+    from irtool.frontend.lora import parse_spec
+
+    return [Path(parse_spec(spec)[1]) for spec in specs]
+
+
 def cmd_compile(args: argparse.Namespace) -> None:
     with gc_paused():  # its garbage is small, the collector's passes are not (irtool.startup)
         _compile(args)
@@ -170,12 +177,14 @@ def cmd_compile(args: argparse.Namespace) -> None:
 def _compile(args: argparse.Namespace) -> None:
     from irtool.compile import CompileOptions, compile_to_c
     from irtool.frontend.load import DEFAULT_MODEL, import_model
-    from irtool.output_safety import check_project_dir
+    from irtool.output_safety import check_project_dir, refuse_inputs_inside
     from irtool.quality import EVAL_FILE
     from irtool.run import parse_token_list
 
-    check_project_dir(Path(args.output), args.force)  # before the work, not after it
     model = Path(args.model) if args.model else DEFAULT_MODEL
+    check_project_dir(Path(args.output), args.force)  # before the work, not after it
+    refuse_inputs_inside(Path(args.output), [model, *_adapter_files(args.lora), *(
+        Path(f) for f in (args.calibration, args.tokenizer) if f)])
     with progress.step(f"importing {model.name}"):
         module, store = import_model(model)
     vocab = module.attributes[VOCAB_ATTR].value.data

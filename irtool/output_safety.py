@@ -154,10 +154,7 @@ class Outputs:
         """A temporary directory to build the project `dest` in; merged into `dest` on commit."""
         d = Path(dest)
         force = self.force if force is None else force
-        for i in self.inputs:
-            if _resolved(i).is_relative_to(_resolved(d)) and d.exists():
-                raise IrtoolError(f"refusing to write the project directory '{d}': it holds "
-                                  f"the input '{i}'; choose another directory")
+        refuse_inputs_inside(d, self.inputs)
         check_project_dir(d, force)
         _make_parent(d, "project directory")
         try:
@@ -202,6 +199,16 @@ def read_manifest(d: Path) -> list[str] | None:
     except (OSError, UnicodeDecodeError) as e:
         raise IrtoolError(f"cannot read the irtool manifest '{m}': {e}") from None
     return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def refuse_inputs_inside(d: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """A project directory never holds one of the command's inputs (the model, calibration
+    data, a tokenizer, a LoRA file): a project file of the same name would replace it, even
+    with --force. Drivers call it before the work too, with the inputs they were given."""
+    for i in inputs:
+        if d.exists() and _resolved(i).is_relative_to(_resolved(d)):
+            raise IrtoolError(f"refusing to write the project directory '{d}': it holds "
+                              f"the input '{i}'; choose another directory")
 
 
 def check_project_dir(d: Path, force: bool) -> None:

@@ -199,6 +199,30 @@ def test_compile_never_destroys_a_users_directory(tmp_path):
     assert (user / "Makefile").read_text() != "my makefile\n"
 
 
+def test_compile_never_writes_over_its_calibration_or_adapter_files(shared_models, tmp_path):
+    """Only the model was protected: with --force, calibration data saved as the project's
+    `estimate.json` was replaced by the project's own, and so could a --lora file be."""
+    user = tmp_path / "user"
+    user.mkdir()
+    calib = user / "estimate.json"
+    shutil.copy(shared_models / "stories260K" / "eval_tokens.json", calib)
+    before = tree(user)
+    first = assert_bad_input(call(cli.main, "compile", "--quant", "w8a8", "--calibration", calib,
+                                  "--target", "riscv-ulp", "-o", user, "--capacity", "16",
+                                  "--steps", "4", "--force"))
+    assert first == (f"error: refusing to write the project directory '{user}': it holds the "
+                     f"input '{calib}'; choose another directory")
+    assert tree(user) == before
+    adapter = user / "weights.bin"  # a LoRA file under the name of a project's file
+    adapter.write_bytes(b"not read")
+    first = assert_bad_input(call(cli.main, "compile", "--target", "host", "-o", user,
+                                  "--capacity", "16", "--steps", "4", "--force", "--lora",
+                                  f"story={adapter}"))
+    assert first == (f"error: refusing to write the project directory '{user}': it holds the "
+                     f"input '{adapter}'; choose another directory")
+    assert adapter.read_bytes() == b"not read"
+
+
 def test_c_project_target_never_destroys_a_users_directory(placed, tmp_path):
     user = tmp_path / "user"
     user.mkdir()
