@@ -437,3 +437,11 @@ def test_unknown_choices_exit_1(imported, tmp_path):
     assert_bad_input(call(cli.main, "bogus"), "bogus")
     assert_bad_input(call(run.main, imported), "--tokens")
 
+
+
+def test_integer_only_without_quantization_is_refused(tmp_path):
+    """`--integer-only` alone compiled a plain fp32 project without a word."""
+    first = assert_bad_input(call(cli.main, "compile", "--integer-only", "--target", "riscv-ulp",
+                                  "-o", tmp_path / "p", "--capacity", "16", "--steps", "4"))
+    assert first.startswith("error: --integer-only replaces the non-linear ops of --quant w8a8")
+    assert not (tmp_path / "p").exists()
