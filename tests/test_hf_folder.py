@@ -156,6 +156,84 @@ def _edit_config(folder, **changes):
     p.write_text(json.dumps(cfg))
 
 
+def _edit_tensors(folder, edit):
+    """Rewrite the folder's model.safetensors with `edit(tensors)` applied (name -> array)."""
+    from safetensors.numpy import load_file, save_file
+
+    path = folder / "model.safetensors"
+    tensors = load_file(path)
+    edit(tensors)
+    save_file(tensors, path, metadata={"format": "pt"})
+
+
+def _import_cli(folder, tmp_path, *options: str) -> tuple[int, str]:
+    """`irtool import FOLDER -o OUT.mlir` in-process, as a user runs it: (exit code, stderr)."""
+    import contextlib
+    import io
+
+    from irtool import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            cli.main(["import", str(folder), "-o", str(tmp_path / "out.mlir"), *options])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int8", "bool"])
+def test_a_weight_stored_as_integers_is_refused_naming_it(zoo, tmp_path, dtype):
+    """All tensors cast to an integer (or bool) dtype: converted, they would import as a
+    model of garbage; the error names the file, the tensor, its dtype and what is read."""
+    d = _copy(zoo["llama"][1], tmp_path)
+    _edit_tensors(d, lambda t: t.update({k: v.astype(dtype) for k, v in t.items()}))
+    code, err = _import_cli(d, tmp_path)
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"error: tensor 'model.embed_tokens.weight' in '{d / 'model.safetensors'}' is stored "
+        f"as {dtype}, but it is a weight: irtool reads weights stored as float32, float16 or "
+        "bfloat16 (float64 is rounded to float32); save the model in one of those "
+        "(model.float().save_pretrained(DIR))")
+    assert not (tmp_path / "out.mlir").exists()
+
+
+def test_integer_buffers_the_model_does_not_use_are_ignored(zoo, tmp_path):
+    """Old checkpoints carry bool/uint8 causal masks (GPT-2's attn.bias) and int64 ids that
+    no weight is read from: the folder imports, with the same logits as without them."""
+    model, folder = zoo["gpt2"]
+    d = _copy(folder, tmp_path)
+    mask = np.tril(np.ones((64, 64), dtype=bool))[None, None]
+    _edit_tensors(d, lambda t: t.update({"h.0.attn.bias": mask,
+                                         "h.0.attn.masked_bias": np.array(-1e4, np.float32),
+                                         "position_ids": np.arange(64)[None]}))
+    module, store = import_model(d)
+    got = ModelRunner(module, store).forward(IDS)
+    assert relative_error(got, hf_zoo.torch_logits(model, IDS)) < 1e-4
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -3e38])
+def test_a_nonfinite_weight_is_named_like_on_the_other_routes(zoo, tmp_path, value):
+    """NaN, Inf or an overflowing value in one weight: the same error as the .mlir, .onnx and
+    .bin routes give (irtool.weights.check_finite), naming the tensor, its file and index,
+    at import, not 'NaN logits' at run time; --allow-nonfinite imports it anyway."""
+    d = _copy(zoo["llama"][1], tmp_path)
+
+    def poison(t):
+        t["model.layers.0.self_attn.q_proj.weight"][3, 4] = value
+
+    _edit_tensors(d, poison)
+    code, err = _import_cli(d, tmp_path)
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(
+        f"error: weight \"model.layers.0.self_attn.q_proj.weight\" in "
+        f"'{d / 'model.safetensors'}' holds {np.float32(value)} at index [3, 4] (1 bad "
+        "value(s)): NaN, Inf or magnitudes >= 2**64"), err
+    assert _import_cli(d, tmp_path, "--allow-nonfinite") == (0, "")
+    assert (tmp_path / "out.mlir").is_file()
+
+
 def test_an_activation_without_an_op_is_refused_by_name(zoo, tmp_path):
     d = _copy(zoo["opt"][1], tmp_path)
     _edit_config(d, activation_function="gelu_fast")

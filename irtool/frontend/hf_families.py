@@ -17,52 +17,20 @@ facts about transformers' modeling code (names as saved by `save_pretrained`):
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from irtool.errors import IrtoolError
 from irtool.frontend.decoder import Decoder, Layer, Linear, Named, Norm, Rope
+from irtool.frontend.hf_checkpoint import Checkpoint
 from irtool.frontend.hf_rope import rope_frequencies
 
 ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh",
                "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": None, "relu": "relu"}
 
 
-class _Checkpoint:
-    """The tensors of one folder, handed out by name with a clear error when one is missing."""
-
-    def __init__(self, config: dict, tensors: dict[str, np.ndarray], folder: Path):
-        self.config, self.tensors, self.folder = config, tensors, folder
-
-    def has(self, name: str) -> bool:
-        return name in self.tensors
-
-    def get(self, name: str) -> Named:
-        if name not in self.tensors:
-            raise IrtoolError(f"tensor '{name}' is missing from the checkpoint in "
-                              f"'{self.folder}' (model_type "
-                              f"'{self.config.get('model_type')}')")
-        return Named(name, self.tensors[name])
-
-    def opt(self, name: str) -> Named | None:
-        return self.get(name) if self.has(name) else None
-
-    def linear(self, prefix: str) -> Linear:
-        return Linear(self.get(prefix + ".weight"), self.opt(prefix + ".bias"))
-
-    def norm(self, prefix: str, layer_norm: bool) -> Norm:
-        return Norm(self.get(prefix + ".weight"),
-                    self.get(prefix + ".bias") if layer_norm else None)
-
-    def need(self, key: str, *alternatives: str):
-        for k in (key, *alternatives):
-            if self.config.get(k) is not None:
-                return self.config[k]
-        raise IrtoolError(f"config.json in '{self.folder}' has no '{key}'")
-
-
-def decoder_for(config: dict, tensors: dict[str, np.ndarray], folder: Path) -> Decoder:
+def decoder_for(c: Checkpoint) -> Decoder:
+    config, folder = c.config, c.folder
     model_type = config.get("model_type")
     family = FAMILIES.get(model_type)
     if model_type in NOT_YET:
@@ -72,14 +40,14 @@ def decoder_for(config: dict, tensors: dict[str, np.ndarray], folder: Path) -> D
         raise IrtoolError(f"model_type '{model_type}' of '{folder}' is not supported by the "
                           f"checkpoint-folder import (supported: {', '.join(sorted(FAMILIES))})"
                           "; an ONNX export of it may import (irtool import MODEL.onnx)")
-    return family(_Checkpoint(config, tensors, folder))
+    return family(c)
 
 
 # ---------------------------------------------------------------------------------------------
 # shared pieces
 
 
-def _activation(c: _Checkpoint, *keys: str) -> str:
+def _activation(c: Checkpoint, *keys: str) -> str:
     name = next((c.config[k] for k in keys if c.config.get(k)), "gelu")
     act = ACTIVATIONS.get(name)
     if act is None:
@@ -89,7 +57,7 @@ def _activation(c: _Checkpoint, *keys: str) -> str:
     return act
 
 
-def _rope_parameters(c: _Checkpoint) -> dict:
+def _rope_parameters(c: Checkpoint) -> dict:
     """transformers 5 keeps theta, scaling and the partial factor in `rope_parameters`;
     older configs spread them over rope_theta / rope_scaling / partial_rotary_factor."""
     params = dict(c.config.get("rope_scaling") or {})
@@ -100,7 +68,7 @@ def _rope_parameters(c: _Checkpoint) -> dict:
     return params
 
 
-def _rope(c: _Checkpoint, head_dim: int, max_pos: int, style: str,
+def _rope(c: Checkpoint, head_dim: int, max_pos: int, style: str,
           rotary_dim: int | None = None, default_theta: float = 10000.0) -> Rope:
     """cos/sin tables over the context: `position * inv_freq` in float32 as transformers
     computes them, times the scaling's attention factor (hf_rope)."""
@@ -120,7 +88,7 @@ def _rope(c: _Checkpoint, head_dim: int, max_pos: int, style: str,
                 rotary_dim, style)
 
 
-def _windows(c: _Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]:
+def _windows(c: Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]:
     """The sliding window of each layer: `layer_types` when the config lists them, else the
     model-wide `sliding_window` (Mistral) when `all_layers`."""
     window = c.config.get("sliding_window")
@@ -134,11 +102,13 @@ def _windows(c: _Checkpoint, n_layers: int, all_layers: bool) -> list[int | None
     return [None] * n_layers
 
 
-def _lm_head(c: _Checkpoint, embed: Named, name: str = "lm_head") -> Linear:
-    tied = c.config.get("tie_word_embeddings", True)
-    if c.has(name + ".weight") and not (tied and np.array_equal(
-            c.tensors[name + ".weight"], embed.array)):
-        return c.linear(name)
+def _lm_head(c: Checkpoint, embed: Named, name: str = "lm_head") -> Linear:
+    """The output projection: its own `name` unless tied to (and equal to) the embedding."""
+    if c.has(name + ".weight"):
+        head = c.linear(name)
+        tied = c.config.get("tie_word_embeddings", True)
+        if not (tied and np.array_equal(head.weight.array, embed.array)):
+            return head
     return Linear(embed, c.opt(name + ".bias"))
 
 
@@ -150,7 +120,7 @@ def _split(named: Named, parts: list[tuple[str, np.ndarray]]) -> list[Named]:
 # families
 
 
-def _llama_like(c: _Checkpoint) -> Decoder:
+def _llama_like(c: Checkpoint) -> Decoder:
     cfg = c.config
     kind = cfg["model_type"]
     gemma = kind == "gemma"
@@ -190,7 +160,7 @@ def _llama_like(c: _Checkpoint) -> Decoder:
         rope=_rope(c, head_dim, max_pos, "rotate_half"))
 
 
-def _phi3(c: _Checkpoint) -> Decoder:
+def _phi3(c: Checkpoint) -> Decoder:
     """Llama-like, with fused projections: qkv_proj rows [q | k | v], gate_up_proj [gate | up]."""
     hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
     kv_heads = c.config.get("num_key_value_heads") or heads
@@ -220,7 +190,7 @@ def _phi3(c: _Checkpoint) -> Decoder:
         layers=layers, rope=_rope(c, hd, max_pos, "rotate_half"))
 
 
-def _gpt2(c: _Checkpoint) -> Decoder:
+def _gpt2(c: Checkpoint) -> Decoder:
     hidden, heads = c.need("n_embd", "hidden_size"), c.need("n_head", "num_attention_heads")
     max_pos = c.need("n_positions", "max_position_embeddings")
     if c.config.get("scale_attn_by_inverse_layer_idx") or c.config.get("reorder_and_upcast_attn"):
@@ -254,7 +224,7 @@ def _gpt2(c: _Checkpoint) -> Decoder:
         positions=c.get(prefix + "wpe.weight"))
 
 
-def _phi(c: _Checkpoint) -> Decoder:
+def _phi(c: Checkpoint) -> Decoder:
     hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
     kv_heads = c.config.get("num_key_value_heads") or heads
     head_dim = c.config.get("head_dim") or hidden // heads
@@ -279,7 +249,7 @@ def _phi(c: _Checkpoint) -> Decoder:
         layers=layers, parallel=True, rope=_rope(c, head_dim, max_pos, "rotate_half"))
 
 
-def _gpt_neox(c: _Checkpoint) -> Decoder:
+def _gpt_neox(c: Checkpoint) -> Decoder:
     hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
     hd = hidden // heads
     max_pos = c.need("max_position_embeddings")
@@ -312,7 +282,7 @@ def _gpt_neox(c: _Checkpoint) -> Decoder:
         layers=layers, parallel=parallel, rope=_rope(c, hd, max_pos, "rotate_half"))
 
 
-def _gptj(c: _Checkpoint) -> Decoder:
+def _gptj(c: Checkpoint) -> Decoder:
     hidden, heads = c.need("n_embd", "hidden_size"), c.need("n_head", "num_attention_heads")
     hd = hidden // heads
     max_pos = c.need("n_positions", "max_position_embeddings")
@@ -334,7 +304,7 @@ def _gptj(c: _Checkpoint) -> Decoder:
         parallel=True, rope=_rope(c, hd, max_pos, "interleaved", rotary_dim))
 
 
-def _opt(c: _Checkpoint) -> Decoder:
+def _opt(c: Checkpoint) -> Decoder:
     cfg = c.config
     hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
     if cfg.get("word_embed_proj_dim", hidden) != hidden:
@@ -376,7 +346,7 @@ NOT_YET = {
 NOT_YET["gemma3"] = "the multimodal Gemma 3 (import its text model, model_type " \
     "gemma3_text, which needs " + NOT_YET["gemma3_text"] + ")"
 
-FAMILIES: dict[str, Callable[[_Checkpoint], Decoder]] = {
+FAMILIES: dict[str, Callable[[Checkpoint], Decoder]] = {
     "llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,
     "gemma": _llama_like, "gpt2": _gpt2, "phi": _phi, "gpt_neox": _gpt_neox, "gptj": _gptj,
     "opt": _opt, "phi3": _phi3,
