@@ -3,10 +3,10 @@
 The folder is what `model.save_pretrained(DIR)` writes (and what the Hub serves). The weights
 are read with the `safetensors` package, the architecture from `config.json`: each supported
 `model_type` has a mapping in `hf_families` that names its tensors and its choices (norm,
-MLP, residual, positions), `hf_checkpoint` hands the tensors out checked (float, finite), and
-`decoder.build_decoder` emits the transformer ops. RoPE tables
-are computed the way transformers computes them (float32 angles) for every scaling that is a
-fixed table over the context (`hf_rope`); other scalings are refused by name.
+MLP, residual, positions), `hf_checkpoint` hands the tensors out checked (float, finite, of
+the shapes config.json implies), and `decoder.build_decoder` emits the transformer ops. RoPE
+tables are computed the way transformers computes them (float32 angles) for every scaling
+that is a fixed table over the context (`hf_rope`); other scalings are refused by name.
 """
 
 from __future__ import annotations
