@@ -406,6 +406,19 @@ def test_broken_onnx_graphs(shared_models, tmp_path):
                      "'dangling'")
 
 
+def test_an_unsupported_op_is_named_where_it_is(shared_models, tmp_path):
+    """nanogpt-tiny with its first Erf renamed Sin: the error names Sin and its node, not
+    the GELU's Mul where matching stopped."""
+    import onnx
+
+    m = onnx.load(shared_models / "nanogpt-tiny" / "nanogpt.onnx")
+    erf = next(n for n in m.graph.node if n.op_type == "Erf")
+    erf.op_type = "Sin"
+    onnx.save(m, tmp_path / "sin.onnx")
+    first = assert_bad_input(call(run.main, tmp_path / "sin.onnx", "--tokens", "28,53,42"))
+    assert first.startswith("error: unsupported ONNX op 'Sin' (node '/h.0/Erf', "), first
+
+
 def test_an_unused_huge_store_entry_is_never_read(imported, tmp_path):
     m = copy_module(imported, tmp_path)
     header = {"descr": "<f4", "fortran_order": False, "shape": (2**40,)}
