@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import shutil
 from pathlib import Path
 
 from irtool import cli
@@ -59,6 +60,73 @@ def riscv_project(d: Path) -> None:
                         "--steps", "8", "--quiet")
     assert code == 0, err
     assert {"main.c", "model.c", "weights_flash.bin", "model.hw.mlir"} <= manifest(d)
+
+
+def test_a_folder_holding_the_input_is_refused(shared_models, tmp_path):
+    model = shared_models / "stories260K" / "stories260K.bin"
+    rv = tmp_path / "rv" / "a"
+    riscv_project(rv)
+    shutil.copyfile(model, rv / "weights.bin")  # the u280 project writes a weights.bin
+    before = tree(rv)
+    first = one_line_error(call("compile", rv / "weights.bin", *U280, "-o", rv))
+    assert first == (f"error: refusing to write the project directory '{rv}': it holds the "
+                     f"input '{rv / 'weights.bin'}'; choose another directory")
+    assert tree(rv) == before
+    assert (rv / "weights.bin").read_bytes() == model.read_bytes()
+    # --force does not make it writable: a fresh folder with only the model in it
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copyfile(model, fresh / "weights.bin")
+    first = one_line_error(call("compile", fresh / "weights.bin", *U280, "-o", fresh, "--force"))
+    assert first.startswith(f"error: refusing to write the project directory '{fresh}': it "
+                            "holds the input"), first
+    assert tree(fresh) == {"weights.bin": hashlib.sha256(model.read_bytes()).hexdigest()}
+    # nothing half-written beside them (the project is built in a temporary folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "rv"]
+    assert sorted(p.name for p in rv.parent.iterdir()) == ["a"]
+
+
+def test_compiling_again_into_the_project_replaces_irtools_files_only(shared_models, tmp_path):
+    d = shared_models / "stories260K"
+    u = tmp_path / "u"
+    args = ("compile", d / "stories260K.bin", "--target", "u280-hls", "-o", u, "--capacity",
+            "64", "--quant", "w8a8", "--steps", "16", "--quiet")
+    code, out, err = call(*args)
+    assert code == 0, err
+    assert f"calibrating w8a8 on the 'calib' stories of {d / 'eval_tokens.json'}" in out
+    written = tree(u)
+    assert manifest(u) == set(written) - {".irtool-manifest"}  # every file, and only those
+    assert {"Makefile", "kernels.cpp", "kernels.h", "main.cpp", "model.cpp", "weights.bin",
+            "connectivity.cfg", "bank_map.json", "irt_hls.h", "accel_csim.cpp"} <= manifest(u)
+    (u / "notes.txt").write_text("mine\n")
+    (u / "csim.bin").write_bytes(b"built by make\n")  # a build product: not irtool's
+    code, _, err = call(*args)
+    assert code == 0, err  # was: not written by irtool (no .irtool-manifest)
+    assert tree(u) == {**written, "notes.txt": tree(u)["notes.txt"],
+                       "csim.bin": tree(u)["csim.bin"]}
+    assert (u / "notes.txt").read_text() == "mine\n"
+    assert (u / "csim.bin").read_bytes() == b"built by make\n"
+
+
+def test_a_u280_project_replaces_a_riscv_ulp_project(tmp_path):
+    p = tmp_path / "p"
+    riscv_project(p)
+    old = manifest(p)
+    (p / "notes.txt").write_text("mine\n")
+    code, _, err = call("compile", *U280, "-o", p)
+    assert code == 0, err
+    files = set(tree(p))
+    assert not old & files - manifest(p), sorted(old & files - manifest(p))  # none left over
+    for stale in ("main.c", "model.c", "weights_flash.bin", "model.hw.mlir", "estimate.json"):
+        assert not (p / stale).exists(), stale
+    assert not (p / "runtime").exists()  # it held only irtool's files
+    assert files == manifest(p) | {".irtool-manifest", "notes.txt"}
+    assert (p / "notes.txt").read_text() == "mine\n"
+    assert "# u280-hls project" in (p / "Makefile").read_text()
+    # irtool report no longer draws the riscv-ulp plan for the u280 project
+    first = one_line_error(call("report", p, "-o", tmp_path / "x.html"))
+    assert "model.hw.mlir" in first
+    assert not (tmp_path / "x.html").exists()
 
 
 def test_emptied_folders_of_a_previous_project_go_and_a_users_file_keeps_its_folder(tmp_path):
