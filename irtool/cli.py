@@ -175,6 +175,14 @@ def _compile(args: argparse.Namespace) -> None:
     from irtool.run import parse_token_list
 
     check_project_dir(Path(args.output), args.force)  # before the work, not after it
+    if args.report:
+        from irtool.targets.registry import load_target
+
+        target = load_target(args.target)
+        if not hasattr(target, "project"):  # compile_to_c keeps model.hw.mlir for these only
+            raise IrtoolError(f"--report: target '{target.name}' has no memory plan for "
+                              f"irtool report to draw{getattr(target, 'report_instead', '')}; "
+                              "drop --report")
     model = Path(args.model) if args.model else DEFAULT_MODEL
     with progress.step(f"importing {model.name}"):
         module, store = import_model(model)

@@ -146,3 +146,18 @@ def test_emptied_folders_of_a_previous_project_go_and_a_users_file_keeps_its_fol
     assert sorted(p.name for p in d.iterdir()) == [".irtool-manifest", "b", "e", "keep.txt"]
     assert sorted(p.name for p in (d / "b").iterdir()) == ["mine.txt"]
     assert manifest(d) == {"keep.txt"}
+
+
+def test_report_is_refused_before_any_work(tmp_path, monkeypatch):
+    def no_import(*_args, **_kwargs):
+        raise AssertionError("the model was imported before --report was refused")
+
+    monkeypatch.setattr("irtool.frontend.load.import_model", no_import)
+    ur = tmp_path / "ur"
+    code, out, err = call("compile", *U280, "-o", ur, "--report")
+    first = one_line_error((code, out, err))
+    assert first == ("error: --report: target 'u280-hls' has no memory plan for irtool report "
+                     "to draw (its buffers are bound to HBM channels: see bank_map.md and "
+                     "resources.md in the project); drop --report")
+    assert out == ""  # no `wrote .../report.html`
+    assert not ur.exists()

@@ -68,6 +68,11 @@ class U280Target(Target):
 
         return {"hls": hls, "hls-project": hls_project}
 
+    report_instead = (" (its buffers are bound to HBM channels: see bank_map.md and "
+                      "resources.md in the project)")
+    """What `irtool compile --report` points to instead of report.html (the pipeline runs no
+    allocate pass: there is no memory plan for irtool report to draw)."""
+
     def write_project(self, module: ModuleOp, store, out_dir: Path, *, prompt: Sequence[int],
                       steps: int, tokenizer=None, project=None, sampling=None) -> Path:
         from irtool.bank_map import BANK_MAP_ATTR, read_bank_map
