@@ -236,9 +236,14 @@ def _compile(args: argparse.Namespace) -> None:
         parts += ["int8 KV cache"] if opts.kv == "int8" else []
         parts += ["integer-only non-linear ops"] if opts.integer_only else []
         what = f" ({', '.join(parts)})"
-    runner = opts.load_target().description.toolchain.run.format(elf="model.elf").split()[0]
-    print(f"wrote the project for {args.target}{what} to {out}: run it with "
-          f"'make -C {out} run' ({runner}) or 'make -C {out} host' (natively)")
+    target = opts.load_target()
+    if hasattr(target, "run_hint"):  # a project of another kind (u280-hls: ./csim.bin)
+        how = target.run_hint(out)
+    else:
+        runner = target.description.toolchain.run.format(elf="model.elf").split()[0]
+        how = (f"run it with 'make -C {out} run' ({runner}) or 'make -C {out} host' "
+               "(natively)")
+    print(f"wrote the project for {args.target}{what} to {out}: {how}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

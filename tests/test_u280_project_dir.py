@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,18 @@ def test_report_is_refused_before_any_work(tmp_path, monkeypatch):
                      "resources.md in the project); drop --report")
     assert out == ""  # no `wrote .../report.html`
     assert not ur.exists()
+
+
+def test_the_message_names_the_makefiles_commands(tmp_path):
+    u = tmp_path / "u"
+    code, out, err = call("compile", *U280, "-o", u)
+    assert code == 0, err
+    assert out.splitlines()[-1] == (
+        f"wrote the project for u280-hls to {u}: run its C simulation with 'make -C {u} csim' "
+        f"(./csim.bin), or on the card with 'make -C {u} run_hw' (./host_xrt model.xclbin; "
+        "needs Vitis and XRT)")
+    assert "model.elf" not in out
+    makefile = (u / "Makefile").read_text()
+    for target, runs in (("csim", "./csim.bin"), ("run_hw", "./host_xrt model.xclbin")):
+        rule = re.search(rf"^{target}:.*\n\t(.*)$", makefile, re.MULTILINE)
+        assert rule and rule.group(1) == runs, (target, rule and rule.group(0))

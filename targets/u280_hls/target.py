@@ -73,6 +73,10 @@ class U280Target(Target):
     """What `irtool compile --report` points to instead of report.html (the pipeline runs no
     allocate pass: there is no memory plan for irtool report to draw)."""
 
+    def run_hint(self, out_dir: Path) -> str:
+        """The end of irtool compile's message: the project's Makefile targets that run it."""
+        return host.run_hint(out_dir)
+
     def write_project(self, module: ModuleOp, store, out_dir: Path, *, prompt: Sequence[int],
                       steps: int, tokenizer=None, project=None, sampling=None) -> Path:
         from irtool.bank_map import BANK_MAP_ATTR, read_bank_map
