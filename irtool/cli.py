@@ -181,6 +181,14 @@ def _compile(args: argparse.Namespace) -> None:
     from irtool.quality import EVAL_FILE
     from irtool.run import parse_token_list
 
+    if args.report:
+        from irtool.targets.registry import load_target
+
+        target = load_target(args.target)
+        if not hasattr(target, "project"):  # compile_to_c keeps model.hw.mlir for these only
+            raise IrtoolError(f"--report: target '{target.name}' has no memory plan for "
+                              f"irtool report to draw{getattr(target, 'report_instead', '')}; "
+                              "drop --report")
     model = Path(args.model) if args.model else DEFAULT_MODEL
     check_project_dir(Path(args.output), args.force)  # before the work, not after it
     refuse_inputs_inside(Path(args.output), [model, *_adapter_files(args.lora), *(
@@ -236,9 +244,14 @@ def _compile(args: argparse.Namespace) -> None:
         parts += ["int8 KV cache"] if opts.kv == "int8" else []
         parts += ["integer-only non-linear ops"] if opts.integer_only else []
         what = f" ({', '.join(parts)})"
-    runner = opts.load_target().description.toolchain.run.format(elf="model.elf").split()[0]
-    print(f"wrote the project for {args.target}{what} to {out}: run it with "
-          f"'make -C {out} run' ({runner}) or 'make -C {out} host' (natively)")
+    target = opts.load_target()
+    if hasattr(target, "run_hint"):  # a project of another kind (u280-hls: ./csim.bin)
+        how = target.run_hint(out)
+    else:
+        runner = target.description.toolchain.run.format(elf="model.elf").split()[0]
+        how = (f"run it with 'make -C {out} run' ({runner}) or 'make -C {out} host' "
+               "(natively)")
+    print(f"wrote the project for {args.target}{what} to {out}: {how}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

@@ -11,7 +11,8 @@ Every command that writes (`irtool-opt -o`, `irtool import -o`, `irtool quantize
   resolved paths (symlinks followed) and, for existing files, the inode (hard links);
 * a project directory is written only if it does not exist, is empty, or holds the manifest
   `.irtool-manifest` (the list of files irtool wrote there) - or with `--force`; irtool deletes
-  only files its manifest lists, never a user's file;
+  only files its manifest lists, never a user's file (and a folder only once those files were
+  all it held);
 * side files (the weight store `irtool-opt -p quantize` writes) go beside the requested output.
 
 Drivers open a transaction with `writing(...)`; passes and emitters that write ask for the
@@ -235,6 +236,21 @@ def _inside(root: Path, rel: str) -> Path | None:
     return p if p.is_relative_to(root) and p != root else None
 
 
+def _remove_emptied(root: Path, removed: Iterable[Path]) -> None:
+    """The folders inside `root` that held only files irtool removed (a previous project's
+    runtime/) go with them; a folder with anything else left in it (a user's file) stays, and
+    so does every folder irtool removed nothing from."""
+    for d in sorted({p.parent for p in removed}, key=lambda p: len(p.parts), reverse=True):
+        while d != root and d.is_relative_to(root) and d.resolve() == d:  # no link followed
+            try:
+                if any(d.iterdir()):
+                    break
+                d.rmdir()
+            except OSError:
+                break
+            d = d.parent
+
+
 def _merge_project(pending: _PendingDir) -> None:
     dest, temp = pending.dest, pending.temp
     new_files = sorted(str(p.relative_to(temp)) for p in temp.rglob("*") if not p.is_dir())
@@ -244,10 +260,13 @@ def _merge_project(pending: _PendingDir) -> None:
             os.replace(temp, dest)
             return
         root = dest.resolve()
+        removed = []
         for rel in read_manifest(dest) or []:  # what irtool wrote last time and no longer does
             old = _inside(root, rel)
             if rel not in new_files and old is not None and old.is_file() and not old.is_symlink():
                 old.unlink()
+                removed.append(old)
+        _remove_emptied(root, removed)  # before: a new file may take an emptied folder's name
         for rel in new_files:
             target = root / rel
             if target.is_dir() and not target.is_symlink():
