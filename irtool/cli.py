@@ -225,7 +225,8 @@ def _compile(args: argparse.Namespace) -> None:
     sampling = options_from_args(args, tok)
     opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
-                          calibration=calibration, quantize_lm_head=args.quantize_lm_head,
+                          calibration=calibration, calibration_tokenizer=args.tokenizer,
+                          quantize_lm_head=args.quantize_lm_head,
                           lora=tuple(args.lora), adapter=args.adapter, prefill=args.prefill,
                           prefill_tokens=args.prefill_tokens, integer_only=args.integer_only,
                           stream_window=args.stream_window)

@@ -49,6 +49,8 @@ class CompileOptions:
     """KV cache element type: none (float32) or int8."""
     calibration: str | None = None
     """Calibration data for w8a8 (an eval_tokens.json `calib` list, a token-id file, ...)."""
+    calibration_tokenizer: str | None = None
+    """The tokenizer that encodes a calibration file of text (compile's --tokenizer)."""
     quantize_lm_head: bool = False
     """Quantize the linear producing the logits as well (it stays float by default), and a
     token embedding tied to it reads its quantized rows."""
@@ -172,7 +174,8 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
             from irtool.passes.calibrate import calibrate_module
             from irtool.quality import load_sequences
 
-            seqs = load_sequences(opts.calibration, key="calib", what="calibration")
+            seqs = load_sequences(opts.calibration, key="calib", what="calibration",
+                                  tokenizer=opts.calibration_tokenizer)
             calibrate_module(module, store, seqs,
                              where=f"calibration file '{opts.calibration}'")
         _extract_kv_cache(module, opts)

@@ -127,3 +127,15 @@ def test_compile_prints_the_mapping_of_the_project_it_wrote(shared_models, tmp_p
     assert "35 on the NPU" not in second
     assert "mapping of decode (1 token): W8A8 linears 0 on the NPU" in second
     assert "35 on the NPU" not in (tmp_path / "p" / "mapping.txt").read_text()
+
+
+def test_compile_encodes_a_text_calibration_file_with_its_tokenizer(shared_models, tmp_path):
+    """`--calibration notes.txt --tokenizer vocab.json` was refused: "if it is text, give a
+    tokenizer to encode it (--tokenizer FILE...)", with that very flag given."""
+    model = shared_models / "nanogpt-tiny" / "nanogpt.onnx"
+    text = tmp_path / "calib.txt"
+    text.write_text("Once upon a time, there was a little girl.\n\nShe liked to play.\n")
+    out = run("irtool", "compile", model, "--target", "host", "-o", tmp_path / "p",
+              "--capacity", "80", "--steps", "4", "--quant", "w8a8", "--calibration", text,
+              "--tokenizer", shared_models / "nanogpt-tiny" / "vocab.json", "--quiet").stdout
+    assert "wrote the project for host (w8a8)" in out
