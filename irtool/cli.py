@@ -117,7 +117,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from irtool.blas import blas_threads
     from irtool.frontend.load import DEFAULT_MODEL
     from irtool.interpreter.runner import ModelRunner
-    from irtool.run_limits import check_generation, check_steps
+    from irtool.run_limits import check_generation, check_steps, linear_cache_capacity
 
     model = Path(args.model) if args.model else DEFAULT_MODEL
     check_steps(args.steps)
@@ -127,10 +127,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     prompt = tok.encode(args.prompt)
     if not prompt:
         raise IrtoolError("the prompt is empty for this tokenizer: give some text with --prompt")
-    capacity = None if runner.module.attributes.get("irtool.kv_window") else \
-        _int_attr(runner.module, "irtool.kv_capacity")
     prompt, _ = check_generation(prompt, args.steps, runner.vocab_size, runner.max_seq_len,
-                                 capacity, "the prompt")
+                                 linear_cache_capacity(runner.module), "the prompt")
     sampling = options_from_args(args, tok)
     sampling.check_stop(runner.vocab_size or tok.vocab_size)
     start = time.perf_counter()
@@ -164,25 +162,42 @@ def _check_compile_request(module, prompt: list[int], args: argparse.Namespace) 
                        capacity, ring, "the prompt")
 
 
+def _adapter_files(specs) -> list[Path]:
+    """The files of the --lora specs (`NAME=FILE[:SCALE]`)."""
+    from irtool.frontend.lora import parse_spec
+
+    return [Path(parse_spec(spec)[1]) for spec in specs]
+
+
 def cmd_compile(args: argparse.Namespace) -> None:
     with gc_paused():  # its garbage is small, the collector's passes are not (irtool.startup)
         _compile(args)
 
 
 def _compile(args: argparse.Namespace) -> None:
-    from irtool.compile import MAPPING_FILE, CompileOptions, compile_to_c
+    from irtool.compile import CompileOptions, compile_to_c
     from irtool.frontend.load import DEFAULT_MODEL, import_model
-    from irtool.output_safety import check_project_dir
+    from irtool.output_safety import check_project_dir, refuse_inputs_inside
     from irtool.quality import EVAL_FILE
     from irtool.run import parse_token_list
 
-    check_project_dir(Path(args.output), args.force)  # before the work, not after it
+    if args.report:
+        from irtool.targets.registry import load_target
+
+        target = load_target(args.target)
+        if not hasattr(target, "project"):  # compile_to_c keeps model.hw.mlir for these only
+            raise IrtoolError(f"--report: target '{target.name}' has no memory plan for "
+                              f"irtool report to draw{getattr(target, 'report_instead', '')}; "
+                              "drop --report")
     model = Path(args.model) if args.model else DEFAULT_MODEL
+    check_project_dir(Path(args.output), args.force)  # before the work, not after it
+    refuse_inputs_inside(Path(args.output), [model, *_adapter_files(args.lora), *(
+        Path(f) for f in (args.calibration, args.tokenizer) if f)])
     with progress.step(f"importing {model.name}"):
         module, store = import_model(model)
     vocab = module.attributes[VOCAB_ATTR].value.data
-    if args.prompt_tokens:
-        prompt = parse_token_list(args.prompt_tokens)
+    if args.prompt_tokens is not None:  # an empty one is an error, not the default prompt
+        prompt = parse_token_list(args.prompt_tokens, "--prompt-tokens")
         try:  # a tokenizer only makes the program print text; ids are printed without one
             tok = find_tokenizer(model, vocab, args.tokenizer)
         except IrtoolError:
@@ -210,18 +225,18 @@ def _compile(args: argparse.Namespace) -> None:
     sampling = options_from_args(args, tok)
     opts = CompileOptions(target=args.target, capacity=args.capacity, window=args.window,
                           time_limit=args.time_limit, quant=args.quant, kv=args.kv,
-                          calibration=calibration, quantize_lm_head=args.quantize_lm_head,
+                          calibration=calibration, calibration_tokenizer=args.tokenizer,
+                          quantize_lm_head=args.quantize_lm_head,
                           lora=tuple(args.lora), adapter=args.adapter, prefill=args.prefill,
                           prefill_tokens=args.prefill_tokens, integer_only=args.integer_only,
                           stream_window=args.stream_window)
     if args.prefill_tokens < 0:
         raise IrtoolError("--prefill-tokens must be at least 1 (0: the prompt's length)")
+    mapping: list[str] = []  # printed after the project is written, as before
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts, sampling=sampling,
-                       report=args.report)
-    mapping = out / MAPPING_FILE
-    if mapping.is_file():
-        print(mapping.read_text(), end="")
+                       report=args.report, on_mapping=mapping.append)
+    print("".join(mapping), end="")
     if args.report:
         print(f"wrote {out / 'report.html'} (irtool report: the memory plan as pictures)")
     what = ""
@@ -230,9 +245,14 @@ def _compile(args: argparse.Namespace) -> None:
         parts += ["int8 KV cache"] if opts.kv == "int8" else []
         parts += ["integer-only non-linear ops"] if opts.integer_only else []
         what = f" ({', '.join(parts)})"
-    runner = opts.load_target().description.toolchain.run.format(elf="model.elf").split()[0]
-    print(f"wrote the project for {args.target}{what} to {out}: run it with "
-          f"'make -C {out} run' ({runner}) or 'make -C {out} host' (natively)")
+    target = opts.load_target()
+    if hasattr(target, "run_hint"):  # a project of another kind (u280-hls: ./csim.bin)
+        how = target.run_hint(out)
+    else:
+        runner = target.description.toolchain.run.format(elf="model.elf").split()[0]
+        how = (f"run it with 'make -C {out} run' ({runner}) or 'make -C {out} host' "
+               "(natively)")
+    print(f"wrote the project for {args.target}{what} to {out}: {how}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -309,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", required=True, metavar="DIR")
     group = comp.add_mutually_exclusive_group()
     group.add_argument("--prompt", default="Once upon a time")
-    group.add_argument("--prompt-tokens", metavar="IDS", help="comma-separated token ids")
+    group.add_argument("--prompt-tokens", metavar="IDS",
+                       help="token ids, separated by commas or spaces")
     comp.add_argument("--steps", type=int, default=64, help="tokens to generate")
     comp.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
     kv = comp.add_mutually_exclusive_group()

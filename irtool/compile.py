@@ -49,6 +49,8 @@ class CompileOptions:
     """KV cache element type: none (float32) or int8."""
     calibration: str | None = None
     """Calibration data for w8a8 (an eval_tokens.json `calib` list, a token-id file, ...)."""
+    calibration_tokenizer: str | None = None
+    """The tokenizer that encodes a calibration file of text (compile's --tokenizer)."""
     quantize_lm_head: bool = False
     """Quantize the linear producing the logits as well (it stays float by default), and a
     token embedding tied to it reads its quantized rows."""
@@ -125,6 +127,10 @@ def check_quant_options(opts: CompileOptions) -> None:
         if opts.quantize_lm_head:
             raise IrtoolError("--quantize-lm-head quantizes the lm_head with the scheme of "
                               "--quant, and none was given (e.g. --quant w4g32)")
+        if opts.integer_only:  # (the quantize pass says so, but fp32 does not run it)
+            raise IrtoolError("--integer-only replaces the non-linear ops of --quant w8a8 by "
+                              "integer versions, and no --quant was given: add --quant w8a8 "
+                              "--kv int8 (with --calibration FILE)")
         return  # fp32: the quantize pass (and its imports) is not needed at all
     from irtool.passes.quantize import KV_MODES
     from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
@@ -168,7 +174,8 @@ def prepare_for_target(module: ModuleOp, store: WeightStore, opts: CompileOption
             from irtool.passes.calibrate import calibrate_module
             from irtool.quality import load_sequences
 
-            seqs = load_sequences(opts.calibration, key="calib", what="calibration")
+            seqs = load_sequences(opts.calibration, key="calib", what="calibration",
+                                  tokenizer=opts.calibration_tokenizer)
             calibrate_module(module, store, seqs,
                              where=f"calibration file '{opts.calibration}'")
         _extract_kv_cache(module, opts)
@@ -206,12 +213,14 @@ def lower_for_target(module: ModuleOp, opts: CompileOptions) -> ModuleOp:
 
 def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt: Sequence[int],
                  steps: int, tokenizer, opts: CompileOptions, sampling=None,
-                 report: bool = False) -> Path:
+                 report: bool = False, on_mapping=None) -> Path:
     """The whole path to the target's project in `out_dir` (the name stays for the C
     targets' sake; a target with another emitter writes its own kind of project).
     `sampling` (irtool.sampling.SamplingOptions, default greedy) is how the program chooses
     tokens; the project also keeps model.hw.mlir and estimate.json (and with `report`,
-    report.html) for `irtool report`."""
+    report.html) for `irtool report`. `on_mapping(text)` gets this project's mapping.txt (the
+    engines of each mode), when the target writes one: the files are only put in place when
+    the command ends, so a caller reading the folder would see the previous project's."""
     target = opts.load_target()
     target.check_stream_window(opts.pipeline_options())  # before the work, not after it
     opts = with_prefill_tokens(module, opts, len(prompt))
@@ -233,6 +242,8 @@ def compile_to_c(module: ModuleOp, store: WeightStore, out_dir: Path, *, prompt:
         mapping = target.mapping_report(module)
         if mapping:  # the engines of each mode (prefill, decode) and the alternative's cost
             extra["extra_files"][MAPPING_FILE] = "\n".join(mapping) + "\n"
+            if on_mapping is not None:
+                on_mapping(extra["extra_files"][MAPPING_FILE])
     with progress.step(f"writing the project to {out_dir}"):
         return target.write_project(module, store, out_dir, prompt=prompt, steps=steps,
                                     tokenizer=tokenizer, project=project, **extra)

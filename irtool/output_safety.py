@@ -15,7 +15,8 @@ Every command that writes (`irtool-opt -o`, `irtool import -o`, `irtool quantize
   be named `*.weights.npz` (a module may read a file of that name); an empty path is refused;
 * a project directory is written only if it does not exist, is empty, or holds the manifest
   `.irtool-manifest` (the list of files irtool wrote there) - or with `--force`; irtool deletes
-  only files its manifest lists, never a user's file;
+  only files its manifest lists, never a user's file (and a folder only once those files were
+  all it held);
 * side files (the weight store `irtool-opt -p quantize` writes) go beside the requested output;
   the rest of the command (later passes, `--check-numerics`) reads them back from their
   temporary files, so reading one is not reading an input.
@@ -286,10 +287,7 @@ class Outputs:
         """A temporary directory to build the project `dest` in; merged into `dest` on commit."""
         d = Path(dest)
         force = self.force if force is None else force
-        for i in self.inputs:
-            if _resolved(i).is_relative_to(_resolved(d)) and d.exists():
-                raise IrtoolError(f"refusing to write the project directory '{d}': it holds "
-                                  f"the input '{i}'; choose another directory")
+        refuse_inputs_inside(d, self.inputs)
         check_project_dir(d, force)
         _make_parent(d, "project directory")
         try:
@@ -355,6 +353,16 @@ def read_manifest(d: Path) -> list[str] | None:
     return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
+def refuse_inputs_inside(d: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """A project directory never holds one of the command's inputs (the model, calibration
+    data, a tokenizer, a LoRA file): a project file of the same name would replace it, even
+    with --force. Drivers call it before the work too, with the inputs they were given."""
+    for i in inputs:
+        if d.exists() and _resolved(i).is_relative_to(_resolved(d)):
+            raise IrtoolError(f"refusing to write the project directory '{d}': it holds "
+                              f"the input '{i}'; choose another directory")
+
+
 def check_project_dir(d: Path, force: bool) -> None:
     """A project goes only where irtool cannot destroy a user's work."""
     if d.exists() and not d.is_dir():
@@ -379,6 +387,21 @@ def _inside(root: Path, rel: str) -> Path | None:
     return p if p.is_relative_to(root) and p != root else None
 
 
+def _remove_emptied(root: Path, removed: Iterable[Path]) -> None:
+    """The folders inside `root` that held only files irtool removed (a previous project's
+    runtime/) go with them; a folder with anything else left in it (a user's file) stays, and
+    so does every folder irtool removed nothing from."""
+    for d in sorted({p.parent for p in removed}, key=lambda p: len(p.parts), reverse=True):
+        while d != root and d.is_relative_to(root) and d.resolve() == d:  # no link followed
+            try:
+                if any(d.iterdir()):
+                    break
+                d.rmdir()
+            except OSError:
+                break
+            d = d.parent
+
+
 def _merge_project(pending: _PendingDir) -> None:
     dest, temp = pending.dest, pending.temp
     new_files = sorted(str(p.relative_to(temp)) for p in temp.rglob("*") if not p.is_dir())
@@ -388,10 +411,13 @@ def _merge_project(pending: _PendingDir) -> None:
             os.replace(temp, dest)
             return
         root = dest.resolve()
+        removed = []
         for rel in read_manifest(dest) or []:  # what irtool wrote last time and no longer does
             old = _inside(root, rel)
             if rel not in new_files and old is not None and old.is_file() and not old.is_symlink():
                 old.unlink()
+                removed.append(old)
+        _remove_emptied(root, removed)  # before: a new file may take an emptied folder's name
         for rel in new_files:
             target = root / rel
             if target.is_dir() and not target.is_symlink():

@@ -30,6 +30,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from irtool.errors import IrtoolError
+from irtool.output_safety import note_input
 from irtool.weights import WeightStore
 
 EVAL_FILE = "eval_tokens.json"
@@ -64,6 +65,7 @@ def load_sequences(path: str | os.PathLike[str], key: str = "eval",
     names the file in error messages ("calibration", "evaluation").
     """
     p = Path(path)
+    note_input(p, f"{what} file")  # never an output of this command (a project file's name)
     try:
         text = p.read_text()
     except FileNotFoundError:

@@ -21,24 +21,21 @@ with numpy_loaded_single_threaded():  # OpenBLAS without its thread pool: irtool
 from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
 from irtool.output_safety import output_file, writing
+from irtool.token_ids import parse_ids
 from irtool.weights import nonfinite_allowed
 
 
-def parse_token_list(text: str) -> list[int]:
-    try:
-        ids = [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise IrtoolError(f"--tokens expects comma-separated integers, got '{text}'") from None
-    if not ids:
-        raise IrtoolError("--tokens is empty: give at least one token id")
-    return ids
+def parse_token_list(text: str, flag: str = "--tokens") -> list[int]:
+    """The ids of `flag` (irtool.token_ids: commas or spaces between them)."""
+    return list(parse_ids(text, flag))
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="irtool-run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("module", help="an irtool .mlir module (or a model file to import)")
-    p.add_argument("--tokens", required=True, help="comma-separated token ids, e.g. 1,403,407")
+    p.add_argument("--tokens", required=True,
+                   help="token ids separated by commas or spaces, e.g. 1,403,407")
     p.add_argument("--dump-logits", metavar="OUT.npy",
                    help="save the float32 logits of every position, shape [T, vocab]")
     p.add_argument("--generate", type=int, default=0, metavar="N",
@@ -81,7 +78,7 @@ def run(args: argparse.Namespace) -> None:
     from irtool.blas import blas_threads
     from irtool.frontend.load import import_model
     from irtool.interpreter.runner import ModelRunner
-    from irtool.run_limits import check_steps
+    from irtool.run_limits import check_generation, check_steps, linear_cache_capacity
 
     tokens = parse_token_list(args.tokens)
     check_steps(args.generate, "--generate")
@@ -89,6 +86,9 @@ def run(args: argparse.Namespace) -> None:
     if not args.no_verify_plan:
         verify_plan(module, f"in '{args.module}'")
     runner = ModelRunner(module, store)
+    if args.generate:  # all of it fits, or an error now (not a shorter list later)
+        check_generation(tokens, args.generate, runner.vocab_size, runner.max_seq_len,
+                         linear_cache_capacity(module), "--tokens")
     with blas_threads(1):  # the interpreter's tiny matmuls: threads only slow them down
         _run(runner, tokens, args)
 

@@ -7,7 +7,8 @@ the same questions, so they share these answers instead of each checking a littl
 * a step count must be `0 <= steps < 2**31` (the C program counts in `int32_t`);
 * a prompt must fit the model's context (`irtool.max_seq_len`, the rows of its position
   tables) and, with a linear KV cache, its capacity; with room for no new token the run would
-  print nothing, so that is an error too;
+  print nothing, so that is an error too; so must the prompt and the steps together, with a
+  ring cache too (it bounds the memory, not the positions);
 * a KV cache capacity or window must be `1..max_seq_len` (positions past the context have no
   RoPE/position-embedding row) and below 2**31.
 
@@ -57,39 +58,47 @@ def check_token_ids(ids: Sequence[object], vocab: int | None, what: str = "promp
 
 def check_prompt_fits(n_prompt: int, context: int | None, what: str = "the prompt",
                       capacity: int | None = None) -> None:
-    """The prompt and at least one new token fit the model's context and a linear cache."""
+    """The prompt fits the model's context and a linear cache; then at least one new token
+    does too (it is chosen from the logits of the prompt's last position)."""
     for limit, of in ((context, "the model's context (irtool.max_seq_len)"),
                       (capacity, "the KV cache capacity")):
-        if limit is not None and n_prompt >= limit:
+        if limit is not None and n_prompt > limit:
             raise IrtoolError(f"{what} has {n_prompt} tokens but {of} is {limit} positions: "
-                              f"no room to generate; shorten it to at most {limit - 1} tokens")
+                              f"shorten it to at most {limit} tokens")
 
 
 def check_generation(prompt: Sequence[object], steps: object, vocab: int | None,
                      context: int | None, capacity: int | None = None,
                      what: str = "the prompt") -> tuple[list[int], int]:
-    """All of the above for one generation request; returns (ids, steps)."""
+    """All of the above for one generation request, and the steps fit too: the last new token
+    is chosen from the logits of position `prompt + steps - 2`, so the run needs `prompt +
+    steps - 1` positions of the model's context (the rows of its RoPE or position tables,
+    also with a ring cache, which bounds the memory, not the positions) and, with a linear KV
+    cache (`capacity`), of the cache. Asking for more is an error before any work: a run that
+    stopped early would print fewer tokens than asked, and a compiled program would read past
+    its position tables. Returns (ids, steps)."""
     ids = check_token_ids(prompt, vocab, what)
     n = check_steps(steps)
     check_prompt_fits(len(ids), context, what, capacity)
     if len(ids) + n > C_INT_MAX:
         raise IrtoolError(f"{len(ids)} prompt tokens + {n} steps exceed {C_INT_MAX} positions "
                           "(the C program counts positions in int32_t)")
+    need = len(ids) + n - 1
+    for limit, of, more in ((capacity, "the KV cache holds", ", a larger --capacity, or a "
+                             "--window"), (context, "the model's context (irtool.max_seq_len) "
+                                           "is", "")):
+        if limit is not None and need > limit:
+            raise IrtoolError(f"{len(ids)} prompt tokens + {n} steps need {need} positions but "
+                              f"{of} {limit}: give at most {limit - len(ids) + 1} steps{more}")
     return ids, n
 
 
 def check_c_generation(prompt: Sequence[object], steps: object, vocab: int | None,
                        context: int | None, capacity: int | None, ring: bool,
                        what: str = "the prompt") -> tuple[list[int], int]:
-    """A generation the C program runs: as `check_generation`, and with a linear KV cache the
-    prompt and the steps fit it (a program that stops early would print fewer tokens than it
-    was compiled for). The ring cache of a window has no such bound."""
-    ids, n = check_generation(prompt, steps, vocab, context, None if ring else capacity, what)
-    if not ring and capacity is not None and len(ids) + n - 1 > capacity:
-        raise IrtoolError(f"{len(ids)} prompt tokens + {n} steps need {len(ids) + n - 1} "
-                          f"positions but the KV cache holds {capacity}: give at most "
-                          f"{capacity - len(ids) + 1} steps, a larger --capacity, or a --window")
-    return ids, n
+    """A generation the C program runs: `check_generation`, with the capacity of a linear KV
+    cache (a ring cache holds the last positions: no bound but the context's)."""
+    return check_generation(prompt, steps, vocab, context, None if ring else capacity, what)
 
 
 def check_c_program_inputs(module, prompt: Sequence[object], steps: object,
@@ -114,6 +123,17 @@ def check_c_program_inputs(module, prompt: Sequence[object], steps: object,
 
     return check_c_generation(prompt, steps, vocab, attr("irtool.max_seq_len"),
                               attr("irtool.kv_capacity"), attr("irtool.kv_window") is not None)
+
+
+def linear_cache_capacity(module) -> int | None:
+    """The positions a decode-level module's linear KV cache holds, or None (no cache, or a
+    ring cache: `irtool.kv_window`)."""
+    from xdsl.dialects.builtin import IntegerAttr
+
+    if module.attributes.get("irtool.kv_window") is not None:
+        return None
+    a = module.attributes.get("irtool.kv_capacity")
+    return a.value.data if isinstance(a, IntegerAttr) else None
 
 
 def check_cache_positions(value: object, what: str, context: int | None) -> int:

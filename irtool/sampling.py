@@ -22,6 +22,11 @@ from irtool.errors import IrtoolError
 F = np.float32
 _MASK = 0xFFFFFFFF
 INSERTION_MAX = 64  # top_k up to this needs only top_k entries of C work area
+TEMPERATURE_MIN, TEMPERATURE_MAX = 1e-30, 1e30
+"""A temperature's float32 reciprocal scales the logits: 1/1e-40 overflows to inf (every token
+then looked alike: garbage, not greedy), and so does 1e39 itself; within these bounds the
+scaled logits stay finite, and the C runtime gets the same float32 value."""
+TOP_K_MAX = 2**31 - 1  # the C runtime's int: a larger one wrapped to another number
 _EXP_POLY = tuple(F(c) for c in ("1.98412701e-04", "1.38888892e-03", "8.33333377e-03",
                                  "4.16666679e-02", "1.66666672e-01", "0.5", "1.0", "1.0"))
 
@@ -37,10 +42,14 @@ class SamplingOptions:
     stop: tuple[int, ...] = field(default=())
 
     def __post_init__(self):
-        if not self.temperature >= 0:
-            raise IrtoolError(f"--temperature {self.temperature}: must be >= 0 (0 is greedy)")
-        if self.top_k < 0:
-            raise IrtoolError(f"--top-k {self.top_k}: must be >= 0 (0 keeps every token)")
+        t = self.temperature
+        if not (t == 0 or TEMPERATURE_MIN <= t <= TEMPERATURE_MAX):  # NaN too
+            raise IrtoolError(f"--temperature {t}: must be 0 (greedy) or between "
+                              f"{TEMPERATURE_MIN:g} and {TEMPERATURE_MAX:g} (the sampler "
+                              "divides float32 logits by it)")
+        if not 0 <= self.top_k <= TOP_K_MAX:
+            raise IrtoolError(f"--top-k {self.top_k}: must be in 0..{TOP_K_MAX} (0 keeps every "
+                              "token; more than the vocabulary keeps every token too)")
         if not 0 < self.top_p <= 1:
             raise IrtoolError(f"--top-p {self.top_p}: must be in (0, 1] (1 keeps every token)")
         if not 0 <= self.seed <= _MASK:
@@ -157,11 +166,9 @@ def parse_stop(text: str | None, tokenizer) -> tuple[int, ...]:
         return end_tokens(tokenizer)
     if text == "none":
         return ()
-    try:
-        return tuple(int(t) for t in text.replace(" ", "").split(",") if t)
-    except ValueError:
-        raise IrtoolError(f"--stop expects 'eos', 'none' or comma-separated token ids, got "
-                          f"'{text}'") from None
+    from irtool.token_ids import parse_ids
+
+    return parse_ids(text, "--stop (eos, none or token ids)")
 
 
 def add_arguments(p) -> None:
@@ -176,7 +183,7 @@ def add_arguments(p) -> None:
                    "(the same seed gives the same tokens in the interpreter and in C)")
     p.add_argument("--stop", metavar="eos|none|IDS", default="eos",
                    help="tokens that end the generation (not printed): eos (the tokenizer's "
-                        "end tokens, the default), none, or comma-separated ids")
+                        "end tokens, the default), none, or token ids (commas or spaces between)")
 
 
 def options_from_args(args, tokenizer) -> SamplingOptions:

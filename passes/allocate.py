@@ -361,17 +361,21 @@ class Problem:
         self.buffers = live.buffers
         self.scale = _cost_scale(target)
         self.options: dict[str, list[MemorySpec]] = {}
+        self.reachable: dict[str, list[MemorySpec]] = {}
+        """The memories a buffer may live in, whatever their size (for the error's advice)."""
         in_place = not copy_weights and any(m.read_only for m in target.memories)
         # the program's core reads and writes its buffers directly: only its memories (and,
         # for a weight only an accelerator reads, that accelerator's)
         engine_reads = engine_reads or {}
         for b in self.buffers:
             direct = set(target.core.reads) | set(engine_reads.get(b.name, ()))
-            allowed = [m for m in target.memories
-                       if m.name in direct and m.capacity >= b.size
-                       and (not b.writable or not m.read_only)
-                       and not (in_place and b.kind == "weight" and not m.read_only)
-                       and not (weights_in and b.kind == "weight" and m.name not in weights_in)]
+            reachable = [m for m in target.memories
+                         if m.name in direct and (not b.writable or not m.read_only)
+                         and not (in_place and b.kind == "weight" and not m.read_only)
+                         and not (weights_in and b.kind == "weight"
+                                  and m.name not in weights_in)]
+            self.reachable[b.name] = reachable
+            allowed = [m for m in reachable if m.capacity >= b.size]
             allowed.sort(key=lambda m: (self.cost(b, m), m.capacity))
             self.options[b.name] = allowed
         self.persistent = [b for b in self.buffers if b.start == 0 and b.end >= live.horizon]
@@ -921,10 +925,11 @@ def _homeless_lines(problem: Problem) -> list[str]:
     for b in problem.buffers:
         if problem.options[b.name]:
             continue
-        eligible = [m for m in problem.target.memories if not (b.writable and m.read_only)]
-        biggest = max(eligible, key=lambda m: m.capacity, default=None)
+        # the memories the program's core (or the engine reading it) reaches, not every one
+        biggest = max(problem.reachable.get(b.name, ()), key=lambda m: m.capacity,
+                      default=None)
         where = (f"the largest memory it may use is {biggest.name} ({biggest.capacity} bytes)"
-                 if biggest else "the target has no writable memory")
+                 if biggest else "no memory its readers reach may hold it")
         lines.append(f"  {b.name} ({b.kind}, {b.size} bytes) is larger than any memory it may "
                      f"live in: {where}")
     return lines
@@ -994,11 +999,24 @@ def _kv_suggestion(problem: Problem, d: Demand) -> str | None:
 
     best = _largest(fits, 1, capacity - 1)
     per = sum(per_position.values())
+    int8 = _int8_cache_note(problem, caches)
     if best is None:
         return (f"the KV caches ({names}) take {per:g} bytes per position; not even one "
-                "position fits beside the other buffers")
+                f"position fits beside the other buffers{int8}")
+    flag = "--window" if problem.kv_option == "window" else "--capacity"
     return (f"a KV cache of at most {best} positions instead of {capacity} ({per:g} bytes per "
-            f"position in {names}): extract-kv-cache{{{problem.kv_option}={best}}}")
+            f"position in {names}): irtool compile {flag} {best} (irtool-opt: "
+            f"extract-kv-cache{{{problem.kv_option}={best}}}){int8}")
+
+
+def _int8_cache_note(problem: Problem, caches: list[Buffer]) -> str:
+    """`; or ... --kv int8` when float caches in int8 (a quarter of the bytes, plus a float
+    scale per row: counted as a third) would fit at the capacity asked for."""
+    floats = [b for b in caches if b.memref is not None
+              and getattr(b.memref.element_type, "bitwidth", 0) == 32]
+    if not floats or not fits_with(problem, {b.name: -(-b.size // 3) for b in floats}):
+        return ""
+    return "; or keep the capacity with an int8 KV cache: irtool compile --kv int8"
 
 
 def _largest(ok: Callable[[int], bool], lo: int, hi: int) -> int | None:
@@ -1021,14 +1039,24 @@ def _quantize_suggestion(problem: Problem, d: Demand) -> str | None:
     if not f32:
         return None
     total = sum(b.size for b in f32)
+    # weights already quantized: the float ones left are what the scheme keeps in float,
+    # the classifier and a token table tied to it
+    how = ("the classifier (and a token table tied to it) quantized too: irtool compile "
+           "--quantize-lm-head (quantize{quantize-lm-head=true tied-embedding=true})"
+           if _has_quantized_weights(problem) else
+           "int8 weights (irtool compile --quant w8; quantize{scheme=w8})")
     if fits_with(problem, {b.name: b.size // 4 for b in f32}):
-        return (f"int8 weights (quantize{{scheme=w8}}, irtool compile --quant w8): the f32 "
-                f"weights would take {total // 4} bytes "
-                f"instead of {total}, and the model would fit")
+        return (f"{how}: the f32 weights would take about {total // 4} bytes instead of "
+                f"{total}, and the model would fit")
     if d.total_over > 0:
-        return (f"int8 weights alone would not be enough (they would save "
-                f"{total - total // 4} bytes)")
+        return (f"{how} alone would not be enough (about {total - total // 4} bytes saved)")
     return None
+
+
+def _has_quantized_weights(problem: Problem) -> bool:
+    return any(not b.writable and b.memref is not None
+               and 0 < getattr(b.memref.element_type, "bitwidth", 0) < 32
+               for b in problem.buffers)
 
 
 def _kv_capacity(module: ModuleOp) -> int | None:

@@ -84,6 +84,10 @@ class Target:
     """Whether the pipeline streams weights through windows in a fast memory (a `tile` pass),
     the windows PipelineOptions.stream_window caps."""
 
+    stream_window_refusal = ("streams no weights through a window (its pipeline has no tile "
+                             "pass)")
+    """Why --stream-window does not apply, for a target that does not take it."""
+
     def check_stream_window(self, opts: PipelineOptions) -> None:
         """A clear error for a window cap that is not positive, or given to a target that
         streams nothing."""
@@ -94,10 +98,10 @@ class Target:
             raise IrtoolError(f"--stream-window {cap}: the cap on a weight window must be a "
                               "positive number of bytes (e.g. --stream-window 4096)")
         if not self.streams_weights:
-            raise IrtoolError(f"--stream-window {cap}: target '{self.name}' streams no weights "
-                              "through a window (its pipeline has no tile pass); drop "
-                              "--stream-window, or compile for a target that streams them "
-                              "from a slow memory (e.g. cortex-m7-256k)")
+            raise IrtoolError(f"--stream-window {cap}: target '{self.name}' "
+                              f"{self.stream_window_refusal}; drop --stream-window, or compile "
+                              "for a target that streams them from a slow memory (e.g. "
+                              "cortex-m7-256k)")
 
     def prefill_mode(self, opts: PipelineOptions) -> str:
         """"batched" or "token": the option, else the target's default; "token" when no

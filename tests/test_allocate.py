@@ -377,7 +377,10 @@ def test_over_budget_names_buffers_bytes_over_and_window(tmp_path):
     assert f"hold {16 << 10} bytes: {need - (16 << 10)} bytes over" in msg
     # 512 bytes per position; 31 positions leave room for q and o
     assert "at most 31 positions instead of 64" in msg
-    assert "extract-kv-cache{capacity=31}" in msg
+    assert ("irtool compile --capacity 31 (irtool-opt: extract-kv-cache{capacity=31})"
+            in msg)  # the user's own flag first (it said the pass's option alone)
+    # as int8 (4,096 bytes and 64 float scales a cache) the 64 positions fit
+    assert msg.count("; or keep the capacity with an int8 KV cache: irtool compile --kv int8") == 1
     assert f"at least {need} bytes of writable memory" in msg
     fits = allocate(kv_module(31), target)
     assert_valid_plan(fits, target_memories(target))
@@ -403,9 +406,53 @@ def test_over_budget_weights_suggest_int8(tmp_path):
     msg = str(err.value)
     assert "weights (262144 bytes)" in msg
     assert "all memories hold 81920 bytes" in msg and "bytes over" in msg
-    assert "int8 weights (quantize{scheme=w8}, irtool compile --quant w8)" in msg
+    assert "int8 weights (irtool compile --quant w8; quantize{scheme=w8})" in msg
     assert "65536 bytes instead of 262144" in msg
     assert "@w0 (weight, 65536 bytes)" in msg
+
+
+def test_over_budget_with_quantized_weights_suggests_the_classifier(tmp_path):
+    """With the linears already int8, the float weight left is the classifier: the advice
+    was `--quant w8` again, which the user had given; it is --quantize-lm-head."""
+    target = write_target(tmp_path, [
+        {"name": "flash", "size": 56 << 10, "read_only": True},
+        {"name": "sram", "size": 16 << 10}])
+    shapes = {"w0": "memref<128x128xi8>", "w1": "memref<128x128xi8>",
+              "head": "memref<128x128xf32>"}
+    text = ("builtin.module {\n"
+            + "".join(f'  memory.global @{n} {{kind = "weight", weight = "{n}"}} : {t}\n'
+                      for n, t in shapes.items())
+            + "  func.func @f(%x: memref<1x128xf32>) {\n"
+            + "".join(f"    %{n} = memory.get_global @{n} : {t}\n" for n, t in shapes.items())
+            + "    %y = memory.alloc : memref<1x128xf32>\n"
+            + kernel([("%x", "memref<1x128xf32>")] + [(f"%{n}", t) for n, t in shapes.items()],
+                     [("%y", "memref<1x128xf32>")])
+            + "    func.return\n  }\n}\n")
+    with pytest.raises(IrtoolError) as err:
+        allocate(text, target)
+    msg = str(err.value)
+    assert ("the classifier (and a token table tied to it) quantized too: irtool compile "
+            "--quantize-lm-head") in msg
+    assert "about 16384 bytes instead of 65536, and the model would fit" in msg
+    assert "--quant w8" not in msg
+
+
+def test_a_buffer_too_large_is_compared_with_the_memories_its_core_reads(tmp_path):
+    """siracusa's cluster reads L1 and L2, not L3: a 2 MiB token table was said to be
+    "larger than any memory it may live in: the largest memory it may use is l3 (16777216
+    bytes)", a memory ten times its size; the largest it may use is L2."""
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps({
+        "name": "cluster",
+        "memories": [{"name": n, "size": size, "alignment": 4, "read_cost": 1,
+                      "write_cost": 1, "read_only": False, "description": ""}
+                     for n, size in (("l3", 1 << 20), ("l2", 8 << 10), ("l1", 4 << 10))],
+        "engines": [{"name": "core", "kind": "cluster", "cores": 1, "reads": ["l1", "l2"],
+                     "cpi": 1.0, "description": ""}]}))
+    with pytest.raises(IrtoolError, match=r"f/%x0 \(activation, 16384 bytes\) is larger than "
+                                          r"any memory it may live in: the largest memory it "
+                                          r"may use is l2 \(8192 bytes\)"):
+        allocate(chain_module([4096]), str(path))
 
 
 def test_buffer_larger_than_every_memory(tmp_path):
@@ -447,7 +494,10 @@ def test_stories260k_full_cache_does_not_fit_riscv_ulp(shared_models):
         allocate(module, "riscv-ulp")
     msg = str(err.value)
     assert "@state.kcache0 (state, 65536 bytes)" in msg
-    assert "extract-kv-cache{capacity=" in msg
+    assert "irtool compile --capacity " in msg and "extract-kv-cache{capacity=" in msg
+    # all 512 positions fit as int8 (`irtool compile --kv int8` builds it: 640 KiB of f32
+    # caches become 160 KiB and 80 KiB of scales)
+    assert "; or keep the capacity with an int8 KV cache: irtool compile --kv int8" in msg
 
 
 def test_called_function_arguments_and_results_take_the_placed_types():

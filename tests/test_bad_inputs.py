@@ -204,6 +204,30 @@ def test_compile_never_destroys_a_users_directory(tmp_path):
     assert (user / "Makefile").read_text() != "my makefile\n"
 
 
+def test_compile_never_writes_over_its_calibration_or_adapter_files(shared_models, tmp_path):
+    """Only the model was protected: with --force, calibration data saved as the project's
+    `estimate.json` was replaced by the project's own, and so could a --lora file be."""
+    user = tmp_path / "user"
+    user.mkdir()
+    calib = user / "estimate.json"
+    shutil.copy(shared_models / "stories260K" / "eval_tokens.json", calib)
+    before = tree(user)
+    first = assert_bad_input(call(cli.main, "compile", "--quant", "w8a8", "--calibration", calib,
+                                  "--target", "riscv-ulp", "-o", user, "--capacity", "16",
+                                  "--steps", "4", "--force"))
+    assert first == (f"error: refusing to write the project directory '{user}': it holds the "
+                     f"input '{calib}'; choose another directory")
+    assert tree(user) == before
+    adapter = user / "weights.bin"  # a LoRA file under the name of a project's file
+    adapter.write_bytes(b"not read")
+    first = assert_bad_input(call(cli.main, "compile", "--target", "host", "-o", user,
+                                  "--capacity", "16", "--steps", "4", "--force", "--lora",
+                                  f"story={adapter}"))
+    assert first == (f"error: refusing to write the project directory '{user}': it holds the "
+                     f"input '{adapter}'; choose another directory")
+    assert adapter.read_bytes() == b"not read"
+
+
 def test_c_project_target_never_destroys_a_users_directory(placed, tmp_path):
     user = tmp_path / "user"
     user.mkdir()
@@ -387,6 +411,19 @@ def test_broken_onnx_graphs(shared_models, tmp_path):
                      "'dangling'")
 
 
+def test_an_unsupported_op_is_named_where_it_is(shared_models, tmp_path):
+    """nanogpt-tiny with its first Erf renamed Sin: the error names Sin and its node, not
+    the GELU's Mul where matching stopped."""
+    import onnx
+
+    m = onnx.load(shared_models / "nanogpt-tiny" / "nanogpt.onnx")
+    erf = next(n for n in m.graph.node if n.op_type == "Erf")
+    erf.op_type = "Sin"
+    onnx.save(m, tmp_path / "sin.onnx")
+    first = assert_bad_input(call(run.main, tmp_path / "sin.onnx", "--tokens", "28,53,42"))
+    assert first.startswith("error: unsupported ONNX op 'Sin' (node '/h.0/Erf', "), first
+
+
 def test_an_unused_huge_store_entry_is_never_read(imported, tmp_path):
     m = copy_module(imported, tmp_path)
     header = {"descr": "<f4", "fortran_order": False, "shape": (2**40,)}
@@ -417,6 +454,15 @@ def test_unknown_choices_exit_1(imported, tmp_path):
     assert_bad_input(call(opt.main, "-t", "bogus", imported), "bogus")
     assert_bad_input(call(cli.main, "bogus"), "bogus")
     assert_bad_input(call(run.main, imported), "--tokens")
+
+
+
+def test_integer_only_without_quantization_is_refused(tmp_path):
+    """`--integer-only` alone compiled a plain fp32 project without a word."""
+    first = assert_bad_input(call(cli.main, "compile", "--integer-only", "--target", "riscv-ulp",
+                                  "-o", tmp_path / "p", "--capacity", "16", "--steps", "4"))
+    assert first.startswith("error: --integer-only replaces the non-linear ops of --quant w8a8")
+    assert not (tmp_path / "p").exists()
 
 
 # --- the output audit: stores, kinds of outputs, empty paths, xDSL's printers -------------------

@@ -63,3 +63,79 @@ def test_compile_without_tokenizer_prints_ids(shared_models, tmp_path):
     assert "prints token ids as <id>" in out
     main_c = (tmp_path / "phi" / "main.c").read_text()
     assert '{"\\x3c\\x31\\x32\\x37\\x3e", 5, 0}' in main_c  # the piece of token 127: "<127>"
+
+
+def test_token_lists_from_the_command_line_keep_every_id(shared_models, tmp_path):
+    """`--tokens "1 403"` ran the one id 1403 (or any joined number), and an empty
+    `--prompt-tokens` compiled the default prompt instead."""
+    model = shared_models / "stories260K" / "stories260K.bin"
+    spaced = run("irtool-run", model, "--tokens", "1 403 407", "--dump-logits",
+                 tmp_path / "spaced.npy").stdout
+    run("irtool-run", model, "--tokens", "1,403,407", "--dump-logits", tmp_path / "commas.npy")
+    assert "positions: 3," in spaced
+    assert np.array_equal(np.load(tmp_path / "spaced.npy"), np.load(tmp_path / "commas.npy"))
+    proc = run("irtool", "compile", "--target", "host", "-o", tmp_path / "p", "--prompt-tokens",
+               "", ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: --prompt-tokens is empty: give at least one token id"
+    assert not (tmp_path / "p").exists()
+
+
+def test_generation_past_the_context_is_refused_before_any_work(shared_models):
+    """`irtool generate --steps 600` stopped silently after 510 tokens, irtool-run --generate
+    too, and a decode-level run with a 16-position cache failed after its work, printing
+    nothing of it: each now says at once how many steps fit."""
+    model = shared_models / "stories260K" / "stories260K.bin"
+    cases = [
+        (("irtool", "generate", model, "--prompt", "Once", "--steps", "600", "--stop", "none"),
+         "2 prompt tokens + 600 steps need 601 positions but the model's context "
+         "(irtool.max_seq_len) is 512: give at most 511 steps"),
+        (("irtool-run", model, "--tokens", "1,2", "--generate", "600"),
+         "2 prompt tokens + 600 steps need 601 positions but the model's context "
+         "(irtool.max_seq_len) is 512: give at most 511 steps"),
+        (("irtool", "generate", model, "--level", "decode", "--capacity", "16", "--steps", "100",
+          "--stop", "none"),
+         "5 prompt tokens + 100 steps need 104 positions but the KV cache holds 16: give at "
+         "most 12 steps, a larger --capacity, or a --window"),
+    ]
+    for args, message in cases:
+        proc = run(*args, ok=False)
+        assert proc.returncode == 1 and proc.stderr.strip() == f"error: {message}", proc.stderr
+        assert "tokens:" not in proc.stdout
+    edge = run("irtool-run", model, "--tokens", "1,2", "--generate", "511").stdout
+    assert len(edge.split("tokens: ")[1].split(",")) == 511  # the last from position 511
+    # a prompt as long as the cache still gives one token (from its last position's logits):
+    # it was refused with "no room to generate", while a 6-position cache took 2 steps
+    full = run("irtool", "generate", model, "--level", "decode", "--capacity", "5", "--steps",
+               "1", "--stop", "none").stdout
+    assert "tokens: 1,403,407,261,378,432" in full
+    assert run("irtool", "generate", model, "--level", "decode", "--capacity", "4", "--steps",
+               "1", ok=False).stderr.strip() == ("error: the prompt has 5 tokens but the KV "
+                                                 "cache capacity is 4 positions: shorten it to "
+                                                 "at most 4 tokens")
+
+
+def test_compile_prints_the_mapping_of_the_project_it_wrote(shared_models, tmp_path):
+    """The mapping was read from the folder before the new project was put in place: a new
+    folder printed none, and an fp32 compile over a w8a8 project printed the old mapping."""
+    model = shared_models / "stories260K" / "stories260K.bin"
+    common = ("--target", "siracusa", "-o", tmp_path / "p", "--capacity", "64", "--steps", "8",
+              "--quiet")
+    first = run("irtool", "compile", model, *common, "--quant", "w8a8").stdout
+    assert "mapping of decode (1 token): W8A8 linears 35 on the NPU" in first
+    second = run("irtool", "compile", model, *common).stdout
+    assert "35 on the NPU" not in second
+    assert "mapping of decode (1 token): W8A8 linears 0 on the NPU" in second
+    assert "35 on the NPU" not in (tmp_path / "p" / "mapping.txt").read_text()
+
+
+def test_compile_encodes_a_text_calibration_file_with_its_tokenizer(shared_models, tmp_path):
+    """`--calibration notes.txt --tokenizer vocab.json` was refused: "if it is text, give a
+    tokenizer to encode it (--tokenizer FILE...)", with that very flag given."""
+    model = shared_models / "nanogpt-tiny" / "nanogpt.onnx"
+    text = tmp_path / "calib.txt"
+    text.write_text("Once upon a time, there was a little girl.\n\nShe liked to play.\n")
+    out = run("irtool", "compile", model, "--target", "host", "-o", tmp_path / "p",
+              "--capacity", "80", "--steps", "4", "--quant", "w8a8", "--calibration", text,
+              "--tokenizer", shared_models / "nanogpt-tiny" / "vocab.json", "--quiet").stdout
+    assert "wrote the project for host (w8a8)" in out

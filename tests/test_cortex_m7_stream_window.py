@@ -72,7 +72,10 @@ def test_a_cap_that_is_not_positive_or_has_nothing_to_cap_is_a_clear_error(tmp_p
                                   "positive number of bytes"),
             ("cortex-m7-256k", -64, "--stream-window -64: the cap on a weight window must be"),
             ("riscv-ulp", 4096, "--stream-window 4096: target 'riscv-ulp' streams no weights "
-                                "through a window")):
+                                "through a window"),
+            # siracusa does stream (L2 -> L1 tiles): it was refused as having no tile pass
+            ("siracusa", 4096, "--stream-window 4096: target 'siracusa' sizes its L2 -> L1 "
+                               "weight tiles itself (the tile pass")):
         proc = irtool(*compile_args(tmp_path / "x", target, cap))
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr

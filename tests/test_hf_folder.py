@@ -156,6 +156,170 @@ def _edit_config(folder, **changes):
     p.write_text(json.dumps(cfg))
 
 
+def _edit_tensors(folder, edit):
+    """Rewrite the folder's model.safetensors with `edit(tensors)` applied (name -> array)."""
+    from safetensors.numpy import load_file, save_file
+
+    path = folder / "model.safetensors"
+    tensors = load_file(path)
+    edit(tensors)
+    save_file(tensors, path, metadata={"format": "pt"})
+
+
+def _import_cli(folder, tmp_path, *options: str) -> tuple[int, str]:
+    """`irtool import FOLDER -o OUT.mlir` in-process, as a user runs it: (exit code, stderr)."""
+    import contextlib
+    import io
+
+    from irtool import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            cli.main(["import", str(folder), "-o", str(tmp_path / "out.mlir"), *options])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int8", "bool"])
+def test_a_weight_stored_as_integers_is_refused_naming_it(zoo, tmp_path, dtype):
+    """All tensors cast to an integer (or bool) dtype: converted, they would import as a
+    model of garbage; the error names the file, the tensor, its dtype and what is read."""
+    d = _copy(zoo["llama"][1], tmp_path)
+    _edit_tensors(d, lambda t: t.update({k: v.astype(dtype) for k, v in t.items()}))
+    code, err = _import_cli(d, tmp_path)
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"error: tensor 'model.embed_tokens.weight' in '{d / 'model.safetensors'}' is stored "
+        f"as {dtype}, but it is a weight: irtool reads weights stored as float32, float16 or "
+        "bfloat16 (float64 is rounded to float32); save the model in one of those "
+        "(model.float().save_pretrained(DIR))")
+    assert not (tmp_path / "out.mlir").exists()
+
+
+def test_integer_buffers_the_model_does_not_use_are_ignored(zoo, tmp_path):
+    """Old checkpoints carry bool/uint8 causal masks (GPT-2's attn.bias) and int64 ids that
+    no weight is read from: the folder imports, with the same logits as without them."""
+    model, folder = zoo["gpt2"]
+    d = _copy(folder, tmp_path)
+    buffers = {"transformer.h.0.attn.bias": np.tril(np.ones((64, 64), dtype=bool))[None, None],
+               "transformer.h.1.attn.bias": np.tril(np.ones((64, 64), dtype=np.uint8)),
+               "position_ids": np.arange(64)[None]}
+    _edit_tensors(d, lambda t: t.update(buffers))
+    module, store = import_model(d)
+    got = ModelRunner(module, store).forward(IDS)
+    assert relative_error(got, hf_zoo.torch_logits(model, IDS)) < 1e-4
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -3e38])
+def test_a_nonfinite_weight_is_named_like_on_the_other_routes(zoo, tmp_path, value):
+    """NaN, Inf or an overflowing value in one weight: the same error as the .mlir, .onnx and
+    .bin routes give (irtool.weights.check_finite), naming the tensor, its file and index,
+    at import, not 'NaN logits' at run time; --allow-nonfinite imports it anyway."""
+    d = _copy(zoo["llama"][1], tmp_path)
+
+    def poison(t):
+        t["model.layers.0.self_attn.q_proj.weight"][3, 4] = value
+
+    _edit_tensors(d, poison)
+    code, err = _import_cli(d, tmp_path)
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(
+        f"error: weight \"model.layers.0.self_attn.q_proj.weight\" in "
+        f"'{d / 'model.safetensors'}' holds {np.float32(value)} at index [3, 4] (1 bad "
+        "value(s)): NaN, Inf or magnitudes >= 2**64"), err
+    assert _import_cli(d, tmp_path, "--allow-nonfinite") == (0, "")
+    assert (tmp_path / "out.mlir").is_file()
+
+
+def test_a_vocab_size_beyond_the_embedding_is_refused(zoo, tmp_path):
+    """vocab_size 200 over a 128-row table imported silently (ids 128..199 past the table)."""
+    d = _copy(zoo["llama"][1], tmp_path)
+    _edit_config(d, vocab_size=200)
+    code, err = _import_cli(d, tmp_path)
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"error: tensor 'model.embed_tokens.weight' in '{d / 'model.safetensors'}' has shape "
+        f"[128, 32], but config.json in '{d}' makes it [200, 32] ([vocab_size, hidden_size]): "
+        "the tensors and the config disagree; fix the config or save the folder again "
+        "(model.save_pretrained(DIR))")
+
+
+# (zoo model, tensor, how it is cut, its shape then, what config.json makes it)
+SHAPE_MISMATCHES = [
+    ("llama", "model.layers.0.mlp.down_proj.weight", np.s_[:, :60], [32, 60],
+     "[32, 64] ([hidden_size, intermediate_size])"),
+    ("gpt2", "transformer.h.1.mlp.c_fc.weight", np.s_[:, :100], [32, 100],
+     "[32, 128] ([n_embd, 4*n_embd])"),
+    ("opt", "model.decoder.embed_positions.weight", np.s_[:60], [60, 32],
+     "[66, 32] ([max_position_embeddings+2, hidden_size])"),
+    ("phi3", "model.layers.0.self_attn.qkv_proj.weight", np.s_[:48], [48, 32],
+     "[64, 32] ([num_attention_heads*(hidden_size/num_attention_heads)"
+     "+2*num_key_value_heads*(hidden_size/num_attention_heads), hidden_size])"),
+    ("qwen3", "model.layers.1.self_attn.k_norm.weight", np.s_[:8], [8], "[16] ([head_dim])"),
+    ("gpt-neox", "embed_out.weight", np.s_[:100], [100, 32], "[128, 32] ([vocab_size, "
+                                                             "hidden_size])"),
+]
+
+
+@pytest.mark.parametrize("name, tensor, cut, shape, want", SHAPE_MISMATCHES,
+                         ids=[m[0] for m in SHAPE_MISMATCHES])
+def test_a_tensor_of_another_shape_than_the_config_implies_is_named(zoo, tmp_path, name,
+                                                                    tensor, cut, shape, want):
+    """A tensor cut short: the error names it, its file and shape, the shape config.json
+    implies with the fields it comes from, and the folder (the IR verifier only said 'input
+    has 64 features but the weight [32, 60] expects 60'; a short position table imported)."""
+    d = _copy(zoo[name][1], tmp_path)
+
+    def cut_short(t):
+        t[tensor] = np.ascontiguousarray(t[tensor][cut])
+
+    _edit_tensors(d, cut_short)
+    with pytest.raises(IrtoolError) as e:
+        import_model(d)
+    assert str(e.value) == (
+        f"tensor '{tensor}' in '{d / 'model.safetensors'}' has shape {shape}, but config.json "
+        f"in '{d}' makes it {want}: the tensors and the config disagree; fix the config or "
+        "save the folder again (model.save_pretrained(DIR))")
+
+
+# (zoo model, config.json changes, the error after "config.json in '<folder>'")
+CONFIG_ERRORS = [
+    ("llama", {"max_position_embeddings": -5},
+     " sets max_position_embeddings to -5, which is not a positive integer: fix it in the "
+     "config"),
+    ("qwen2", {"num_key_value_heads": 0},
+     " sets num_key_value_heads to 0, which is not a positive integer: fix it in the config"),
+    ("gpt2", {"n_positions": "64"},
+     " sets n_positions to '64', which is not a positive integer: fix it in the config"),
+    ("gemma", {"head_dim": 15.5},
+     " sets head_dim to 15.5, which is not a positive integer: fix it in the config"),
+    ("gpt-j", {"n_head": 5}, ": n_embd 32 is not a multiple of n_head 5, so the heads do not "
+                             "split the features: fix it in the config"),
+    ("llama", {"num_hidden_layers": 1},
+     " sets num_hidden_layers to 1, but the checkpoint holds layer 1 too (tensor "
+     "'model.layers.1.input_layernorm.weight' in '{file}'): the config and the tensors "
+     "disagree; fix the config"),
+    ("mistral-window8", {"layer_types": ["sliding_attention"]},
+     " gives layer_types 1 entries, but the model has 2 layers: fix it in the config"),
+]
+
+
+@pytest.mark.parametrize("name, changes, message", CONFIG_ERRORS,
+                         ids=[f"{m[0]}-{next(iter(m[1]))}" for m in CONFIG_ERRORS])
+def test_config_values_are_checked_at_import(zoo, tmp_path, name, changes, message):
+    """max_position_embeddings -5 imported and failed at run time; num_hidden_layers 1
+    silently dropped a layer; a 1-entry layer_types was an IndexError."""
+    d = _copy(zoo[name][1], tmp_path)
+    _edit_config(d, **changes)
+    code, err = _import_cli(d, tmp_path)
+    assert code == 1 and "Traceback" not in err
+    want = f"config.json in '{d}'" + message.format(file=d / "model.safetensors")
+    assert err.splitlines()[0] == f"error: {want}"
+
+
 def test_an_activation_without_an_op_is_refused_by_name(zoo, tmp_path):
     d = _copy(zoo["opt"][1], tmp_path)
     _edit_config(d, activation_function="gelu_fast")
@@ -173,7 +337,8 @@ def test_unknown_family_missing_tensor_and_pickles_are_clear_errors(zoo, tmp_pat
         import_model(d)
     d = _copy(zoo["gpt2"][1], tmp_path, "renamed")
     _edit_config(d, model_type="llama", hidden_size=32, num_attention_heads=4,
-                 num_hidden_layers=2, max_position_embeddings=64, rms_norm_eps=1e-6)
+                 intermediate_size=64, num_hidden_layers=2, max_position_embeddings=64,
+                 rms_norm_eps=1e-6)
     with pytest.raises(IrtoolError, match="tensor 'model.embed_tokens.weight' is missing"):
         import_model(d)
     (d / "model.safetensors").rename(d / "pytorch_model.bin")

@@ -189,3 +189,49 @@ def test_seed_gives_the_same_tokens_at_every_level(tmp_path):
     in_c = tokens_line(make(project, "host"))[:steps]
     assert forward == decode == placed == in_c
     assert forward != GOLDEN["new_ids"][:steps]
+
+
+RING_LOOP = r"""
+#include <stdio.h>
+#include "model.h"
+#include "irt_generate.h"
+int main(void)
+{
+    static const int32_t prompt[] = {1, 403, 407, 261, 378};
+    irt_generator_t g;
+    irt_sampling_t greedy = {0.0f, 0, 1.0f, 0};
+    int32_t n;
+    irt_init();
+    if (irt_generator_init(&g, &greedy, NULL, 0) != IRT_OK || irt_feed(&g, prompt, 5) != IRT_OK)
+        return 2;
+    n = irt_generate(&g, 100000, NULL, NULL);
+    printf("%d %d %d\n", (int)n, IRT_CONTEXT, (int)irt_generate(&g, 5, NULL, NULL));
+    return 0;
+}
+"""
+
+
+def test_a_ring_cache_library_stops_at_the_models_last_position(tmp_path):
+    """A ring cache bounds the memory, not the positions: stories260K's RoPE tables have 512
+    rows. The library generated for ever and read past them (garbage text; a segmentation
+    fault for a model with a learned position table); now irt_generate stops where the
+    interpreter's bound is (tokens from positions up to 511: 512 - 5 + 1 after a 5-token
+    prompt), and compile refuses a program asking for more."""
+    need("cc")
+    project = tmp_path / "ring"
+    irtool("compile", "--target", "host", "-o", project, "--window", 16, "--steps", 8)
+    make(project, "lib-host")
+    (project / "ring.c").write_text(RING_LOOP)
+    proc = subprocess.run(["cc", "-std=c99", "-Wall", "-Werror", "-Iinclude", "-o", "ring",
+                           "ring.c", "lib/host/libirtmodel.a", "-lm"], cwd=project,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = subprocess.run([str(project / "ring")], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["508", "512", "0"]
+    refused = subprocess.run([str(BIN / "irtool"), "compile", "--target", "host", "-o",
+                              tmp_path / "long", "--window", "16", "--steps", "509", "--stop",
+                              "none"], capture_output=True, text=True)
+    assert refused.returncode == 1 and not (tmp_path / "long").exists()
+    assert refused.stderr.strip() == (
+        "error: 5 prompt tokens + 509 steps need 513 positions but the model's context "
+        "(irtool.max_seq_len) is 512: give at most 508 steps")

@@ -290,6 +290,21 @@ def test_unsupported_op_is_named(tmp_path):
     assert "RMSNorm" in message and "attention" in message  # says what is supported
 
 
+@pytest.mark.parametrize("act", ["gelu_erf_mul", "gelu_tanh_pow"])
+def test_an_unknown_op_inside_a_pattern_is_named_not_the_node_above_it(tmp_path, act):
+    """The GELU's Erf (or Tanh) turned into Sin: the GELU no longer matches, so raising
+    stops at one of its Muls (the outer one, or the x * 0.5 of the other factor), but the op
+    to report is Sin, with its own node."""
+    model = om.mlp_model("div", act)
+    inner = next(n for n in model.graph.node if n.op_type in ("Erf", "Tanh"))
+    inner.op_type = "Sin"
+    path = om.save(model, tmp_path / "sin.onnx")
+    with pytest.raises(IrtoolError) as e:
+        import_onnx(path)
+    assert str(e.value).startswith(f"unsupported ONNX op 'Sin' (node '{inner.name}', which "
+                                   "no irtool pattern reads; matching failed at node '/act/Mul")
+
+
 def test_misread_attention_layout_is_refused(tmp_path, monkeypatch):
     """KV heads repeated with Tile on the head axis (head h reads h % KV, not h // group) must
     not be raised as ordinary grouped-query attention."""

@@ -69,6 +69,36 @@ def test_bad_options_and_stop_are_one_line_errors():
         SamplingOptions(-1.0)
     with pytest.raises(IrtoolError, match="--stop"):
         parse_stop("2,x", None)
+    # a temperature whose float32 reciprocal overflows made every token look alike (the
+    # interpreter and the C program both returned token 511 over and over), inf did not
+    # build; a top-k past C's int wrapped to 1 in C only (greedy there, sampling here)
+    for bad in (1e-40, 1e39, float("inf"), float("nan")):
+        with pytest.raises(IrtoolError, match=r"--temperature .*: must be 0 \(greedy\) or "
+                                              r"between 1e-30 and 1e\+30"):
+            SamplingOptions(bad)
+    with pytest.raises(IrtoolError, match=r"--top-k 4294967297: must be in 0\.\.2147483647"):
+        SamplingOptions(1.5, top_k=4294967297)
+    assert SamplingOptions(1e-30).temperature == 1e-30  # the bounds themselves are fine
+    assert SamplingOptions(1e30, top_k=2**31 - 1).top_k == 2**31 - 1
+
+
+def test_token_ids_are_separated_never_joined():
+    """`--tokens "1 2"` was the one id 12 (spaces removed before splitting on commas), and
+    `1_2` and full-width digits were ids too: a different prompt without a word."""
+    from irtool.run import parse_token_list
+    from irtool.token_ids import parse_ids
+
+    assert parse_ids("1 2", "--tokens") == (1, 2)
+    assert parse_ids(" 1, 403 ,407\t261 ", "--tokens") == (1, 403, 407, 261)
+    assert parse_token_list("1,403") == [1, 403]
+    assert parse_stop("2 13", None) == (2, 13)
+    for bad, what in (("1_2", "'1_2'"), ("\uff11", "'\uff11'"), ("1,,2", "an empty item"),
+                      ("1,2,", "an empty item"), ("-3", "'-3'"), ("1,x", "'x'")):
+        with pytest.raises(IrtoolError, match=f"^--prompt-tokens expects token ids .*has {what}$"):
+            parse_token_list(bad, "--prompt-tokens")
+    for empty in ("", "  "):
+        with pytest.raises(IrtoolError, match="^--tokens is empty: give at least one token id$"):
+            parse_token_list(empty)
     with pytest.raises(IrtoolError, match="outside the vocabulary"):
         SamplingOptions(stop=(600,)).check_stop(512)
 

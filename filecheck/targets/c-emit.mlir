@@ -11,6 +11,7 @@
 // CHECK:       #define IRT_VOCAB 16
 // CHECK-NEXT:  #define IRT_MAX_POSITIONS 4
 // CHECK-NEXT:  #define IRT_RING 0
+// CHECK-NEXT:  #define IRT_CONTEXT 1073741824
 // CHECK:       extern uint32_t irt_arena_dtim_words[];
 // CHECK-NEXT:  #define irt_arena_dtim ((uint8_t *)irt_arena_dtim_words)
 // CHECK-NEXT:  #define IRT_ARENA_DTIM_BYTES 192u

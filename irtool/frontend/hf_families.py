@@ -1,7 +1,9 @@
 """Per-family mappings from a Hugging Face checkpoint (config.json + tensors) to a `Decoder`.
 
-Each family names its tensors and states its architectural choices; the differences are
-facts about transformers' modeling code (names as saved by `save_pretrained`):
+Each family names its tensors, with the shapes config.json implies for them (checked by
+`hf_checkpoint` as transformers' modules would be built from the config), and states its
+architectural choices; the differences are facts about transformers' modeling code (names as
+saved by `save_pretrained`):
 * llama, mistral, qwen2, qwen3, gemma: `model.layers.{i}.self_attn.{q,k,v,o}_proj`, RMSNorm,
   gated SiLU (Gemma: gated tanh-GELU, norms scale by `1 + w`, embeddings by sqrt(hidden));
   Qwen3 adds per-head q/k RMSNorms; Mistral/Qwen2/Qwen3 may use a sliding window.
@@ -17,52 +19,20 @@ facts about transformers' modeling code (names as saved by `save_pretrained`):
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from irtool.errors import IrtoolError
 from irtool.frontend.decoder import Decoder, Layer, Linear, Named, Norm, Rope
+from irtool.frontend.hf_checkpoint import Checkpoint, Dim
 from irtool.frontend.hf_rope import rope_frequencies
 
 ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh",
                "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": None, "relu": "relu"}
 
 
-class _Checkpoint:
-    """The tensors of one folder, handed out by name with a clear error when one is missing."""
-
-    def __init__(self, config: dict, tensors: dict[str, np.ndarray], folder: Path):
-        self.config, self.tensors, self.folder = config, tensors, folder
-
-    def has(self, name: str) -> bool:
-        return name in self.tensors
-
-    def get(self, name: str) -> Named:
-        if name not in self.tensors:
-            raise IrtoolError(f"tensor '{name}' is missing from the checkpoint in "
-                              f"'{self.folder}' (model_type "
-                              f"'{self.config.get('model_type')}')")
-        return Named(name, self.tensors[name])
-
-    def opt(self, name: str) -> Named | None:
-        return self.get(name) if self.has(name) else None
-
-    def linear(self, prefix: str) -> Linear:
-        return Linear(self.get(prefix + ".weight"), self.opt(prefix + ".bias"))
-
-    def norm(self, prefix: str, layer_norm: bool) -> Norm:
-        return Norm(self.get(prefix + ".weight"),
-                    self.get(prefix + ".bias") if layer_norm else None)
-
-    def need(self, key: str, *alternatives: str):
-        for k in (key, *alternatives):
-            if self.config.get(k) is not None:
-                return self.config[k]
-        raise IrtoolError(f"config.json in '{self.folder}' has no '{key}'")
-
-
-def decoder_for(config: dict, tensors: dict[str, np.ndarray], folder: Path) -> Decoder:
+def decoder_for(c: Checkpoint) -> Decoder:
+    config, folder = c.config, c.folder
     model_type = config.get("model_type")
     family = FAMILIES.get(model_type)
     if model_type in NOT_YET:
@@ -72,14 +42,14 @@ def decoder_for(config: dict, tensors: dict[str, np.ndarray], folder: Path) -> D
         raise IrtoolError(f"model_type '{model_type}' of '{folder}' is not supported by the "
                           f"checkpoint-folder import (supported: {', '.join(sorted(FAMILIES))})"
                           "; an ONNX export of it may import (irtool import MODEL.onnx)")
-    return family(_Checkpoint(config, tensors, folder))
+    return family(c)
 
 
 # ---------------------------------------------------------------------------------------------
 # shared pieces
 
 
-def _activation(c: _Checkpoint, *keys: str) -> str:
+def _activation(c: Checkpoint, *keys: str) -> str:
     name = next((c.config[k] for k in keys if c.config.get(k)), "gelu")
     act = ACTIVATIONS.get(name)
     if act is None:
@@ -89,7 +59,7 @@ def _activation(c: _Checkpoint, *keys: str) -> str:
     return act
 
 
-def _rope_parameters(c: _Checkpoint) -> dict:
+def _rope_parameters(c: Checkpoint) -> dict:
     """transformers 5 keeps theta, scaling and the partial factor in `rope_parameters`;
     older configs spread them over rope_theta / rope_scaling / partial_rotary_factor."""
     params = dict(c.config.get("rope_scaling") or {})
@@ -100,7 +70,7 @@ def _rope_parameters(c: _Checkpoint) -> dict:
     return params
 
 
-def _rope(c: _Checkpoint, head_dim: int, max_pos: int, style: str,
+def _rope(c: Checkpoint, head_dim: int, max_pos: int, style: str,
           rotary_dim: int | None = None, default_theta: float = 10000.0) -> Rope:
     """cos/sin tables over the context: `position * inv_freq` in float32 as transformers
     computes them, times the scaling's attention factor (hf_rope)."""
@@ -120,48 +90,66 @@ def _rope(c: _Checkpoint, head_dim: int, max_pos: int, style: str,
                 rotary_dim, style)
 
 
-def _windows(c: _Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]:
+def _windows(c: Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]:
     """The sliding window of each layer: `layer_types` when the config lists them, else the
     model-wide `sliding_window` (Mistral) when `all_layers`."""
-    window = c.config.get("sliding_window")
-    types = c.config.get("layer_types")
-    if window is None:
+    if c.config.get("sliding_window") is None:
         return [None] * n_layers
+    window = c.dim("sliding_window").size
+    types = c.config.get("layer_types")
     if types:
+        if not isinstance(types, list) or len(types) != n_layers:
+            given = f"{len(types)} entries" if isinstance(types, list) else repr(types)
+            raise IrtoolError(f"config.json in '{c.folder}' gives layer_types {given}, but the "
+                              f"model has {n_layers} layers: fix it in the config")
         return [window if t == "sliding_attention" else None for t in types]
     if all_layers:
         return [window] * n_layers
     return [None] * n_layers
 
 
-def _lm_head(c: _Checkpoint, embed: Named, name: str = "lm_head") -> Linear:
-    tied = c.config.get("tie_word_embeddings", True)
-    if c.has(name + ".weight") and not (tied and np.array_equal(
-            c.tensors[name + ".weight"], embed.array)):
-        return c.linear(name)
-    return Linear(embed, c.opt(name + ".bias"))
+def _lm_head(c: Checkpoint, embed: Named, vocab: Dim, hidden: Dim,
+             name: str = "lm_head") -> Linear:
+    """The output projection: its own `name` unless tied to (and equal to) the embedding."""
+    if c.has(name + ".weight"):
+        head = c.linear(name, vocab, hidden)
+        tied = c.config.get("tie_word_embeddings", True)
+        if not (tied and np.array_equal(head.weight.array, embed.array)):
+            return head
+    return Linear(embed, c.opt(name + ".bias", (vocab,)))
 
 
 def _split(named: Named, parts: list[tuple[str, np.ndarray]]) -> list[Named]:
     return [Named(f"{named.name}.{suffix}", np.ascontiguousarray(a)) for suffix, a in parts]
 
 
+def _heads(c: Checkpoint) -> tuple[Dim, Dim, Dim, Dim]:
+    """hidden, heads, kv_heads and head_dim of the families with Llama's config keys (an
+    explicit head_dim, else hidden // heads, as transformers reads them)."""
+    hidden, heads = c.dim("hidden_size"), c.dim("num_attention_heads")
+    kv_heads = c.dim("num_key_value_heads", default=heads)
+    head_dim = c.dim("head_dim", default=Dim(hidden.size // heads.size,
+                                             f"{hidden.label}/{heads.label}"))
+    return hidden, heads, kv_heads, head_dim
+
+
 # ---------------------------------------------------------------------------------------------
 # families
 
 
-def _llama_like(c: _Checkpoint) -> Decoder:
+def _llama_like(c: Checkpoint) -> Decoder:
     cfg = c.config
     kind = cfg["model_type"]
     gemma = kind == "gemma"
-    hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
-    kv_heads = cfg.get("num_key_value_heads") or heads
-    head_dim = cfg.get("head_dim") or hidden // heads
-    n_layers, max_pos = c.need("num_hidden_layers"), c.need("max_position_embeddings")
-    embed = c.get("model.embed_tokens.weight")
+    hidden, heads, kv_heads, head_dim = _heads(c)
+    q_out, kv_out = heads * head_dim, kv_heads * head_dim
+    inter, vocab = c.dim("intermediate_size"), c.dim("vocab_size")
+    n_layers = c.layers("model.layers.", "num_hidden_layers").size
+    max_pos = c.dim("max_position_embeddings").size
+    embed = c.get("model.embed_tokens.weight", (vocab, hidden))
 
     def norm(prefix: str) -> Norm:
-        w = c.get(prefix + ".weight")
+        w = c.get(prefix + ".weight", (hidden,))
         # Gemma's RMSNorm multiplies by (1 + w): the same float32 product with gamma = 1 + w
         return Norm(Named(w.name + ".plus1", w.array + np.float32(1.0)) if gemma else w)
 
@@ -172,196 +160,219 @@ def _llama_like(c: _Checkpoint) -> Decoder:
         a, m = p + "self_attn.", p + "mlp."
         layers.append(Layer(
             norm1=norm(p + "input_layernorm"), norm2=norm(p + "post_attention_layernorm"),
-            q=c.linear(a + "q_proj"), k=c.linear(a + "k_proj"), v=c.linear(a + "v_proj"),
-            o=c.linear(a + "o_proj"), mlp_gate=c.linear(m + "gate_proj"),
-            mlp_up=c.linear(m + "up_proj"), mlp_down=c.linear(m + "down_proj"),
-            q_norm=c.opt(a + "q_norm.weight"), k_norm=c.opt(a + "k_norm.weight"),
-            window=windows[i]))
-    lm_head = _lm_head(c, embed)
+            q=c.linear(a + "q_proj", q_out, hidden), k=c.linear(a + "k_proj", kv_out, hidden),
+            v=c.linear(a + "v_proj", kv_out, hidden), o=c.linear(a + "o_proj", hidden, q_out),
+            mlp_gate=c.linear(m + "gate_proj", inter, hidden),
+            mlp_up=c.linear(m + "up_proj", inter, hidden),
+            mlp_down=c.linear(m + "down_proj", hidden, inter),
+            q_norm=c.opt(a + "q_norm.weight", (head_dim,)),
+            k_norm=c.opt(a + "k_norm.weight", (head_dim,)), window=windows[i]))
+    lm_head = _lm_head(c, embed, vocab, hidden)
     if gemma:  # embeddings scaled by sqrt(hidden) in float32: the same products, pre-computed
         scaled = Named(embed.name + ".scaled",
-                       embed.array * np.float32(np.float32(hidden) ** np.float32(0.5)))
+                       embed.array * np.float32(np.float32(hidden.size) ** np.float32(0.5)))
         embed = scaled
     return Decoder(
-        vocab_size=c.need("vocab_size"), max_seq_len=max_pos, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, norm_eps=c.need("rms_norm_eps"),
+        vocab_size=vocab.size, max_seq_len=max_pos, heads=heads.size, kv_heads=kv_heads.size,
+        head_dim=head_dim.size, norm_eps=c.need("rms_norm_eps"),
         activation=_activation(c, "hidden_activation", "hidden_act"), embed=embed,
         final_norm=norm("model.norm"), lm_head=lm_head, layers=layers,
-        rope=_rope(c, head_dim, max_pos, "rotate_half"))
+        rope=_rope(c, head_dim.size, max_pos, "rotate_half"))
 
 
-def _phi3(c: _Checkpoint) -> Decoder:
+def _phi3(c: Checkpoint) -> Decoder:
     """Llama-like, with fused projections: qkv_proj rows [q | k | v], gate_up_proj [gate | up]."""
-    hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
-    kv_heads = c.config.get("num_key_value_heads") or heads
-    hd = c.config.get("head_dim") or hidden // heads
-    inter = c.need("intermediate_size")
-    n_layers, max_pos = c.need("num_hidden_layers"), c.need("max_position_embeddings")
+    hidden, heads, kv_heads, head_dim = _heads(c)
+    q_out, kv_out = heads * head_dim, kv_heads * head_dim
+    q_rows, kv_rows = q_out.size, kv_out.size
+    inter, vocab = c.dim("intermediate_size"), c.dim("vocab_size")
+    n_layers = c.layers("model.layers.", "num_hidden_layers").size
+    max_pos = c.dim("max_position_embeddings").size
     windows = _windows(c, n_layers, all_layers=True)
     layers = []
     for i in range(n_layers):
         p = f"model.layers.{i}."
-        qkv, gate_up = c.get(p + "self_attn.qkv_proj.weight"), c.get(p + "mlp.gate_up_proj.weight")
-        q, k, v = _split(qkv, [("q", qkv.array[:heads * hd]),
-                               ("k", qkv.array[heads * hd:(heads + kv_heads) * hd]),
-                               ("v", qkv.array[(heads + kv_heads) * hd:])])
-        gate, up = _split(gate_up, [("gate", gate_up.array[:inter]),
-                                    ("up", gate_up.array[inter:])])
+        qkv = c.get(p + "self_attn.qkv_proj.weight", (q_out + 2 * kv_out, hidden))
+        gate_up = c.get(p + "mlp.gate_up_proj.weight", (2 * inter, hidden))
+        q, k, v = _split(qkv, [("q", qkv.array[:q_rows]),
+                               ("k", qkv.array[q_rows:q_rows + kv_rows]),
+                               ("v", qkv.array[q_rows + kv_rows:])])
+        gate, up = _split(gate_up, [("gate", gate_up.array[:inter.size]),
+                                    ("up", gate_up.array[inter.size:])])
         layers.append(Layer(
-            norm1=c.norm(p + "input_layernorm", False),
-            norm2=c.norm(p + "post_attention_layernorm", False), q=Linear(q), k=Linear(k),
-            v=Linear(v), o=c.linear(p + "self_attn.o_proj"), mlp_gate=Linear(gate),
-            mlp_up=Linear(up), mlp_down=c.linear(p + "mlp.down_proj"), window=windows[i]))
-    embed = c.get("model.embed_tokens.weight")
+            norm1=c.norm(p + "input_layernorm", False, hidden),
+            norm2=c.norm(p + "post_attention_layernorm", False, hidden), q=Linear(q),
+            k=Linear(k), v=Linear(v), o=c.linear(p + "self_attn.o_proj", hidden, q_out),
+            mlp_gate=Linear(gate), mlp_up=Linear(up),
+            mlp_down=c.linear(p + "mlp.down_proj", hidden, inter), window=windows[i]))
+    embed = c.get("model.embed_tokens.weight", (vocab, hidden))
     return Decoder(
-        vocab_size=c.need("vocab_size"), max_seq_len=max_pos, heads=heads, kv_heads=kv_heads,
-        head_dim=hd, norm_eps=c.need("rms_norm_eps"), activation=_activation(c, "hidden_act"),
-        embed=embed, final_norm=c.norm("model.norm", False), lm_head=_lm_head(c, embed),
-        layers=layers, rope=_rope(c, hd, max_pos, "rotate_half"))
+        vocab_size=vocab.size, max_seq_len=max_pos, heads=heads.size, kv_heads=kv_heads.size,
+        head_dim=head_dim.size, norm_eps=c.need("rms_norm_eps"),
+        activation=_activation(c, "hidden_act"), embed=embed,
+        final_norm=c.norm("model.norm", False, hidden),
+        lm_head=_lm_head(c, embed, vocab, hidden), layers=layers,
+        rope=_rope(c, head_dim.size, max_pos, "rotate_half"))
 
 
-def _gpt2(c: _Checkpoint) -> Decoder:
-    hidden, heads = c.need("n_embd", "hidden_size"), c.need("n_head", "num_attention_heads")
-    max_pos = c.need("n_positions", "max_position_embeddings")
+def _gpt2(c: Checkpoint) -> Decoder:
+    hidden, heads = c.dim("n_embd", "hidden_size"), c.dim("n_head", "num_attention_heads")
+    head_dim, vocab = c.head_dim(hidden, heads), c.dim("vocab_size")
+    max_pos = c.dim("n_positions", "max_position_embeddings")
+    inner = c.dim("n_inner", default=4 * hidden)
     if c.config.get("scale_attn_by_inverse_layer_idx") or c.config.get("reorder_and_upcast_attn"):
         raise IrtoolError(f"GPT-2 option scale_attn_by_inverse_layer_idx/reorder_and_upcast_attn"
                           f" of '{c.folder}' is not supported")
     prefix = "transformer." if c.has("transformer.wte.weight") else ""
 
-    def conv(name: str) -> Linear:  # Conv1D stores [in, out]
-        w = c.get(name + ".weight")
+    def conv(name: str, inp: Dim, out: Dim) -> Linear:  # Conv1D stores [in, out]
+        w = c.get(name + ".weight", (inp, out))
         return Linear(Named(w.name + ".T", np.ascontiguousarray(w.array.T)),
-                      c.get(name + ".bias"))
+                      c.get(name + ".bias", (out,)))
 
     layers = []
-    for i in range(c.need("n_layer", "num_hidden_layers")):
+    h = hidden.size
+    for i in range(c.layers(f"{prefix}h.", "n_layer", "num_hidden_layers").size):
         p = f"{prefix}h.{i}."
-        qkv = conv(p + "attn.c_attn")
+        qkv = conv(p + "attn.c_attn", hidden, 3 * hidden)
         w, b = qkv.weight, qkv.bias
-        ws = _split(w, [(s, w.array[j * hidden:(j + 1) * hidden]) for j, s in enumerate("qkv")])
-        bs = _split(b, [(s, b.array[j * hidden:(j + 1) * hidden]) for j, s in enumerate("qkv")])
+        ws = _split(w, [(s, w.array[j * h:(j + 1) * h]) for j, s in enumerate("qkv")])
+        bs = _split(b, [(s, b.array[j * h:(j + 1) * h]) for j, s in enumerate("qkv")])
         layers.append(Layer(
-            norm1=c.norm(p + "ln_1", True), norm2=c.norm(p + "ln_2", True),
+            norm1=c.norm(p + "ln_1", True, hidden), norm2=c.norm(p + "ln_2", True, hidden),
             q=Linear(ws[0], bs[0]), k=Linear(ws[1], bs[1]), v=Linear(ws[2], bs[2]),
-            o=conv(p + "attn.c_proj"), mlp_up=conv(p + "mlp.c_fc"),
-            mlp_down=conv(p + "mlp.c_proj")))
-    embed = c.get(prefix + "wte.weight")
+            o=conv(p + "attn.c_proj", hidden, hidden), mlp_up=conv(p + "mlp.c_fc", hidden, inner),
+            mlp_down=conv(p + "mlp.c_proj", inner, hidden)))
+    embed = c.get(prefix + "wte.weight", (vocab, hidden))
     return Decoder(
-        vocab_size=c.need("vocab_size"), max_seq_len=max_pos, heads=heads, kv_heads=heads,
-        head_dim=hidden // heads, norm_eps=c.need("layer_norm_epsilon"),
+        vocab_size=vocab.size, max_seq_len=max_pos.size, heads=heads.size, kv_heads=heads.size,
+        head_dim=head_dim.size, norm_eps=c.need("layer_norm_epsilon"),
         activation=_activation(c, "activation_function"), embed=embed,
-        final_norm=c.norm(prefix + "ln_f", True), lm_head=_lm_head(c, embed), layers=layers,
-        positions=c.get(prefix + "wpe.weight"))
+        final_norm=c.norm(prefix + "ln_f", True, hidden),
+        lm_head=_lm_head(c, embed, vocab, hidden), layers=layers,
+        positions=c.get(prefix + "wpe.weight", (max_pos, hidden)))
 
 
-def _phi(c: _Checkpoint) -> Decoder:
-    hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
-    kv_heads = c.config.get("num_key_value_heads") or heads
-    head_dim = c.config.get("head_dim") or hidden // heads
-    max_pos = c.need("max_position_embeddings")
+def _phi(c: Checkpoint) -> Decoder:
+    hidden, heads, kv_heads, head_dim = _heads(c)
+    q_out, kv_out = heads * head_dim, kv_heads * head_dim
+    inter, vocab = c.dim("intermediate_size"), c.dim("vocab_size")
+    max_pos = c.dim("max_position_embeddings").size
     if c.config.get("qk_layernorm"):
         raise IrtoolError(f"Phi's qk_layernorm (per-head LayerNorm) in '{c.folder}' is not "
                           "supported")
     layers = []
-    for i in range(c.need("num_hidden_layers")):
+    for i in range(c.layers("model.layers.", "num_hidden_layers").size):
         p = f"model.layers.{i}."
         a = p + "self_attn."
         layers.append(Layer(
-            norm1=c.norm(p + "input_layernorm", True), q=c.linear(a + "q_proj"),
-            k=c.linear(a + "k_proj"), v=c.linear(a + "v_proj"), o=c.linear(a + "dense"),
-            mlp_up=c.linear(p + "mlp.fc1"), mlp_down=c.linear(p + "mlp.fc2")))
-    embed = c.get("model.embed_tokens.weight")
+            norm1=c.norm(p + "input_layernorm", True, hidden),
+            q=c.linear(a + "q_proj", q_out, hidden), k=c.linear(a + "k_proj", kv_out, hidden),
+            v=c.linear(a + "v_proj", kv_out, hidden), o=c.linear(a + "dense", hidden, q_out),
+            mlp_up=c.linear(p + "mlp.fc1", inter, hidden),
+            mlp_down=c.linear(p + "mlp.fc2", hidden, inter)))
+    embed = c.get("model.embed_tokens.weight", (vocab, hidden))
     return Decoder(
-        vocab_size=c.need("vocab_size"), max_seq_len=max_pos, heads=heads, kv_heads=kv_heads,
-        head_dim=head_dim, norm_eps=c.need("layer_norm_eps"),
+        vocab_size=vocab.size, max_seq_len=max_pos, heads=heads.size, kv_heads=kv_heads.size,
+        head_dim=head_dim.size, norm_eps=c.need("layer_norm_eps"),
         activation=_activation(c, "hidden_act"), embed=embed,
-        final_norm=c.norm("model.final_layernorm", True), lm_head=_lm_head(c, embed),
-        layers=layers, parallel=True, rope=_rope(c, head_dim, max_pos, "rotate_half"))
+        final_norm=c.norm("model.final_layernorm", True, hidden),
+        lm_head=_lm_head(c, embed, vocab, hidden), layers=layers, parallel=True,
+        rope=_rope(c, head_dim.size, max_pos, "rotate_half"))
 
 
-def _gpt_neox(c: _Checkpoint) -> Decoder:
-    hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
-    hd = hidden // heads
-    max_pos = c.need("max_position_embeddings")
+def _gpt_neox(c: Checkpoint) -> Decoder:
+    hidden, heads = c.dim("hidden_size"), c.dim("num_attention_heads")
+    h, n, hd = hidden.size, heads.size, c.head_dim(hidden, heads).size
+    inter, vocab = c.dim("intermediate_size"), c.dim("vocab_size")
+    max_pos = c.dim("max_position_embeddings").size
     parallel = c.config.get("use_parallel_residual", True)
     layers = []
-    for i in range(c.need("num_hidden_layers")):
+    for i in range(c.layers("gpt_neox.layers.", "num_hidden_layers").size):
         p = f"gpt_neox.layers.{i}."
-        qkv = c.linear(p + "attention.query_key_value")
+        qkv = c.linear(p + "attention.query_key_value", 3 * hidden, hidden)
         # rows are laid out [head, (q | k | v), head_dim]
-        w = qkv.weight.array.reshape(heads, 3, hd, hidden)
-        b = qkv.bias.array.reshape(heads, 3, hd) if qkv.bias is not None else None
+        w = qkv.weight.array.reshape(n, 3, hd, h)
+        b = qkv.bias.array.reshape(n, 3, hd) if qkv.bias is not None else None
         lin = []
         for j, s in enumerate("qkv"):
-            wj = Named(f"{qkv.weight.name}.{s}",
-                       np.ascontiguousarray(w[:, j].reshape(hidden, hidden)))
+            wj = Named(f"{qkv.weight.name}.{s}", np.ascontiguousarray(w[:, j].reshape(h, h)))
             bj = None if b is None else Named(f"{qkv.bias.name}.{s}",
-                                              np.ascontiguousarray(b[:, j].reshape(hidden)))
+                                              np.ascontiguousarray(b[:, j].reshape(h)))
             lin.append(Linear(wj, bj))
         layers.append(Layer(
-            norm1=c.norm(p + "input_layernorm", True),
-            norm2=c.norm(p + "post_attention_layernorm", True),
-            q=lin[0], k=lin[1], v=lin[2], o=c.linear(p + "attention.dense"),
-            mlp_up=c.linear(p + "mlp.dense_h_to_4h"), mlp_down=c.linear(p + "mlp.dense_4h_to_h")))
-    embed = c.get("gpt_neox.embed_in.weight")
-    head = c.linear("embed_out") if c.has("embed_out.weight") else Linear(embed)
+            norm1=c.norm(p + "input_layernorm", True, hidden),
+            norm2=c.norm(p + "post_attention_layernorm", True, hidden),
+            q=lin[0], k=lin[1], v=lin[2], o=c.linear(p + "attention.dense", hidden, hidden),
+            mlp_up=c.linear(p + "mlp.dense_h_to_4h", inter, hidden),
+            mlp_down=c.linear(p + "mlp.dense_4h_to_h", hidden, inter)))
+    embed = c.get("gpt_neox.embed_in.weight", (vocab, hidden))
+    head = c.linear("embed_out", vocab, hidden) if c.has("embed_out.weight") else Linear(embed)
     return Decoder(
-        vocab_size=c.need("vocab_size"), max_seq_len=max_pos, heads=heads, kv_heads=heads,
-        head_dim=hd, norm_eps=c.need("layer_norm_eps"), activation=_activation(c, "hidden_act"),
-        embed=embed, final_norm=c.norm("gpt_neox.final_layer_norm", True), lm_head=head,
-        layers=layers, parallel=parallel, rope=_rope(c, hd, max_pos, "rotate_half"))
+        vocab_size=vocab.size, max_seq_len=max_pos, heads=n, kv_heads=n, head_dim=hd,
+        norm_eps=c.need("layer_norm_eps"), activation=_activation(c, "hidden_act"),
+        embed=embed, final_norm=c.norm("gpt_neox.final_layer_norm", True, hidden),
+        lm_head=head, layers=layers, parallel=parallel,
+        rope=_rope(c, hd, max_pos, "rotate_half"))
 
 
-def _gptj(c: _Checkpoint) -> Decoder:
-    hidden, heads = c.need("n_embd", "hidden_size"), c.need("n_head", "num_attention_heads")
-    hd = hidden // heads
-    max_pos = c.need("n_positions", "max_position_embeddings")
-    rotary_dim = c.config.get("rotary_dim") or hd
+def _gptj(c: Checkpoint) -> Decoder:
+    hidden, heads = c.dim("n_embd", "hidden_size"), c.dim("n_head", "num_attention_heads")
+    hd, vocab = c.head_dim(hidden, heads), c.dim("vocab_size")
+    inner = c.dim("n_inner", default=4 * hidden)
+    max_pos = c.dim("n_positions", "max_position_embeddings").size
+    rotary_dim = c.dim("rotary_dim", default=hd).size
     layers = []
-    for i in range(c.need("n_layer", "num_hidden_layers")):
+    for i in range(c.layers("transformer.h.", "n_layer", "num_hidden_layers").size):
         p = f"transformer.h.{i}."
         a = p + "attn."
         layers.append(Layer(
-            norm1=c.norm(p + "ln_1", True), q=c.linear(a + "q_proj"), k=c.linear(a + "k_proj"),
-            v=c.linear(a + "v_proj"), o=c.linear(a + "out_proj"),
-            mlp_up=c.linear(p + "mlp.fc_in"), mlp_down=c.linear(p + "mlp.fc_out")))
-    embed = c.get("transformer.wte.weight")
+            norm1=c.norm(p + "ln_1", True, hidden), q=c.linear(a + "q_proj", hidden, hidden),
+            k=c.linear(a + "k_proj", hidden, hidden), v=c.linear(a + "v_proj", hidden, hidden),
+            o=c.linear(a + "out_proj", hidden, hidden),
+            mlp_up=c.linear(p + "mlp.fc_in", inner, hidden),
+            mlp_down=c.linear(p + "mlp.fc_out", hidden, inner)))
+    embed = c.get("transformer.wte.weight", (vocab, hidden))
     return Decoder(
-        vocab_size=c.need("vocab_size"), max_seq_len=max_pos, heads=heads, kv_heads=heads,
-        head_dim=hd, norm_eps=c.need("layer_norm_epsilon"),
+        vocab_size=vocab.size, max_seq_len=max_pos, heads=heads.size, kv_heads=heads.size,
+        head_dim=hd.size, norm_eps=c.need("layer_norm_epsilon"),
         activation=_activation(c, "activation_function"), embed=embed,
-        final_norm=c.norm("transformer.ln_f", True), lm_head=_lm_head(c, embed), layers=layers,
-        parallel=True, rope=_rope(c, hd, max_pos, "interleaved", rotary_dim))
+        final_norm=c.norm("transformer.ln_f", True, hidden),
+        lm_head=_lm_head(c, embed, vocab, hidden), layers=layers, parallel=True,
+        rope=_rope(c, hd.size, max_pos, "interleaved", rotary_dim))
 
 
-def _opt(c: _Checkpoint) -> Decoder:
+def _opt(c: Checkpoint) -> Decoder:
     cfg = c.config
-    hidden, heads = c.need("hidden_size"), c.need("num_attention_heads")
-    if cfg.get("word_embed_proj_dim", hidden) != hidden:
+    hidden, heads = c.dim("hidden_size"), c.dim("num_attention_heads")
+    head_dim, vocab, ffn = c.head_dim(hidden, heads), c.dim("vocab_size"), c.dim("ffn_dim")
+    if cfg.get("word_embed_proj_dim", hidden.size) != hidden.size:
         raise IrtoolError(f"OPT with word_embed_proj_dim != hidden_size (project_in/out) in "
                           f"'{c.folder}' is not supported")
     if not cfg.get("do_layer_norm_before", True):
         raise IrtoolError(f"OPT with post-norm blocks (do_layer_norm_before = false) in "
                           f"'{c.folder}' is not supported")
     act = _activation(c, "activation_function")
-    max_pos = c.need("max_position_embeddings")
+    max_pos = c.dim("max_position_embeddings")
     layers = []
-    for i in range(c.need("num_hidden_layers")):
+    for i in range(c.layers("model.decoder.layers.", "num_hidden_layers").size):
         p = f"model.decoder.layers.{i}."
         a = p + "self_attn."
         layers.append(Layer(
-            norm1=c.norm(p + "self_attn_layer_norm", True),
-            norm2=c.norm(p + "final_layer_norm", True), q=c.linear(a + "q_proj"),
-            k=c.linear(a + "k_proj"), v=c.linear(a + "v_proj"), o=c.linear(a + "out_proj"),
-            mlp_up=c.linear(p + "fc1"), mlp_down=c.linear(p + "fc2")))
-    embed = c.get("model.decoder.embed_tokens.weight")
-    pos = c.get("model.decoder.embed_positions.weight")  # position p is row p + 2
-    positions = Named(pos.name + ".from2", np.ascontiguousarray(pos.array[2:2 + max_pos]))
+            norm1=c.norm(p + "self_attn_layer_norm", True, hidden),
+            norm2=c.norm(p + "final_layer_norm", True, hidden),
+            q=c.linear(a + "q_proj", hidden, hidden), k=c.linear(a + "k_proj", hidden, hidden),
+            v=c.linear(a + "v_proj", hidden, hidden), o=c.linear(a + "out_proj", hidden, hidden),
+            mlp_up=c.linear(p + "fc1", ffn, hidden), mlp_down=c.linear(p + "fc2", hidden, ffn)))
+    embed = c.get("model.decoder.embed_tokens.weight", (vocab, hidden))
+    # position p is row p + 2
+    pos = c.get("model.decoder.embed_positions.weight", (max_pos + 2, hidden))
+    positions = Named(pos.name + ".from2", np.ascontiguousarray(pos.array[2:]))
     return Decoder(
-        vocab_size=c.need("vocab_size"), max_seq_len=max_pos, heads=heads, kv_heads=heads,
-        head_dim=hidden // heads, norm_eps=1e-5, activation=act, embed=embed,
-        final_norm=c.norm("model.decoder.final_layer_norm", True), lm_head=_lm_head(c, embed),
-        layers=layers, positions=positions)
+        vocab_size=vocab.size, max_seq_len=max_pos.size, heads=heads.size,
+        kv_heads=heads.size, head_dim=head_dim.size, norm_eps=1e-5, activation=act,
+        embed=embed, final_norm=c.norm("model.decoder.final_layer_norm", True, hidden),
+        lm_head=_lm_head(c, embed, vocab, hidden), layers=layers, positions=positions)
 
 
 # Families users bring that need what the transformer dialect lacks, with what that is.
@@ -376,7 +387,7 @@ NOT_YET = {
 NOT_YET["gemma3"] = "the multimodal Gemma 3 (import its text model, model_type " \
     "gemma3_text, which needs " + NOT_YET["gemma3_text"] + ")"
 
-FAMILIES: dict[str, Callable[[_Checkpoint], Decoder]] = {
+FAMILIES: dict[str, Callable[[Checkpoint], Decoder]] = {
     "llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like, "qwen3": _llama_like,
     "gemma": _llama_like, "gpt2": _gpt2, "phi": _phi, "gpt_neox": _gpt_neox, "gptj": _gptj,
     "opt": _opt, "phi3": _phi3,

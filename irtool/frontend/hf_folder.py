@@ -3,15 +3,17 @@
 The folder is what `model.save_pretrained(DIR)` writes (and what the Hub serves). The weights
 are read with the `safetensors` package, the architecture from `config.json`: each supported
 `model_type` has a mapping in `hf_families` that names its tensors and its choices (norm,
-MLP, residual, positions), and `decoder.build_decoder` emits the transformer ops. RoPE tables
-are computed the way transformers computes them (float32 angles) for every scaling that is a
-fixed table over the context (`hf_rope`); other scalings are refused by name.
+MLP, residual, positions), `hf_checkpoint` hands the tensors out checked (float, finite, of
+the shapes config.json implies), and `decoder.build_decoder` emits the transformer ops. RoPE
+tables are computed the way transformers computes them (float32 angles) for every scaling
+that is a fixed table over the context (`hf_rope`); other scalings are refused by name.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +34,13 @@ def is_checkpoint_folder(path: str | os.PathLike[str]) -> bool:
 def import_hf_folder(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
     """The `transformer` module and weights of the Hugging Face checkpoint folder `path`."""
     from irtool.frontend.decoder import build_decoder
+    from irtool.frontend.hf_checkpoint import Checkpoint
     from irtool.frontend.hf_families import decoder_for
 
     folder = Path(path)
     config = read_config(folder)
     tensors = read_safetensors(folder)
-    return build_decoder(decoder_for(config, tensors, folder))
+    return build_decoder(decoder_for(Checkpoint(config, tensors, folder)))
 
 
 def read_config(folder: Path) -> dict:
@@ -72,29 +75,43 @@ def _shard_files(folder: Path) -> list[Path]:
                       "model.save_pretrained(DIR)")
 
 
-def read_safetensors(folder: Path) -> dict[str, np.ndarray]:
-    """Every tensor of the folder's safetensors file(s), as float32 numpy arrays (bfloat16
-    and float16 widened exactly: every value of either is a float32 value)."""
+@dataclass(frozen=True)
+class Stored:
+    """One tensor as its safetensors file stores it: the file (for messages), the dtype as
+    safetensors names it ("F32", "BF16", "I32", ...) and, for a float dtype, the array
+    (bfloat16 already widened to float32). Other dtypes are not read: a checkpoint may carry
+    integer or bool buffers the model never uses (old GPT-2/GPT-J/GPT-NeoX causal masks),
+    and where a weight is expected `hf_checkpoint` refuses them by name."""
+
+    file: Path
+    dtype: str
+    array: np.ndarray | None
+
+
+FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")  # read; F64 is rounded to float32 on use
+
+
+def read_safetensors(folder: Path) -> dict[str, Stored]:
+    """Every tensor of the folder's safetensors file(s) (see `Stored`)."""
     from safetensors import SafetensorError, safe_open
 
-    tensors: dict[str, np.ndarray] = {}
+    tensors: dict[str, Stored] = {}
     for f in _shard_files(folder):
         if not f.is_file():
             raise IrtoolError(f"safetensors shard '{f}' is missing")
         try:
             with safe_open(os.fspath(f), framework="numpy") as st:
-                names = list(st.keys())
-                bf16 = {n for n in names if st.get_slice(n).get_dtype() == "BF16"}
-                for name in names:
-                    if name not in bf16:
-                        tensors[name] = np.asarray(st.get_tensor(name), dtype=np.float32)
+                dtypes = {n: st.get_slice(n).get_dtype() for n in st.keys()}
+                for name, dtype in dtypes.items():
+                    array = st.get_tensor(name) if dtype in FLOAT_DTYPES and dtype != "BF16" \
+                        else None
+                    tensors[name] = Stored(f, dtype, array)
+            bf16 = {n for n, dtype in dtypes.items() if dtype == "BF16"}
             if bf16:
-                tensors.update(read_bf16_as_f32(f, bf16))
+                tensors.update({n: Stored(f, "BF16", a)
+                                for n, a in read_bf16_as_f32(f, bf16).items()})
         except (SafetensorError, OSError) as e:
             raise IrtoolError(f"'{f}' is not a readable safetensors file ({e})") from None
-        except TypeError as e:  # a dtype numpy has no type for (e.g. float8)
-            raise IrtoolError(f"'{f}' stores a dtype numpy cannot read ({e}); save the model "
-                              "in float32 (model.float().save_pretrained(DIR))") from None
     return tensors
 
 

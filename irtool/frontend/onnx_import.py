@@ -456,10 +456,31 @@ class _Raiser:
         }
 
     def run(self) -> tuple[ModuleOp, WeightStore]:
-        logits = self.activation(self.g.output_name)
-        self._check_coverage()
+        try:
+            logits = self.activation(self.g.output_name)
+            self._check_coverage()
+        except UnsupportedNode as e:
+            raise self._culprit(e) from None
         self.b.max_seq_len = min([self.b.max_seq_len, *self.table_rows])
         return self.b.finish(logits)
+
+    def _culprit(self, e: UnsupportedNode) -> UnsupportedNode:
+        """The node to report for a failed match. Raising goes from the logits backwards, so
+        an op no pattern reads (an `Erf` turned `Sin`) makes a pattern above it fail first
+        (the GELU's outer `Mul`, or the `Mul` of its other factor): such an op can never be
+        raised, so it is the one to name, the first below the failure or else the first
+        feeding the logits; only without one is the node where matching stopped named."""
+        known = set(self.patterns) | pat.MATCHED_OPS
+        if e.node.op_type not in known:
+            return e
+        for value in (e.node.output[0], self.g.output_name):
+            for index in self.g.ancestors(value, through_shape=False):
+                node = self.g.nodes[index]
+                if node.op_type not in known and any(self.ev.is_data(o) for o in node.output):
+                    return UnsupportedNode(node, "which no irtool pattern reads; matching "
+                                                 "failed at node "
+                                                 f"'{e.node.name or e.node.op_type}'")
+        return e
 
     # -- dispatch ------------------------------------------------------------------------
 

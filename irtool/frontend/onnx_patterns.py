@@ -570,6 +570,13 @@ class Attention:
 PATH_OPS = {"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Tile", "Expand", "Slice", "Gather",
             "Concat", "Split", "Neg", "Mul", "Add", "Sub", "Identity"}
 
+# Every op type some matcher reads on data values (the raiser adds the ops it dispatches on).
+# An op outside them is unsupported wherever it stands, so when a pattern fails above it the
+# importer names that op, not the node where matching happened to stop.
+MATCHED_OPS = PATH_OPS | {
+    "Cast", "Div", "Erf", "Gelu", "Gemm", "IsNaN", "LayerNormalization", "MatMul", "Pow",
+    "Reciprocal", "ReduceMean", "Sigmoid", "Softmax", "Sqrt", "Tanh", "Where"}
+
 
 def match_attention(ev: ShapeEvaluator, value: str) -> Attention | None:
     """Reshape(Transpose(MatMul(Softmax(scores), V))) -> [1, T, heads * head_dim]."""

@@ -233,8 +233,8 @@ class ModelRunner:
         limit = self.max_seq_len
         new: list[int] = []
         for _ in range(steps):
-            if limit is not None and len(ids) >= limit:
-                break
+            if limit is not None and len(ids) > limit:
+                break  # the logits of position limit - 1 are the last there are
             nxt = choose(finite(last_logits()[-1], len(ids) - 1))
             if nxt in stop:
                 break

@@ -41,6 +41,7 @@ from irtool.ir_names import (
     DECODE,
     KV_CAPACITY_ATTR,
     KV_WINDOW_ATTR,
+    MAX_SEQ_LEN_ATTR,
     PREFILL,
     PREFILL_TOKENS_ATTR,
 )
@@ -281,10 +282,13 @@ class CProject:
                  "#include <stdint.h>", "",
                  "/* IRT_VOCAB: irt_decode returns that many float32 logits. IRT_MAX_POSITIONS:",
                  " * what the KV cache holds (a linear cache: pos < IRT_MAX_POSITIONS; a ring,",
-                 " * IRT_RING 1: any pos, attending to the last IRT_MAX_POSITIONS). */",
+                 " * IRT_RING 1: attending to the last IRT_MAX_POSITIONS). IRT_CONTEXT: the",
+                 " * positions the model has (the rows of its RoPE or position tables): pos <",
+                 " * IRT_CONTEXT always, also with a ring. */",
                  f"#define IRT_VOCAB {self.vocab}",
                  f"#define IRT_MAX_POSITIONS {self.max_positions()}",
-                 f"#define IRT_RING {1 if self.ring() else 0}", "",
+                 f"#define IRT_RING {1 if self.ring() else 0}",
+                 f"#define IRT_CONTEXT {self.context()}", "",
                  "/* The arenas: one per memory, every buffer at its planned offset. Built with",
                  " * -DIRT_EXTERNAL_ARENAS, weights.c leaves the writable ones to the caller, who",
                  " * defines `uint32_t irt_arena_<memory>_words[IRT_ARENA_<MEMORY>_BYTES / 4]`",
@@ -336,6 +340,12 @@ class CProject:
 
     def ring(self) -> bool:
         return KV_WINDOW_ATTR in self.module.attributes
+
+    def context(self) -> int:
+        """The model's positions (irtool.max_seq_len), past which irt_decode would read beyond
+        its position tables; 2^30 for a module that does not say."""
+        attr = self.module.attributes.get(MAX_SEQ_LEN_ATTR)
+        return attr.value.data if isinstance(attr, IntegerAttr) else 1 << 30
 
     def model_c(self) -> str:
         decode = self._body(self.decode, "tok")

@@ -126,6 +126,7 @@ int main(int argc, char **argv)
     /* The last generated token is printed but never decoded: its logits would be unused. */
     long long total = (long long)N_PROMPT + STEPS - 1;
     if (!IRT_RING && total > IRT_MAX_POSITIONS) total = IRT_MAX_POSITIONS;
+    if (total > IRT_CONTEXT) total = IRT_CONTEXT; /* the model's position tables end there */
 
     int pending = 1; /* a token chosen but not printed yet */
     irt_sampler_t sampler;
@@ -215,7 +216,7 @@ int main(int argc, char **argv)
     if (decode_calls) {{
         uint64_t per_token = decode_instr / (uint64_t)decode_calls;
         printf("instructions per generated token: %lu\\n", (unsigned long)per_token);
-#if IRT_CLOCK_HZ
+#if IRT_CLOCK_HZ && IRT_TIME_FROM_INSTRUCTIONS
         /* a model, not a measurement: instructions x the core's assumed CPI at its clock */
         printf("modelled time per generated token: %.3f ms at %.0f MHz (CPI %.2f assumed)\\n",
                (double)per_token * IRT_CPI * 1e3 / IRT_CLOCK_HZ, IRT_CLOCK_HZ / 1e6, IRT_CPI);
@@ -232,6 +233,13 @@ int main(int argc, char **argv)
 """
 
 
+def _time_from_instructions(target: TargetDescription) -> bool:
+    """Whether instructions x CPI / clock is the program's time: one core, and no accelerator
+    whose bit-exact C model runs on it (siracusa's 8 harts and NPU, matrix8x8's MXU)."""
+    return (target.core.kind == "core" and (target.core.cores or 1) == 1
+            and not any(e.kind == "accelerator" for e in target.engines))
+
+
 def target_header(target: TargetDescription) -> str:
     """irt_target.h: the target's name, clock and instruction counter for main.c."""
     tc, core = target.toolchain, target.core
@@ -239,7 +247,11 @@ def target_header(target: TargetDescription) -> str:
              "#ifndef IRT_TARGET_H", "#define IRT_TARGET_H", "#include <stdint.h>",
              f'#define IRT_TARGET_NAME "{target.name}"',
              f"#define IRT_CLOCK_HZ {target.clock_hz or 0}",
-             f"#define IRT_CPI {core.cpi!r}"]
+             f"#define IRT_CPI {core.cpi!r}",
+             # the counter sums every hart and the C models of accelerators run on the core:
+             # a time from it only for one core without such models (the others' reports and
+             # the hart-count plugin give theirs)
+             f"#define IRT_TIME_FROM_INSTRUCTIONS {int(_time_from_instructions(target))}"]
     if tc.counter == "minstret":
         # the counter exists on the target only: `make host` builds the same C natively
         lines += ["#if !defined(__riscv)", "#define IRT_HAS_INSTRUCTION_COUNTER 0",

@@ -180,7 +180,7 @@ class M7Target(CTarget):
                               "targets/cortex_m7_256k/target.py")
         # the generic time line would count qemu's stand-in DMA copies as compute: the
         # report prints the modelled time instead
-        text = re.sub(r"#if IRT_CLOCK_HZ\n.*?#endif\n", "", text, count=1, flags=re.S)
+        text = re.sub(r"#if IRT_CLOCK_HZ[^\n]*\n.*?#endif\n", "", text, count=1, flags=re.S)
         if any(m.name == "xflash" for m in self.description.memories):
             text = with_compact_table(text, table)
         return text.replace(REPORT_AT, REPORT + REPORT_AT, 1)

@@ -107,6 +107,9 @@ class SiracusaTarget(CTarget):
 
     default_prefill = "batched"
 
+    stream_window_refusal = ("sizes its L2 -> L1 weight tiles itself (the tile pass: "
+                             "tile{max_tiles=N} with irtool-opt), with no cap per window")
+
     def main_hooks(self) -> str:
         """The team, NPU and DMA headers; the plugin's markers around each decode step and
         each batched prefill call; the NPU's and DMA's counts after the run."""

@@ -278,6 +278,12 @@ int main(int argc, char **argv)
 """
 
 
+def run_hint(out) -> str:
+    """How to run the project in `out`: the Makefile's `csim` and `run_hw` targets (below)."""
+    return (f"run its C simulation with 'make -C {out} csim' (./csim.bin), or on the card with "
+            f"'make -C {out} run_hw' (./host_xrt model.xclbin; needs Vitis and XRT)")
+
+
 def makefile(kinds: Sequence[str], platform: str) -> str:
     xos = " ".join(f"{k}.xo" for k in kinds)
     rules = "\n".join(f"{k}.xo: kernels.cpp kernels.h irt_hls.h\n"

@@ -19,6 +19,7 @@ from xdsl.dialects.builtin import ModuleOp
 from irtool.block_parts import KV_WRITE, split_decode
 from irtool.errors import IrtoolError
 from irtool.lowering import LoweringRules
+from irtool.output_safety import project_directory
 from irtool.targets.description import load_description
 from irtool.targets.target import PipelineOptions, Target, quote
 from irtool.targets.u280_hls import host, kernels
@@ -67,6 +68,15 @@ class U280Target(Target):
 
         return {"hls": hls, "hls-project": hls_project}
 
+    report_instead = (" (its buffers are bound to HBM channels: see bank_map.md and "
+                      "resources.md in the project)")
+    """What `irtool compile --report` points to instead of report.html (the pipeline runs no
+    allocate pass: there is no memory plan for irtool report to draw)."""
+
+    def run_hint(self, out_dir: Path) -> str:
+        """The end of irtool compile's message: the project's Makefile targets that run it."""
+        return host.run_hint(out_dir)
+
     def write_project(self, module: ModuleOp, store, out_dir: Path, *, prompt: Sequence[int],
                       steps: int, tokenizer=None, project=None, sampling=None) -> Path:
         from irtool.bank_map import BANK_MAP_ATTR, read_bank_map
@@ -88,9 +98,7 @@ class U280Target(Target):
         bank_map = read_bank_map(module) if BANK_MAP_ATTR in module.attributes else None
         stripes = bank_map.data.get("stripes", 1) if bank_map else 1
         plan = host.plan_host(bp, stripes)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "weights.bin").write_bytes(host.weights_blob(plan, store))
+        blob = host.weights_blob(plan, store)  # records the offsets model.cpp's table gives
         files = {
             "kernels.cpp": kernels.kernels_cpp(bp, stripes),
             "kernels.h": kernels.kernels_h(bp, stripes),
@@ -108,9 +116,14 @@ class U280Target(Target):
             files["connectivity.cfg"] = bank_map.connectivity_cfg(placement.slr)
             files["bank_map.md"] = bank_map.table()
             files["bank_map.json"] = json.dumps(bank_map.to_json(), indent=1) + "\n"
-        for name, text in files.items():
-            (out / name).write_text(text)
-        for src in RUNTIME.iterdir():
-            if src.suffix in (".h", ".cpp"):
-                shutil.copyfile(src, out / src.name)
-        return out
+        # as the C targets' (irtool.output_safety): built in a temporary folder, merged into
+        # out_dir with a manifest of what irtool wrote when the command succeeds; a folder that
+        # holds an input, or a user's folder without --force, is refused
+        with project_directory(out_dir) as tmp:
+            (tmp / "weights.bin").write_bytes(blob)
+            for name, text in files.items():
+                (tmp / name).write_text(text)
+            for src in sorted(RUNTIME.iterdir()):
+                if src.suffix in (".h", ".cpp"):
+                    shutil.copyfile(src, tmp / src.name)
+        return Path(out_dir)

@@ -29,20 +29,25 @@ int irt_generator_init(irt_generator_t *g, const irt_sampling_t *options,
 
 static int irt__decode(irt_generator_t *g, int32_t token)
 {
-    if (!IRT_RING && g->pos >= IRT_MAX_POSITIONS)
-        return IRT_ERR_FULL;
+    if ((!IRT_RING && g->pos >= IRT_MAX_POSITIONS) || g->pos >= IRT_CONTEXT)
+        return IRT_ERR_FULL; /* a full linear cache, or past the model's position tables */
     g->logits = irt_decode(&token, g->pos);
     g->pos++;
     return IRT_OK;
 }
 
+/* Decodes the token chosen last. When it cannot (the cache or the context is full) it stays
+ * pending, so every later irt_generate ends at once: sampling the same logits again would
+ * hand out a second token for the same position. */
 static int irt__flush(irt_generator_t *g)
 {
     int32_t token = g->pending;
     if (token < 0)
         return IRT_OK;
+    if (irt__decode(g, token) != IRT_OK)
+        return IRT_ERR_FULL;
     g->pending = -1;
-    return irt__decode(g, token);
+    return IRT_OK;
 }
 
 int irt_feed(irt_generator_t *g, const int32_t *tokens, int32_t n)
@@ -55,7 +60,8 @@ int irt_feed(irt_generator_t *g, const int32_t *tokens, int32_t n)
      * half full, a shorter one padded with its last token (its rows lie past the tokens fed,
      * where irt_decode writes before it reads) */
     while (n - i >= 2 && 2 * (n - i) >= IRT_PREFILL_TOKENS
-           && g->pos + IRT_PREFILL_TOKENS <= IRT_MAX_POSITIONS) {
+           && g->pos + IRT_PREFILL_TOKENS <= IRT_MAX_POSITIONS
+           && g->pos + IRT_PREFILL_TOKENS <= IRT_CONTEXT) {
         static int32_t chunk[IRT_PREFILL_TOKENS];
         int32_t m = n - i < IRT_PREFILL_TOKENS ? n - i : IRT_PREFILL_TOKENS, j;
         for (j = 0; j < IRT_PREFILL_TOKENS; j++)

@@ -25,7 +25,8 @@ extern "C" {
 #endif
 
 #define IRT_OK 0
-#define IRT_ERR_FULL (-1)      /* a linear KV cache holds IRT_MAX_POSITIONS positions */
+#define IRT_ERR_FULL (-1)      /* a linear KV cache holds IRT_MAX_POSITIONS positions, and
+                                  no cache goes past the model's IRT_CONTEXT */
 #define IRT_ERR_NO_INPUT (-2)  /* irt_generate() before anything was fed */
 #define IRT_ERR_WORK (-3)      /* the sampling options need a larger work area */
 
@@ -53,8 +54,8 @@ int irt_generator_init(irt_generator_t *g, const irt_sampling_t *options,
 int irt_feed(irt_generator_t *g, const int32_t *tokens, int32_t n);
 
 /* Generate up to max_new tokens, calling on_token (may be NULL) with each. Ends early at a
- * stop token (g->stopped = 1), when on_token returns nonzero, or when a linear cache is
- * full. Returns the number of tokens generated, or IRT_ERR_NO_INPUT. */
+ * stop token (g->stopped = 1), when on_token returns nonzero, when a linear cache is
+ * full, or at the model's last position (IRT_CONTEXT). Returns the number of tokens generated, or IRT_ERR_NO_INPUT. */
 int32_t irt_generate(irt_generator_t *g, int32_t max_new, irt_token_fn on_token, void *user);
 
 #if defined(__cplusplus)
