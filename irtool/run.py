@@ -20,7 +20,7 @@ with numpy_loaded_single_threaded():  # OpenBLAS without its thread pool: irtool
 
 from irtool.diagnostics import ArgumentParser, run_reporting_errors, wants_debug
 from irtool.errors import IrtoolError
-from irtool.output_safety import output_file, writing
+from irtool.output_safety import check_output, output_file, writing
 from irtool.token_ids import parse_ids
 from irtool.weights import nonfinite_allowed
 
@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> None:
 
     tokens = parse_token_list(args.tokens)
     check_steps(args.generate, "--generate")
+    if args.dump_logits is not None:  # an empty or unwritable path: now, not after the run
+        check_output(args.dump_logits, "logits file (--dump-logits)")
     module, store = import_model(args.module)
     if not args.no_verify_plan:
         verify_plan(module, f"in '{args.module}'")
@@ -97,7 +99,7 @@ def _run(runner, tokens: list[int], args: argparse.Namespace) -> None:
     from irtool.interpreter.runner import greedy
 
     logits = runner.forward(tokens)
-    if args.dump_logits:  # renamed into place when the run succeeded
+    if args.dump_logits is not None:  # renamed into place when the run succeeded
         with output_file(args.dump_logits, "logits file") as tmp, open(tmp, "wb") as f:
             np.save(f, logits)
     print(f"positions: {logits.shape[0]}, vocab: {logits.shape[1]}, "

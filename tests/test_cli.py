@@ -139,3 +139,12 @@ def test_compile_encodes_a_text_calibration_file_with_its_tokenizer(shared_model
               "--capacity", "80", "--steps", "4", "--quant", "w8a8", "--calibration", text,
               "--tokenizer", shared_models / "nanogpt-tiny" / "vocab.json", "--quiet").stdout
     assert "wrote the project for host (w8a8)" in out
+
+
+def test_an_empty_logits_path_is_an_error(shared_models):
+    """`--dump-logits ''` ran the model and exited 0 with nothing written."""
+    proc = run("irtool-run", shared_models / "stories260K" / "stories260K.bin", "--tokens", "1",
+               "--dump-logits", "", ok=False)
+    assert proc.returncode == 1 and "positions:" not in proc.stdout
+    assert proc.stderr.strip() == ("error: the path of the logits file (--dump-logits) is "
+                                   "empty (''): give a file name")
