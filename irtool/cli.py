@@ -281,8 +281,9 @@ def add_estimate_parser(sub) -> argparse.ArgumentParser:
     est.add_argument("--target", default="riscv-ulp", help="target name or folder")
     est.add_argument("--prefill", type=int, default=8, metavar="N",
                      help="prompt tokens processed at once (default 8)")
-    est.add_argument("--positions", type=int, default=128, metavar="P",
-                     help="tokens already in the KV cache for the decode step (default 128)")
+    est.add_argument("--positions", type=int, default=None, metavar="P",
+                     help="tokens already in the KV cache for the decode step (default 128, "
+                          "or the model's last position when it has no more)")
     est.add_argument("--schedule", action="append", metavar="S",
                      help="the target's schedule(s) to report (default: all it has)")
     est.add_argument("--quant", choices=("none", "w8a8"),

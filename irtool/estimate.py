@@ -35,6 +35,8 @@ from irtool.targets.cost_model import (  # noqa: F401  (re-exported for callers)
 class Workload:
     name: str
     ops: tuple[WorkOp, ...]
+    context: int | None = None
+    """The model's positions (max_position_embeddings, irtool.max_seq_len), if it says."""
 
 
 def workload_from_config(cfg: dict, name: str = "config", quantized: bool = False,
@@ -50,8 +52,17 @@ def workload_from_config(cfg: dict, name: str = "config", quantized: bool = Fals
         raise IrtoolError(f"config '{name}': needs hidden_size, num_hidden_layers, "
                           f"num_attention_heads and vocab_size ({type(e).__name__}: {e})"
                           ) from None
+    sizes = {"hidden_size": d, "intermediate_size": hidden, "num_hidden_layers": layers,
+             "num_attention_heads": heads, "vocab_size": vocab}
+    bad = next((k for k, v in sizes.items() if v < 1), None)
+    if bad is not None:  # 0 heads divided by zero below; 0 layers modelled nothing
+        raise IrtoolError(f"config '{name}': {bad} is {sizes[bad]}, not a positive size")
     kv = int(cfg.get("num_key_value_heads") or heads)
     hd = int(cfg.get("head_dim") or d // heads)
+    if kv < 1 or heads % kv or hd < 1:
+        raise IrtoolError(f"config '{name}': {heads} attention heads over {kv} key/value heads "
+                          f"of {hd} dimensions is not a decoder's attention")
+    context = cfg.get("max_position_embeddings")
     gated = cfg.get("model_type") not in ("phi", "gpt2", "gpt_neox") and \
         cfg.get("hidden_act", "silu") in ("silu", "swish")
     ops: list[WorkOp] = [WorkOp("embed", "embedding", "elementwise", elements=d)]
@@ -73,7 +84,8 @@ def workload_from_config(cfg: dict, name: str = "config", quantized: bool = Fals
     ops += [WorkOp("head", "norm", "elementwise", elements=d),
             WorkOp("head", "lm_head", "linear", K=d, N=vocab,
                    quantized=quantized and quantize_lm_head)]
-    return Workload(name, tuple(ops))
+    return Workload(name, tuple(ops), int(context) if isinstance(context, int) and context > 0
+                    else None)
 
 
 def workload_from_module(module, name: str, quantized: bool = False,
@@ -117,7 +129,10 @@ def workload_from_module(module, name: str, quantized: bool = False,
             per_token = math.prod(s for s in shape[1:] if s > 0) if len(shape) > 1 else 1
             ops.append(WorkOp(layer, op.name.split(".")[-1], "elementwise",
                               elements=per_token))
-    return Workload(name, tuple(ops))
+    from irtool.ir_names import MAX_SEQ_LEN_ATTR
+
+    context = module.attributes.get(MAX_SEQ_LEN_ATTR)
+    return Workload(name, tuple(ops), getattr(getattr(context, "value", None), "data", None))
 
 
 def load_workload(path: str, quantized: bool, quantize_lm_head: bool = False) -> Workload:
@@ -203,6 +218,11 @@ class Phase:
 def estimate(workload: Workload, model, prefill: int, positions: int) -> dict[str, Phase]:
     if prefill < 1 or positions < 0:
         raise IrtoolError("--prefill must be at least 1 and --positions at least 0")
+    limit = workload.context
+    if limit is not None and (prefill > limit or positions + 1 > limit):
+        raise IrtoolError(f"'{workload.name}' has {limit} positions: --prefill (here {prefill}) "
+                          f"can be at most {limit} and --positions (here {positions}; the "
+                          f"decode step is at that position) at most {limit - 1}")
     phases = {}
     for name, tokens, start in (("prefill", prefill, 0), ("decode", 1, positions)):
         phases[name] = Phase(name, tokens, start,
@@ -311,7 +331,10 @@ def plot(phases: dict[str, Phase], path: str, title: str) -> None:
     plt.close(fig)
 
 
-def run(model_path: str, target_name: str, prefill: int, positions: int,
+DEFAULT_POSITIONS = 128
+
+
+def run(model_path: str, target_name: str, prefill: int, positions: int | None,
         schedules: Sequence[str] | None, as_json: bool, plot_path: str | None,
         quant: str | None, quantize_lm_head: bool) -> str:
     from irtool.targets.registry import load_target
@@ -324,6 +347,9 @@ def run(model_path: str, target_name: str, prefill: int, positions: int,
     if quant not in ("none", "w8a8"):
         raise IrtoolError(f"--quant {quant}: the estimate models none (float32) and w8a8")
     workload = load_workload(model_path, quant == "w8a8", quantize_lm_head)
+    if positions is None:  # 128, within the model's positions (nanogpt-tiny has 128)
+        limit = workload.context
+        positions = DEFAULT_POSITIONS if limit is None else min(DEFAULT_POSITIONS, limit - 1)
     names = list(schedules or getattr(probe, "schedules", ("core",)))
     models = {s: cost_model_of(target, s) for s in names}
     phases_by = {s: estimate(workload, m, prefill, positions) for s, m in models.items()}

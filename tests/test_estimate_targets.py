@@ -43,3 +43,31 @@ def test_riscv_ulp_reads_weights_in_place_and_is_compute_bound():
     cycles = estimate("riscv-ulp")["cycles_per_token"]
     # 341,888 MACs per token at no fewer than 2 instructions each (flw + fmadd.s), CPI 1
     assert cycles >= 2 * 341_888
+
+
+def _estimate_error(*args) -> str:
+    proc = subprocess.run([str(BIN / "irtool"), "estimate", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr.strip()
+
+
+def test_impossible_models_and_positions_are_refused(tmp_path):
+    """A config with hidden_size 0 was a ZeroDivisionError on siracusa (and figures on the
+    other targets); --positions 100000 on a 512-position model was modelled without a word;
+    a 128-position model's default (128) was past its last position."""
+    zero = tmp_path / "config.json"
+    zero.write_text(json.dumps({"hidden_size": 0, "num_hidden_layers": 2,
+                                "num_attention_heads": 2, "vocab_size": 32}))
+    for target in ("siracusa", "riscv-ulp"):
+        assert _estimate_error(zero, "--target", target) == (
+            f"error: config '{zero.name}': hidden_size is 0, not a positive size")
+    assert _estimate_error(MODEL, "--positions", "100000") == (
+        "error: 'stories260K.bin' has 512 positions: --prefill (here 8) can be at most 512 and "
+        "--positions (here 100000; the decode step is at that position) at most 511")
+    nano = Path(__file__).resolve().parents[2] / "shared" / "models" / "nanogpt-tiny"
+    proc = subprocess.run([str(BIN / "irtool"), "estimate", str(nano / "nanogpt.onnx"),
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (sched,) = json.loads(proc.stdout)["schedules"].values()
+    assert sched["decode"]["start"] == 127  # the default 128 capped at its last position
