@@ -676,3 +676,17 @@ def test_quantize_checks_its_inputs_first_and_says_wrote_only_when_written(impor
     assert code == 0, err
     assert printed.startswith(f"wrote {out} (") and out.is_file()
     assert (tmp_path / "qq.weights.npz").is_file()
+
+
+@pytest.mark.parametrize("name, says", [
+    ("s.weights.npz", "is a weight store, not a model: give the .mlir module that refers to it"),
+    ("config.json", "is one file of a Hugging Face checkpoint: give its folder"),
+    ("notes.txt", "is not a model (irtool reads .onnx, .mlir, llama2.c .bin checkpoints"),
+])
+def test_files_beside_models_are_named_for_what_they_are(tmp_path, name, says):
+    """They were read as llama2.c checkpoints: "not a llama2.c checkpoint (bad header: dim =
+    ...)"."""
+    f = tmp_path / name
+    f.write_bytes(b"\x00" * 64)
+    first = assert_bad_input(call(run.main, f, "--tokens", "1"))
+    assert first.startswith(f"error: '{f}' {says}")

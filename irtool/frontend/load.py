@@ -56,6 +56,22 @@ def import_model(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStore]:
 
         module, store = import_onnx(p)
     else:
+        _refuse_known_non_models(p)
         module, store = import_llama2c(p)
     check_store(module, store, str(p))
     return module, store
+
+
+def _refuse_known_non_models(p: Path) -> None:
+    """Files that sit beside models but are not one: said by name, instead of "not a llama2.c
+    checkpoint (bad header: dim = ...)", the reading of whatever else is not .mlir/.onnx."""
+    name = p.name
+    if name.endswith(".weights.npz"):
+        raise IrtoolError(f"'{p}' is a weight store, not a model: give the .mlir module that "
+                          "refers to it")
+    if name == "config.json" or name.endswith(".safetensors"):
+        raise IrtoolError(f"'{p}' is one file of a Hugging Face checkpoint: give its folder "
+                          f"('{p.parent}')")
+    if p.suffix in (".json", ".txt"):
+        raise IrtoolError(f"'{p}' is not a model (irtool reads .onnx, .mlir, llama2.c .bin "
+                          "checkpoints and Hugging Face folders)")
