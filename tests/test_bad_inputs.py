@@ -690,3 +690,20 @@ def test_files_beside_models_are_named_for_what_they_are(tmp_path, name, says):
     f.write_bytes(b"\x00" * 64)
     first = assert_bad_input(call(run.main, f, "--tokens", "1"))
     assert first.startswith(f"error: '{f}' {says}")
+
+
+def test_lora_folder_and_non_finite_scale_are_said(tmp_path):
+    """`--lora a=DIR` said "no such file", `a=FILE:nan` went on to blame the weight store."""
+    from irtool.errors import IrtoolError
+    from irtool.frontend.lora import load_adapter, parse_spec
+
+    folder = tmp_path / "story"
+    folder.mkdir()
+    with pytest.raises(IrtoolError, match=r"^--lora a=.*story: a folder; give its adapter "
+                                          r"file \(.*story/adapter_model\.safetensors\)$"):
+        load_adapter(f"a={folder}")
+    for bad in ("nan", "inf", "-inf"):
+        with pytest.raises(IrtoolError, match=f"^--lora a=x.safetensors:{bad}: the scale {bad} "
+                                              "is not a finite number$"):
+            parse_spec(f"a=x.safetensors:{bad}")
+    assert parse_spec("a=x.safetensors:1.5") == ("a", "x.safetensors", 1.5)

@@ -20,6 +20,7 @@ leaves the linear alone), so the program can choose the adapter at run time.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,8 @@ def parse_spec(spec: str) -> tuple[str, str, float | None]:
             path, scale = head, float(tail)
         except ValueError:
             pass
+    if scale is not None and not math.isfinite(scale):
+        raise IrtoolError(f"--lora {spec}: the scale {tail} is not a finite number")
     return name, path, scale
 
 
@@ -89,6 +92,9 @@ def load_adapter(spec: str) -> Adapter:
 
     name, file, scale = parse_spec(spec)
     path = Path(file)
+    if path.is_dir():
+        raise IrtoolError(f"--lora {name}={file}: a folder; give its adapter file "
+                          f"({path / 'adapter_model.safetensors'})")
     if not path.is_file():
         raise IrtoolError(f"--lora {name}={file}: no such file")
     if scale is None:
