@@ -115,6 +115,12 @@ def load_store(module: ModuleOp, name: str) -> WeightStore:
     """Load and check the store a module names (an empty store when it names none)."""
     ref = store_reference(module)
     if ref is None:
+        if used_weights(module):  # e.g. a compiled project's model.hw.mlir: a record only
+            raise IrtoolError(f"'{name}' reads weights but names no weight store (no "
+                              "irtool.weights attribute): a compiled project's model.hw.mlir "
+                              "is a record of the plan, its weights are in the project's "
+                              "binary files; run the project, or the model it was compiled "
+                              "from")
         store = WeightStore()
     else:  # only the entries the module uses, checked against the IR as they are read
         store = WeightStore.load(ref, used_weights(module))

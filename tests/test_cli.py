@@ -148,3 +148,15 @@ def test_an_empty_logits_path_is_an_error(shared_models):
     assert proc.returncode == 1 and "positions:" not in proc.stdout
     assert proc.stderr.strip() == ("error: the path of the logits file (--dump-logits) is "
                                    "empty (''): give a file name")
+
+
+def test_a_projects_record_is_not_run_without_its_weights(tmp_path):
+    """`irtool generate DIR/model.hw.mlir` said "weight store '(none: ... has no irtool.weights
+    attribute)' has no weight ...": the record names no store, its weights are in the
+    project's binary files."""
+    run("irtool", "compile", "--target", "riscv-ulp", "-o", tmp_path / "p", "--capacity", "16",
+        "--steps", "4", "--quiet")
+    record = tmp_path / "p" / "model.hw.mlir"
+    proc = run("irtool", "generate", record, "--steps", "2", ok=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: '{record}' reads weights but names no weight store")
