@@ -57,6 +57,10 @@ def expand_pipeline(spec: str) -> str:
             else:
                 raise ValueError
         except ValueError:
+            if eq and (key in _INT_OPTIONS or key == "time_limit"):  # known, not a number
+                kind = "an integer" if key in _INT_OPTIONS else "a number of seconds"
+                raise IrtoolError(f"pipeline '{m['name']}': option {key.replace('_', '-')} "
+                                  f"takes {kind}, got '{value}'") from None
             allowed = ", ".join([*(f"{k}=N" for k in _INT_OPTIONS),
                                  *(f"{k}=..." for k in _TEXT_OPTIONS), "time-limit=S"])
             raise IrtoolError(f"pipeline '{m['name']}' does not take the option '{opt}' "

@@ -707,3 +707,18 @@ def test_lora_folder_and_non_finite_scale_are_said(tmp_path):
                                               "is not a finite number$"):
             parse_spec(f"a=x.safetensors:{bad}")
     assert parse_spec("a=x.safetensors:1.5") == ("a", "x.safetensors", 1.5)
+
+
+def test_a_pipeline_option_that_is_not_a_number_is_said_so():
+    """`riscv-ulp{capacity=abc}` said the pipeline "does not take the option 'capacity=abc'"."""
+    from irtool.errors import IrtoolError
+    from irtool.pipelines import expand_pipeline
+
+    with pytest.raises(IrtoolError, match=r"^pipeline 'riscv-ulp': option capacity takes an "
+                                          r"integer, got 'abc'$"):
+        expand_pipeline("riscv-ulp{capacity=abc}")
+    with pytest.raises(IrtoolError, match=r"^pipeline 'riscv-ulp': option time-limit takes a "
+                                          r"number of seconds, got 'soon'$"):
+        expand_pipeline("riscv-ulp{time-limit=soon}")
+    with pytest.raises(IrtoolError, match="does not take the option 'colour=red'"):
+        expand_pipeline("riscv-ulp{colour=red}")
