@@ -189,6 +189,10 @@ def _compile(args: argparse.Namespace) -> None:
             raise IrtoolError(f"--report: target '{target.name}' has no memory plan for "
                               f"irtool report to draw{getattr(target, 'report_instead', '')}; "
                               "drop --report")
+    if args.integer_only and args.quant == "none":  # fp32 runs no quantize pass to say so
+        raise IrtoolError("--integer-only replaces the non-linear ops of --quant w8a8 by "
+                          "integer versions, and no --quant was given: add --quant w8a8 "
+                          "--kv int8 (with --calibration FILE)")
     model = Path(args.model) if args.model else DEFAULT_MODEL
     check_project_dir(Path(args.output), args.force)  # before the work, not after it
     refuse_inputs_inside(Path(args.output), [model, *_adapter_files(args.lora), *(

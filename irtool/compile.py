@@ -127,10 +127,6 @@ def check_quant_options(opts: CompileOptions) -> None:
         if opts.quantize_lm_head:
             raise IrtoolError("--quantize-lm-head quantizes the lm_head with the scheme of "
                               "--quant, and none was given (e.g. --quant w4g32)")
-        if opts.integer_only:  # (the quantize pass says so, but fp32 does not run it)
-            raise IrtoolError("--integer-only replaces the non-linear ops of --quant w8a8 by "
-                              "integer versions, and no --quant was given: add --quant w8a8 "
-                              "--kv int8 (with --calibration FILE)")
         return  # fp32: the quantize pass (and its imports) is not needed at all
     from irtool.passes.quantize import KV_MODES
     from irtool.passes.quantize import SCHEMES as QUANT_SCHEMES
