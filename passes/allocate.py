@@ -363,6 +363,9 @@ class Problem:
         self.options: dict[str, list[MemorySpec]] = {}
         self.reachable: dict[str, list[MemorySpec]] = {}
         """The memories a buffer may live in, whatever their size (for the error's advice)."""
+        self.restrictions = {"copy_weights": copy_weights, "weights_in": weights_in,
+                             "engine_reads": engine_reads}
+        """What limits each buffer's memories besides the target (for trial problems)."""
         in_place = not copy_weights and any(m.read_only for m in target.memories)
         # the program's core reads and writes its buffers directly: only its memories (and,
         # for a weight only an accelerator reads, that accelerator's)
@@ -861,7 +864,7 @@ def _check_fits(problem: Problem) -> None:
     """Fail early, with the numbers, when no plan can exist whatever the offsets."""
     d = Demand.of(problem)
     homeless = [b for b in problem.buffers if not problem.options[b.name]]
-    if homeless or d.writable_over > 0 or d.total_over > 0:
+    if homeless or d.writable_over > 0 or d.total_over > 0 or d.read_only_over > 0:
         raise does_not_fit(problem)
 
 
@@ -875,14 +878,32 @@ class Demand:
     weights: int
     total_need: int
     total_capacity: int
+    read_only_need: int = 0
+    """Bytes of the buffers only read-only memories may hold (weights read in place, or too
+    big for any writable memory)."""
+    read_only: tuple[MemorySpec, ...] = ()
+    """Those memories."""
 
     @classmethod
     def of(cls, problem: Problem) -> Demand:
         bufs, target = problem.buffers, problem.target
         writable_need = peak_live_bytes(b for b in bufs if b.writable)
         weights = sum(b.size for b in bufs if not b.writable)
+        in_place = [b for b in bufs if problem.options[b.name]
+                    and all(m.read_only for m in problem.options[b.name])]
+        spaces = {m.name for b in in_place for m in problem.options[b.name]}
         return cls(writable_need, sum(m.capacity for m in target.writable), weights,
-                   peak_live_bytes(bufs), sum(m.capacity for m in target.memories))
+                   peak_live_bytes(bufs), sum(m.capacity for m in target.memories),
+                   sum(b.size for b in in_place),
+                   tuple(m for m in target.memories if m.name in spaces))
+
+    @property
+    def read_only_capacity(self) -> int:
+        return sum(m.capacity for m in self.read_only)
+
+    @property
+    def read_only_over(self) -> int:
+        return self.read_only_need - self.read_only_capacity
 
     @property
     def writable_over(self) -> int:
@@ -906,6 +927,10 @@ def does_not_fit(problem: Problem, why: str = "") -> IrtoolError:
     lines.append(f"  writable buffers (state + activations) need {d.writable_need} bytes live at "
                  f"once; the writable memories ({writable}) hold {d.writable_capacity} bytes: "
                  + _over(d.writable_over))
+    if d.read_only:
+        rooms = ", ".join(_room(m) for m in d.read_only)
+        lines.append(f"  weights that must stay in read-only memory ({d.read_only_need} bytes): "
+                     f"{rooms}: " + _over(d.read_only_over))
     lines.append(f"  weights ({d.weights} bytes) + writable buffers need {d.total_need} bytes "
                  f"at once; all memories hold {d.total_capacity} bytes: " + _over(d.total_over))
     lines.append("  largest buffers:")
@@ -918,6 +943,15 @@ def does_not_fit(problem: Problem, why: str = "") -> IrtoolError:
 
 def _over(n: int) -> str:
     return f"{n} bytes over" if n > 0 else "fits"
+
+
+def _room(m: MemorySpec) -> str:
+    """A memory's plannable bytes, and the reserve they leave out of its size."""
+    if not m.reserved:
+        return f"{m.name} holds {m.capacity} bytes"
+    what = ("the program: code, C library, constants" if m.read_only
+            else "the stack and C library data")
+    return f"{m.name} holds {m.capacity} bytes ({m.size} less {m.reserved} reserved for {what})"
 
 
 def _homeless_lines(problem: Problem) -> list[str]:
@@ -958,9 +992,11 @@ def _suggestions(problem: Problem, d: Demand) -> list[str]:
     out = [s for s in (_prefill_suggestion(problem), _kv_suggestion(problem, d),
                        _quantize_suggestion(problem, d)) if s]
     biggest = max((b.size for b in problem.buffers if b.writable), default=0)
+    read_only = (f", {d.read_only_need} bytes of read-only memory for the weights that must "
+                 f"stay there (has {d.read_only_capacity})" if d.read_only_over > 0 else "")
     out.append(f"a target with at least {d.writable_need} bytes of writable memory (has "
-               f"{d.writable_capacity}), one writable memory of at least {biggest} bytes, and "
-               f"{d.total_need} bytes in all (has {d.total_capacity})")
+               f"{d.writable_capacity}), one writable memory of at least {biggest} bytes"
+               f"{read_only}, and {d.total_need} bytes in all (has {d.total_capacity})")
     return out
 
 
@@ -969,9 +1005,9 @@ def fits_with(problem: Problem, sizes: Mapping[str, int]) -> bool:
     plan, because buffers cannot be split across memories and the totals alone mislead."""
     bufs = [replace(b, size=sizes.get(b.name, b.size)) for b in problem.buffers]
     trial = Problem(Liveness(bufs, problem.live.horizon, problem.live.functions),
-                    problem.target)
+                    problem.target, **problem.restrictions)
     d = Demand.of(trial)
-    if d.writable_over > 0 or d.total_over > 0:
+    if d.writable_over > 0 or d.total_over > 0 or d.read_only_over > 0:
         return False
     if any(not trial.options[b.name] for b in bufs):
         return False
@@ -984,6 +1020,8 @@ def _kv_suggestion(problem: Problem, d: Demand) -> str | None:
     cache_bytes = sum(b.size for b in caches)
     if not caches or cache_bytes == 0:
         return None
+    if d.read_only_over > 0:
+        return None  # the weights are over their read-only memory: no KV capacity helps
     names = ", ".join(b.name for b in caches)
     capacity = problem.kv_capacity
     if capacity is None or capacity <= 0:

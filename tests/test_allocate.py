@@ -455,6 +455,38 @@ def test_a_buffer_too_large_is_compared_with_the_memories_its_core_reads(tmp_pat
         allocate(chain_module([4096]), str(path))
 
 
+def test_weights_read_in_place_over_the_reserved_flash(tmp_path):
+    """Weights read in place (copy_weights=false) may live only in the Flash, less its
+    reserve for the program: over it, the error says so with the bytes (it once blamed the
+    packing, or suggested a KV capacity, though the totals with the RAM fit); copied, they
+    fit the SRAM."""
+    target = write_target(tmp_path, [
+        {"name": "flash", "size": 80 << 10, "reserved": 32 << 10, "read_only": True,
+         "read_cost": 4, "write_cost": 4},
+        {"name": "sram", "size": 128 << 10, "read_cost": 2, "write_cost": 2}])
+    text = ("builtin.module {\n"
+            + "".join(f'  memory.global @w{i} {{kind = "weight", weight = "w{i}"}} : '
+                      "memref<64x64xf32>\n" for i in range(4))
+            + "  func.func @f(%x: memref<1x64xf32>) {\n"
+            + "".join(f"    %w{i} = memory.get_global @w{i} : memref<64x64xf32>\n"
+                      for i in range(4))
+            + "    %y = memory.alloc : memref<1x64xf32>\n"
+            + kernel([("%x", "memref<1x64xf32>")]
+                     + [(f"%w{i}", "memref<64x64xf32>") for i in range(4)],
+                     [("%y", "memref<1x64xf32>")])
+            + "    func.return\n  }\n}\n")
+    with pytest.raises(IrtoolError) as err:
+        allocate(text, target, copy_weights=False)
+    msg = str(err.value)
+    assert ("weights that must stay in read-only memory (65536 bytes): flash holds 49152 "
+            "bytes (81920 less 32768 reserved for the program: code, C library, constants): "
+            "16384 bytes over") in msg
+    assert "CP-SAT" not in msg and "positions" not in msg
+    assert "65536 bytes of read-only memory for the weights that must stay there (has 49152)" \
+        in msg
+    assert_valid_plan(allocate(text, target), target_memories(target))
+
+
 def test_buffer_larger_than_every_memory(tmp_path):
     target = write_target(tmp_path, [{"name": "sram", "size": 1024}])
     with pytest.raises(IrtoolError, match=r"f/%x0 \(activation, 4096 bytes\) is larger than "

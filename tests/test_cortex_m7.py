@@ -311,6 +311,22 @@ def test_w8a8_with_the_dsp_extension_equals_the_portable_kernel_and_the_interpre
     assert counts["0"] - counts["1"] > 300_000
 
 
+def test_make_run_dsp_0_after_make_run_rebuilds(tmp_path):
+    """The README's `make run DSP=0` as written (no -B): the program is rebuilt with the
+    portable kernels, and back with `make run`; the same value again rebuilds nothing."""
+    out = tmp_path / "dsp"
+    proc = irtool("compile", MODELS / "stories260K" / "stories260K.bin", "--target",
+                  "cortex-m7-256k", "-o", out, "--capacity", 32, "--steps", 4, "--quant", "w8a8")
+    assert proc.returncode == 0, proc.stderr
+    kernels = r"^DSP extension kernels: (on|off)"
+    assert re.search(kernels, make(out, "run").stdout, re.M)[1] == "on"
+    assert re.search(kernels, make(out, "run", "DSP=0").stdout, re.M)[1] == "off"
+    built = (out / "model.elf").stat().st_mtime_ns
+    assert re.search(kernels, make(out, "run", "DSP=0").stdout, re.M)[1] == "off"
+    assert (out / "model.elf").stat().st_mtime_ns == built
+    assert re.search(kernels, make(out, "run").stdout, re.M)[1] == "on"
+
+
 def test_nanogpt_tiny_prints_its_golden_tokens(tmp_path):
     """A character model from ONNX: 16 prompt + 64 new tokens need 79 cached positions; the
     float KV cache then leaves room for two windows of one row only, and the tile budget

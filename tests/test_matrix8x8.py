@@ -411,3 +411,13 @@ def test_energy_per_token_where_the_description_states_it(tmp_path):
     plain = estimate_json(ROOT / "irtool" / "data" / "stories260K.bin", "--target", "matrix8x8",
                           "--schedule", "irtool")["schedules"]["irtool"]["decode"]
     assert "energy_uj_per_token" not in plain
+
+
+def test_weights_over_the_planned_flash_are_refused_at_compile_time(tmp_path):
+    """As on riscv-ulp (tests/test_riscv_ulp.py), with matrix8x8's own reserve."""
+    from tests.requirements import need
+    from tests.test_riscv_ulp import check_flash_reserve
+
+    need("riscv", "qemu")
+    check_flash_reserve("matrix8x8", ROOT / "targets" / "matrix8x8" / "description.json",
+                        tmp_path, fits_hidden=374)

@@ -401,6 +401,59 @@ def test_model_that_does_not_fit_is_explained(shared_models, tmp_path):
         lower_for_target(module, CompileOptions(capacity=suggested + 1, time_limit=5))
 
 
+# --- Flash: room for the program beside the weights --------------------------------------------
+
+MID_WEIGHTS = 2_054_144
+"""The int8 weights of `mid_checkpoint(8 layers, hidden 344)` with an int8 classifier."""
+
+
+def mid_checkpoint(path: Path, layers: int, hidden: int) -> Path:
+    """A random llama2.c checkpoint: dim 128, 8 heads (4 KV heads), vocabulary 4096, whose
+    token table (about 80 KB) is a large part of the program's Flash."""
+    from bench.compile_time import write_random_checkpoint
+
+    write_random_checkpoint(path, (128, hidden, layers, 8, 4, 4096, 256))
+    return path
+
+
+def check_flash_reserve(target: str, description: Path, tmp_path: Path, fits_hidden: int):
+    """Weights that fill the Flash (2 MiB less the description's reserve for the program) are
+    refused at compile time with the bytes over (they once compiled, and the link failed:
+    "region `flash' overflowed"); a model of the same kind whose weights fill the planned
+    Flash to within 1 KiB links and runs."""
+    flash = next(m for m in json.loads(description.read_text())["memories"]
+                 if m["name"] == "flash")
+    capacity = flash["size"] - flash.get("reserved", 0)
+    common = ("--target", target, "--capacity", 64, "--steps", 2, "--prompt-tokens", "1,2,3",
+              "--quant", "w8", "--quantize-lm-head")
+    over = tmp_path / "over"
+    proc = _irtool("compile", mid_checkpoint(tmp_path / "mid.bin", 8, 344), "-o", over, *common)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    err = proc.stderr
+    assert err.startswith(f"error: the model does not fit target '{target}'"), err
+    assert "Traceback" not in err
+    assert (f"weights that must stay in read-only memory ({MID_WEIGHTS} bytes): "
+            f"flash holds {capacity} bytes ({flash['size']} less {flash['reserved']} reserved "
+            f"for the program: code, C library, constants): {MID_WEIGHTS - capacity} bytes "
+            "over") in err, err
+    assert "KV cache of at most" not in err  # fewer positions would not help
+    assert not (over / "Makefile").exists()
+
+    fits = tmp_path / "fits"
+    proc = _irtool("compile", mid_checkpoint(tmp_path / "fits.bin", 7, fits_hidden), "-o",
+                   fits, *common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    weights = (fits / "weights_flash.bin").stat().st_size
+    assert capacity - 1024 <= weights <= capacity
+    run = Run.parse(_make(fits, "run").stdout)  # links (code and token table beside them)
+    assert len(run.tokens) == 2
+
+
+def test_weights_over_the_planned_flash_are_refused_at_compile_time(tmp_path):
+    need("riscv", "qemu")
+    check_flash_reserve("riscv-ulp", TARGET_JSON, tmp_path, fits_hidden=368)
+
+
 def test_target_given_as_the_path_of_a_description(tmp_path, shared_models):
     """`--target` takes a shipped name or the path of a description (a path with '/', '.' and
     a space once broke the pass pipeline that `irtool compile` builds)."""
@@ -457,8 +510,7 @@ def test_per_kernel_profile_adds_up_to_the_decode_count(stories, tmp_path):
 
     project = tmp_path / "profiled"
     shutil.copytree(stories.dir, project)
-    _make(project, "-B", "model.elf", "PROFILE=1")
-    out = _make(project, "run").stdout
+    out = _make(project, "run", "PROFILE=1").stdout  # rebuilt: PROFILE changed
     run = Run.parse(out)
     assert run.tokens == stories.qemu.tokens
     kernels = {m.group(1): (int(m.group(2)), int(m.group(3)))

@@ -23,6 +23,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from tests.requirements import need
 
 CAPACITY = 64
 STEPS = 10
+BIN = Path(sys.executable).parent
 
 
 def without_npu(folder: Path) -> Path:
@@ -163,6 +165,33 @@ def _make(project, *args, timeout=900) -> str:
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:]
     return proc.stdout
+
+
+def test_the_library_archives_objects_and_cores_rebuilds_the_elf(tmp_path):
+    """`make lib` archives the objects alone (the plugin and stamp were once appended to its
+    `ar` line, meant for `clean`'s); a CORES change rebuilds the ELF, the same value does
+    not; `make clean` removes the plugin and the stamps."""
+    need("riscv", "cc")
+    out = tmp_path / "sir"
+    proc = subprocess.run([str(BIN / "irtool"), "compile", "--target", "siracusa", "-o",
+                           str(out), "--capacity", "32", "--steps", "4"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    _make(out, "lib", "irt_hartcount.so")
+    members = subprocess.run(["riscv64-unknown-elf-ar", "t", "lib/libirtmodel.a"], cwd=out,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert members and all(m.endswith(".o") for m in members), members
+    elf = out / "model.elf"
+    _make(out, "model.elf", "CORES=2")
+    assert (out / "build" / "CORES.stamp").read_text() == "2\n"
+    built = elf.stat().st_mtime_ns
+    _make(out, "model.elf", "CORES=2")
+    assert elf.stat().st_mtime_ns == built
+    _make(out, "model.elf")  # the default team of 8
+    assert elf.stat().st_mtime_ns != built
+    assert (out / "build" / "CORES.stamp").read_text() == "8\n"
+    _make(out, "clean")
+    assert not (out / "irt_hartcount.so").exists() and not (out / "build").exists()
 
 
 def test_native_build_simulating_the_team_prints_the_interpreter_tokens(project, want):

@@ -31,7 +31,7 @@
 
 // REPORT:      allocate: target 'riscv-ulp', 5 buffers, OPTIMAL
 // REPORT:      space {{ +}}peak  lower bound     no reuse       capacity
-// REPORT-NEXT: flash {{ +}}0 {{ +}}0 {{ +}}0 {{ +}}2097152
+// REPORT-NEXT: flash {{ +}}0 {{ +}}0 {{ +}}0 {{ +}}1933312
 // REPORT-NEXT: sram {{ +}}65536 {{ +}}65536 {{ +}}65536 {{ +}}245760
 // REPORT-NEXT: dtim {{ +}}33024 {{ +}}33024 {{ +}}33280 {{ +}}65536
 

@@ -73,11 +73,17 @@ class CTarget(Target):
         return project_files.main_c(prompt, steps, table.pieces, table.bos,
                                     table.strip_after_bos, self.main_hooks())
 
+    def make_variables(self) -> str:
+        """Make text the Makefile reads before its rules: a target's own make variables, the
+        flags they add and their names in the group of what they change, so that a change
+        rebuilds that (`CFLAGS_VARS += DSP`, project_files.makefile); none by default."""
+        return ""
+
     def project_files(self, prompt: Sequence[int], steps: int,
                       table: TokenTable) -> dict[str, str]:
         """Every file besides the model's: override to add or change one."""
         files = {"main.c": self.main_c(prompt, steps, table),
-                 "Makefile": project_files.makefile(self.description),
+                 "Makefile": project_files.makefile(self.description, self.make_variables()),
                  "irt_target.h": project_files.target_header(self.description)}
         for name in ("irt_generate.h", "irt_generate.c"):  # the generation loop of the library
             files[name] = (LIBRARY_DIR / name).read_text()

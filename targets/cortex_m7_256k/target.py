@@ -81,13 +81,15 @@ def linker_script(target: TargetDescription) -> str:
 
 
 REPORT_AT = '    printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);\n'
-RUN_RULES = """
-NM ?= arm-none-eabi-nm
-ifeq ($(DSP),0)
+MAKE_VARIABLES = """ifeq ($(DSP),0)
 # the portable kernels instead of the target's own: the DSP extension's SMLAD
 # (runtime/irt_m7_dsp.h) and the shared w1a4 partial-sum table (irt_linear_w1a4_table.h)
 CFLAGS_COMMON += -DIRT_NO_DSP -DIRT_NO_W1A4_TABLE
 endif
+CFLAGS_VARS += DSP"""
+"""`make DSP=0`: its flags, and a stamp of DSP (every C compilation is rebuilt when it changes)."""
+RUN_RULES = """
+NM ?= arm-none-eabi-nm
 
 irt_hartcount.so: irt_hartcount_plugin.c
 \t$(HOST_CC) -shared -fPIC -O2 -Wall -o $@ $<
@@ -184,6 +186,9 @@ class M7Target(CTarget):
         if any(m.name == "xflash" for m in self.description.memories):
             text = with_compact_table(text, table)
         return text.replace(REPORT_AT, REPORT + REPORT_AT, 1)
+
+    def make_variables(self) -> str:
+        return MAKE_VARIABLES
 
     def project_files(self, prompt: Sequence[int], steps: int,
                       table: TokenTable) -> dict[str, str]:

@@ -44,17 +44,15 @@ CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imafc/ilp32f/crt0-semihost
 """picolibc's semihosting crt0 for rv32imafc/ilp32f (Debian's path; `-print-file-name`
 does not find it, ../shared/anchors/CLUSTER_RV32.md). `make PICOLIBC_CRT0=...` overrides."""
 
+MAKE_VARIABLES = """CORES ?= 8
+# the ELF is rebuilt when CORES changes
+ELF_VARS += CORES"""
+"""`make run CORES=N`: the team's size (default 8) and a stamp of it for the ELF's build."""
 RUN_RULES = """
 NM ?= riscv64-unknown-elf-nm
-CORES ?= 8
 PICOLIBC_CRT0 ?= {crt0}
 ENTRY = runtime/irt_cluster_entry.S
 QEMU = {qemu}
-
-# the ELF is rebuilt when CORES changes
-cores.stamp: FORCE
-\t@echo $(CORES) | cmp -s - $@ || echo $(CORES) > $@
-FORCE:
 
 irt_hartcount.so: irt_hartcount_plugin.c
 \t$(HOST_CC) -shared -fPIC -O2 -Wall -o $@ $<
@@ -123,6 +121,9 @@ class SiracusaTarget(CTarget):
             "    do { npu_report(positions); irt_dma_report(positions); } while (0)",
             ""])
 
+    def make_variables(self) -> str:
+        return MAKE_VARIABLES
+
     def project_files(self, prompt: Sequence[int], steps: int,
                       table: TokenTable) -> dict[str, str]:
         files = super().project_files(prompt, steps, table)
@@ -138,13 +139,12 @@ class SiracusaTarget(CTarget):
         edits = [
             (r"^CFLAGS_COMMON = (.*)$",
              rf"CFLAGS_COMMON = \1 -DIRT_HART_STACK_BYTES={HART_STACK_BYTES}"),
-            (r"^model\.elf: \$\(SRCS\) (.*)$", r"model.elf: $(SRCS) $(ENTRY) cores.stamp \1"),
+            (r"^model\.elf: \$\(SRCS\) (.*)$", r"model.elf: $(SRCS) $(ENTRY) \1"),
             (r"^\t\$\(CC_TARGET\) \$\(TARGET_FLAGS\) \$\(CFLAGS_COMMON\) -o \$@ \$\(SRCS\)",
              "\t$(CC_TARGET) $(TARGET_FLAGS) $(CFLAGS_COMMON) -DIRT_CORES=$(CORES) "
              "-nostartfiles -o $@ $(ENTRY) $(PICOLIBC_CRT0) $(SRCS)"),
             (r"^run: model\.elf\n\ttimeout .*\n", ""),
-            (r"^\.PHONY: (.*)$", r".PHONY: \1 FORCE"),
-            (r"^\trm -f (.*)$", r"\trm -f \1 irt_hartcount.so cores.stamp"),
+            (r"^\trm -f (model\.elf .*)$", r"\trm -f \1 irt_hartcount.so"),
         ]
         text = generic
         for pattern, repl in edits:
