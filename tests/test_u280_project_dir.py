@@ -19,6 +19,8 @@ import hashlib
 import io
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from irtool import cli
@@ -177,3 +179,16 @@ def test_the_message_names_the_makefiles_commands(tmp_path):
     for target, runs in (("csim", "./csim.bin"), ("run_hw", "./host_xrt model.xclbin")):
         rule = re.search(rf"^{target}:.*\n\t(.*)$", makefile, re.MULTILINE)
         assert rule and rule.group(1) == runs, (target, rule and rule.group(0))
+
+
+def test_a_batched_prefill_is_refused_not_ignored(tmp_path):
+    """u280-hls accepted --prefill batched and emitted no prefill: the host feeds the prompt
+    through the decode kernels."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "compile", "--target",
+                           "u280-hls", "--prefill", "batched", "--capacity", "16", "--steps",
+                           "4", "-o", str(tmp_path / "p")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1 and not (tmp_path / "p").exists()
+    assert proc.stderr.strip() == ("error: --prefill batched: target 'u280-hls' feeds the "
+                                   "prompt through its decode kernels one token at a time; "
+                                   "drop --prefill")

@@ -50,6 +50,16 @@ class U280Target(Target):
                               f"'{schedule}'")
         return OpCostModel(self.description)
 
+    def prefill_mode(self, opts: PipelineOptions) -> str:
+        """Always token by token: the host feeds the prompt through the decode kernels (a
+        batched prefill was accepted and then not emitted)."""
+        from irtool.errors import IrtoolError
+
+        if opts.prefill == "batched":
+            raise IrtoolError(f"--prefill batched: target '{self.name}' feeds the prompt "
+                              "through its decode kernels one token at a time; drop --prefill")
+        return super().prefill_mode(opts)
+
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         stages = super().stages(opts)
         stages["lower"] = f"assign-hbm-banks{{target={quote(self.reference)}}}"
