@@ -40,8 +40,9 @@ Weights: quantized arrays go to the store as new entries beside the scales
 The pass reads the store named by the module's `irtool.weights`, writes the new one and points
 the module at it. Under a command it goes beside the output the command was asked for, named as
 `irtool import` names stores (`irtool-opt -o out/q.mlir` -> `out/q.weights.npz`), or, when the
-module goes to stdout, to `<name>.<tag>.weights.npz` (e.g. `m.w8a8-kv8.weights.npz`) in the
-current directory; it is renamed into place only when the whole command succeeded
+module goes to stdout, to `<name>.<tag>.<12 hex>.weights.npz` in the current directory, named by
+its content (irtool-opt: two runs with other data never share one store; the same weights give
+the same file); it is renamed into place only when the whole command succeeded
 (irtool.output_safety). Outside a command (the Python API) it goes beside the store it read.
 `quantize_module(module, store, options)` does the same in memory.
 """
