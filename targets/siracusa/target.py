@@ -174,24 +174,63 @@ def check_streamed(module, description: TargetDescription) -> None:
     from irtool.dialects import memory
     from irtool.ir_names import STREAM_ATTR
 
-    rows = [(op.sym_name.data, nbytes // op.type.get_shape()[0])
+    # (name, rows, bytes per row) of each matrix left in L2
+    mats = [(op.sym_name.data, op.type.get_shape()[0], nbytes // op.type.get_shape()[0])
             for op in module.walk() if isinstance(op, memory.GlobalOp)
             and op.kind.data == "weight" and op.placement[0] == WEIGHT_HOME
             and len(op.type.get_shape()) == 2
             for nbytes in [_nbytes(op.type)]]
-    if STREAM_ATTR in module.attributes or not rows:
+    if STREAM_ATTR in module.attributes or not mats:
         return
     l1 = description.memory(WINDOW_SPACE)
     used = max((p.end for op in module.walk()
                 if isinstance(op, (memory.GlobalOp, memory.AllocOp))
                 and op.placement[0] == WINDOW_SPACE
                 for p in [placement(op, "a buffer")]), default=0)
-    name, row = max(rows, key=lambda r: r[1])
+    # the tile pass streams all of them in at most TILE_MAX tiles in all, through two windows
+    # in what the plan leaves of L1 (the room of one row alone, which the message once gave,
+    # can be far too little)
+    free = max(0, l1.capacity - used)
+    window = free // 2
+    have = _tiles_needed(mats, window)
+    head = (f"siracusa: L1 ({WINDOW_SPACE}, {l1.capacity} bytes, {used} used by the plan) "
+            f"leaves two DMA windows of {window} bytes; the {len(mats)} matrices left in L2 "
+            f"stream in at most {TILE_MAX} tiles in all")
+    if len(mats) > TILE_MAX:  # one tile each is already too many
+        raise IrtoolError(f"{head}, one tile each at the least: keep fewer matrices in L2 (a "
+                          "smaller model, or the NPU's weight memory for the W8A8 linears)")
+    smallest = _smallest_window(mats)
     raise IrtoolError(
-        f"siracusa: L1 ({WINDOW_SPACE}, {l1.capacity} bytes, {used} used by the plan) has no "
-        f"room for two DMA windows of one weight row; the largest row is {row} bytes "
-        f"(@{name}): give {WINDOW_SPACE} at least {used + 2 * row} bytes in the description, "
-        "or a smaller KV capacity so that activations and cache leave room")
+        f"{head}, and windows of {window} bytes "
+        + (f"need {have} tiles" if have is not None else "do not hold one row of each")
+        + f": give {WINDOW_SPACE} at least about {used + 2 * smallest} bytes in the "
+        "description, or a smaller KV capacity (or fewer --prefill-tokens) so that "
+        "activations and cache leave room")
+
+
+def _smallest_window(mats) -> int:
+    """The smallest window (bytes) through which every matrix streams in at most TILE_MAX
+    tiles in all (bisection: fewer tiles as the window grows; one each at the largest)."""
+    lo, hi = max(row for _, _, row in mats), max(n * row for _, n, row in mats)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (_tiles_needed(mats, mid) or TILE_MAX + 1) <= TILE_MAX:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _tiles_needed(mats, window: int) -> int | None:
+    """Tiles of whole rows that stream every matrix `(name, rows, row bytes)` through windows
+    of `window` bytes, or None when a row does not fit one."""
+    total = 0
+    for _, n, row in mats:
+        per = window // row
+        if per < 1:
+            return None
+        total += -(-n // per)
+    return total
 
 
 def placement(op, what: str):
