@@ -933,8 +933,11 @@ def does_not_fit(problem: Problem, why: str = "") -> IrtoolError:
                      f"{rooms}: " + _over(d.read_only_over))
     lines.append(f"  weights ({d.weights} bytes) + writable buffers need {d.total_need} bytes "
                  f"at once; all memories hold {d.total_capacity} bytes: " + _over(d.total_over))
-    lines.append("  largest buffers:")
-    for b in sorted(problem.buffers, key=lambda b: (-b.size, b.name))[:5]:
+    # when only the writable memories are over, the weights (read-only) are not the culprits
+    writable_only = d.writable_over > 0 and d.total_over <= 0
+    lines.append("  largest writable buffers:" if writable_only else "  largest buffers:")
+    shown = [b for b in problem.buffers if b.writable or not writable_only]
+    for b in sorted(shown, key=lambda b: (-b.size, b.name))[:5]:
         lines.append(f"    {b.name} ({b.kind}, {b.size} bytes)")
     lines.append("  what would fit:")
     lines += [f"    - {s}" for s in _suggestions(problem, d)]
