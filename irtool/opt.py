@@ -47,6 +47,7 @@ from irtool.weights import (
     relativize_store_reference,
     set_store_reference,
     store_digest,
+    store_path_for,
     store_reference,
 )
 
@@ -217,6 +218,9 @@ class IrToolOptMain(xDSLOptMain):
 
     def output_resulting_program(self, prog: ModuleOp) -> str:
         if self.args.output_file:
+            ref = store_reference(prog)
+            if ref is not None and Path(ref).name != store_path_for(self.args.output_file).name:
+                name_new_store_by_content(prog)  # a later module of --split-input-file
             relativize_store_reference(prog, os.path.dirname(self.args.output_file) or ".")
         else:
             name_new_store_by_content(prog)

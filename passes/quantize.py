@@ -39,7 +39,8 @@ Weights: quantized arrays go to the store as new entries beside the scales
 `<w>.in_scale` / `<w>.in_zero_point` for w8a8); float entries no op uses any more are dropped.
 The pass reads the store named by the module's `irtool.weights`, writes the new one and points
 the module at it. Under a command it goes beside the output the command was asked for, named as
-`irtool import` names stores (`irtool-opt -o out/q.mlir` -> `out/q.weights.npz`), or, when the
+`irtool import` names stores (`irtool-opt -o out/q.mlir` -> `out/q.weights.npz`; a later module
+of `--split-input-file` gets one named by its content beside it), or, when the
 module goes to stdout, to `<name>.<tag>.<12 hex>.weights.npz` in the current directory, named by
 its content (irtool-opt: two runs with other data never share one store; the same weights give
 the same file); it is renamed into place only when the whole command succeeded
@@ -522,6 +523,10 @@ class QuantizePass(ModulePass):
         else:  # beside the command's requested output (the current directory for stdout)
             name = (quantized_store_path(ref_path, options).name if outputs.primary is None
                     else store_path_for(outputs.primary).name)
+            if outputs.primary is not None and outputs.pending(store_path_for(outputs.primary)):
+                # a later module of --split-input-file: OUT.weights.npz is the first one's;
+                # this one's store is named by its content when the module is printed
+                name = quantized_store_path(ref_path, options).name
             tmp, out = outputs.side_file(name, "quantized weight store")
             new_store.save(tmp)
         set_store_reference(op, os.path.abspath(out))

@@ -612,6 +612,41 @@ def test_a_printed_modules_store_is_never_replaced_by_another(imported, shared_m
     assert a_store.read_bytes() == b_store.read_bytes()
 
 
+def test_split_input_file_with_o_gives_each_module_its_own_store(imported, tmp_path):
+    """`irtool-opt two.mlir --split-input-file -p quantize -o out.mlir`: the first module's
+    store is out.weights.npz, a later one's is named by its content beside it (it was refused
+    as writing out.weights.npz twice); each printed module computes what the same module
+    quantized alone does."""
+    a = copy_module(imported, tmp_path / "a")
+    b = copy_module(imported, tmp_path / "b")
+    edit_store(b.with_name("m.weights.npz"),
+               lambda arrays: arrays.update({k: v * np.float32(0.5) for k, v in arrays.items()
+                                             if k.endswith(".w1")}))
+    texts = [m.read_text().replace('"m.weights.npz"', f'"{m.with_name("m.weights.npz")}"')
+             for m in (a, b)]
+    two = tmp_path / "two.mlir"
+    two.write_text(texts[0] + "\n// -----\n" + texts[1])
+    out = tmp_path / "out" / "out.mlir"
+    code, _, err = call(opt.main, two, "--split-input-file", "-p", "quantize{scheme=w8}",
+                        "-o", out)
+    assert code == 0, err
+    printed = out.read_text().split("// -----")
+    assert len(printed) == 2
+    stores = [printed_store(t) for t in printed]
+    assert stores[0] == Path("out.weights.npz"), stores
+    assert re.fullmatch(r"m\.w8\.[0-9a-f]{12}\.weights\.npz", stores[1].name), stores
+    assert stores[1].parent == Path(".")
+    for i, (text, m) in enumerate(zip(printed, (a, b), strict=True)):
+        alone = tmp_path / f"alone{i}" / "q.mlir"
+        code, _, err = call(opt.main, m, "-p", "quantize{scheme=w8}", "-o", alone)
+        assert code == 0, err
+        split = out.with_name(f"split{i}.mlir")
+        split.write_text(text)
+        assert np.array_equal(logits_of(split, tmp_path / f"s{i}.npy"),
+                              logits_of(alone, tmp_path / f"a{i}.npy"))
+    assert not np.array_equal(np.load(tmp_path / "s0.npy"), np.load(tmp_path / "s1.npy"))
+
+
 def test_empty_output_paths_are_errors(imported, tmp_path, monkeypatch):
     m = copy_module(imported, tmp_path / "in")
     monkeypatch.chdir(tmp_path)
