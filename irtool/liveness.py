@@ -208,6 +208,30 @@ def called_functions(module: ModuleOp) -> set[str]:
     return {op.callee.string_value() for op in module.walk() if isinstance(op, func.CallOp)}
 
 
+def placed_end(module: ModuleOp, space: str, function: str | None = None) -> int:
+    """The end of the highest buffer placed in `space`. With `function` (an entry point),
+    only of the buffers that can be live while it runs: the globals, its allocs and those of
+    the functions others call. Another entry point's allocs never are (they run at other
+    times), so what `function` adds after the plan (the tile pass's DMA windows in `@decode`)
+    may take their bytes, e.g. those of a batched prefill's activations."""
+    called = called_functions(module)
+    end = 0
+    for op in module.walk():
+        if not isinstance(op, (memory.GlobalOp, memory.AllocOp)):
+            continue
+        if isinstance(op, memory.AllocOp) and function is not None:
+            owner = op.parent_op()
+            while owner is not None and not isinstance(owner, func.FuncOp):
+                owner = owner.parent_op()
+            if owner is not None and owner.sym_name.data not in (function, *called):
+                continue
+        where, offset = op.placement
+        if where == space and offset is not None:
+            t = op.type if isinstance(op, memory.GlobalOp) else op.results[0].type
+            end = max(end, offset + memref_bytes(t))
+    return end
+
+
 def _global_buffer(g: memory.GlobalOp) -> Buffer:
     t = g.type
     return Buffer(name=f"@{g.sym_name.data}", kind=g.kind.data, size=memref_bytes(t),

@@ -24,7 +24,9 @@ meanwhile (the tile before it, attention, norms, the next layer's first ops) and
 being filled is never the one being read. The link serves the requests in order.
 
 Runs after `allocate` (before `lower-to-hw`): the windows take free space of S above the
-allocator's plan, both at fixed offsets; every tile's window buffer is a `memory.alloc` of its
+allocator's plan of what can be live while `@decode` runs (the globals and its own buffers; a
+batched `@prefill`'s activations never are, so the windows may share their bytes), both at
+fixed offsets; every tile's window buffer is a `memory.alloc` of its
 own shape at one of the two offsets. The window size, which linears stream and their rows per
 tile are chosen by CP-SAT (passes/tile_plan.py) for the least modelled time per token under
 the free space of S (`window` caps it), at most `max_tiles` tiles (each is straight-line code)
@@ -61,6 +63,7 @@ from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.ir_names import STREAM_ATTR
+from irtool.liveness import placed_end
 from irtool.passes.stream_plan import (
     LINEARS,
     WindowPlan,
@@ -215,18 +218,6 @@ def streamed_linears(fn: func.FuncOp, target: TargetDescription) -> list[Streame
     return out
 
 
-def space_peak(module: ModuleOp, space: str) -> int:
-    """The end of the highest buffer the allocator placed in `space`."""
-    peak = 0
-    for op in module.walk():
-        if isinstance(op, (memory.GlobalOp, memory.AllocOp)):
-            where, offset = op.placement
-            if where == space and offset is not None:
-                t = op.type if isinstance(op, memory.GlobalOp) else op.results[0].type
-                peak = max(peak, offset + nbytes(t))
-    return peak
-
-
 def _rows(source: SSAValue, row: int, rows: int) -> memory.SubviewOp:
     """Rows [row, row+rows) of a buffer (its leading dimension: contiguous)."""
     shape = source.type.get_shape()
@@ -279,7 +270,7 @@ def tile_function(module: ModuleOp, fn: func.FuncOp, target: TargetDescription,
         base, window, offsets = joint.offsets[0], joint.window, joint.offsets
     else:
         link = target.link(streams[0].source.name, fast.name)
-        base = _align_up(space_peak(module, fast.name), align)
+        base = _align_up(placed_end(module, fast.name, fn.sym_name.data), align)
         candidates = [Candidate(s.weight.type.get_shape()[0], s.row_bytes,
                                 mac_cycles * s.operand(s.linear.input).type.get_shape()[-1],
                                 s.chunking)

@@ -195,6 +195,41 @@ def test_microllama_chunk_and_padded_chunk_on_qemu(tmp_path, cluster_target, wit
         assert _prefill_line(text)["calls"] == 2
 
 
+def test_a_long_prefill_leaves_decode_its_dma_windows(tmp_path, monkeypatch):
+    """MicroLlama's shape with a 64-token batched prefill at cache 128 on siracusa (NPU): the
+    prefill's activations take nearly all of L1, yet the decode step's lm_head streams L2 -> L1
+    through windows in those bytes (the functions never run at the same time); the compile was
+    refused for want of L1 room (bench/siracusa.py --qemu-prefill), and the tokens on qemu are
+    the token-by-token interpreter's."""
+    need("riscv", "qemu", "cc")
+    import tests.test_siracusa as siracusa
+    from irtool.compile import CompileOptions, prepare_for_target
+    from irtool.frontend.load import import_model
+
+    monkeypatch.setattr(siracusa, "MICRO", {**MICRO, "seq": 128})
+    rng = np.random.default_rng(1)
+    calib = tmp_path / "calib.json"
+    calib.write_text(json.dumps([rng.integers(0, MICRO["vocab"], 64).tolist()
+                                 for _ in range(2)]))
+    prompt, steps = rng.integers(0, MICRO["vocab"], 64).tolist(), 4
+    opts = CompileOptions(target="siracusa", capacity=128, quant="w8a8", kv="int8",
+                          calibration=str(calib), time_limit=5, prefill="batched",
+                          prefill_tokens=len(prompt))
+    module, store = prepare_for_target(
+        *import_model(siracusa.write_microllama(tmp_path / "m.bin")), opts)
+    want = token_by_token(module, store, prompt, steps)
+    out = _compile((module, store, opts), tmp_path / "out", "siracusa", prompt, steps)
+    text = _make(out, "run", "CORES=8")
+    assert _tokens(text) == want
+    assert "batched prefill: 1 calls of 64 tokens" in text
+    l1 = int(re.search(r"^memory \(planned arenas\): l1 (\d+) B", text, re.MULTILINE).group(1))
+    lm_head = MICRO["vocab"] * MICRO["dim"] * 4  # float, streamed once per decode step
+    assert l1 + lm_head > 262144  # no room above the prefill's bytes for even one window
+    m = re.search(r"^dma l2->l1: transfers (\d+) bytes (\d+) ", text, re.MULTILINE)
+    assert m, text[-3000:]
+    assert int(m.group(2)) == lm_head * (steps - 1) and int(m.group(1)) >= steps - 1
+
+
 @pytest.mark.parametrize("target, tools, tokens, calls", [
     ("riscv-ulp", ("riscv", "qemu"), 3, 2),  # 3 + 2 padded to 3
     ("cortex-m7-256k", ("arm", "qemu-arm"), 2, 2),  # 2 + 2, the fifth token decoded

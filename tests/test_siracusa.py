@@ -327,10 +327,11 @@ def _variant(folder: Path, **sizes) -> Path:
 
 @pytest.mark.parametrize("sizes, capacity, says", [
     # L1 too small for two windows of the largest weight row (the lm_head's 256 bytes)
-    ({"l1": 600}, 64, [r"^error: siracusa: L1 \(l1, 600 bytes, \d+ used by the plan\) leaves "
-                       r"two DMA windows of \d+ bytes; the \d+ matrices left in L2 stream in "
-                       r"at most 64 tiles in all, and windows of \d+ bytes (need \d+ tiles|do "
-                       r"not hold one row of each): give l1 at least about \d+ bytes"]),
+    ({"l1": 600}, 64, [r"^error: siracusa: L1 \(l1, 600 bytes, \d+ used by the plan while "
+                       r"decode runs\) leaves two DMA windows of \d+ bytes; the \d+ matrices "
+                       r"left in L2 stream in at most 64 tiles in all, and windows of \d+ bytes "
+                       r"(need \d+ tiles|do not hold one row of each): give l1 at least about "
+                       r"\d+ bytes"]),
     # L2 holds the float lm_head (the NPU weight memory the rest) but not the 512-position
     # int8 KV cache beside it
     ({"l1": 65536, "l2": 131072 + 200000}, 512,

@@ -172,7 +172,8 @@ def check_streamed(module, description: TargetDescription) -> None:
     """Every linear's weight left in L2 must stream through L1: refuse a plan where L1 had no
     room for two windows of one weight row (the tile pass then reads weights in place)."""
     from irtool.dialects import memory
-    from irtool.ir_names import STREAM_ATTR
+    from irtool.ir_names import DECODE, STREAM_ATTR
+    from irtool.liveness import placed_end
 
     # (name, rows, bytes per row) of each matrix left in L2
     mats = [(op.sym_name.data, op.type.get_shape()[0], nbytes // op.type.get_shape()[0])
@@ -183,17 +184,16 @@ def check_streamed(module, description: TargetDescription) -> None:
     if STREAM_ATTR in module.attributes or not mats:
         return
     l1 = description.memory(WINDOW_SPACE)
-    used = max((p.end for op in module.walk()
-                if isinstance(op, (memory.GlobalOp, memory.AllocOp))
-                and op.placement[0] == WINDOW_SPACE
-                for p in [placement(op, "a buffer")]), default=0)
+    # what is live while @decode runs (a batched prefill's activations are not)
+    used = placed_end(module, WINDOW_SPACE, DECODE)
     # the tile pass streams all of them in at most TILE_MAX tiles in all, through two windows
     # in what the plan leaves of L1 (the room of one row alone, which the message once gave,
     # can be far too little)
     free = max(0, l1.capacity - used)
     window = free // 2
     have = _tiles_needed(mats, window)
-    head = (f"siracusa: L1 ({WINDOW_SPACE}, {l1.capacity} bytes, {used} used by the plan) "
+    head = (f"siracusa: L1 ({WINDOW_SPACE}, {l1.capacity} bytes, {used} used by the plan "
+            "while decode runs) "
             f"leaves two DMA windows of {window} bytes; the {len(mats)} matrices left in L2 "
             f"stream in at most {TILE_MAX} tiles in all")
     if len(mats) > TILE_MAX:  # one tile each is already too many
@@ -231,12 +231,6 @@ def _tiles_needed(mats, window: int) -> int | None:
             return None
         total += -(-n // per)
     return total
-
-
-def placement(op, what: str):
-    from irtool.targets.c.emit import placement as placed
-
-    return placed(op, what)
 
 
 def _nbytes(t) -> int:
