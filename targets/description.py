@@ -120,6 +120,10 @@ class Toolchain:
     placed from `base`, one linker region per writable memory)."""
     base: int = 0
     stack: int = 8192
+    program: int = 0
+    """Bytes the program takes in its read-only memory besides main.c's token table (code, C
+    library, constants; measured with `make size`), for targets/c/program_fit.py; 0: only the
+    table and the weights are checked."""
 
 
 COUNTERS = ("minstret", "systick", "none")
@@ -190,7 +194,7 @@ _ENGINE = {"name", "kind", "cores", "reads", "cpi", "ops", "cost", "description"
            "fork_join_cycles"}
 _LINK = {"from", "to", "bytes_per_cycle", "setup_cycles", "description"}
 _TOOLCHAIN = {"compiler", "cflags", "ldflags", "size", "run", "counter", "layout", "base",
-              "stack"}
+              "stack", "program"}
 
 
 def parse_target(data: Any, where: str = "<target>") -> TargetDescription:
@@ -275,8 +279,8 @@ def _parse_toolchain(t: dict, where: str) -> Toolchain:
             f"must be one of {', '.join(LAYOUTS)}, got {json.dumps(tc.layout)}")
     _expect("{elf}" in tc.run, where, "toolchain.run",
             "must contain {elf} where the executable's name goes")
-    _expect(tc.base >= 0 and tc.stack > 0, where, "toolchain",
-            "base must be >= 0 and stack > 0")
+    _expect(tc.base >= 0 and tc.stack > 0 and tc.program >= 0, where, "toolchain",
+            "base and program must be >= 0 and stack > 0")
     return tc
 
 

@@ -18,6 +18,7 @@ from irtool.sampling import GREEDY, SamplingOptions
 from irtool.targets.c import project_files
 from irtool.targets.c.calling import PORTABLE_CALLS, CCalls
 from irtool.targets.c.emit import RUNTIME_DIR, CProject, TokenTable
+from irtool.targets.c.program_fit import check_program_fits
 from irtool.targets.c.rules import PORTABLE_RULES
 from irtool.targets.description import TargetDescription, load_description
 from irtool.targets.target import Target
@@ -69,9 +70,15 @@ class CTarget(Target):
         around the model's calls (project_files.MAIN_HOOKS); none by default."""
         return ""
 
+    token_table_section: str | None = None
+    """The section main.c's token table goes into (None: with the other constants, in the
+    first read-only memory); a target whose linker script places it elsewhere names it."""
+    token_table_memory: str | None = None
+    """The memory that section is in (None: the program's), for program_fit."""
+
     def main_c(self, prompt: Sequence[int], steps: int, table: TokenTable) -> str:
-        return project_files.main_c(prompt, steps, table.pieces, table.bos,
-                                    table.strip_after_bos, self.main_hooks())
+        return project_files.main_c(prompt, steps, table, self.main_hooks(),
+                                    self.token_table_section)
 
     def make_variables(self) -> str:
         """Make text the Makefile reads before its rules: a target's own make variables, the
@@ -101,6 +108,7 @@ class CTarget(Target):
         irtool report)."""
         project = project or self.project(module, store)
         table = TokenTable.from_tokenizer(tokenizer, project.vocab)
+        check_program_fits(module, self.description, table, self.token_table_memory)
         files = self.project_files(prompt, steps, table)
         files["irt_run.h"] = project_files.run_header(sampling, project.vocab)
         files.update(extra_files or {})

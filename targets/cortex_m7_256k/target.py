@@ -20,7 +20,6 @@ from irtool.targets.c.target import HARTCOUNT_PLUGIN as PLUGIN
 from irtool.targets.c.target import CTarget
 from irtool.targets.cortex_m7_256k.report import PlanFacts
 from irtool.targets.cortex_m7_256k.token_table import SECTION as TOKENS_SECTION
-from irtool.targets.cortex_m7_256k.token_table import with_compact_table
 from irtool.targets.description import TargetDescription
 from irtool.targets.target import PipelineOptions, quote
 
@@ -140,6 +139,18 @@ class M7Target(CTarget):
 
     streams_weights = True
 
+    @property
+    def token_table_section(self) -> str | None:  # type: ignore[override]
+        """With an external Flash the token table goes there (token_table.py)."""
+        return TOKENS_SECTION if self._has_xflash() else None
+
+    @property
+    def token_table_memory(self) -> str | None:  # type: ignore[override]
+        return "xflash" if self._has_xflash() else None
+
+    def _has_xflash(self) -> bool:
+        return any(m.name == "xflash" for m in self.description.memories)
+
     def stages(self, opts: PipelineOptions) -> dict[str, str]:
         """The generic stages with `tile` after `allocate`: the weights in the external Flash
         stream through a double-buffered SRAM window instead of being read in place; the
@@ -183,8 +194,6 @@ class M7Target(CTarget):
         # the generic time line would count qemu's stand-in DMA copies as compute: the
         # report prints the modelled time instead
         text = re.sub(r"#if IRT_CLOCK_HZ[^\n]*\n.*?#endif\n", "", text, count=1, flags=re.S)
-        if any(m.name == "xflash" for m in self.description.memories):
-            text = with_compact_table(text, table)
         return text.replace(REPORT_AT, REPORT + REPORT_AT, 1)
 
     def make_variables(self) -> str:
