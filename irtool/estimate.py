@@ -182,7 +182,8 @@ class Phase:
     tokens: int
     start: int
     ops: list[OpCost]
-    clock_hz: int
+    clock_hz: int | None
+    """None when the target's description states no clock: cycles only, no time."""
 
     @property
     def cycles(self) -> float:
@@ -193,8 +194,14 @@ class Phase:
         return self.cycles / self.tokens
 
     @property
-    def tokens_per_s(self) -> float:
+    def tokens_per_s(self) -> float | None:
+        if self.clock_hz is None:
+            return None
         return self.clock_hz / self.cycles_per_token if self.cycles else math.inf
+
+    @property
+    def seconds_per_token(self) -> float | None:
+        return None if self.clock_hz is None else self.cycles_per_token / self.clock_hz
 
     def totals(self) -> dict:
         keys = set().union(*(o.extra for o in self.ops)) if self.ops else set()
@@ -211,7 +218,7 @@ class Phase:
             extra["axi_share"] = extra["axi_cycles"] / self.cycles
         return {"tokens": self.tokens, "start": self.start, "cycles": self.cycles,
                 "cycles_per_token": self.cycles_per_token, "tokens_per_s": self.tokens_per_s,
-                "seconds_per_token": self.cycles_per_token / self.clock_hz,
+                "seconds_per_token": self.seconds_per_token,
                 "macs": sum(o.macs for o in self.ops), "bytes": mem, **extra}
 
 
@@ -257,13 +264,16 @@ def report_table(workload: Workload, target_name: str, models: dict, phases_by: 
             dec = phases["decode"]
             extra_keys = sorted(set().union(*(o.extra for o in dec.ops)))
             lines.append(f"  decode at position {dec.start}, per layer and op:")
-            head = f"  {'layer':<12}{'op':<16}{'engine':<8}{'MACs':>14}{'cycles':>16}  bound"
-            lines.append(head + "".join(f"{k:>14}" for k in extra_keys) + "  bytes")
+            width = {k: max(14, len(k) + 2) for k in extra_keys}
+            head = (f"  {'layer':<12}{'op':<16}{'engine':<8}{'MACs':>14}{'cycles':>16}  "
+                    f"{'bound':<14}")
+            lines.append(head + "".join(f"{k:>{width[k]}}" for k in extra_keys) + "  bytes")
             for o in dec.ops:
                 mem = " ".join(f"{m}={n:,}" for m, n in o.bytes.items())
                 lines.append(f"  {o.layer:<12}{o.op:<16}{o.engine:<8}{_fmt(o.macs):>14}"
                              f"{_fmt(o.cycles):>16}  {o.bound:<14}"
-                             + "".join(f"{_fmt(o.extra.get(k, 0)):>14}" for k in extra_keys)
+                             + "".join(f"{_fmt(o.extra.get(k, 0)):>{width[k]}}"
+                                       for k in extra_keys)
                              + f"  {mem}")
         for name, ph in phases.items():
             t = ph.totals()
@@ -275,10 +285,11 @@ def report_table(workload: Workload, target_name: str, models: dict, phases_by: 
                                if k not in ("tokens", "start", "cycles", "cycles_per_token",
                                             "tokens_per_s", "seconds_per_token", "macs",
                                             "bytes"))
+            time = ("no time (the description states no clock)" if ph.clock_hz is None
+                    else f"{t['seconds_per_token'] * 1e3:,.3f} ms/token, "
+                         f"{ph.tokens_per_s:,.3f} tokens/s")
             lines.append(f"  {name} ({what}): {_fmt(ph.cycles_per_token)} cycles/token, "
-                         f"{t['seconds_per_token'] * 1e3:,.3f} ms/token, "
-                         f"{ph.tokens_per_s:,.3f} tokens/s; MACs/token "
-                         f"{_fmt(t['macs'] / ph.tokens)}"
+                         f"{time}; MACs/token {_fmt(t['macs'] / ph.tokens)}"
                          + (f"; whole pass: {extras}" if extras else ""))
     return "\n".join(lines)
 

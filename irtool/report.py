@@ -248,9 +248,11 @@ def _cost_rows(estimate: dict) -> tuple[str, list[list]] | None:
     total = sum(r[2] for r in layers.values()) or 1.0
     rows = [[name, macs, cycles, cycles / total, ", ".join(sorted(b for b in bounds if b))]
             for name, macs, cycles, bounds in layers.values()]
+    rate = dec.get("tokens_per_s")
     caption = (f"schedule {sched}, one decode token at position {dec.get('start', 0)}: "
                f"{dec.get('cycles_per_token', 0):,.0f} cycles, "
-               f"{dec.get('tokens_per_s', 0):,.2f} tokens/s modelled")
+               + ("no time modelled (the target states no clock)" if rate is None
+                  else f"{rate:,.2f} tokens/s modelled"))
     return caption, rows
 
 

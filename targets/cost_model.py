@@ -83,8 +83,9 @@ class CoreCostModel:
                             if link.source == self.weights_memory.name), None)
 
     @property
-    def clock_hz(self) -> int:
-        return self.description.clock_hz or 1
+    def clock_hz(self) -> int | None:
+        """The description's clock; None when it states none (cycles, no time)."""
+        return self.description.clock_hz or None
 
     def _stall(self, memory, nbytes: float) -> float:
         return nbytes / 4 * max(0.0, memory.read_cost / self.fastest - 1)
@@ -154,7 +155,9 @@ class CoreCostModel:
         return self.elementwise(op, tokens)
 
     def assumptions(self) -> list[str]:
-        return [(f"core '{self.description.core.name}' at {self.clock_hz / 1e6:g} MHz, CPI "
+        clock = ("no clock stated" if self.clock_hz is None
+                 else f"at {self.clock_hz / 1e6:g} MHz")
+        return [(f"core '{self.description.core.name}' {clock}, CPI "
                 f"{self.cpi:g}; instructions/MAC {INSTRUCTIONS_PER_MAC} (linears), "
                 f"{ATTENTION_INSTRUCTIONS_PER_MAC} (attention), {ELEMENTWISE_INSTRUCTIONS} "
                 "per elementwise value (from the C kernels' stated counts)"),

@@ -71,3 +71,47 @@ def test_impossible_models_and_positions_are_refused(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (sched,) = json.loads(proc.stdout)["schedules"].values()
     assert sched["decode"]["start"] == 127  # the default 128 capped at its last position
+
+
+def _estimate_text(target: str) -> str:
+    proc = subprocess.run([str(BIN / "irtool"), "estimate", str(MODEL), "--target", target],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_a_target_without_a_clock_reports_cycles_and_no_time():
+    """host's description states no clock: the estimate gave 682 million ms a token and 0
+    tokens/s (a clock of 1 Hz assumed silently); now cycles only, and null times in JSON."""
+    desc = json.loads((Path(__file__).resolve().parents[1] / "targets" / "host"
+                       / "description.json").read_text())
+    assert desc.get("clock_hz") is None
+    decode = estimate("host")
+    assert decode["tokens_per_s"] is None and decode["seconds_per_token"] is None
+    assert decode["cycles_per_token"] >= 2 * 341_888  # flw + fmadd.s per MAC at the least
+    text = _estimate_text("host")
+    assert "core 'cpu' no clock stated" in text and "ms/token" not in text
+    (line,) = [x for x in text.splitlines() if x.startswith("  decode (1 token")]
+    assert "no time (the description states no clock)" in line
+    # a target with a clock still gives both: 32 MHz over the cycles
+    ulp = estimate("riscv-ulp")
+    assert abs(ulp["tokens_per_s"] - 32e6 / ulp["cycles_per_token"]) < 1e-9 * ulp["tokens_per_s"]
+
+
+def test_the_per_op_table_lines_up_under_its_header():
+    """Every numeric column ends where its name ends, and `bound` starts where its name does
+    (siracusa's alternative_cycles, longer than the column, ran into 'bound')."""
+    for target in ("siracusa", "riscv-ulp", "matrix8x8"):
+        lines = _estimate_text(target).splitlines()
+        at = next(i for i, x in enumerate(lines) if x.startswith("  layer "))
+        head, rows = lines[at], lines[at + 1:at + 6]
+        names = head.split()
+        assert names[:3] == ["layer", "op", "engine"] and names[-1] == "bytes", head
+        bound = head.index(" bound ") + 1
+        for row in rows:
+            assert row[bound - 1] == " " and row[bound:bound + 7] in ("compute", "data mo"), \
+                (head, row)
+        for name in [n for n in names[3:-1] if n != "bound"]:
+            end = head.index(f" {name}") + 1 + len(name)
+            for row in rows:
+                assert row[end - 1].isdigit() and row[end] == " ", (target, name, head, row)

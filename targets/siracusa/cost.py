@@ -73,8 +73,9 @@ class SiracusaCostModel:
         self.weight_home, self.window_space = weight_home, window_space
 
     @property
-    def clock_hz(self) -> int:
-        return self.description.clock_hz or 1
+    def clock_hz(self) -> int | None:
+        """The description's clock; None when it states none (cycles, no time)."""
+        return self.description.clock_hz or None
 
     def linear(self, op, tokens: int):
         from irtool.targets.cost_model import OpCost
