@@ -69,13 +69,18 @@ class CoreCostModel:
     into SRAM windows by the `tile` pass), weights move over that link instead, double-buffered
     behind the compute: an op then takes the longer of the two."""
 
-    def __init__(self, description: TargetDescription):
+    def __init__(self, description: TargetDescription, data_memory: str | None = None):
+        """`data_memory`: where activations and the KV cache are (default: the largest
+        writable memory the core reads; a memory only another engine reads, as siracusa's NPU
+        weight memory, holds none)."""
         self.description = description
         mems = description.memories
+        reads = set(description.core.reads) or {m.name for m in mems}
         ro = sorted((m for m in mems if m.read_only), key=lambda m: -m.size)
-        rw = sorted(description.writable or mems, key=lambda m: -m.size)
+        rw = sorted([m for m in description.writable if m.name in reads]
+                    or description.writable or mems, key=lambda m: -m.size)
         self.weights_memory = (ro or list(mems))[0]
-        self.data_memory = rw[0]
+        self.data_memory = rw[0] if data_memory is None else description.memory(data_memory)
         self.fastest = min(m.read_cost for m in mems) or 1
         self.cpi = description.core.cpi
         self.schedule = "core"

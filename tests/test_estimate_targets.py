@@ -115,3 +115,26 @@ def test_the_per_op_table_lines_up_under_its_header():
             end = head.index(f" {name}") + 1 + len(name)
             for row in rows:
                 assert row[end - 1].isdigit() and row[end] == " ", (target, name, head, row)
+
+
+def test_siracusa_reads_activations_from_l1_and_only_npu_weights_from_its_memory():
+    """The NPU's weight memory holds the weights of the linears the NPU runs, nothing the
+    cluster reads (its engine `reads` says so); norms, attention and the rest were counted as
+    reading it (the largest writable memory) and are L1's now, at the same cycles."""
+    desc = json.loads((Path(__file__).resolve().parents[1] / "targets" / "siracusa"
+                       / "description.json").read_text())
+    (cluster,) = [e for e in desc["engines"] if e["kind"] == "cluster"]
+    assert "wmem" not in cluster["reads"]
+    proc = subprocess.run([str(BIN / "irtool"), "estimate", str(MODEL), "--target", "siracusa",
+                           "--schedule", "npu", "--json"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ops = json.loads(proc.stdout)["schedules"]["npu"]["decode"]["ops"]
+    for o in ops:
+        if o["engine"] == "npu":
+            assert set(o["bytes"]) == {"wmem", "l1"}, o
+        else:
+            assert "wmem" not in o["bytes"] and set(o["bytes"]) <= set(cluster["reads"]), o
+    # an elementwise op is counted as its 64 values read and written: 2 x 64 floats
+    norm = next(o for o in ops if o["op"] == "rms_norm")
+    assert norm["bytes"] == {"l1": 2 * 64 * 4}

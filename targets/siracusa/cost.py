@@ -63,7 +63,7 @@ class SiracusaCostModel:
 
         self.description = description
         self.schedule = schedule
-        self.host = CoreCostModel(description)
+        self.host = CoreCostModel(description, data_memory=window_space)  # activations in L1
         self.cluster = description.core
         self.cores = 1 if schedule == "single" else self.cluster.cores
         self.npu = (next((e for e in description.engines if e.name == NPU_ENGINE), None)
