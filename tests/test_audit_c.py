@@ -9,10 +9,13 @@ reference (the golden tokens of llama2.c, the Python sampler's own refusals).
   reciprocal is inf) made every token alike and always drew the last index, where the
   interpreter refuses the option. Both irt_generator_init() and irt_generate() now return
   IRT_ERR_OPTIONS for what irtool/sampling.py refuses.
+* siracusa's per-step NPU and DMA figures averaged the batched prefill call into the decode
+  steps.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import pytest
 from irtool.errors import IrtoolError
 from irtool.sampling import SamplingOptions
 from tests.requirements import need
-from tests.test_library import GOLDEN, irtool, make
+from tests.test_library import GOLDEN, ROOT, irtool, make
 
 SAN = ["-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 
@@ -104,3 +107,46 @@ def test_sampling_options_out_of_range_are_refused(san_library):
             python.append("-5 -5")  # IRT_ERR_OPTIONS from init and from generate
     assert lines == python
     assert python.count("0 3") == 3
+
+
+def test_siracusa_per_step_figures_leave_the_batched_prefill_out(tmp_path):
+    """siracusa's default batched prefill: `npu: ... per step` and `dma l2->l1: ... per step`
+    divided the whole run's counters (the prefill call's work included) by every position,
+    so a decode step showed 31 NPU jobs where it runs 35, 8,382 NPU cycles for 9,160, and
+    1 transfer of 112,867 B for the lm_head's 2 of 131,072 B. Now they are the decode steps'
+    and the prefill call's share is printed beside them."""
+    need("riscv", "qemu", "cc")
+    from tests.test_siracusa import _make, _tokens
+
+    models = ROOT.parent / "shared" / "models" / "stories260K"
+    project = tmp_path / "s"
+    steps = 8
+    irtool("compile", models / "stories260K.bin", "--target", "siracusa", "--quant", "w8a8",
+           "--calibration", models / "eval_tokens.json", "--kv", "int8", "--capacity", 64,
+           "--steps", steps, "-o", project)
+    out = _make(project, "run")
+    assert len(_tokens(out)) == steps
+    assert "batched prefill: 1 calls of 5 tokens" in out
+    m = re.search(r"^npu: jobs (\d+) blocks \d+ macs \d+ cycles (\d+); per step: jobs (\d+) "
+                  r"cycles (\d+); batched prefill: jobs (\d+) cycles (\d+)$", out, re.M)
+    assert m, out[-3000:]
+    jobs, cycles, step_jobs, step_cycles, pre_jobs, pre_cycles = map(int, m.groups())
+    # 7 W8A8 projections x 5 layers; 32x32 blocks per layer (K, N): wq, wo 64x64 -> 4 each,
+    # wk, wv 64x32 -> 2 each, w1, w3 64x172 and w2 172x64 -> 12 each; 200 + 9 per block/token
+    blocks = 5 * (4 + 4 + 2 + 2 + 12 + 12 + 12)
+    assert (step_jobs, step_cycles) == (35, 35 * 200 + 9 * blocks)
+    assert (pre_jobs, pre_cycles) == (35, 35 * 200 + 9 * blocks * 5)  # one call of 5 tokens
+    decode_steps = steps - 1  # the last token is printed, never decoded
+    assert jobs == pre_jobs + decode_steps * step_jobs
+    assert cycles == pre_cycles + decode_steps * step_cycles
+    m = re.search(r"^dma l2->l1: transfers (\d+) bytes (\d+) link cycles \d+; per step: "
+                  r"transfers (\d+) bytes (\d+) link cycles \d+$", out, re.M)
+    assert m, out[-3000:]
+    transfers, nbytes, step_transfers, step_bytes = map(int, m.groups())
+    # only the float lm_head (512 x 64) streams, in the decode steps; the prefill reads L2
+    model_c = (project / "model.c").read_text()
+    decode_c = model_c[model_c.index("*irt_decode("):model_c.index("*irt_prefill(")]
+    lm_tiles = decode_c.count("  sir_linear_f32(")
+    assert lm_tiles >= 1 and model_c.count("  sir_linear_f32(") == lm_tiles + 1
+    assert (step_transfers, step_bytes) == (lm_tiles, 512 * 64 * 4)
+    assert (transfers, nbytes) == (decode_steps * lm_tiles, decode_steps * 512 * 64 * 4)

@@ -35,7 +35,7 @@ MAIN_HOOKS = """/* A target's hooks around each call of the model (its main_c ma
 #define IRT_PREFILL_END()
 #endif
 #ifndef IRT_REPORT
-#define IRT_REPORT(positions)
+#define IRT_REPORT(steps)
 #endif
 """
 
@@ -44,7 +44,8 @@ def main_c(prompt: Sequence[int], steps: int, pieces: Sequence[bytes], bos: int,
            strip_after_bos: Sequence[bool], hooks: str = "") -> str:
     """main.c; `hooks` (C text after the includes) may define the MAIN_HOOKS macros: code
     around each irt_decode (IRT_STEP_*) and irt_prefill (IRT_PREFILL_*) call, and a report
-    after the counts (IRT_REPORT, given the positions decoded)."""
+    after the counts (IRT_REPORT, given the number of irt_decode calls: a batched prefill
+    call is not a step, so a per-step figure leaves its work out)."""
     piece_table = ",\n".join(f"  {{{_c_bytes(p)}, {len(p)}, {int(s)}}}"
                              for p, s in zip(pieces, strip_after_bos, strict=False))
     prompt_list = ", ".join(str(t) for t in prompt)
@@ -121,7 +122,7 @@ int main(int argc, char **argv)
     static int32_t generated[GEN_KEEP];
     long n_generated = 0;
     uint64_t prefill_instr = 0, decode_instr = 0;
-    int prefill_calls = 0, decode_calls = 0, prefill_chunks = 0;
+    int prefill_calls = 0, decode_calls = 0, prefill_chunks = 0, decode_steps = 0;
     int32_t prev = -1, tok = prompt[0];
     /* The last generated token is printed but never decoded: its logits would be unused. */
     long long total = (long long)N_PROMPT + STEPS - 1;
@@ -180,6 +181,7 @@ int main(int argc, char **argv)
             logits = irt_decode(&tok, pos);
             IRT_STEP_END();
             uint64_t used = irt_read_instret() - start;
+            decode_steps++;
             if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
             else {{ decode_instr += used; decode_calls++; }}
         }}
@@ -225,7 +227,7 @@ int main(int argc, char **argv)
 #else
     (void)prefill_instr; (void)decode_instr; (void)prefill_calls; (void)decode_calls;
 #endif
-    IRT_REPORT(prefill_calls + decode_calls);
+    IRT_REPORT(decode_steps);
     printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);
     if (logits_out) fclose(logits_out);
     return 0;

@@ -110,15 +110,19 @@ class SiracusaTarget(CTarget):
 
     def main_hooks(self) -> str:
         """The team, NPU and DMA headers; the plugin's markers around each decode step and
-        each batched prefill call; the NPU's and DMA's counts after the run."""
+        each batched prefill call, outside which the NPU's and DMA's counters set a prefill
+        call's work apart (their per-step figures are the decode steps'); their counts after
+        the run."""
         return "\n".join([
             '#include "irt_team.h"', '#include "npu.h"', '#include "irt_dma.h"',
             "#define IRT_STEP_BEGIN() irt_step_begin()",
             "#define IRT_STEP_END() irt_step_end()",
-            "#define IRT_PREFILL_BEGIN() irt_prefill_begin()",
-            "#define IRT_PREFILL_END() irt_prefill_end()",
-            "#define IRT_REPORT(positions) \\",
-            "    do { npu_report(positions); irt_dma_report(positions); } while (0)",
+            "#define IRT_PREFILL_BEGIN() \\",
+            "    do { npu_prefill_mark(0); irt_dma_prefill_mark(0); irt_prefill_begin(); } "
+            "while (0)",
+            "#define IRT_PREFILL_END() \\",
+            "    do { irt_prefill_end(); npu_prefill_mark(1); irt_dma_prefill_mark(1); } while (0)",
+            "#define IRT_REPORT(steps) do { npu_report(steps); irt_dma_report(steps); } while (0)",
             ""])
 
     def make_variables(self) -> str:
