@@ -150,3 +150,28 @@ def test_siracusa_per_step_figures_leave_the_batched_prefill_out(tmp_path):
     assert lm_tiles >= 1 and model_c.count("  sir_linear_f32(") == lm_tiles + 1
     assert (step_transfers, step_bytes) == (lm_tiles, 512 * 64 * 4)
     assert (transfers, nbytes) == (decode_steps * lm_tiles, decode_steps * 512 * 64 * 4)
+
+
+def test_matrix8x8_profile_counts_the_unit_kernel(tmp_path):
+    """matrix8x8 `make run PROFILE=1` listed every host kernel but not mxu_linear_w8a8, the
+    unit's driver (and the C model qemu runs behind it): the per-kernel lines summed to 1% of
+    the instructions the program printed. Now its 35 calls per forward (7 W8A8 projections x
+    5 layers) are counted and the lines add up to the total; the run says that the total
+    includes the unit's C model."""
+    need("riscv", "qemu")
+    models = ROOT.parent / "shared" / "models" / "stories260K"
+    project = tmp_path / "m"
+    steps = 3
+    irtool("compile", models / "stories260K.bin", "--target", "matrix8x8", "--quant", "w8a8",
+           "--capacity", 16, "--steps", steps, "-o", project)
+    out = make(project, "run", "PROFILE=1")
+    kernels = {name: (int(calls), int(instr)) for name, calls, instr in
+               re.findall(r"^irt-profile (\S+) (\d+) (\d+)$", out, re.M)}
+    forwards = len(GOLDEN["prompt_ids"]) + steps - 1
+    assert kernels["mxu_linear_w8a8"][0] == 35 * forwards
+    prompt = int(re.search(r"^instructions per prompt token: (\d+)$", out, re.M).group(1))
+    generated = int(re.search(r"^instructions per generated token: (\d+)$", out, re.M).group(1))
+    total = prompt * len(GOLDEN["prompt_ids"]) + generated * (steps - 1)
+    profiled = sum(instr for _, instr in kernels.values())
+    assert profiled == pytest.approx(total, rel=0.01)
+    assert "include the unit's C model" in out
