@@ -190,3 +190,19 @@ def test_cortex_m7_host_build_prints_no_instruction_counts(tmp_path):
             .split(",")] == GOLDEN["new_ids"][:8]
     assert "instructions per" not in out
 
+
+def test_adapter_variable_on_a_program_without_adapters_is_refused(tmp_path):
+    """`make host ADAPTER=1` (or run) on a program compiled without --lora ran the base model
+    and said nothing; now it stops with an error naming the fix, and ADAPTER=-1 (the base
+    model, which every program has) still prints the golden tokens."""
+    need("cc")
+    project = tmp_path / "base"
+    irtool("compile", "--target", "host", "-o", project, "--capacity", 32, "--steps", 8)
+    proc = subprocess.run(["make", "-s", "-C", str(project), "host", "ADAPTER=1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "error: ADAPTER=1: this program has no task adapters" in proc.stderr
+    out = make(project, "host", "ADAPTER=-1")
+    assert [int(t) for t in re.search(r"^tokens: ([0-9,]+)$", out, re.M).group(1)
+            .split(",")] == GOLDEN["new_ids"][:8]
+

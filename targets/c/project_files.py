@@ -141,6 +141,13 @@ int main(int argc, char **argv)
                 IRT_ADAPTER, IRT_ADAPTERS - 1);
         return 1;
     }}
+#elif defined(IRT_ADAPTER)
+    /* without adapters only the base model (-1) exists: say so rather than ignore the ask */
+    if (IRT_ADAPTER != -1) {{
+        fprintf(stderr, "error: ADAPTER=%d: this program has no task adapters (irtool compile "
+                "--lora NAME=FILE adds them; -1 is the base model)\\n", IRT_ADAPTER);
+        return 1;
+    }}
 #endif
 #if IRT_ADAPTERS > 0
     printf("adapter: %d of %d\\n", irt_selected_adapter(IRT_ADAPTER_DEFAULT), IRT_ADAPTERS);
