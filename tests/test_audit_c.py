@@ -206,3 +206,18 @@ def test_adapter_variable_on_a_program_without_adapters_is_refused(tmp_path):
     assert [int(t) for t in re.search(r"^tokens: ([0-9,]+)$", out, re.M).group(1)
             .split(",")] == GOLDEN["new_ids"][:8]
 
+
+@pytest.mark.parametrize("cores", ["0", "9", "two"])
+def test_siracusa_cores_outside_the_cluster_are_refused(tmp_path, cores):
+    """`make run CORES=9` ran a ninth hart the 8-core cluster has not (its figures for a chip
+    that does not exist) and CORES=0 ran one core; now any size but 1..8 (the description's
+    cluster) stops make with one line naming the range, before anything is built."""
+    need("cc")
+    project = tmp_path / "s"
+    irtool("compile", "--target", "siracusa", "-o", project, "--capacity", 16, "--steps", 2)
+    proc = subprocess.run(["make", "-s", "-C", str(project), "run", f"CORES={cores}"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and not (project / "model.elf").exists()
+    assert f"error: CORES={cores}: the cluster has 1 to 8 cores" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+

@@ -44,10 +44,14 @@ CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imafc/ilp32f/crt0-semihost
 """picolibc's semihosting crt0 for rv32imafc/ilp32f (Debian's path; `-print-file-name`
 does not find it, ../shared/anchors/CLUSTER_RV32.md). `make PICOLIBC_CRT0=...` overrides."""
 
-MAKE_VARIABLES = """CORES ?= 8
+MAKE_VARIABLES = """CORES ?= {cores}
 # the ELF is rebuilt when CORES changes
-ELF_VARS += CORES"""
-"""`make run CORES=N`: the team's size (default 8) and a stamp of it for the ELF's build."""
+ELF_VARS += CORES
+ifeq ($(filter $(CORES),{team_sizes}),)
+$(error error: CORES=$(CORES): the cluster has 1 to {cores} cores (make run CORES=1..{cores}))
+endif"""
+"""`make run CORES=N`: the team's size (default all the cluster's cores) and a stamp of it for
+the ELF's build; another size is refused (9 ran a ninth hart the chip has not, 0 one core)."""
 RUN_RULES = """
 NM ?= riscv64-unknown-elf-nm
 PICOLIBC_CRT0 ?= {crt0}
@@ -126,7 +130,9 @@ class SiracusaTarget(CTarget):
             ""])
 
     def make_variables(self) -> str:
-        return MAKE_VARIABLES
+        cores = self.description.core.cores
+        return MAKE_VARIABLES.format(cores=cores,
+                                     team_sizes=" ".join(map(str, range(1, cores + 1))))
 
     def project_files(self, prompt: Sequence[int], steps: int,
                       table: TokenTable) -> dict[str, str]:
