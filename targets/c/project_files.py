@@ -31,7 +31,7 @@ MAIN_HOOKS = """/* A target's hooks around each call of the model (its main_c ma
 #define IRT_PREFILL_END()
 #endif
 #ifndef IRT_REPORT
-#define IRT_REPORT(positions)
+#define IRT_REPORT(steps)
 #endif
 """
 
@@ -40,7 +40,8 @@ def main_c(prompt: Sequence[int], steps: int, table: TokenTable, hooks: str = ""
            table_section: str | None = None) -> str:
     """main.c; `hooks` (C text after the includes) may define the MAIN_HOOKS macros: code
     around each irt_decode (IRT_STEP_*) and irt_prefill (IRT_PREFILL_*) call, and a report
-    after the counts (IRT_REPORT, given the positions decoded). The token table goes into
+    after the counts (IRT_REPORT, given the number of irt_decode calls: a batched prefill
+    call is not a step, so a per-step figure leaves its work out). The token table goes into
     `table_section` when given (targets/c/token_table.py)."""
     piece_table = token_table.table_c(table, table_section)
     bos = table.bos
@@ -109,7 +110,7 @@ int main(int argc, char **argv)
     static int32_t generated[GEN_KEEP];
     long n_generated = 0;
     uint64_t prefill_instr = 0, decode_instr = 0;
-    int prefill_calls = 0, decode_calls = 0, prefill_chunks = 0;
+    int prefill_calls = 0, decode_calls = 0, prefill_chunks = 0, decode_steps = 0;
     int32_t prev = -1, tok = prompt[0];
     /* The last generated token is printed but never decoded: its logits would be unused. */
     long long total = (long long)N_PROMPT + STEPS - 1;
@@ -126,6 +127,13 @@ int main(int argc, char **argv)
     if (IRT_ADAPTER >= IRT_ADAPTERS || irt_select_adapter(IRT_ADAPTER) != 0) {{
         fprintf(stderr, "error: ADAPTER=%d is not an adapter of this program (-1..%d)\\n",
                 IRT_ADAPTER, IRT_ADAPTERS - 1);
+        return 1;
+    }}
+#elif defined(IRT_ADAPTER)
+    /* without adapters only the base model (-1) exists: say so rather than ignore the ask */
+    if (IRT_ADAPTER != -1) {{
+        fprintf(stderr, "error: ADAPTER=%d: this program has no task adapters (irtool compile "
+                "--lora NAME=FILE adds them; -1 is the base model)\\n", IRT_ADAPTER);
         return 1;
     }}
 #endif
@@ -168,6 +176,7 @@ int main(int argc, char **argv)
             logits = irt_decode(&tok, pos);
             IRT_STEP_END();
             uint64_t used = irt_read_instret() - start;
+            decode_steps++;
             if (pos < N_PROMPT) {{ prefill_instr += used; prefill_calls++; }}
             else {{ decode_instr += used; decode_calls++; }}
         }}
@@ -213,7 +222,7 @@ int main(int argc, char **argv)
 #else
     (void)prefill_instr; (void)decode_instr; (void)prefill_calls; (void)decode_calls;
 #endif
-    IRT_REPORT(prefill_calls + decode_calls);
+    IRT_REPORT(decode_steps);
     printf("memory (planned arenas): %s\\n", IRT_MEMORY_SUMMARY);
     if (logits_out) fclose(logits_out);
     return 0;
@@ -249,10 +258,16 @@ def target_header(target: TargetDescription) -> str:
                   "static inline uint64_t irt_read_instret(void) { return irt_read_minstret(); }",
                   "#endif"]
     elif tc.counter == "systick":
-        lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_systick.h"',
+        # the Armv7-M/v8-M SysTick (runtime/irt_systick.c), absent from the host build: it
+        # printed 0 instructions per token there
+        lines += ["#if !(defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_7M__) "
+                  "|| defined(__ARM_ARCH_8M_MAIN__))",
+                  "#define IRT_HAS_INSTRUCTION_COUNTER 0",
+                  "static inline uint64_t irt_read_instret(void) { return 0; }", "#else",
+                  "#define IRT_HAS_INSTRUCTION_COUNTER 1", '#include "irt_systick.h"',
                   "/* SysTick ticks under qemu -icount shift=0 (the target's runtime). */",
                   "static inline uint64_t irt_read_instret(void) "
-                  "{ return irt_systick_instructions(); }"]
+                  "{ return irt_systick_instructions(); }", "#endif"]
     else:
         lines += ["#define IRT_HAS_INSTRUCTION_COUNTER 0",
                   "static inline uint64_t irt_read_instret(void) { return 0; }"]

@@ -44,10 +44,14 @@ CRT0 = "/usr/lib/picolibc/riscv64-unknown-elf/lib/rv32imafc/ilp32f/crt0-semihost
 """picolibc's semihosting crt0 for rv32imafc/ilp32f (Debian's path; `-print-file-name`
 does not find it, ../shared/anchors/CLUSTER_RV32.md). `make PICOLIBC_CRT0=...` overrides."""
 
-MAKE_VARIABLES = """CORES ?= 8
+MAKE_VARIABLES = """CORES ?= {cores}
 # the ELF is rebuilt when CORES changes
-ELF_VARS += CORES"""
-"""`make run CORES=N`: the team's size (default 8) and a stamp of it for the ELF's build."""
+ELF_VARS += CORES
+ifeq ($(filter $(CORES),{team_sizes}),)
+$(error error: CORES=$(CORES): the cluster has 1 to {cores} cores (make run CORES=1..{cores}))
+endif"""
+"""`make run CORES=N`: the team's size (default all the cluster's cores) and a stamp of it for
+the ELF's build; another size is refused (9 ran a ninth hart the chip has not, 0 one core)."""
 RUN_RULES = """
 NM ?= riscv64-unknown-elf-nm
 PICOLIBC_CRT0 ?= {crt0}
@@ -110,19 +114,25 @@ class SiracusaTarget(CTarget):
 
     def main_hooks(self) -> str:
         """The team, NPU and DMA headers; the plugin's markers around each decode step and
-        each batched prefill call; the NPU's and DMA's counts after the run."""
+        each batched prefill call, outside which the NPU's and DMA's counters set a prefill
+        call's work apart (their per-step figures are the decode steps'); their counts after
+        the run."""
         return "\n".join([
             '#include "irt_team.h"', '#include "npu.h"', '#include "irt_dma.h"',
             "#define IRT_STEP_BEGIN() irt_step_begin()",
             "#define IRT_STEP_END() irt_step_end()",
-            "#define IRT_PREFILL_BEGIN() irt_prefill_begin()",
-            "#define IRT_PREFILL_END() irt_prefill_end()",
-            "#define IRT_REPORT(positions) \\",
-            "    do { npu_report(positions); irt_dma_report(positions); } while (0)",
+            "#define IRT_PREFILL_BEGIN() \\",
+            "    do { npu_prefill_mark(0); irt_dma_prefill_mark(0); irt_prefill_begin(); } "
+            "while (0)",
+            "#define IRT_PREFILL_END() \\",
+            "    do { irt_prefill_end(); npu_prefill_mark(1); irt_dma_prefill_mark(1); } while (0)",
+            "#define IRT_REPORT(steps) do { npu_report(steps); irt_dma_report(steps); } while (0)",
             ""])
 
     def make_variables(self) -> str:
-        return MAKE_VARIABLES
+        cores = self.description.core.cores
+        return MAKE_VARIABLES.format(cores=cores,
+                                     team_sizes=" ".join(map(str, range(1, cores + 1))))
 
     def project_files(self, prompt: Sequence[int], steps: int,
                       table: TokenTable) -> dict[str, str]:

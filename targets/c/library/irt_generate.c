@@ -24,6 +24,8 @@ int irt_generator_init(irt_generator_t *g, const irt_sampling_t *options,
     g->n_stop = n_stop;
     g->stopped = 0;
     irt_sampler_init(&g->sampler, options, irt__work, IRT_VOCAB);
+    if (!irt_sample_options_valid(options))
+        return IRT_ERR_OPTIONS;
     return irt_sample_work_size(options, IRT_VOCAB) > IRT_VOCAB ? IRT_ERR_WORK : IRT_OK;
 }
 
@@ -53,6 +55,10 @@ static int irt__flush(irt_generator_t *g)
 int irt_feed(irt_generator_t *g, const int32_t *tokens, int32_t n)
 {
     int32_t i = 0;
+    for (i = 0; i < n; i++) /* every id indexes the embedding table: check them all first */
+        if (tokens[i] < 0 || tokens[i] >= IRT_VOCAB)
+            return IRT_ERR_TOKEN;
+    i = 0;
     if (irt__flush(g) != IRT_OK)
         return IRT_ERR_FULL;
 #if IRT_PREFILL_TOKENS > 1
@@ -80,6 +86,8 @@ int irt_feed(irt_generator_t *g, const int32_t *tokens, int32_t n)
 int32_t irt_generate(irt_generator_t *g, int32_t max_new, irt_token_fn on_token, void *user)
 {
     int32_t count = 0, token, i;
+    if (!irt_sample_options_valid(&g->sampler.options))
+        return IRT_ERR_OPTIONS; /* irt_generator_init said so; its tokens would be garbage */
     if (g->logits == NULL && g->pending < 0)
         return IRT_ERR_NO_INPUT;
     g->stopped = 0;

@@ -29,6 +29,9 @@ extern "C" {
                                   no cache goes past the model's IRT_CONTEXT */
 #define IRT_ERR_NO_INPUT (-2)  /* irt_generate() before anything was fed */
 #define IRT_ERR_WORK (-3)      /* the sampling options need a larger work area */
+#define IRT_ERR_TOKEN (-4)     /* a token id outside 0..IRT_VOCAB-1 (it would index past the
+                                  embedding table) */
+#define IRT_ERR_OPTIONS (-5)   /* sampling options irt_sample_options_valid() refuses */
 
 /* Called with every generated token; return nonzero to stop generating. */
 typedef int (*irt_token_fn)(int32_t token, void *user);
@@ -44,18 +47,19 @@ typedef struct {
 } irt_generator_t;
 
 /* Reset the model (irt_init) and the generator. `options` NULL is greedy. The stop list is
- * read, not copied: it must outlive the generator. Returns IRT_ERR_WORK when the options
- * need more work area than the generator's own (IRT_VOCAB entries; see irt_sample.h). */
+ * read, not copied: it must outlive the generator. Returns IRT_ERR_OPTIONS when the options
+ * are out of range (irt_sample.h), IRT_ERR_WORK when they need more work area than the
+ * generator's own (IRT_VOCAB entries); the generator is not usable then. */
 int irt_generator_init(irt_generator_t *g, const irt_sampling_t *options,
                        const int32_t *stop, int32_t n_stop);
 
-/* Decode tokens[0..n-1] at the next positions. IRT_OK, or IRT_ERR_FULL (the tokens that fit
- * were decoded). */
+/* Decode tokens[0..n-1] at the next positions. IRT_OK, IRT_ERR_TOKEN (an id outside
+ * 0..IRT_VOCAB-1: nothing was decoded), or IRT_ERR_FULL (the tokens that fit were decoded). */
 int irt_feed(irt_generator_t *g, const int32_t *tokens, int32_t n);
 
 /* Generate up to max_new tokens, calling on_token (may be NULL) with each. Ends early at a
  * stop token (g->stopped = 1), when on_token returns nonzero, when a linear cache is
- * full, or at the model's last position (IRT_CONTEXT). Returns the number of tokens generated, or IRT_ERR_NO_INPUT. */
+ * full, or at the model's last position (IRT_CONTEXT). Returns the number of tokens generated, IRT_ERR_NO_INPUT, or IRT_ERR_OPTIONS. */
 int32_t irt_generate(irt_generator_t *g, int32_t max_new, irt_token_fn on_token, void *user);
 
 #if defined(__cplusplus)

@@ -61,6 +61,14 @@ static int irt__sample_sorted(const irt_sampling_t *o, int32_t vocab)
     return (o->top_k > 0 && o->top_k < vocab) || o->top_p < 1.0f;
 }
 
+int irt_sample_options_valid(const irt_sampling_t *o)
+{
+    const float t = o->temperature;
+    if (t != t || (t > 0.0f && !(t >= 1e-30f && t <= 1e30f)))
+        return 0;
+    return o->top_k >= 0 && o->top_p > 0.0f;
+}
+
 int32_t irt_sample_work_size(const irt_sampling_t *o, int32_t vocab)
 {
     if (irt__sample_greedy(o) || !irt__sample_sorted(o, vocab))

@@ -50,6 +50,12 @@ typedef struct {
     int32_t work_len;
 } irt_sampler_t;
 
+/* 1 when the options are usable: temperature 0 (or below: greedy) or within 1e-30..1e30,
+ * whose float32 reciprocal scales the logits (1/1e-40 overflows to inf and every token looks
+ * alike: always the last index, not greedy), top_k >= 0, top_p > 0 (NaN in neither); 0
+ * otherwise (irtool/sampling.py refuses the same values). */
+int irt_sample_options_valid(const irt_sampling_t *options);
+
 /* Entries of work area the options need for a vocabulary of `vocab`: 0 for greedy and for a
  * plain temperature, top_k when 0 < top_k <= 64, else vocab. */
 int32_t irt_sample_work_size(const irt_sampling_t *options, int32_t vocab);

@@ -49,4 +49,10 @@ void mxu_linear_w8a8(const int8_t *xq, int32_t zx, const int8_t *w, const float 
 /* Prints the counters (called by main.c after generation). */
 void irt_mxu_report(int forward_calls);
 
+/* With -DIRT_PROFILE, generated code's calls of the kernel are counted (irt_profile.h). */
+#if defined(IRT_PROFILE) && !defined(IRT_RUNTIME_SOURCE)
+#include "irt_profile.h"
+#define mxu_linear_w8a8(...) IRT_PROFILE_CALL("mxu_linear_w8a8", mxu_linear_w8a8(__VA_ARGS__))
+#endif
+
 #endif

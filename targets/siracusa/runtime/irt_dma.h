@@ -26,6 +26,11 @@ typedef struct {
 } irt_dma_stats_t;
 
 const irt_dma_stats_t *irt_dma_stats(void);
+/* Around each batched prefill call (0 before, 1 after): its transfers are set apart, so that
+ * irt_dma_report's per-step figures are those of the decode steps alone. */
+void irt_dma_prefill_mark(int end);
+/* The run's totals, then per step over `steps` decode steps (irt_decode calls), then the
+ * batched prefill calls' share when they moved anything. */
 void irt_dma_report(int steps);
 
 #endif

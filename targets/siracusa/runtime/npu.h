@@ -33,6 +33,11 @@ typedef struct {
 void npu_linear_w8a8(const int8_t *xq, int32_t zx, const int8_t *w, const float *m,
                      const float *b, float *y, int T, int K, int N);
 const npu_counters_t *npu_counters(void);
+/* Around each batched prefill call (0 before, 1 after): its jobs are set apart, so that
+ * npu_report's per-step figures are those of the decode steps alone. */
+void npu_prefill_mark(int end);
+/* The run's totals, then per step over `steps` decode steps (irt_decode calls), then the
+ * batched prefill calls' share when there were any. */
 void npu_report(int steps);
 
 #endif

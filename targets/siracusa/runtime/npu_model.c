@@ -9,6 +9,7 @@
 #include "irt_team.h"
 
 static npu_counters_t npu;
+static npu_counters_t prefill, at_prefill; /* the batched prefill calls' share */
 
 #define NPU_MAX_OUT 4096
 
@@ -55,12 +56,28 @@ void npu_linear_w8a8(const int8_t *xq, int32_t zx, const int8_t *w, const float 
 
 const npu_counters_t *npu_counters(void) { return &npu; }
 
+void npu_prefill_mark(int end)
+{
+    if (!end) {
+        at_prefill = npu;
+        return;
+    }
+    prefill.jobs += npu.jobs - at_prefill.jobs;
+    prefill.cycles += npu.cycles - at_prefill.cycles;
+}
+
 void npu_report(int steps)
 {
-    if (!npu.jobs || steps <= 0)
+    if (!npu.jobs)
         return;
-    printf("npu: jobs %lu blocks %lu macs %lu cycles %lu; per step: jobs %lu cycles %lu\n",
-           (unsigned long)npu.jobs, (unsigned long)npu.blocks, (unsigned long)npu.macs,
-           (unsigned long)npu.cycles, (unsigned long)(npu.jobs / (uint64_t)steps),
-           (unsigned long)(npu.cycles / (uint64_t)steps));
+    printf("npu: jobs %lu blocks %lu macs %lu cycles %lu", (unsigned long)npu.jobs,
+           (unsigned long)npu.blocks, (unsigned long)npu.macs, (unsigned long)npu.cycles);
+    if (steps > 0)
+        printf("; per step: jobs %lu cycles %lu",
+               (unsigned long)((npu.jobs - prefill.jobs) / (uint64_t)steps),
+               (unsigned long)((npu.cycles - prefill.cycles) / (uint64_t)steps));
+    if (prefill.jobs)
+        printf("; batched prefill: jobs %lu cycles %lu", (unsigned long)prefill.jobs,
+               (unsigned long)prefill.cycles);
+    printf("\n");
 }
