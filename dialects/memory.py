@@ -261,8 +261,8 @@ class SubviewOp(IRDLOperation):
         return tuple(self.offsets.get_values())
 
     def verify_(self) -> None:
-        src = self.source.type.get_shape()
-        sizes = self.result.type.get_shape()
+        src = _static_shape(self, "source", self.source.type)
+        sizes = _static_shape(self, "result", self.result.type)
         offs = self.static_offsets
         if not (len(src) == len(sizes) == len(offs)):
             raise VerifyException(f"{self.name}: source rank {len(src)}, {len(offs)} offsets and "
@@ -273,6 +273,10 @@ class SubviewOp(IRDLOperation):
                                       f"outside [0, {n})")
         if self.result.type.element_type != self.source.type.element_type:
             raise VerifyException(f"{self.name}: element types differ")
+        if self.result.type.memory_space != self.source.type.memory_space:
+            raise VerifyException(f"{self.name}: a view stays in its source's memory space "
+                                  f"({self.source.type.memory_space}), got "
+                                  f"{self.result.type.memory_space}")
 
 
 @irdl_op_definition
@@ -310,12 +314,25 @@ class AdapterSlabOp(IRDLOperation):
 
     def verify_(self) -> None:
         src, got = self.source.type, self.result.type
+        if not _static_shape(self, "source", src):
+            raise VerifyException(f"{self.name}: the source {src} has no leading dimension of "
+                                  "adapters to take a slab of")
+        _static_shape(self, "result", got)
         if (src.get_shape()[1:] != got.get_shape() or src.element_type != got.element_type
                 or src.memory_space != got.memory_space):
             raise VerifyException(f"{self.name}: {got} is not one slab of {src}")
         if not -1 <= self.compiled.value.data < self.adapters:
             raise VerifyException(f"{self.name}: compiled = {self.compiled.value.data} is not "
                                   f"an adapter (-1..{self.adapters - 1})")
+
+
+def _static_shape(op: IRDLOperation, what: str, t: MemRefType) -> tuple[int, ...]:
+    """A view's bounds are checked here, statically: a `?` would be compared as a huge
+    negative number (and a window over it accepted or refused for no real reason)."""
+    shape = tuple(t.get_shape())
+    if any(d < 0 for d in shape):
+        raise VerifyException(f"{op.name}: {what} needs a static shape, got {t}")
+    return shape
 
 
 def view_source(op) -> SSAValue | None:

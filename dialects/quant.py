@@ -609,10 +609,11 @@ class WEmbeddingOp(_PackedWeights, IRDLOperation):
         rt, d = _shape(self, "result", self.result, 2)
         _expect_f32(self, "result", self.result)
         if d == DYNAMIC or wcols != packed_row_bytes(d, bits):
-            raise VerifyException(f"{self.name}: weight rows have {wcols} columns, not the "
-                                  f"{bits}-bit packing of the result's {d} features")
-        if rt != t:
-            raise VerifyException(f"{self.name}: {t} tokens give {rt} rows")
+            raise VerifyException(f"{self.name}: weight rows have {_fmt((wcols,))} columns, not "
+                                  f"the {bits}-bit packing of the result's {_fmt((d,))} "
+                                  "features")
+        if not _agree(rt, t):  # a `?` agrees with any count, as in transformer.embedding
+            raise VerifyException(f"{self.name}: {_fmt((t,))} tokens give {_fmt((rt,))} rows")
         _expect_f32(self, "scale", self.scale)
         s, group = _shape(self, "scale", self.scale), self.group_size
         _positive(self, "group", group)

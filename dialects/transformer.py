@@ -267,7 +267,10 @@ class LoraOp(IRDLOperation):
 
     def verify_(self) -> None:
         t, k = _expect_rank(self, "input", self.input, 2)
-        _, n = _expect_rank(self, "base", self.base, 2)
+        bt, n = _expect_rank(self, "base", self.base, 2)
+        if not _dims_agree(t, bt):  # else the delta of T rows lands on other rows
+            raise VerifyException(f"{self.name}: input has {_fmt((t,))} rows but the base "
+                                  f"output has {_fmt((bt,))}")
         count, r, dk = _expect_rank(self, "down", self.down, 3)
         _expect_same(self, "up", _shape(self, "up", self.up), (count, n, r))
         if not _dims_agree(k, dk):
@@ -308,8 +311,14 @@ class LoraUpOp(IRDLOperation):
 
     def verify_(self) -> None:
         t, r = _expect_rank(self, "rank", self.rank, 2)
-        _, n = _expect_rank(self, "base", self.base, 2)
+        bt, n = _expect_rank(self, "base", self.base, 2)
+        if not _dims_agree(t, bt):
+            raise VerifyException(f"{self.name}: rank has {_fmt((t,))} rows but the base "
+                                  f"output has {_fmt((bt,))}")
         _expect_same(self, "up", _expect_rank(self, "up", self.up, 2), (n, r))
+        if self.selected.value.data < -1:  # `up` holds one adapter: only its sign is checkable
+            raise VerifyException(f"{self.name}: selected = {self.selected.value.data} is not "
+                                  "an adapter index nor -1 (the base model)")
         if self.result.type != self.base.type:
             raise VerifyException(f"{self.name}: result type {self.result.type} differs from "
                                   f"the base output {self.base.type}")

@@ -18,7 +18,7 @@ from xdsl.utils.exceptions import (
     ParseError,
 )
 
-from irtool.errors import IrtoolError
+from irtool.errors import IrtoolError, verifier_message
 
 
 def fail(message: str) -> NoReturn:
@@ -43,7 +43,7 @@ def run_reporting_errors(body: Callable[[], None], debug: bool) -> None:
     except InterpretationError as e:
         fail(f"the interpreter failed: {e}")
     except DiagnosticException as e:
-        fail(f"the IR does not verify: {e}")
+        fail(f"the IR does not verify: {verifier_message(e)}")
     except RecursionError:
         fail("the input nests too deeply for irtool (Python's recursion limit was reached "
              "while reading or walking it); flatten it")

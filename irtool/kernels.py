@@ -45,6 +45,10 @@ class KernelSignature:
     """(operand, layout): a constant operand the kernel reads in a storage layout other than
     row-major (`irtool.targets.panel_layout.LAYOUTS`). The reference takes the logical array:
     the layout is how the emitter stores the weight, so the interpreter never sees it."""
+    sizes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(buffer operand, parameter names): the buffer holds the product of those parameters'
+    values in elements. The C kernel walks the buffer by its parameters alone, so a parameter
+    the buffer disagrees with reads or writes past it on the device."""
 
     def reads(self) -> tuple[str, ...]:
         return tuple(o for o in self.operands if o not in self.writes)
@@ -105,27 +109,36 @@ def _lora(o, p):
     _store(o["rank"], t)
 
 
-def _spec(name, operands, params, writes, reference, scratch=None, alias="", layout=""):
+def _spec(name, operands, params, writes, reference, scratch=None, alias="", layout="",
+          sizes=""):
     """`alias`: "y=x y=b" -- the written operand y may be the buffer of x or of b;
-    `layout`: "w=row_panels24" -- operand w is stored in that layout."""
+    `layout`: "w=row_panels24" -- operand w is stored in that layout;
+    `sizes`: "x=T*D g=D" -- buffer x holds T * D elements, g holds D."""
     pairs = tuple(tuple(a.split("=")) for a in alias.split())
     layouts = tuple(tuple(a.split("=")) for a in layout.split())
+    counts = tuple((o, tuple(e.split("*"))) for o, e in (a.split("=") for a in sizes.split()))
     return KernelSignature(name, tuple(operands.split()), tuple(params.split()),
-                           tuple(writes.split()), reference, scratch, pairs, layouts)
+                           tuple(writes.split()), reference, scratch, pairs, layouts, counts)
+
+
+_LINEAR = "x=T*K w=N*K y=T*N"
+_ROWS = "x=T*D g=D y=T*D"
+_ELEMENTWISE = "a=n b=n y=n"
 
 
 _SPECS = [
-    _spec("irt_linear_f32", "x w y", "T K N", "y", _linear),
-    _spec("irt_linear_bias_f32", "x w b y", "T K N", "y", _linear),
+    _spec("irt_linear_f32", "x w y", "T K N", "y", _linear, sizes=_LINEAR),
+    _spec("irt_linear_bias_f32", "x w b y", "T K N", "y", _linear, sizes=_LINEAR + " b=N"),
     # the same product with w stored in row panels (irt_linear_packed_f32)
-    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels24"),
+    _spec("irt_linear_packed_f32", "x w y", "T K N", "y", _linear, layout="w=row_panels24",
+          sizes=_LINEAR),
     _spec("irt_linear_packed_bias_f32", "x w b y", "T K N", "y", _linear,
-          layout="w=row_panels24"),
+          layout="w=row_panels24", sizes=_LINEAR + " b=N"),
     # y = r + x @ w.T: a residual add fused into the packed linear (targets/c/fusions.py)
     _spec("irt_linear_packed_residual_f32", "x w r y", "T K N", "y",
           lambda o, p: _store(o["y"], o["r"].reshape(p["T"], p["N"])
                               + ref.linear(o["x"].reshape(p["T"], p["K"]), o["w"])),
-          alias="y=r", layout="w=row_panels24"),
+          alias="y=r", layout="w=row_panels24", sizes=_LINEAR + " r=T*N"),
     # a task adapter on a linear's output: the adapter chosen at run time in C (the compiled
     # default `selected` here and until irt_select_adapter is called)
     _spec("irt_lora_f32", "x y a b out rank", "T K N R adapters selected", "out rank", _lora,
@@ -136,14 +149,16 @@ _SPECS = [
                                                     o["y"].reshape(p["T"], p["N"]),
                                                     o["b"].reshape(p["N"], p["R"]),
                                                     p["selected"])),
-          alias="out=y"),
+          alias="out=y", sizes="t=T*R y=T*N b=N*R out=T*N"),
     _spec("irt_matmul_f32", "a b y", "M K N transpose_b", "y",
-          lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"]))),
+          lambda o, p: _store(o["y"], o["a"] @ (o["b"].T if p["transpose_b"] else o["b"])),
+          sizes="a=M*K b=K*N y=M*N"),
     _spec("irt_rms_norm_f32", "x g y", "T D eps", "y",
-          lambda o, p: _store(o["y"], ref.rms_norm(o["x"], o["g"], p["eps"])), alias="y=x"),
+          lambda o, p: _store(o["y"], ref.rms_norm(o["x"], o["g"], p["eps"])), alias="y=x",
+          sizes=_ROWS),
     _spec("irt_layer_norm_f32", "x g b y", "T D eps", "y",
           lambda o, p: _store(o["y"], ref.layer_norm(o["x"], o["g"], o["b"], p["eps"])),
-          alias="y=x"),
+          alias="y=x", sizes=_ROWS + " b=D"),
     _spec("irt_rope_hd8_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y",
           _rope, alias="y=x"),
     _spec("irt_rope_f32", "x cos sin start y", "T heads head_dim rotary_dim style", "y", _rope,
@@ -156,21 +171,22 @@ _SPECS = [
     _spec("irt_position_embedding_f32", "table start y", "T D", "y",
           lambda o, p: _store(o["y"], o["table"][int(o["start"]):int(o["start"]) + p["T"]])),
     _spec("irt_add_f32", "a b y", "n", "y", lambda o, p: _store(o["y"], o["a"] + o["b"]),
-          alias="y=a y=b"),
+          alias="y=a y=b", sizes=_ELEMENTWISE),
     _spec("irt_mul_f32", "a b y", "n", "y", lambda o, p: _store(o["y"], o["a"] * o["b"]),
-          alias="y=a y=b"),
+          alias="y=a y=b", sizes=_ELEMENTWISE),
     _spec("irt_silu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.silu(o["x"])),
-          alias="y=x"),
+          alias="y=x", sizes="x=n y=n"),
     # silu(a) * b in one pass (targets/c/fusions.py)
     _spec("irt_silu_mul_f32", "a b y", "n", "y",
-          lambda o, p: _store(o["y"], ref.silu(o["a"]) * o["b"]), alias="y=a y=b"),
+          lambda o, p: _store(o["y"], ref.silu(o["a"]) * o["b"]), alias="y=a y=b",
+          sizes=_ELEMENTWISE),
     _spec("irt_relu_f32", "x y", "n", "y", lambda o, p: _store(o["y"], ref.relu(o["x"])),
-          alias="y=x"),
+          alias="y=x", sizes="x=n y=n"),
     _spec("irt_gelu_f32", "x y", "n tanh_approx", "y",
           lambda o, p: _store(o["y"], ref.gelu(o["x"], "tanh" if p["tanh_approx"] else "none")),
-          alias="y=x"),
+          alias="y=x", sizes="x=n y=n"),
     _spec("irt_softmax_f32", "x y", "T N", "y", lambda o, p: _store(o["y"], ref.softmax(o["x"])),
-          alias="y=x"),
+          alias="y=x", sizes="x=T*N y=T*N"),
     _spec("irt_attention_f32", "q k v out", "T S heads kv_heads head_dim scale causal window",
           "out", _attention, scratch=lambda p: p["S"]),
     _spec("irt_kv_write_f32", "cache new pos", "layer kv_heads capacity head_dim T ring",
@@ -381,4 +397,19 @@ def checked_signature(call) -> KernelSignature:
     if missing:
         raise IrtoolError(f"{call.name} @{call.kernel}: missing parameter(s) "
                           f"{', '.join(missing)}")
+    _check_sizes(call, sig)
     return sig
+
+
+def _check_sizes(call, sig: KernelSignature) -> None:
+    """Every buffer holds as many elements as the parameters say (`KernelSignature.sizes`)."""
+    for operand, factors in sig.sizes:
+        shape = call.args[sig.operands.index(operand)].type.get_shape()
+        want = 1
+        for f in factors:
+            want *= int(call.param(f))
+        have = int(np.prod(shape))
+        if have != want:
+            raise IrtoolError(f"{call.name} @{call.kernel}: '{operand}' holds {have} elements "
+                              f"but its parameters {' * '.join(factors)} = {want}: the kernel "
+                              "would run past the buffer or leave it part-written")

@@ -18,7 +18,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 
 from irtool.context import make_context
-from irtool.errors import IrtoolError
+from irtool.errors import IrtoolError, verifier_message
 from irtool.output_safety import (
     IR_TEXT,
     WEIGHT_STORE,
@@ -53,7 +53,7 @@ def verify_module(module: ModuleOp, name: str) -> None:
     try:
         module.verify()
     except DiagnosticException as e:
-        raise IrtoolError(f"{name} does not verify: {e}") from None
+        raise IrtoolError(f"{name} does not verify: {verifier_message(e)}") from None
     check_defined_before_use(module, name)
 
 

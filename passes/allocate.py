@@ -66,6 +66,7 @@ from irtool.errors import IrtoolError
 from irtool.ir_names import KV_CAPACITY_ATTR, KV_WINDOW_ATTR, MEMORY_PLAN_ATTR, TILE_PLAN_ATTR
 from irtool.liveness import Buffer, Liveness, analyze, peak_live_bytes
 from irtool.passes.allocate_bound import capacity_cost_bound
+from irtool.passes.lower_to_hw import refuse_other_lowering
 from irtool.targets.description import MemorySpec, TargetDescription
 from irtool.targets.registry import load_target
 
@@ -127,6 +128,8 @@ class AllocatePass(ModulePass):
                               "place: it is not at the memory level; run bufferize first "
                               "(e.g. -p 'extract-kv-cache{...},bufferize,allocate')")
         loaded = load_target(self.target)
+        refuse_other_lowering(op, loaded, "allocate", "allocate for the target it was lowered "
+                              "for, or run allocate before lower-to-hw")
         target = loaded.description
         live = analyze(op)
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"

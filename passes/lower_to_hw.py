@@ -4,8 +4,9 @@ A kernel body holds one transformer or quant op (bufferize makes it so); its ope
 kernel's `ins`, its results go to the `outs` buffers (one per result: `quant.kv_write` writes
 the int8 cache and its scales). Which kernel runs the op, with its operands in signature order
 and its static shapes and attributes as parameters, is decided by the lowering rules of the
-target (`target=NAME|PATH`, found through the registry; the default plans for the host). The
-buffers keep their placement, so the emitter can print every call as it stands.
+target (`target=NAME|PATH`, found through the registry; by default the target allocate placed
+the buffers for, else the host). The buffers keep their placement, so the emitter can print
+every call as it stands.
 
 Then the target's fusions run (`LoweringRules.fusions`): rules over a pattern of calls that one
 kernel runs, e.g. SiLU and the product after it.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
+from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
@@ -37,7 +39,9 @@ from irtool.errors import IrtoolError
 from irtool.kernels import kernel_signature
 from irtool.lowering import KernelCall, LoweringRules
 from irtool.targets.panel_layout import LAYOUT_ATTR
+from irtool.targets.plan_verifier import module_target_name, spaces_of
 from irtool.targets.registry import DEFAULT_TARGET, load_target
+from irtool.targets.target import Target
 
 
 @dataclass
@@ -113,13 +117,73 @@ class LowerToHwPass(ModulePass):
     target: str | None = None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        target = load_target(self.target or DEFAULT_TARGET)
+        check_bufferized(op)
+        target = _load(self.target, planned_target(op))
+        check_same_target(op, target, self.target)
         PatternRewriteWalker(KernelToCall(target.rules, module_globals(op)),
                              apply_recursively=False).rewrite_module(op)
         for fuse in target.rules.fusions:
             fuse(op)
         check_layouts(op)
         op.attributes[hw.TARGET_ATTR] = hw.TargetAttr(target.reference)
+
+
+def check_bufferized(module: ModuleOp) -> None:
+    """A transformer or quant op outside any memory.kernel means bufferize has not run: left
+    alone, the pass would only stamp `hw.target` on tensor IR, which no emitter can print."""
+    for inner in module.walk():
+        dialect = inner.name.split(".", 1)[0]
+        if dialect in ("transformer", "quant") and not isinstance(inner.parent_op(),
+                                                                  memory.KernelOp):
+            fn = inner.parent_op()
+            while fn is not None and not isinstance(fn, func.FuncOp):
+                fn = fn.parent_op()
+            where = f"@{fn.sym_name.data}" if fn is not None else "the module"
+            raise IrtoolError(f"lower-to-hw: {where} holds {inner.name} outside any "
+                              f"memory.kernel: the module is at the {dialect} level; run "
+                              "bufferize and allocate first (e.g. -p 'extract-kv-cache{capacity=N "
+                              "prefill=token-by-token},bufferize,allocate,lower-to-hw')")
+
+
+def planned_target(module: ModuleOp) -> str | None:
+    """The target the buffers were placed for (allocate's plan), or that the module was lowered
+    for: without `target=`, the kernels are chosen for it (the host's kernels on riscv-ulp's
+    memories would be a module no emitter accepts)."""
+    return module_target_name(module)
+
+
+def _load(asked: str | None, planned: str | None) -> Target:
+    if asked is not None or planned is None:
+        return load_target(asked or DEFAULT_TARGET)
+    try:
+        return load_target(planned)
+    except IrtoolError:  # a target given by path records its name only: check_same_target
+        return load_target(DEFAULT_TARGET)
+
+
+def refuse_other_lowering(module: ModuleOp, target: Target, pass_name: str,
+                          what_to_do: str) -> None:
+    """A module lowered for one target (`hw.target`) holds that target's kernels: another
+    target's rules or memories would give a module that no emitter accepts."""
+    done = module.attributes.get(hw.TARGET_ATTR)
+    if isinstance(done, hw.TargetAttr) and done.target.data != target.reference:
+        raise IrtoolError(f"{pass_name}: the module is already lowered for "
+                          f"target '{done.target.data}' (its hw.target); {what_to_do}")
+
+
+def check_same_target(module: ModuleOp, target: Target, asked: str | None) -> None:
+    """The kernels, the placement and `hw.target` must name one target: refuse a target whose
+    memories do not hold the placed buffers, and relowering a module lowered for another."""
+    refuse_other_lowering(module, target, "lower-to-hw", f"lower-to-hw{{target={asked}}} cannot "
+                          "relower its hw.calls: start again from the memory level")
+    have = {m.name for m in target.description.memories}
+    missing = sorted(spaces_of(module) - have)
+    if missing:
+        planned = planned_target(module) or "the target they were placed for"
+        raise IrtoolError(f"lower-to-hw: buffers are placed in {', '.join(missing)}, which "
+                          f"target '{target.description.name}' does not have (it has "
+                          f"{', '.join(sorted(have))}); give lower-to-hw{{target={planned}}}, "
+                          f"or allocate for '{target.description.name}'")
 
 
 def check_layouts(module: ModuleOp) -> None:

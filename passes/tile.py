@@ -245,6 +245,12 @@ class TilePass(ModulePass):
     time_limit: float = 5.0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if not any(isinstance(o, (memory.GlobalOp, memory.AllocOp)) for o in op.walk()):
+            # else a transformer-level module would pass through silently, its weights unstreamed
+            raise IrtoolError("tile: the module has no memory.global or memory.alloc: it is not "
+                              "at the memory level; run bufferize and allocate first (e.g. -p "
+                              "'extract-kv-cache{capacity=N prefill=token-by-token},bufferize,"
+                              "allocate,tile')")
         target = load_target(self.target or DEFAULT_TARGET).description
         for fn in op.body.block.ops:
             if isinstance(fn, func.FuncOp) and fn.sym_name.data == "decode":

@@ -1,5 +1,5 @@
 // RUN: irtool-opt %s -p 'lower-to-hw{target=riscv-ulp}' | filecheck %s
-// RUN: irtool-opt %s -p lower-to-hw --no-verify-plan | filecheck %s --check-prefix=NOTARGET
+// RUN: not irtool-opt %s -p lower-to-hw 2>&1 | filecheck %s --check-prefix=NOTARGET
 
 // A placed memory-level decode step (one layer's attention half, by hand): every memory.kernel
 // becomes one hw.call of the runtime kernel for its op, with the buffers and run-time scalars
@@ -7,7 +7,7 @@
 // the position scalar before the output) and the static shapes and attributes as parameters.
 // The placements (space, offset) are kept as they were; the target is recorded on the module.
 // riscv-ulp's own rules run the linear layers on weights stored in 16-row panels (the globals
-// get irtool.layout, the emitter packs them); the portable rules (NOTARGET) keep row-major.
+// get irtool.layout, the emitter packs them).
 
 // CHECK:       builtin.module attributes {irtool.kv_capacity = 16 : i64, hw.target = #hw.target<"riscv-ulp">} {
 // CHECK-NEXT:    memory.global @state.kcache {kind = "state", offset = 0 : i64, alignment = 4 : i64} : memref<2x1x16x4xf32, #memory.space<sram>>
@@ -32,15 +32,11 @@
 // CHECK-NOT:     memory.kernel
 // CHECK-NOT:     transformer.
 
-// Without a target the calls are the same and the module names no target.
-// Without a target the pass plans for the registry's default (the host, portable kernels);
-// this module is placed in riscv-ulp's memories, so the plan check after the pass can only
-// check overlaps (the emitters check everything against the target they emit for).
-// NOTARGET:      builtin.module attributes {irtool.kv_capacity = 16 : i64, hw.target = #hw.target<"host">} {
-// NOTARGET-NOT:    irtool.layout
-// NOTARGET:        hw.call @irt_linear_f32(%n, %wq, %q)
-// NOTARGET:        hw.call @irt_linear_bias_f32(%n, %wk, %bk, %k)
-// NOTARGET:        hw.call @irt_rope_f32(%q, %cos, %sin, %pos, %q)
+// Without a target (and no irtool.memory_plan naming the one allocate planned for) the pass
+// would plan for the registry's default, the host, whose memories do not hold these buffers:
+// a module no emitter accepts. It is refused, naming the spaces.
+// NOTARGET:     error: lower-to-hw: buffers are placed in dtim, flash, sram, which target 'host' does not have (it has ram); give lower-to-hw{target=the target they were placed for}, or allocate for 'host'
+// NOTARGET-NOT: Traceback
 
 builtin.module attributes {irtool.kv_capacity = 16 : i64} {
   memory.global @state.kcache {kind = "state", offset = 0 : i64, alignment = 4 : i64} : memref<2x1x16x4xf32, #memory.space<sram>>
