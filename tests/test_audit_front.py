@@ -1,0 +1,176 @@
+"""Checkpoint folders as users have them, not as transformers 5 writes them today.
+
+Each case is a zoo model (tests/hf_zoo.py) saved with `save_pretrained`, then edited the way
+older or differently-built folders look (config keys of earlier transformers versions, heads
+of other tasks, quantization recipes, missing tensors). Where transformers loads the folder,
+its own forward of the reloaded folder is the reference for irtool's logits; where the folder
+is not a causal LM irtool can run, the import must fail with one line naming why.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from irtool.dialects import transformer as tf
+from irtool.errors import IrtoolError
+from irtool.frontend.load import import_model
+from irtool.interpreter.runner import ModelRunner
+from tests import hf_zoo
+from tests.requirements import need_module
+
+need_module("torch")
+need_module("transformers")
+
+IDS = [int(i) for i in np.random.RandomState(11).randint(0, 96, 20)]  # past window 8
+
+
+def _saved(name: str, folder: Path, **config) -> Path:
+    """The zoo model `name` (its config updated with `config`) saved into `folder`."""
+    z = hf_zoo.BY_NAME[name] if not config else hf_zoo.ZooModel(
+        name, hf_zoo.BY_NAME[name].config_class, {**hf_zoo.BY_NAME[name].kwargs, **config})
+    hf_zoo.build(z).save_pretrained(folder)
+    return folder
+
+
+def _edit_config(folder: Path, **changes) -> None:
+    """Set (or, with None, remove) config.json keys."""
+    p = folder / "config.json"
+    config = json.loads(p.read_text())
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    p.write_text(json.dumps(config, indent=2))
+
+
+def _transformers_logits(folder: Path, ids) -> np.ndarray:
+    """transformers' own reading of the folder, in float32: the reference."""
+    import torch
+    import transformers
+
+    m = transformers.AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32, attn_implementation="eager").eval()
+    return hf_zoo.torch_logits(m, ids)
+
+
+def _irtool_logits(folder: Path, ids) -> np.ndarray:
+    module, store = import_model(folder)
+    return ModelRunner(module, store).forward(ids)
+
+
+def _relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+@pytest.mark.parametrize("legacy, fraction", [
+    ({"rotary_pct": 0.5, "rotary_emb_base": 500.0}, 0.5),  # Pythia's config.json on the Hub
+    ({}, 0.25),  # neither: transformers' GPT-NeoX default, not the whole head
+])
+def test_gpt_neox_legacy_rotary_keys(tmp_path, legacy, fraction):
+    d = _saved("gpt-neox", tmp_path / "neox")
+    _edit_config(d, rope_parameters=None, **legacy)
+    want = _transformers_logits(d, IDS)
+    module, _ = import_model(d)
+    rotary = {op.rotary_dim.value.data for op in module.walk() if isinstance(op, tf.RopeOp)}
+    assert rotary == {int(8 * fraction)}  # head_dim 8
+    assert _relative_error(_irtool_logits(d, IDS), want) < 1e-4
+
+
+def test_phi_without_partial_rotary_factor_uses_phis_default(tmp_path):
+    d = _saved("phi", tmp_path / "phi")
+    _edit_config(d, rope_parameters=None, partial_rotary_factor=None, rope_theta=10000.0)
+    assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4
+
+
+def test_gemma_legacy_hidden_act_gelu_means_tanh(tmp_path):
+    """Gemma's released config.json says hidden_act "gelu"; transformers runs tanh-GELU."""
+    d = _saved("gemma", tmp_path / "gemma")
+    _edit_config(d, hidden_act="gelu", hidden_activation=None)
+    assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4
+
+
+def test_qwen2_legacy_sliding_window_config(tmp_path):
+    """A Qwen2 config.json from before layer_types: use_sliding_window + max_window_layers
+    decide which layers slide (here layer 1, window 8)."""
+    d = _saved("qwen2", tmp_path / "qwen2", use_sliding_window=True, sliding_window=8,
+               max_window_layers=1)
+    _edit_config(d, layer_types=None)
+    want = _transformers_logits(d, IDS)
+    assert _relative_error(_irtool_logits(d, IDS), want) < 1e-4
+    _edit_config(d, use_sliding_window=False)  # the window is off: sliding_window is ignored
+    assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4
+    assert _relative_error(_irtool_logits(d, IDS), want) > 1e-3  # and the window mattered
+
+
+def _drop_tensor(folder: Path, name: str) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(folder / "model.safetensors")
+    del tensors[name]
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("name, head, tie", [("llama", "lm_head", False),
+                                             ("llama", "lm_head", None),
+                                             ("gpt-neox", "embed_out", False)])
+def test_a_missing_untied_lm_head_is_refused(tmp_path, name, head, tie):
+    """transformers would give the untied model a random head; the embedding in its place is
+    no less wrong."""
+    d = _saved(name, tmp_path / name)
+    _drop_tensor(d, head + ".weight")
+    _edit_config(d, tie_word_embeddings=tie)
+    with pytest.raises(IrtoolError, match=rf"tensor '{head}.weight' \(the LM head\) is "
+                                          r"missing .* tie_word_embeddings"):
+        import_model(d)
+
+
+def test_a_tied_config_without_lm_head_uses_the_embedding(tmp_path):
+    d = _saved("llama", tmp_path / "llama")
+    _drop_tensor(d, "lm_head.weight")
+    _edit_config(d, tie_word_embeddings=True)
+    assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4
+
+
+def _cli_error(*args) -> str:
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), *map(str, args)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc.stderr.splitlines()[0]
+
+
+def test_a_sequence_classification_folder_is_refused(tmp_path):
+    import transformers
+
+    config = hf_zoo.BY_NAME["qwen2"].config()  # tied: the embedding would have stood in
+    config.num_labels = 3
+    d = tmp_path / "cls"
+    transformers.Qwen2ForSequenceClassification(config).save_pretrained(d)
+    line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
+    assert line.startswith("error: ") and "Qwen2ForSequenceClassification" in line
+    assert "not a causal language model" in line
+
+
+def test_a_quantized_folder_is_refused_by_its_method(tmp_path):
+    d = _saved("llama", tmp_path / "gptq")
+    _edit_config(d, quantization_config={"quant_method": "gptq", "bits": 4,
+                                         "group_size": 128})
+    line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
+    assert "quantization_config (quant_method 'gptq')" in line
+    assert "not supported" in line
+
+
+def test_a_config_without_model_type_is_named(tmp_path):
+    d = tmp_path / "nomt"
+    shutil.copytree(_saved("llama", tmp_path / "llama"), d)
+    _edit_config(d, model_type=None)
+    line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
+    assert "has no model_type" in line and "supported: " in line
