@@ -174,3 +174,45 @@ def test_a_config_without_model_type_is_named(tmp_path):
     _edit_config(d, model_type=None)
     line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
     assert "has no model_type" in line and "supported: " in line
+
+
+def _generated_ids(folder: Path, prompt: str, steps: int) -> list[int]:
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "generate", str(folder),
+                           "--prompt", prompt, "--steps", str(steps)], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    line = next(t for t in proc.stdout.splitlines() if t.startswith("tokens: "))
+    return [int(t) for t in line.removeprefix("tokens: ").split(",")]
+
+
+@pytest.mark.parametrize("where", ["generation_config.json", "config.json"])
+def test_generate_stops_where_transformers_generate_stops(tmp_path, where):
+    """Instruction-tuned folders list several end tokens (Llama 3: eos_token_id [128001,
+    128008, 128009]), in generation_config.json, which transformers' generate reads first,
+    or in config.json: `--stop eos` (the default) must end at any of them."""
+    import torch
+
+    from irtool.tokenizer import load_tokenizer
+
+    z = hf_zoo.BY_NAME["llama"]
+    model = hf_zoo.build(z)
+    d = tmp_path / "instruct"
+    model.save_pretrained(d)
+    hf_zoo.save_tokenizer(d, 96)
+    text = "the fox ran to the river"
+    prompt = load_tokenizer(d).encode(text)
+    free = hf_zoo.torch_greedy(model, prompt, 10)
+    end = free[4]  # a token greedy decoding reaches: an end token from there on
+    ends = [95, end] if end != 95 else [94, end]
+    _edit_config(d, eos_token_id=ends if where == "config.json" else 2)
+    if where == "generation_config.json":
+        (d / where).write_text(json.dumps({"eos_token_id": ends, "bos_token_id": 1}))
+    else:
+        (d / "generation_config.json").unlink(missing_ok=True)
+    import transformers
+
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+    out = reloaded.generate(torch.tensor([prompt]), max_new_tokens=10, do_sample=False)
+    want = out[0].tolist()
+    assert want[-1] in ends  # transformers stopped at an end token, and prints it
+    assert _generated_ids(d, text, 10) == want[:-1]  # irtool stops there, not printing it
