@@ -216,3 +216,16 @@ def test_generate_stops_where_transformers_generate_stops(tmp_path, where):
     want = out[0].tolist()
     assert want[-1] in ends  # transformers stopped at an end token, and prints it
     assert _generated_ids(d, text, 10) == want[:-1]  # irtool stops there, not printing it
+
+
+@pytest.mark.parametrize("name, config, message", [
+    # imported with the scaling it lacks, the logits were 0.57 off transformers'
+    ("gpt2", {"scale_attn_weights": False}, "GPT-2 with scale_attn_weights = false"),
+    # refused as a missing self_attn_layer_norm.weight before
+    ("opt", {"layer_norm_elementwise_affine": False},
+     "OPT with layer_norm_elementwise_affine = false"),
+])
+def test_family_options_without_support_are_refused_by_name(tmp_path, name, config, message):
+    d = _saved(name, tmp_path / name, **config)
+    line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
+    assert line.startswith(f"error: {message}") and "not supported" in line

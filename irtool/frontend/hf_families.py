@@ -298,6 +298,9 @@ def _gpt2(c: Checkpoint) -> Decoder:
     if c.config.get("scale_attn_by_inverse_layer_idx") or c.config.get("reorder_and_upcast_attn"):
         raise IrtoolError(f"GPT-2 option scale_attn_by_inverse_layer_idx/reorder_and_upcast_attn"
                           f" of '{c.folder}' is not supported")
+    if not c.config.get("scale_attn_weights", True):
+        raise IrtoolError(f"GPT-2 with scale_attn_weights = false (attention scores not divided "
+                          f"by sqrt(head_dim)) in '{c.folder}' is not supported")
     prefix = "transformer." if c.has("transformer.wte.weight") else ""
 
     def conv(name: str, inp: Dim, out: Dim) -> Linear:  # Conv1D stores [in, out]
@@ -427,6 +430,9 @@ def _opt(c: Checkpoint) -> Decoder:
     if not cfg.get("do_layer_norm_before", True):
         raise IrtoolError(f"OPT with post-norm blocks (do_layer_norm_before = false) in "
                           f"'{c.folder}' is not supported")
+    if not cfg.get("layer_norm_elementwise_affine", True):
+        raise IrtoolError(f"OPT with layer_norm_elementwise_affine = false (LayerNorms without "
+                          f"weight and bias) in '{c.folder}' is not supported")
     act = _activation(c, "activation_function")
     max_pos = c.dim("max_position_embeddings")
     layers = []
