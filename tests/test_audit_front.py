@@ -229,3 +229,47 @@ def test_family_options_without_support_are_refused_by_name(tmp_path, name, conf
     d = _saved(name, tmp_path / name, **config)
     line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
     assert line.startswith(f"error: {message}") and "not supported" in line
+
+
+def test_an_onnx_graph_without_lm_head_is_refused(tmp_path):
+    """A base model exported to its hidden states (no LM head) imported with the hidden
+    size taken for the vocabulary, and generate printed argmaxes of hidden features."""
+    need_module("onnx")
+    import torch
+
+    model = hf_zoo.build(hf_zoo.BY_NAME["llama"])
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model.model
+
+        def forward(self, input_ids):
+            return self.m(input_ids=input_ids, use_cache=False).last_hidden_state
+
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(Hidden().eval(), (torch.tensor([hf_zoo.EXPORT_IDS]),), str(path),
+                      input_names=["input_ids"], output_names=["last_hidden_state"],
+                      dynamo=True, dynamic_shapes={"input_ids": {
+                          1: torch.export.Dim("T", min=2, max=hf_zoo.CONTEXT)}})
+    line = _cli_error("import", path, "-o", tmp_path / "m.mlir")
+    assert "has 128 rows, but output 'last_hidden_state' has 32 features" in line
+    assert "not logits over the vocabulary" in line
+
+
+def test_a_half_precision_onnx_export_is_refused_as_such(tmp_path):
+    """A float16 export was refused as "unsupported ONNX op 'Mul'" (the RMSNorm computed
+    between Casts): the line now says what the graph is and what to export instead."""
+    need_module("onnx")
+    import torch
+
+    model = hf_zoo.build(hf_zoo.BY_NAME["llama"]).half()
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(hf_zoo._LogitsOf(model).eval(), (torch.tensor([hf_zoo.EXPORT_IDS]),),
+                      str(path), input_names=["input_ids"], output_names=["logits"],
+                      dynamo=True, dynamic_shapes={"input_ids": {
+                          1: torch.export.Dim("T", min=2, max=hf_zoo.CONTEXT)}})
+    line = _cli_error("import", path, "-o", tmp_path / "m.mlir")
+    assert "is a half-precision export" in line and "FLOAT16" in line
+    assert "export the model in float32" in line
+
