@@ -273,3 +273,14 @@ def test_a_half_precision_onnx_export_is_refused_as_such(tmp_path):
     assert "is a half-precision export" in line and "FLOAT16" in line
     assert "export the model in float32" in line
 
+
+@pytest.mark.parametrize("kind", ["su", "yarn"])
+def test_phi3_older_rope_type_names_are_longrope(tmp_path, kind):
+    """Phi-3's first configs named its LongRoPE "su" (refused as an unknown type) or "yarn"
+    (computed as YaRN); transformers reads both as longrope."""
+    d = _saved("phi3", tmp_path / "phi3")
+    factors = [1.0 + 0.25 * i for i in range(4)]  # head_dim 8: 4 rotary pairs
+    _edit_config(d, rope_parameters=None, rope_theta=10000.0, original_max_position_embeddings=64,
+                 rope_scaling={"type": kind, "short_factor": factors,
+                               "long_factor": [2.0] * 4})
+    assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4

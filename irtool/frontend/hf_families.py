@@ -113,12 +113,16 @@ def _rope_parameters(c: Checkpoint) -> dict:
 
 def _rope(c: Checkpoint, head_dim: int, max_pos: int, style: str,
           rotary_dim: int | None = None, default_theta: float = 10000.0,
-          default_partial: float = 1.0) -> Rope:
+          default_partial: float = 1.0, type_aliases: dict | None = None) -> Rope:
     """cos/sin tables over the context: `position * inv_freq` in float32 as transformers
     computes them, times the scaling's attention factor (hf_rope). `default_partial` is the
     family's rotary fraction when the config states none (transformers: 0.5 for Phi, 0.25
-    for GPT-NeoX), not 1."""
+    for GPT-NeoX), not 1. `type_aliases` are the family's older names of RoPE types
+    (Phi-3's "su" and "yarn" are transformers' longrope)."""
     params = _rope_parameters(c)
+    kind = params.get("rope_type", params.get("type"))
+    if type_aliases and kind in type_aliases:
+        params["rope_type"] = type_aliases[kind]
     params.setdefault("rope_theta", default_theta)
     params.setdefault("partial_rotary_factor", default_partial)
     if params.get("original_max_position_embeddings") is None:
@@ -287,7 +291,8 @@ def _phi3(c: Checkpoint) -> Decoder:
         activation=_activation(c, "hidden_act"), embed=embed,
         final_norm=c.norm("model.norm", False, hidden),
         lm_head=_lm_head(c, embed, vocab, hidden), layers=layers,
-        rope=_rope(c, head_dim.size, max_pos, "rotate_half"))
+        rope=_rope(c, head_dim.size, max_pos, "rotate_half",
+                   type_aliases={"su": "longrope", "yarn": "longrope"}))
 
 
 def _gpt2(c: Checkpoint) -> Decoder:
