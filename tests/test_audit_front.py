@@ -284,3 +284,15 @@ def test_phi3_older_rope_type_names_are_longrope(tmp_path, kind):
                  rope_scaling={"type": kind, "short_factor": factors,
                                "long_factor": [2.0] * 4})
     assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4
+
+
+def test_an_onnx_export_folder_points_at_its_onnx_file(tmp_path):
+    """optimum writes config.json beside model.onnx: given the folder, irtool took it for a
+    checkpoint folder and asked for save_pretrained."""
+    d = tmp_path / "optimum"
+    d.mkdir()
+    hf_zoo.BY_NAME["llama"].config().save_pretrained(d)
+    (d / "model.onnx").write_bytes(b"")
+    line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
+    assert line == (f"error: '{d}' holds an ONNX export but no model.safetensors: give the "
+                    f"ONNX file (irtool import {d / 'model.onnx'})")
