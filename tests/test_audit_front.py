@@ -296,3 +296,21 @@ def test_an_onnx_export_folder_points_at_its_onnx_file(tmp_path):
     line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
     assert line == (f"error: '{d}' holds an ONNX export but no model.safetensors: give the "
                     f"ONNX file (irtool import {d / 'model.onnx'})")
+
+
+@pytest.mark.parametrize("name, window, kept", [("mistral-window8", 64, None),
+                                                ("phi3", 4096, None),
+                                                ("mistral-window8", 63, 63)])
+def test_a_window_the_context_never_reaches_is_no_window(tmp_path, name, window, kept):
+    """A window of the whole context (64) or more never binds; it was imported as a window
+    that extract-kv-cache then required and refused ("run extract-kv-cache with window=4096",
+    "window must be between 1 and 64"), so such a folder could not compile."""
+    z = hf_zoo.BY_NAME[name]
+    z = hf_zoo.ZooModel(name, z.config_class, {**z.kwargs, "sliding_window": window})
+    model = hf_zoo.build(z)
+    model.save_pretrained(tmp_path / name)
+    module, store = import_model(tmp_path / name)
+    assert hf_zoo.attention_windows(module) == {kept}
+    prompt = IDS[:5]
+    got = ModelRunner(hf_zoo.memory_level(module, kept), store).generate(prompt, 9)
+    assert got == hf_zoo.torch_greedy(model, prompt, 9)

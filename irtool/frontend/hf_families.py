@@ -139,12 +139,24 @@ def _rope(c: Checkpoint, head_dim: int, max_pos: int, style: str,
                 rotary_dim, style)
 
 
-def _windows(c: Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]:
+def _windows(c: Checkpoint, n_layers: int, all_layers: bool, context: int
+             ) -> list[int | None]:
     """The sliding window of each layer: `layer_types` when the config lists them, else the
     model-wide `sliding_window` (Mistral) when `all_layers`. Qwen2/Qwen3 configs written
     before `layer_types` existed say it with use_sliding_window (without it the window is
     off, whatever sliding_window says) and max_window_layers (the layers from that index on
-    slide), as transformers derives layer_types from them."""
+    slide), as transformers derives layer_types from them.
+
+    A window of `context` keys or more never binds (a query sees at most `context` keys), so
+    it is no window: Phi-3-mini-128k declares 262144 over 131072 positions, and once the
+    context is cut (the longrope advice) the passes would have to keep a window longer than
+    the context, which they refuse."""
+    return [None if w is None or w >= context else w
+            for w in _declared_windows(c, n_layers, all_layers)]
+
+
+def _declared_windows(c: Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]:
+    """The window of each layer as the config declares it (see `_windows`)."""
     if c.config.get("sliding_window") is None:
         return [None] * n_layers
     qwen = c.config.get("model_type") in ("qwen2", "qwen3")
@@ -224,7 +236,7 @@ def _llama_like(c: Checkpoint) -> Decoder:
         # Gemma's RMSNorm multiplies by (1 + w): the same float32 product with gamma = 1 + w
         return Norm(Named(w.name + ".plus1", w.array + np.float32(1.0)) if gemma else w)
 
-    windows = _windows(c, n_layers, all_layers=kind == "mistral")
+    windows = _windows(c, n_layers, all_layers=kind == "mistral", context=max_pos)
     layers = []
     for i in range(n_layers):
         p = f"model.layers.{i}."
@@ -267,7 +279,7 @@ def _phi3(c: Checkpoint) -> Decoder:
     inter, vocab = c.dim("intermediate_size"), c.dim("vocab_size")
     n_layers = c.layers("model.layers.", "num_hidden_layers").size
     max_pos = c.dim("max_position_embeddings").size
-    windows = _windows(c, n_layers, all_layers=True)
+    windows = _windows(c, n_layers, all_layers=True, context=max_pos)
     layers = []
     for i in range(n_layers):
         p = f"model.layers.{i}."
