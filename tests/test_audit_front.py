@@ -314,3 +314,19 @@ def test_a_window_the_context_never_reaches_is_no_window(tmp_path, name, window,
     prompt = IDS[:5]
     got = ModelRunner(hf_zoo.memory_level(module, kept), store).generate(prompt, 9)
     assert got == hf_zoo.torch_greedy(model, prompt, 9)
+
+
+def test_gguf_files_and_pytorch_pickles_are_named(tmp_path):
+    """Both were refused as "not a llama2.c checkpoint (bad header: dim = 67324752 is
+    implausibly large)"."""
+    import torch
+
+    gguf = tmp_path / "model-q4_0.gguf"
+    gguf.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + bytes(64))
+    line = _cli_error("import", gguf, "-o", tmp_path / "a.mlir")
+    assert line.startswith(f"error: '{gguf}' is a GGUF file (llama.cpp)")
+    state = hf_zoo.build(hf_zoo.BY_NAME["llama"]).state_dict()
+    for name, zipped in (("pytorch_model.bin", True), ("legacy.pt", False)):
+        torch.save(state, tmp_path / name, _use_new_zipfile_serialization=zipped)
+        line = _cli_error("import", tmp_path / name, "-o", tmp_path / "b.mlir")
+        assert line.startswith(f"error: '{tmp_path / name}' is a PyTorch pickle"), line
