@@ -330,3 +330,14 @@ def test_gguf_files_and_pytorch_pickles_are_named(tmp_path):
         torch.save(state, tmp_path / name, _use_new_zipfile_serialization=zipped)
         line = _cli_error("import", tmp_path / name, "-o", tmp_path / "b.mlir")
         assert line.startswith(f"error: '{tmp_path / name}' is a PyTorch pickle"), line
+
+
+def test_a_top_level_original_context_wins_over_the_rope_parameters(tmp_path):
+    """transformers reads original_max_position_embeddings at the config's top level first
+    (Phi-3 keeps it there); irtool took the rope_scaling one (here 32 against 16)."""
+    d = _saved("llama", tmp_path / "llama")
+    _edit_config(d, rope_parameters=None, rope_theta=10000.0,
+                 original_max_position_embeddings=16,
+                 rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                               "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+    assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4

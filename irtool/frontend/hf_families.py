@@ -125,9 +125,10 @@ def _rope(c: Checkpoint, head_dim: int, max_pos: int, style: str,
         params["rope_type"] = type_aliases[kind]
     params.setdefault("rope_theta", default_theta)
     params.setdefault("partial_rotary_factor", default_partial)
-    if params.get("original_max_position_embeddings") is None:
-        params["original_max_position_embeddings"] = c.config.get(
-            "original_max_position_embeddings")
+    # transformers takes a top-level original_max_position_embeddings (where Phi-3 keeps it)
+    # over the one in the rope parameters
+    if c.config.get("original_max_position_embeddings") is not None:
+        params["original_max_position_embeddings"] = c.config["original_max_position_embeddings"]
     if rotary_dim is None:
         rotary_dim = int(head_dim * float(params["partial_rotary_factor"]))
     freq = rope_frequencies(params, rotary_dim, max_pos, f"'{c.folder}'")
