@@ -148,13 +148,14 @@ class Sampler:
 
 
 def end_tokens(tokenizer) -> tuple[int, ...]:
-    """The tokens that end a text for this tokenizer: its EOS, and for llama2.c's tokenizer
-    also BOS, which separates the TinyStories training texts (run.c stops there too)."""
+    """The tokens that end a text for this tokenizer: its EOS (all of a Hugging Face
+    folder's end ids, `HFTokenizer.end_ids`), and for llama2.c's tokenizer also BOS, which
+    separates the TinyStories training texts (run.c stops there too)."""
     from irtool.tokenizer import Llama2cTokenizer
 
     if tokenizer is None:
         return ()
-    ids = [getattr(tokenizer, "eos_id", None)]
+    ids = list(getattr(tokenizer, "end_ids", ())) or [getattr(tokenizer, "eos_id", None)]
     if isinstance(tokenizer, Llama2cTokenizer):
         ids.append(tokenizer.bos_id)
     return tuple(sorted({int(i) for i in ids if i is not None}))

@@ -346,16 +346,20 @@ class HFTokenizer:
     """A Hugging Face ``tokenizer.json``, run by the ``tokenizers`` package.
 
     ``encode`` adds the special tokens the file's post-processor adds (e.g. Llama's BOS) when
-    ``bos`` is true. BOS/EOS ids come from the folder's tokenizer_config.json / config.json
-    when present.
+    ``bos`` is true. BOS/EOS ids come from the folder's config.json when present.
+    ``end_ids`` are every token that ends a text, as transformers' generate takes them
+    (see `_end_ids`); ``eos_id`` is the first.
     """
 
     HF_NAME = "tokenizer.json"
 
-    def __init__(self, tokenizer, bos_id: int | None = None, eos_id: int | None = None):
+    def __init__(self, tokenizer, bos_id: int | None = None, eos_id: int | None = None,
+                 end_ids: tuple[int, ...] | None = None):
         self._tok = tokenizer
         self.bos_id = bos_id
-        self.eos_id = eos_id
+        self.end_ids = end_ids if end_ids is not None else \
+            (() if eos_id is None else (eos_id,))
+        self.eos_id = eos_id if eos_id is not None else next(iter(self.end_ids), None)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> HFTokenizer:
@@ -367,7 +371,8 @@ class HFTokenizer:
         except Exception as exc:  # tokenizers raises a bare Exception for a bad file
             raise IrtoolError(f"{path}: not a Hugging Face tokenizer.json ({exc})") from None
         config = _json_or_empty(path.parent / "config.json")
-        return cls(tok, _special_id(tok, config, "bos"), _special_id(tok, config, "eos"))
+        return cls(tok, _special_id(tok, config, "bos"), _special_id(tok, config, "eos"),
+                   _end_ids(path.parent))
 
     @property
     def vocab_size(self) -> int:
@@ -435,6 +440,21 @@ def _special_id(tok, config: dict, which: str) -> int | None:
         return value
     name = config.get(f"{which}_token")
     return tok.token_to_id(name) if isinstance(name, str) else None
+
+
+def _end_ids(folder: Path) -> tuple[int, ...] | None:
+    """The ids that end generation: eos_token_id of generation_config.json, which
+    transformers' generate reads before config.json's, else of config.json; an int or a list
+    (instruction-tuned models end a turn with another token than the text's EOS, e.g. Llama 3:
+    [128001, 128008, 128009]). None when neither file gives one."""
+    for name in ("generation_config.json", "config.json"):
+        value = _json_or_empty(folder / name).get("eos_token_id")
+        values = value if isinstance(value, list) else [value]
+        ids = tuple(v for v in values if isinstance(v, int) and not isinstance(v, bool)
+                    and v >= 0)
+        if ids:
+            return ids
+    return None
 
 
 def check_agreement(tok: Tokenizer, tok_path: str | os.PathLike[str], vocab: int | None,

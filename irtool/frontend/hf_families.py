@@ -34,6 +34,9 @@ ACTIVATIONS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gel
 def decoder_for(c: Checkpoint) -> Decoder:
     config, folder = c.config, c.folder
     model_type = config.get("model_type")
+    if model_type is None:
+        raise IrtoolError(f"config.json in '{folder}' has no model_type, so the architecture "
+                          f"is unknown (supported: {', '.join(sorted(FAMILIES))})")
     family = FAMILIES.get(model_type)
     if model_type in NOT_YET:
         raise IrtoolError(f"model_type '{model_type}' of '{folder}' is not supported by the "
@@ -42,7 +45,38 @@ def decoder_for(c: Checkpoint) -> Decoder:
         raise IrtoolError(f"model_type '{model_type}' of '{folder}' is not supported by the "
                           f"checkpoint-folder import (supported: {', '.join(sorted(FAMILIES))})"
                           "; an ONNX export of it may import (irtool import MODEL.onnx)")
+    _refuse_quantized(c)
+    _refuse_other_heads(c)
     return family(c)
+
+
+def _refuse_quantized(c: Checkpoint) -> None:
+    """A GPTQ/AWQ/bitsandbytes/FP8 folder stores packed integers and scales in place of the
+    weights (or floats that only mean something with its dequantization recipe): refused by
+    its quant_method, not as a missing `q_proj.weight`, nor imported as if it were float."""
+    quant = c.config.get("quantization_config")
+    if quant is None:
+        return
+    method = quant.get("quant_method", "unknown") if isinstance(quant, dict) else "unknown"
+    raise IrtoolError(f"config.json in '{c.folder}' declares quantization_config (quant_method "
+                      f"'{method}'): quantized checkpoints are not supported; give the float "
+                      "model (float32, float16 or bfloat16), and quantize with irtool "
+                      "(irtool quantize / compile --quant)")
+
+
+_OTHER_HEADS = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")
+
+
+def _refuse_other_heads(c: Checkpoint) -> None:
+    """A folder saved from a classification or QA model has the decoder but a `score` /
+    `qa_outputs` head instead of the LM head; importing it would put the embedding (or
+    nothing) in the LM head's place, so it is refused by its class."""
+    archs = c.config.get("architectures")
+    if isinstance(archs, list) and archs and all(
+            isinstance(a, str) and a.endswith(_OTHER_HEADS) for a in archs):
+        raise IrtoolError(f"'{c.folder}' holds a {archs[0]}, not a causal language model: "
+                          "irtool imports the ...ForCausalLM / ...LMHeadModel checkpoints of "
+                          "a family, whose head predicts the next token")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,28 +93,44 @@ def _activation(c: Checkpoint, *keys: str) -> str:
     return act
 
 
+# Older GPT-NeoX configs (Pythia's, as the Hub serves them) name theta and the rotary fraction
+# their own way; transformers 5 reads them as rope_theta / partial_rotary_factor.
+_LEGACY_ROPE_KEYS = {"rope_theta": ("rotary_emb_base",), "partial_rotary_factor": ("rotary_pct",)}
+
+
 def _rope_parameters(c: Checkpoint) -> dict:
     """transformers 5 keeps theta, scaling and the partial factor in `rope_parameters`;
-    older configs spread them over rope_theta / rope_scaling / partial_rotary_factor."""
+    older configs spread them over rope_theta / rope_scaling / partial_rotary_factor (and
+    GPT-NeoX's rotary_emb_base / rotary_pct)."""
     params = dict(c.config.get("rope_scaling") or {})
     params.update(c.config.get("rope_parameters") or {})
     for key in ("rope_theta", "partial_rotary_factor"):
-        if key not in params and c.config.get(key) is not None:
-            params[key] = c.config[key]
+        for k in (key, *_LEGACY_ROPE_KEYS[key]):
+            if key not in params and c.config.get(k) is not None:
+                params[key] = c.config[k]
     return params
 
 
 def _rope(c: Checkpoint, head_dim: int, max_pos: int, style: str,
-          rotary_dim: int | None = None, default_theta: float = 10000.0) -> Rope:
+          rotary_dim: int | None = None, default_theta: float = 10000.0,
+          default_partial: float = 1.0, type_aliases: dict | None = None) -> Rope:
     """cos/sin tables over the context: `position * inv_freq` in float32 as transformers
-    computes them, times the scaling's attention factor (hf_rope)."""
+    computes them, times the scaling's attention factor (hf_rope). `default_partial` is the
+    family's rotary fraction when the config states none (transformers: 0.5 for Phi, 0.25
+    for GPT-NeoX), not 1. `type_aliases` are the family's older names of RoPE types
+    (Phi-3's "su" and "yarn" are transformers' longrope)."""
     params = _rope_parameters(c)
+    kind = params.get("rope_type", params.get("type"))
+    if type_aliases and kind in type_aliases:
+        params["rope_type"] = type_aliases[kind]
     params.setdefault("rope_theta", default_theta)
-    if params.get("original_max_position_embeddings") is None:
-        params["original_max_position_embeddings"] = c.config.get(
-            "original_max_position_embeddings")
+    params.setdefault("partial_rotary_factor", default_partial)
+    # transformers takes a top-level original_max_position_embeddings (where Phi-3 keeps it)
+    # over the one in the rope parameters
+    if c.config.get("original_max_position_embeddings") is not None:
+        params["original_max_position_embeddings"] = c.config["original_max_position_embeddings"]
     if rotary_dim is None:
-        rotary_dim = int(head_dim * float(params.get("partial_rotary_factor", 1.0)))
+        rotary_dim = int(head_dim * float(params["partial_rotary_factor"]))
     freq = rope_frequencies(params, rotary_dim, max_pos, f"'{c.folder}'")
     positions = np.arange(max_pos, dtype=np.float32)
     angles = (positions[:, None] * freq.inv_freq[None, :]).astype(np.float32)
@@ -90,13 +140,35 @@ def _rope(c: Checkpoint, head_dim: int, max_pos: int, style: str,
                 rotary_dim, style)
 
 
-def _windows(c: Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]:
+def _windows(c: Checkpoint, n_layers: int, all_layers: bool, context: int
+             ) -> list[int | None]:
     """The sliding window of each layer: `layer_types` when the config lists them, else the
-    model-wide `sliding_window` (Mistral) when `all_layers`."""
+    model-wide `sliding_window` (Mistral) when `all_layers`. Qwen2/Qwen3 configs written
+    before `layer_types` existed say it with use_sliding_window (without it the window is
+    off, whatever sliding_window says) and max_window_layers (the layers from that index on
+    slide), as transformers derives layer_types from them.
+
+    A window of `context` keys or more never binds (a query sees at most `context` keys), so
+    it is no window: Phi-3-mini-128k declares 262144 over 131072 positions, and once the
+    context is cut (the longrope advice) the passes would have to keep a window longer than
+    the context, which they refuse."""
+    return [None if w is None or w >= context else w
+            for w in _declared_windows(c, n_layers, all_layers)]
+
+
+def _declared_windows(c: Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]:
+    """The window of each layer as the config declares it (see `_windows`)."""
     if c.config.get("sliding_window") is None:
+        return [None] * n_layers
+    qwen = c.config.get("model_type") in ("qwen2", "qwen3")
+    if qwen and not c.config.get("use_sliding_window", False):
         return [None] * n_layers
     window = c.dim("sliding_window").size
     types = c.config.get("layer_types")
+    if qwen and types is None:
+        first = c.config.get("max_window_layers", 28)
+        types = ["sliding_attention" if i >= first else "full_attention"
+                 for i in range(n_layers)]
     if types:
         if not isinstance(types, list) or len(types) != n_layers:
             given = f"{len(types)} entries" if isinstance(types, list) else repr(types)
@@ -109,13 +181,25 @@ def _windows(c: Checkpoint, n_layers: int, all_layers: bool) -> list[int | None]
 
 
 def _lm_head(c: Checkpoint, embed: Named, vocab: Dim, hidden: Dim,
-             name: str = "lm_head") -> Linear:
-    """The output projection: its own `name` unless tied to (and equal to) the embedding."""
+             name: str = "lm_head", tied_default: bool = False) -> Linear:
+    """The output projection: its own `name` unless tied to (and equal to) the embedding.
+
+    Without `name` the embedding is the head only if the config ties them
+    (tie_word_embeddings, else the family's default `tied_default`, as transformers reads
+    it): an untied model whose head is missing would get a random one in transformers, and
+    the embedding in its place is no less wrong, so that is refused."""
+    tied = c.config.get("tie_word_embeddings", tied_default)
     if c.has(name + ".weight"):
         head = c.linear(name, vocab, hidden)
-        tied = c.config.get("tie_word_embeddings", True)
         if not (tied and np.array_equal(head.weight.array, embed.array)):
             return head
+    elif not tied:
+        why = "sets tie_word_embeddings to false" if "tie_word_embeddings" in c.config else \
+            f"does not set tie_word_embeddings (false for model_type '{c.config['model_type']}')"
+        raise IrtoolError(f"tensor '{name}.weight' (the LM head) is missing from the "
+                          f"checkpoint in '{c.folder}', and its config.json {why}: save the "
+                          "whole ...ForCausalLM model, or set tie_word_embeddings to true if "
+                          "the head is the embedding")
     return Linear(embed, c.opt(name + ".bias", (vocab,)))
 
 
@@ -153,7 +237,7 @@ def _llama_like(c: Checkpoint) -> Decoder:
         # Gemma's RMSNorm multiplies by (1 + w): the same float32 product with gamma = 1 + w
         return Norm(Named(w.name + ".plus1", w.array + np.float32(1.0)) if gemma else w)
 
-    windows = _windows(c, n_layers, all_layers=kind == "mistral")
+    windows = _windows(c, n_layers, all_layers=kind == "mistral", context=max_pos)
     layers = []
     for i in range(n_layers):
         p = f"model.layers.{i}."
@@ -167,7 +251,7 @@ def _llama_like(c: Checkpoint) -> Decoder:
             mlp_down=c.linear(m + "down_proj", hidden, inter),
             q_norm=c.opt(a + "q_norm.weight", (head_dim,)),
             k_norm=c.opt(a + "k_norm.weight", (head_dim,)), window=windows[i]))
-    lm_head = _lm_head(c, embed, vocab, hidden)
+    lm_head = _lm_head(c, embed, vocab, hidden, tied_default=gemma)
     if gemma:  # embeddings scaled by sqrt(hidden) in float32: the same products, pre-computed
         scaled = Named(embed.name + ".scaled",
                        embed.array * np.float32(np.float32(hidden.size) ** np.float32(0.5)))
@@ -175,9 +259,17 @@ def _llama_like(c: Checkpoint) -> Decoder:
     return Decoder(
         vocab_size=vocab.size, max_seq_len=max_pos, heads=heads.size, kv_heads=kv_heads.size,
         head_dim=head_dim.size, norm_eps=c.need("rms_norm_eps"),
-        activation=_activation(c, "hidden_activation", "hidden_act"), embed=embed,
-        final_norm=norm("model.norm"), lm_head=lm_head, layers=layers,
+        activation=_gemma_activation(c) if gemma else _activation(c, "hidden_act"),
+        embed=embed, final_norm=norm("model.norm"), lm_head=lm_head, layers=layers,
         rope=_rope(c, head_dim.size, max_pos, "rotate_half"))
+
+
+def _gemma_activation(c: Checkpoint) -> str:
+    """Gemma's released configs say `hidden_act: "gelu"` but mean the tanh approximation
+    (transformers replaces it by gelu_pytorch_tanh); `hidden_activation` is older configs'
+    name for the same choice."""
+    act = _activation(c, "hidden_activation", "hidden_act")
+    return "gelu_tanh" if act == "gelu" else act
 
 
 def _phi3(c: Checkpoint) -> Decoder:
@@ -188,7 +280,7 @@ def _phi3(c: Checkpoint) -> Decoder:
     inter, vocab = c.dim("intermediate_size"), c.dim("vocab_size")
     n_layers = c.layers("model.layers.", "num_hidden_layers").size
     max_pos = c.dim("max_position_embeddings").size
-    windows = _windows(c, n_layers, all_layers=True)
+    windows = _windows(c, n_layers, all_layers=True, context=max_pos)
     layers = []
     for i in range(n_layers):
         p = f"model.layers.{i}."
@@ -212,7 +304,8 @@ def _phi3(c: Checkpoint) -> Decoder:
         activation=_activation(c, "hidden_act"), embed=embed,
         final_norm=c.norm("model.norm", False, hidden),
         lm_head=_lm_head(c, embed, vocab, hidden), layers=layers,
-        rope=_rope(c, head_dim.size, max_pos, "rotate_half"))
+        rope=_rope(c, head_dim.size, max_pos, "rotate_half",
+                   type_aliases={"su": "longrope", "yarn": "longrope"}))
 
 
 def _gpt2(c: Checkpoint) -> Decoder:
@@ -223,6 +316,9 @@ def _gpt2(c: Checkpoint) -> Decoder:
     if c.config.get("scale_attn_by_inverse_layer_idx") or c.config.get("reorder_and_upcast_attn"):
         raise IrtoolError(f"GPT-2 option scale_attn_by_inverse_layer_idx/reorder_and_upcast_attn"
                           f" of '{c.folder}' is not supported")
+    if not c.config.get("scale_attn_weights", True):
+        raise IrtoolError(f"GPT-2 with scale_attn_weights = false (attention scores not divided "
+                          f"by sqrt(head_dim)) in '{c.folder}' is not supported")
     prefix = "transformer." if c.has("transformer.wte.weight") else ""
 
     def conv(name: str, inp: Dim, out: Dim) -> Linear:  # Conv1D stores [in, out]
@@ -249,7 +345,7 @@ def _gpt2(c: Checkpoint) -> Decoder:
         head_dim=head_dim.size, norm_eps=c.need("layer_norm_epsilon"),
         activation=_activation(c, "activation_function"), embed=embed,
         final_norm=c.norm(prefix + "ln_f", True, hidden),
-        lm_head=_lm_head(c, embed, vocab, hidden), layers=layers,
+        lm_head=_lm_head(c, embed, vocab, hidden, tied_default=True), layers=layers,
         positions=c.get(prefix + "wpe.weight", (max_pos, hidden)))
 
 
@@ -278,7 +374,7 @@ def _phi(c: Checkpoint) -> Decoder:
         activation=_activation(c, "hidden_act"), embed=embed,
         final_norm=c.norm("model.final_layernorm", True, hidden),
         lm_head=_lm_head(c, embed, vocab, hidden), layers=layers, parallel=True,
-        rope=_rope(c, head_dim.size, max_pos, "rotate_half"))
+        rope=_rope(c, head_dim.size, max_pos, "rotate_half", default_partial=0.5))
 
 
 def _gpt_neox(c: Checkpoint) -> Decoder:
@@ -307,13 +403,13 @@ def _gpt_neox(c: Checkpoint) -> Decoder:
             mlp_up=c.linear(p + "mlp.dense_h_to_4h", inter, hidden),
             mlp_down=c.linear(p + "mlp.dense_4h_to_h", hidden, inter)))
     embed = c.get("gpt_neox.embed_in.weight", (vocab, hidden))
-    head = c.linear("embed_out", vocab, hidden) if c.has("embed_out.weight") else Linear(embed)
+    head = _lm_head(c, embed, vocab, hidden, name="embed_out")
     return Decoder(
         vocab_size=vocab.size, max_seq_len=max_pos, heads=n, kv_heads=n, head_dim=hd,
         norm_eps=c.need("layer_norm_eps"), activation=_activation(c, "hidden_act"),
         embed=embed, final_norm=c.norm("gpt_neox.final_layer_norm", True, hidden),
         lm_head=head, layers=layers, parallel=parallel,
-        rope=_rope(c, hd, max_pos, "rotate_half"))
+        rope=_rope(c, hd, max_pos, "rotate_half", default_partial=0.25))
 
 
 def _gptj(c: Checkpoint) -> Decoder:
@@ -352,6 +448,9 @@ def _opt(c: Checkpoint) -> Decoder:
     if not cfg.get("do_layer_norm_before", True):
         raise IrtoolError(f"OPT with post-norm blocks (do_layer_norm_before = false) in "
                           f"'{c.folder}' is not supported")
+    if not cfg.get("layer_norm_elementwise_affine", True):
+        raise IrtoolError(f"OPT with layer_norm_elementwise_affine = false (LayerNorms without "
+                          f"weight and bias) in '{c.folder}' is not supported")
     act = _activation(c, "activation_function")
     max_pos = c.dim("max_position_embeddings")
     layers = []
@@ -372,7 +471,8 @@ def _opt(c: Checkpoint) -> Decoder:
         vocab_size=vocab.size, max_seq_len=max_pos.size, heads=heads.size,
         kv_heads=heads.size, head_dim=head_dim.size, norm_eps=1e-5, activation=act,
         embed=embed, final_norm=c.norm("model.decoder.final_layer_norm", True, hidden),
-        lm_head=_lm_head(c, embed, vocab, hidden), layers=layers, positions=positions)
+        lm_head=_lm_head(c, embed, vocab, hidden, tied_default=True), layers=layers,
+        positions=positions)
 
 
 # Families users bring that need what the transformer dialect lacks, with what that is.

@@ -67,6 +67,10 @@ def _shard_files(folder: Path) -> list[Path]:
         except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
             raise IrtoolError(f"'{index}' is not a safetensors index ({e})") from None
         return [folder / name for name in sorted(set(weight_map.values()))]
+    onnx = sorted(folder.glob("*.onnx"))
+    if onnx:  # optimum's export folder: config.json beside model.onnx, no safetensors
+        raise IrtoolError(f"'{folder}' holds an ONNX export but no {SINGLE}: give the ONNX "
+                          f"file (irtool import {onnx[0]})")
     if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
         raise IrtoolError(f"'{folder}' holds PyTorch pickles but no {SINGLE}: irtool reads "
                           "safetensors only; save with model.save_pretrained(DIR, "

@@ -75,3 +75,16 @@ def _refuse_known_non_models(p: Path) -> None:
     if p.suffix in (".json", ".txt"):
         raise IrtoolError(f"'{p}' is not a model (irtool reads .onnx, .mlir, llama2.c .bin "
                           "checkpoints and Hugging Face folders)")
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    # The magics below read as a llama2.c dim of 65536 or more, which its reader refuses as
+    # "implausibly large": no llama2.c checkpoint is taken for one of these.
+    if head == b"GGUF":
+        raise IrtoolError(f"'{p}' is a GGUF file (llama.cpp), which irtool does not read: give "
+                          "the model's Hugging Face checkpoint folder (safetensors) or an ONNX "
+                          "export")
+    if head.startswith(b"PK\x03\x04") or (len(head) == 4 and head[0] == 0x80
+                                          and head[1] in (2, 3, 4, 5) and head[2]):
+        raise IrtoolError(f"'{p}' is a PyTorch pickle (torch.save, pytorch_model.bin), which "
+                          "irtool does not read: save the model with "
+                          "model.save_pretrained(DIR) (safetensors) and give DIR")

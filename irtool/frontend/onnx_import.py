@@ -227,11 +227,29 @@ def _interface(model: onnx.ModelProto, path) -> tuple[str, str, int, list[onnx.V
     if len(outputs) != 1:
         raise IrtoolError(f"'{path}' has {len(g.output)} outputs and none is named 'logits'")
     out = outputs[0]
+    half = [t.name for t in g.initializer if len(t.dims) == 2 and t.data_type in _HALF]
+    if half or out.type.tensor_type.elem_type in _HALF:
+        what = f"weight '{half[0]}'" if half else f"output '{out.name}'"
+        raise IrtoolError(f"'{path}' is a half-precision export ({what} is "
+                          f"{onnx.TensorProto.DataType.Name(_first_half(g, half, out))}): "
+                          "irtool raises float32 graphs; export the model in float32 "
+                          "(model.float() before torch.onnx.export)")
     odims = _dims(out)
     if len(odims) not in (2, 3) or not isinstance(odims[-1], int) or not odims[-1]:
         raise IrtoolError(f"output '{out.name}' of '{path}' is {_describe(out)}; irtool needs "
                           "logits [1, T, vocab] with a fixed vocab")
     return x.name, out.name, odims[-1], extra
+
+
+# float16/bfloat16 graphs interleave Casts around the ops computed in float32 (RMSNorm,
+# softmax), which no pattern reads: refused as such, not as "unsupported op 'Mul'".
+_HALF = (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
+
+
+def _first_half(g: onnx.GraphProto, half: list[str], out: onnx.ValueInfoProto) -> int:
+    if not half:
+        return out.type.tensor_type.elem_type
+    return next(t.data_type for t in g.initializer if t.name == half[0])
 
 
 def _fixed_length_message(path, length: int, where: str) -> str:
@@ -524,6 +542,15 @@ class _Raiser:
         if hit is None or self._features(name) is None:
             return None
         table, nodes = hit
+        rows = self.g.constants[table].shape[0]
+        if rows != self.b.vocab_size:
+            # a graph whose output is not over the vocabulary (no LM head: the base model's
+            # hidden states) would import with `vocab` taken from its feature count
+            raise IrtoolError(f"the token embedding '{table}' has {rows} rows, but output "
+                              f"'{self.g.output_name}' has {self.b.vocab_size} features: it is "
+                              "not logits over the vocabulary (a graph without its LM head, "
+                              "e.g. a base model's last_hidden_state); export the logits of "
+                              "the ...ForCausalLM model")
         self._cover(nodes)
         w = self.w.get(("raw", table), _readable(table) or "tok_embeddings",
                        lambda: self.g.constants[table])
