@@ -1,6 +1,7 @@
 """The console scripts, run as a user runs them (subprocesses), checked against the goldens."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -62,7 +63,13 @@ def test_compile_without_tokenizer_prints_ids(shared_models, tmp_path):
               "47,211,38", "--steps", "4", "-o", tmp_path / "phi").stdout
     assert "prints token ids as <id>" in out
     main_c = (tmp_path / "phi" / "main.c").read_text()
-    assert '{"\\x3c\\x31\\x32\\x37\\x3e", 5, 0}' in main_c  # the piece of token 127: "<127>"
+    # the table as main.c declares it: one string of every piece, an offset per token
+    text = re.search(r"piece_bytes\[\d+\] =\n(.*?);\n", main_c, re.S).group(1)
+    blob = bytes.fromhex("".join(re.findall(r"\\x([0-9a-f]{2})", text)))
+    at = [int(v) for v in re.search(r"piece_at\[IRT_VOCAB \+ 1\] = \{(.*?)\}", main_c,
+                                    re.S).group(1).replace(",", " ").split()]
+    assert len(at) == 257 and blob[at[127]:at[128]] == b"<127>"
+    assert blob == b"".join(f"<{i}>".encode() for i in range(256))
 
 
 def test_token_lists_from_the_command_line_keep_every_id(shared_models, tmp_path):
