@@ -282,9 +282,16 @@ def test_quantized_schemes_with_int8_kv_print_the_interpreter_tokens(quant, tmp_
 def assert_linears_use(model_c: str, kernel: str) -> None:
     """Every one of the 35 block linears (7 x 5 layers) calls `kernel`, once per weight tile
     the plan streams (so at least 35 calls), and the only other linear is the float
-    classifier's `irt_linear_f32`."""
+    classifier's `irt_linear_f32`; where the plan cuts rows into pieces along K (a plan the
+    solver's time limit ends may, under load), the later pieces call the accumulating form
+    of the same kernel (irtool.kernels.ACCUMULATING)."""
+    from irtool.kernels import ACCUMULATING
+
     calls = Counter(re.findall(r"\b(irt_linear\w*)\(", model_c))
-    assert set(calls) <= {kernel, "irt_linear_f32"}, calls
+    base = kernel.removesuffix("_table")
+    allowed = {kernel, "irt_linear_f32", ACCUMULATING["irt_linear_f32"],
+               *([ACCUMULATING[base]] if base in ACCUMULATING else [])}  # W8A8 rows stay whole
+    assert set(calls) <= allowed, calls
     assert calls[kernel] >= 35, calls
 
 
