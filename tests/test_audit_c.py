@@ -221,3 +221,27 @@ def test_siracusa_cores_outside_the_cluster_are_refused(tmp_path, cores):
     assert f"error: CORES={cores}: the cluster has 1 to 8 cores" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
+
+def test_cortex_m7_profile_counts_with_systick(tmp_path):
+    """cortex-m7-256k `make run PROFILE=1` printed 0 instructions for every kernel: the
+    profile read minstret, which the M7 has not. It now reads SysTick (as the program's own
+    figures do): every kernel gets a count, together no more than the program's total; a
+    native build, which has no counter, says so in one line instead of printing zeros."""
+    need("arm", "qemu-arm", "cc")
+    project = tmp_path / "m7"
+    steps = 4
+    irtool("compile", "--target", "cortex-m7-256k", "-o", project, "--capacity", 16,
+           "--steps", steps)
+    out = make(project, "run", "PROFILE=1")
+    kernels = {name: (int(calls), int(instr)) for name, calls, instr in
+               re.findall(r"^irt-profile (\S+) (\d+) (\d+)$", out, re.M)}
+    forwards = len(GOLDEN["prompt_ids"]) + steps - 1
+    assert kernels["cached_attention_f32"][0] == 5 * forwards  # one per layer and position
+    assert all(instr > 0 for _, instr in kernels.values()), kernels
+    prompt = int(re.search(r"^instructions per prompt token: (\d+)$", out, re.M).group(1))
+    generated = int(re.search(r"^instructions per generated token: (\d+)$", out, re.M).group(1))
+    total = prompt * len(GOLDEN["prompt_ids"]) + generated * (steps - 1)
+    assert sum(instr for _, instr in kernels.values()) < total
+    native = make(project, "host", "PROFILE=1")
+    assert "irt-profile: no instruction counter in this build" in native
+    assert not re.search(r"^irt-profile \S+ \d+ \d+$", native, re.M)
