@@ -109,6 +109,15 @@ def test_sampling_options_out_of_range_are_refused(san_library):
     assert python.count("0 3") == 3
 
 
+
+def siracusa_w8a8(project: Path, steps: int) -> Path:
+    """The README's siracusa project: stories260K W8A8 (calibrated) with an int8 KV cache."""
+    models = ROOT.parent / "shared" / "models" / "stories260K"
+    irtool("compile", models / "stories260K.bin", "--target", "siracusa", "--quant", "w8a8",
+           "--calibration", models / "eval_tokens.json", "--kv", "int8", "--capacity", 64,
+           "--steps", steps, "-o", project)
+    return project
+
 def test_siracusa_per_step_figures_leave_the_batched_prefill_out(tmp_path):
     """siracusa's default batched prefill: `npu: ... per step` and `dma l2->l1: ... per step`
     divided the whole run's counters (the prefill call's work included) by every position,
@@ -118,12 +127,8 @@ def test_siracusa_per_step_figures_leave_the_batched_prefill_out(tmp_path):
     need("riscv", "qemu", "cc")
     from tests.test_siracusa import _make, _tokens
 
-    models = ROOT.parent / "shared" / "models" / "stories260K"
-    project = tmp_path / "s"
     steps = 8
-    irtool("compile", models / "stories260K.bin", "--target", "siracusa", "--quant", "w8a8",
-           "--calibration", models / "eval_tokens.json", "--kv", "int8", "--capacity", 64,
-           "--steps", steps, "-o", project)
+    project = siracusa_w8a8(tmp_path / "s", steps)
     out = _make(project, "run")
     assert len(_tokens(out)) == steps
     assert "batched prefill: 1 calls of 5 tokens" in out
@@ -245,3 +250,21 @@ def test_cortex_m7_profile_counts_with_systick(tmp_path):
     native = make(project, "host", "PROFILE=1")
     assert "irt-profile: no instruction counter in this build" in native
     assert not re.search(r"^irt-profile \S+ \d+ \d+$", native, re.M)
+
+
+def test_siracusa_profile_counts_the_cluster_and_npu_kernels(tmp_path):
+    """siracusa `make run PROFILE=1` listed none of its own kernels (sir_*, npu_linear_w8a8:
+    most of the work) and counted the portable kernels the cores run inside them once per
+    core (irt silu_f32: 8 calls per SiLU). Now each call from the model is counted once, by
+    the name model.c calls."""
+    need("riscv", "qemu", "cc")
+    steps = 4
+    project = siracusa_w8a8(tmp_path / "s", steps)
+    out = make(project, "run", "PROFILE=1")
+    kernels = {name: (int(calls), int(instr)) for name, calls, instr in
+               re.findall(r"^irt-profile (\S+) (\d+) (\d+)$", out, re.M)}
+    calls = 1 + (steps - 1)  # the batched prefill of the prompt, then one decode per token
+    assert kernels["npu_linear_w8a8"][0] == 35 * calls  # 7 W8A8 projections x 5 layers
+    assert kernels["sir_silu_f32"][0] == 5 * calls and "silu_f32" not in kernels
+    assert kernels["sir_cached_attention_i8"][0] == 5 * calls
+    assert all(instr > 0 for _, instr in kernels.values()), kernels
