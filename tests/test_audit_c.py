@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,27 @@ def test_siracusa_profile_counts_the_cluster_and_npu_kernels(tmp_path):
     assert kernels["sir_silu_f32"][0] == 5 * calls and "silu_f32" not in kernels
     assert kernels["sir_cached_attention_i8"][0] == 5 * calls
     assert all(instr > 0 for _, instr in kernels.values()), kernels
+
+
+@pytest.mark.parametrize("extra, says", [
+    (("--prefill-tokens", "4"), "error: --prefill-tokens 4: the prompt goes in token by token "
+     "(the default of target riscv-ulp); add --prefill batched"),
+    (("--prefill", "token", "--prefill-tokens", "4"), "error: --prefill-tokens 4: the prompt "
+     "goes in token by token (--prefill token)"),
+    (("--prefill", "batched", "--prefill-tokens", "32"), "error: --prefill-tokens 32: a call's "
+     "tokens must fit the KV cache of 16 positions; give at most --prefill-tokens 16"),
+])
+def test_prefill_tokens_that_cannot_apply_are_refused(tmp_path, extra, says):
+    """`--prefill-tokens 4` on riscv-ulp (whose prompt goes in token by token) was ignored:
+    the program had no batched prefill and nothing said so; over the KV cache the error named
+    the pass's `tokens=`. Both are one line naming the CLI option, exit 1, nothing written."""
+    out = tmp_path / "p"
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "compile", "--target",
+                           "riscv-ulp", "-o", str(out), "--capacity", "16", "--steps", "4",
+                           *extra], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and not out.exists()
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(says), proc.stderr
+    irtool("compile", "--target", "riscv-ulp", "-o", out, "--capacity", 16, "--steps", 4,
+           "--prefill", "batched", "--prefill-tokens", 4)
+    assert "#define IRT_PREFILL_TOKENS 4" in (out / "model.h").read_text()
