@@ -181,6 +181,8 @@ def test_matrix8x8_profile_counts_the_unit_kernel(tmp_path):
     profiled = sum(instr for _, instr in kernels.values())
     assert profiled == pytest.approx(total, rel=0.01)
     assert "include the unit's C model" in out
+    native = make(project, "host")  # counts no instructions: says nothing about them
+    assert "instructions per" not in native and "include the unit's C model" not in native
 
 
 def test_cortex_m7_host_build_prints_no_instruction_counts(tmp_path):
