@@ -156,6 +156,10 @@ def test_siracusa_per_step_figures_leave_the_batched_prefill_out(tmp_path):
     assert lm_tiles >= 1 and model_c.count("  sir_linear_f32(") == lm_tiles + 1
     assert (step_transfers, step_bytes) == (lm_tiles, 512 * 64 * 4)
     assert (transfers, nbytes) == (decode_steps * lm_tiles, decode_steps * 512 * 64 * 4)
+    # main.c's instruction lines are minstret: every hart's and the device models' (3 M a
+    # token beside hartcount's 0.1 M per step): the run says so, where it counts them
+    assert "instructions per token above: minstret, one counter for every hart" in out
+    assert "minstret" not in _make(project, "host")
 
 
 def test_matrix8x8_profile_counts_the_unit_kernel(tmp_path):
