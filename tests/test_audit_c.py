@@ -11,6 +11,9 @@ reference (the golden tokens of llama2.c, the Python sampler's own refusals).
   IRT_ERR_OPTIONS for what irtool/sampling.py refuses.
 * siracusa's per-step NPU and DMA figures averaged the batched prefill call into the decode
   steps.
+* The tests below them name their defect in their docstrings: PROFILE=1 on matrix8x8,
+  cortex-m7-256k and siracusa, the host build's counts, ADAPTER and CORES out of range, and
+  --prefill-tokens where it cannot apply.
 """
 
 from __future__ import annotations
