@@ -169,6 +169,22 @@ def _adapter_files(specs) -> list[Path]:
     return [Path(parse_spec(spec)[1]) for spec in specs]
 
 
+def check_prefill_tokens(args: argparse.Namespace, default_prefill: str) -> None:
+    """--prefill-tokens T is the batched prefill's size: refused where nothing is batched (it
+    was ignored without a word) and over the KV cache (the pass's error named its own option)."""
+    t = args.prefill_tokens
+    if not t:
+        return
+    if (args.prefill or default_prefill) != "batched":
+        how = "--prefill token" if args.prefill else f"the default of target {args.target}"
+        raise IrtoolError(f"--prefill-tokens {t}: the prompt goes in token by token ({how}); "
+                          "add --prefill batched to feed it in calls of T tokens")
+    cache = args.window or args.capacity
+    if cache and t > cache:
+        raise IrtoolError(f"--prefill-tokens {t}: a call's tokens must fit the KV cache of "
+                          f"{cache} positions; give at most --prefill-tokens {cache}")
+
+
 def cmd_compile(args: argparse.Namespace) -> None:
     with gc_paused():  # its garbage is small, the collector's passes are not (irtool.startup)
         _compile(args)
@@ -236,6 +252,7 @@ def _compile(args: argparse.Namespace) -> None:
                           stream_window=args.stream_window)
     if args.prefill_tokens < 0:
         raise IrtoolError("--prefill-tokens must be at least 1 (0: the prompt's length)")
+    check_prefill_tokens(args, opts.load_target().default_prefill)
     mapping: list[str] = []  # printed after the project is written, as before
     out = compile_to_c(module, store, Path(args.output), prompt=prompt, steps=args.steps,
                        tokenizer=tok, opts=opts, sampling=sampling,

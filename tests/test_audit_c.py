@@ -11,12 +11,16 @@ reference (the golden tokens of llama2.c, the Python sampler's own refusals).
   IRT_ERR_OPTIONS for what irtool/sampling.py refuses.
 * siracusa's per-step NPU and DMA figures averaged the batched prefill call into the decode
   steps.
+* The tests below them name their defect in their docstrings: PROFILE=1 on matrix8x8,
+  cortex-m7-256k and siracusa, the host build's counts, ADAPTER and CORES out of range, and
+  --prefill-tokens where it cannot apply.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,6 +113,15 @@ def test_sampling_options_out_of_range_are_refused(san_library):
     assert python.count("0 3") == 3
 
 
+
+def siracusa_w8a8(project: Path, steps: int) -> Path:
+    """The README's siracusa project: stories260K W8A8 (calibrated) with an int8 KV cache."""
+    models = ROOT.parent / "shared" / "models" / "stories260K"
+    irtool("compile", models / "stories260K.bin", "--target", "siracusa", "--quant", "w8a8",
+           "--calibration", models / "eval_tokens.json", "--kv", "int8", "--capacity", 64,
+           "--steps", steps, "-o", project)
+    return project
+
 def test_siracusa_per_step_figures_leave_the_batched_prefill_out(tmp_path):
     """siracusa's default batched prefill: `npu: ... per step` and `dma l2->l1: ... per step`
     divided the whole run's counters (the prefill call's work included) by every position,
@@ -118,12 +131,8 @@ def test_siracusa_per_step_figures_leave_the_batched_prefill_out(tmp_path):
     need("riscv", "qemu", "cc")
     from tests.test_siracusa import _make, _tokens
 
-    models = ROOT.parent / "shared" / "models" / "stories260K"
-    project = tmp_path / "s"
     steps = 8
-    irtool("compile", models / "stories260K.bin", "--target", "siracusa", "--quant", "w8a8",
-           "--calibration", models / "eval_tokens.json", "--kv", "int8", "--capacity", 64,
-           "--steps", steps, "-o", project)
+    project = siracusa_w8a8(tmp_path / "s", steps)
     out = _make(project, "run")
     assert len(_tokens(out)) == steps
     assert "batched prefill: 1 calls of 5 tokens" in out
@@ -150,6 +159,10 @@ def test_siracusa_per_step_figures_leave_the_batched_prefill_out(tmp_path):
     assert lm_tiles >= 1 and model_c.count("  sir_linear_f32(") == lm_tiles + 1
     assert (step_transfers, step_bytes) == (lm_tiles, 512 * 64 * 4)
     assert (transfers, nbytes) == (decode_steps * lm_tiles, decode_steps * 512 * 64 * 4)
+    # main.c's instruction lines are minstret: every hart's and the device models' (3 M a
+    # token beside hartcount's 0.1 M per step): the run says so, where it counts them
+    assert "instructions per token above: minstret, one counter for every hart" in out
+    assert "minstret" not in _make(project, "host")
 
 
 def test_matrix8x8_profile_counts_the_unit_kernel(tmp_path):
@@ -175,6 +188,8 @@ def test_matrix8x8_profile_counts_the_unit_kernel(tmp_path):
     profiled = sum(instr for _, instr in kernels.values())
     assert profiled == pytest.approx(total, rel=0.01)
     assert "include the unit's C model" in out
+    native = make(project, "host")  # counts no instructions: says nothing about them
+    assert "instructions per" not in native and "include the unit's C model" not in native
 
 
 def test_cortex_m7_host_build_prints_no_instruction_counts(tmp_path):
@@ -221,3 +236,69 @@ def test_siracusa_cores_outside_the_cluster_are_refused(tmp_path, cores):
     assert f"error: CORES={cores}: the cluster has 1 to 8 cores" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
+
+def test_cortex_m7_profile_counts_with_systick(tmp_path):
+    """cortex-m7-256k `make run PROFILE=1` printed 0 instructions for every kernel: the
+    profile read minstret, which the M7 has not. It now reads SysTick (as the program's own
+    figures do): every kernel gets a count, together no more than the program's total; a
+    native build, which has no counter, says so in one line instead of printing zeros."""
+    need("arm", "qemu-arm", "cc")
+    project = tmp_path / "m7"
+    steps = 4
+    irtool("compile", "--target", "cortex-m7-256k", "-o", project, "--capacity", 16,
+           "--steps", steps)
+    out = make(project, "run", "PROFILE=1")
+    kernels = {name: (int(calls), int(instr)) for name, calls, instr in
+               re.findall(r"^irt-profile (\S+) (\d+) (\d+)$", out, re.M)}
+    forwards = len(GOLDEN["prompt_ids"]) + steps - 1
+    assert kernels["cached_attention_f32"][0] == 5 * forwards  # one per layer and position
+    assert all(instr > 0 for _, instr in kernels.values()), kernels
+    prompt = int(re.search(r"^instructions per prompt token: (\d+)$", out, re.M).group(1))
+    generated = int(re.search(r"^instructions per generated token: (\d+)$", out, re.M).group(1))
+    total = prompt * len(GOLDEN["prompt_ids"]) + generated * (steps - 1)
+    assert sum(instr for _, instr in kernels.values()) < total
+    native = make(project, "host", "PROFILE=1")
+    assert "irt-profile: no instruction counter in this build" in native
+    assert not re.search(r"^irt-profile \S+ \d+ \d+$", native, re.M)
+
+
+def test_siracusa_profile_counts_the_cluster_and_npu_kernels(tmp_path):
+    """siracusa `make run PROFILE=1` listed none of its own kernels (sir_*, npu_linear_w8a8:
+    most of the work) and counted the portable kernels the cores run inside them once per
+    core (irt silu_f32: 8 calls per SiLU). Now each call from the model is counted once, by
+    the name model.c calls."""
+    need("riscv", "qemu", "cc")
+    steps = 4
+    project = siracusa_w8a8(tmp_path / "s", steps)
+    out = make(project, "run", "PROFILE=1")
+    kernels = {name: (int(calls), int(instr)) for name, calls, instr in
+               re.findall(r"^irt-profile (\S+) (\d+) (\d+)$", out, re.M)}
+    calls = 1 + (steps - 1)  # the batched prefill of the prompt, then one decode per token
+    assert kernels["npu_linear_w8a8"][0] == 35 * calls  # 7 W8A8 projections x 5 layers
+    assert kernels["sir_silu_f32"][0] == 5 * calls and "silu_f32" not in kernels
+    assert kernels["sir_cached_attention_i8"][0] == 5 * calls
+    assert all(instr > 0 for _, instr in kernels.values()), kernels
+
+
+@pytest.mark.parametrize("extra, says", [
+    (("--prefill-tokens", "4"), "error: --prefill-tokens 4: the prompt goes in token by token "
+     "(the default of target riscv-ulp); add --prefill batched"),
+    (("--prefill", "token", "--prefill-tokens", "4"), "error: --prefill-tokens 4: the prompt "
+     "goes in token by token (--prefill token)"),
+    (("--prefill", "batched", "--prefill-tokens", "32"), "error: --prefill-tokens 32: a call's "
+     "tokens must fit the KV cache of 16 positions; give at most --prefill-tokens 16"),
+])
+def test_prefill_tokens_that_cannot_apply_are_refused(tmp_path, extra, says):
+    """`--prefill-tokens 4` on riscv-ulp (whose prompt goes in token by token) was ignored:
+    the program had no batched prefill and nothing said so; over the KV cache the error named
+    the pass's `tokens=`. Both are one line naming the CLI option, exit 1, nothing written."""
+    out = tmp_path / "p"
+    proc = subprocess.run([str(Path(sys.executable).parent / "irtool"), "compile", "--target",
+                           "riscv-ulp", "-o", str(out), "--capacity", "16", "--steps", "4",
+                           *extra], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and not out.exists()
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(says), proc.stderr
+    irtool("compile", "--target", "riscv-ulp", "-o", out, "--capacity", 16, "--steps", 4,
+           "--prefill", "batched", "--prefill-tokens", 4)
+    assert "#define IRT_PREFILL_TOKENS 4" in (out / "model.h").read_text()

@@ -85,8 +85,13 @@ MAKE_VARIABLES = """ifeq ($(DSP),0)
 # (runtime/irt_m7_dsp.h) and the shared w1a4 partial-sum table (irt_linear_w1a4_table.h)
 CFLAGS_COMMON += -DIRT_NO_DSP -DIRT_NO_W1A4_TABLE
 endif
-CFLAGS_VARS += DSP"""
-"""`make DSP=0`: its flags, and a stamp of DSP (every C compilation is rebuilt when it changes)."""
+CFLAGS_VARS += DSP
+ifeq ($(PROFILE),1)
+# the profile's counter: SysTick (runtime/irt_systick.h), the M7 has no minstret
+CFLAGS_COMMON += -DIRT_PROFILE_COUNTER=irt_systick_instructions
+endif"""
+"""`make DSP=0`: its flags, and a stamp of DSP (every C compilation is rebuilt when it changes);
+`PROFILE=1` counts with SysTick."""
 RUN_RULES = """
 NM ?= arm-none-eabi-nm
 

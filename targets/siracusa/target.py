@@ -126,7 +126,15 @@ class SiracusaTarget(CTarget):
             "while (0)",
             "#define IRT_PREFILL_END() \\",
             "    do { irt_prefill_end(); npu_prefill_mark(1); irt_dma_prefill_mark(1); } while (0)",
-            "#define IRT_REPORT(steps) do { npu_report(steps); irt_dma_report(steps); } while (0)",
+            "#define IRT_REPORT(steps) \\",
+            "    do { npu_report(steps); irt_dma_report(steps); IRT_MINSTRET_NOTE(); } while (0)",
+            # minstret is one counter for every hart, and qemu runs the NPU model and the DMA
+            # memcpy on them: main.c's instruction lines are not the cluster's time
+            "#define IRT_MINSTRET_NOTE() \\",
+            "    do { if (IRT_HAS_INSTRUCTION_COUNTER) printf( \\",
+            "        \"instructions per token above: minstret, one counter for every hart, \" \\",
+            "        \"the NPU and DMA models included; the cluster's time per step is \" \\",
+            "        \"hartcount's per-step\\n\"); } while (0)",
             ""])
 
     def make_variables(self) -> str:

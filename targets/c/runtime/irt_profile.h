@@ -6,7 +6,9 @@
  * is wrapped by a macro that reads the retired-instruction counter before and after it and
  * adds the difference to that kernel's total.  At exit the totals are printed, one line per
  * kernel:  "irt-profile NAME CALLS INSTRUCTIONS".  Why counters in the program: Debian's
- * qemu ships no TCG plugins, and minstret is exact under -icount shift=0.
+ * qemu ships no TCG plugins, and minstret is exact under -icount shift=0.  A target without
+ * minstret names its counter with -DIRT_PROFILE_COUNTER=FUNCTION (cortex-m7-256k: SysTick,
+ * 40 instructions a tick); a build with no counter (make host) prints one line saying so.
  *
  * The window of one call also holds the argument set-up and the call itself (a few
  * instructions); the cost of an empty window is measured once and subtracted.

@@ -40,4 +40,10 @@ void npu_prefill_mark(int end);
  * batched prefill calls' share when there were any. */
 void npu_report(int steps);
 
+/* With -DIRT_PROFILE, generated code's calls are counted (irt_profile.h). */
+#if defined(IRT_PROFILE) && !defined(IRT_RUNTIME_SOURCE)
+#include "irt_profile.h"
+#define npu_linear_w8a8(...) IRT_PROFILE_CALL("npu_linear_w8a8", npu_linear_w8a8(__VA_ARGS__))
+#endif
+
 #endif

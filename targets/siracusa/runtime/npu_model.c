@@ -1,6 +1,7 @@
 /*
  * npu_model.c - the NPU's bit-exact model and counters (npu.h).
  */
+#define IRT_RUNTIME_SOURCE /* defines kernels, calls the portable ones: nothing to count */
 #include "npu.h"
 
 #include <stddef.h>

@@ -9,6 +9,7 @@
  * own row when the cache has not wrapped (a linear cache; the rules keep rings with T > 1 on
  * the portable kernel), so still bit-identical.
  */
+#define IRT_RUNTIME_SOURCE /* defines kernels, calls the portable ones: nothing to count */
 #include "sir_kernels.h"
 
 #include <stddef.h>

@@ -50,4 +50,22 @@ void sir_kv_write_i8(int8_t *cache, float *scales, const float *new_rows, int la
                      int kv_heads, int capacity, int head_dim, int T, int pos, int ring,
                      int cores);
 
+/* With -DIRT_PROFILE, generated code's calls are counted per kernel (irt_profile.h; minstret
+ * is one counter for every hart, so a call's count is the whole team's work in it). */
+#if defined(IRT_PROFILE) && !defined(IRT_RUNTIME_SOURCE)
+#include "irt_profile.h"
+#define IRT__SIR_COUNTED(kernel, ...) IRT_PROFILE_CALL(#kernel, kernel(__VA_ARGS__))
+#define sir_linear_w8a8(...) IRT__SIR_COUNTED(sir_linear_w8a8, __VA_ARGS__)
+#define sir_linear_f32(...) IRT__SIR_COUNTED(sir_linear_f32, __VA_ARGS__)
+#define sir_cached_attention_i8(...) IRT__SIR_COUNTED(sir_cached_attention_i8, __VA_ARGS__)
+#define sir_cached_attention_i8_isoftmax(...) IRT__SIR_COUNTED(sir_cached_attention_i8_isoftmax, __VA_ARGS__)
+#define sir_silu_f32(...) IRT__SIR_COUNTED(sir_silu_f32, __VA_ARGS__)
+#define sir_int_silu_f32(...) IRT__SIR_COUNTED(sir_int_silu_f32, __VA_ARGS__)
+#define sir_quantize_act_i8(...) IRT__SIR_COUNTED(sir_quantize_act_i8, __VA_ARGS__)
+#define sir_rms_norm_f32(...) IRT__SIR_COUNTED(sir_rms_norm_f32, __VA_ARGS__)
+#define sir_int_rms_norm_f32(...) IRT__SIR_COUNTED(sir_int_rms_norm_f32, __VA_ARGS__)
+#define sir_rope_f32(...) IRT__SIR_COUNTED(sir_rope_f32, __VA_ARGS__)
+#define sir_kv_write_i8(...) IRT__SIR_COUNTED(sir_kv_write_i8, __VA_ARGS__)
+#endif
+
 #endif
