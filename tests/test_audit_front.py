@@ -341,3 +341,29 @@ def test_a_top_level_original_context_wins_over_the_rope_parameters(tmp_path):
                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
     assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4
+
+
+def test_a_model_mixing_full_and_sliding_layers_gets_no_cache(tmp_path):
+    """Qwen2 with use_sliding_window and max_window_layers 1: layer 0 full, layer 1 a window
+    of 8. The error advises --window 8, and with it layer 0's cache became a ring of 8 too:
+    other tokens than transformers' from the 3rd generated token on."""
+    from irtool.tokenizer import load_tokenizer
+
+    d = _saved("qwen2", tmp_path / "qwen2", use_sliding_window=True, sliding_window=8,
+               max_window_layers=1)
+    hf_zoo.save_tokenizer(d, 96)
+    text = "the fox ran to the river"
+    line = _cli_error("generate", d, "--prompt", text, "--steps", "12", "--level", "decode")
+    assert line.endswith("(irtool generate --level decode and irtool compile: --window 8)")
+    line = _cli_error("generate", d, "--prompt", text, "--steps", "12", "--level", "decode",
+                      "--window", "8")
+    assert line == (
+        "error: extract-kv-cache: transformer.attention #1 slides a window of 8 keys but #0 "
+        "attends to every earlier key: every layer's cache has one shape, so no cache fits "
+        "both; run the model without a cache (irtool generate --level forward)")
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager")
+    prompt = load_tokenizer(d).encode(text)
+    want = prompt + hf_zoo.torch_greedy(model.eval(), prompt, 12)
+    assert _generated_ids(d, text, 12) == want  # --level forward: transformers' tokens
