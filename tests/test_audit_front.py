@@ -367,3 +367,16 @@ def test_a_model_mixing_full_and_sliding_layers_gets_no_cache(tmp_path):
     prompt = load_tokenizer(d).encode(text)
     want = prompt + hf_zoo.torch_greedy(model.eval(), prompt, 12)
     assert _generated_ids(d, text, 12) == want  # --level forward: transformers' tokens
+
+
+def test_generate_finds_the_tokenizer_json_beside_an_onnx_export(tmp_path):
+    """optimum's export folder holds model.onnx, config.json and tokenizer.json; the README
+    says the tokenizer is found beside the model, but only tok<N>.bin and vocab.json were."""
+    need_module("onnx")
+    from irtool.tokenizer import load_tokenizer
+
+    model, path = hf_zoo.export_onnx(hf_zoo.BY_NAME["llama-gqa"], "dynamo", tmp_path / "onnx")
+    hf_zoo.save_tokenizer(path.parent, 96)  # fewer ids than the model's 128, as is common
+    text = "the fox ran to the river"
+    prompt = load_tokenizer(path.parent).encode(text)
+    assert _generated_ids(path, text, 8) == prompt + hf_zoo.torch_greedy(model, prompt, 8)
