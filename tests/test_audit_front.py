@@ -380,3 +380,17 @@ def test_generate_finds_the_tokenizer_json_beside_an_onnx_export(tmp_path):
     text = "the fox ran to the river"
     prompt = load_tokenizer(path.parent).encode(text)
     assert _generated_ids(path, text, 8) == prompt + hf_zoo.torch_greedy(model, prompt, 8)
+
+
+def test_a_peft_adapter_folder_is_named(tmp_path):
+    """A LoRA adapter folder (adapter_config.json + adapter_model.safetensors) was refused as
+    a folder without config.json, told to save_pretrained the model."""
+    d = tmp_path / "adapter"
+    d.mkdir()
+    (d / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4,
+                                                       "lora_alpha": 8}))
+    (d / "adapter_model.safetensors").write_bytes(b"")
+    line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
+    assert line == (f"error: '{d}' is a PEFT adapter (adapter_config.json), not a model: import "
+                    "its base model, and give the adapter to irtool compile --lora "
+                    f"NAME={d / 'adapter_model.safetensors'}")
