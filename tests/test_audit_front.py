@@ -394,3 +394,19 @@ def test_a_peft_adapter_folder_is_named(tmp_path):
     assert line == (f"error: '{d}' is a PEFT adapter (adapter_config.json), not a model: import "
                     "its base model, and give the adapter to irtool compile --lora "
                     f"NAME={d / 'adapter_model.safetensors'}")
+
+
+def test_an_eos_id_the_tokenizer_lacks_does_not_stop_generate(tmp_path):
+    """A small GPT-2 keeps GPT2Config's eos_token_id 50256 over its own 160-token vocabulary:
+    `irtool generate DIR` (default --stop eos) was refused, "--stop token 50256 is outside
+    the vocabulary (0..159)", though no --stop was given; transformers generates."""
+    from irtool.tokenizer import load_tokenizer
+
+    model = hf_zoo.build(hf_zoo.BY_NAME["gpt2"])
+    d = tmp_path / "gpt2"
+    model.save_pretrained(d)
+    assert json.loads((d / "config.json").read_text())["eos_token_id"] == 50256
+    hf_zoo.save_tokenizer(d, 96)
+    text = "the fox ran to the river"
+    prompt = load_tokenizer(d).encode(text)
+    assert _generated_ids(d, text, 8) == prompt + hf_zoo.torch_greedy(model, prompt, 8)
