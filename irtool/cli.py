@@ -54,7 +54,7 @@ def cmd_import(args: argparse.Namespace) -> None:
 def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
     """--tokenizer, else one beside the model that fits its vocabulary, else the bundled one."""
     from irtool.frontend.load import DEFAULT_TOKENIZER
-    from irtool.tokenizer import check_agreement, load_tokenizer
+    from irtool.tokenizer import HFTokenizer, check_agreement, load_tokenizer
 
     if explicit:
         tok = load_tokenizer(explicit)
@@ -64,7 +64,8 @@ def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
         tok = load_tokenizer(model)
         check_agreement(tok, model / "tokenizer.json", vocab_size, model)
         return tok
-    candidates = [model.parent / "vocab.json"]
+    # tokenizer.json: an ONNX export's folder (optimum writes it beside model.onnx)
+    candidates = [model.parent / "vocab.json", model.parent / HFTokenizer.HF_NAME]
     if vocab_size:
         candidates.insert(0, model.parent / f"tok{vocab_size}.bin")
         if vocab_size == 512:
@@ -72,11 +73,13 @@ def find_tokenizer(model: Path, vocab_size: int | None, explicit: str | None):
     for c in candidates:
         if c.is_file():
             tok = load_tokenizer(c)
-            if vocab_size is None or tok.vocab_size == vocab_size:
+            padded = isinstance(tok, HFTokenizer) and vocab_size and tok.vocab_size < vocab_size
+            if vocab_size is None or tok.vocab_size == vocab_size or padded:
                 check_agreement(tok, c, vocab_size, model)  # a truncated tok<N>.bin
                 return tok
     raise IrtoolError(f"no tokenizer found for '{model}' (vocabulary {vocab_size}): pass "
-                      "--tokenizer FILE (a llama2.c tok*.bin or a vocab.json)")
+                      "--tokenizer FILE (a llama2.c tok*.bin, a vocab.json or a Hugging Face "
+                      "tokenizer.json)")
 
 
 def module_at_level(model: Path, args: argparse.Namespace):
@@ -335,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("model", nargs="?", help="model or .mlir (default: bundled stories260K)")
     gen.add_argument("--prompt", default="Once upon a time")
     gen.add_argument("--steps", type=int, default=64)
-    gen.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
+    gen.add_argument("--tokenizer", help="tok*.bin (llama2.c), vocab.json (characters) "
+                     "or tokenizer.json (Hugging Face)")
     gen.add_argument("--level", choices=("forward", "decode"), default="forward",
                      help="forward: recompute the whole sequence per token; decode: run "
                           "extract-kv-cache and generate by decode steps with a KV cache")
@@ -354,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--prompt-tokens", metavar="IDS",
                        help="token ids, separated by commas or spaces")
     comp.add_argument("--steps", type=int, default=64, help="tokens to generate")
-    comp.add_argument("--tokenizer", help="tok*.bin (llama2.c) or vocab.json (characters)")
+    comp.add_argument("--tokenizer", help="tok*.bin (llama2.c), vocab.json (characters) "
+                      "or tokenizer.json (Hugging Face)")
     kv = comp.add_mutually_exclusive_group()
     kv.add_argument("--window", type=int, metavar="W",
                     help="sliding-window KV cache of W positions")

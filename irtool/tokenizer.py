@@ -371,8 +371,17 @@ class HFTokenizer:
         except Exception as exc:  # tokenizers raises a bare Exception for a bad file
             raise IrtoolError(f"{path}: not a Hugging Face tokenizer.json ({exc})") from None
         config = _json_or_empty(path.parent / "config.json")
-        return cls(tok, _special_id(tok, config, "bos"), _special_id(tok, config, "eos"),
-                   _end_ids(path.parent))
+        # An id the tokenizer does not have is not its BOS/EOS: GPT-2 configs keep the
+        # default 50256 over a small vocabulary of their own (transformers warns, and the
+        # model never emits it); kept, `--stop eos` was refused as outside the vocabulary.
+        size = tok.get_vocab_size(with_added_tokens=True)
+
+        def known(i: int | None) -> int | None:
+            return i if i is not None and i < size else None
+
+        ends = tuple(i for i in _end_ids(path.parent) or () if i < size)
+        return cls(tok, known(_special_id(tok, config, "bos")),
+                   known(_special_id(tok, config, "eos")), ends)
 
     @property
     def vocab_size(self) -> int:

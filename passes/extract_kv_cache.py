@@ -397,9 +397,25 @@ def _cache_shape(forward: func.FuncOp, capacity: int, ring: bool) -> CacheShape:
 
 
 def _check_windows(forward: func.FuncOp, window: int | None) -> None:
-    """A forward that already slides a window can only be cached with that same window."""
-    for i, op in enumerate(o for o in forward.body.block.ops if isinstance(o, tf.AttentionOp)):
-        if op.window_size is not None and op.window_size != window:
-            raise IrtoolError(f"extract-kv-cache: transformer.attention #{i} already has "
-                              f"window = {op.window_size}; run extract-kv-cache with "
-                              f"window={op.window_size}")
+    """A forward that already slides a window can only be cached with that same window, and
+    only if every layer slides the same one: the caches of all layers have one shape, so a
+    ring of W positions would cut a full-attention layer (Qwen2's layers below
+    max_window_layers) to the last W keys, a silently different model."""
+    ops = [o for o in forward.body.block.ops if isinstance(o, tf.AttentionOp)]
+    slid = [(i, op.window_size) for i, op in enumerate(ops) if op.window_size is not None]
+    if not slid:
+        return
+    if window != slid[0][1]:
+        i, w = slid[0]
+        raise IrtoolError(f"extract-kv-cache: transformer.attention #{i} already has "
+                          f"window = {w}; run extract-kv-cache with window={w} (irtool "
+                          f"generate --level decode and irtool compile: --window {w})")
+    other = next(((i, op.window_size) for i, op in enumerate(ops)
+                  if op.window_size != slid[0][1]), None)
+    if other is not None:
+        (i, w), (j, v) = slid[0], other
+        what = "attends to every earlier key" if v is None else f"slides a window of {v}"
+        raise IrtoolError(f"extract-kv-cache: transformer.attention #{i} slides a window of "
+                          f"{w} keys but #{j} {what}: every layer's cache has one shape, so no "
+                          "cache fits both; run the model without a cache (irtool generate "
+                          "--level forward)")

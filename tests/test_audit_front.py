@@ -341,3 +341,72 @@ def test_a_top_level_original_context_wins_over_the_rope_parameters(tmp_path):
                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
     assert _relative_error(_irtool_logits(d, IDS), _transformers_logits(d, IDS)) < 1e-4
+
+
+def test_a_model_mixing_full_and_sliding_layers_gets_no_cache(tmp_path):
+    """Qwen2 with use_sliding_window and max_window_layers 1: layer 0 full, layer 1 a window
+    of 8. The error advises --window 8, and with it layer 0's cache became a ring of 8 too:
+    other tokens than transformers' from the 3rd generated token on."""
+    from irtool.tokenizer import load_tokenizer
+
+    d = _saved("qwen2", tmp_path / "qwen2", use_sliding_window=True, sliding_window=8,
+               max_window_layers=1)
+    hf_zoo.save_tokenizer(d, 96)
+    text = "the fox ran to the river"
+    line = _cli_error("generate", d, "--prompt", text, "--steps", "12", "--level", "decode")
+    assert line.endswith("(irtool generate --level decode and irtool compile: --window 8)")
+    line = _cli_error("generate", d, "--prompt", text, "--steps", "12", "--level", "decode",
+                      "--window", "8")
+    assert line == (
+        "error: extract-kv-cache: transformer.attention #1 slides a window of 8 keys but #0 "
+        "attends to every earlier key: every layer's cache has one shape, so no cache fits "
+        "both; run the model without a cache (irtool generate --level forward)")
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager")
+    prompt = load_tokenizer(d).encode(text)
+    want = prompt + hf_zoo.torch_greedy(model.eval(), prompt, 12)
+    assert _generated_ids(d, text, 12) == want  # --level forward: transformers' tokens
+
+
+def test_generate_finds_the_tokenizer_json_beside_an_onnx_export(tmp_path):
+    """optimum's export folder holds model.onnx, config.json and tokenizer.json; the README
+    says the tokenizer is found beside the model, but only tok<N>.bin and vocab.json were."""
+    need_module("onnx")
+    from irtool.tokenizer import load_tokenizer
+
+    model, path = hf_zoo.export_onnx(hf_zoo.BY_NAME["llama-gqa"], "dynamo", tmp_path / "onnx")
+    hf_zoo.save_tokenizer(path.parent, 96)  # fewer ids than the model's 128, as is common
+    text = "the fox ran to the river"
+    prompt = load_tokenizer(path.parent).encode(text)
+    assert _generated_ids(path, text, 8) == prompt + hf_zoo.torch_greedy(model, prompt, 8)
+
+
+def test_a_peft_adapter_folder_is_named(tmp_path):
+    """A LoRA adapter folder (adapter_config.json + adapter_model.safetensors) was refused as
+    a folder without config.json, told to save_pretrained the model."""
+    d = tmp_path / "adapter"
+    d.mkdir()
+    (d / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4,
+                                                       "lora_alpha": 8}))
+    (d / "adapter_model.safetensors").write_bytes(b"")
+    line = _cli_error("import", d, "-o", tmp_path / "m.mlir")
+    assert line == (f"error: '{d}' is a PEFT adapter (adapter_config.json), not a model: import "
+                    "its base model, and give the adapter to irtool compile --lora "
+                    f"NAME={d / 'adapter_model.safetensors'}")
+
+
+def test_an_eos_id_the_tokenizer_lacks_does_not_stop_generate(tmp_path):
+    """A small GPT-2 keeps GPT2Config's eos_token_id 50256 over its own 160-token vocabulary:
+    `irtool generate DIR` (default --stop eos) was refused, "--stop token 50256 is outside
+    the vocabulary (0..159)", though no --stop was given; transformers generates."""
+    from irtool.tokenizer import load_tokenizer
+
+    model = hf_zoo.build(hf_zoo.BY_NAME["gpt2"])
+    d = tmp_path / "gpt2"
+    model.save_pretrained(d)
+    assert json.loads((d / "config.json").read_text())["eos_token_id"] == 50256
+    hf_zoo.save_tokenizer(d, 96)
+    text = "the fox ran to the river"
+    prompt = load_tokenizer(d).encode(text)
+    assert _generated_ids(d, text, 8) == prompt + hf_zoo.torch_greedy(model, prompt, 8)

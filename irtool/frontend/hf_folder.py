@@ -45,6 +45,10 @@ def import_hf_folder(path: str | os.PathLike[str]) -> tuple[ModuleOp, WeightStor
 
 def read_config(folder: Path) -> dict:
     p = folder / CONFIG
+    if not p.is_file() and (folder / "adapter_config.json").is_file():
+        raise IrtoolError(f"'{folder}' is a PEFT adapter (adapter_config.json), not a model: "
+                          "import its base model, and give the adapter to irtool compile "
+                          f"--lora NAME={folder / 'adapter_model.safetensors'}")
     if not p.is_file():
         raise IrtoolError(f"'{folder}' has no {CONFIG}: a Hugging Face checkpoint folder holds "
                           "config.json and model.safetensors (model.save_pretrained(DIR))")
