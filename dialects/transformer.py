@@ -20,6 +20,7 @@ Conventions shared by all ops:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -562,6 +563,14 @@ class AttentionOp(AttentionFields):
                                   f"head_dim = {kvh * hd}")
         _expect_same(self, "value", _shape(self, "value", self.value), (s, dk))
         _expect_same(self, "result", _expect_rank(self, "result", self.result, 2), (t, dq))
+        if not math.isfinite(self.scale.value.data):
+            raise VerifyException(f"{self.name}: scale must be finite, got "
+                                  f"{self.scale.value.data}")
+        if self.is_causal and DYNAMIC not in (t, s) and t > s:
+            # the ends align: query i sees keys up to i - (T - S), so the first T - S see none
+            # and their softmax over nothing is NaN
+            raise VerifyException(f"{self.name}: causal attention of {t} queries over {s} keys: "
+                                  f"the first {t - s} would see no key")
         w = self.window_size
         if w is not None:
             if w <= 0:
