@@ -112,6 +112,15 @@ def verify_heads(op: IRDLOperation, query: SSAValue) -> tuple[int, int, int, int
     return t, dq, h, kvh, hd
 
 
+def _check_positions(op: IRDLOperation, t: int, rows: int) -> None:
+    """`t` tokens read `t` consecutive rows of a position table of `rows` rows, from row 0 or
+    from `start >= 0`: when both are static they must fit, whatever `start` is. Past the table
+    there is no row to read, and the result could not have the `t` rows it declares."""
+    if DYNAMIC not in (t, rows) and t > rows:
+        raise VerifyException(f"{op.name}: {t} tokens need {t} consecutive rows of the "
+                              f"position table, which has {rows}")
+
+
 class _ActivationOp(IRDLOperation):
     """Base of the ops whose output is shaped like their first operand."""
 
@@ -188,7 +197,8 @@ class PositionEmbeddingOp(IRDLOperation):
 
     def verify_(self) -> None:
         (t,) = _expect_rank(self, "tokens", self.tokens, 1)
-        _, d = _expect_rank(self, "table", self.table, 2)
+        rows, d = _expect_rank(self, "table", self.table, 2)
+        _check_positions(self, t, rows)
         _expect_same(self, "result", _expect_rank(self, "result", self.result, 2), (t, d))
 
 
@@ -481,7 +491,8 @@ class RopeOp(_ActivationOp):
                         "rotary_dim": _i64(rotary_dim), "style": StringAttr(style)})
 
     def verify_(self) -> None:
-        _, d = _expect_rank(self, "input", self.input, 2)
+        t, d = _expect_rank(self, "input", self.input, 2)
+        _check_positions(self, t, _expect_rank(self, "cos", self.cos, 2)[0])
         h, hd, rd = (self.heads.value.data, self.head_dim.value.data,
                      self.rotary_dim.value.data)
         if self.style.data not in ROPE_STYLES:
