@@ -157,7 +157,7 @@ def target_for(asked: str | None, module: ModuleOp) -> Target:
     the module was planned or lowered for, else the registry's default."""
     planned = planned_target(module)
     if asked is not None or planned is None:
-        return load_target(asked or DEFAULT_TARGET)
+        return load_target(DEFAULT_TARGET if asked is None else asked)
     try:
         return load_target(planned)
     except IrtoolError:  # a target given by path records its name only: check_same_target

@@ -34,3 +34,12 @@
 // RUN: irtool import %shared_models/stories260K/stories260K.bin -o %t/m.mlir
 // RUN: irtool-opt %t/m.mlir -p 'extract-kv-cache{capacity=16 prefill=token-by-token},bufferize{target=cortex-m7-256k},allocate{target=cortex-m7-256k copy_weights=false},tile{time-limit=5}' | filecheck %s --check-prefix=STREAM
 // STREAM:     memory.dma_start
+
+// An empty target name was read as the path '.': "target folder '.' has no description.json"
+// (allocate), or the registry's default (lower-to-hw).
+// RUN: not irtool-opt %S/extract-kv-cache.mlir -p 'extract-kv-cache{capacity=16 prefill=token-by-token},bufferize,allocate{target=""}' 2>&1 | filecheck %s --check-prefix=EMPTY
+// RUN: not irtool-opt %S/extract-kv-cache.mlir -p 'extract-kv-cache{capacity=16 prefill=token-by-token},bufferize,allocate,lower-to-hw{target=""}' 2>&1 | filecheck %s --check-prefix=EMPTY
+// EMPTY: error: the target name is empty; known targets: cortex-m7-256k, host, matrix8x8, riscv-ulp, siracusa, u280-hls (or give the path of a target folder or of a description .json)
+
+// RUN: not irtool-opt %S/extract-kv-cache.mlir -p 'assign-hbm-banks{stripes=0}' 2>&1 | filecheck %s --check-prefix=STRIPES
+// STRIPES: error: assign-hbm-banks: stripes must be >= 1, got 0
