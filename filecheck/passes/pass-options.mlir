@@ -43,3 +43,6 @@
 
 // RUN: not irtool-opt %S/extract-kv-cache.mlir -p 'assign-hbm-banks{stripes=0}' 2>&1 | filecheck %s --check-prefix=STRIPES
 // STRIPES: error: assign-hbm-banks: stripes must be >= 1, got 0
+
+// RUN: not irtool-opt %S/extract-kv-cache.mlir -p 'extract-kv-cache{capacity=16 prefill=token-by-token},bufferize{target=nosuch}' 2>&1 | filecheck %s --check-prefix=BUFTARGET
+// BUFTARGET: error: unknown target 'nosuch'; known targets: cortex-m7-256k, host, matrix8x8, riscv-ulp, siracusa, u280-hls
