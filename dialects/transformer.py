@@ -121,10 +121,19 @@ def _check_positions(op: IRDLOperation, t: int, rows: int) -> None:
                               f"position table, which has {rows}")
 
 
+def _expect_float(op: IRDLOperation, what: str, value: SSAValue) -> None:
+    """Activations are floats: an integer tensor was accepted, and lower-to-hw then ran the
+    f32 kernel (irt_silu_f32, ...) on its integer bytes."""
+    et = value.type.element_type if isinstance(value.type, TensorType) else value.type
+    if not isinstance(et, AnyFloat):
+        raise VerifyException(f"{op.name}: {what} must be a float tensor, got {value.type}")
+
+
 class _ActivationOp(IRDLOperation):
     """Base of the ops whose output is shaped like their first operand."""
 
     def _check_result_like(self, operand: SSAValue) -> None:
+        _expect_float(self, "input", operand)
         _expect_same(self, "result", _shape(self, "result", self.results[0]),
                      _shape(self, "input", operand))
 
@@ -381,6 +390,7 @@ class _BinaryOp(IRDLOperation):
         super().__init__(operands=[a, b], result_types=[a.type])
 
     def verify_(self) -> None:
+        _expect_float(self, "lhs", self.lhs)
         a, b = _shape(self, "lhs", self.lhs), _shape(self, "rhs", self.rhs)
         _expect_same(self, "rhs", b, a)
         _expect_same(self, "result", _shape(self, "result", self.result), a)
