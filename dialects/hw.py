@@ -21,7 +21,9 @@ from xdsl.dialects.builtin import (
     I64,
     DictionaryAttr,
     FloatAttr,
+    IndexType,
     IntegerAttr,
+    MemRefType,
     StringAttr,
     SymbolRefAttr,
 )
@@ -85,6 +87,18 @@ class _KernelParams:
     def kernel(self) -> str:
         return self.callee.root_reference.data
 
+    def _verify_call(self) -> None:
+        """Structural checks shared by hw.call and hw.accel: a named kernel, and operands a
+        kernel can take (a tensor was accepted, run by the interpreter as an array and printed
+        by the C emitter as a scalar)."""
+        if not self.kernel:
+            raise VerifyException(f"{self.name}: the kernel name is empty")
+        for i, arg in enumerate(self.args):
+            if not isinstance(arg.type, MemRefType | IndexType):
+                raise VerifyException(f"{self.name} @{self.kernel}: operand {i} is {arg.type}; "
+                                      "a kernel takes placed buffers (memref) and run-time "
+                                      "scalars (index)")
+
     def param(self, key: str):
         """A compile-time parameter as a Python value."""
         if self.params is None or key not in self.params.data:
@@ -118,8 +132,7 @@ class CallOp(_KernelParams, IRDLOperation):
     def verify_(self) -> None:
         # Structural only: which kernels exist and what they take is the kernel library's
         # business (irtool.kernels), checked by lower-to-hw and the emitters, not the dialect.
-        if not self.kernel:
-            raise VerifyException(f"{self.name}: the kernel name is empty")
+        self._verify_call()
 
 
 @irdl_op_definition
@@ -166,6 +179,7 @@ class AccelOp(_KernelParams, IRDLOperation):
     def verify_(self) -> None:
         if not self.engine.data:
             raise VerifyException(f"{self.name}: the engine name is empty")
+        self._verify_call()
 
 
 HW = Dialect("hw", [CallOp, ParallelOp, AccelOp], [TargetAttr])

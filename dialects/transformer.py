@@ -20,6 +20,7 @@ Conventions shared by all ops:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -111,10 +112,28 @@ def verify_heads(op: IRDLOperation, query: SSAValue) -> tuple[int, int, int, int
     return t, dq, h, kvh, hd
 
 
+def _check_positions(op: IRDLOperation, t: int, rows: int) -> None:
+    """`t` tokens read `t` consecutive rows of a position table of `rows` rows, from row 0 or
+    from `start >= 0`: when both are static they must fit, whatever `start` is. Past the table
+    there is no row to read, and the result could not have the `t` rows it declares."""
+    if DYNAMIC not in (t, rows) and t > rows:
+        raise VerifyException(f"{op.name}: {t} tokens need {t} consecutive rows of the "
+                              f"position table, which has {rows}")
+
+
+def _expect_float(op: IRDLOperation, what: str, value: SSAValue) -> None:
+    """Activations are floats: an integer tensor was accepted, and lower-to-hw then ran the
+    f32 kernel (irt_silu_f32, ...) on its integer bytes."""
+    et = value.type.element_type if isinstance(value.type, TensorType) else value.type
+    if not isinstance(et, AnyFloat):
+        raise VerifyException(f"{op.name}: {what} must be a float tensor, got {value.type}")
+
+
 class _ActivationOp(IRDLOperation):
     """Base of the ops whose output is shaped like their first operand."""
 
     def _check_result_like(self, operand: SSAValue) -> None:
+        _expect_float(self, "input", operand)
         _expect_same(self, "result", _shape(self, "result", self.results[0]),
                      _shape(self, "input", operand))
 
@@ -187,7 +206,8 @@ class PositionEmbeddingOp(IRDLOperation):
 
     def verify_(self) -> None:
         (t,) = _expect_rank(self, "tokens", self.tokens, 1)
-        _, d = _expect_rank(self, "table", self.table, 2)
+        rows, d = _expect_rank(self, "table", self.table, 2)
+        _check_positions(self, t, rows)
         _expect_same(self, "result", _expect_rank(self, "result", self.result, 2), (t, d))
 
 
@@ -370,6 +390,7 @@ class _BinaryOp(IRDLOperation):
         super().__init__(operands=[a, b], result_types=[a.type])
 
     def verify_(self) -> None:
+        _expect_float(self, "lhs", self.lhs)
         a, b = _shape(self, "lhs", self.lhs), _shape(self, "rhs", self.rhs)
         _expect_same(self, "rhs", b, a)
         _expect_same(self, "result", _shape(self, "result", self.result), a)
@@ -480,7 +501,8 @@ class RopeOp(_ActivationOp):
                         "rotary_dim": _i64(rotary_dim), "style": StringAttr(style)})
 
     def verify_(self) -> None:
-        _, d = _expect_rank(self, "input", self.input, 2)
+        t, d = _expect_rank(self, "input", self.input, 2)
+        _check_positions(self, t, _expect_rank(self, "cos", self.cos, 2)[0])
         h, hd, rd = (self.heads.value.data, self.head_dim.value.data,
                      self.rotary_dim.value.data)
         if self.style.data not in ROPE_STYLES:
@@ -562,6 +584,14 @@ class AttentionOp(AttentionFields):
                                   f"head_dim = {kvh * hd}")
         _expect_same(self, "value", _shape(self, "value", self.value), (s, dk))
         _expect_same(self, "result", _expect_rank(self, "result", self.result, 2), (t, dq))
+        if not math.isfinite(self.scale.value.data):
+            raise VerifyException(f"{self.name}: scale must be finite, got "
+                                  f"{self.scale.value.data}")
+        if self.is_causal and DYNAMIC not in (t, s) and t > s:
+            # the ends align: query i sees keys up to i - (T - S), so the first T - S see none
+            # and their softmax over nothing is NaN
+            raise VerifyException(f"{self.name}: causal attention of {t} queries over {s} keys: "
+                                  f"the first {t - s} would see no key")
         w = self.window_size
         if w is not None:
             if w <= 0:

@@ -34,6 +34,11 @@ def expand_pipeline(spec: str) -> str:
     from irtool.targets.target import PipelineOptions
 
     m = _SPEC.match(spec.strip())
+    name = spec.strip().split("{", 1)[0].strip()
+    if m is None and "{" in spec and (name in GENERIC or name in get_all_targets()):
+        # a known pipeline whose braces do not pair: not an "unknown pipeline"
+        raise IrtoolError(f"pipeline '{name}': its options go in one pair of braces at the end, "
+                          f"e.g. --pipeline='{name}{{capacity=128}}' (got '{spec}')")
     if m is None or (m["name"] not in GENERIC and m["name"] not in get_all_targets()):
         raise IrtoolError(f"unknown pipeline '{spec}' (known: {', '.join(pipeline_names())})")
     opts = (m["opts"] or "").split()

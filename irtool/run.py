@@ -70,7 +70,9 @@ def verify_plan(module, when: str) -> None:
         except IrtoolError:
             target = None
     if target is not None and not spaces_of(module) <= {m.name for m in target.memories}:
-        target = None  # labelled for another target (lower-to-hw's default): overlaps only
+        # labelled for another target (by hand, or by a lower-to-hw older than its default of
+        # allocate's target): overlaps only
+        target = None
     verify_module_plan(module, target, when)
 
 

@@ -109,13 +109,14 @@ class AllocatePass(ModulePass):
     """Plan the `tile` pass's windows and tiles in the same model (passes/stream_plan.py): the
     first objective becomes the modelled time per token, and the plan goes into the module
     attribute irtool.tile_plan for `tile` to apply."""
-    mac_cycles: float = 5.0
-    """With tile: modelled compute cycles per multiply-accumulate of a linear (an estimate)."""
+    mac_cycles: float | int = 5.0
+    """With tile: modelled compute cycles per multiply-accumulate of a linear (an estimate;
+    `int` too, as time_limit)."""
     max_tiles: int = 256
     """With tile: most tiles per decode step (each is straight-line code)."""
     window: int = 0
     """With tile: most bytes per window (0: no cap)."""
-    tile_cycles: float = 0.0
+    tile_cycles: float | int = 0.0
     """With tile: a fixed cost per tile besides the DMA set-up, added to the core's
     `fork_join_cycles` from the description."""
 
@@ -135,7 +136,10 @@ class AllocatePass(ModulePass):
         kv_option = "window" if KV_WINDOW_ATTR in op.attributes else "capacity"
         stream = None
         if self.tile:  # the joint tile plan (its module loads only then)
-            from irtool.passes.stream_plan import stream_spec
+            from irtool.passes.stream_plan import check_stream_options, stream_spec
+
+            check_stream_options("allocate", self.window, self.max_tiles, self.mac_cycles,
+                                 self.tile_cycles)
 
             stream = stream_spec(op, target, self.mac_cycles, self.max_tiles, self.window,
                                  self.tile_cycles + target.core.fork_join_cycles)

@@ -362,13 +362,16 @@ class AssignHbmBanksPass(ModulePass):
     target: str = "u280-hls"
     engine: str | None = None
     """The accelerator engine whose memories are the channels (default: the first one)."""
-    time_limit: float = 10.0
+    time_limit: float | int = 10.0
+    """Seconds for CP-SAT (`int` too, so that `time_limit=5` parses)."""
     stripes: int = 4
     """Row blocks of every linear layer's matrix, each on its own channel, read in parallel."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from irtool.run_limits import check_time_limit
         from irtool.targets.registry import load_target
 
+        check_time_limit(self.time_limit, "assign-hbm-banks: time_limit")
         desc = load_target(self.target).description
         engines = [e for e in desc.engines if e.kind == "accelerator"]
         if self.engine is not None:

@@ -168,7 +168,8 @@ class CalibratePass(ModulePass):
     name = "calibrate"
 
     calibration: str = ""
-    percentile: float = 100.0
+    percentile: float | int = 100.0
+    """`int` too, so that `percentile=99` parses as well as `percentile=99.0`."""
     max_sequences: int | None = None
     tokenizer: str | None = None
 

@@ -118,7 +118,7 @@ class LowerToHwPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         check_bufferized(op)
-        target = _load(self.target, planned_target(op))
+        target = target_for(self.target, op)
         check_same_target(op, target, self.target)
         PatternRewriteWalker(KernelToCall(target.rules, module_globals(op)),
                              apply_recursively=False).rewrite_module(op)
@@ -152,9 +152,12 @@ def planned_target(module: ModuleOp) -> str | None:
     return module_target_name(module)
 
 
-def _load(asked: str | None, planned: str | None) -> Target:
+def target_for(asked: str | None, module: ModuleOp) -> Target:
+    """The target a pass given `target=asked` (or none) works for: the one asked, else the one
+    the module was planned or lowered for, else the registry's default."""
+    planned = planned_target(module)
     if asked is not None or planned is None:
-        return load_target(asked or DEFAULT_TARGET)
+        return load_target(DEFAULT_TARGET if asked is None else asked)
     try:
         return load_target(planned)
     except IrtoolError:  # a target given by path records its name only: check_same_target

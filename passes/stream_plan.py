@@ -55,6 +55,7 @@ from xdsl.ir import Operation, SSAValue
 
 from irtool.dialects import memory, quant
 from irtool.dialects import transformer as tf
+from irtool.errors import IrtoolError
 from irtool.ir_names import DECODE, TILE_PLAN_ATTR
 from irtool.passes.tile_plan import Chunking, Tiling, tilings
 from irtool.targets.description import LinkSpec, MemorySpec, TargetDescription
@@ -65,6 +66,23 @@ if TYPE_CHECKING:
 LINEARS = (tf.LinearOp, quant.WLinearOp, quant.QLinearOp)
 """Float, weight-quantized and W8A8 linears: `[N, row]` weights whose rows are output
 channels."""
+
+
+def check_stream_options(pass_name: str, window: int, max_tiles: int, mac_cycles: float,
+                         tile_cycles: float = 0.0) -> None:
+    """The streaming options of `tile` and `allocate{tile=true}`: out of range, the plan used
+    to find no tile at all and leave every weight in place, silently."""
+    if window < 0:
+        raise IrtoolError(f"{pass_name}: window must be a number of bytes >= 0 (0: no cap), "
+                          f"got {window}")
+    if max_tiles < 1:
+        raise IrtoolError(f"{pass_name}: max_tiles must be at least 1, got {max_tiles}")
+    if not (math.isfinite(mac_cycles) and mac_cycles > 0):
+        raise IrtoolError(f"{pass_name}: mac_cycles must be a positive number of cycles, got "
+                          f"{mac_cycles}")
+    if not (math.isfinite(tile_cycles) and tile_cycles >= 0):
+        raise IrtoolError(f"{pass_name}: tile_cycles must be a number of cycles >= 0, got "
+                          f"{tile_cycles}")
 
 
 def memref_bytes(t: MemRefType) -> int:

@@ -64,9 +64,11 @@ from irtool.dialects import transformer as tf
 from irtool.errors import IrtoolError
 from irtool.ir_names import STREAM_ATTR
 from irtool.liveness import placed_end
+from irtool.passes.lower_to_hw import target_for
 from irtool.passes.stream_plan import (
     LINEARS,
     WindowPlan,
+    check_stream_options,
     linear_kernels,
     read_window_plan,
     row_chunking,
@@ -74,7 +76,6 @@ from irtool.passes.stream_plan import (
 )
 from irtool.passes.tile_plan import Candidate, Chunking, TilePlan, solve_tile_plan
 from irtool.targets.description import MemorySpec, TargetDescription
-from irtool.targets.registry import DEFAULT_TARGET, load_target
 
 __all__ = ["LINEARS", "TilePass", "streamed_linears", "tile_function"]
 
@@ -239,19 +240,24 @@ class TilePass(ModulePass):
     """Cap on the window's bytes (0: as large as fits twice in the free fast memory)."""
     max_tiles: int = 256
     """Most tiles per decode step (each is straight-line code: about 60 bytes of Thumb-2)."""
-    mac_cycles: float = 5.0
+    mac_cycles: float | int = 5.0
     """Modelled compute cycles per multiply-accumulate of a linear (an estimate: the fp32
-    matrix-vector loop on the Cortex-M7 is 5 instructions per MAC, at CPI 1)."""
-    time_limit: float = 5.0
+    matrix-vector loop on the Cortex-M7 is 5 instructions per MAC, at CPI 1). `int` too, so
+    that `mac-cycles=5` parses as well as `mac-cycles=5.0`."""
+    time_limit: float | int = 5.0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from irtool.run_limits import check_time_limit
+
+        check_stream_options("tile", self.window, self.max_tiles, self.mac_cycles)
+        check_time_limit(self.time_limit, "tile: time_limit")
         if not any(isinstance(o, (memory.GlobalOp, memory.AllocOp)) for o in op.walk()):
             # else a transformer-level module would pass through silently, its weights unstreamed
             raise IrtoolError("tile: the module has no memory.global or memory.alloc: it is not "
                               "at the memory level; run bufferize and allocate first (e.g. -p "
                               "'extract-kv-cache{capacity=N prefill=token-by-token},bufferize,"
                               "allocate,tile')")
-        target = load_target(self.target or DEFAULT_TARGET).description
+        target = target_for(self.target, op).description  # allocate's target by default
         for fn in op.body.block.ops:
             if isinstance(fn, func.FuncOp) and fn.sym_name.data == "decode":
                 tile_function(op, fn, target, self.window, self.max_tiles, self.mac_cycles,

@@ -76,6 +76,10 @@ def load_target(name_or_path: str | os.PathLike[str]) -> Target:
     key = str(name_or_path)
     if key in _LOADED:
         return _LOADED[key]
+    if not key.strip():  # else read as the path '.', "target folder '.' has no description.json"
+        raise IrtoolError(f"the target name is empty; known targets: "
+                          f"{', '.join(sorted(get_all_targets()))} (or give the path of a "
+                          "target folder or of a description .json)")
     if key in _BUILTIN:  # a shipped name wins over entry points: no need to scan them
         target = _builtin(_BUILTIN[key])()
     elif _looks_like_path(key):
