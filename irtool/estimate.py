@@ -39,9 +39,45 @@ class Workload:
     """The model's positions (max_position_embeddings, irtool.max_seq_len), if it says."""
 
 
+CONFIG_ALIASES = {
+    "hidden_size": ("n_embd", "d_model"),
+    "num_hidden_layers": ("n_layer",),
+    "num_attention_heads": ("n_head",),
+    "intermediate_size": ("n_inner", "ffn_dim"),
+    "max_position_embeddings": ("n_positions",),
+}
+"""The older names of the config keys the estimate reads (GPT-2, GPT-J: n_embd, n_layer,
+n_head, n_inner, n_positions; OPT: ffn_dim), as transformers' configs map them."""
+
+UNGATED_FAMILIES = ("gpt2", "gptj", "gpt_neox", "opt", "phi")
+"""Families whose MLP is one up-projection, an activation and a down-projection; the others
+(llama, mistral, qwen2/3, gemma, phi3, ...) multiply a gate in (two up-projections)."""
+
+
+def canonical_config(cfg: dict) -> dict:
+    """`cfg` with every key of CONFIG_ALIASES under its current name."""
+    out = dict(cfg)
+    for key, older in CONFIG_ALIASES.items():
+        found = [cfg[k] for k in older if cfg.get(k) is not None]
+        if out.get(key) is None and found:
+            out[key] = found[0]
+    return out
+
+
+def _gated(cfg: dict) -> bool:
+    family = cfg.get("model_type")
+    if family in UNGATED_FAMILIES:
+        return False
+    if family is not None:
+        return True
+    return cfg.get("hidden_act", "silu") in ("silu", "swish")  # a config without a family
+
+
 def workload_from_config(cfg: dict, name: str = "config", quantized: bool = False,
                          quantize_lm_head: bool = False) -> Workload:
-    """A Llama-style decoder (or Phi-style, `partial_rotary_factor`/no gate) from config keys."""
+    """A decoder from its config's sizes (older key names read as transformers reads them):
+    Llama-style (a gated MLP) or, for the families in UNGATED_FAMILIES, one up-projection."""
+    cfg = canonical_config(cfg)
     try:
         d = int(cfg["hidden_size"])
         hidden = int(cfg.get("intermediate_size") or 4 * d)
@@ -63,8 +99,7 @@ def workload_from_config(cfg: dict, name: str = "config", quantized: bool = Fals
         raise IrtoolError(f"config '{name}': {heads} attention heads over {kv} key/value heads "
                           f"of {hd} dimensions is not a decoder's attention")
     context = cfg.get("max_position_embeddings")
-    gated = cfg.get("model_type") not in ("phi", "gpt2", "gpt_neox") and \
-        cfg.get("hidden_act", "silu") in ("silu", "swish")
+    gated = _gated(cfg)
     ops: list[WorkOp] = [WorkOp("embed", "embedding", "elementwise", elements=d)]
     for i in range(layers):
         lay = f"layers.{i}"
@@ -147,7 +182,7 @@ def load_workload(path: str, quantized: bool, quantize_lm_head: bool = False) ->
             cfg = json.loads(p.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise IrtoolError(f"config '{p}' is not valid JSON: {e}") from None
-        if not isinstance(cfg, dict) or "hidden_size" not in cfg:
+        if not isinstance(cfg, dict) or "hidden_size" not in canonical_config(cfg):
             raise IrtoolError(f"config '{p}' has no hidden_size: give a Hugging Face "
                               "config.json (or a model file)")
         return workload_from_config(cfg, p.name, quantized, quantize_lm_head)
