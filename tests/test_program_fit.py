@@ -91,10 +91,8 @@ def test_an_8192_token_model_links_and_prints_the_interpreters_tokens(tmp_path):
     expected = table_bytes(TokenTable.for_ids(8192))
     nm = subprocess.run(["riscv64-unknown-elf-nm", "-S", "model.elf"], cwd=out, check=True,
                         capture_output=True, text=True).stdout
-    sizes = {m[2]: int(m[1], 16) for m in re.finditer(r"^[0-9a-f]+ ([0-9a-f]+) \w "
-                                                       r"(piece_bytes|piece_at|piece_strip)$",
-                                                       nm, re.MULTILINE)
-             for m in [(None, *m.groups())]}
+    sizes = {name: int(size, 16) for size, name in re.findall(
+        r"^[0-9a-f]+ ([0-9a-f]+) \w (piece_bytes|piece_at|piece_strip)$", nm, re.MULTILINE)}
     assert set(sizes) == {"piece_bytes", "piece_at", "piece_strip"}, nm[-2000:]
     assert expected - 6 <= sum(sizes.values()) <= expected
     objdump = subprocess.run(["riscv64-unknown-elf-objdump", "-h", "model.elf"], cwd=out,
